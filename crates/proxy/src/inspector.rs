@@ -1,0 +1,1 @@
+//! CDP inspector source.

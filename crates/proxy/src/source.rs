@@ -1,0 +1,35 @@
+//! Where snapshots come from, behind one interface so the HTTP layer does not care.
+//!
+//! A source hands back a [`Snapshot`] as soon as it knows it can produce one (connected, command
+//! accepted); the bytes follow as a stream. That split lets the handler answer 502 when the
+//! source is unreachable, yet send a 200 head at once for a snapshot that takes a minute to build.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// The snapshot's bytes in order. The stream ends after the last byte of a complete snapshot; an
+/// `Err` item means the snapshot failed part-way and the transfer must be aborted, never ended
+/// cleanly.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
+
+/// A snapshot that has started.
+pub struct Snapshot {
+    /// The session the snapshot came from. Snapshots with the same series share V8's object ids,
+    /// so DevTools' Comparison (and `heapgate diff`) can match objects between them.
+    pub series: String,
+    /// The `.heapsnapshot` JSON.
+    pub body: ChunkStream,
+}
+
+/// Why a snapshot could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source cannot be reached at all (no inspector listening, connection refused).
+    #[error("snapshot source unreachable: {0}")]
+    Unreachable(String),
+    /// The source was reached but the snapshot failed (protocol error, connection lost mid-way).
+    #[error("snapshot failed: {0}")]
+    Failed(String),
+}

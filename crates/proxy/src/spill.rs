@@ -1,0 +1,1 @@
+//! Bounded memory buffer that spills to a temp file.
