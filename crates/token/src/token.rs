@@ -107,9 +107,15 @@ mod tests {
         assert_eq!(decode(&ok[..63]), Err(Malformed::Length(63)));
         assert_eq!(decode(&format!("{ok}0")), Err(Malformed::Length(65)));
         assert_eq!(decode(&format!(" {}", &ok[1..])), Err(Malformed::NotHex(1)));
-        assert_eq!(decode(&format!("{}g", &ok[..63])), Err(Malformed::NotHex(64)));
+        assert_eq!(
+            decode(&format!("{}g", &ok[..63])),
+            Err(Malformed::NotHex(64))
+        );
         // Arabic-Indic digit three: a digit to Unicode, not to hex.
-        assert_eq!(decode(&format!("{}\u{663}", &ok[..63])), Err(Malformed::NotHex(64)));
+        assert_eq!(
+            decode(&format!("{}\u{663}", &ok[..63])),
+            Err(Malformed::NotHex(64))
+        );
         // Fullwidth digits: 64 characters, more bytes.
         assert_eq!(decode(&"\u{ff10}".repeat(64)), Err(Malformed::NotHex(1)));
     }

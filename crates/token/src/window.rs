@@ -57,8 +57,14 @@ impl Window {
         let current = Hour::containing(now);
         let earliest = Hour::containing(now - self.grace);
         let latest = Hour::containing(now + self.skew);
-        let before = earliest.start().signed_duration_since(current.start()).num_hours();
-        let after = latest.start().signed_duration_since(current.start()).num_hours();
+        let before = earliest
+            .start()
+            .signed_duration_since(current.start())
+            .num_hours();
+        let after = latest
+            .start()
+            .signed_duration_since(current.start())
+            .num_hours();
         std::iter::once(current).chain(
             (before..=after)
                 .filter(|&n| n != 0)
