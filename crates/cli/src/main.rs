@@ -1,1 +1,26 @@
-fn main() {}
+//! `heapgate`: see `heapgate --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use heapgate::{Cli, Io};
+
+fn main() -> ExitCode {
+    // Usage errors exit 2, --help and --version exit 0, as clap does.
+    let cli = Cli::parse();
+    let env = |name: &str| std::env::var_os(name);
+    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr());
+    let mut io = Io {
+        now: chrono::Utc::now(),
+        env: &env,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+    };
+    match heapgate::run(cli, &mut io) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("heapgate: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The command line as clap sees it. Nothing here is validated beyond types; `config` turns it
+//! into something the commands can trust.
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use heapgate_keys::SecretArgs;
+
+/// Production heap snapshots of Node.js services behind an hour-scoped signed URL.
+///
+/// Tokens are HMAC-SHA256(secret, JSON.stringify({date: <UTC start of the hour>, value})) in hex,
+/// byte-compatible with the Node.js one-liner servers already verify.
+#[derive(Debug, Parser)]
+#[command(
+    name = "heapgate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub token: TokenArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The secret and the signed value; the same for every subcommand.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
+    /// The value signed with the hour; must equal the verifier's.
+    #[arg(
+        long,
+        global = true,
+        env = "HEAPGATE_VALUE",
+        default_value = "heapdump"
+    )]
+    pub value: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the token for the current hour (or the hour of --at): 64 hex characters.
+    Mint(MintArgs),
+    /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Mint as if it were INSTANT (RFC 3339: 2021-06-01T10:15:00Z, 2021-06-01T10:15:00+02:00).
+    #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+
+    /// Print the full URL instead: BASE + --path + ?hash=HEX (+ &task=ID).
+    #[arg(long, value_name = "BASE")]
+    pub url: Option<String>,
+
+    /// The snapshot path joined to --url.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/heapdump",
+        requires = "url"
+    )]
+    pub path: String,
+
+    /// Ask for this task's snapshot (adds &task=ID to the URL; other tasks answer 421).
+    #[arg(long, value_name = "ID", requires = "url")]
+    pub task: Option<String>,
+
+    /// Print {"hash","hour","expires","url"} as JSON. `expires` is the end of the hour;
+    /// verifiers with a grace period accept the token a little longer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The token: 64 hex characters, either case.
+    #[arg(value_name = "HASH")]
+    pub hash: String,
+
+    /// Verify as if it were INSTANT (RFC 3339).
+    #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+    pub at: Option<DateTime<Utc>>,
+
+    /// Keep accepting the previous hour's token this long after the hour turns.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub grace: humantime::Duration,
+
+    /// Accept the next hour's token this long before it starts (clock skew).
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    pub skew: humantime::Duration,
+
+    /// On stderr: the exact payloads tried and, searching ±24 h, the hour the token was minted for.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2021-06-01T10:15:00Z"))
+}

@@ -1,0 +1,22 @@
+//! The two ways a command fails, which decide the exit status.
+
+/// A failed command. Messages are one line and never contain a secret or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration or usage: exit 2.
+    #[error("{0}")]
+    Config(String),
+    /// The token is invalid or the operation failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Failed(_) => 1,
+        }
+    }
+}

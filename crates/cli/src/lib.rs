@@ -1,0 +1,54 @@
+//! The `heapgate` command line: glue between clap, the key loader and the token core.
+//!
+//! Parsing happens in two steps (as in ripgrep and fd): `args` is the raw clap structure,
+//! `run` validates it into keys and a window before any command runs, so every command works
+//! with values it can trust and every configuration error exits with status 2.
+
+pub mod args;
+mod error;
+mod mint;
+mod url;
+mod verify;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use heapgate_keys::LoadedKeys;
+
+pub use args::Cli;
+pub use error::Error;
+
+/// What a command needs from the outside world, injected so tests can fix them.
+pub struct Io<'a> {
+    /// The instant used when `--at` is absent.
+    pub now: DateTime<Utc>,
+    /// Environment lookup (for `HEAPGATE_SECRET`).
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
+    let LoadedKeys { keys, warnings } = heapgate_keys::load(&cli.token.secrets, io.env)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    for warning in warnings {
+        warn(io, &warning);
+    }
+    let value = &cli.token.value;
+    match &cli.command {
+        args::Command::Mint(args) => mint::run(args, &keys, value, io),
+        args::Command::Verify(args) => verify::run(args, &keys, value, io),
+    }
+}
+
+/// Prints `heapgate: warning: …` on stderr. A failed write to stderr is not worth failing for.
+pub(crate) fn warn(io: &mut Io<'_>, message: &str) {
+    let _ = writeln!(io.stderr, "heapgate: warning: {message}");
+}
+
+/// A failed write to stdout (closed pipe) is an operation failure.
+pub(crate) fn output_error(e: std::io::Error) -> Error {
+    Error::Failed(format!("cannot write output: {e}"))
+}

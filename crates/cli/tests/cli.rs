@@ -1,0 +1,425 @@
+//! The real `heapgate` binary: exact stdout, exit statuses, secret handling.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SECRET: &str = "secret-key-for-cli-tests";
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn heapgate(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heapgate"));
+    for var in ["HEAPGATE_SECRET", "HEAPGATE_SECRET_FILE", "HEAPGATE_VALUE"] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).envs(env.iter().copied());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    Run {
+        status: status.code().unwrap(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn secret_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn with_secret(args: &[&str]) -> Run {
+    heapgate(args, &[("HEAPGATE_SECRET", SECRET)])
+}
+
+#[derive(serde::Deserialize)]
+struct Vectors {
+    vectors: Vec<Vector>,
+}
+
+#[derive(serde::Deserialize)]
+struct Vector {
+    secret: String,
+    value: String,
+    at: String,
+    hash: String,
+}
+
+#[test]
+fn mint_reproduces_every_known_answer_vector() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../token/tests/data/seed-oneliner.json");
+    let vectors: Vectors = serde_json::from_slice(&std::fs::read(data).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for v in vectors.vectors {
+        let file = secret_file(&dir, "secret", format!("{}\n", v.secret).as_bytes());
+        let file = file.to_str().unwrap();
+        let run = heapgate(
+            &[
+                "mint",
+                "--secret-file",
+                file,
+                "--value",
+                &v.value,
+                "--at",
+                &v.at,
+            ],
+            &[],
+        );
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        assert_eq!(run.stdout, format!("{}\n", v.hash), "vector at {}", v.at);
+        let short = v.secret.len() < 16;
+        assert_eq!(
+            run.stderr.contains("shorter than 16 bytes"),
+            short,
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(&v.secret) || v.secret.is_empty());
+    }
+}
+
+#[test]
+fn secret_file_loses_exactly_one_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = with_secret(&["mint", "--at", "2021-06-01T10:00:00Z"]).stdout;
+    for (name, content) in [("lf", "\n"), ("crlf", "\r\n"), ("none", "")] {
+        let path = secret_file(&dir, name, format!("{SECRET}{content}").as_bytes());
+        let run = heapgate(
+            &[
+                "mint",
+                "--at",
+                "2021-06-01T10:00:00Z",
+                "--secret-file",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(run.stdout, expected, "{name}");
+        assert_eq!(run.stderr, "", "{name}");
+    }
+    let two = secret_file(&dir, "two", format!("{SECRET}\n\n").as_bytes());
+    let run = heapgate(
+        &[
+            "mint",
+            "--at",
+            "2021-06-01T10:00:00Z",
+            "--secret-file",
+            two.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(run.stdout, expected, "only one newline is stripped");
+}
+
+#[test]
+fn argv_secret_works_but_warns() {
+    let run = heapgate(
+        &["mint", "--secret", SECRET, "--at", "2021-06-01T10:00:00Z"],
+        &[],
+    );
+    assert_eq!(run.status, 0);
+    assert_eq!(
+        run.stdout,
+        with_secret(&["mint", "--at", "2021-06-01T10:00:00Z"]).stdout
+    );
+    assert!(
+        run.stderr
+            .contains("warning: --secret is visible to other users"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(SECRET));
+}
+
+#[test]
+fn env_secret_beats_argv_and_says_so() {
+    let run = heapgate(
+        &["mint", "--secret", "other-secret-000000"],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    assert_eq!(run.status, 0);
+    assert!(run.stderr.contains("--secret ignored"), "{}", run.stderr);
+}
+
+#[test]
+fn mint_prints_exactly_the_hash() {
+    let run = with_secret(&["mint"]);
+    assert_eq!(run.status, 0);
+    assert_eq!(run.stdout.len(), 65);
+    assert!(run.stdout.ends_with('\n'));
+    assert!(
+        run.stdout[..64]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn value_from_env_and_flag_agree() {
+    let at = "2021-06-01T10:00:00Z";
+    let by_flag = with_secret(&["mint", "--at", at, "--value", "custom"]).stdout;
+    let by_env = heapgate(
+        &["mint", "--at", at],
+        &[("HEAPGATE_SECRET", SECRET), ("HEAPGATE_VALUE", "custom")],
+    )
+    .stdout;
+    assert_eq!(by_flag, by_env);
+    assert_ne!(by_flag, with_secret(&["mint", "--at", at]).stdout);
+}
+
+#[test]
+fn url_joins_path_and_encodes_task() {
+    let at = "2021-06-01T10:00:00Z";
+    let hash = with_secret(&["mint", "--at", at])
+        .stdout
+        .trim_end()
+        .to_owned();
+    let run = with_secret(&["mint", "--at", at, "--url", "http://127.0.0.1:8080/"]);
+    assert_eq!(
+        run.stdout,
+        format!("http://127.0.0.1:8080/heapdump?hash={hash}\n")
+    );
+    let run = with_secret(&[
+        "mint",
+        "--at",
+        at,
+        "--url",
+        "https://svc",
+        "--path",
+        "debug/heap",
+        "--task",
+        "abc/1 2",
+    ]);
+    assert_eq!(
+        run.stdout,
+        format!("https://svc/debug/heap?hash={hash}&task=abc%2F1%202\n")
+    );
+}
+
+#[test]
+fn json_output() {
+    let run = with_secret(&[
+        "mint",
+        "--at",
+        "2021-06-01T10:15:00+02:00",
+        "--json",
+        "--url",
+        "http://h",
+    ]);
+    assert_eq!(run.status, 0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["hour"], "2021-06-01T08:00:00.000Z");
+    assert_eq!(json["expires"], "2021-06-01T09:00:00.000Z");
+    let hash = json["hash"].as_str().unwrap();
+    assert_eq!(json["url"], format!("http://h/heapdump?hash={hash}"));
+    assert!(run.stdout.starts_with("{\"hash\":"));
+    let run = with_secret(&["mint", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(json.get("url").is_none());
+}
+
+#[test]
+fn verify_accepts_a_fresh_token() {
+    let hash = with_secret(&["mint", "--at", "2021-06-01T10:59:30Z"]).stdout;
+    let run = with_secret(&["verify", hash.trim_end(), "--at", "2021-06-01T11:04:59Z"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "valid: minted for hour 2021-06-01T10:00:00.000Z\n"
+    );
+    let upper = hash.trim_end().to_uppercase();
+    assert_eq!(
+        with_secret(&["verify", &upper, "--at", "2021-06-01T10:10:00Z"]).status,
+        0
+    );
+}
+
+#[test]
+fn verify_window_flags() {
+    let hash = with_secret(&["mint", "--at", "2021-06-01T10:30:00Z"]).stdout;
+    let hash = hash.trim_end();
+    assert_eq!(
+        with_secret(&["verify", hash, "--at", "2021-06-01T11:05:00Z"]).status,
+        1
+    );
+    assert_eq!(
+        with_secret(&[
+            "verify",
+            hash,
+            "--at",
+            "2021-06-01T11:05:00Z",
+            "--grace",
+            "10m"
+        ])
+        .status,
+        0
+    );
+    assert_eq!(
+        with_secret(&["verify", hash, "--at", "2021-06-01T09:58:40Z"]).status,
+        1
+    );
+    assert_eq!(
+        with_secret(&[
+            "verify",
+            hash,
+            "--at",
+            "2021-06-01T09:58:40Z",
+            "--skew",
+            "90s"
+        ])
+        .status,
+        0
+    );
+    let bad = with_secret(&["verify", hash, "--grace", "5 parsecs"]);
+    assert_eq!(bad.status, 2);
+    assert_eq!(with_secret(&["verify", hash, "--grace", "25h"]).status, 2);
+}
+
+#[test]
+fn verify_rejects_with_one_line_and_status_1() {
+    let hash = with_secret(&["mint", "--at", "2021-06-01T03:10:00Z"]).stdout;
+    let hash = hash.trim_end();
+    let run = with_secret(&["verify", hash, "--at", "2021-06-01T10:30:00Z"]);
+    assert_eq!(run.status, 1);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("heapgate: invalid token:"));
+    assert!(!run.stderr.contains(SECRET) && !run.stderr.contains(hash));
+
+    let malformed = with_secret(&["verify", &hash[..63]]);
+    assert_eq!(malformed.status, 1);
+    assert_eq!(
+        malformed.stderr,
+        "heapgate: invalid token: expected 64 hex characters, got 63\n"
+    );
+}
+
+#[test]
+fn explain_tells_expired_from_wrong_secret() {
+    let hash = with_secret(&["mint", "--at", "2021-06-01T03:10:00Z"]).stdout;
+    let hash = hash.trim_end();
+    let run = with_secret(&["verify", hash, "--at", "2021-06-01T10:30:00Z", "--explain"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr
+            .contains(r#"{"date":"2021-06-01T10:00:00.000Z","value":"heapdump"}"#),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("minted for hour 2021-06-01T03:00:00.000Z"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("7 h ago"), "{}", run.stderr);
+
+    let wrong = heapgate(
+        &["verify", hash, "--at", "2021-06-01T10:30:00Z", "--explain"],
+        &[("HEAPGATE_SECRET", "a-different-secret-000")],
+    );
+    assert_eq!(wrong.status, 1);
+    assert!(
+        wrong.stderr.contains("no key and value match it"),
+        "{}",
+        wrong.stderr
+    );
+}
+
+#[test]
+fn rotation_through_repeated_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = secret_file(&dir, "new", b"new-secret-0123456789\n");
+    let old = secret_file(&dir, "old", b"old-secret-0123456789\n");
+    let (new, old) = (new.to_str().unwrap(), old.to_str().unwrap());
+    let at = "2021-06-01T10:00:00Z";
+    let old_token = heapgate(&["mint", "--at", at, "--secret-file", old], &[]).stdout;
+    let run = heapgate(
+        &[
+            "verify",
+            old_token.trim_end(),
+            "--at",
+            at,
+            "--secret-file",
+            new,
+            "--secret-file",
+            old,
+        ],
+        &[],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("key #2 of 2"), "{}", run.stdout);
+    let both = format!("{new},{old}");
+    let by_env = heapgate(
+        &["verify", old_token.trim_end(), "--at", at],
+        &[("HEAPGATE_SECRET_FILE", &both)],
+    );
+    assert_eq!(by_env.status, 0, "{}", by_env.stderr);
+}
+
+#[test]
+fn configuration_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = secret_file(&dir, "empty", b"\n");
+    let cases: [&[&str]; 4] = [
+        &["mint"],
+        &["mint", "--secret-file", "/nonexistent/secret"],
+        &["mint", "--secret-file", empty.to_str().unwrap()],
+        &["mint", "--secret", ""],
+    ];
+    for args in cases {
+        let run = heapgate(args, &[]);
+        assert_eq!(run.status, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("heapgate: "), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["mint", "--at", "yesterday"][..],
+        &["mint", "--task", "x"],
+        &["mint", "--bogus"],
+        &["verify"],
+        &["frobnicate"],
+    ] {
+        assert_eq!(with_secret(args).status, 2, "{args:?}");
+    }
+    let bad_url = with_secret(&["mint", "--url", "127.0.0.1:8080"]);
+    assert_eq!(bad_url.status, 2);
+    assert!(bad_url.stderr.contains("http://"), "{}", bad_url.stderr);
+}
+
+#[test]
+fn help_answers_questions() {
+    let run = heapgate(&["mint", "--help"], &[]);
+    assert_eq!(run.status, 0);
+    for flag in [
+        "--secret-file",
+        "--secret ",
+        "--value",
+        "--at",
+        "--url",
+        "--path",
+        "--task",
+        "--json",
+    ] {
+        assert!(run.stdout.contains(flag), "{flag} missing from mint --help");
+    }
+    let run = heapgate(&["verify", "--help"], &[]);
+    for flag in ["--grace", "--skew", "--explain", "HASH"] {
+        assert!(
+            run.stdout.contains(flag),
+            "{flag} missing from verify --help"
+        );
+    }
+}
