@@ -43,3 +43,8 @@ pub use key::{Key, KeyError, Keys};
 pub use payload::payload;
 pub use token::{Malformed, Token, decode, mint};
 pub use window::{Rejection, Verified, Window, WindowError, locate, verify};
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
