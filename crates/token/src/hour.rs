@@ -2,41 +2,55 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
-const SECONDS_PER_HOUR: i64 = 3600;
+pub(crate) const MILLIS_PER_HOUR: i64 = 3_600_000;
 
 /// A whole UTC hour: the unit a token is valid for.
+///
+/// Held as an hour count since the Unix epoch, so window arithmetic on the verify hot path is
+/// integer arithmetic; calendar fields are computed only when the hour is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hour {
-    start: DateTime<Utc>,
+    index: i64,
 }
 
 impl Hour {
     /// The hour that contains `instant` (what `moment.utc(instant).startOf('hour')` yields).
     pub fn containing(instant: DateTime<Utc>) -> Hour {
-        let start = instant.timestamp().div_euclid(SECONDS_PER_HOUR) * SECONDS_PER_HOUR;
+        Hour::containing_millis(instant.timestamp_millis())
+    }
+
+    /// The hour that contains the instant `millis` milliseconds after the Unix epoch.
+    pub(crate) fn containing_millis(millis: i64) -> Hour {
         Hour {
-            // A whole-hour timestamp at or before a representable instant is representable too,
-            // except at chrono's very first hour, where the instant itself is the fallback.
-            start: DateTime::from_timestamp(start, 0).unwrap_or(instant),
+            index: millis.div_euclid(MILLIS_PER_HOUR),
         }
     }
 
-    /// The first instant of the hour.
+    /// Milliseconds since the Unix epoch at the start of the hour.
+    pub(crate) fn start_millis(self) -> i64 {
+        self.index.saturating_mul(MILLIS_PER_HOUR)
+    }
+
+    /// The first instant of the hour (clamped to chrono's range at its extremes).
     pub fn start(self) -> DateTime<Utc> {
-        self.start
+        DateTime::from_timestamp_millis(self.start_millis()).unwrap_or(if self.index < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
     }
 
     /// The first instant after the hour.
     pub fn end(self) -> DateTime<Utc> {
-        self.start + TimeDelta::hours(1)
+        self.offset(1).start()
     }
 
     /// The hour `n` hours later (earlier for negative `n`).
     pub fn offset(self, n: i64) -> Hour {
         Hour {
-            start: self.start + TimeDelta::hours(n),
+            index: self.index.saturating_add(n),
         }
     }
 
@@ -47,7 +61,8 @@ impl Hour {
             bytes: [0; IsoHour::MAX_LEN],
             len: 0,
         };
-        let year = self.start.year();
+        let start = self.start();
+        let year = start.year();
         if (0..=9999).contains(&year) {
             out.push_digits(year.unsigned_abs(), 4);
         } else {
@@ -55,11 +70,11 @@ impl Hour {
             out.push_digits(year.unsigned_abs(), 6);
         }
         out.push(b'-');
-        out.push_digits(self.start.month(), 2);
+        out.push_digits(start.month(), 2);
         out.push(b'-');
-        out.push_digits(self.start.day(), 2);
+        out.push_digits(start.day(), 2);
         out.push(b'T');
-        out.push_digits(self.start.hour(), 2);
+        out.push_digits(start.hour(), 2);
         out.extend(b":00:00.000Z");
         out
     }

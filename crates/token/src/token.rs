@@ -73,20 +73,24 @@ pub enum Malformed {
 
 /// Decodes exactly 64 ASCII hex digits (either case) into a 32-byte tag.
 pub fn decode(presented: &str) -> Result<[u8; 32], Malformed> {
+    let mut tag = [0u8; 32];
+    if hex::decode_to_slice(presented, &mut tag).is_ok() {
+        return Ok(tag);
+    }
+    Err(diagnose(presented))
+}
+
+/// Says what is wrong with text that did not decode.
+fn diagnose(presented: &str) -> Malformed {
     if presented.is_empty() {
-        return Err(Malformed::Empty);
+        return Malformed::Empty;
     }
     let chars = presented.chars().count();
     if chars != HEX_LEN {
-        return Err(Malformed::Length(chars));
+        return Malformed::Length(chars);
     }
-    if let Some(position) = presented.chars().position(|c| !c.is_ascii_hexdigit()) {
-        return Err(Malformed::NotHex(position + 1));
-    }
-    let mut tag = [0u8; 32];
-    // 64 ASCII hex digits decode into exactly 32 bytes.
-    hex::decode_to_slice(presented, &mut tag).map_err(|_| Malformed::Length(chars))?;
-    Ok(tag)
+    let position = presented.chars().position(|c| !c.is_ascii_hexdigit());
+    Malformed::NotHex(position.map_or(1, |p| p + 1))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::{Hour, Keys, Malformed, decode};
 
@@ -18,8 +18,8 @@ const MAX_SLACK: Duration = Duration::from_secs(24 * 3600);
 /// belongs to two readings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
-    grace: TimeDelta,
-    skew: TimeDelta,
+    grace_millis: i64,
+    skew_millis: i64,
 }
 
 /// A window that was asked for more slack than makes sense.
@@ -35,40 +35,35 @@ impl Window {
 
     /// A window with the given grace and skew (each at most 24 h).
     pub fn new(grace: Duration, skew: Duration) -> Result<Window, WindowError> {
-        let delta = |d: Duration| {
+        let millis = |d: Duration| {
             if d > MAX_SLACK {
                 return Err(WindowError);
             }
-            TimeDelta::from_std(d).map_err(|_| WindowError)
+            i64::try_from(d.as_millis()).map_err(|_| WindowError)
         };
         Ok(Window {
-            grace: delta(grace)?,
-            skew: delta(skew)?,
+            grace_millis: millis(grace)?,
+            skew_millis: millis(skew)?,
         })
     }
 
     /// Whether a token for `hour` is acceptable at `now`.
     pub fn accepts(&self, hour: Hour, now: DateTime<Utc>) -> bool {
-        hour.start() - self.skew <= now && now < hour.end() + self.grace
+        let now = now.timestamp_millis();
+        hour.start_millis() - self.skew_millis <= now
+            && now < hour.offset(1).start_millis() + self.grace_millis
     }
 
     /// The hours acceptable at `now`, the current one first (the common case on the hot path).
     pub fn hours(&self, now: DateTime<Utc>) -> impl Iterator<Item = Hour> + use<> {
-        let current = Hour::containing(now);
-        let earliest = Hour::containing(now - self.grace);
-        let latest = Hour::containing(now + self.skew);
-        let before = earliest
-            .start()
-            .signed_duration_since(current.start())
-            .num_hours();
-        let after = latest
-            .start()
-            .signed_duration_since(current.start())
-            .num_hours();
+        let now = now.timestamp_millis();
+        let current = Hour::containing_millis(now);
+        let earliest = Hour::containing_millis(now.saturating_sub(self.grace_millis));
+        let latest = Hour::containing_millis(now.saturating_add(self.skew_millis));
         std::iter::once(current).chain(
-            (before..=after)
-                .filter(|&n| n != 0)
-                .map(move |n| current.offset(n)),
+            std::iter::successors(Some(earliest), |h| Some(h.offset(1)))
+                .take_while(move |&h| h <= latest)
+                .filter(move |&h| h != current),
         )
     }
 }
@@ -76,8 +71,8 @@ impl Window {
 impl Default for Window {
     fn default() -> Window {
         Window {
-            grace: TimeDelta::minutes(5),
-            skew: TimeDelta::minutes(1),
+            grace_millis: 5 * 60 * 1000,
+            skew_millis: 60 * 1000,
         }
     }
 }
