@@ -10,7 +10,10 @@ fn reference_implementation_copy_matches_shared() {
     let shared = repo_root().join("../shared/tools/reference-token.js");
     if !shared.exists() {
         assert!(!in_ci(), "CI=true but {} is missing", shared.display());
-        eprintln!("\n*** SKIPPED: {} not found; using the repo copy unchecked ***\n", shared.display());
+        eprintln!(
+            "\n*** SKIPPED: {} not found; using the repo copy unchecked ***\n",
+            shared.display()
+        );
         return;
     }
     assert_eq!(
