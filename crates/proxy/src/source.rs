@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 
 /// The snapshot's bytes in order. The stream ends after the last byte of a complete snapshot; an
 /// `Err` item means the snapshot failed part-way and the transfer must be aborted, never ended
@@ -16,9 +17,10 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + S
 
 /// A snapshot that has started.
 pub struct Snapshot {
-    /// The session the snapshot came from. Snapshots with the same series share V8's object ids,
-    /// so DevTools' Comparison (and `heapgate diff`) can match objects between them.
-    pub series: String,
+    /// The session the snapshot came from, when the source knows it. Snapshots with the same
+    /// series share V8's object ids, so DevTools' Comparison (and `heapgate diff`) can match
+    /// objects between them.
+    pub series: Option<String>,
     /// The `.heapsnapshot` JSON.
     pub body: ChunkStream,
 }
@@ -32,4 +34,18 @@ pub enum SourceError {
     /// The source was reached but the snapshot failed (protocol error, connection lost mid-way).
     #[error("snapshot failed: {0}")]
     Failed(String),
+}
+
+/// Something that can take a snapshot. Object-safe so the app holds any source (and tests a stub).
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// Starts a snapshot. `query` is the verified request's query string, which a source that
+    /// forwards to the app's own endpoint passes on (that endpoint checks the token itself).
+    /// Resolves once the source has accepted the request; the bytes follow in the body.
+    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>>;
+}
+
+impl SnapshotSource for crate::inspector::InspectorSource {
+    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
+        Box::pin(crate::inspector::InspectorSource::take(self))
+    }
 }

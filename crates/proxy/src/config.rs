@@ -1,0 +1,421 @@
+//! Command line and environment → a validated [`Config`].
+//!
+//! Two steps, as in ripgrep: [`Args`] is what clap parses (every flag also reads a `HEAPGATE_*`
+//! variable, for containers), [`Config::from_args`] checks it all before anything binds or
+//! connects, so a misconfigured sidecar fails at start with one line instead of at the first
+//! snapshot during an incident.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use heapgate_keys::SecretArgs;
+use heapgate_token::{Keys, Window};
+
+/// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
+/// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.
+///
+/// Start the app with `node --inspect=127.0.0.1:9229 app.js`, then
+/// `heapgate-proxy --upstream http://127.0.0.1:3000 --secret-file /run/secrets/heapgate`.
+#[derive(Debug, Parser)]
+#[command(name = "heapgate-proxy", version, max_term_width = 100)]
+#[command(after_help = "\
+Every flag can also be set through the environment variable shown; HEAPGATE_SECRET holds the secret
+itself when no --secret-file is given.
+Snapshot path answers: 200 snapshot, 204 probe, 400 missing/malformed hash, 403 invalid token,
+405 not GET, 421 another task's request, 429 busy (Retry-After), 502 source unreachable.")]
+pub struct Args {
+    /// Address to serve traffic on.
+    #[arg(long, env = "HEAPGATE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// The app, e.g. http://127.0.0.1:3000. Everything but the snapshot path goes there.
+    #[arg(long, env = "HEAPGATE_UPSTREAM", value_name = "URL")]
+    pub upstream: String,
+
+    /// The snapshot path.
+    #[arg(long, env = "HEAPGATE_PATH", default_value = "/heapdump")]
+    pub path: String,
+
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
+    /// The value signed with the hour; must equal the minter's.
+    #[arg(long, env = "HEAPGATE_VALUE", default_value = "heapdump")]
+    pub value: String,
+
+    /// Accept the previous hour's token this long into the new hour.
+    #[arg(
+        long,
+        env = "HEAPGATE_GRACE",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub grace: humantime::Duration,
+
+    /// Accept the next hour's token this long before it starts.
+    #[arg(
+        long,
+        env = "HEAPGATE_SKEW",
+        value_name = "DURATION",
+        default_value = "1m"
+    )]
+    pub skew: humantime::Duration,
+
+    /// This instance's id (names snapshots, compared with `task=`). Default: the ECS task id
+    /// from ECS_CONTAINER_METADATA_URI_V4, else the hostname.
+    #[arg(long, env = "HEAPGATE_TASK_ID", value_name = "ID")]
+    pub task_id: Option<String>,
+
+    /// Where snapshots come from: the Node inspector, or the app's own snapshot endpoint.
+    #[arg(long, env = "HEAPGATE_SOURCE", value_enum, default_value_t = SourceKind::Inspector)]
+    pub source: SourceKind,
+
+    /// The Node inspector's HTTP address (`node --inspect=127.0.0.1:9229`).
+    #[arg(
+        long,
+        env = "HEAPGATE_INSPECTOR",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9229"
+    )]
+    pub inspector: String,
+
+    /// Allow an inspector that is not on loopback. Dangerous: anyone who reaches an inspector
+    /// port can run code in the app.
+    #[arg(long, env = "HEAPGATE_ALLOW_REMOTE_INSPECTOR")]
+    pub allow_remote_inspector: bool,
+
+    /// With --source upstream: the app's own snapshot path the verified request is forwarded to.
+    #[arg(long, env = "HEAPGATE_UPSTREAM_PATH", default_value = "/heapdump")]
+    pub upstream_path: String,
+
+    /// Refuse a new snapshot (429) until this long after the last one finished.
+    #[arg(
+        long,
+        env = "HEAPGATE_MIN_INTERVAL",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub min_interval: humantime::Duration,
+
+    /// While a snapshot is being built and no bytes flow, send a whitespace byte this often so
+    /// load balancers' idle timeouts (ALB: 60 s) do not cut the response.
+    #[arg(
+        long,
+        env = "HEAPGATE_KEEPALIVE",
+        value_name = "DURATION",
+        default_value = "15s"
+    )]
+    pub keepalive: humantime::Duration,
+
+    /// A health-check path the proxy answers itself with 200 while a snapshot runs (the app's
+    /// event loop is blocked then). Repeatable; the env var takes a comma-separated list.
+    #[arg(
+        long,
+        env = "HEAPGATE_HEALTH_PATH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub health_path: Vec<String>,
+
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "HEAPGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
+    pub admin_listen: SocketAddr,
+
+    /// On SIGTERM/SIGINT, wait this long for in-flight requests and a running snapshot.
+    #[arg(
+        long,
+        env = "HEAPGATE_SHUTDOWN_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "25s"
+    )]
+    pub shutdown_timeout: humantime::Duration,
+
+    /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
+    /// streams are never cut.
+    #[arg(
+        long,
+        env = "HEAPGATE_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s"
+    )]
+    pub request_timeout: humantime::Duration,
+
+    /// Longest wait for a client's request head (slow clients are disconnected).
+    #[arg(
+        long,
+        env = "HEAPGATE_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub header_timeout: humantime::Duration,
+
+    /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
+    #[arg(
+        long,
+        env = "HEAPGATE_MAX_HEADER_BYTES",
+        value_name = "BYTES",
+        default_value_t = 65536
+    )]
+    pub max_header_bytes: usize,
+
+    /// Log format on stderr. Filter with RUST_LOG (default info).
+    #[arg(long, env = "HEAPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// A long-lived Chrome DevTools Protocol session to `node --inspect` on loopback.
+    Inspector,
+    /// The app's own snapshot endpoint (--upstream-path), request forwarded after verification.
+    Upstream,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where snapshots come from, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Inspector { addr: SocketAddr },
+    Upstream { path: String },
+}
+
+/// Everything the snapshot path needs.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub path: String,
+    pub keys: Keys,
+    pub value: String,
+    pub window: Window,
+    pub min_interval: Duration,
+    pub keepalive: Duration,
+    pub health_paths: Vec<String>,
+}
+
+/// Connection limits for the public listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// A configuration that has been checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub upstream: http::Uri,
+    pub snapshot: SnapshotConfig,
+    pub task_id: Option<String>,
+    pub source: SourceConfig,
+    pub shutdown_timeout: Duration,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+    /// Non-fatal remarks (e.g. a short secret) to log at start.
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error: one line, exit status 2.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn error(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+impl Config {
+    /// Validates `args`; `env` reads `HEAPGATE_SECRET`.
+    pub fn from_args(
+        args: Args,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Config, ConfigError> {
+        let loaded = heapgate_keys::load(&args.secrets, env).map_err(|e| error(e.to_string()))?;
+        let path = absolute_path("--path", &args.path)?;
+        let health_paths = args
+            .health_path
+            .iter()
+            .map(|p| absolute_path("--health-path", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if health_paths.contains(&path) {
+            return Err(error("--health-path must differ from --path"));
+        }
+        let window = Window::new(*args.grace, *args.skew)
+            .map_err(|e| error(format!("--grace/--skew: {e}")))?;
+        if args.keepalive.is_zero() {
+            return Err(error("--keepalive must be more than 0s"));
+        }
+        if args.max_header_bytes < 8192 {
+            return Err(error("--max-header-bytes must be at least 8192"));
+        }
+        let source = match args.source {
+            SourceKind::Inspector => SourceConfig::Inspector {
+                addr: inspector_addr(&args.inspector, args.allow_remote_inspector)?,
+            },
+            SourceKind::Upstream => SourceConfig::Upstream {
+                path: absolute_path("--upstream-path", &args.upstream_path)?,
+            },
+        };
+        Ok(Config {
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            upstream: upstream_uri(&args.upstream)?,
+            snapshot: SnapshotConfig {
+                path,
+                keys: loaded.keys,
+                value: args.value,
+                window,
+                min_interval: *args.min_interval,
+                keepalive: *args.keepalive,
+                health_paths,
+            },
+            task_id: args.task_id,
+            source,
+            shutdown_timeout: *args.shutdown_timeout,
+            limits: Limits {
+                max_header_bytes: args.max_header_bytes,
+                header_timeout: *args.header_timeout,
+                request_timeout: *args.request_timeout,
+            },
+            log_format: args.log_format,
+            warnings: loaded.warnings,
+        })
+    }
+}
+
+fn absolute_path(flag: &str, path: &str) -> Result<String, ConfigError> {
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace) {
+        return Err(error(format!(
+            "{flag} must be a path starting with / (no query), got {path:?}"
+        )));
+    }
+    Ok(path.to_owned())
+}
+
+/// The app's base URL: plain http (the app is on loopback or in the same task), no query.
+fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| error(format!("--upstream is not a URL: {text:?}")))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(error(format!(
+            "--upstream must be http://HOST[:PORT], got {text:?}"
+        )));
+    }
+    if uri.query().is_some() {
+        return Err(error("--upstream must not have a query"));
+    }
+    Ok(uri)
+}
+
+/// The inspector's socket address. Only loopback unless explicitly allowed: an inspector port
+/// lets whoever reaches it run arbitrary code in the app.
+fn inspector_addr(text: &str, allow_remote: bool) -> Result<SocketAddr, ConfigError> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| error(format!("--inspector is not a URL: {text:?}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(error(format!(
+            "--inspector must be http://IP:PORT, got {text:?}"
+        )));
+    }
+    let host = uri.host().unwrap_or_default();
+    let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| {
+                error(format!(
+                    "--inspector must name an IP address or localhost, got {host:?}"
+                ))
+            })?
+    };
+    if !ip.is_loopback() && !allow_remote {
+        return Err(error(format!(
+            "--inspector {ip} is not loopback; anyone reaching an inspector can run code in the app \
+             (pass --allow-remote-inspector to accept the risk)"
+        )));
+    }
+    Ok(SocketAddr::new(ip, uri.port_u16().unwrap_or(9229)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["heapgate-proxy"];
+        if !extra.contains(&"--upstream") {
+            argv.extend(["--upstream", "http://127.0.0.1:3000"]);
+        }
+        argv.extend_from_slice(extra);
+        let args = Args::try_parse_from(argv).map_err(|e| error(e.to_string()))?;
+        Config::from_args(args, |name| {
+            (name == "HEAPGATE_SECRET").then(|| "a-secret-of-24-bytes-xx".into())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.admin_listen, "127.0.0.1:9091".parse().unwrap());
+        assert_eq!(config.snapshot.path, "/heapdump");
+        assert_eq!(config.snapshot.min_interval, Duration::from_secs(30));
+        assert_eq!(config.snapshot.keepalive, Duration::from_secs(15));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(
+            config.source,
+            SourceConfig::Inspector {
+                addr: "127.0.0.1:9229".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn inspector_must_be_loopback_unless_allowed() {
+        assert!(parse(&["--inspector", "http://10.0.0.5:9229"]).is_err());
+        assert!(
+            parse(&[
+                "--inspector",
+                "http://10.0.0.5:9229",
+                "--allow-remote-inspector"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["--inspector", "http://localhost:9230"]).is_ok());
+        assert!(parse(&["--inspector", "http://[::1]:9230"]).is_ok());
+        assert!(parse(&["--inspector", "http://node.internal:9229"]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_urls() {
+        for bad in [
+            &["--path", "heapdump"][..],
+            &["--path", "/heap?x=1"],
+            &["--health-path", "/heapdump"],
+            &["--upstream", "https://127.0.0.1"],
+            &["--upstream", "127.0.0.1:3000"],
+            &["--grace", "2d"],
+            &["--keepalive", "0s"],
+            &["--max-header-bytes", "100"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn health_paths_repeat() {
+        let config = parse(&["--health-path", "/health", "--health-path", "/ready"]).unwrap();
+        assert_eq!(config.snapshot.health_paths, ["/health", "/ready"]);
+    }
+}

@@ -1,0 +1,214 @@
+//! Prometheus metrics, served as text on the admin listener's `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Which part of the proxy answered.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Route {
+    /// Forwarded to the app.
+    Passthrough,
+    /// The snapshot path.
+    Snapshot,
+    /// A health path answered by the proxy while a snapshot runs.
+    Health,
+}
+
+impl Route {
+    fn label(self) -> &'static str {
+        match self {
+            Route::Passthrough => "passthrough",
+            Route::Snapshot => "snapshot",
+            Route::Health => "health",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+/// Why a token was refused.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum RejectReason {
+    Missing,
+    Malformed,
+    NoMatch,
+}
+
+impl RejectReason {
+    fn label(self) -> &'static str {
+        match self {
+            RejectReason::Missing => "missing",
+            RejectReason::Malformed => "malformed",
+            RejectReason::NoMatch => "no_match",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    reason: &'static str,
+}
+
+/// How a snapshot attempt ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    /// Streamed completely.
+    Ok,
+    /// The source failed part-way; the transfer was aborted.
+    Failed,
+    /// The client went away before the end.
+    ClientGone,
+    /// The source could not be reached; nothing was taken.
+    Unreachable,
+    /// Refused because one was running or the interval had not passed.
+    Busy,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::ClientGone => "client_gone",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Busy => "busy",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Every metric the proxy exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<RejectLabels, Counter>,
+    snapshots: Family<OutcomeLabels, Counter>,
+    snapshot_bytes: Counter,
+    snapshot_seconds: Histogram,
+    in_flight: Gauge,
+    snapshot_running: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("heapgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let rejections = Family::<RejectLabels, Counter>::default();
+        let snapshots = Family::<OutcomeLabels, Counter>::default();
+        let snapshot_bytes = Counter::default();
+        // 0.5 s … ~17 min: snapshots of small heaps take about a second, 1 GiB heaps minutes.
+        let snapshot_seconds =
+            Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 1000.0]);
+        let in_flight = Gauge::default();
+        let snapshot_running = Gauge::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "token_rejections",
+            "Snapshot requests refused for their token, by reason",
+            rejections.clone(),
+        );
+        registry.register(
+            "snapshots",
+            "Snapshot attempts after a valid token, by outcome",
+            snapshots.clone(),
+        );
+        registry.register(
+            "snapshot_bytes",
+            "Snapshot bytes sent to clients",
+            snapshot_bytes.clone(),
+        );
+        registry.register(
+            "snapshot_duration_seconds",
+            "Time from snapshot start to the end of its stream",
+            snapshot_seconds.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being served, streams included",
+            in_flight.clone(),
+        );
+        registry.register(
+            "snapshot_in_progress",
+            "1 while a snapshot is being taken",
+            snapshot_running.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            rejections,
+            snapshots,
+            snapshot_bytes,
+            snapshot_seconds,
+            in_flight,
+            snapshot_running,
+        }
+    }
+
+    pub fn request(&self, route: Route, status: http::StatusCode) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    pub fn rejection(&self, reason: RejectReason) {
+        self.rejections
+            .get_or_create(&RejectLabels { reason })
+            .inc();
+    }
+
+    pub fn snapshot(&self, outcome: Outcome) {
+        self.snapshots
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn snapshot_finished(&self, seconds: f64) {
+        self.snapshot_seconds.observe(seconds);
+    }
+
+    pub fn snapshot_bytes(&self, bytes: u64) {
+        self.snapshot_bytes.inc_by(bytes);
+    }
+
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    pub fn snapshot_running(&self) -> &Gauge {
+        &self.snapshot_running
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,186 @@
+//! This instance's identity: the id that `task=` is compared with and that names snapshots.
+//!
+//! Behind a load balancer, a client can only land on the task it wants by asking and being told
+//! "not me" (421), so every instance must know a stable, unique id: `--task-id` when given, else
+//! the ECS task id from the task metadata endpoint (v4), else the hostname (a pod name on
+//! Kubernetes).
+
+use std::fmt;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Longest task id accepted; ECS ids are 32 hex characters.
+const MAX_LEN: usize = 128;
+/// Largest metadata response read.
+const MAX_METADATA_BYTES: usize = 1 << 20;
+
+/// A validated task id: 1–128 characters of `[A-Za-z0-9._-]`, safe in headers and file names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TaskId(String);
+
+/// Why a task id could not be determined.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TaskIdError {
+    #[error(
+        "task id {0:?} must be 1-{MAX_LEN} characters of A-Z a-z 0-9 . _ - (it names files and headers)"
+    )]
+    Invalid(String),
+    #[error("cannot read the ECS task metadata at {url}: {reason}; set --task-id")]
+    Metadata { url: String, reason: String },
+    #[error("no task id: pass --task-id (no ECS metadata endpoint and no hostname)")]
+    Missing,
+}
+
+impl TaskId {
+    pub fn new(id: &str) -> Result<TaskId, TaskIdError> {
+        let valid = !id.is_empty()
+            && id.len() <= MAX_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if valid {
+            Ok(TaskId(id.to_owned()))
+        } else {
+            Err(TaskIdError::Invalid(id.chars().take(MAX_LEN).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the task id came from, for the startup log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskIdOrigin {
+    Flag,
+    EcsMetadata,
+    Hostname,
+}
+
+/// Determines the task id: `explicit`, else ECS metadata at `ecs_metadata_uri`, else `hostname`.
+pub async fn discover(
+    explicit: Option<&str>,
+    ecs_metadata_uri: Option<&str>,
+    hostname: Option<String>,
+) -> Result<(TaskId, TaskIdOrigin), TaskIdError> {
+    if let Some(id) = explicit {
+        return Ok((TaskId::new(id)?, TaskIdOrigin::Flag));
+    }
+    if let Some(base) = ecs_metadata_uri.filter(|u| !u.is_empty()) {
+        let url = format!("{}/task", base.trim_end_matches('/'));
+        let arn = fetch_task_arn(&url)
+            .await
+            .map_err(|reason| TaskIdError::Metadata {
+                url: url.clone(),
+                reason,
+            })?;
+        return Ok((task_id_from_arn(&arn)?, TaskIdOrigin::EcsMetadata));
+    }
+    match hostname.filter(|h| !h.is_empty()) {
+        Some(host) => Ok((TaskId::new(&host)?, TaskIdOrigin::Hostname)),
+        None => Err(TaskIdError::Missing),
+    }
+}
+
+/// The id is the text after the last `/` of the ARN (`…:task/cluster/ID` or legacy `…:task/ID`).
+fn task_id_from_arn(arn: &str) -> Result<TaskId, TaskIdError> {
+    TaskId::new(arn.rsplit('/').next().unwrap_or(arn))
+}
+
+/// `TaskARN` from the metadata endpoint, retried briefly: the agent may start after us.
+async fn fetch_task_arn(url: &str) -> Result<String, String> {
+    const ATTEMPTS: u32 = 3;
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match tokio::time::timeout(Duration::from_secs(2), get_task_arn(url)).await {
+            Ok(Ok(arn)) => return Ok(arn),
+            Ok(Err(reason)) => last = reason,
+            Err(_) => last = "timed out".to_owned(),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        }
+    }
+    Err(last)
+}
+
+async fn get_task_arn(url: &str) -> Result<String, String> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_owned())?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let response = client.get(uri).await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let body = Limited::new(response.into_body(), MAX_METADATA_BYTES)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    #[derive(serde::Deserialize)]
+    struct Task {
+        #[serde(rename = "TaskARN")]
+        task_arn: String,
+    }
+    let task: Task = serde_json::from_slice(&body).map_err(|e| format!("bad JSON: {e}"))?;
+    Ok(task.task_arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_arns() {
+        let arn =
+            "arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665";
+        assert_eq!(
+            task_id_from_arn(arn).unwrap().as_str(),
+            "8f03e41243824aea923aca126495f665"
+        );
+        let legacy = "arn:aws:ecs:us-west-2:111122223333:task/1dc5c17a-422b-4dc4-b493-371970c6c4d6";
+        assert_eq!(
+            task_id_from_arn(legacy).unwrap().as_str(),
+            "1dc5c17a-422b-4dc4-b493-371970c6c4d6"
+        );
+    }
+
+    #[test]
+    fn ids_must_be_safe_for_headers_and_file_names() {
+        for bad in [
+            "",
+            "a/b",
+            "../x",
+            "a b",
+            "a\r\nX-Evil: 1",
+            "é",
+            &"a".repeat(129),
+        ] {
+            assert!(TaskId::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(TaskId::new("web-7d9f8b6c4-x2k9p").is_ok());
+    }
+
+    #[tokio::test]
+    async fn flag_wins_then_hostname() {
+        let (id, origin) = discover(Some("t1"), Some("http://127.0.0.1:1"), Some("h".into()))
+            .await
+            .unwrap();
+        assert_eq!((id.as_str(), origin), ("t1", TaskIdOrigin::Flag));
+        let (id, origin) = discover(None, None, Some("pod-1".into())).await.unwrap();
+        assert_eq!((id.as_str(), origin), ("pod-1", TaskIdOrigin::Hostname));
+        assert_eq!(
+            discover(None, None, None).await.unwrap_err(),
+            TaskIdError::Missing
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! `--source upstream`: the app's own snapshot endpoint, for apps that already have one (the
+//! hand-made `/heapdump?hash=` route this product replaces) or cannot run with `--inspect`.
+//!
+//! The verified request's query is forwarded unchanged, since such an endpoint checks the token
+//! itself. Such endpoints usually write the whole file before answering, so the response head can
+//! take as long as the snapshot; the source waits briefly for it and otherwise lets the handler
+//! commit to a 200 (and keep-alive bytes) while it keeps waiting — an error that arrives later
+//! aborts the transfer.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyDataStream, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::snapshot::SERIES_HEADER;
+use crate::source::{ChunkStream, Snapshot, SnapshotSource, SourceError};
+
+/// How long `take` waits for the app's response head before answering 200 regardless.
+const HEAD_WAIT: Duration = Duration::from_secs(2);
+
+/// Snapshots from `GET <upstream><path>?<query>`.
+#[derive(Debug, Clone)]
+pub struct UpstreamSnapshots {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    base: Uri,
+    path: String,
+}
+
+impl UpstreamSnapshots {
+    /// `base` is the app (`--upstream`), `path` its snapshot endpoint (`--upstream-path`).
+    pub fn new(base: Uri, path: String) -> UpstreamSnapshots {
+        UpstreamSnapshots {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base,
+            path,
+        }
+    }
+
+    fn uri(&self, query: &str) -> Result<Uri, SourceError> {
+        let authority = self
+            .base
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or_default();
+        let prefix = self.base.path().trim_end_matches('/');
+        let separator = if query.is_empty() { "" } else { "?" };
+        format!("http://{authority}{prefix}{}{separator}{query}", self.path)
+            .parse()
+            .map_err(|_| SourceError::Unreachable("bad upstream snapshot URL".to_owned()))
+    }
+
+    async fn start(&self, query: &str) -> Result<Snapshot, SourceError> {
+        let request = Request::get(self.uri(query)?)
+            .body(Empty::new())
+            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
+        let mut pending = self.client.request(request).boxed();
+        match tokio::time::timeout(HEAD_WAIT, &mut pending).await {
+            Ok(Ok(response)) => {
+                let series = response
+                    .headers()
+                    .get(SERIES_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Ok(Snapshot {
+                    series,
+                    body: body_stream(response).map_err(SourceError::Unreachable)?,
+                })
+            }
+            Ok(Err(e)) => Err(SourceError::Unreachable(e.to_string())),
+            // Still building: commit now, and abort later if the app then fails.
+            Err(_) => Ok(Snapshot {
+                series: None,
+                body: pending
+                    .map(|result| {
+                        result
+                            .map_err(|e| e.to_string())
+                            .and_then(body_stream)
+                            .map_err(SourceError::Failed)
+                    })
+                    .into_stream()
+                    .map(|body| match body {
+                        Ok(stream) => stream,
+                        Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+                    })
+                    .flatten()
+                    .boxed(),
+            }),
+        }
+    }
+}
+
+/// The body of a 200, or why there is none.
+fn body_stream(response: Response<Incoming>) -> Result<ChunkStream, String> {
+    if response.status() != StatusCode::OK {
+        return Err(format!(
+            "the app's snapshot endpoint answered {}",
+            response.status()
+        ));
+    }
+    Ok(BodyDataStream::new(response.into_body())
+        .map_err(|e| SourceError::Failed(e.to_string()))
+        .boxed())
+}
+
+impl SnapshotSource for UpstreamSnapshots {
+    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
+        self.start(query).boxed()
+    }
+}
