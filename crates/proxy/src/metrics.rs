@@ -170,7 +170,7 @@ impl Metrics {
     pub fn request(&self, route: Route, status: http::StatusCode) {
         self.requests
             .get_or_create(&RequestLabels {
-                route,
+                route: route.label(),
                 status: status.as_u16(),
             })
             .inc();
@@ -178,13 +178,17 @@ impl Metrics {
 
     pub fn rejection(&self, reason: RejectReason) {
         self.rejections
-            .get_or_create(&RejectLabels { reason })
+            .get_or_create(&RejectLabels {
+                reason: reason.label(),
+            })
             .inc();
     }
 
     pub fn snapshot(&self, outcome: Outcome) {
         self.snapshots
-            .get_or_create(&OutcomeLabels { outcome })
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.label(),
+            })
             .inc();
     }
 
