@@ -1,0 +1,422 @@
+//! Every answer of the public router, through `Router` + `oneshot`, with a stub snapshot source
+//! that counts how often it is asked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use heapgate_proxy::app::{AppState, app};
+use heapgate_proxy::config::SnapshotConfig;
+use heapgate_proxy::gate::SnapshotGate;
+use heapgate_proxy::metrics::Metrics;
+use heapgate_proxy::passthrough::Upstream;
+use heapgate_proxy::source::{Snapshot, SnapshotSource, SourceError};
+use heapgate_proxy::task::TaskId;
+use heapgate_token::{Key, Keys, Window, mint};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"stub-secret-0123456789";
+
+fn fixed_now() -> DateTime<Utc> {
+    "2021-06-01T10:15:00Z".parse().unwrap_or_default()
+}
+
+fn token() -> String {
+    mint(&Key::new(SECRET).unwrap(), "heapdump", fixed_now()).to_string()
+}
+
+/// What the stub does when asked for a snapshot.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Streams `{"snapshot":{}}` in two chunks.
+    Complete,
+    /// Never produces a byte until the test sends some through `feed`.
+    Fed,
+    /// Cannot be reached.
+    Unreachable,
+    /// Sends one chunk, then fails.
+    FailsMidway,
+}
+
+struct Stub {
+    behaviour: Behaviour,
+    takes: AtomicUsize,
+    feed: std::sync::Mutex<Option<mpsc::Receiver<Result<Bytes, SourceError>>>>,
+}
+
+impl SnapshotSource for Stub {
+    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
+        self.takes.fetch_add(1, Ordering::SeqCst);
+        let chunks: Vec<Result<Bytes, SourceError>> = match self.behaviour {
+            Behaviour::Unreachable => {
+                return async { Err(SourceError::Unreachable("stub".into())) }.boxed();
+            }
+            Behaviour::Fed => {
+                let rx = self
+                    .feed
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .expect("one fed snapshot per stub");
+                let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
+                return async {
+                    Ok(Snapshot {
+                        series: Some("s1".into()),
+                        body: body.boxed(),
+                    })
+                }
+                .boxed();
+            }
+            Behaviour::Complete => vec![
+                Ok(Bytes::from_static(b"{\"snapshot\":")),
+                Ok(Bytes::from_static(b"{}}")),
+            ],
+            Behaviour::FailsMidway => {
+                vec![
+                    Ok(Bytes::from_static(b"{\"snapshot\":")),
+                    Err(SourceError::Failed("socket closed".into())),
+                ]
+            }
+        };
+        async move {
+            Ok(Snapshot {
+                series: Some("s1".into()),
+                body: futures_util::stream::iter(chunks).boxed(),
+            })
+        }
+        .boxed()
+    }
+}
+
+struct Harness {
+    state: Arc<AppState>,
+    stub: Arc<Stub>,
+    feed: Option<mpsc::Sender<Result<Bytes, SourceError>>>,
+}
+
+fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
+    let (tx, rx) = mpsc::channel(16);
+    let stub = Arc::new(Stub {
+        behaviour,
+        takes: AtomicUsize::new(0),
+        feed: std::sync::Mutex::new(Some(rx)),
+    });
+    let state = Arc::new(AppState {
+        snapshot: SnapshotConfig {
+            path: "/heapdump".into(),
+            keys: Keys::new(vec![Key::new(SECRET).unwrap()]).unwrap(),
+            value: "heapdump".into(),
+            window: Window::default(),
+            min_interval,
+            keepalive: Duration::from_millis(20),
+            health_paths: vec!["/health".into()],
+        },
+        task_id: TaskId::new("task-a").unwrap(),
+        source: stub.clone(),
+        // Nothing listens on port 1: pass-through answers 502.
+        upstream: Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap(),
+        gate: SnapshotGate::new(min_interval),
+        metrics: Arc::new(Metrics::new()),
+        now: fixed_now,
+    });
+    Harness {
+        state,
+        stub,
+        feed: Some(tx),
+    }
+}
+
+impl Harness {
+    async fn send(&self, method: &str, uri: &str) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        app(Arc::clone(&self.state)).oneshot(request).await.unwrap()
+    }
+
+    async fn get(&self, uri: &str) -> Response {
+        self.send("GET", uri).await
+    }
+
+    fn takes(&self) -> usize {
+        self.stub.takes.load(Ordering::SeqCst)
+    }
+
+    fn metric(&self, line_start: &str) -> String {
+        let text = self.state.metrics.encode();
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+async fn text(response: Response) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn missing_malformed_or_repeated_hash_is_400() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    let t = token();
+    for uri in [
+        "/heapdump".to_owned(),
+        "/heapdump?hash=".to_owned(),
+        format!("/heapdump?hash={}", &t[..63]),
+        format!("/heapdump?hash={t}0"),
+        format!("/heapdump?hash={}zz", &t[..62]),
+        format!("/heapdump?hash={t}&hash={t}"),
+        "/heapdump?hash=%00%0d%0a".to_owned(),
+    ] {
+        let response = h.get(&uri).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(header(&response, "x-heapgate-task"), None, "{uri}");
+    }
+    assert_eq!(h.takes(), 0);
+    assert_eq!(
+        h.metric("heapgate_token_rejections_total{reason=\"missing\"}"),
+        "heapgate_token_rejections_total{reason=\"missing\"} 1"
+    );
+}
+
+#[tokio::test]
+async fn invalid_token_is_403_and_reveals_nothing() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    let wrong = mint(
+        &Key::new(b"another-secret-0000").unwrap(),
+        "heapdump",
+        fixed_now(),
+    )
+    .to_string();
+    let response = h.get(&format!("/heapdump?hash={wrong}&task=task-a")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&response, "x-heapgate-task"), None);
+    assert_eq!(text(response).await, "forbidden\n");
+    let expired = mint(
+        &Key::new(SECRET).unwrap(),
+        "heapdump",
+        "2021-06-01T08:59:00Z".parse().unwrap(),
+    )
+    .to_string();
+    assert_eq!(
+        h.get(&format!("/heapdump?hash={expired}")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(h.takes(), 0);
+    assert!(
+        h.metric("heapgate_token_rejections_total{reason=\"no_match\"}")
+            .ends_with(" 2")
+    );
+}
+
+#[tokio::test]
+async fn only_get_is_allowed() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS"] {
+        let response = h.send(method, &format!("/heapdump?hash={}", token())).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(header(&response, "allow"), Some("GET"));
+    }
+    assert_eq!(h.takes(), 0);
+}
+
+#[tokio::test]
+async fn another_task_is_421_with_our_id() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    let response = h
+        .get(&format!("/heapdump?hash={}&task=task-b", token()))
+        .await;
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(header(&response, "x-heapgate-task"), Some("task-a"));
+    assert_eq!(h.takes(), 0);
+}
+
+#[tokio::test]
+async fn probe_is_204_without_a_snapshot() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    for uri in [
+        format!("/heapdump?hash={}&probe=1", token()),
+        format!("/heapdump?probe=1&task=task-a&hash={}", token()),
+    ] {
+        let response = h.get(&uri).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(header(&response, "x-heapgate-task"), Some("task-a"));
+    }
+    assert_eq!(h.takes(), 0);
+}
+
+#[tokio::test]
+async fn valid_token_streams_the_snapshot() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    let response = h
+        .get(&format!(
+            "/heapdump?hash={}&task=task-a",
+            token().to_uppercase()
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
+    assert_eq!(
+        header(&response, "content-disposition"),
+        Some("attachment; filename=\"task-a-20210601T101500Z.heapsnapshot\"")
+    );
+    assert_eq!(header(&response, "x-heapgate-task"), Some("task-a"));
+    assert_eq!(header(&response, "x-heapgate-series"), Some("s1"));
+    assert_eq!(text(response).await, "{\"snapshot\":{}}");
+    assert_eq!(h.takes(), 1);
+    assert!(
+        h.metric("heapgate_snapshots_total{outcome=\"ok\"}")
+            .ends_with(" 1")
+    );
+    assert_eq!(
+        h.metric("heapgate_snapshot_bytes_total"),
+        "heapgate_snapshot_bytes_total 15"
+    );
+}
+
+#[tokio::test]
+async fn one_at_a_time_then_min_interval() {
+    let mut h = harness(Behaviour::Fed, Duration::from_secs(3600));
+    let uri = format!("/heapdump?hash={}", token());
+    let first = h.get(&uri).await;
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let busy = h.get(&uri).await;
+    assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&busy, "retry-after"), Some("3600"));
+    assert_eq!(header(&busy, "x-heapgate-task"), Some("task-a"));
+    assert_eq!(h.takes(), 1);
+
+    let feed = h.feed.take().unwrap();
+    feed.send(Ok(Bytes::from_static(b"{}"))).await.unwrap();
+    drop(feed);
+    assert_eq!(text(first).await.trim_start(), "{}");
+
+    let too_soon = h.get(&uri).await;
+    assert_eq!(too_soon.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = header(&too_soon, "retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry), "{retry}");
+    assert_eq!(h.takes(), 1);
+}
+
+#[tokio::test]
+async fn keepalive_spaces_precede_a_late_first_chunk() {
+    let mut h = harness(Behaviour::Fed, Duration::ZERO);
+    let response = h.get(&format!("/heapdump?hash={}", token())).await;
+    let feed = h.feed.take().unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        feed.send(Ok(Bytes::from_static(b"{\"snapshot\":{}}")))
+            .await
+            .unwrap();
+    });
+    let body = text(response).await;
+    assert!(body.starts_with(' '), "{body:?}");
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(parsed.get("snapshot").is_some());
+}
+
+#[tokio::test]
+async fn unreachable_source_is_502_and_costs_no_interval() {
+    let h = harness(Behaviour::Unreachable, Duration::from_secs(3600));
+    let uri = format!("/heapdump?hash={}", token());
+    let response = h.get(&uri).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(header(&response, "x-heapgate-task"), Some("task-a"));
+    assert_eq!(text(response).await, "snapshot source unreachable\n");
+    assert_eq!(
+        h.get(&uri).await.status(),
+        StatusCode::BAD_GATEWAY,
+        "not 429: nothing was taken"
+    );
+    assert_eq!(h.takes(), 2);
+}
+
+#[tokio::test]
+async fn failure_midway_aborts_the_body() {
+    let h = harness(Behaviour::FailsMidway, Duration::ZERO);
+    let response = h.get(&format!("/heapdump?hash={}", token())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "a truncated snapshot must not end cleanly"
+    );
+    assert!(
+        h.metric("heapgate_snapshots_total{outcome=\"failed\"}")
+            .ends_with(" 1")
+    );
+}
+
+#[tokio::test]
+async fn health_paths_are_answered_only_during_a_snapshot() {
+    let mut h = harness(Behaviour::Fed, Duration::ZERO);
+    assert_eq!(
+        h.get("/health").await.status(),
+        StatusCode::BAD_GATEWAY,
+        "passed through to the (down) app"
+    );
+    let snapshot = h.get(&format!("/heapdump?hash={}", token())).await;
+    let during = h.get("/health").await;
+    assert_eq!(during.status(), StatusCode::OK);
+    assert_eq!(h.get("/other").await.status(), StatusCode::BAD_GATEWAY);
+    drop(h.feed.take());
+    let _ = text(snapshot).await;
+    assert_eq!(h.get("/health").await.status(), StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn client_leaving_midway_releases_the_gate() {
+    let mut h = harness(Behaviour::Fed, Duration::ZERO);
+    let uri = format!("/heapdump?hash={}", token());
+    let response = h.get(&uri).await;
+    assert!(h.state.gate.is_running());
+    drop(response);
+    assert!(!h.state.gate.is_running());
+    assert!(
+        h.metric("heapgate_snapshots_total{outcome=\"client_gone\"}")
+            .ends_with(" 1")
+    );
+    drop(h.feed.take());
+}
+
+#[tokio::test]
+async fn other_paths_pass_through() {
+    let h = harness(Behaviour::Complete, Duration::ZERO);
+    let response = h.get(&format!("/heapdump/extra?hash={}", token())).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(h.takes(), 0);
+    assert!(
+        h.metric("heapgate_requests_total{route=\"passthrough\",status=\"502\"}")
+            .ends_with(" 1")
+    );
+}
