@@ -1,0 +1,105 @@
+'use strict';
+// A small Node.js app that leaks on purpose, for heapgate's tests. No npm dependencies.
+//
+//   node --inspect=127.0.0.1:0 leaky-app.js [PORT]
+//
+// Port: argv[2], else env PORT, else 0 (a free port). Listens on 127.0.0.1 and prints exactly one
+// line `listening <port>` on stdout once it accepts connections. With --inspect, Node prints
+// `Debugger listening on ws://127.0.0.1:<port>/<uuid>` on stderr.
+//
+// Env LEAK_AT_START (default 100): LeakedRequestContext instances leaked at startup.
+//
+// Routes:
+//   GET /                 -> "ok"
+//   GET /leak?n=N         -> leaks N (default 1, at most 1,000,000) LeakedRequestContext;
+//                            answers {"leaked": <total>}
+//   ANY /echo             -> streams the request body back (content-type kept)
+//   GET /slow?ms=N        -> answers "slow <N>" after N ms (at most 60,000)
+//   GET /headers          -> the request's method, url and headers as JSON
+//   GET /heapdump         -> a heap snapshot streamed from v8.getHeapSnapshot()
+//                            (the "seed style" upstream endpoint)
+// SIGTERM closes the server, then exits 0.
+
+const http = require('http');
+const v8 = require('v8');
+
+class LeakedRequestContext {
+  constructor(seq, url) {
+    this.seq = seq;
+    this.url = url;
+    this.createdAt = Date.now();
+    this.note = `request context #${seq}`;
+  }
+}
+
+const leakedRequestContexts = [];
+globalThis.leakedRequestContexts = leakedRequestContexts;
+
+function leak(count, url) {
+  for (let i = 0; i < count; i++) {
+    leakedRequestContexts.push(new LeakedRequestContext(leakedRequestContexts.length, url));
+  }
+}
+
+function clampInt(text, fallback, max) {
+  const n = Number.parseInt(text ?? '', 10);
+  if (!Number.isFinite(n) || n < 0) return fallback;
+  return Math.min(n, max);
+}
+
+function handle(req, res) {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  switch (url.pathname) {
+    case '/':
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+      return;
+    case '/leak': {
+      leak(clampInt(url.searchParams.get('n'), 1, 1_000_000), req.url);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ leaked: leakedRequestContexts.length }));
+      return;
+    }
+    case '/echo': {
+      const headers = { 'content-type': req.headers['content-type'] || 'application/octet-stream' };
+      res.writeHead(200, headers);
+      req.pipe(res);
+      return;
+    }
+    case '/slow': {
+      const ms = clampInt(url.searchParams.get('ms'), 1000, 60_000);
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`slow ${ms}`);
+      }, ms);
+      return;
+    }
+    case '/headers':
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
+      return;
+    case '/heapdump': {
+      const snapshot = v8.getHeapSnapshot();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      snapshot.on('error', () => res.destroy());
+      snapshot.pipe(res);
+      return;
+    }
+    default:
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+  }
+}
+
+leak(clampInt(process.env.LEAK_AT_START, 100, 10_000_000), 'startup');
+
+const server = http.createServer(handle);
+const port = clampInt(process.argv[2] ?? process.env.PORT, 0, 65535);
+server.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
+});
+
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+});
