@@ -47,7 +47,7 @@ impl UpstreamSnapshots {
         let authority = self
             .base
             .authority()
-            .map(|a| a.as_str())
+            .map(http::uri::Authority::as_str)
             .unwrap_or_default();
         let prefix = self.base.path().trim_end_matches('/');
         let separator = if query.is_empty() { "" } else { "?" };
