@@ -1,11 +1,18 @@
-//! Helpers shared by the end-to-end tests: locating the repo's test data and the external
-//! programs (Node.js) the tests drive.
+//! Helpers shared by the end-to-end tests: locating test data, the external programs (Node.js)
+//! the tests drive, and child processes that are killed when a test ends, however it ends.
 //!
 //! A test that needs an external program must never pass silently without it: outside CI it
 //! prints a loud `SKIPPED` line; under `CI=true` a missing program is a failure.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// How long a child may take to report that it is ready.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -27,6 +34,11 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Prints straight to stderr, which libtest does not capture, so a skip is seen.
+pub fn loud(message: &str) {
+    let _ = writeln!(std::io::stderr(), "\n*** {message} ***\n");
+}
+
 /// The `node` executable if it runs; otherwise `None` after a loud notice, or a panic in CI.
 pub fn node_or_skip(test: &str) -> Option<PathBuf> {
     let node = PathBuf::from(std::env::var_os("NODE").unwrap_or_else(|| "node".into()));
@@ -41,6 +53,403 @@ pub fn node_or_skip(test: &str) -> Option<PathBuf> {
         !in_ci(),
         "{test}: node not found, and CI=true forbids skipping; install Node.js"
     );
-    eprintln!("\n*** SKIPPED {test}: node not found on PATH (set NODE=/path/to/node) ***\n");
+    loud(&format!(
+        "SKIPPED {test}: node not found on PATH (set NODE=/path/to/node)"
+    ));
     None
+}
+
+/// A child process whose stdout and stderr lines are collected; killed on drop.
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Spawns `command` with piped output. Lines arrive prefixed `out ` or `err `.
+    pub fn spawn(command: &mut Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {command:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            forward(out, "out", tx.clone(), Arc::clone(&seen));
+        }
+        if let Some(err) = child.stderr.take() {
+            forward(err, "err", tx, Arc::clone(&seen));
+        }
+        Proc { child, lines, seen }
+    }
+
+    /// Waits for a line for which `pick` returns something, and returns that.
+    pub fn wait_for<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(found) = pick(&line) {
+                        return found;
+                    }
+                }
+                Err(_) => panic!(
+                    "timed out waiting for {what}; output so far:\n{}",
+                    self.output()
+                ),
+            }
+        }
+    }
+
+    /// Everything printed so far, one line each, prefixed `out ` or `err `.
+    pub fn output(&self) -> String {
+        self.seen
+            .lock()
+            .map(|seen| seen.join("\n"))
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`) through kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code, or `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:") * 1024
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn forward(
+    stream: impl Read + Send + 'static,
+    prefix: &'static str,
+    tx: mpsc::Sender<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let line = format!("{prefix} {line}");
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(line.clone());
+            }
+            let _ = tx.send(line);
+        }
+    });
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The leaky test app (`tests/data/leaky-app.js`) running under Node with its inspector on a
+/// free loopback port.
+pub struct NodeApp {
+    pub proc: Proc,
+    /// The app's HTTP port.
+    pub port: u16,
+    /// The inspector's address.
+    pub inspector: SocketAddr,
+}
+
+impl NodeApp {
+    /// Starts the app; `env` goes to the app (e.g. `LEAK_AT_START`).
+    pub fn start(node: &Path, env: &[(&str, &str)]) -> NodeApp {
+        let proc = Proc::spawn(
+            Command::new(node)
+                .arg("--inspect=127.0.0.1:0")
+                .arg(data("leaky-app.js"))
+                .env("PORT", "0")
+                .envs(env.iter().copied()),
+        );
+        let (mut port, mut inspector) = (None, None);
+        proc.wait_for("the app's ports", |line| {
+            if let Some(rest) = line.strip_prefix("err Debugger listening on ws://") {
+                inspector = rest.split('/').next().and_then(|a| a.parse().ok());
+            } else if let Some(p) = line.strip_prefix("out listening ") {
+                port = p.trim().parse().ok();
+            }
+            port.zip(inspector)
+        });
+        let (port, inspector) = port.zip(inspector).unwrap_or_else(|| unreachable!());
+        NodeApp {
+            proc,
+            port,
+            inspector,
+        }
+    }
+}
+
+/// A running `heapgate-proxy` binary on free loopback ports.
+pub struct ProxyProc {
+    pub proc: Proc,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl ProxyProc {
+    /// Starts `binary` with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --log-format json`
+    /// plus `args`, and waits for its start line.
+    pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("HEAPGATE_SECRET")
+            .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+            .envs(env.iter().copied());
+        let proc = Proc::spawn(&mut command);
+        let (listen, admin) = proc.wait_for("heapgate-proxy started", |line| {
+            let json: serde_json::Value = serde_json::from_str(line.strip_prefix("err ")?).ok()?;
+            if json["message"] != "heapgate-proxy started" {
+                return None;
+            }
+            let addr = |key: &str| json[key].as_str()?.parse::<SocketAddr>().ok();
+            addr("listen").zip(addr("admin"))
+        });
+        ProxyProc {
+            proc,
+            listen,
+            admin,
+        }
+    }
+}
+
+/// A response read by [`http_request`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Whether the body ended as framed (last chunk, or Content-Length reached); false when the
+    /// connection broke first.
+    pub complete: bool,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Options for [`http_request`].
+#[derive(Debug, Default, Clone)]
+pub struct RequestOptions<'a> {
+    pub method: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    /// Read the body at about this many bytes per second (a slow client).
+    pub read_rate: Option<u64>,
+}
+
+/// A plain HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end. A
+/// deliberately small client: tests need to see exactly how a body ended.
+pub fn http_request(
+    addr: SocketAddr,
+    target: &str,
+    options: &RequestOptions<'_>,
+) -> std::io::Result<HttpResponse> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let method = if options.method.is_empty() {
+        "GET"
+    } else {
+        options.method
+    };
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in options.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !options.body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", options.body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(options.body)?;
+    read_response(BufReader::new(stream), options.read_rate)
+}
+
+/// GET `target` with default options.
+pub fn http_get(addr: SocketAddr, target: &str) -> std::io::Result<HttpResponse> {
+    http_request(addr, target, &RequestOptions::default())
+}
+
+fn read_response(
+    mut reader: impl BufRead,
+    read_rate: Option<u64>,
+) -> std::io::Result<HttpResponse> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let mut response = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+        complete: false,
+    };
+    let mut pacer = Pacer::new(read_rate);
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        response.complete = read_chunked(&mut reader, &mut response.body, &mut pacer);
+    } else if let Some(length) = response
+        .header("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
+        response.complete =
+            read_up_to(&mut reader, length, &mut response.body, &mut pacer) == length;
+    } else {
+        let _ = read_up_to(&mut reader, usize::MAX, &mut response.body, &mut pacer);
+        response.complete = true;
+    }
+    Ok(response)
+}
+
+/// Reads chunked framing; true when the terminating chunk arrived.
+fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>, pacer: &mut Pacer) -> bool {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        let Ok(size) = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+        else {
+            return false;
+        };
+        if size == 0 {
+            return true;
+        }
+        if read_up_to(reader, size, body, pacer) != size {
+            return false;
+        }
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+    }
+}
+
+/// Reads up to `limit` bytes (until EOF or error); returns how many were read.
+fn read_up_to(
+    reader: &mut impl BufRead,
+    limit: usize,
+    body: &mut Vec<u8>,
+    pacer: &mut Pacer,
+) -> usize {
+    let mut total = 0;
+    let mut buf = [0u8; 16 * 1024];
+    while total < limit {
+        let want = buf.len().min(limit - total);
+        match reader.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                body.extend_from_slice(&buf[..n]);
+                total += n;
+                pacer.consumed(n);
+            }
+        }
+    }
+    total
+}
+
+/// Sleeps to hold reading to a byte rate.
+struct Pacer {
+    rate: Option<u64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn consumed(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.bytes += n as u64;
+        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
 }
