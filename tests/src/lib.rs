@@ -197,15 +197,20 @@ pub struct NodeApp {
 impl NodeApp {
     /// Starts the app; `env` goes to the app (e.g. `LEAK_AT_START`).
     pub fn start(node: &Path, env: &[(&str, &str)]) -> NodeApp {
+        NodeApp::start_on(node, 0, env)
+    }
+
+    /// Starts the app with its inspector on `inspect_port` (0: any free port).
+    pub fn start_on(node: &Path, inspect_port: u16, env: &[(&str, &str)]) -> NodeApp {
         let proc = Proc::spawn(
             Command::new(node)
-                .arg("--inspect=127.0.0.1:0")
+                .arg(format!("--inspect=127.0.0.1:{inspect_port}"))
                 .arg(data("leaky-app.js"))
                 .env("PORT", "0")
                 .envs(env.iter().copied()),
         );
         let (mut port, mut inspector) = (None, None);
-        proc.wait_for("the app's ports", |line| {
+        let (port, inspector) = proc.wait_for("the app's ports", |line| {
             if let Some(rest) = line.strip_prefix("err Debugger listening on ws://") {
                 inspector = rest.split('/').next().and_then(|a| a.parse().ok());
             } else if let Some(p) = line.strip_prefix("out listening ") {
@@ -213,13 +218,85 @@ impl NodeApp {
             }
             port.zip(inspector)
         });
-        let (port, inspector) = port.zip(inspector).unwrap_or_else(|| unreachable!());
         NodeApp {
             proc,
             port,
             inspector,
         }
     }
+
+    /// The app's HTTP address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// GETs `target` from the app directly; the body as text.
+    pub fn get(&self, target: &str) -> String {
+        http_get(self.addr(), target)
+            .map(|r| r.text())
+            .unwrap_or_default()
+    }
+}
+
+/// The class the leaky app leaks.
+pub const LEAKED_CLASS: &str = "LeakedRequestContext";
+
+/// Checks a parsed `.heapsnapshot`: the top-level keys, and that `nodes` holds exactly
+/// `node_count` whole nodes.
+pub fn assert_valid_snapshot(snapshot: &serde_json::Value) {
+    for key in ["snapshot", "nodes", "edges", "strings"] {
+        assert!(snapshot.get(key).is_some(), "snapshot lacks {key}");
+    }
+    let meta = &snapshot["snapshot"]["meta"];
+    let field_count = meta["node_fields"].as_array().map_or(0, Vec::len) as u64;
+    let node_count = snapshot["snapshot"]["node_count"].as_u64().unwrap_or(0);
+    let nodes = snapshot["nodes"].as_array().map_or(0, Vec::len) as u64;
+    assert!(
+        node_count > 1000,
+        "suspiciously small snapshot: {node_count} nodes"
+    );
+    assert_eq!(
+        nodes,
+        node_count * field_count,
+        "nodes.length == node_count × node_fields.length"
+    );
+}
+
+/// Ids of the `object` nodes named `class` in a parsed `.heapsnapshot`.
+pub fn object_ids(snapshot: &serde_json::Value, class: &str) -> std::collections::BTreeSet<u64> {
+    let meta = &snapshot["snapshot"]["meta"];
+    let fields = meta["node_fields"].as_array().cloned().unwrap_or_default();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .position(|f| f == name)
+            .unwrap_or_else(|| panic!("no {name} field"))
+    };
+    let (type_field, name_field, id_field) = (field("type"), field("name"), field("id"));
+    let object_type = meta["node_types"][0]
+        .as_array()
+        .and_then(|types| types.iter().position(|t| t == "object"))
+        .unwrap_or_else(|| panic!("no object type")) as u64;
+    let names: std::collections::HashSet<u64> = snapshot["strings"]
+        .as_array()
+        .map(|strings| {
+            strings
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| *s == class)
+                .map(|(i, _)| i as u64)
+                .collect()
+        })
+        .unwrap_or_default();
+    let nodes: Vec<u64> = snapshot["nodes"]
+        .as_array()
+        .map(|nodes| nodes.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    nodes
+        .chunks_exact(fields.len().max(1))
+        .filter(|node| node[type_field] == object_type && names.contains(&node[name_field]))
+        .map(|node| node[id_field])
+        .collect()
 }
 
 /// A running `heapgate-proxy` binary on free loopback ports.
