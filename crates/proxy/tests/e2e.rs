@@ -1,0 +1,350 @@
+//! The real `heapgate-proxy` binary in front of a real Node.js app: snapshots through the proxy,
+//! series, concurrency, slow readers, a dying app, pass-through, task discovery, logs, shutdown.
+//!
+//! Without `node` these tests print a loud SKIPPED notice; under CI=true they fail instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use heapgate_tests::{
+    HttpResponse, LEAKED_CLASS, NodeApp, ProxyProc, RequestOptions, assert_valid_snapshot,
+    http_get, http_request, node_or_skip, object_ids,
+};
+use heapgate_token::{Key, mint};
+
+const SECRET: &str = "e2e-secret-0123456789abcdef";
+const PROXY: &str = env!("CARGO_BIN_EXE_heapgate-proxy");
+
+fn token() -> String {
+    mint(
+        &Key::new(SECRET.as_bytes()).unwrap(),
+        "heapdump",
+        chrono::Utc::now(),
+    )
+    .to_string()
+}
+
+fn node(test: &str) -> Option<PathBuf> {
+    node_or_skip(&format!("e2e::{test}"))
+}
+
+/// The proxy in front of `app`, with the secret in the environment and `extra` flags.
+fn proxy_for(app: &NodeApp, extra: &[&str]) -> ProxyProc {
+    let upstream = format!("http://{}", app.addr());
+    let inspector = format!("http://{}", app.inspector);
+    let mut args = vec![
+        "--upstream",
+        &upstream,
+        "--inspector",
+        &inspector,
+        "--task-id",
+        "task-a",
+    ];
+    args.extend_from_slice(extra);
+    ProxyProc::start(Path::new(PROXY), &args, &[("HEAPGATE_SECRET", SECRET)])
+}
+
+fn snapshot_target(extra: &str) -> String {
+    format!("/heapdump?hash={}{extra}", token())
+}
+
+fn parse(response: &HttpResponse) -> serde_json::Value {
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.complete, "the snapshot stream ended early");
+    serde_json::from_slice(&response.body).expect("the snapshot is JSON")
+}
+
+#[test]
+fn snapshot_through_the_proxy_is_a_complete_heapsnapshot() {
+    let Some(node) = node("snapshot_through_the_proxy") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let proxy = proxy_for(&app, &[]);
+    let response = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    let snapshot = parse(&response);
+    assert_valid_snapshot(&snapshot);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.header("x-heapgate-task"), Some("task-a"));
+    let disposition = response.header("content-disposition").unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"task-a-2"),
+        "{disposition}"
+    );
+    assert!(disposition.ends_with("Z.heapsnapshot\""), "{disposition}");
+    assert_eq!(response.header("x-heapgate-series").map(str::len), Some(16));
+}
+
+#[test]
+fn two_snapshots_share_the_series_and_the_leaked_objects_ids() {
+    let Some(node) = node("two_snapshots_share_the_series") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let proxy = proxy_for(&app, &["--min-interval", "0s"]);
+    let first = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    assert!(app.get("/leak?n=25").contains("\"leaked\":125"));
+    let second = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    assert_eq!(
+        first.header("x-heapgate-series"),
+        second.header("x-heapgate-series")
+    );
+    let before = object_ids(&parse(&first), LEAKED_CLASS);
+    let after = object_ids(&parse(&second), LEAKED_CLASS);
+    assert_eq!((before.len(), after.len()), (100, 125));
+    assert!(
+        before.is_subset(&after),
+        "ids of leaked objects must persist between snapshots"
+    );
+}
+
+#[test]
+fn concurrent_requests_get_one_snapshot_and_429s() {
+    let Some(node) = node("concurrent_requests") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "20000")]);
+    let proxy = proxy_for(&app, &[]);
+    let listen = proxy.listen;
+    let target = snapshot_target("");
+    let handles: Vec<_> = (0..5)
+        .map(|_| {
+            let target = target.clone();
+            std::thread::spawn(move || http_get(listen, &target).unwrap())
+        })
+        .collect();
+    let responses: Vec<HttpResponse> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 429, 429, 429, 429]);
+    for busy in responses.iter().filter(|r| r.status == 429) {
+        assert!(
+            busy.header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().is_ok())
+        );
+    }
+    let ok = responses.iter().find(|r| r.status == 200).unwrap();
+    assert_valid_snapshot(&parse(ok));
+}
+
+#[test]
+fn a_slow_reader_does_not_grow_the_proxy() {
+    let Some(node) = node("a_slow_reader_does_not_grow_the_proxy") else {
+        return;
+    };
+    // ~40 MB of snapshot, read at 8 MB/s: the proxy must spill rather than hold it.
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "300000")]);
+    let proxy = proxy_for(&app, &[]);
+    let options = RequestOptions {
+        read_rate: Some(8_000_000),
+        ..RequestOptions::default()
+    };
+    let response = http_request(proxy.listen, &snapshot_target(""), &options).unwrap();
+    let size = response.body.len() as u64;
+    assert_valid_snapshot(&parse(&response));
+    let peak = proxy.proc.peak_rss();
+    eprintln!(
+        "slow reader: snapshot {} MiB, proxy peak RSS {} MiB",
+        size >> 20,
+        peak >> 20
+    );
+    assert!(
+        size > 30 << 20,
+        "the snapshot must dwarf the bound to mean anything ({size} bytes)"
+    );
+    assert!(
+        peak < 32 << 20,
+        "proxy peak RSS {peak} bytes for a {size}-byte snapshot"
+    );
+}
+
+#[test]
+fn the_app_dying_mid_snapshot_aborts_the_transfer() {
+    let Some(node) = node("the_app_dying_mid_snapshot") else {
+        return;
+    };
+    let mut app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
+    let proxy = proxy_for(&app, &[]);
+    let listen = proxy.listen;
+    let target = snapshot_target("");
+    let client = std::thread::spawn(move || {
+        // Slow enough that the app is killed while the body is still flowing.
+        let options = RequestOptions {
+            read_rate: Some(4_000_000),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    });
+    // Kill the app while V8 is still building the snapshot.
+    proxy.proc.wait_for("snapshot started", |line| {
+        line.contains("snapshot started").then_some(())
+    });
+    app.proc.kill();
+    let response = client.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert!(
+        !response.complete,
+        "a truncated snapshot must not end cleanly ({} bytes)",
+        response.body.len()
+    );
+    assert!(serde_json::from_slice::<serde_json::Value>(&response.body).is_err());
+}
+
+#[test]
+fn normal_traffic_and_uploads_pass_through() {
+    let Some(node) = node("normal_traffic_and_uploads_pass_through") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let proxy = proxy_for(&app, &[]);
+    let root = http_get(proxy.listen, "/").unwrap();
+    assert_eq!((root.status, root.text().as_str()), (200, "ok"));
+
+    let headers = http_get(proxy.listen, "/headers?x=1").unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&headers.body).unwrap();
+    assert_eq!(seen["url"], "/headers?x=1");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    let upload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let options = RequestOptions {
+        method: "POST",
+        body: &upload,
+        ..RequestOptions::default()
+    };
+    let echoed = http_request(proxy.listen, "/echo", &options).unwrap();
+    assert_eq!(echoed.status, 200);
+    assert!(echoed.body == upload, "upload echoed back byte for byte");
+}
+
+/// A stand-in for the ECS task metadata endpoint v4.
+fn ecs_metadata_stub() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 2048];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let path_ok = String::from_utf8_lossy(&request[..n]).starts_with("GET /v4/abc/task ");
+            let body = r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665"}"#;
+            let status = if path_ok { "200 OK" } else { "404 Not Found" };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn task_id_comes_from_ecs_metadata() {
+    let Some(node) = node("task_id_comes_from_ecs_metadata") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let (metadata, stub) = ecs_metadata_stub();
+    let upstream = format!("http://{}", app.addr());
+    let uri = format!("http://{metadata}/v4/abc");
+    let proxy = ProxyProc::start(
+        Path::new(PROXY),
+        &["--upstream", &upstream],
+        &[
+            ("HEAPGATE_SECRET", SECRET),
+            ("ECS_CONTAINER_METADATA_URI_V4", &uri),
+        ],
+    );
+    stub.join().unwrap();
+    let probe = http_get(proxy.listen, &snapshot_target("&probe=1")).unwrap();
+    assert_eq!(probe.status, 204);
+    assert_eq!(
+        probe.header("x-heapgate-task"),
+        Some("8f03e41243824aea923aca126495f665")
+    );
+    assert!(
+        proxy.proc.output().contains("EcsMetadata"),
+        "the origin of the id is logged"
+    );
+}
+
+#[test]
+fn logs_contain_neither_the_secret_nor_the_hash() {
+    let Some(node) = node("logs_contain_neither_the_secret_nor_the_hash") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "10")]);
+    let proxy = proxy_for(&app, &["--min-interval", "0s"]);
+    let hash = token();
+    let wrong = mint(
+        &Key::new(b"another-secret-0000").unwrap(),
+        "heapdump",
+        chrono::Utc::now(),
+    )
+    .to_string();
+    for target in [
+        format!("/heapdump?hash={hash}"),
+        format!("/heapdump?hash={hash}&task=other"),
+        format!("/heapdump?hash={hash}&probe=1"),
+        format!("/heapdump?hash={wrong}"),
+        format!("/heapdump?hash={}", &hash[..40]),
+        "/heapdump".to_owned(),
+    ] {
+        let _ = http_get(proxy.listen, &target).unwrap();
+    }
+    let logs = proxy.proc.output();
+    assert!(
+        logs.contains("snapshot sent"),
+        "the snapshot was logged:\n{logs}"
+    );
+    assert!(logs.contains("403"), "the rejection was logged");
+    assert!(!logs.contains(SECRET), "the secret leaked into the logs");
+    for secret_ish in [&hash[..], &wrong[..], &hash[..40]] {
+        assert!(
+            !logs.contains(secret_ish),
+            "a token leaked into the logs:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_lets_a_running_snapshot_finish() {
+    let Some(node) = node("sigterm_lets_a_running_snapshot_finish") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
+    let mut proxy = proxy_for(&app, &["--shutdown-timeout", "60s"]);
+    let (listen, admin) = (proxy.listen, proxy.admin);
+    assert_eq!(http_get(admin, "/readyz").unwrap().status, 200);
+    let target = snapshot_target("");
+    let client = std::thread::spawn(move || {
+        let options = RequestOptions {
+            read_rate: Some(8_000_000),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    });
+    proxy.proc.wait_for("snapshot started", |line| {
+        line.contains("snapshot started").then_some(())
+    });
+    proxy.proc.signal("TERM");
+    let mut readyz = 0;
+    for _ in 0..50 {
+        if let Ok(response) = http_get(admin, "/readyz") {
+            readyz = response.status;
+            if readyz == 503 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(readyz, 503, "readyz must fail while draining");
+    assert!(
+        http_get(listen, "/").is_err(),
+        "no new connections while draining"
+    );
+    let response = client.join().unwrap();
+    assert_valid_snapshot(&parse(&response));
+    assert_eq!(proxy.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
