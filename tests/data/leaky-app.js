@@ -18,9 +18,15 @@
 //   GET /headers          -> the request's method, url and headers as JSON
 //   GET /heapdump         -> a heap snapshot streamed from v8.getHeapSnapshot()
 //                            (the "seed style" upstream endpoint)
+//   GET /write-heapsnapshot -> in-process v8.writeHeapSnapshot() to a temp file (deleted after);
+//                            answers {"ms","bytes"}: the baseline the benchmarks compare with
+//   GET /memory           -> process.memoryUsage() as JSON
 // SIGTERM closes the server, then exits 0.
 
+const fs = require('fs');
 const http = require('http');
+const os = require('os');
+const path = require('path');
 const v8 = require('v8');
 
 class LeakedRequestContext {
@@ -85,6 +91,20 @@ function handle(req, res) {
       snapshot.pipe(res);
       return;
     }
+    case '/write-heapsnapshot': {
+      const started = process.hrtime.bigint();
+      const file = v8.writeHeapSnapshot(path.join(os.tmpdir(), `leaky-app-${process.pid}.heapsnapshot`));
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const bytes = fs.statSync(file).size;
+      fs.unlinkSync(file);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ms, bytes }));
+      return;
+    }
+    case '/memory':
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(process.memoryUsage()));
+      return;
     default:
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
