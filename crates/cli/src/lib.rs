@@ -30,7 +30,7 @@ pub struct Io<'a> {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
+pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
     let LoadedKeys { keys, warnings } = heapgate_keys::load(&cli.token.secrets, io.env)
         .map_err(|e| Error::Config(e.to_string()))?;
     for warning in warnings {
@@ -49,6 +49,6 @@ pub(crate) fn warn(io: &mut Io<'_>, message: &str) {
 }
 
 /// A failed write to stdout (closed pipe) is an operation failure.
-pub(crate) fn output_error(e: std::io::Error) -> Error {
+pub(crate) fn output_error(e: &std::io::Error) -> Error {
     Error::Failed(format!("cannot write output: {e}"))
 }

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         stdout: &mut stdout,
         stderr: &mut stderr,
     };
-    match heapgate::run(cli, &mut io) {
+    match heapgate::run(&cli, &mut io) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("heapgate: {e}");

@@ -36,5 +36,5 @@ pub(crate) fn run(args: &MintArgs, keys: &Keys, value: &str, io: &mut Io<'_>) ->
     } else {
         url.unwrap_or(hash)
     };
-    writeln!(io.stdout, "{line}").map_err(output_error)
+    writeln!(io.stdout, "{line}").map_err(|e| output_error(&e))
 }

@@ -30,7 +30,7 @@ pub(crate) fn run(
     match result {
         Ok(Verified { hour, key_index }) => {
             let key = key_note(key_index, keys);
-            writeln!(io.stdout, "valid: minted for hour {hour}{key}").map_err(output_error)
+            writeln!(io.stdout, "valid: minted for hour {hour}{key}").map_err(|e| output_error(&e))
         }
         Err(Rejection::Malformed(m)) => Err(Error::Failed(format!("invalid token: {m}"))),
         Err(Rejection::NoMatch) if args.explain => Err(Error::Failed(explain_no_match(

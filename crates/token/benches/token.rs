@@ -14,7 +14,7 @@ fn token(c: &mut Criterion) {
     let presented = mint(&key, "heapdump", now).to_string();
 
     c.bench_function("mint", |b| {
-        b.iter(|| mint(black_box(&key), black_box("heapdump"), now))
+        b.iter(|| mint(black_box(&key), black_box("heapdump"), now));
     });
     c.bench_function("verify (current hour)", |b| {
         b.iter(|| {
@@ -25,7 +25,7 @@ fn token(c: &mut Criterion) {
                 now,
                 &window,
             )
-        })
+        });
     });
     let wrong = "0".repeat(64);
     c.bench_function("verify (no match: all hours tried)", |b| {
@@ -37,7 +37,7 @@ fn token(c: &mut Criterion) {
                 now,
                 &window,
             )
-        })
+        });
     });
 }
 
