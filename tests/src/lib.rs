@@ -530,3 +530,122 @@ impl Pacer {
         }
     }
 }
+
+/// The `nginx` executable if it runs; otherwise `None` after a loud notice, or a panic in CI.
+pub fn nginx_or_skip(test: &str) -> Option<PathBuf> {
+    let candidates = [PathBuf::from("nginx"), PathBuf::from("/usr/sbin/nginx")];
+    let found = candidates.into_iter().find(|nginx| {
+        Command::new(nginx)
+            .arg("-v")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{test}: nginx not found, and CI=true forbids skipping; apt-get install nginx-light"
+        );
+        loud(&format!(
+            "SKIPPED {test}: nginx not found (apt-get install nginx-light)"
+        ));
+    }
+    found
+}
+
+/// A free port on 127.0.0.1 (bound and released; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// nginx as a plain round-robin balancer (no stickiness) in front of `backends`, from a config
+/// generated in a temp dir, as a foreground process.
+pub struct Nginx {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start(nginx: &Path, backends: &[SocketAddr]) -> Nginx {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        // Workers may run as another user when the tests run as root.
+        let _ = std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let servers: String = backends
+            .iter()
+            .map(|b| format!("    server {b};\n"))
+            .collect();
+        let d = dir.path().display();
+        let config = format!(
+            "worker_processes 1;\n\
+             error_log {d}/error.log warn;\n\
+             pid {d}/nginx.pid;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               upstream sidecars {{\n{servers}  }}\n\
+               server {{\n\
+                 listen {addr};\n\
+                 location / {{\n\
+                   proxy_pass http://sidecars;\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n\
+                   proxy_buffering off;\n\
+                   proxy_read_timeout 300s;\n\
+                 }}\n\
+               }}\n\
+             }}\n"
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).unwrap_or_else(|e| panic!("write nginx.conf: {e}"));
+        let proc = Proc::spawn(
+            Command::new(nginx)
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(&conf)
+                .args(["-g", "daemon off;"]),
+        );
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start:\n{}\n{}",
+                proc.output(),
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            proc,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+/// A binary of this workspace, built by `cargo test --workspace` (or `cargo build`) next to the
+/// test executables.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .unwrap_or_default();
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build -p heapgate -p heapgate-proxy` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}

@@ -19,6 +19,7 @@ use http_body::{Frame, SizeHint};
 
 use crate::config::SnapshotConfig;
 use crate::gate::SnapshotGate;
+use crate::gateway::Gateway;
 use crate::metrics::{Metrics, Route};
 use crate::passthrough::Upstream;
 use crate::snapshot;
@@ -29,12 +30,21 @@ use crate::task::TaskId;
 pub struct AppState {
     pub snapshot: SnapshotConfig,
     pub task_id: TaskId,
-    pub source: Arc<dyn SnapshotSource>,
+    pub snapshots: Snapshots,
     pub upstream: Upstream,
     pub gate: Arc<SnapshotGate>,
     pub metrics: Arc<Metrics>,
     /// The wall clock, injectable for tests (tokens are checked against it).
     pub now: fn() -> DateTime<Utc>,
+}
+
+/// Who answers a verified snapshot request.
+#[derive(Clone)]
+pub enum Snapshots {
+    /// This proxy takes the snapshot from its source (inspector, or the app's own endpoint).
+    Local(Arc<dyn SnapshotSource>),
+    /// This proxy routes the request to a chosen task behind `--upstream`.
+    Gateway(Arc<Gateway>),
 }
 
 /// The public router.

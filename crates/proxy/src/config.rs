@@ -13,6 +13,9 @@ use clap::{Parser, ValueEnum};
 use heapgate_keys::SecretArgs;
 use heapgate_token::{Keys, Window};
 
+use crate::gateway::{GatewayConfig, Targets};
+use crate::task::TaskId;
+
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
 /// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.
 ///
@@ -30,9 +33,17 @@ pub struct Args {
     #[arg(long, env = "HEAPGATE_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// The app, e.g. http://127.0.0.1:3000. Everything but the snapshot path goes there.
-    #[arg(long, env = "HEAPGATE_UPSTREAM", value_name = "URL")]
-    pub upstream: String,
+    /// The app, e.g. http://127.0.0.1:3000. Everything but the snapshot path goes there. With
+    /// --source gateway: a balancer URL, or several ID=URL entries (repeat the flag, or
+    /// comma-separate in the env var) to reach tasks directly.
+    #[arg(
+        long,
+        env = "HEAPGATE_UPSTREAM",
+        value_name = "URL",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub upstream: Vec<String>,
 
     /// The snapshot path.
     #[arg(long, env = "HEAPGATE_PATH", default_value = "/heapdump")]
@@ -68,7 +79,8 @@ pub struct Args {
     #[arg(long, env = "HEAPGATE_TASK_ID", value_name = "ID")]
     pub task_id: Option<String>,
 
-    /// Where snapshots come from: the Node inspector, or the app's own snapshot endpoint.
+    /// Where snapshots come from: the Node inspector, the app's own snapshot endpoint, or (as a
+    /// gateway) heapgate sidecars behind --upstream.
     #[arg(long, env = "HEAPGATE_SOURCE", value_enum, default_value_t = SourceKind::Inspector)]
     pub source: SourceKind,
 
@@ -87,8 +99,28 @@ pub struct Args {
     pub allow_remote_inspector: bool,
 
     /// With --source upstream: the app's own snapshot path the verified request is forwarded to.
+    /// With --source gateway: the sidecars' snapshot path.
     #[arg(long, env = "HEAPGATE_UPSTREAM_PATH", default_value = "/heapdump")]
     pub upstream_path: String,
+
+    /// Gateway: how long the pinned task (the first that answered a request without `task=`)
+    /// stays chosen after its last use. `repin=1` in a request chooses anew.
+    #[arg(
+        long,
+        env = "HEAPGATE_PIN_TTL",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
+    pub pin_ttl: humantime::Duration,
+
+    /// Gateway: attempts (each on a new connection) to reach the chosen task per request.
+    #[arg(
+        long,
+        env = "HEAPGATE_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 30
+    )]
+    pub max_attempts: u32,
 
     /// Refuse a new snapshot (429) until this long after the last one finished.
     #[arg(
@@ -171,6 +203,9 @@ pub enum SourceKind {
     Inspector,
     /// The app's own snapshot endpoint (--upstream-path), request forwarded after verification.
     Upstream,
+    /// In front of heapgate sidecars (a balancer or ID=URL instances): routes each verified
+    /// request to the chosen task, retrying on new connections.
+    Gateway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,6 +219,7 @@ pub enum LogFormat {
 pub enum SourceConfig {
     Inspector { addr: SocketAddr },
     Upstream { path: String },
+    Gateway(GatewayConfig),
 }
 
 /// Everything the snapshot path needs.
@@ -255,6 +291,7 @@ impl Config {
         if args.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
+        let (upstream, targets) = upstreams(&args.upstream, args.source)?;
         let source = match args.source {
             SourceKind::Inspector => SourceConfig::Inspector {
                 addr: inspector_addr(&args.inspector, args.allow_remote_inspector)?,
@@ -262,11 +299,22 @@ impl Config {
             SourceKind::Upstream => SourceConfig::Upstream {
                 path: absolute_path("--upstream-path", &args.upstream_path)?,
             },
+            SourceKind::Gateway => {
+                if args.max_attempts == 0 {
+                    return Err(error("--max-attempts must be at least 1"));
+                }
+                SourceConfig::Gateway(GatewayConfig {
+                    targets: targets.unwrap_or(Targets::Balancer(upstream.clone())),
+                    path: absolute_path("--upstream-path", &args.upstream_path)?,
+                    pin_ttl: *args.pin_ttl,
+                    max_attempts: args.max_attempts,
+                })
+            }
         };
         Ok(Config {
             listen: args.listen,
             admin_listen: args.admin_listen,
-            upstream: upstream_uri(&args.upstream)?,
+            upstream,
             snapshot: SnapshotConfig {
                 path,
                 keys: loaded.keys,
@@ -297,6 +345,42 @@ fn absolute_path(flag: &str, path: &str) -> Result<String, ConfigError> {
         )));
     }
     Ok(path.to_owned())
+}
+
+/// The pass-through target, and with `ID=URL` entries the gateway's direct targets.
+fn upstreams(
+    entries: &[String],
+    source: SourceKind,
+) -> Result<(http::Uri, Option<Targets>), ConfigError> {
+    let direct = entries
+        .iter()
+        .any(|e| e.split_once('=').is_some_and(|(id, _)| !id.contains('/')));
+    if !direct {
+        return match entries {
+            [one] => Ok((upstream_uri(one)?, None)),
+            _ => Err(error(
+                "give one --upstream URL (several only as ID=URL with --source gateway)",
+            )),
+        };
+    }
+    if source != SourceKind::Gateway {
+        return Err(error("--upstream ID=URL entries need --source gateway"));
+    }
+    let mut table = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (id, url) = entry.split_once('=').ok_or_else(|| {
+            error(format!(
+                "--upstream {entry:?}: mix of ID=URL and plain URLs"
+            ))
+        })?;
+        let id = TaskId::new(id).map_err(|e| error(format!("--upstream {entry:?}: {e}")))?;
+        if table.iter().any(|(known, _)| known == &id) {
+            return Err(error(format!("--upstream: task {id} given twice")));
+        }
+        table.push((id, upstream_uri(url)?));
+    }
+    // Normal traffic goes to the first instance.
+    Ok((table[0].1.clone(), Some(Targets::Direct(table))))
 }
 
 /// The app's base URL: plain http (the app is on loopback or in the same task), no query.
@@ -411,6 +495,62 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn gateway_targets() {
+        let balancer = parse(&["--source", "gateway"]).unwrap();
+        let SourceConfig::Gateway(gateway) = balancer.source else {
+            panic!("gateway")
+        };
+        assert_eq!(
+            gateway.targets,
+            Targets::Balancer("http://127.0.0.1:3000".parse().unwrap())
+        );
+        assert_eq!(gateway.max_attempts, 30);
+        let direct = parse(&[
+            "--source",
+            "gateway",
+            "--upstream",
+            "t1=http://127.0.0.1:1",
+            "--upstream",
+            "t2=http://127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(
+            direct.upstream,
+            "http://127.0.0.1:1".parse::<http::Uri>().unwrap()
+        );
+        let SourceConfig::Gateway(gateway) = direct.source else {
+            panic!("gateway")
+        };
+        let Targets::Direct(table) = gateway.targets else {
+            panic!("direct")
+        };
+        assert_eq!(table.len(), 2);
+        assert!(
+            parse(&["--upstream", "t1=http://127.0.0.1:1"]).is_err(),
+            "ID=URL needs the gateway"
+        );
+        assert!(
+            parse(&[
+                "--source",
+                "gateway",
+                "--upstream",
+                "t1=http://a:1,t1=http://b:2"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "--source",
+                "gateway",
+                "--upstream",
+                "t1=http://a:1,http://b:2"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--upstream", "http://a:1,http://b:2"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod gate;
+pub mod gateway;
 pub mod inspector;
 mod keepalive;
 pub mod metrics;

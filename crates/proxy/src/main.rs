@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use heapgate_proxy::app::AppState;
+use heapgate_proxy::app::{AppState, Snapshots};
 use heapgate_proxy::config::{Args, Config, LogFormat, SourceConfig};
 use heapgate_proxy::gate::SnapshotGate;
+use heapgate_proxy::gateway::Gateway;
 use heapgate_proxy::inspector::InspectorSource;
 use heapgate_proxy::metrics::Metrics;
 use heapgate_proxy::passthrough::Upstream;
 use heapgate_proxy::server::{ConnLimits, Proxy, run};
-use heapgate_proxy::source::SnapshotSource;
 use heapgate_proxy::task;
 use heapgate_proxy::upstream_source::UpstreamSnapshots;
 use tokio::net::TcpListener;
@@ -40,7 +40,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            ExitCode::from(1)
+            // No usable task id is a configuration problem; anything else (a port that cannot
+            // be bound) is an operational failure.
+            let config_error = e.downcast_ref::<task::TaskIdError>().is_some();
+            ExitCode::from(if config_error { 2 } else { 1 })
         }
     }
 }
@@ -57,12 +60,17 @@ async fn start(config: Config) -> anyhow::Result<()> {
     let (task_id, origin) =
         task::discover(config.task_id.as_deref(), ecs.as_deref(), hostname).await?;
 
-    let source: Arc<dyn SnapshotSource> = match &config.source {
-        SourceConfig::Inspector { addr } => Arc::new(InspectorSource::new(*addr, SPILL_MEMORY)),
-        SourceConfig::Upstream { path } => Arc::new(UpstreamSnapshots::new(
+    let snapshots = match &config.source {
+        SourceConfig::Inspector { addr } => {
+            Snapshots::Local(Arc::new(InspectorSource::new(*addr, SPILL_MEMORY)))
+        }
+        SourceConfig::Upstream { path } => Snapshots::Local(Arc::new(UpstreamSnapshots::new(
             config.upstream.clone(),
             path.clone(),
-        )),
+        ))),
+        SourceConfig::Gateway(gateway) => {
+            Snapshots::Gateway(Arc::new(Gateway::new(gateway.clone())))
+        }
     };
     let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
     let public = TcpListener::bind(config.listen)
@@ -73,14 +81,14 @@ async fn start(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
     tracing::info!(
         task = %task_id, task_origin = ?origin, listen = %public.local_addr()?,
-        admin = %admin.local_addr()?, upstream = %config.upstream, source = ?config.source,
+        admin = %admin.local_addr()?, upstream = %config.upstream, source = ?source_kind(&config.source),
         snapshot_path = %config.snapshot.path, "heapgate-proxy started"
     );
     let state = Arc::new(AppState {
         gate: SnapshotGate::new(config.snapshot.min_interval),
         snapshot: config.snapshot,
         task_id,
-        source,
+        snapshots,
         upstream,
         metrics: Arc::new(Metrics::new()),
         now: chrono::Utc::now,
@@ -95,6 +103,14 @@ async fn start(config: Config) -> anyhow::Result<()> {
     };
     run(public, admin, proxy, shutdown_signal()).await;
     Ok(())
+}
+
+fn source_kind(source: &SourceConfig) -> &'static str {
+    match source {
+        SourceConfig::Inspector { .. } => "inspector",
+        SourceConfig::Upstream { .. } => "upstream",
+        SourceConfig::Gateway(_) => "gateway",
+    }
 }
 
 /// Resolves on SIGTERM (what ECS and Kubernetes send) or SIGINT.

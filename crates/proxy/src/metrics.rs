@@ -100,6 +100,7 @@ pub struct Metrics {
     snapshot_seconds: Histogram,
     in_flight: Gauge,
     snapshot_running: Gauge,
+    gateway_attempts: Histogram,
 }
 
 impl Default for Metrics {
@@ -118,6 +119,7 @@ impl Metrics {
         // 0.5 s … ~17 min: snapshots of small heaps take about a second, 1 GiB heaps minutes.
         let snapshot_seconds =
             Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 1000.0]);
+        let gateway_attempts = Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0]);
         let in_flight = Gauge::default();
         let snapshot_running = Gauge::default();
         registry.register(
@@ -155,6 +157,11 @@ impl Metrics {
             "1 while a snapshot is being taken",
             snapshot_running.clone(),
         );
+        registry.register(
+            "gateway_attempts",
+            "Gateway: attempts (new connections) per routed request",
+            gateway_attempts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -164,6 +171,7 @@ impl Metrics {
             snapshot_seconds,
             in_flight,
             snapshot_running,
+            gateway_attempts,
         }
     }
 
@@ -198,6 +206,10 @@ impl Metrics {
 
     pub fn snapshot_bytes(&self, bytes: u64) {
         self.snapshot_bytes.inc_by(bytes);
+    }
+
+    pub fn gateway_attempts(&self, attempts: u32) {
+        self.gateway_attempts.observe(f64::from(attempts));
     }
 
     pub fn in_flight(&self) -> &Gauge {

@@ -18,8 +18,9 @@ use futures_util::Stream;
 use heapgate_token::{Rejection, verify};
 use tokio::time::Instant;
 
-use crate::app::AppState;
+use crate::app::{AppState, Snapshots};
 use crate::gate::{Busy, SnapshotPermit};
+use crate::gateway::{Gateway, RouteRequest};
 use crate::keepalive::KeepAlive;
 use crate::metrics::{Metrics, Outcome, RejectReason, Route};
 use crate::source::SourceError;
@@ -103,6 +104,7 @@ struct SnapshotQuery {
     hash: Option<String>,
     task: Option<String>,
     probe: bool,
+    repin: bool,
 }
 
 /// Parses the query; a repeated `hash` or `task` is ambiguous and refused.
@@ -114,6 +116,10 @@ fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
             "task" => &mut parsed.task,
             "probe" => {
                 parsed.probe = matches!(&*value, "1" | "true");
+                continue;
+            }
+            "repin" => {
+                parsed.repin = matches!(&*value, "1" | "true");
                 continue;
             }
             _ => continue,
@@ -147,7 +153,11 @@ async fn take(
     }
     let query = uri.query().unwrap_or_default();
     let request = parse_query(query)?;
-    check_token(state, request.hash.as_deref())?;
+    let hash = check_token(state, request.hash.as_deref())?;
+    let source = match &state.snapshots {
+        Snapshots::Local(source) => source,
+        Snapshots::Gateway(gateway) => return Ok(route(state, gateway, &request, hash).await),
+    };
     let task = &state.task_id;
     if request
         .task
@@ -170,7 +180,7 @@ async fn take(
         SnapshotError::Busy(task.clone(), busy)
     })?;
     let started_at = (state.now)();
-    let snapshot = match state.source.take(query).await {
+    let snapshot = match source.take(query).await {
         Ok(snapshot) => snapshot,
         Err(e) => {
             tracing::warn!(error = %e, "snapshot source unreachable");
@@ -207,7 +217,39 @@ async fn take(
     Ok(response)
 }
 
-fn check_token(state: &AppState, hash: Option<&str>) -> Result<(), SnapshotError> {
+/// Hands a verified request to the gateway and records how many attempts it took.
+async fn route(
+    state: &AppState,
+    gateway: &Gateway,
+    request: &SnapshotQuery,
+    hash: &str,
+) -> Response {
+    let (result, attempts) = gateway
+        .route(RouteRequest {
+            hash,
+            task: request.task.as_deref(),
+            probe: request.probe,
+            repin: request.repin,
+        })
+        .await;
+    state.metrics.gateway_attempts(attempts);
+    match result {
+        Ok(response) => {
+            tracing::info!(attempts, task = header_text(&response, TASK_HEADER), status = %response.status(), "gateway routed");
+            response
+        }
+        Err(e) => {
+            tracing::warn!(attempts, error = %e, "gateway could not route");
+            e.into_response()
+        }
+    }
+}
+
+fn header_text<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn check_token<'a>(state: &AppState, hash: Option<&'a str>) -> Result<&'a str, SnapshotError> {
     let Some(hash) = hash else {
         state.metrics.rejection(RejectReason::Missing);
         tracing::warn!("snapshot request without hash: 400");
@@ -221,7 +263,7 @@ fn check_token(state: &AppState, hash: Option<&str>) -> Result<(), SnapshotError
         (state.now)(),
         &config.window,
     ) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(hash),
         Err(Rejection::Malformed(why)) => {
             state.metrics.rejection(RejectReason::Malformed);
             tracing::warn!(reason = %why, "snapshot request with malformed hash: 400");
@@ -314,11 +356,13 @@ mod tests {
             SnapshotQuery {
                 hash: Some("ab".into()),
                 task: Some("t/1".into()),
-                probe: true
+                probe: true,
+                repin: false,
             }
         );
         assert_eq!(parse_query("").unwrap(), SnapshotQuery::default());
         assert!(!parse_query("probe=0").unwrap().probe);
+        assert!(parse_query("repin=1").unwrap().repin);
         assert!(parse_query("hash=a&hash=b").is_err());
         assert!(parse_query("task=a&task=a").is_err());
     }

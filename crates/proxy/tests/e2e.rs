@@ -348,3 +348,152 @@ fn sigterm_lets_a_running_snapshot_finish() {
     assert_valid_snapshot(&parse(&response));
     assert_eq!(proxy.proc.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn upstream_source_streams_the_apps_own_endpoint() {
+    let Some(node) = node("upstream_source_streams_the_apps_own_endpoint") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let upstream = format!("http://{}", app.addr());
+    let proxy = ProxyProc::start(
+        Path::new(PROXY),
+        &[
+            "--upstream",
+            &upstream,
+            "--source",
+            "upstream",
+            "--task-id",
+            "task-u",
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let response = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    assert_valid_snapshot(&parse(&response));
+    assert_eq!(response.header("x-heapgate-task"), Some("task-u"));
+    // The token is still checked by the proxy before anything reaches the app.
+    assert_eq!(
+        http_get(proxy.listen, "/heapdump?hash=00").unwrap().status,
+        400
+    );
+}
+
+#[test]
+fn an_oversized_request_head_is_refused() {
+    let Some(node) = node("an_oversized_request_head_is_refused") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let proxy = proxy_for(&app, &["--max-header-bytes", "16384"]);
+    let big = "x".repeat(64 * 1024);
+    let options = RequestOptions {
+        headers: &[("X-Big", &big)],
+        ..RequestOptions::default()
+    };
+    match http_request(proxy.listen, "/", &options) {
+        Ok(response) => assert_eq!(response.status, 431),
+        Err(e) => assert!(e.kind() != std::io::ErrorKind::TimedOut, "{e}"),
+    }
+    assert_eq!(
+        http_get(proxy.listen, "/").unwrap().status,
+        200,
+        "still healthy"
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_with_one_line() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(PROXY)
+            .args(args)
+            .env_remove("HEAPGATE_SECRET")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let secret = [("HEAPGATE_SECRET", SECRET)];
+    for (args, env) in [
+        (&["--upstream", "http://127.0.0.1:3000"][..], &[][..]),
+        (
+            &[
+                "--upstream",
+                "http://127.0.0.1:3000",
+                "--inspector",
+                "http://10.1.2.3:9229",
+            ],
+            &secret[..],
+        ),
+        (&["--upstream", "https://127.0.0.1:3000"], &secret[..]),
+        (
+            &[
+                "--upstream",
+                "http://127.0.0.1:3000",
+                "--task-id",
+                "a/b",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &secret[..],
+        ),
+    ] {
+        let (code, stderr) = run(args, env);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains(SECRET));
+        assert!(!stderr.trim().is_empty(), "{args:?}: a reason is printed");
+    }
+    let (code, stderr) = run(&["--upstream", "http://127.0.0.1:3000"], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "heapgate-proxy: no secret: pass --secret-file PATH or set HEAPGATE_SECRET\n"
+    );
+}
+
+#[test]
+fn help_names_every_flag_and_its_environment_variable() {
+    let out = std::process::Command::new(PROXY)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--listen", "HEAPGATE_LISTEN"),
+        ("--upstream", "HEAPGATE_UPSTREAM"),
+        ("--path", "HEAPGATE_PATH"),
+        ("--secret-file", "HEAPGATE_SECRET_FILE"),
+        ("--value", "HEAPGATE_VALUE"),
+        ("--grace", "HEAPGATE_GRACE"),
+        ("--skew", "HEAPGATE_SKEW"),
+        ("--task-id", "HEAPGATE_TASK_ID"),
+        ("--source", "HEAPGATE_SOURCE"),
+        ("--inspector", "HEAPGATE_INSPECTOR"),
+        (
+            "--allow-remote-inspector",
+            "HEAPGATE_ALLOW_REMOTE_INSPECTOR",
+        ),
+        ("--upstream-path", "HEAPGATE_UPSTREAM_PATH"),
+        ("--min-interval", "HEAPGATE_MIN_INTERVAL"),
+        ("--keepalive", "HEAPGATE_KEEPALIVE"),
+        ("--health-path", "HEAPGATE_HEALTH_PATH"),
+        ("--admin-listen", "HEAPGATE_ADMIN_LISTEN"),
+        ("--shutdown-timeout", "HEAPGATE_SHUTDOWN_TIMEOUT"),
+        ("--request-timeout", "HEAPGATE_REQUEST_TIMEOUT"),
+        ("--header-timeout", "HEAPGATE_HEADER_TIMEOUT"),
+        ("--max-header-bytes", "HEAPGATE_MAX_HEADER_BYTES"),
+        ("--log-format", "HEAPGATE_LOG_FORMAT"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+        assert!(help.contains(env), "{env} missing from --help");
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&format!("`{flag}")),
+            "{flag} missing from the README"
+        );
+        assert!(readme.contains(env), "{env} missing from the README");
+    }
+    assert!(help.contains("HEAPGATE_SECRET"));
+}

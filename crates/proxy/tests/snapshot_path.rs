@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use heapgate_proxy::app::{AppState, app};
+use heapgate_proxy::app::{AppState, Snapshots, app};
 use heapgate_proxy::config::SnapshotConfig;
 use heapgate_proxy::gate::SnapshotGate;
 use heapgate_proxy::metrics::Metrics;
@@ -123,7 +123,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
             health_paths: vec!["/health".into()],
         },
         task_id: TaskId::new("task-a").unwrap(),
-        source: stub.clone(),
+        snapshots: Snapshots::Local(stub.clone()),
         // Nothing listens on port 1: pass-through answers 502.
         upstream: Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap(),
         gate: SnapshotGate::new(min_interval),
