@@ -485,6 +485,8 @@ fn help_names_every_flag_and_its_environment_variable() {
         ("--header-timeout", "HEAPGATE_HEADER_TIMEOUT"),
         ("--max-header-bytes", "HEAPGATE_MAX_HEADER_BYTES"),
         ("--log-format", "HEAPGATE_LOG_FORMAT"),
+        ("--pin-ttl", "HEAPGATE_PIN_TTL"),
+        ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");
