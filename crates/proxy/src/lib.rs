@@ -5,7 +5,9 @@
 //! The pieces: [`config`] validates flags; [`app`] routes the public port ([`snapshot`] for the
 //! snapshot path, [`passthrough`] for everything else); [`source`] abstracts where snapshots
 //! come from ([`inspector`] by default); [`gate`] allows one snapshot at a time; [`admin`] serves
-//! health and [`metrics`]; [`server`] runs listeners with limits and graceful shutdown.
+//! health and [`metrics`]; [`server`] runs listeners with limits and graceful shutdown;
+//! [`launch`] wires a validated configuration into a running proxy; [`gateway`] routes to a
+//! chosen task behind a balancer.
 
 pub mod admin;
 pub mod app;
@@ -14,6 +16,7 @@ pub mod gate;
 pub mod gateway;
 pub mod inspector;
 mod keepalive;
+pub mod launch;
 pub mod metrics;
 pub mod passthrough;
 pub mod server;

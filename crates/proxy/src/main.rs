@@ -1,24 +1,10 @@
-//! `heapgate-proxy`: see `heapgate-proxy --help` and the README.
+//! `heapgate-proxy`: see `heapgate-proxy --help` and the README. Glue only: parse, log, run.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
-use heapgate_proxy::app::{AppState, Snapshots};
-use heapgate_proxy::config::{Args, Config, LogFormat, SourceConfig};
-use heapgate_proxy::gate::SnapshotGate;
-use heapgate_proxy::gateway::Gateway;
-use heapgate_proxy::inspector::InspectorSource;
-use heapgate_proxy::metrics::Metrics;
-use heapgate_proxy::passthrough::Upstream;
-use heapgate_proxy::server::{ConnLimits, Proxy, run};
-use heapgate_proxy::task;
-use heapgate_proxy::upstream_source::UpstreamSnapshots;
-use tokio::net::TcpListener;
-
-/// Memory a snapshot stream may hold before spilling to a temp file.
-const SPILL_MEMORY: usize = 4 << 20;
+use heapgate_proxy::config::{Args, Config, LogFormat};
+use heapgate_proxy::launch::{Environment, start};
 
 fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse(), |name| std::env::var_os(name)) {
@@ -36,80 +22,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(start(config)) {
+    let environment = Environment {
+        ecs_metadata_uri: std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok(),
+        hostname: std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .or_else(|| std::env::var("HOSTNAME").ok()),
+    };
+    match runtime.block_on(start(config, environment, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            // No usable task id is a configuration problem; anything else (a port that cannot
-            // be bound) is an operational failure.
-            let config_error = e.downcast_ref::<task::TaskIdError>().is_some();
-            ExitCode::from(if config_error { 2 } else { 1 })
+            tracing::error!("{e}");
+            ExitCode::from(e.exit_code())
         }
-    }
-}
-
-async fn start(config: Config) -> anyhow::Result<()> {
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    let ecs = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
-    let hostname = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned());
-    let hostname = hostname.or_else(|| std::env::var("HOSTNAME").ok());
-    let (task_id, origin) =
-        task::discover(config.task_id.as_deref(), ecs.as_deref(), hostname).await?;
-
-    let snapshots = match &config.source {
-        SourceConfig::Inspector { addr } => {
-            Snapshots::Local(Arc::new(InspectorSource::new(*addr, SPILL_MEMORY)))
-        }
-        SourceConfig::Upstream { path } => Snapshots::Local(Arc::new(UpstreamSnapshots::new(
-            config.upstream.clone(),
-            path.clone(),
-        ))),
-        SourceConfig::Gateway(gateway) => {
-            Snapshots::Gateway(Arc::new(Gateway::new(gateway.clone())))
-        }
-    };
-    let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
-    let public = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
-    tracing::info!(
-        task = %task_id, task_origin = ?origin, listen = %public.local_addr()?,
-        admin = %admin.local_addr()?, upstream = %config.upstream, source = ?source_kind(&config.source),
-        snapshot_path = %config.snapshot.path, "heapgate-proxy started"
-    );
-    let state = Arc::new(AppState {
-        gate: SnapshotGate::new(config.snapshot.min_interval),
-        snapshot: config.snapshot,
-        task_id,
-        snapshots,
-        upstream,
-        metrics: Arc::new(Metrics::new()),
-        now: chrono::Utc::now,
-    });
-    let proxy = Proxy {
-        state,
-        limits: ConnLimits {
-            max_header_bytes: config.limits.max_header_bytes,
-            header_timeout: config.limits.header_timeout,
-        },
-        shutdown_timeout: config.shutdown_timeout,
-    };
-    run(public, admin, proxy, shutdown_signal()).await;
-    Ok(())
-}
-
-fn source_kind(source: &SourceConfig) -> &'static str {
-    match source {
-        SourceConfig::Inspector { .. } => "inspector",
-        SourceConfig::Upstream { .. } => "upstream",
-        SourceConfig::Gateway(_) => "gateway",
     }
 }
 
@@ -120,7 +45,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
             Ok(mut signal) => {
                 signal.recv().await;
             }
