@@ -100,15 +100,15 @@ fn with_task(response: &mut Response, task: &TaskId) {
 
 /// What the query asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct SnapshotQuery {
-    hash: Option<String>,
-    task: Option<String>,
-    probe: bool,
-    repin: bool,
+pub struct SnapshotQuery {
+    pub hash: Option<String>,
+    pub task: Option<String>,
+    pub probe: bool,
+    pub repin: bool,
 }
 
-/// Parses the query; a repeated `hash` or `task` is ambiguous and refused.
-fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
+/// Parses the query; a repeated `hash` or `task` is ambiguous and refused. Public for the fuzzer.
+pub fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
     let mut parsed = SnapshotQuery::default();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let slot = match &*key {
