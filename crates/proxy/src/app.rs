@@ -61,6 +61,13 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// orchestrator would otherwise kill the app mid-snapshot.
 async fn passthrough(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let path = request.uri().path();
+    if state.snapshot.guarded_paths.covers(path) {
+        tracing::warn!("refused a spelling of a snapshot path on the pass-through route");
+        state
+            .metrics
+            .request(Route::Snapshot, StatusCode::NOT_FOUND);
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
     if state.gate.is_running() && state.snapshot.health_paths.iter().any(|p| p == path) {
         state.metrics.request(Route::Health, StatusCode::OK);
         return (StatusCode::OK, "ok: snapshot in progress\n").into_response();

@@ -14,6 +14,7 @@ use heapgate_keys::SecretArgs;
 use heapgate_token::{Keys, Window};
 
 use crate::gateway::{GatewayConfig, Targets};
+use crate::guard::GuardedPaths;
 use crate::task::TaskId;
 
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
@@ -232,6 +233,8 @@ pub struct SnapshotConfig {
     pub min_interval: Duration,
     pub keepalive: Duration,
     pub health_paths: Vec<String>,
+    /// Spellings of the snapshot paths (ours, and the app's own) never passed through.
+    pub guarded_paths: GuardedPaths,
 }
 
 /// Connection limits for the public listener.
@@ -292,6 +295,7 @@ impl Config {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
         let (upstream, targets) = upstreams(&args.upstream, args.source)?;
+        let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()]);
         let source = match args.source {
             SourceKind::Inspector => SourceConfig::Inspector {
                 addr: inspector_addr(&args.inspector, args.allow_remote_inspector)?,
@@ -322,6 +326,7 @@ impl Config {
                 window,
                 min_interval: *args.min_interval,
                 keepalive: *args.keepalive,
+                guarded_paths,
                 health_paths,
             },
             task_id: args.task_id,

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod gate;
 pub mod gateway;
+pub mod guard;
 pub mod inspector;
 mod keepalive;
 pub mod launch;

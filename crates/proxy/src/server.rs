@@ -54,6 +54,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // max_header_size checks the whole parsed head exactly; max_buf_size alone is only
+        // checked when a read leaves the head incomplete.
+        .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192));
     // Each connection task holds a clone of `open`; shutdown flips `stop` and waits for the
     // clones to be gone (the mini-redis pattern).

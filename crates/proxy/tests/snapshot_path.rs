@@ -121,6 +121,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
             min_interval,
             keepalive: Duration::from_millis(20),
             health_paths: vec!["/health".into()],
+            guarded_paths: heapgate_proxy::guard::GuardedPaths::new(["/heapdump"]),
         },
         task_id: TaskId::new("task-a").unwrap(),
         snapshots: Snapshots::Local(stub.clone()),
