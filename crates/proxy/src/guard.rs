@@ -31,7 +31,7 @@ impl GuardedPaths {
                 .any(|g| g.eq_ignore_ascii_case(trimmed));
         }
         let candidate = normalise(path);
-        self.normalised.iter().any(|g| *g == candidate)
+        self.normalised.contains(&candidate)
     }
 }
 
