@@ -1,6 +1,8 @@
 //! The command line as clap sees it. Nothing here is validated beyond types; `config` turns it
 //! into something the commands can trust.
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use heapgate_keys::SecretArgs;
@@ -17,7 +19,8 @@ use heapgate_keys::SecretArgs;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error."
+    after_help = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error, \
+                  130 fetch interrupted (SIGINT, SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,6 +52,12 @@ pub enum Command {
     Mint(MintArgs),
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
     Verify(VerifyArgs),
+    /// Download heap snapshots from one task behind a load balancer, retrying until it answers.
+    ///
+    /// Every attempt mints a fresh token and opens a new connection, so a balancer without
+    /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
+    /// printed on stdout, one per line; progress and retries go to stderr.
+    Fetch(FetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +110,42 @@ pub struct VerifyArgs {
     /// On stderr: the exact payloads tried and, searching ±24 h, the hour the token was minted for.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when all --count snapshots were saved, 1 otherwise (files \
+                        already saved are kept), 2 usage or configuration error, 130 interrupted."
+)]
+pub struct FetchArgs {
+    /// The service: http(s)://host[:port][/prefix], without query (--path is joined to it).
+    #[arg(value_name = "BASE_URL")]
+    pub base_url: String,
+
+    /// Take the snapshots from this task (X-Heapgate-Task). Without it, the first task that
+    /// answers a probe is pinned and used for the whole series.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+
+    /// How many snapshots to take.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+
+    /// Time between the starts of consecutive snapshots (10m, 90s, 1h30m).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub interval: humantime::Duration,
+
+    /// Directory to save into; created if missing. Existing files are never overwritten.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    /// The snapshot path joined to BASE_URL.
+    #[arg(long, value_name = "PATH", default_value = "/heapdump")]
+    pub path: String,
+
+    /// Give up on a snapshot after this many requests.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
 }
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {

@@ -9,6 +9,9 @@ pub enum Error {
     /// The token is invalid or the operation failed: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// Stopped by SIGINT or SIGTERM (named here) after cleaning up: exit 130.
+    #[error("interrupted by {0}; no partial file left")]
+    Interrupted(&'static str),
 }
 
 impl Error {
@@ -17,6 +20,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Failed(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod args;
 mod error;
+mod fetch;
 mod mint;
 mod url;
 mod verify;
@@ -21,12 +22,14 @@ pub use error::Error;
 
 /// What a command needs from the outside world, injected so tests can fix them.
 pub struct Io<'a> {
-    /// The instant used when `--at` is absent.
-    pub now: DateTime<Utc>,
+    /// The clock: read when `--at` is absent, and by `fetch` for every token it mints.
+    pub now: &'a dyn Fn() -> DateTime<Utc>,
     /// Environment lookup (for `HEAPGATE_SECRET`).
     pub env: &'a dyn Fn(&str) -> Option<OsString>,
     pub stdout: &'a mut dyn Write,
     pub stderr: &'a mut dyn Write,
+    /// Whether stderr is a terminal: `fetch` draws progress bars there, else plain log lines.
+    pub stderr_is_terminal: bool,
 }
 
 /// Runs a parsed command line.
@@ -40,6 +43,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
     match &cli.command {
         args::Command::Mint(args) => mint::run(args, &keys, value, io),
         args::Command::Verify(args) => verify::run(args, &keys, value, io),
+        args::Command::Fetch(args) => fetch::run(args, &keys, value, io),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `heapgate`: see `heapgate --help`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,10 +12,11 @@ fn main() -> ExitCode {
     let env = |name: &str| std::env::var_os(name);
     let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr());
     let mut io = Io {
-        now: chrono::Utc::now(),
+        now: &chrono::Utc::now,
         env: &env,
         stdout: &mut stdout,
         stderr: &mut stderr,
+        stderr_is_terminal: std::io::stderr().is_terminal(),
     };
     match heapgate::run(&cli, &mut io) {
         Ok(()) => ExitCode::SUCCESS,

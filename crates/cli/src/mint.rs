@@ -17,7 +17,7 @@ struct Minted<'a> {
 }
 
 pub(crate) fn run(args: &MintArgs, keys: &Keys, value: &str, io: &mut Io<'_>) -> Result<(), Error> {
-    let token = mint(keys.signing(), value, args.at.unwrap_or(io.now));
+    let token = mint(keys.signing(), value, args.at.unwrap_or_else(io.now));
     let hash = token.to_string();
     let url = args
         .url

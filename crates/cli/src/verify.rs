@@ -15,7 +15,7 @@ pub(crate) fn run(
     value: &str,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    let now = args.at.unwrap_or(io.now);
+    let now = args.at.unwrap_or_else(io.now);
     let window = Window::new(*args.grace, *args.skew).map_err(|e| Error::Config(e.to_string()))?;
     if args.explain {
         explain_tried(&window, now, keys, value, io);
