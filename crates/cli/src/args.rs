@@ -14,7 +14,7 @@ use heapgate_keys::SecretArgs;
 #[derive(Debug, Parser)]
 #[command(
     name = "heapgate",
-    version,
+    version = env!("HEAPGATE_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -58,6 +58,14 @@ pub enum Command {
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
     /// printed on stdout, one per line; progress and retries go to stderr.
     Fetch(FetchArgs),
+    /// Print a shell completion script: `heapgate completions bash > /etc/bash_completion.d/heapgate`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `heapgate man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Args)]

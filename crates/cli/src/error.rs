@@ -1,4 +1,4 @@
-//! The two ways a command fails, which decide the exit status.
+//! The ways a command fails, which decide the exit status.
 
 /// A failed command. Messages are one line and never contain a secret or a token.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +12,9 @@ pub enum Error {
     /// Stopped by SIGINT or SIGTERM (named here) after cleaning up: exit 130.
     #[error("interrupted by {0}; no partial file left")]
     Interrupted(&'static str),
+    /// Standard output was closed by the reader (`| head`): exit 141 like SIGPIPE, quietly.
+    #[error("standard output closed")]
+    OutputClosed,
 }
 
 impl Error {
@@ -21,6 +24,7 @@ impl Error {
             Error::Config(_) => 2,
             Error::Failed(_) => 1,
             Error::Interrupted(_) => 130,
+            Error::OutputClosed => 141,
         }
     }
 }

@@ -34,6 +34,19 @@ pub struct Io<'a> {
 
 /// Runs a parsed command line.
 pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
+    // Commands that need no secret.
+    match &cli.command {
+        args::Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "heapgate", io.stdout);
+            return Ok(());
+        }
+        args::Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            return page.render(io.stdout).map_err(|e| output_error(&e));
+        }
+        _ => {}
+    }
     let LoadedKeys { keys, warnings } = heapgate_keys::load(&cli.token.secrets, io.env)
         .map_err(|e| Error::Config(e.to_string()))?;
     for warning in warnings {
@@ -44,6 +57,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Mint(args) => mint::run(args, &keys, value, io),
         args::Command::Verify(args) => verify::run(args, &keys, value, io),
         args::Command::Fetch(args) => fetch::run(args, &keys, value, io),
+        args::Command::Completions { .. } | args::Command::Man => Ok(()),
     }
 }
 
@@ -52,7 +66,11 @@ pub(crate) fn warn(io: &mut Io<'_>, message: &str) {
     let _ = writeln!(io.stderr, "heapgate: warning: {message}");
 }
 
-/// A failed write to stdout (closed pipe) is an operation failure.
+/// A failed write to stdout is an operation failure; a reader that went away (`| head`) is not
+/// worth a message.
 pub(crate) fn output_error(e: &std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Error::OutputClosed;
+    }
     Error::Failed(format!("cannot write output: {e}"))
 }

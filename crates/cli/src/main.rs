@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     };
     match heapgate::run(&cli, &mut io) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(heapgate::Error::OutputClosed) => ExitCode::from(141),
         Err(e) => {
             eprintln!("heapgate: {e}");
             ExitCode::from(e.exit_code())
