@@ -58,6 +58,20 @@ pub async fn start(
     environment: Environment,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    let public = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    start_on(config, environment, public, admin, shutdown).await
+}
+
+/// Like [`start`], on listeners the caller bound (and so knows the ports of): for embedding the
+/// proxy, as `heapgate demo` does.
+pub async fn start_on(
+    config: Config,
+    environment: Environment,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -69,8 +83,6 @@ pub async fn start(
     .await?;
     let snapshots = snapshots(&config);
     let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
-    let public = bind(config.listen).await?;
-    let admin = bind(config.admin_listen).await?;
     tracing::info!(
         task = %task_id,
         task_origin = ?origin,
@@ -118,7 +130,8 @@ fn snapshots(config: &Config) -> Snapshots {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+/// Binds a listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
