@@ -1,0 +1,213 @@
+//! The Comparison view: per class, which objects of NEW are new and which of BASE are gone.
+//!
+//! DevTools' `calculateDiffForClass`: objects are matched by id within a class (both id lists
+//! sorted, then merged); an id only in BASE is deleted, only in NEW is new, in both is neither.
+//! Sizes are self sizes (after folding, see `graph`), never retained sizes. A class whose objects
+//! are all matched is not listed.
+
+use std::{cmp::Ordering, collections::HashSet, fmt, str::FromStr};
+
+use serde::Serialize;
+
+use crate::Summary;
+use crate::model::Location;
+use crate::summary::Member;
+
+/// One row of the Comparison view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClassDiff {
+    /// Class name as DevTools shows it.
+    pub name: String,
+    /// Constructor location; classes of the same name from different places are separate rows.
+    pub location: Option<Location>,
+    /// `# New`: objects in NEW whose id is not in BASE.
+    pub new_count: u64,
+    /// `# Deleted`: objects in BASE whose id is not in NEW.
+    pub deleted_count: u64,
+    /// `# Delta` = `# New` − `# Deleted`.
+    pub delta_count: i64,
+    /// `Alloc. Size`: self sizes of the new objects, in bytes.
+    pub alloc_size: u64,
+    /// `Freed Size`: self sizes of the deleted objects, in bytes.
+    pub freed_size: u64,
+    /// `Size Delta` = `Alloc. Size` − `Freed Size`.
+    pub size_delta: i64,
+}
+
+/// Column sums over all rows (not only the ones shown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Sum of `# New`.
+    pub new_count: u64,
+    /// Sum of `# Deleted`.
+    pub deleted_count: u64,
+    /// Sum of `# Delta`.
+    pub delta_count: i64,
+    /// Sum of `Alloc. Size`.
+    pub alloc_size: u64,
+    /// Sum of `Freed Size`.
+    pub freed_size: u64,
+    /// Sum of `Size Delta`.
+    pub size_delta: i64,
+}
+
+/// A whole comparison: its rows (sorted by [`SortBy::SizeDelta`] unless re-sorted) and totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// One row per class with at least one new or deleted object.
+    pub classes: Vec<ClassDiff>,
+    /// Sums over every row.
+    pub totals: Totals,
+}
+
+/// Row orders, largest first; ties by name, then location.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// `Size Delta` (`--sort size`): the classes whose memory grew most.
+    #[default]
+    SizeDelta,
+    /// `# Delta` (`--sort delta`): the classes whose object count grew most.
+    CountDelta,
+    /// `# New` (`--sort count`): the classes that allocated most objects, freed or not.
+    NewCount,
+}
+
+impl SortBy {
+    /// The names `FromStr` accepts, for help texts.
+    pub const NAMES: [&'static str; 3] = ["size", "delta", "count"];
+}
+
+/// An unknown `--sort` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sort order {0:?}; use size, delta or count")]
+pub struct UnknownSortBy(pub String);
+
+impl FromStr for SortBy {
+    type Err = UnknownSortBy;
+    fn from_str(s: &str) -> Result<SortBy, UnknownSortBy> {
+        match s {
+            "size" => Ok(SortBy::SizeDelta),
+            "delta" => Ok(SortBy::CountDelta),
+            "count" => Ok(SortBy::NewCount),
+            _ => Err(UnknownSortBy(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for SortBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SortBy::SizeDelta => "size",
+            SortBy::CountDelta => "delta",
+            SortBy::NewCount => "count",
+        })
+    }
+}
+
+impl Diff {
+    /// Re-sorts the rows.
+    pub fn sort(&mut self, by: SortBy) {
+        let key = |c: &ClassDiff| -> i128 {
+            match by {
+                SortBy::SizeDelta => i128::from(c.size_delta),
+                SortBy::CountDelta => i128::from(c.delta_count),
+                SortBy::NewCount => i128::from(c.new_count),
+            }
+        };
+        self.classes.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.location.cmp(&b.location))
+        });
+    }
+
+    /// The first `n` rows (all of them if there are fewer).
+    pub fn top(&self, n: usize) -> &[ClassDiff] {
+        &self.classes[..n.min(self.classes.len())]
+    }
+
+    /// The row of the class `name` (the first, if several locations share it).
+    pub fn class(&self, name: &str) -> Option<&ClassDiff> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+}
+
+/// Compares `new` against `base` the way DevTools' Comparison view does, plain objects named
+/// with `new`'s interface definitions in both. Rows come sorted by [`SortBy::SizeDelta`].
+pub fn diff(base: &Summary, new: &Summary) -> Diff {
+    let definitions = new.interfaces();
+    let base_classes = base.resolve(definitions);
+    let new_classes = new.resolve(definitions);
+    let keys: HashSet<&(String, Option<Location>)> =
+        base_classes.keys().chain(new_classes.keys()).collect();
+    let mut classes = Vec::new();
+    let mut totals = Totals::default();
+    for key in keys {
+        let before = base_classes.get(key).map_or(&[][..], |m| m);
+        let after = new_classes.get(key).map_or(&[][..], |m| m);
+        let row = compare_class(&key.0, key.1, before, after);
+        if row.new_count == 0 && row.deleted_count == 0 {
+            continue;
+        }
+        totals.new_count += row.new_count;
+        totals.deleted_count += row.deleted_count;
+        totals.delta_count += row.delta_count;
+        totals.alloc_size += row.alloc_size;
+        totals.freed_size += row.freed_size;
+        totals.size_delta += row.size_delta;
+        classes.push(row);
+    }
+    let mut diff = Diff { classes, totals };
+    diff.sort(SortBy::SizeDelta);
+    diff
+}
+
+/// Merges two id-sorted member lists of one class.
+fn compare_class(
+    name: &str,
+    location: Option<Location>,
+    base: &[Member],
+    new: &[Member],
+) -> ClassDiff {
+    let (mut i, mut j) = (0, 0);
+    let (mut new_count, mut deleted_count, mut alloc_size, mut freed_size) =
+        (0u64, 0u64, 0u64, 0u64);
+    while i < base.len() && j < new.len() {
+        match base[i].id.cmp(&new[j].id) {
+            Ordering::Less => {
+                deleted_count += 1;
+                freed_size += u64::from(base[i].size);
+                i += 1;
+            }
+            Ordering::Greater => {
+                new_count += 1;
+                alloc_size += u64::from(new[j].size);
+                j += 1;
+            }
+            Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    for m in &base[i..] {
+        deleted_count += 1;
+        freed_size += u64::from(m.size);
+    }
+    for m in &new[j..] {
+        new_count += 1;
+        alloc_size += u64::from(m.size);
+    }
+    ClassDiff {
+        name: name.to_owned(),
+        location,
+        new_count,
+        deleted_count,
+        delta_count: new_count as i64 - deleted_count as i64,
+        alloc_size,
+        freed_size,
+        size_delta: alloc_size as i64 - freed_size as i64,
+    }
+}

@@ -1,0 +1,397 @@
+//! One snapshot boiled down to what a comparison needs: for every class, the ids and self sizes
+//! of its objects, sorted by id.
+//!
+//! The graph is needed only while classes and sizes are worked out; the [`Summary`] keeps
+//! 8 bytes per counted object, so comparing two large files holds one graph and two summaries
+//! at most.
+//!
+//! Plain objects are kept by *shape* (their sorted property names) rather than by name, because
+//! DevTools names them with the interface definitions inferred from the NEW snapshot, also in
+//! BASE. Keeping shapes lets each file be loaded on its own and still be classified by the
+//! other's definitions when the two are compared.
+
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    fs::File,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+};
+
+use crate::classify::{self, InterfaceMatcher};
+use crate::error::SnapshotError;
+use crate::fxhash::FastMap;
+use crate::graph;
+use crate::identity::{self, IdentitySample};
+use crate::layout::NodeKind;
+use crate::model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
+use crate::parse::{self, Heap, ReadError};
+
+/// Marks a plain object's shape index in the per-node class column.
+const PLAIN: u32 = 1 << 31;
+
+/// Read buffer: large enough that system calls do not show in profiles.
+const READ_BUFFER: usize = 1 << 20;
+
+/// A counted object: its id and self size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub(crate) id: u32,
+    pub(crate) size: u32,
+}
+
+/// What a group's class name is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ClassRef {
+    /// An index into `Summary::class_names`.
+    Named(u32),
+    /// A plain object: an index into `Summary::shapes`.
+    Plain(u32),
+}
+
+/// Objects sharing a class and constructor location.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub(crate) class: ClassRef,
+    pub(crate) location: Option<Location>,
+    /// Sorted by id.
+    pub(crate) members: Vec<Member>,
+}
+
+/// A loaded snapshot, ready to be compared. See [`load`].
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub(crate) info: SnapshotInfo,
+    pub(crate) class_names: Vec<Box<str>>,
+    /// Property names of plain objects, sorted the JavaScript way; a shape lists ranks in here.
+    pub(crate) property_names: Vec<Box<str>>,
+    pub(crate) shapes: Vec<Box<[u32]>>,
+    pub(crate) groups: Vec<Group>,
+    pub(crate) interfaces: Vec<InterfaceDefinition>,
+    pub(crate) identity: IdentitySample,
+}
+
+/// Loads and summarises the snapshot at `path`, streaming it from disk.
+pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Summary::from_reader(BufReader::with_capacity(READ_BUFFER, file), path)
+}
+
+impl Summary {
+    /// Summarises a snapshot read from `reader`; `origin` names it in errors.
+    pub fn from_reader(
+        reader: impl BufRead,
+        origin: impl Into<PathBuf>,
+    ) -> Result<Summary, SnapshotError> {
+        let path = origin.into();
+        let heap = parse::read(reader).map_err(|e| match e {
+            ReadError::Io(source) => SnapshotError::Io {
+                path: path.clone(),
+                source,
+            },
+            ReadError::Syntax { line, column } => SnapshotError::NotJson {
+                path: path.clone(),
+                line,
+                column,
+            },
+            ReadError::Eof { line, column } => SnapshotError::Truncated {
+                path: path.clone(),
+                line,
+                column,
+            },
+            ReadError::Shape(reason) => SnapshotError::NotASnapshot {
+                path: path.clone(),
+                reason,
+            },
+        })?;
+        Ok(build(heap))
+    }
+
+    /// Facts about the file.
+    pub fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    /// The plain-object shapes this snapshot names; a comparison uses NEW's for both files.
+    pub fn interfaces(&self) -> &[InterfaceDefinition] {
+        &self.interfaces
+    }
+
+    /// Every class with its object count and total self size (the Summary view), classified
+    /// with this snapshot's own interface definitions, largest self size first.
+    pub fn classes(&self) -> Vec<ClassSummary> {
+        let mut classes: Vec<ClassSummary> = self
+            .resolve(&self.interfaces)
+            .into_iter()
+            .map(|((name, location), members)| ClassSummary {
+                name,
+                location,
+                count: members.len() as u64,
+                self_size: members.iter().map(|m| u64::from(m.size)).sum(),
+            })
+            .collect();
+        classes.sort_by(|a, b| {
+            b.self_size
+                .cmp(&a.self_size)
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.location.cmp(&b.location))
+        });
+        classes
+    }
+
+    /// Members by class key (name, location), plain objects named with `definitions`; groups
+    /// that end up with the same key are merged and stay sorted by id.
+    pub(crate) fn resolve(
+        &self,
+        definitions: &[InterfaceDefinition],
+    ) -> HashMap<(String, Option<Location>), Cow<'_, [Member]>> {
+        let rank = |name: &str| {
+            self.property_names
+                .binary_search_by(|p| classify::cmp_utf16(p, name))
+                .ok()
+                .map(|i| i as u32)
+        };
+        let matcher = InterfaceMatcher::new(definitions, rank);
+        let mut shape_names: HashMap<u32, String> = HashMap::new();
+        let mut out: HashMap<(String, Option<Location>), Cow<'_, [Member]>> = HashMap::new();
+        for group in &self.groups {
+            let name = match group.class {
+                ClassRef::Named(i) => self.class_names[i as usize].to_string(),
+                ClassRef::Plain(shape) => shape_names
+                    .entry(shape)
+                    .or_insert_with(|| {
+                        matcher
+                            .best(&self.shapes[shape as usize])
+                            .unwrap_or("Object")
+                            .to_owned()
+                    })
+                    .clone(),
+            };
+            match out.entry((name, group.location)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Cow::Borrowed(&group.members));
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let merged = o.get_mut().to_mut();
+                    merged.extend_from_slice(&group.members);
+                    merged.sort_unstable_by_key(|m| m.id);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Interns strings to dense indexes.
+#[derive(Default)]
+struct Interner {
+    index: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.into());
+        self.index.insert(name.into(), i);
+        i
+    }
+}
+
+/// Classes, shapes, sizes and fingerprints of a parsed heap; parts of the heap are dropped as
+/// soon as they are no longer needed.
+fn build(mut heap: Heap) -> Summary {
+    let n = heap.node_count();
+    let sample = heap.sample;
+
+    // Fingerprints use the sizes as written, before folding moves them.
+    let mut info = SnapshotInfo {
+        node_count: n,
+        edge_count: heap.edges.len(),
+        counted_nodes: 0,
+        total_self_size: 0,
+        js_objects: 0,
+        max_js_id: 0,
+        sizes_folded: false,
+        interface_count: 0,
+    };
+    let mut identity_entries = Vec::new();
+    for ordinal in 0..n {
+        let id = heap.node_id[ordinal];
+        if id % 2 == 1 {
+            info.js_objects += 1;
+            info.max_js_id = info.max_js_id.max(id);
+        }
+        if sample.includes(id) {
+            let type_name = &heap.layout.nodes.type_names[usize::from(heap.node_type[ordinal])];
+            let name_hash = heap
+                .name_hashes
+                .get(&heap.node_name[ordinal])
+                .copied()
+                .unwrap_or_default();
+            identity_entries.push((
+                id,
+                identity::fingerprint(type_name, name_hash, heap.node_size[ordinal]),
+            ));
+        }
+    }
+    identity_entries.sort_unstable_by_key(|&(id, _)| id);
+
+    let renamed = graph::detached_names(&heap);
+    heap.node_detachedness = Vec::new();
+    let mut sizes = std::mem::take(&mut heap.node_size);
+    info.sizes_folded = graph::fold_owned_sizes(&heap, &renamed, &mut sizes);
+    heap.edges = Vec::new();
+
+    // The class of every node (a class index, or PLAIN for now).
+    let mut class_names = Interner::default();
+    let mut by_type: FastMap<u8, u32> = FastMap::default();
+    let mut by_name: FastMap<(u32, bool), u32> = FastMap::default();
+    let mut class_of: Vec<u32> = Vec::with_capacity(n);
+    let mut plain: Vec<u32> = Vec::new();
+    for (ordinal, &detached) in renamed.iter().enumerate() {
+        let class = match heap.kind(ordinal) {
+            NodeKind::Object | NodeKind::Native => {
+                let key = (heap.node_name[ordinal], detached);
+                match by_name.get(&key) {
+                    Some(&c) => c,
+                    None => {
+                        let c = match classify::class_name(&heap, ordinal, detached) {
+                            Some(name) => class_names.intern(&name),
+                            None => PLAIN,
+                        };
+                        by_name.insert(key, c);
+                        c
+                    }
+                }
+            }
+            _ => *by_type.entry(heap.node_type[ordinal]).or_insert_with(|| {
+                let name = classify::class_name(&heap, ordinal, false).unwrap_or_default();
+                class_names.intern(&name)
+            }),
+        };
+        if class == PLAIN {
+            plain.push(ordinal as u32);
+        }
+        class_of.push(class);
+    }
+    drop(renamed);
+
+    let plain_objects = classify::plain_objects(&heap, &plain);
+    for (&ordinal, &shape) in plain.iter().zip(&plain_objects.shape_of) {
+        class_of[ordinal as usize] = PLAIN | shape;
+    }
+    drop(plain);
+    info.interface_count = plain_objects.interfaces.len();
+
+    // Group every counted node: first the group of each node and the group sizes, then the
+    // members, so that no vector grows past its final size.
+    const NONE: u32 = u32::MAX;
+    let mut groups: Vec<Group> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    let mut named_group = vec![NONE; class_names.names.len()];
+    let mut plain_group = vec![NONE; plain_objects.shapes.len()];
+    let mut located_group: FastMap<(ClassRef, Location), u32> = FastMap::default();
+    let mut last_located: Option<((ClassRef, Location), u32)> = None;
+    let mut next_location = 0;
+    for ordinal in 0..n {
+        if sizes[ordinal] == 0 {
+            class_of[ordinal] = NONE;
+            continue;
+        }
+        let class = match class_of[ordinal] {
+            c if c & PLAIN != 0 => ClassRef::Plain(c & !PLAIN),
+            c => ClassRef::Named(c),
+        };
+        let location = if heap.kind(ordinal) == NodeKind::Object {
+            let locations = &heap.locations;
+            while next_location < locations.len() && (locations[next_location].0 as usize) < ordinal
+            {
+                next_location += 1;
+            }
+            locations
+                .get(next_location)
+                .filter(|l| l.0 as usize == ordinal)
+                .map(|l| l.1)
+        } else {
+            None
+        };
+        let mut new_group = || {
+            groups.push(Group {
+                class,
+                location,
+                members: Vec::new(),
+            });
+            counts.push(0);
+            (groups.len() - 1) as u32
+        };
+        let group = match (location, class) {
+            (Some(l), _) => match last_located {
+                Some((key, group)) if key == (class, l) => group,
+                _ => {
+                    let group = *located_group.entry((class, l)).or_insert_with(new_group);
+                    last_located = Some(((class, l), group));
+                    group
+                }
+            },
+            (None, ClassRef::Named(c)) => {
+                let slot = &mut named_group[c as usize];
+                if *slot == NONE {
+                    *slot = new_group();
+                }
+                *slot
+            }
+            (None, ClassRef::Plain(s)) => {
+                let slot = &mut plain_group[s as usize];
+                if *slot == NONE {
+                    *slot = new_group();
+                }
+                *slot
+            }
+        };
+        counts[group as usize] += 1;
+        class_of[ordinal] = group;
+    }
+    for (group, &count) in groups.iter_mut().zip(&counts) {
+        group.members = Vec::with_capacity(count);
+    }
+    for ordinal in 0..n {
+        let group = class_of[ordinal];
+        if group == NONE {
+            continue;
+        }
+        let size = sizes[ordinal];
+        groups[group as usize].members.push(Member {
+            id: heap.node_id[ordinal],
+            size,
+        });
+        info.counted_nodes += 1;
+        info.total_self_size += u64::from(size);
+    }
+    drop(class_of);
+    drop(sizes);
+    drop(heap);
+    for group in &mut groups {
+        group.members.sort_unstable_by_key(|m| m.id);
+    }
+
+    Summary {
+        info,
+        class_names: class_names.names,
+        property_names: plain_objects.property_names,
+        shapes: plain_objects.shapes,
+        groups,
+        interfaces: plain_objects.interfaces,
+        identity: IdentitySample {
+            rate: sample,
+            entries: identity_entries,
+        },
+    }
+}
