@@ -446,7 +446,7 @@ fn read_nodes<R: BufRead>(layout: &Layout, input: &mut Input<R>) -> Result<Nodes
             out.node_detachedness.push((row[d] & 3) as u8);
         }
         out.first_edge.push(first);
-        edge_total += row[l.edge_count_offset];
+        edge_total = edge_total.saturating_add(row[l.edge_count_offset]);
         if out.node_id.len() > EDGE_TARGET_MASK as usize {
             return Err("more than 2^30 nodes".to_owned());
         }
@@ -480,7 +480,8 @@ fn read_edges<R: BufRead>(
     let node_count = nodes.node_id.len() as u64;
     let expected = *nodes.first_edge.last().unwrap_or(&0);
     let mut out = Edges {
-        edges: Vec::with_capacity(expected as usize),
+        // Bounded: the counts come from the file.
+        edges: Vec::with_capacity((expected as usize).min(1 << 27)),
         properties: Vec::new(),
     };
     let mut records = Records::new(l.field_count);

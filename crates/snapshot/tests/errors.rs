@@ -211,6 +211,27 @@ fn inconsistent_arrays_are_rejected() {
         "node 1 has a name index or id (1 / 4294967297) beyond 32 bits"
     );
     assert_eq!(reason(&with("nodes", "[]")), "\"nodes\" is empty");
+    assert_eq!(
+        reason(&with(
+            "nodes",
+            "[9,0,1,0,4294967295,0,0, 3,1,3,40,1,0,0, 2,2,5,20,0,0,0]"
+        )),
+        "more than 2^32 edges"
+    );
+    assert_eq!(
+        reason(&with(
+            "nodes",
+            "[9,0,1,0,4294967294,0,0, 3,1,3,40,1,0,0, 2,2,5,20,0,0,0]"
+        )),
+        "\"edges\" holds 1 edges, but the nodes' edge counts add up to 4294967295"
+    );
+    assert_eq!(
+        reason(&with(
+            "nodes",
+            "[9,0,1,0,18446744073709551615,0,0, 3,1,3,40,1,0,0]"
+        )),
+        "more than 2^32 edges"
+    );
     for odd in ["\"x\"", "-1", "1.5", "null", "[]"] {
         assert_eq!(
             reason(&with("nodes", &format!("[9,0,1,0,0,0,{odd}]"))),
