@@ -58,6 +58,15 @@ pub enum Command {
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
     /// printed on stdout, one per line; progress and retries go to stderr.
     Fetch(FetchArgs),
+    /// Compare two heap snapshots like Chrome DevTools' Comparison view: which classes grew.
+    ///
+    /// Per class: # New, # Deleted, # Delta, Alloc. Size, Freed Size, Size Delta, with objects
+    /// matched by id. Both files should come from the same process (the same X-Heapgate-Series);
+    /// otherwise every object looks new, and a warning says so.
+    Diff(DiffArgs),
+    /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
+    /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
+    Demo(DemoArgs),
     /// Print a shell completion script: `heapgate completions bash > /etc/bash_completion.d/heapgate`.
     Completions {
         /// The shell to complete for.
@@ -154,6 +163,40 @@ pub struct FetchArgs {
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier snapshot.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+
+    /// The later snapshot.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// How many classes the table shows.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Order: size (Size Delta), delta (# Delta) or count (# New).
+    #[arg(long, value_name = "ORDER", default_value = "size", value_parser = ["size", "delta", "count"])]
+    pub sort: String,
+
+    /// Print every class as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Objects the demo app leaks between the two snapshots.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub leak: u32,
+
+    /// Keep the snapshots in this directory instead of deleting them.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {

@@ -5,6 +5,8 @@
 //! with values it can trust and every configuration error exits with status 2.
 
 pub mod args;
+mod demo;
+mod diff;
 mod error;
 mod fetch;
 mod mint;
@@ -45,6 +47,8 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
             let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
             return page.render(io.stdout).map_err(|e| output_error(&e));
         }
+        args::Command::Diff(args) => return diff::run(args, io),
+        args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
         _ => {}
     }
     let LoadedKeys { keys, warnings } = heapgate_keys::load(&cli.token.secrets, io.env)
@@ -57,7 +61,10 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Mint(args) => mint::run(args, &keys, value, io),
         args::Command::Verify(args) => verify::run(args, &keys, value, io),
         args::Command::Fetch(args) => fetch::run(args, &keys, value, io),
-        args::Command::Completions { .. } | args::Command::Man => Ok(()),
+        args::Command::Completions { .. }
+        | args::Command::Man
+        | args::Command::Diff(_)
+        | args::Command::Demo(_) => Ok(()),
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`policy::classify`]. A snapshot is written to `<name>.part` and given its final name only
 //! when complete; every other ending, Ctrl-C and SIGTERM included, deletes the `.part`.
 
-mod attempt;
+pub(crate) mod attempt;
 mod policy;
 mod progress;
 mod save;

@@ -1,0 +1,418 @@
+//! `heapgate demo`: the whole chain on one machine, with nothing but Node.js installed.
+//!
+//! A newcomer should see heapgate find a leak before configuring anything: a small app that
+//! leaks `LeakedRequestContext` objects runs under `node --inspect` on loopback, heapgate-proxy
+//! runs in this process in front of it (on free ports, with a random secret), traffic goes
+//! through the proxy, two snapshots are fetched through it with tokens, and the diff names the
+//! leaked class. Every process and file is cleaned up when the demo ends, Ctrl-C included: the
+//! app is killed on drop, the proxy is shut down, the temp dir removed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use heapgate_proxy::config::{Args as ProxyArgs, Config as ProxyConfig};
+use heapgate_proxy::launch::{Environment, bind, start_on};
+use heapgate_snapshot::{SortBy, comparability, diff, load, render_table};
+use heapgate_token::{Key, Keys};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::args::{DemoArgs, FetchArgs};
+use crate::{Error, Io, output_error};
+
+/// The demo app: the same leaky app the test suite uses.
+const APP: &str = include_str!("../../../tests/data/leaky-app.js");
+const LEAKED_CLASS: &str = "LeakedRequestContext";
+const TASK: &str = "demo";
+/// Objects leaked per request of the generated traffic.
+const PER_REQUEST: u32 = 500;
+
+pub(crate) fn run(args: &DemoArgs, value: &str, io: &mut Io<'_>) -> Result<(), Error> {
+    let node = node_version()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+    let dir = tempfile::Builder::new()
+        .prefix("heapgate-demo-")
+        .tempdir()
+        .map_err(|e| Error::Failed(format!("cannot create a temp dir: {e}")))?;
+    let secret = random_secret()?;
+    // Listening from the start, so a signal between two steps is not missed.
+    let interrupts = runtime.block_on(async { Interrupts::new() })?;
+    let mut demo = Demo {
+        io,
+        runtime: &runtime,
+        dir: dir.path(),
+        value,
+        secret: &secret,
+        interrupts,
+    };
+
+    demo.say(&format!(
+        "starting the leaky demo app under node {node} with its inspector on loopback"
+    ));
+    let mut app = demo.interruptible(start_app(dir.path()))??;
+    let (stop_proxy, proxy) =
+        demo.interruptible(start_proxy(&app, value, dir.path(), &secret))??;
+    demo.say(&format!(
+        "heapgate-proxy listens on {proxy} in front of the app (task `{TASK}`)"
+    ));
+
+    let result = demo.hunt(args, proxy);
+    // Cleanup on every path: the proxy drains, the app is killed, the temp dir goes.
+    let _ = stop_proxy.send(());
+    let _ = app.child.start_kill();
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), app.child.wait()).await;
+    });
+    let outcome = result?;
+    demo.keep_snapshots(args.keep.as_deref(), &outcome.snapshots)?;
+    demo.say("cleaned up: app stopped, proxy stopped, temp files removed");
+    Ok(())
+}
+
+/// What the hunt found.
+struct Outcome {
+    snapshots: [PathBuf; 2],
+}
+
+struct Demo<'a, 'io> {
+    io: &'a mut Io<'io>,
+    runtime: &'a tokio::runtime::Runtime,
+    dir: &'a Path,
+    value: &'a str,
+    secret: &'a str,
+    interrupts: Interrupts,
+}
+
+impl Demo<'_, '_> {
+    fn say(&mut self, line: &str) {
+        let _ = writeln!(self.io.stderr, "heapgate demo: {line}");
+    }
+
+    /// Runs `work` on the runtime unless Ctrl-C (SIGINT) or SIGTERM comes first.
+    fn interruptible<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Error> {
+        let interrupts = &mut self.interrupts;
+        self.runtime.block_on(async {
+            tokio::select! {
+                value = work => Ok(value),
+                signal = interrupts.recv() => Err(Error::Interrupted(signal)),
+            }
+        })
+    }
+
+    /// Traffic, snapshot, more traffic, snapshot, diff.
+    fn hunt(&mut self, args: &DemoArgs, proxy: SocketAddr) -> Result<Outcome, Error> {
+        let requests = args.leak.div_ceil(PER_REQUEST).max(1);
+        self.say(&format!(
+            "warming up: {requests} requests through the proxy"
+        ));
+        self.interruptible(traffic(proxy, requests))??;
+        let first = self.snapshot(proxy, "base")?;
+        self.say(&format!(
+            "driving traffic: {requests} requests through the proxy, each leaking {PER_REQUEST} {LEAKED_CLASS}"
+        ));
+        self.interruptible(traffic(proxy, requests))??;
+        let second = self.snapshot(proxy, "new")?;
+
+        self.say("comparing the two snapshots (like DevTools' Comparison view)");
+        let open =
+            |path: &Path| load(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())));
+        let (base, new) = (open(&first)?, open(&second)?);
+        let check = comparability(&base, &new);
+        if check.is_warning() {
+            self.say(&format!("warning: {}", check.message));
+        }
+        let mut rows = diff(&base, &new);
+        rows.sort(SortBy::SizeDelta);
+        self.io
+            .stdout
+            .write_all(render_table(&rows, Some(10)).as_bytes())
+            .map_err(|e| output_error(&e))?;
+        match rows.top(1).first() {
+            Some(top) if top.name == LEAKED_CLASS => self.say(&format!(
+                "found it: {LEAKED_CLASS} tops the table with {} new objects and {} more bytes retained — the leak",
+                top.new_count, top.size_delta
+            )),
+            Some(top) => self.say(&format!("the top class is {} (expected {LEAKED_CLASS})", top.name)),
+            None => self.say("the diff is empty"),
+        }
+        Ok(Outcome {
+            snapshots: [first, second],
+        })
+    }
+
+    /// One snapshot through the proxy with `heapgate fetch`'s own code, into a subdirectory.
+    fn snapshot(&mut self, proxy: SocketAddr, name: &str) -> Result<PathBuf, Error> {
+        self.say(&format!(
+            "taking the {name} snapshot through the proxy with a fresh token"
+        ));
+        let args = FetchArgs {
+            base_url: format!("http://{proxy}"),
+            task: Some(TASK.to_owned()),
+            count: 1,
+            interval: Duration::ZERO.into(),
+            out: self.dir.join(name),
+            path: "/heapdump".to_owned(),
+            max_attempts: 5,
+        };
+        let keys = demo_keys(self.secret)?;
+        let mut paths = Vec::new();
+        let mut io = Io {
+            now: self.io.now,
+            env: self.io.env,
+            stdout: &mut paths,
+            stderr: &mut *self.io.stderr,
+            stderr_is_terminal: self.io.stderr_is_terminal,
+        };
+        crate::fetch::run(&args, &keys, self.value, &mut io)?;
+        let path = String::from_utf8_lossy(&paths)
+            .lines()
+            .next()
+            .map(PathBuf::from);
+        path.ok_or_else(|| Error::Failed("the snapshot was not saved".to_owned()))
+    }
+
+    fn keep_snapshots(
+        &mut self,
+        keep: Option<&Path>,
+        snapshots: &[PathBuf; 2],
+    ) -> Result<(), Error> {
+        let Some(keep) = keep else { return Ok(()) };
+        std::fs::create_dir_all(keep)
+            .map_err(|e| Error::Failed(format!("cannot create {}: {e}", keep.display())))?;
+        for path in snapshots {
+            let name = path.file_name().unwrap_or_default();
+            let target = keep.join(name);
+            std::fs::copy(path, &target)
+                .map_err(|e| Error::Failed(format!("cannot keep {}: {e}", target.display())))?;
+            self.say(&format!("kept {}", target.display()));
+        }
+        Ok(())
+    }
+}
+
+/// `node --version`, or the configuration error that ends the demo with status 2.
+fn node_version() -> Result<String, Error> {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .ok_or_else(|| {
+            Error::Config(
+                "heapgate demo needs Node.js: no `node` on PATH (install Node.js 18 or newer)"
+                    .to_owned(),
+            )
+        })
+}
+
+fn random_secret() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Failed(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn demo_keys(secret: &str) -> Result<Keys, Error> {
+    Key::new(secret.as_bytes())
+        .and_then(|key| Keys::new(vec![key]))
+        .map_err(|e| Error::Failed(e.to_string()))
+}
+
+/// The running demo app.
+struct App {
+    child: Child,
+    http: SocketAddr,
+    inspector: SocketAddr,
+}
+
+async fn start_app(dir: &Path) -> Result<App, Error> {
+    let script = dir.join("leaky-app.js");
+    std::fs::write(&script, APP)
+        .map_err(|e| Error::Failed(format!("cannot write the demo app: {e}")))?;
+    let mut child = Command::new("node")
+        .arg("--inspect=127.0.0.1:0")
+        .arg(&script)
+        .env("PORT", "0")
+        .env("LEAK_AT_START", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Failed(format!("cannot start node: {e}")))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+        return Err(Error::Failed("node's output is not readable".to_owned()));
+    };
+    let ports = async {
+        let (mut out, mut err) = (
+            BufReader::new(stdout).lines(),
+            BufReader::new(stderr).lines(),
+        );
+        let (mut http, mut inspector) = (None, None);
+        while http.is_none() || inspector.is_none() {
+            tokio::select! {
+                Ok(Some(line)) = out.next_line(), if http.is_none() => {
+                    http = line.strip_prefix("listening ").and_then(|p| p.trim().parse::<u16>().ok());
+                }
+                Ok(Some(line)) = err.next_line(), if inspector.is_none() => {
+                    inspector = line
+                        .strip_prefix("Debugger listening on ws://")
+                        .and_then(|rest| rest.split('/').next())
+                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
+                }
+                else => break,
+            }
+        }
+        // Keep draining node's output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+        tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
+        http.zip(inspector)
+    };
+    match tokio::time::timeout(Duration::from_secs(20), ports).await {
+        Ok(Some((port, inspector))) => Ok(App {
+            child,
+            http: SocketAddr::from(([127, 0, 0, 1], port)),
+            inspector,
+        }),
+        _ => Err(Error::Failed(
+            "the demo app did not start (no ports reported by node)".to_owned(),
+        )),
+    }
+}
+
+/// heapgate-proxy in this process, in front of `app`; returns its stop switch and address.
+async fn start_proxy(
+    app: &App,
+    value: &str,
+    dir: &Path,
+    secret: &str,
+) -> Result<(oneshot::Sender<()>, SocketAddr), Error> {
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, secret)
+        .map_err(|e| Error::Failed(format!("cannot write the secret: {e}")))?;
+    let (upstream, inspector) = (
+        format!("http://{}", app.http),
+        format!("http://{}", app.inspector),
+    );
+    let argv = [
+        "heapgate-proxy",
+        "--upstream",
+        &upstream,
+        "--inspector",
+        &inspector,
+        "--task-id",
+        TASK,
+        "--min-interval",
+        "0s",
+        "--path",
+        "/heapdump",
+        "--value",
+        value,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--source",
+        "inspector",
+    ];
+    let mut argv: Vec<&str> = argv.to_vec();
+    let secret_path = secret_file.to_string_lossy().into_owned();
+    argv.extend(["--secret-file", &secret_path]);
+    let parsed = <ProxyArgs as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let config =
+        ProxyConfig::from_args(parsed, |_| None).map_err(|e| Error::Failed(e.to_string()))?;
+    let public = bind(config.listen)
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let admin = bind(config.admin_listen)
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let addr = public
+        .local_addr()
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    tokio::spawn(start_on(
+        config,
+        Environment::default(),
+        public,
+        admin,
+        shutdown,
+    ));
+    Ok((stop, addr))
+}
+
+/// `requests` GETs of `/leak` through the proxy, each leaking [`PER_REQUEST`] objects.
+async fn traffic(proxy: SocketAddr, requests: u32) -> Result<(), Error> {
+    // fetch's client: plain http, no pooling (each request a new connection, like a balancer sees).
+    let client = crate::fetch::attempt::client(false)?;
+    for _ in 0..requests {
+        let url = format!("http://{proxy}/leak?n={PER_REQUEST}");
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Failed(format!("traffic through the proxy failed: {e}")))?;
+        if !response.status().is_success() {
+            return Err(Error::Failed(format!(
+                "traffic through the proxy got {}",
+                response.status()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, listened to for the whole demo.
+struct Interrupts {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Must run inside the runtime.
+    fn new() -> Result<Interrupts, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| {
+                signal(kind).map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))
+            };
+            Ok(Interrupts {
+                int: listen(SignalKind::interrupt())?,
+                term: listen(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Interrupts {})
+    }
+
+    /// Resolves with the signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `heapgate demo` end to end on the real binary: it finds the leak, and leaves nothing behind
+//! (no temp files, no node process), also when interrupted.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use heapgate_tests::node_or_skip;
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(needle))
+        .collect()
+}
+
+fn demo(tmp: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heapgate"));
+    command
+        .arg("demo")
+        .env("TMPDIR", tmp)
+        .env_remove("HEAPGATE_SECRET")
+        .env_remove("HEAPGATE_SECRET_FILE")
+        .env_remove("HEAPGATE_VALUE");
+    command
+}
+
+#[test]
+fn demo_finds_the_leak_and_cleans_up() {
+    let Some(_node) = node_or_skip("demo::demo_finds_the_leak_and_cleans_up") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("kept");
+    let output = demo(tmp.path()).arg("--keep").arg(&keep).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().unwrap_or_default().starts_with("Class"),
+        "{stdout}"
+    );
+    let top = lines.next().unwrap_or_default();
+    assert!(
+        top.starts_with("LeakedRequestContext"),
+        "the leaked class tops the table:\n{stdout}"
+    );
+    assert!(top.contains("20000"), "{top}");
+    assert!(
+        stderr.contains("found it: LeakedRequestContext"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cleaned up"), "{stderr}");
+    // Only the kept copies remain in TMPDIR: the demo's temp dir is gone.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["kept"], "{left:?}");
+    assert_eq!(
+        std::fs::read_dir(&keep).unwrap().count(),
+        2,
+        "both snapshots kept"
+    );
+    assert!(
+        processes_mentioning(tmp.path().to_str().unwrap()).is_empty(),
+        "the demo app was stopped"
+    );
+}
+
+#[test]
+fn interrupting_the_demo_cleans_up() {
+    let Some(_node) = node_or_skip("demo::interrupting_the_demo_cleans_up") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = demo(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("heapgate-proxy listens") {
+        line.clear();
+    }
+    assert!(
+        line.contains("heapgate-proxy listens"),
+        "the demo did not get going"
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    // kill_on_drop reaps asynchronously; give the kernel a moment to drop the process.
+    for _ in 0..50 {
+        if processes_mentioning(tmp.path().to_str().unwrap()).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "the demo app outlived the demo: {:?}",
+        processes_mentioning(tmp.path().to_str().unwrap())
+    );
+}
+
+#[test]
+fn demo_without_node_exits_2_with_a_clear_message() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+        .arg("demo")
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("needs Node.js"), "{stderr}");
+}

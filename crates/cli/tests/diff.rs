@@ -1,0 +1,106 @@
+//! `heapgate diff` on the real binary, against the hand-made snapshots whose Comparison is known
+//! (crates/snapshot/tests/data/README.md) and against bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../snapshot/tests/data")
+        .join(name)
+}
+
+fn diff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heapgate"))
+        .arg("diff")
+        .args(args)
+        .env_remove("HEAPGATE_SECRET")
+        .env_remove("HEAPGATE_SECRET_FILE")
+        .output()
+        .unwrap()
+}
+
+fn pair() -> [String; 2] {
+    [
+        data("small-base.heapsnapshot"),
+        data("small-new.heapsnapshot"),
+    ]
+    .map(|p| p.display().to_string())
+}
+
+#[test]
+fn table_matches_the_known_comparison_and_needs_no_secret() {
+    let [base, new] = pair();
+    let output = diff(&[&base, &new]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][0], "Class");
+    assert_eq!(
+        rows[1],
+        ["LeakedRequestContext", "3", "0", "+3", "216", "0", "+216"]
+    );
+    assert_eq!(rows[2], ["{url}", "2", "0", "+2", "64", "0", "+64"]);
+    assert_eq!(rows.last().unwrap()[0], "Total");
+}
+
+#[test]
+fn json_sort_and_top() {
+    let [base, new] = pair();
+    let output = diff(&[&base, &new, "--json", "--sort", "delta"]);
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("LeakedRequestContext"), "{text}");
+    let output = diff(&[&base, &new, "--top", "1"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("LeakedRequestContext")
+    );
+    assert!(
+        !stdout.contains("{url}"),
+        "--top 1 shows one class:\n{stdout}"
+    );
+    assert_eq!(
+        diff(&[&base, &new, "--sort", "weight"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.heapsnapshot");
+    let full = std::fs::read(data("small-new.heapsnapshot")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let not_json = dir.path().join("notes.txt");
+    std::fs::write(&not_json, "hello").unwrap();
+    let [base, _] = pair();
+    for bad in [
+        truncated.display().to_string(),
+        not_json.display().to_string(),
+        "/nonexistent/x.heapsnapshot".to_owned(),
+    ] {
+        let output = diff(&[&base, &bad]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{bad}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bad}: {stderr}");
+        assert!(
+            stderr.starts_with("heapgate: ") && stderr.contains(&bad),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+}
