@@ -31,6 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
 use crate::snapshot::{SERIES_HEADER, TASK_HEADER};
+use crate::source::upstream_snapshot_uri;
 use crate::task::TaskId;
 
 /// Longest wait for one attempt's response head (sidecars send theirs at once).
@@ -280,18 +281,8 @@ impl Gateway {
         if request.probe {
             query.append_pair("probe", "1");
         }
-        let authority = base
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .unwrap_or_default();
-        let prefix = base.path().trim_end_matches('/');
-        format!(
-            "http://{authority}{prefix}{}?{}",
-            self.config.path,
-            query.finish()
-        )
-        .parse()
-        .map_err(|_| GatewayError::Refused(StatusCode::BAD_REQUEST))
+        upstream_snapshot_uri(base, &self.config.path, &query.finish())
+            .ok_or(GatewayError::Refused(StatusCode::BAD_REQUEST))
     }
 }
 

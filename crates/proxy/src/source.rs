@@ -49,3 +49,21 @@ impl SnapshotSource for crate::inspector::InspectorSource {
         Box::pin(crate::inspector::InspectorSource::take(self))
     }
 }
+
+/// `base` (an `http://host:port[/prefix]` upstream) joined with `path` and `query`: the URL a
+/// source or the gateway sends a snapshot request to. `None` if the pieces do not form a URI.
+pub(crate) fn upstream_snapshot_uri(
+    base: &http::Uri,
+    path: &str,
+    query: &str,
+) -> Option<http::Uri> {
+    let authority = base
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .unwrap_or_default();
+    let prefix = base.path().trim_end_matches('/');
+    let separator = if query.is_empty() { "" } else { "?" };
+    format!("http://{authority}{prefix}{path}{separator}{query}")
+        .parse()
+        .ok()
+}

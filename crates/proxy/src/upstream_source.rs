@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::snapshot::SERIES_HEADER;
-use crate::source::{ChunkStream, Snapshot, SnapshotSource, SourceError};
+use crate::source::{ChunkStream, Snapshot, SnapshotSource, SourceError, upstream_snapshot_uri};
 
 /// How long `take` waits for the app's response head before answering 200 regardless.
 const HEAD_WAIT: Duration = Duration::from_secs(2);
@@ -44,16 +44,8 @@ impl UpstreamSnapshots {
     }
 
     fn uri(&self, query: &str) -> Result<Uri, SourceError> {
-        let authority = self
-            .base
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .unwrap_or_default();
-        let prefix = self.base.path().trim_end_matches('/');
-        let separator = if query.is_empty() { "" } else { "?" };
-        format!("http://{authority}{prefix}{}{separator}{query}", self.path)
-            .parse()
-            .map_err(|_| SourceError::Unreachable("bad upstream snapshot URL".to_owned()))
+        upstream_snapshot_uri(&self.base, &self.path, query)
+            .ok_or_else(|| SourceError::Unreachable("bad upstream snapshot URL".to_owned()))
     }
 
     async fn start(&self, query: &str) -> Result<Snapshot, SourceError> {
