@@ -6,11 +6,6 @@ use clap::Parser;
 use heapgate_proxy::config::{Args, Config, LogFormat};
 use heapgate_proxy::launch::{Environment, start};
 
-/// mimalloc: malloc and free were ~10% of the proxy's CPU under pass-through load with glibc's
-/// allocator (bench/passthrough, perf); hyper and axum allocate small objects per request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse(), |name| std::env::var_os(name)) {
         Ok(config) => config,
