@@ -186,11 +186,17 @@ impl Demo<'_, '_> {
         let Some(keep) = keep else { return Ok(()) };
         std::fs::create_dir_all(keep)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", keep.display())))?;
-        for path in snapshots {
-            let name = path.file_name().unwrap_or_default();
-            let target = keep.join(name);
-            std::fs::copy(path, &target)
-                .map_err(|e| Error::Failed(format!("cannot keep {}: {e}", target.display())))?;
+        // Both snapshots can carry the same second in their names: label them, and never
+        // replace a file that is already there.
+        for (label, path) in ["base", "new"].iter().zip(snapshots) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let target = keep.join(format!("{label}-{name}"));
+            let copied = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+                .and_then(|mut file| std::io::copy(&mut std::fs::File::open(path)?, &mut file));
+            copied.map_err(|e| Error::Failed(format!("cannot keep {}: {e}", target.display())))?;
             self.say(&format!("kept {}", target.display()));
         }
         Ok(())

@@ -65,6 +65,16 @@ fn demo_finds_the_leak_and_cleans_up() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left, ["kept"], "{left:?}");
+    let mut kept: Vec<String> = std::fs::read_dir(&keep)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert!(
+        kept[0].starts_with("base-demo-") && kept[1].starts_with("new-demo-"),
+        "{kept:?}"
+    );
     assert_eq!(
         std::fs::read_dir(&keep).unwrap().count(),
         2,
