@@ -649,3 +649,9 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A token for `secret` and the default value `heapdump`, minted now, as a client would send it.
+pub fn token_now(secret: &str) -> String {
+    let key = heapgate_token::Key::new(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    heapgate_token::mint(&key, "heapdump", chrono::Utc::now()).to_string()
+}

@@ -11,7 +11,6 @@ use heapgate_tests::{
     HttpResponse, LEAKED_CLASS, Nginx, NodeApp, ProxyProc, assert_valid_snapshot, http_get,
     nginx_or_skip, node_or_skip, object_ids, workspace_binary,
 };
-use heapgate_token::{Key, mint};
 
 const SECRET: &str = "balancer-secret-0123456789abcdef";
 const TASKS: [&str; 3] = ["t1", "t2", "t3"];
@@ -60,12 +59,7 @@ fn fleet(test: &str) -> Option<Fleet> {
 }
 
 fn token() -> String {
-    mint(
-        &Key::new(SECRET.as_bytes()).unwrap(),
-        "heapdump",
-        chrono::Utc::now(),
-    )
-    .to_string()
+    heapgate_tests::token_now(SECRET)
 }
 
 fn gateway(upstreams: &[String], extra: &[&str]) -> ProxyProc {

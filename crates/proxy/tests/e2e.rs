@@ -17,12 +17,7 @@ const SECRET: &str = "e2e-secret-0123456789abcdef";
 const PROXY: &str = env!("CARGO_BIN_EXE_heapgate-proxy");
 
 fn token() -> String {
-    mint(
-        &Key::new(SECRET.as_bytes()).unwrap(),
-        "heapdump",
-        chrono::Utc::now(),
-    )
-    .to_string()
+    heapgate_tests::token_now(SECRET)
 }
 
 fn node(test: &str) -> Option<PathBuf> {
