@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -59,7 +60,13 @@ pub fn node_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// A child process whose stdout and stderr lines are collected; killed on drop.
+/// A child process whose stdout and stderr lines are collected; killed on drop, together with
+/// everything it started.
+///
+/// The child leads a process group of its own, and [`Proc::kill`] signals the whole group: nginx's
+/// workers, a demo's Node app, anything a child forks dies with it. Killing only the child would
+/// orphan them (nginx workers outlive a SIGKILLed master and keep their ports). Drop runs when a
+/// test panics too.
 pub struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -67,9 +74,11 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `command` with piped output. Lines arrive prefixed `out ` or `err `.
+    /// Spawns `command` in a new process group with piped output. Lines arrive prefixed `out ` or
+    /// `err `.
     pub fn spawn(command: &mut Command) -> Proc {
         let mut child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -143,8 +152,9 @@ impl Proc {
         proc_status_kib(self.pid(), "VmHWM:") * 1024
     }
 
+    /// Kills the child and every process of its group, and reaps the child. Idempotent.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        kill_group(self.pid());
         let _ = self.child.wait();
     }
 }
@@ -153,6 +163,39 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// SIGKILLs process group `pgid`; a group that is already gone is not an error.
+fn kill_group(pgid: u32) {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let Some(pgid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let _ = kill_process_group(pgid, Signal::KILL);
+}
+
+/// Pids of the live processes in process group `pgid` (from `/proc`), for tests that check that
+/// nothing outlives them.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/PID/stat: `pid (comm) state ppid pgrp …`; comm may hold spaces and parens.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
+                    return false;
+                };
+                let mut fields = rest.split_whitespace();
+                let state = fields.next();
+                let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+                state != Some("Z") && group == Some(pgid)
+            })
+        })
+        .collect()
 }
 
 fn forward(

@@ -1,11 +1,10 @@
 //! `heapgate demo` end to end on the real binary: it finds the leak, and leaves nothing behind
 //! (no temp files, no node process), also when interrupted.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use heapgate_tests::node_or_skip;
+use heapgate_tests::{Proc, node_or_skip};
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -92,27 +91,18 @@ fn interrupting_the_demo_cleans_up() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = demo(tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("heapgate-proxy listens") {
-        line.clear();
-    }
-    assert!(
-        line.contains("heapgate-proxy listens"),
-        "the demo did not get going"
+    // Proc kills the demo and anything it started if this test fails half-way.
+    let mut demo = Proc::spawn(&mut demo(tmp.path()));
+    demo.wait_for("the demo to get going", |line| {
+        line.contains("heapgate-proxy listens").then_some(())
+    });
+    demo.signal("INT");
+    assert_eq!(
+        demo.wait_exit(std::time::Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        demo.output()
     );
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .flatten()
