@@ -350,19 +350,15 @@ pub struct ProxyProc {
 }
 
 impl ProxyProc {
-    /// Starts `binary` with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --log-format json`
-    /// plus `args`, and waits for its start line.
+    /// Starts `binary` with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0` and (unless `args`
+    /// choose one) `--log-format json`, plus `args`, and waits for its start line.
     pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
         let mut command = Command::new(binary);
+        command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        if !args.contains(&"--log-format") {
+            command.args(["--log-format", "json"]);
+        }
         command
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("HEAPGATE_SECRET")
@@ -370,12 +366,25 @@ impl ProxyProc {
             .envs(env.iter().copied());
         let proc = Proc::spawn(&mut command);
         let (listen, admin) = proc.wait_for("heapgate-proxy started", |line| {
-            let json: serde_json::Value = serde_json::from_str(line.strip_prefix("err ")?).ok()?;
-            if json["message"] != "heapgate-proxy started" {
+            let line = line.strip_prefix("err ")?;
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+                if json["message"] != "heapgate-proxy started" {
+                    return None;
+                }
+                let addr = |key: &str| json[key].as_str()?.parse::<SocketAddr>().ok();
+                return addr("listen").zip(addr("admin"));
+            }
+            // Text format: `… heapgate-proxy started task=… listen=ADDR admin=ADDR …`.
+            if !line.contains("heapgate-proxy started") {
                 return None;
             }
-            let addr = |key: &str| json[key].as_str()?.parse::<SocketAddr>().ok();
-            addr("listen").zip(addr("admin"))
+            let addr = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|field| field.strip_prefix(key))?
+                    .parse::<SocketAddr>()
+                    .ok()
+            };
+            addr("listen=").zip(addr("admin="))
         });
         ProxyProc {
             proc,

@@ -248,3 +248,39 @@ mod tests {
         assert!(loaded.warnings.is_empty());
     }
 }
+
+/// `text` with any `user:password@` in its URL authority replaced by `***@`, for error messages
+/// and logs that quote a URL an operator gave (`ws://user:pass@host/…` must never be printed).
+pub fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    let start = text.find("://").map_or(0, |at| at + 3);
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |at| start + at);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]).into(),
+        None => text.into(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn userinfo_never_survives() {
+        for (text, shown) in [
+            (
+                "ws://user:pass@127.0.0.1:9229/x",
+                "ws://***@127.0.0.1:9229/x",
+            ),
+            ("http://a@b@host", "http://***@host"),
+            ("user:pass@host:1", "***@host:1"),
+            ("http://host/path@x", "http://host/path@x"),
+            ("http://host?q=a@b", "http://host?q=a@b"),
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_userinfo(text), shown, "{text}");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -54,7 +54,26 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&state.snapshot.path, any(snapshot::handle))
         .fallback(passthrough)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&metrics),
+            refuse_ambiguous,
+        ))
         .layer(middleware::from_fn_with_state(metrics, count_in_flight))
+}
+
+/// A request with two `Host` headers is answered 400 (RFC 9112 §3.2): the proxy and the app
+/// could each believe a different one.
+async fn refuse_ambiguous(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
+        return (StatusCode::BAD_REQUEST, "bad request: more than one Host\n").into_response();
+    }
+    next.run(request).await
 }
 
 /// Forwards to the app, except health checks while a snapshot blocks the app's event loop: the
@@ -62,7 +81,11 @@ pub fn app(state: Arc<AppState>) -> Router {
 async fn passthrough(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let path = request.uri().path();
     if state.snapshot.guarded_paths.covers(path) {
-        tracing::warn!("refused a spelling of a snapshot path on the pass-through route");
+        // `path` is recorded as a string field: escaped in text and JSON logs alike.
+        tracing::warn!(
+            path,
+            "refused a spelling of a snapshot path on the pass-through route"
+        );
         state
             .metrics
             .request(Route::Snapshot, StatusCode::NOT_FOUND);

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use heapgate_keys::SecretArgs;
+use heapgate_keys::{SecretArgs, redact_userinfo};
 use heapgate_token::{Keys, Window};
 
 use crate::gateway::{GatewayConfig, Targets};
@@ -375,10 +375,12 @@ fn upstreams(
     for entry in entries {
         let (id, url) = entry.split_once('=').ok_or_else(|| {
             error(format!(
-                "--upstream {entry:?}: mix of ID=URL and plain URLs"
+                "--upstream {:?}: mix of ID=URL and plain URLs",
+                redact_userinfo(entry)
             ))
         })?;
-        let id = TaskId::new(id).map_err(|e| error(format!("--upstream {entry:?}: {e}")))?;
+        let id = TaskId::new(id)
+            .map_err(|e| error(format!("--upstream {:?}: {e}", redact_userinfo(entry))))?;
         if table.iter().any(|(known, _)| known == &id) {
             return Err(error(format!("--upstream: task {id} given twice")));
         }
@@ -390,30 +392,50 @@ fn upstreams(
 
 /// The app's base URL: plain http (the app is on loopback or in the same task), no query.
 fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| error(format!("--upstream is not a URL: {text:?}")))?;
+    let uri: http::Uri = text.parse().map_err(|_| {
+        error(format!(
+            "--upstream is not a URL: {:?}",
+            redact_userinfo(text)
+        ))
+    })?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(error(format!(
-            "--upstream must be http://HOST[:PORT], got {text:?}"
+            "--upstream must be http://HOST[:PORT], got {:?}",
+            redact_userinfo(text)
         )));
     }
     if uri.query().is_some() {
         return Err(error("--upstream must not have a query"));
     }
+    if has_userinfo(&uri) {
+        return Err(error(
+            "--upstream must not carry user:password@ (the proxy sends no credentials upstream)",
+        ));
+    }
     Ok(uri)
+}
+
+fn has_userinfo(uri: &http::Uri) -> bool {
+    uri.authority().is_some_and(|a| a.as_str().contains('@'))
 }
 
 /// The inspector's socket address. Only loopback unless explicitly allowed: an inspector port
 /// lets whoever reaches it run arbitrary code in the app.
 fn inspector_addr(text: &str, allow_remote: bool) -> Result<SocketAddr, ConfigError> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| error(format!("--inspector is not a URL: {text:?}")))?;
+    let uri: http::Uri = text.parse().map_err(|_| {
+        error(format!(
+            "--inspector is not a URL: {:?}",
+            redact_userinfo(text)
+        ))
+    })?;
     if uri.scheme_str() != Some("http") {
         return Err(error(format!(
-            "--inspector must be http://IP:PORT, got {text:?}"
+            "--inspector must be http://IP:PORT, got {:?}",
+            redact_userinfo(text)
         )));
+    }
+    if has_userinfo(&uri) {
+        return Err(error("--inspector must not carry user:password@"));
     }
     let host = uri.host().unwrap_or_default();
     let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
@@ -468,6 +490,36 @@ mod tests {
                 addr: "127.0.0.1:9229".parse().unwrap()
             }
         );
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_printing_them() {
+        for args in [
+            &["--inspector", "ws://user:s3cr3t@127.0.0.1:9229"][..],
+            &["--inspector", "http://user:s3cr3t@127.0.0.1:9229"],
+            &["--inspector", "user:s3cr3t@127.0.0.1:9229"],
+            &["--upstream", "http://user:s3cr3t@127.0.0.1:3000"],
+            &["--upstream", "https://user:s3cr3t@127.0.0.1:3000"],
+            &["--upstream", "user:s3cr3t@127.0.0.1:3000"],
+            &[
+                "--source",
+                "gateway",
+                "--upstream",
+                "t1=http://user:s3cr3t@h:1",
+            ],
+            &[
+                "--source",
+                "gateway",
+                "--upstream",
+                "t1=http://a:1",
+                "--upstream",
+                "user:s3cr3t@h",
+            ],
+        ] {
+            let message = parse(args).err().map(|e| e.to_string());
+            let message = message.unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert!(!message.contains("s3cr3t"), "{args:?}: {message}");
+        }
     }
 
     #[test]

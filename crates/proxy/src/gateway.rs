@@ -20,7 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Request, Uri};
@@ -30,6 +30,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
+use crate::log_text::Escaped;
 use crate::snapshot::{SERIES_HEADER, TASK_HEADER};
 use crate::source::upstream_snapshot_uri;
 use crate::task::TaskId;
@@ -241,7 +242,7 @@ impl Gateway {
             match tokio::time::timeout(HEAD_TIMEOUT, self.client.request(upstream_request)).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "gateway attempt failed");
+                    tracing::debug!(error = %Escaped(&e), "gateway attempt failed");
                     return Ok(Attempt::Unavailable);
                 }
                 Err(_) => return Ok(Attempt::Unavailable),
@@ -286,12 +287,13 @@ impl Gateway {
     }
 }
 
-/// The task an upstream response says it came from.
+/// The task an upstream response says it came from, if it is a well-formed task id.
 fn task_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get(TASK_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .and_then(|v| TaskId::new(v).ok())
+        .map(|task| task.as_str().to_owned())
 }
 
 /// The upstream's answer with only the headers a snapshot client needs, body streamed.
@@ -309,10 +311,19 @@ fn pass_back(response: http::Response<hyper::body::Incoming>) -> Response {
             out.headers_mut().insert(name, value.clone());
         }
     }
-    for name in [TASK_HEADER, SERIES_HEADER] {
-        if let Some(value) = parts.headers.get(name) {
-            out.headers_mut().insert(name, value.clone());
-        }
+    // The sidecar's own headers, re-set from what was checked; nothing else `X-Heapgate-*`.
+    if let Some(task) = task_of(&parts.headers).and_then(|t| HeaderValue::from_str(&t).ok()) {
+        out.headers_mut().insert(TASK_HEADER, task);
+    }
+    let series = parts.headers.get(SERIES_HEADER).filter(|v| {
+        let bytes = v.as_bytes();
+        (1..=128).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    if let Some(series) = series {
+        out.headers_mut().insert(SERIES_HEADER, series.clone());
     }
     out
 }

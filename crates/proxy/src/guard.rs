@@ -1,46 +1,156 @@
 //! Spellings of the snapshot paths that must never reach the app.
 //!
 //! The app behind the sidecar may have its own snapshot endpoint (the hand-made `/heapdump`
-//! route heapgate replaces, or the one `--source upstream` uses). Routers such as Express match
-//! paths case-insensitively, ignore a trailing slash and decode percent-escapes, so
-//! `/HEAPDUMP/?hash=…` would otherwise slip past the proxy's exact-match snapshot route and make
-//! the app take a snapshot around the token check and the one-at-a-time gate.
+//! route heapgate replaces, or the one `--source upstream` uses). The proxy's own snapshot route
+//! matches one exact spelling, but routers read paths loosely: Express and Koa match case-
+//! insensitively with an optional trailing slash, Fastify can decode `%68eapdump`, Hono and any
+//! app routing on `new URL(req.url, base).pathname` resolve `/x/../heapdump` and `%2e` dot
+//! segments, and the WHATWG URL parser reads `\` as `/`. A spelling the proxy passes through but
+//! the app resolves to its snapshot route skips the token, the gate and the task check.
+//!
+//! So every pass-through target is reduced to its [`canonical`] form — the union of what those
+//! routers could make of it — and refused when that form is a guarded path. Refusing a few odd
+//! spellings of one path costs nothing; letting one through costs a production snapshot.
 
-/// Normalised snapshot paths, refused on the pass-through route.
+use std::borrow::Cow;
+
+/// Canonical snapshot paths, refused on the pass-through route.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardedPaths {
-    normalised: Vec<String>,
+    canonical: Vec<String>,
 }
 
 impl GuardedPaths {
     pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> GuardedPaths {
-        let mut normalised: Vec<String> = paths.into_iter().map(normalise).collect();
-        normalised.sort();
-        normalised.dedup();
-        GuardedPaths { normalised }
+        let mut canonical: Vec<String> = paths.into_iter().map(canonical).collect();
+        canonical.sort();
+        canonical.dedup();
+        GuardedPaths { canonical }
     }
 
-    /// Whether `path` is a spelling of a guarded path.
+    /// Whether the request target's `path` (as received; for an absolute-form target, its path
+    /// part) is some spelling of a guarded path.
     pub fn covers(&self, path: &str) -> bool {
-        // Fast path without allocating for the plain spellings of ordinary traffic.
-        if !path.contains(['%', ';']) && !path.contains("//") {
-            let trimmed = trim_slashes(path);
+        // Ordinary traffic has nothing to decode or resolve: compare without allocating.
+        if is_plain(path) {
+            let trimmed = path.trim_end_matches('/');
+            let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
             return self
-                .normalised
+                .canonical
                 .iter()
                 .any(|g| g.eq_ignore_ascii_case(trimmed));
         }
-        let candidate = normalise(path);
-        self.normalised.contains(&candidate)
+        resolutions(path).any(|candidate| self.canonical.contains(&candidate))
     }
 }
 
-/// Percent-decoded, lowercased, repeated slashes collapsed, no trailing slash, no `;params`.
-fn normalise(path: &str) -> String {
-    let decoded = percent_decode(path).to_ascii_lowercase();
-    let without_params = decoded.split(';').next().unwrap_or_default();
-    let mut out = String::with_capacity(without_params.len());
-    for segment in without_params.split('/').filter(|s| !s.is_empty()) {
+/// ASCII, with no escape, backslash, parameter, empty segment or dot segment: every resolution
+/// would only lowercase it and trim trailing slashes.
+fn is_plain(path: &str) -> bool {
+    path.is_ascii()
+        && !path.contains(['%', '\\', ';'])
+        && !path.contains("//")
+        && !path.contains("/.")
+}
+
+/// The canonical spelling of a guarded path: `/`-separated, lowercase, no empty, `.` or `..`
+/// segments, no trailing slash.
+pub fn canonical(path: &str) -> String {
+    resolve(
+        &percent_decode(path),
+        Empties::DroppedFirst,
+        Params::Dropped,
+    )
+}
+
+/// Every path a common router could resolve `path` to, in canonical spelling. Routers differ in
+/// the order of their steps, and the orders give different answers (`/heapdump//..` is `/` when
+/// empty segments are merged first, as nginx does, and `/heapdump` when `..` removes the empty
+/// segment first, as the WHATWG parser does), so the guard checks each reading:
+///
+/// - percent-decoded once, before resolving (so `%2e` is a dot and `%2f` a slash), or after it
+///   (so only the `%2e` forms count as dots while resolving);
+/// - empty segments merged before, or after, dot segments are resolved;
+/// - `;params` cut from every segment (servlet-style matrix parameters), or kept;
+/// - the whole target as a path, or (when it starts with two slashes) as a scheme-relative URL
+///   whose path follows the host: `//x/heapdump` is `/heapdump` to `new URL(target, base)`.
+///
+/// Each reading also reads `\` as `/` (WHATWG parsing of http URLs), lowercases (case-insensitive
+/// routers), ignores trailing slashes, and never lets `..` climb above the root (RFC 3986
+/// §5.2.4). Bytes that do not decode to UTF-8 are replaced, which cannot turn a non-guarded path
+/// into a guarded one.
+pub fn resolutions(path: &str) -> impl Iterator<Item = String> + '_ {
+    // A fragment is never part of the path a router sees.
+    let path = path.split('#').next().unwrap_or_default();
+    let paths = [Some(path), scheme_relative_path(path)];
+    let readings = [Empties::DroppedFirst, Empties::KeptWhileResolving]
+        .into_iter()
+        .flat_map(|empties| [Params::Dropped, Params::Kept].map(|params| (empties, params)));
+    let readings: Vec<_> = readings.collect();
+    paths.into_iter().flatten().flat_map(move |path| {
+        let decoded = percent_decode(path);
+        readings
+            .clone()
+            .into_iter()
+            .flat_map(move |(empties, params)| {
+                let decoded_first = resolve(&decoded, empties, params);
+                // A router that decodes after routing still trims and compares case-insensitively.
+                let resolved = resolve(&dots_decoded(path), empties, params);
+                let decoded_after =
+                    resolve(&percent_decode(&resolved), Empties::DroppedFirst, params);
+                [decoded_first, decoded_after]
+            })
+    })
+}
+
+/// The path part of `path` read as a scheme-relative URL, as `new URL(req.url, base)` reads a
+/// target that starts with two slashes (or backslashes): `//host/heapdump` has the path
+/// `/heapdump`.
+fn scheme_relative_path(path: &str) -> Option<&str> {
+    let is_slash = |c: char| c == '/' || c == '\\';
+    let rest = path.strip_prefix(is_slash)?.strip_prefix(is_slash)?;
+    let rest = rest.trim_start_matches(is_slash);
+    let end = rest
+        .find(|c: char| is_slash(c) || c == '?')
+        .unwrap_or(rest.len());
+    Some(&rest[end..]).filter(|p| !p.is_empty())
+}
+
+/// Whether `;params` are cut from segments before dot segments are resolved (`/x/..;/` is
+/// `/` to a servlet container, a segment named `..;` to the WHATWG parser).
+#[derive(Clone, Copy)]
+enum Params {
+    Dropped,
+    Kept,
+}
+
+/// When empty segments (`//`) disappear relative to dot-segment resolution.
+#[derive(Clone, Copy)]
+enum Empties {
+    DroppedFirst,
+    KeptWhileResolving,
+}
+
+/// Resolves dot segments and normalises `path` (already decoded as far as the reading wants).
+fn resolve(path: &str, empties: Empties, params: Params) -> String {
+    let lowered = path.replace('\\', "/").to_lowercase();
+    let mut segments: Vec<&str> = Vec::new();
+    // The text before the first `/` is not a segment of an origin-form path.
+    for segment in lowered.split('/').skip(1) {
+        let segment = match params {
+            Params::Dropped => segment.split(';').next().unwrap_or_default(),
+            Params::Kept => segment,
+        };
+        match (segment, empties) {
+            ("", Empties::DroppedFirst) | (".", _) => {}
+            ("..", _) => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(lowered.len());
+    for segment in segments.into_iter().filter(|s| !s.is_empty()) {
         out.push('/');
         out.push_str(segment);
     }
@@ -50,64 +160,169 @@ fn normalise(path: &str) -> String {
     out
 }
 
-fn trim_slashes(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() { "/" } else { trimmed }
+/// `path` with only the escaped dots (`%2e`, `%2E`) decoded, as the WHATWG parser reads them
+/// while resolving.
+fn dots_decoded(path: &str) -> Cow<'_, str> {
+    if !path.contains("%2") {
+        return Cow::Borrowed(path);
+    }
+    Cow::Owned(path.replace("%2e", ".").replace("%2E", "."))
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match percent_encoding::percent_decode_str(text).decode_utf8_lossy() {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(decoded) => Cow::Owned(decoded),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// (spelling, canonical form) for the spellings real routers were seen to resolve.
+    const CANONICAL: &[(&str, &str)] = &[
+        ("/heapdump", "/heapdump"),
+        ("/heapdump/", "/heapdump"),
+        ("/HEAPDUMP", "/heapdump"),
+        ("/HeapDump//", "/heapdump"),
+        ("//heapdump", "/heapdump"),
+        ("/heap%64ump", "/heapdump"),
+        ("/heap%44ump", "/heapdump"),
+        ("/%68eapdump/", "/heapdump"),
+        ("/heapdump;jsessionid=1", "/heapdump"),
+        ("/x/../heapdump", "/heapdump"),
+        ("/./heapdump", "/heapdump"),
+        ("/%2e/heapdump", "/heapdump"),
+        ("/%2E/heapdump", "/heapdump"),
+        ("/.%2e/heapdump", "/heapdump"),
+        ("/x/%2e%2e/heapdump", "/heapdump"),
+        ("/x/%2E./heapdump", "/heapdump"),
+        ("/heapdump/.", "/heapdump"),
+        ("/heapdump/x/..", "/heapdump"),
+        ("/heapdump\\", "/heapdump"),
+        ("\\heapdump", "/heapdump"),
+        ("/x\\..\\heapdump", "/heapdump"),
+        ("/x%5c..%5cheapdump", "/heapdump"),
+        ("/x%2f..%2fheapdump", "/heapdump"),
+        ("/../../heapdump", "/heapdump"),
+        ("/x;y/../heapdump", "/heapdump"),
+        ("/x/..;/heapdump", "/heapdump"),
+        ("/", "/"),
+        ("/..", "/"),
+        ("/heapdumps", "/heapdumps"),
+        ("/heapdump/x", "/heapdump/x"),
+        ("/heap%zzdump", "/heap%zzdump"),
+        ("/heapdump%", "/heapdump%"),
+        ("/%252e/heapdump", "/%2e/heapdump"),
+        ("/caf%C3%A9", "/café"),
+        ("/%ff", "/\u{fffd}"),
+    ];
+
+    #[test]
+    fn canonical_forms() {
+        for (spelling, expected) in CANONICAL {
+            assert_eq!(canonical(spelling), *expected, "{spelling}");
+        }
+    }
+
     #[test]
     fn catches_the_spellings_routers_treat_as_equal() {
         let guarded = GuardedPaths::new(["/heapdump", "/debug/Snapshot"]);
+        for (spelling, form) in CANONICAL {
+            assert_eq!(guarded.covers(spelling), *form == "/heapdump", "{spelling}");
+        }
         for path in [
-            "/heapdump",
-            "/heapdump/",
-            "/HEAPDUMP",
-            "/HeapDump//",
-            "//heapdump",
-            "/heap%64ump",
-            "/heap%44ump",
-            "/%68eapdump/",
-            "/heapdump;jsessionid=1",
+            "/heapdump#x",
+            "/x/../heapdump#x",
+            "//x/heapdump",
+            "///x/heapdump/",
+            "//heapdump/heapdump",
+            "/\\x/heapdump",
+            "/heapdump//.//..",
+            "/heapdump//..",
+            "/heapdump/x//../..",
             "/debug/snapshot",
             "/debug//snapshot/",
             "/DEBUG/SNAPSHOT",
+            "/debug/x/../snapshot",
+            "/debug\\snapshot",
         ] {
             assert!(guarded.covers(path), "{path}");
         }
         for path in [
-            "/",
-            "/heapdumps",
-            "/heapdump/x",
-            "/heap",
             "/debug",
             "/snapshot",
-            "/heap%zzdump",
-            "/heapdump%",
+            "/debug/snapshot/x",
+            "/debug.snapshot",
         ] {
             assert!(!guarded.covers(path), "{path}");
         }
+    }
+
+    /// The fast path agrees with the full rule on the paths it takes.
+    #[test]
+    fn plain_paths_take_the_fast_path_and_agree() {
+        let guarded = GuardedPaths::new(["/heapdump"]);
+        for path in [
+            "/",
+            "/heapdump",
+            "/HEAPDUMP/",
+            "/static/app.js",
+            "/a/b.c/d",
+            "/heapdump.js",
+        ] {
+            assert!(is_plain(path), "{path}");
+            assert_eq!(
+                guarded.covers(path),
+                canonical(path) == "/heapdump",
+                "{path}"
+            );
+        }
+    }
+
+    /// WHATWG URL resolution (the `url` crate, as `new URL(path, base)` in Node) never yields a
+    /// guarded path that `covers` misses, over generated spellings.
+    #[test]
+    fn whatwg_resolution_never_escapes_the_guard() {
+        let guarded = GuardedPaths::new(["/heapdump"]);
+        let base = url::Url::parse("http://app.internal/").unwrap();
+        let pieces = [
+            "heapdump",
+            "HeapDump",
+            "%68eapdump",
+            "heap%64ump",
+            "x",
+            ".",
+            "..",
+            "%2e",
+            "%2E%2e",
+            ".%2e",
+            "",
+            ";a=1",
+            "..;",
+        ];
+        let separators = ["/", "\\", "%2f", "%5C", "//"];
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for s in separators {
+                        let path = format!("/{a}{s}{b}{s}{c}");
+                        let Ok(url) = base.join(&path) else { continue };
+                        let resolved = percent_decode(url.path()).to_lowercase();
+                        let resolved = resolved.trim_end_matches('/');
+                        if resolved == "/heapdump" {
+                            assert!(guarded.covers(&path), "{path} resolves to {}", url.path());
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} guarded spellings generated");
     }
 }

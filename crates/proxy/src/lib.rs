@@ -18,6 +18,7 @@ pub mod guard;
 pub mod inspector;
 mod keepalive;
 pub mod launch;
+mod log_text;
 pub mod metrics;
 pub mod passthrough;
 pub mod server;

@@ -180,7 +180,7 @@ impl Upstream {
     ///
     /// Needs no runtime; forwarding must run inside Tokio.
     pub fn new(base: Uri, head_timeout: Option<Duration>) -> Result<Self, UpstreamUrlError> {
-        let target = base.to_string();
+        let target = heapgate_keys::redact_userinfo(&base.to_string()).into_owned();
         let parts = base.into_parts();
         if parts.scheme.as_ref() != Some(&Scheme::HTTP) {
             return Err(UpstreamUrlError::UnsupportedScheme(target));
@@ -240,6 +240,7 @@ impl Upstream {
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
         strip_hop_by_hop(response.headers_mut());
+        strip_reserved(response.headers_mut());
         Ok(response.map(Body::new))
     }
 
@@ -385,6 +386,7 @@ fn splice_upgrade(client: OnUpgrade, mut upstream_response: hyper::Response<Inco
     let (mut parts, _empty_body) = upstream_response.into_parts();
     let protocol = parts.headers.get(UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
+    strip_reserved(&mut parts.headers);
     parts.headers.insert(CONNECTION, UPGRADE_TOKEN);
     if let Some(protocol) = protocol {
         parts.headers.insert(UPGRADE, protocol);
@@ -441,6 +443,22 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
     }
     headers.remove(CONNECTION);
 }
+
+/// Removes every `X-Heapgate-*` header. Those names are the proxy's voice (which task answered,
+/// which inspector session): an app must not be able to speak for the proxy, since clients such
+/// as `heapgate fetch` decide where they landed from them. Allocates only when one is present.
+pub fn strip_reserved(headers: &mut HeaderMap) {
+    let reserved = |name: &HeaderName| name.as_str().starts_with(RESERVED_PREFIX);
+    if headers.keys().any(reserved) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| reserved(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The prefix of the headers only the proxy may send (header names are lowercase in `http`).
+pub const RESERVED_PREFIX: &str = "x-heapgate-";
 
 /// The comma-separated tokens of one `Connection` header value.
 fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {

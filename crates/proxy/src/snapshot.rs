@@ -22,6 +22,7 @@ use crate::app::{AppState, Snapshots};
 use crate::gate::{Busy, SnapshotPermit};
 use crate::gateway::{Gateway, RouteRequest};
 use crate::keepalive::KeepAlive;
+use crate::log_text::Escaped;
 use crate::metrics::{Metrics, Outcome, RejectReason, Route};
 use crate::source::SourceError;
 use crate::task::TaskId;
@@ -107,29 +108,49 @@ pub struct SnapshotQuery {
     pub repin: bool,
 }
 
-/// Parses the query; a repeated `hash` or `task` is ambiguous and refused. Public for the fuzzer.
+/// Parses the query strictly: a client that meant something else must get a 400, never a
+/// snapshot. `hash`, `task`, `probe` and `repin` may each appear once; `probe` and `repin` take
+/// exactly `1` or `true`; `task` is a task id (`[A-Za-z0-9._-]`, 1–128); no value may hold `;`
+/// (some servers split parameters there). Other parameters are ignored (cache busters). Public
+/// for the fuzzer.
 pub fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
     let mut parsed = SnapshotQuery::default();
+    let (mut probe, mut repin) = (None, None);
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let slot = match &*key {
             "hash" => &mut parsed.hash,
             "task" => &mut parsed.task,
-            "probe" => {
-                parsed.probe = matches!(&*value, "1" | "true");
-                continue;
-            }
-            "repin" => {
-                parsed.repin = matches!(&*value, "1" | "true");
-                continue;
-            }
+            "probe" => &mut probe,
+            "repin" => &mut repin,
             _ => continue,
         };
+        if value.contains(';') {
+            return Err(SnapshotError::BadRequest(
+                "bad request: ';' in a query parameter\n",
+            ));
+        }
         if slot.replace(value.into_owned()).is_some() {
             return Err(SnapshotError::BadRequest(
                 "bad request: repeated query parameter\n",
             ));
         }
     }
+    if parsed
+        .task
+        .as_deref()
+        .is_some_and(|t| TaskId::new(t).is_err())
+    {
+        return Err(SnapshotError::BadRequest(
+            "bad request: task must be 1-128 characters of A-Z a-z 0-9 . _ -\n",
+        ));
+    }
+    let flag = |value: Option<String>, why: &'static str| match value.as_deref() {
+        None => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(SnapshotError::BadRequest(why)),
+    };
+    parsed.probe = flag(probe, "bad request: probe takes 1 or true\n")?;
+    parsed.repin = flag(repin, "bad request: repin takes 1 or true\n")?;
     Ok(parsed)
 }
 
@@ -183,7 +204,7 @@ async fn take(
     let snapshot = match source.take(query).await {
         Ok(snapshot) => snapshot,
         Err(e) => {
-            tracing::warn!(error = %e, "snapshot source unreachable");
+            tracing::warn!(error = %Escaped(&e), "snapshot source unreachable");
             state.metrics.snapshot(Outcome::Unreachable);
             permit.release_uncharged();
             return Err(SnapshotError::Unreachable(task.clone()));
@@ -239,7 +260,7 @@ async fn route(
             response
         }
         Err(e) => {
-            tracing::warn!(attempts, error = %e, "gateway could not route");
+            tracing::warn!(attempts, error = %Escaped(&e), "gateway could not route");
             e.into_response()
         }
     }
@@ -266,7 +287,7 @@ fn check_token<'a>(state: &AppState, hash: Option<&'a str>) -> Result<&'a str, S
         Ok(_) => Ok(hash),
         Err(Rejection::Malformed(why)) => {
             state.metrics.rejection(RejectReason::Malformed);
-            tracing::warn!(reason = %why, "snapshot request with malformed hash: 400");
+            tracing::warn!(reason = %Escaped(&why), "snapshot request with malformed hash: 400");
             Err(SnapshotError::BadRequest("bad request: malformed hash\n"))
         }
         Err(Rejection::NoMatch) => {
@@ -350,20 +371,52 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        let q = parse_query("hash=ab&task=t%2F1&probe=1&x=y").unwrap();
+        let q = parse_query("hash=ab&task=t%2D1&probe=1&x=y").unwrap();
         assert_eq!(
             q,
             SnapshotQuery {
                 hash: Some("ab".into()),
-                task: Some("t/1".into()),
+                task: Some("t-1".into()),
                 probe: true,
                 repin: false,
             }
         );
         assert_eq!(parse_query("").unwrap(), SnapshotQuery::default());
-        assert!(!parse_query("probe=0").unwrap().probe);
         assert!(parse_query("repin=1").unwrap().repin);
         assert!(parse_query("hash=a&hash=b").is_err());
         assert!(parse_query("task=a&task=a").is_err());
+        assert!(parse_query("probe=true&repin=true").unwrap().repin);
+        assert_eq!(
+            parse_query("x=1;y&cache=2").unwrap(),
+            SnapshotQuery::default()
+        );
+    }
+
+    /// Anything but a clear yes or no is refused, so a client that meant to probe never costs
+    /// the app a snapshot.
+    #[test]
+    fn unclear_queries_are_refused() {
+        for query in [
+            "probe=yes",
+            "probe=TRUE",
+            "probe=1;x=1",
+            "probe=",
+            "probe",
+            "probe=2",
+            "probe=0",
+            "probe=1&probe=1",
+            "repin=yes",
+            "repin=1&repin=1",
+            "task=t1;x",
+            "task=t1%0d%0aX-Evil:%201",
+            "task=",
+            "task=a/b",
+            "hash=ab;c",
+        ] {
+            assert!(
+                matches!(parse_query(query), Err(SnapshotError::BadRequest(_))),
+                "{query}"
+            );
+        }
     }
 }

@@ -19,7 +19,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::snapshot::SERIES_HEADER;
 use crate::source::{ChunkStream, Snapshot, SnapshotSource, SourceError, upstream_snapshot_uri};
 
 /// How long `take` waits for the app's response head before answering 200 regardless.
@@ -54,17 +53,12 @@ impl UpstreamSnapshots {
             .map_err(|e| SourceError::Unreachable(e.to_string()))?;
         let mut pending = self.client.request(request).boxed();
         match tokio::time::timeout(HEAD_WAIT, &mut pending).await {
-            Ok(Ok(response)) => {
-                let series = response
-                    .headers()
-                    .get(SERIES_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                Ok(Snapshot {
-                    series,
-                    body: body_stream(response).map_err(SourceError::Unreachable)?,
-                })
-            }
+            // The app's own headers are never taken as the proxy's: it has no inspector session,
+            // so it cannot vouch for a series (`X-Heapgate-*` from the app is dropped).
+            Ok(Ok(response)) => Ok(Snapshot {
+                series: None,
+                body: body_stream(response).map_err(SourceError::Unreachable)?,
+            }),
             Ok(Err(e)) => Err(SourceError::Unreachable(e.to_string())),
             // Still building: commit now, and abort later if the app then fails.
             Err(_) => Ok(Snapshot {

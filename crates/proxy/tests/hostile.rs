@@ -177,8 +177,9 @@ fn stub_connection(
                 TINY_SNAPSHOT.len()
             ),
             Some(Endpoint::Big) => stream_big(&mut out, big_written),
+            // An app speaking for the proxy: none of these may reach a client.
             None => out.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Heapgate-Task: forged\r\nX-Heapgate-Series: forged\r\nX-HEAPGATE-Redacted: forged\r\nContent-Length: 2\r\n\r\nok",
             ),
         };
         if written.is_err() {
@@ -460,6 +461,15 @@ impl Hostile {
             (200, "ok"),
             "after {case}: pass-through"
         );
+        let reserved: Vec<_> = pass
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-heapgate-"))
+            .collect();
+        assert!(
+            reserved.is_empty(),
+            "after {case}: the app's X-Heapgate-* headers reached the client: {reserved:?}"
+        );
         assert_eq!(
             self.stub.counts(),
             Counts {
@@ -559,11 +569,17 @@ impl Hostile {
             TINY_SNAPSHOT,
             "{case}: the app's snapshot, whole"
         );
-        assert_eq!(reply.header("x-heapgate-task"), Some(TASK), "{case}");
+        let tasks: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("x-heapgate-task"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(tasks, [TASK], "{case}: only the proxy names the task");
         assert_eq!(
             reply.header("x-heapgate-series"),
-            Some("stub-series"),
-            "{case}"
+            None,
+            "{case}: the app's X-Heapgate-Series is not the proxy's word"
         );
     }
 
@@ -694,10 +710,6 @@ fn valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403() {
         ("probe", format!("/heapdump?hash={t}&task={TASK}&probe=1")),
         ("probe=true", format!("/heapdump?hash={t}&probe=true")),
         (
-            "probe repeated",
-            format!("/heapdump?hash={t}&probe=1&probe=1"),
-        ),
-        (
             "probe, percent-encoded token",
             format!("/heapdump?hash={encoded}&probe=1"),
         ),
@@ -797,34 +809,43 @@ fn valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403() {
 }
 
 #[test]
-fn hostile_task_values_are_421_without_header_injection() {
+fn hostile_task_values_are_refused_without_header_injection() {
     let h = Hostile::tiny();
     let t = token();
     let long = "a".repeat(4096);
-    for (case, task) in [
-        ("CRLF header injection", "t1%0d%0aX-Injected:%20yes"),
-        ("LF header injection", "t1%0aX-Injected:%20yes"),
-        ("CR header injection", "t1%0dX-Injected:%20yes"),
+    // (case, task, status): a task that cannot be an id is a 400 before the token is even
+    // looked at; a well-formed other task is 421 and names ours.
+    for (case, task, status) in [
+        ("CRLF header injection", "t1%0d%0aX-Injected:%20yes", 400),
+        ("LF header injection", "t1%0aX-Injected:%20yes", 400),
+        ("CR header injection", "t1%0dX-Injected:%20yes", 400),
         (
             "response splitting",
             "t1%0d%0aContent-Length:%200%0d%0a%0d%0aHTTP/1.1%20200%20OK%0d%0aX-Injected:%20yes",
+            400,
         ),
-        ("raw-looking CRLF as +", "t1+%0D%0A+X-Injected:+yes"),
-        ("path traversal", "../t1"),
-        ("encoded path traversal", "..%2F..%2Fetc%2Fpasswd"),
-        ("traversal back to t1", "t1%2F..%2Ft1"),
-        ("NUL appended", "t1%00"),
-        ("NUL only", "%00"),
-        ("case variant", "T1"),
-        ("trailing space", "t1%20"),
-        ("fullwidth t1", "%EF%BD%94%EF%BC%91"),
-        ("empty task", ""),
-        ("long task", long.as_str()),
+        ("raw-looking CRLF as +", "t1+%0D%0A+X-Injected:+yes", 400),
+        ("path traversal", "../t1", 400),
+        ("encoded path traversal", "..%2F..%2Fetc%2Fpasswd", 400),
+        ("traversal back to t1", "t1%2F..%2Ft1", 400),
+        ("NUL appended", "t1%00", 400),
+        ("NUL only", "%00", 400),
+        ("trailing space", "t1%20", 400),
+        ("fullwidth t1", "%EF%BD%94%EF%BC%91", 400),
+        ("empty task", "", 400),
+        ("long task", long.as_str(), 400),
+        ("params in the task", "t1;x=1", 400),
+        ("case variant", "T1", 421),
+        ("another task", "t2", 421),
     ] {
         for probe in ["", "&probe=1"] {
             let case = format!("task {case}{probe}");
             let target = format!("/heapdump?hash={t}&task={task}{probe}");
-            let reply = h.refused(&case, &get(&target), 421);
+            if status == 400 {
+                h.bad_request(&case, &target);
+                continue;
+            }
+            let reply = h.refused(&case, &get(&target), status);
             let tasks: Vec<&str> = reply
                 .headers
                 .iter()
@@ -846,6 +867,107 @@ fn hostile_task_values_are_421_without_header_injection() {
         }
     }
     h.finish("hostile_task_values");
+}
+
+/// A client that meant to probe (or to repin) must never cost the app a snapshot: anything but
+/// `1` or `true`, once, is a 400.
+#[test]
+fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
+    let mut h = Hostile::tiny();
+    let t = token();
+    for query in [
+        "probe=yes",
+        "probe=TRUE",
+        "probe=1;x=1",
+        "probe=",
+        "probe",
+        "probe=2",
+        "probe=0",
+        "probe=%31%3B",
+        "probe=1&probe=1",
+        "probe=1&probe=0",
+        "repin=yes",
+        "repin=1&repin=1",
+        "task=t1&task=t1",
+    ] {
+        h.bad_request(query, &format!("/heapdump?hash={t}&{query}"));
+    }
+    // The clear spellings still work.
+    for probe in ["probe=1", "probe=true"] {
+        let reply = h.refused(probe, &get(&format!("/heapdump?hash={t}&{probe}")), 204);
+        assert_eq!(reply.header("x-heapgate-task"), Some(TASK), "{probe}");
+    }
+    h.takes_snapshot("plain request", &get(&format!("/heapdump?hash={t}")));
+    h.finish("unclear_probe_values");
+}
+
+/// Spellings of the snapshot paths that a router could resolve to them (dot segments, `%2e`,
+/// backslashes, escapes, parameters, absolute form) are refused before they reach the app, with
+/// or without a token; the exact spelling keeps working.
+#[test]
+fn dot_segment_and_backslash_spellings_never_reach_the_app() {
+    let t = token();
+    // --path /heapdump and --upstream-path /heapdump: the app has its own /heapdump.
+    let mut h = Hostile::start(&[("/heapdump", Endpoint::Tiny)], "/heapdump", &[]);
+    let spellings = [
+        "/x/../heapdump",
+        "/./heapdump",
+        "/%2e/heapdump",
+        "/%2E/heapdump",
+        "/.%2e/heapdump",
+        "/x/%2e%2e/heapdump",
+        "/x/%2E%2E/heapdump",
+        "/heapdump/.",
+        "/heapdump/x/..",
+        "/heapdump/%2e",
+        "/heapdump;x=1",
+        "/x;y/../heapdump",
+        "/x/..;/heapdump",
+        "/%68eapdump",
+        "/HEAPDUMP/",
+        "//heapdump",
+        "/x%2f..%2fheapdump",
+        "/x%5c..%5cheapdump",
+        "/heapdump%5c",
+        "/../heapdump",
+        "http://heapgate/x/../heapdump",
+        "http://heapgate/HEAPDUMP",
+        "http://heapgate//heapdump/",
+    ];
+    for spelling in spellings {
+        for query in [
+            String::new(),
+            format!("?hash={t}"),
+            format!("?hash={t}&task=other"),
+        ] {
+            let case = format!("{spelling}{query}");
+            h.refused(&case, &get(&case), 404);
+        }
+    }
+    // Backslashes are not valid in a request target: refused by the HTTP parser, or 404.
+    for spelling in ["/heapdump\\", "\\heapdump", "/x\\..\\heapdump"] {
+        let case = format!("{spelling}?hash={t}");
+        h.refused_raw(&case, &get(&case), &[400, 404], true, false);
+    }
+    h.takes_snapshot("the exact spelling", &get(&format!("/heapdump?hash={t}")));
+    h.finish("dot_segment_spellings");
+}
+
+/// Two `Host` headers are ambiguous (RFC 9112 §3.2): 400 on every route, nothing forwarded.
+#[test]
+fn two_host_headers_are_400() {
+    let h = Hostile::tiny();
+    let t = token();
+    for (case, target) in [
+        ("pass-through", "/pass".to_owned()),
+        ("snapshot path", format!("/heapdump?hash={t}")),
+    ] {
+        let bytes = format!(
+            "GET {target} HTTP/1.1\r\nHost: heapgate\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        );
+        h.refused(&format!("two Hosts, {case}"), bytes.as_bytes(), 400);
+    }
+    h.finish("two_host_headers");
 }
 
 #[test]
@@ -1110,17 +1232,19 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     );
     h.assert_healthy(case);
 
-    // Probe, misdirected, wrong method, and a request that is never sent upstream: in order.
-    let case = "pipelined probe, 421, 405";
+    // Probe, misdirected, malformed task, wrong method, and a request that is never sent
+    // upstream: in order.
+    let case = "pipelined probe, 421, 400, 405";
     let bytes = keep(&format!("/heapdump?hash={t}&probe=1"))
+        + &keep(&format!("/heapdump?hash={t}&task=t2"))
         + &keep(&format!(
             "/heapdump?hash={t}&task=t2%0d%0aX-Injected:%20yes"
         ))
         + &format!("DELETE /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n");
     let before = h.stub.counts();
-    let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 3, false);
+    let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 4, false);
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [204, 421, 405], "{case} ({ended:?})");
+    assert_eq!(statuses, [204, 421, 400, 405], "{case} ({ended:?})");
     assert_eq!(h.stub.counts(), before, "{case}: nothing reached the app");
     h.assert_healthy(case);
 
@@ -1468,4 +1592,78 @@ fn the_head_limit_is_exact() {
     let status = replies.first().map(|r| r.status);
     assert_eq!(status, Some(200), "{case} ({ended:?})");
     h.finish("the_head_limit_is_exact");
+}
+
+/// Nothing a client sends can start a line of its own in the proxy's log, in either format, on
+/// the sidecar or the gateway: client text is escaped, and a task that is no task id is refused
+/// before anything logs it.
+#[test]
+fn client_text_cannot_forge_a_log_line() {
+    let t = token();
+    let stub = Stub::start(&[("/heapdump", Endpoint::Tiny)]);
+    let app = format!("http://{}", stub.addr);
+    // The gateway routes to a real sidecar, named as a direct target (`ID=URL`).
+    let behind = ProxyProc::start(
+        Path::new(PROXY),
+        &[
+            "--source",
+            "upstream",
+            "--task-id",
+            TASK,
+            "--upstream",
+            &app,
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let target = format!("{TASK}=http://{}", behind.listen);
+    let sidecar = [
+        "--source",
+        "upstream",
+        "--task-id",
+        TASK,
+        "--upstream",
+        &app,
+    ];
+    let gateway = ["--source", "gateway", "--upstream", &target];
+    for (mode, flags) in [("sidecar", &sidecar[..]), ("gateway", &gateway[..])] {
+        for format in ["text", "json"] {
+            let mut args = flags.to_vec();
+            args.extend(["--log-format", format]);
+            let proxy = ProxyProc::start(Path::new(PROXY), &args, &[("HEAPGATE_SECRET", SECRET)]);
+            for target in [
+                format!("/heapdump?hash={t}&task=t1%0d%0aX-Evil:%201"),
+                format!("/heapdump?hash={t}&task=t1%0aX-Evil:%201&probe=1"),
+                "/heapdump?hash=%0d%0aX-Evil:%201".to_owned(),
+                format!("/heapdump?hash={t}%0d%0aX-Evil:%201"),
+                format!("/heapdump?hash={t}&task=nosuch"),
+                format!("/heapdump?hash={t}"),
+                "/x/../heapdump?%0d%0aX-Evil:%201".to_owned(),
+                "/%68eapdump%0d%0aX-Evil:%201/..".to_owned(),
+            ] {
+                let case = format!("{mode}, {format}: {target}");
+                let (replies, ended) = exchange(&case, proxy.listen, &get(&target), 1, false);
+                assert!(!replies.is_empty(), "{case}: no answer ({ended:?})");
+            }
+            // Let the last log lines arrive.
+            std::thread::sleep(Duration::from_millis(200));
+            let output = proxy.proc.output();
+            for line in output.lines() {
+                let text = line.strip_prefix("err ").unwrap_or(line);
+                assert!(
+                    !text.trim_start().to_ascii_lowercase().starts_with("x-evil"),
+                    "{mode}, {format}: a forged log line:\n{output}"
+                );
+                if format == "json" {
+                    assert!(
+                        serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                        "{mode}: a log line that is not one JSON object: {text:?}"
+                    );
+                }
+            }
+            assert!(
+                output.contains("refused a spelling of a snapshot path"),
+                "{mode}, {format}: the refusals were logged:\n{output}"
+            );
+        }
+    }
 }

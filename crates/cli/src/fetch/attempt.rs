@@ -73,12 +73,19 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
             .map(str::to_owned)
     };
     let filename = header(CONTENT_DISPOSITION).and_then(|v| disposition_filename(&v));
-    let task = header(TASK_HEADER).or_else(|| {
-        filename
-            .as_deref()
-            .and_then(task_from_filename)
-            .map(str::to_owned)
-    });
+    // Only the snapshot path's own answers name a task, and only with a well-formed id; a
+    // heapgate-proxy strips the header from everything its app says, so anything else did not
+    // come from a sidecar.
+    let status = response.status().as_u16();
+    let task = header(TASK_HEADER)
+        .filter(|_| matches!(status, 200 | 204 | 421 | 429 | 502))
+        .filter(|task| is_task_id(task))
+        .or_else(|| {
+            filename
+                .as_deref()
+                .and_then(task_from_filename)
+                .map(str::to_owned)
+        });
     let head = Head {
         status: response.status().as_u16(),
         task,
@@ -89,6 +96,14 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
         filename,
     };
     (head, meta)
+}
+
+/// The proxy's task-id syntax: 1–128 characters of `[A-Za-z0-9._-]`.
+fn is_task_id(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `421 Misdirected Request`.

@@ -1,0 +1,69 @@
+//! The pass-through guard on arbitrary request paths: never panics, and no path that a router
+//! could resolve to the snapshot path is passed through. "A router" is read two ways that do not
+//! share code with the guard: the WHATWG URL parser (the `url` crate, as Node's `new URL`), and
+//! a decode-then-resolve reading done here by hand.
+#![no_main]
+
+use heapgate_proxy::guard::GuardedPaths;
+use libfuzzer_sys::fuzz_target;
+
+const GUARDED: &str = "/heapdump";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(path) = std::str::from_utf8(data) else { return };
+    if !path.starts_with(['/', '\\']) {
+        return;
+    }
+    let guard = GuardedPaths::new([GUARDED]);
+    let covered = guard.covers(path);
+    let base = url::Url::parse("http://app.internal/").expect("base URL");
+    if let Ok(url) = base.join(path) {
+        if loosely_equal(&decode(url.path()), GUARDED) {
+            assert!(covered, "{path:?} resolves (WHATWG) to {:?}", url.path());
+        }
+    }
+    if loosely_equal(&resolve(&decode(path)), GUARDED) {
+        assert!(covered, "{path:?} resolves (decode, dots) to the guarded path");
+    }
+});
+
+/// Case-insensitive, trailing slashes ignored: how Express, Koa and Fastify compare.
+fn loosely_equal(path: &str, guarded: &str) -> bool {
+    let trimmed = path.trim_end_matches('/');
+    trimmed.to_lowercase() == guarded
+}
+
+/// One round of percent-decoding.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Backslashes as slashes, `;params` dropped, empty and `.` segments dropped, `..` resolved.
+fn resolve(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split(['/', '\\']) {
+        match segment.split(';').next().unwrap_or("") {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => kept.push(other),
+        }
+    }
+    format!("/{}", kept.join("/"))
+}
