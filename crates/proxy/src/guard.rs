@@ -48,7 +48,7 @@ impl GuardedPaths {
 /// would only lowercase it and trim trailing slashes.
 fn is_plain(path: &str) -> bool {
     path.is_ascii()
-        && !path.contains(['%', '\\', ';'])
+        && !path.contains(['%', '\\', ';', '#'])
         && !path.contains("//")
         && !path.contains("/.")
 }
