@@ -1,0 +1,515 @@
+//! Differential test against real Node routers: no spelling of the snapshot path may reach an
+//! app's own `/heapdump` route through `heapgate-proxy`.
+//!
+//! `tests/data/routers/apps.js` runs Express 4, Express 5, Fastify 5 (permissive router options),
+//! Koa + @koa/router, Hono on @hono/node-server and a plain `http` app routing on the WHATWG URL
+//! parser, each with an unguarded `GET /heapdump`. A generated corpus of request-target spellings
+//! (case, percent-escapes, dot segments, repeated slashes, backslashes, `;params`, absolute form,
+//! queries) is sent as raw bytes — any HTTP client library would normalise them:
+//! - directly to each app, to record what each router resolves (the corpus must hit every one);
+//! - through the proxy with `--source inspector`, `--source upstream` and `--source gateway`,
+//!   where the apps' `/heapdump` hit counts must not move, while ordinary paths still pass.
+//!
+//! Needs node and `npm ci` in `tests/data/routers`; without them it prints a loud SKIPPED
+//! notice, and under CI=true it fails.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use heapgate_tests::{
+    Proc, ProxyProc, data, http_get, in_ci, loud, node_or_skip, token_now, workspace_binary,
+};
+
+const SECRET: &str = "routers-secret-0123456789abcdef";
+const APPS: [&str; 6] = ["express4", "express5", "fastify", "koa", "hono", "whatwg"];
+/// Paths that are not the snapshot path and must still reach every app through the proxy.
+const ORDINARY: [&str; 5] = ["/", "/hello", "/heapdumps", "/static/app.js", "/heap/dump"];
+/// Parallel connections per corpus run (the apps share one Node event loop).
+const WORKERS: usize = 6;
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The corpus.
+
+/// Spellings of the `heapdump` segment: case, escaped letters (lower/upper hex, last letter,
+/// all), double encoding.
+const NAMES: &[&str] = &[
+    "heapdump",
+    "HEAPDUMP",
+    "Heapdump",
+    "hEaPdUmP",
+    "%68eapdump",
+    "heapdum%70",
+    "heap%64ump",
+    "heapdu%6D%70",
+    "%68%65%61%70%64%75%6d%70",
+    "%48%45%41%50%44%55%4D%50",
+    "%2568eapdump",
+    "heapdump%20",
+    "heap%09dump",
+];
+
+/// What may come before the segment: repeated slashes, dot segments raw and escaped, backslashes
+/// raw and escaped, escaped slashes, `;params` on segments.
+const PREFIXES: &[&str] = &[
+    "/",
+    "//",
+    "///",
+    "/./",
+    "/.//",
+    "/././",
+    "/../",
+    "/x/../",
+    "/x//../",
+    "/x/./../",
+    "/x/y/../../",
+    "/x/%2e%2e/",
+    "/x/%2E%2E/",
+    "/x/.%2e/",
+    "/x/%2e./",
+    "/x/%252e%252e/",
+    "/%2e/",
+    "/%2E/",
+    "/.%2e/",
+    "/%2e%2e/",
+    "/x/..%2f",
+    "/x%2f..%2f",
+    "/%2f",
+    "/x/..%5c",
+    "/x%5c..%5c",
+    "/%5c",
+    "\\",
+    "/\\",
+    "/x\\..\\",
+    "/x/..\\",
+    "/;x/",
+    "/x;y/../",
+    "/..;/",
+    "/.;/",
+];
+
+/// What may follow the segment.
+const SUFFIXES: &[&str] = &[
+    "",
+    "/",
+    "//",
+    "/.",
+    "/./",
+    "/x/..",
+    "/x/../",
+    "/%2e",
+    "/%2E",
+    "/x/%2e%2e",
+    "/x/.%2e/",
+    "\\",
+    "%5c",
+    "%5C",
+    ";",
+    ";x=1",
+    ";/",
+    "%3b",
+    "%3bx",
+    "%2f",
+    ".",
+    "#x",
+];
+
+/// Names crossed with every prefix (with and without a trailing slash), and a few names crossed
+/// with every prefix and suffix; a query on every third, absolute form on every fifth. Deduped;
+/// never the exact `/heapdump` spelling (the proxy's own snapshot route).
+fn corpus() -> Vec<String> {
+    let mut bases = Vec::new();
+    for prefix in PREFIXES {
+        for name in NAMES {
+            for suffix in ["", "/"] {
+                bases.push(format!("{prefix}{name}{suffix}"));
+            }
+        }
+        for name in ["heapdump", "HEAPDUMP", "%68eapdump"] {
+            for suffix in SUFFIXES {
+                bases.push(format!("{prefix}{name}{suffix}"));
+            }
+        }
+    }
+    let query = format!(
+        "?hash={}&task=other",
+        token_now("not-the-proxys-secret-0123456789")
+    );
+    let mut targets = Vec::new();
+    for (i, base) in bases.iter().enumerate() {
+        targets.push(base.clone());
+        if i % 3 == 0 {
+            targets.push(format!("{base}{query}"));
+        }
+        if i % 5 == 0 && base.starts_with('/') {
+            targets.push(format!("http://localhost{base}"));
+            targets.push(format!("HTTP://LOCALHOST{base}{query}"));
+        }
+    }
+    let mut seen = HashSet::new();
+    targets.retain(|t| t.split('?').next() != Some("/heapdump") && seen.insert(t.clone()));
+    targets
+}
+
+#[test]
+fn the_corpus_is_large_distinct_and_never_the_exact_path() {
+    let targets = corpus();
+    assert!(targets.len() >= 1000, "{} targets", targets.len());
+    assert_eq!(targets.iter().collect::<HashSet<_>>().len(), targets.len());
+    assert!(
+        !targets
+            .iter()
+            .any(|t| t == "/heapdump" || t.starts_with("/heapdump?"))
+    );
+    assert!(targets.iter().all(|t| !t.contains([' ', '\r', '\n'])));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw requests.
+
+/// What one request target got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// The app's own `/heapdump` route answered.
+    Reached,
+    /// The app's catch-all answered.
+    Other,
+    /// Anything else: the status code (a refusal by the proxy or the router).
+    Status(u16),
+    /// No HTTP answer (connection refused, reset, timed out).
+    Failed(String),
+}
+
+/// Sends `GET <target>` as raw bytes, exactly as given, and reads the answer to the end.
+fn send_raw(addr: SocketAddr, target: &str) -> Outcome {
+    let exchange = || -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let head = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes())?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        Ok(answer)
+    };
+    let answer = match exchange() {
+        Ok(answer) => answer,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let text = String::from_utf8_lossy(&answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Outcome::Failed(format!("no response head in {:?}", truncate(&text)));
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok());
+    match status {
+        Some(200) if body.contains("APP-HEAPDUMP") => Outcome::Reached,
+        Some(200) if body.contains("APP-OTHER") => Outcome::Other,
+        Some(status) => Outcome::Status(status),
+        None => Outcome::Failed(format!("bad status line in {:?}", truncate(head))),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(120).collect()
+}
+
+/// Sends every target to `addr` over a few parallel connections; outcomes in corpus order.
+fn send_all(addr: SocketAddr, targets: &[String]) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(vec![Outcome::Failed("not sent".to_owned()); targets.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(target) = targets.get(i) else { break };
+                    let outcome = send_raw(addr, target);
+                    if let Ok(mut results) = results.lock() {
+                        results[i] = outcome;
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The apps.
+
+/// `node apps.js` with its six apps, its control port and its inspector.
+struct Apps {
+    _proc: Proc,
+    ports: BTreeMap<String, u16>,
+    inspector: SocketAddr,
+}
+
+impl Apps {
+    /// The apps, or `None` after a loud notice (a panic in CI) when node or the npm packages are
+    /// missing.
+    fn start_or_skip(test: &str) -> Option<Apps> {
+        let node = node_or_skip(test)?;
+        let dir: PathBuf = data("routers");
+        if !dir.join("node_modules").is_dir() {
+            assert!(
+                !in_ci(),
+                "{test}: {}/node_modules missing, and CI=true forbids skipping; run `npm ci` there",
+                dir.display()
+            );
+            loud(&format!(
+                "SKIPPED {test}: {}/node_modules missing (run `cd tests/data/routers && npm ci`)",
+                dir.display()
+            ));
+            return None;
+        }
+        let proc = Proc::spawn(
+            Command::new(node)
+                .arg("--inspect=127.0.0.1:0")
+                .arg("apps.js")
+                .current_dir(&dir),
+        );
+        let (mut ports, mut inspector) = (None, None);
+        let (ports, inspector) = proc.wait_for("apps.js ports and inspector", |line| {
+            if let Some(rest) = line.strip_prefix("err Debugger listening on ws://") {
+                inspector = rest.split('/').next().and_then(|a| a.parse().ok());
+            } else if let Some(json) = line.strip_prefix("out ") {
+                ports = serde_json::from_str::<BTreeMap<String, u16>>(json).ok();
+            }
+            ports.clone().zip(inspector)
+        });
+        Some(Apps {
+            _proc: proc,
+            ports,
+            inspector,
+        })
+    }
+
+    fn addr(&self, app: &str) -> SocketAddr {
+        let port = self.ports.get(app).copied();
+        SocketAddr::from((
+            [127, 0, 0, 1],
+            port.unwrap_or_else(|| panic!("no port for {app}")),
+        ))
+    }
+
+    /// Each app's `/heapdump` hit count so far.
+    fn hits(&self) -> BTreeMap<String, u64> {
+        let answer = http_get(self.addr("control"), "/hits").unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("/hits: {e}"));
+        APPS.iter()
+            .map(|app| ((*app).to_owned(), json["hits"][app].as_u64().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Request targets as the app's `/heapdump` route saw them (the first 50).
+    fn seen(&self, app: &str) -> Vec<String> {
+        let answer = http_get(self.addr("control"), "/hits").unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("/hits: {e}"));
+        json["seen"][app]
+            .as_array()
+            .map(|seen| {
+                seen.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// "200 APP-OTHER: n, 404: n, …" for a line of the report.
+fn summary(outcomes: &[Outcome]) -> String {
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for outcome in outcomes {
+        let key = match outcome {
+            Outcome::Reached => "REACHED /heapdump".to_owned(),
+            Outcome::Other => "APP-OTHER".to_owned(),
+            Outcome::Status(status) => status.to_string(),
+            Outcome::Failed(_) => "no answer".to_owned(),
+        };
+        *tally.entry(key).or_default() += 1;
+    }
+    tally
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes a report under the test's temp dir, so a long listing survives `--nocapture` limits.
+fn save_report(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::write(&path, text);
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 1: what each router resolves, no proxy.
+
+#[test]
+fn phase1_each_router_resolves_some_spellings_of_heapdump() {
+    let Some(apps) = Apps::start_or_skip("routers::phase1") else {
+        return;
+    };
+    let targets = corpus();
+    let mut table = format!(
+        "Phase 1: {} request targets sent directly to each app\n",
+        targets.len()
+    );
+    let mut failures = Vec::new();
+    for app in APPS {
+        // The route itself works: the exact spelling reaches it.
+        assert_eq!(
+            send_raw(apps.addr(app), "/heapdump"),
+            Outcome::Reached,
+            "{app}"
+        );
+        let before = apps.hits()[app];
+        let outcomes = send_all(apps.addr(app), &targets);
+        let after = apps.hits()[app];
+        let reached: Vec<&String> = targets
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == Outcome::Reached)
+            .map(|(t, _)| t)
+            .collect();
+        let mut examples: Vec<&String> = reached.clone();
+        examples.sort_by_key(|t| (t.len(), (*t).clone()));
+        examples.truncate(12);
+        table.push_str(&format!(
+            "{app:>9}: {:>5} reached /heapdump ({}); e.g. {examples:?}\n",
+            reached.len(),
+            summary(&outcomes)
+        ));
+        if reached.is_empty() {
+            failures.push(format!(
+                "{app}: no spelling in the corpus reaches /heapdump"
+            ));
+        }
+        // The bodies and the app's own counter agree (the counter is what phase 2 trusts).
+        if after - before != reached.len() as u64 {
+            failures.push(format!(
+                "{app}: {} hits counted but {} bodies said APP-HEAPDUMP",
+                after - before,
+                reached.len()
+            ));
+        }
+        let detail: String = targets
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == Outcome::Reached)
+            .map(|(t, _)| format!("{app}\t{t}\n"))
+            .collect();
+        save_report(&format!("routers-phase1-{app}.txt"), &detail);
+    }
+    let path = save_report("routers-phase1.txt", &table);
+    eprintln!("{table}(full lists next to {})", path.display());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2: through heapgate-proxy, nothing reaches an app's `/heapdump`.
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Inspector,
+    Upstream,
+    Gateway,
+}
+
+/// The real proxy in front of `app` in `mode`.
+fn proxy_for(apps: &Apps, app: &str, mode: Mode) -> ProxyProc {
+    let upstream = format!("http://{}", apps.addr(app));
+    let inspector = format!("http://{}", apps.inspector);
+    let mut args = vec!["--upstream", upstream.as_str(), "--task-id", "t1"];
+    match mode {
+        Mode::Inspector => args.extend(["--source", "inspector", "--inspector", &inspector]),
+        Mode::Upstream => args.extend(["--source", "upstream", "--upstream-path", "/heapdump"]),
+        Mode::Gateway => args.extend(["--source", "gateway"]),
+    }
+    ProxyProc::start(
+        &workspace_binary("heapgate-proxy"),
+        &args,
+        &[("HEAPGATE_SECRET", SECRET)],
+    )
+}
+
+fn no_spelling_reaches_any_router(mode: Mode) {
+    let test = format!("routers::phase2 {mode:?}");
+    let Some(apps) = Apps::start_or_skip(&test) else {
+        return;
+    };
+    let targets = corpus();
+    let mut report = format!(
+        "Phase 2, --source {mode:?}: {} request targets through heapgate-proxy\n",
+        targets.len()
+    );
+    let mut failures = Vec::new();
+    for app in APPS {
+        let proxy = proxy_for(&apps, app, mode);
+        for path in ORDINARY {
+            let outcome = send_raw(proxy.listen, path);
+            if outcome != Outcome::Other {
+                failures.push(format!(
+                    "{mode:?}/{app}: ordinary path {path} did not reach the app: {outcome:?}"
+                ));
+            }
+        }
+        let before = apps.hits()[app];
+        let outcomes = send_all(proxy.listen, &targets);
+        let hits = apps.hits()[app] - before;
+        let leaked: Vec<&String> = targets
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == Outcome::Reached)
+            .map(|(t, _)| t)
+            .collect();
+        report.push_str(&format!(
+            "{app:>9}: {hits:>5} hits on the app's /heapdump ({})\n",
+            summary(&outcomes)
+        ));
+        if hits > 0 {
+            failures.push(format!(
+                "{mode:?}/{app}: {hits} requests reached the app's own /heapdump; the {} whose \
+                 answer came back from it: {leaked:#?}\nthe app saw (first 50): {:?}",
+                leaked.len(),
+                apps.seen(app)
+            ));
+        }
+        drop(proxy);
+    }
+    let path = save_report(&format!("routers-phase2-{mode:?}.txt"), &report);
+    eprintln!("{report}(saved in {})", path.display());
+    if !failures.is_empty() {
+        let path = save_report(
+            &format!("routers-phase2-{mode:?}-failures.txt"),
+            &failures.join("\n"),
+        );
+        panic!("{}\n(also in {})", failures.join("\n"), path.display());
+    }
+}
+
+#[test]
+fn phase2_inspector_source_lets_no_spelling_reach_any_router() {
+    no_spelling_reaches_any_router(Mode::Inspector);
+}
+
+#[test]
+fn phase2_upstream_source_lets_no_spelling_reach_any_router() {
+    no_spelling_reaches_any_router(Mode::Upstream);
+}
+
+#[test]
+fn phase2_gateway_lets_no_spelling_reach_any_router() {
+    no_spelling_reaches_any_router(Mode::Gateway);
+}
