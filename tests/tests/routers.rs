@@ -2,8 +2,8 @@
 //! app's own `/heapdump` route through `heapgate-proxy`.
 //!
 //! `tests/data/routers/apps.js` runs Express 4, Express 5, Fastify 5 (permissive router options),
-//! Koa + @koa/router, Hono on @hono/node-server and a plain `http` app routing on the WHATWG URL
-//! parser, each with an unguarded `GET /heapdump`. A generated corpus of request-target spellings
+//! Koa + @koa/router, Hono on @hono/node-server (default and `strict: false`) and a plain `http`
+//! app routing on the WHATWG URL parser, each with an unguarded `GET /heapdump`. A generated corpus of request-target spellings
 //! (case, percent-escapes, dot segments, repeated slashes, backslashes, `;params`, absolute form,
 //! queries) is sent as raw bytes — any HTTP client library would normalise them:
 //! - directly to each app, to record what each router resolves (the corpus must hit every one);
@@ -27,7 +27,9 @@ use heapgate_tests::{
 };
 
 const SECRET: &str = "routers-secret-0123456789abcdef";
-const APPS: [&str; 6] = ["express4", "express5", "fastify", "koa", "hono", "whatwg"];
+const APPS: [&str; 7] = [
+    "express4", "express5", "fastify", "koa", "hono", "hono_lax", "whatwg",
+];
 /// Paths that are not the snapshot path and must still reach every app through the proxy.
 const ORDINARY: [&str; 5] = ["/", "/hello", "/heapdumps", "/static/app.js", "/heap/dump"];
 /// Parallel connections per corpus run (the apps share one Node event loop).
@@ -404,13 +406,13 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
                 reached.len()
             ));
         }
+        // Every target's outcome, for the record (`target<TAB>outcome`).
         let detail: String = targets
             .iter()
             .zip(&outcomes)
-            .filter(|(_, o)| **o == Outcome::Reached)
-            .map(|(t, _)| format!("{app}\t{t}\n"))
+            .map(|(t, o)| format!("{t}\t{o:?}\n"))
             .collect();
-        save_report(&format!("routers-phase1-{app}.txt"), &detail);
+        save_report(&format!("routers-phase1-{app}.tsv"), &detail);
     }
     let path = save_report("routers-phase1.txt", &table);
     eprintln!("{table}(full lists next to {})", path.display());
@@ -474,6 +476,12 @@ fn no_spelling_reaches_any_router(mode: Mode) {
             .filter(|(_, o)| **o == Outcome::Reached)
             .map(|(t, _)| t)
             .collect();
+        let detail: String = targets
+            .iter()
+            .zip(&outcomes)
+            .map(|(t, o)| format!("{t}\t{o:?}\n"))
+            .collect();
+        save_report(&format!("routers-phase2-{mode:?}-{app}.tsv"), &detail);
         report.push_str(&format!(
             "{app:>9}: {hits:>5} hits on the app's /heapdump ({})\n",
             summary(&outcomes)

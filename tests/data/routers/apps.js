@@ -1,4 +1,4 @@
-// Six real Node routers, each with an UNGUARDED `GET /heapdump` route, for the heapgate-tests
+// Seven real Node router setups, each with an UNGUARDED `GET /heapdump` route, for the heapgate-tests
 // `routers` differential test (tests/tests/routers.rs).
 //
 // Every app answers `APP-HEAPDUMP <name>` on its own `/heapdump` route (and counts the hit) and
@@ -11,7 +11,8 @@
 // - Express 4 and 5, Koa + @koa/router: defaults (case-insensitive, optional trailing slash).
 // - Fastify 5: routerOptions ignoreTrailingSlash, caseSensitive: false, ignoreDuplicateSlashes,
 //   useSemicolonDelimiter.
-// - Hono 4 on @hono/node-server: defaults.
+// - Hono 4 on @hono/node-server: defaults ("hono"), and `strict: false` ("hono_lax": trailing
+//   slash optional, so `/x/../heapdump/` or `/heapdump/x/..` resolve too).
 // - "whatwg": plain `http`, routing on `new URL(req.url, base).pathname === '/heapdump'`.
 'use strict';
 
@@ -89,12 +90,11 @@ function koaApp() {
   return listen(http.createServer(app.callback()));
 }
 
-function honoApp() {
-  const name = 'hono';
+function honoApp(name, options) {
   register(name);
   const { Hono } = require('hono');
   const { serve } = require('@hono/node-server');
-  const app = new Hono();
+  const app = new Hono(options);
   app.get('/heapdump', (c) => c.text(heapdump(name, c.env.incoming.url)));
   app.all('*', (c) => c.text(other(name)));
   return new Promise((resolve) => {
@@ -144,7 +144,8 @@ async function main() {
     express5: await expressApp(require('express5'), 'express5'),
     fastify: await fastifyApp(),
     koa: await koaApp(),
-    hono: await honoApp(),
+    hono: await honoApp('hono', {}),
+    hono_lax: await honoApp('hono_lax', { strict: false }),
     whatwg: await whatwgApp(),
     control: await controlServer(),
   };
