@@ -123,7 +123,8 @@ const SUFFIXES: &[&str] = &[
     "#x",
 ];
 
-/// Absolute-form (and scheme-relative) spellings of the origin; the first is always used.
+/// Absolute-form spellings of the origin (and `http:` with no authority); the first is always
+/// used.
 const ORIGINS: &[&str] = &[
     "http://localhost",
     "HTTP://LOCALHOST",
@@ -371,7 +372,7 @@ fn send_all(addr: SocketAddr, targets: &[String]) -> Vec<Outcome> {
 // ---------------------------------------------------------------------------------------------
 // The apps.
 
-/// `node apps.js` with its six apps, its control port and its inspector.
+/// `node apps.js` with its seven apps, its control port and its inspector.
 struct Apps {
     _proc: Proc,
     ports: BTreeMap<String, u16>,
@@ -426,22 +427,22 @@ impl Apps {
         ))
     }
 
-    /// Each app's `/heapdump` hit count so far.
-    fn hits(&self) -> BTreeMap<String, u64> {
+    /// The control server's `/hits` answer.
+    fn control(&self) -> serde_json::Value {
         let answer = http_get(self.addr("control"), "/hits").unwrap_or_else(|e| panic!("{e}"));
-        let json: serde_json::Value =
-            serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("/hits: {e}"));
-        APPS.iter()
-            .map(|app| ((*app).to_owned(), json["hits"][app].as_u64().unwrap_or(0)))
-            .collect()
+        serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("/hits: {e}"))
     }
 
-    /// Request targets as the app's `/heapdump` route saw them (the first 50).
+    /// How many requests `app`'s `/heapdump` route has answered so far.
+    fn hits(&self, app: &str) -> u64 {
+        self.control()["hits"][app]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no hit count for {app}"))
+    }
+
+    /// Request targets as `app`'s `/heapdump` route saw them (the first 50).
     fn seen(&self, app: &str) -> Vec<String> {
-        let answer = http_get(self.addr("control"), "/hits").unwrap_or_else(|e| panic!("{e}"));
-        let json: serde_json::Value =
-            serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("/hits: {e}"));
-        json["seen"][app]
+        self.control()["seen"][app]
             .as_array()
             .map(|seen| {
                 seen.iter()
@@ -450,6 +451,19 @@ impl Apps {
             })
             .unwrap_or_default()
     }
+}
+
+/// Targets that got no HTTP answer at all, as "target: error" (a crashed or stuck server would
+/// otherwise look like a server that refused everything).
+fn unanswered(targets: &[String], outcomes: &[Outcome]) -> Vec<String> {
+    targets
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(t, o)| match o {
+            Outcome::Failed(e) => Some(format!("{t}: {e}")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// "200 APP-OTHER: n, 404: n, …" for a line of the report.
@@ -499,9 +513,9 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
             Outcome::Reached,
             "{app}"
         );
-        let before = apps.hits()[app];
+        let before = apps.hits(app);
         let outcomes = send_all(apps.addr(app), &targets);
-        let after = apps.hits()[app];
+        let after = apps.hits(app);
         let reached: Vec<&String> = targets
             .iter()
             .zip(&outcomes)
@@ -517,6 +531,14 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
             summary(&outcomes),
             feature_tally(&reached)
         ));
+        let silent = unanswered(&targets, &outcomes);
+        if !silent.is_empty() {
+            failures.push(format!(
+                "{app}: {} targets got no HTTP answer, e.g. {:?}",
+                silent.len(),
+                &silent[..silent.len().min(10)]
+            ));
+        }
         if reached.is_empty() {
             failures.push(format!(
                 "{app}: no spelling in the corpus reaches /heapdump"
@@ -583,17 +605,31 @@ fn no_spelling_reaches_any_router(mode: Mode) {
     let (mut failures, mut leaks) = (Vec::new(), Vec::new());
     for app in APPS {
         let proxy = proxy_for(&apps, app, mode);
-        for path in ORDINARY {
-            let outcome = send_raw(proxy.listen, path);
-            if outcome != Outcome::Other {
-                failures.push(format!(
-                    "{mode:?}/{app}: ordinary path {path} did not reach the app: {outcome:?}"
-                ));
+        let ordinary_paths_pass = |when: &str, failures: &mut Vec<String>| {
+            for path in ORDINARY {
+                let outcome = send_raw(proxy.listen, path);
+                if outcome != Outcome::Other {
+                    failures.push(format!(
+                        "{mode:?}/{app}: ordinary path {path} did not reach the app {when}: \
+                         {outcome:?}"
+                    ));
+                }
             }
-        }
-        let before = apps.hits()[app];
+        };
+        ordinary_paths_pass("before the corpus", &mut failures);
+        let before = apps.hits(app);
         let outcomes = send_all(proxy.listen, &targets);
-        let hits = apps.hits()[app] - before;
+        let hits = apps.hits(app) - before;
+        // Still up and forwarding: a proxy that died mid-run would look like one that refused all.
+        ordinary_paths_pass("after the corpus", &mut failures);
+        let silent = unanswered(&targets, &outcomes);
+        if !silent.is_empty() {
+            failures.push(format!(
+                "{mode:?}/{app}: {} targets got no HTTP answer from the proxy, e.g. {:?}",
+                silent.len(),
+                &silent[..silent.len().min(10)]
+            ));
+        }
         let leaked: Vec<&String> = targets
             .iter()
             .zip(&outcomes)
