@@ -3,9 +3,10 @@
 //!
 //! `tests/data/routers/apps.js` runs Express 4, Express 5, Fastify 5 (permissive router options),
 //! Koa + @koa/router, Hono on @hono/node-server (default and `strict: false`) and a plain `http`
-//! app routing on the WHATWG URL parser, each with an unguarded `GET /heapdump`. A generated corpus of request-target spellings
-//! (case, percent-escapes, dot segments, repeated slashes, backslashes, `;params`, absolute form,
-//! queries) is sent as raw bytes — any HTTP client library would normalise them:
+//! app routing on the WHATWG URL parser, each with an unguarded `GET /heapdump` (which every one
+//! also runs for HEAD). A generated corpus of request-target spellings (case, percent-escapes, dot
+//! segments, repeated slashes, backslashes, `;params`, absolute form, queries; GET and some HEAD)
+//! is sent as raw bytes — any HTTP client library would normalise them:
 //! - directly to each app, to record what each router resolves (the corpus must hit every one);
 //! - through the proxy with `--source inspector`, `--source upstream` and `--source gateway`,
 //!   where the apps' `/heapdump` hit counts must not move, while ordinary paths still pass.
@@ -135,10 +136,11 @@ const ORIGINS: &[&str] = &[
     "http:",
 ];
 
-/// Names crossed with every prefix (with and without a trailing slash), and a few names crossed
-/// with every prefix and suffix; a query on every third, absolute form on every fifth (plainly,
-/// and with one of the other origins and the query). Deduped; never the exact `/heapdump`
-/// spelling (the proxy's own snapshot route).
+/// Requests as `METHOD target`: names crossed with every prefix (with and without a trailing
+/// slash), and a few names crossed with every prefix and suffix; a query on every third target,
+/// absolute form on every fifth (plainly, and with one of the other origins and the query). All
+/// as GET, every seventh also as HEAD (every router here runs GET handlers for HEAD). Deduped;
+/// never the exact `/heapdump` spelling (the proxy's own snapshot route).
 fn corpus() -> Vec<String> {
     let mut bases = Vec::new();
     for prefix in PREFIXES {
@@ -171,11 +173,21 @@ fn corpus() -> Vec<String> {
     }
     let mut seen = HashSet::new();
     targets.retain(|t| t.split('?').next() != Some("/heapdump") && seen.insert(t.clone()));
-    targets
+    let mut requests: Vec<String> = targets.iter().map(|t| format!("GET {t}")).collect();
+    requests.extend(targets.iter().step_by(7).map(|t| format!("HEAD {t}")));
+    requests
 }
 
-/// The kinds of spelling a target uses, to summarise what a router resolved.
-fn features(target: &str) -> Vec<&'static str> {
+/// The request target of a corpus entry (`METHOD target`).
+fn target_of(request: &str) -> &str {
+    request
+        .split_once(' ')
+        .map_or(request, |(_, target)| target)
+}
+
+/// The kinds of spelling a request uses, to summarise what a router resolved.
+fn features(request: &str) -> Vec<&'static str> {
+    let target = target_of(request);
     let lower = target.to_ascii_lowercase();
     let absolute = lower.starts_with("http");
     // The path alone: no origin, query or fragment.
@@ -195,7 +207,8 @@ fn features(target: &str) -> Vec<&'static str> {
         .as_bytes()
         .windows(3)
         .any(|w| w[0] == b'%' && matches!(w[1], b'4'..=b'7') && w[2].is_ascii_hexdigit());
-    let checks: [(&'static str, bool); 13] = [
+    let checks: [(&'static str, bool); 14] = [
+        ("HEAD", request.starts_with("HEAD ")),
         ("absolute-form", absolute),
         ("#fragment", target.contains('#')),
         ("query", target.contains('?')),
@@ -267,15 +280,20 @@ fn feature_tally(reached: &[&String]) -> String {
 
 #[test]
 fn the_corpus_is_large_distinct_and_never_the_exact_path() {
-    let targets = corpus();
-    assert!(targets.len() >= 1000, "{} targets", targets.len());
-    assert_eq!(targets.iter().collect::<HashSet<_>>().len(), targets.len());
+    let requests = corpus();
+    assert!(requests.len() >= 1000, "{} requests", requests.len());
+    assert_eq!(
+        requests.iter().collect::<HashSet<_>>().len(),
+        requests.len()
+    );
+    let targets: Vec<&str> = requests.iter().map(|r| target_of(r)).collect();
     assert!(
         !targets
             .iter()
-            .any(|t| t == "/heapdump" || t.starts_with("/heapdump?"))
+            .any(|t| *t == "/heapdump" || t.starts_with("/heapdump?"))
     );
     assert!(targets.iter().all(|t| !t.contains([' ', '\r', '\n'])));
+    assert!(requests.iter().any(|r| r.starts_with("HEAD /")));
     // The spellings issue 11 found reaching real routers stay in the corpus.
     for known in [
         "/x/../heapdump",
@@ -290,7 +308,7 @@ fn the_corpus_is_large_distinct_and_never_the_exact_path() {
         "/HEAPDUMP/",
     ] {
         assert!(
-            targets.iter().any(|t| t == known),
+            requests.iter().any(|r| *r == format!("GET {known}")),
             "{known} not in the corpus"
         );
     }
@@ -312,13 +330,14 @@ enum Outcome {
     Failed(String),
 }
 
-/// Sends `GET <target>` as raw bytes, exactly as given, and reads the answer to the end.
-fn send_raw(addr: SocketAddr, target: &str) -> Outcome {
+/// Sends `request` (`METHOD target`) as raw bytes, exactly as given, and reads the answer to the
+/// end.
+fn send_raw(addr: SocketAddr, request: &str) -> Outcome {
     let exchange = || -> std::io::Result<Vec<u8>> {
         let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let head = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let head = format!("{request} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes())?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer)?;
@@ -336,9 +355,14 @@ fn send_raw(addr: SocketAddr, target: &str) -> Outcome {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok());
+    // HEAD answers have no body; the apps name the route in a header too.
+    let route = |name: &str| {
+        head.to_ascii_lowercase()
+            .contains(&format!("x-app-route: {name}"))
+    };
     match status {
-        Some(200) if body.contains("APP-HEAPDUMP") => Outcome::Reached,
-        Some(200) if body.contains("APP-OTHER") => Outcome::Other,
+        Some(200) if body.contains("APP-HEAPDUMP") || route("heapdump") => Outcome::Reached,
+        Some(200) if body.contains("APP-OTHER") || route("other") => Outcome::Other,
         Some(status) => Outcome::Status(status),
         None => Outcome::Failed(format!("bad status line in {:?}", truncate(head))),
     }
@@ -348,17 +372,19 @@ fn truncate(text: &str) -> String {
     text.chars().take(120).collect()
 }
 
-/// Sends every target to `addr` over a few parallel connections; outcomes in corpus order.
-fn send_all(addr: SocketAddr, targets: &[String]) -> Vec<Outcome> {
+/// Sends every request to `addr` over a few parallel connections; outcomes in corpus order.
+fn send_all(addr: SocketAddr, requests: &[String]) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(vec![Outcome::Failed("not sent".to_owned()); targets.len()]);
+    let results = Mutex::new(vec![Outcome::Failed("not sent".to_owned()); requests.len()]);
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(target) = targets.get(i) else { break };
-                    let outcome = send_raw(addr, target);
+                    let Some(request) = requests.get(i) else {
+                        break;
+                    };
+                    let outcome = send_raw(addr, request);
                     if let Ok(mut results) = results.lock() {
                         results[i] = outcome;
                     }
@@ -453,10 +479,10 @@ impl Apps {
     }
 }
 
-/// Targets that got no HTTP answer at all, as "target: error" (a crashed or stuck server would
+/// Requests that got no HTTP answer at all, as "request: error" (a crashed or stuck server would
 /// otherwise look like a server that refused everything).
-fn unanswered(targets: &[String], outcomes: &[Outcome]) -> Vec<String> {
-    targets
+fn unanswered(requests: &[String], outcomes: &[Outcome]) -> Vec<String> {
+    requests
         .iter()
         .zip(outcomes)
         .filter_map(|(t, o)| match o {
@@ -500,23 +526,23 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
     let Some(apps) = Apps::start_or_skip("routers::phase1") else {
         return;
     };
-    let targets = corpus();
+    let requests = corpus();
     let mut table = format!(
-        "Phase 1: {} request targets sent directly to each app\n",
-        targets.len()
+        "Phase 1: {} requests sent directly to each app\n",
+        requests.len()
     );
     let mut failures = Vec::new();
     for app in APPS {
         // The route itself works: the exact spelling reaches it.
         assert_eq!(
-            send_raw(apps.addr(app), "/heapdump"),
+            send_raw(apps.addr(app), "GET /heapdump"),
             Outcome::Reached,
             "{app}"
         );
         let before = apps.hits(app);
-        let outcomes = send_all(apps.addr(app), &targets);
+        let outcomes = send_all(apps.addr(app), &requests);
         let after = apps.hits(app);
-        let reached: Vec<&String> = targets
+        let reached: Vec<&String> = requests
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| **o == Outcome::Reached)
@@ -531,10 +557,10 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
             summary(&outcomes),
             feature_tally(&reached)
         ));
-        let silent = unanswered(&targets, &outcomes);
+        let silent = unanswered(&requests, &outcomes);
         if !silent.is_empty() {
             failures.push(format!(
-                "{app}: {} targets got no HTTP answer, e.g. {:?}",
+                "{app}: {} requests got no HTTP answer, e.g. {:?}",
                 silent.len(),
                 &silent[..silent.len().min(10)]
             ));
@@ -552,8 +578,8 @@ fn phase1_each_router_resolves_some_spellings_of_heapdump() {
                 reached.len()
             ));
         }
-        // Every target's outcome, for the record (`target<TAB>outcome`).
-        let detail: String = targets
+        // Every request's outcome, for the record (`request<TAB>outcome`).
+        let detail: String = requests
             .iter()
             .zip(&outcomes)
             .map(|(t, o)| format!("{t}\t{o:?}\n"))
@@ -597,17 +623,17 @@ fn no_spelling_reaches_any_router(mode: Mode) {
     let Some(apps) = Apps::start_or_skip(&test) else {
         return;
     };
-    let targets = corpus();
+    let requests = corpus();
     let mut report = format!(
-        "Phase 2, --source {mode:?}: {} request targets through heapgate-proxy\n",
-        targets.len()
+        "Phase 2, --source {mode:?}: {} requests through heapgate-proxy\n",
+        requests.len()
     );
     let (mut failures, mut leaks) = (Vec::new(), Vec::new());
     for app in APPS {
         let proxy = proxy_for(&apps, app, mode);
         let ordinary_paths_pass = |when: &str, failures: &mut Vec<String>| {
             for path in ORDINARY {
-                let outcome = send_raw(proxy.listen, path);
+                let outcome = send_raw(proxy.listen, &format!("GET {path}"));
                 if outcome != Outcome::Other {
                     failures.push(format!(
                         "{mode:?}/{app}: ordinary path {path} did not reach the app {when}: \
@@ -618,25 +644,25 @@ fn no_spelling_reaches_any_router(mode: Mode) {
         };
         ordinary_paths_pass("before the corpus", &mut failures);
         let before = apps.hits(app);
-        let outcomes = send_all(proxy.listen, &targets);
+        let outcomes = send_all(proxy.listen, &requests);
         let hits = apps.hits(app) - before;
         // Still up and forwarding: a proxy that died mid-run would look like one that refused all.
         ordinary_paths_pass("after the corpus", &mut failures);
-        let silent = unanswered(&targets, &outcomes);
+        let silent = unanswered(&requests, &outcomes);
         if !silent.is_empty() {
             failures.push(format!(
-                "{mode:?}/{app}: {} targets got no HTTP answer from the proxy, e.g. {:?}",
+                "{mode:?}/{app}: {} requests got no HTTP answer from the proxy, e.g. {:?}",
                 silent.len(),
                 &silent[..silent.len().min(10)]
             ));
         }
-        let leaked: Vec<&String> = targets
+        let leaked: Vec<&String> = requests
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| **o == Outcome::Reached)
             .map(|(t, _)| t)
             .collect();
-        let detail: String = targets
+        let detail: String = requests
             .iter()
             .zip(&outcomes)
             .map(|(t, o)| format!("{t}\t{o:?}\n"))

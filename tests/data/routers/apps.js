@@ -2,7 +2,8 @@
 // `routers` differential test (tests/tests/routers.rs).
 //
 // Every app answers `APP-HEAPDUMP <name>` on its own `/heapdump` route (and counts the hit) and
-// `APP-OTHER <name>` on anything else. A control server answers `GET /hits` with the counts and the
+// `APP-OTHER <name>` on anything else, with a header `x-app-route: heapdump|other`. Every router
+// here runs its GET handler for HEAD too. A control server answers `GET /hits` with the counts and the
 // last request targets each `/heapdump` route saw. Once all are listening, one JSON line goes to
 // stdout: `{"express4":port,…,"control":port}`.
 //
@@ -22,13 +23,18 @@ const hits = {};
 const seen = {};
 const SEEN_CAP = 50;
 
-function heapdump(name, url) {
+// The `x-app-route` header tells the test which route answered a HEAD request (no body).
+function heapdump(name, url, res) {
+  res.setHeader('x-app-route', 'heapdump');
   hits[name] += 1;
   if (seen[name].length < SEEN_CAP) seen[name].push(url);
   return `APP-HEAPDUMP ${name}`;
 }
 
-const other = (name) => `APP-OTHER ${name}`;
+function other(name, res) {
+  res.setHeader('x-app-route', 'other');
+  return `APP-OTHER ${name}`;
+}
 
 function register(name) {
   hits[name] = 0;
@@ -45,8 +51,8 @@ function listen(server) {
 function expressApp(express, name) {
   register(name);
   const app = express();
-  app.get('/heapdump', (req, res) => res.type('text').send(heapdump(name, req.originalUrl)));
-  app.use((req, res) => res.type('text').send(other(name)));
+  app.get('/heapdump', (req, res) => res.type('text').send(heapdump(name, req.originalUrl, res)));
+  app.use((req, res) => res.type('text').send(other(name, res)));
   return listen(http.createServer(app));
 }
 
@@ -63,11 +69,11 @@ async function fastifyApp() {
   });
   app.get('/heapdump', async (req, reply) => {
     reply.type('text/plain');
-    return heapdump(name, req.raw.url);
+    return heapdump(name, req.raw.url, reply.raw);
   });
   app.setNotFoundHandler(async (req, reply) => {
     reply.type('text/plain');
-    return other(name);
+    return other(name, reply.raw);
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return app.server.address().port;
@@ -81,11 +87,11 @@ function koaApp() {
   const app = new Koa();
   const router = new Router();
   router.get('/heapdump', (ctx) => {
-    ctx.body = heapdump(name, ctx.req.url);
+    ctx.body = heapdump(name, ctx.req.url, ctx.res);
   });
   app.use(router.routes());
   app.use((ctx) => {
-    ctx.body = other(name);
+    ctx.body = other(name, ctx.res);
   });
   return listen(http.createServer(app.callback()));
 }
@@ -95,8 +101,8 @@ function honoApp(name, options) {
   const { Hono } = require('hono');
   const { serve } = require('@hono/node-server');
   const app = new Hono(options);
-  app.get('/heapdump', (c) => c.text(heapdump(name, c.env.incoming.url)));
-  app.all('*', (c) => c.text(other(name)));
+  app.get('/heapdump', (c) => c.text(heapdump(name, c.env.incoming.url, c.env.outgoing)));
+  app.all('*', (c) => c.text(other(name, c.env.outgoing)));
   return new Promise((resolve) => {
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) =>
       resolve(info.port),
@@ -119,7 +125,7 @@ function whatwgApp() {
         // An unparsable target is just not the snapshot route.
       }
       res.setHeader('content-type', 'text/plain');
-      res.end(pathname === '/heapdump' ? heapdump(name, req.url) : other(name));
+      res.end(pathname === '/heapdump' ? heapdump(name, req.url, res) : other(name, res));
     }),
   );
 }
