@@ -672,6 +672,9 @@ fn no_spelling_reaches_any_router(mode: Mode) {
             "{app:>9}: {hits:>5} hits on the app's /heapdump ({})\n",
             summary(&outcomes)
         ));
+        if !leaked.is_empty() {
+            report.push_str(&format!("           using: {}\n", feature_tally(&leaked)));
+        }
         if hits > 0 {
             leaks.push(format!("{app} {hits}"));
             failures.push(format!(
