@@ -27,11 +27,15 @@ pub(crate) fn snapshot_url(
         .map(|scheme| scheme.len())
         .ok_or_else(|| {
             Error::Config(format!(
-                "--url must start with http:// or https://, got {base:?}"
+                "--url must start with http:// or https://, got {:?}",
+                heapgate_keys::redact_userinfo(base)
             ))
         })?;
     if base.len() == scheme_end || base[scheme_end..].starts_with('/') {
-        return Err(Error::Config(format!("--url has no host: {base:?}")));
+        return Err(Error::Config(format!(
+            "--url has no host: {:?}",
+            heapgate_keys::redact_userinfo(base)
+        )));
     }
     if let Some(bad) = base
         .chars()

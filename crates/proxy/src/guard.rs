@@ -40,17 +40,26 @@ impl GuardedPaths {
                 .iter()
                 .any(|g| g.eq_ignore_ascii_case(trimmed));
         }
-        resolutions(path).any(|candidate| self.canonical.contains(&candidate))
+        resolutions(path)
+            .iter()
+            .any(|candidate| self.canonical.contains(candidate))
     }
 }
 
-/// ASCII, with no escape, backslash, parameter, empty segment or dot segment: every resolution
-/// would only lowercase it and trim trailing slashes.
+/// Printable ASCII, with no escape, backslash, parameter, fragment, empty segment or dot
+/// segment: every resolution would only lowercase it and trim trailing slashes.
 fn is_plain(path: &str) -> bool {
-    path.is_ascii()
-        && !path.contains(['%', '\\', ';', '#'])
-        && !path.contains("//")
-        && !path.contains("/.")
+    let mut previous = 0;
+    for &byte in path.as_bytes() {
+        let special = !byte.is_ascii_graphic()
+            || matches!(byte, b'%' | b'\\' | b';' | b'#')
+            || (previous == b'/' && matches!(byte, b'/' | b'.'));
+        if special {
+            return false;
+        }
+        previous = byte;
+    }
+    true
 }
 
 /// The canonical spelling of a guarded path: `/`-separated, lowercase, no empty, `.` or `..`
@@ -63,7 +72,7 @@ pub fn canonical(path: &str) -> String {
     )
 }
 
-/// Every path a common router could resolve `path` to, in canonical spelling. Routers differ in
+/// Every path a common router could resolve `path` to, in canonical spelling (with repeats). Routers differ in
 /// the order of their steps, and the orders give different answers (`/heapdump//..` is `/` when
 /// empty segments are merged first, as nginx does, and `/heapdump` when `..` removes the empty
 /// segment first, as the WHATWG parser does), so the guard checks each reading:
@@ -79,28 +88,34 @@ pub fn canonical(path: &str) -> String {
 /// routers), ignores trailing slashes, and never lets `..` climb above the root (RFC 3986
 /// §5.2.4). Bytes that do not decode to UTF-8 are replaced, which cannot turn a non-guarded path
 /// into a guarded one.
-pub fn resolutions(path: &str) -> impl Iterator<Item = String> + '_ {
-    // A fragment is never part of the path a router sees.
+pub fn resolutions(path: &str) -> Vec<String> {
+    // As the WHATWG parser does first: no leading or trailing controls or spaces, no tabs or
+    // newlines anywhere. And a fragment is never part of the path a router sees.
+    let path = path
+        .trim_matches(|c: char| c <= ' ')
+        .replace(['\t', '\n', '\r'], "");
     let path = path.split('#').next().unwrap_or_default();
-    let paths = [Some(path), scheme_relative_path(path)];
-    let readings = [Empties::DroppedFirst, Empties::KeptWhileResolving]
+    let mut found = Vec::with_capacity(16);
+    for path in [Some(path), scheme_relative_path(path)]
         .into_iter()
-        .flat_map(|empties| [Params::Dropped, Params::Kept].map(|params| (empties, params)));
-    let readings: Vec<_> = readings.collect();
-    paths.into_iter().flatten().flat_map(move |path| {
+        .flatten()
+    {
         let decoded = percent_decode(path);
-        readings
-            .clone()
-            .into_iter()
-            .flat_map(move |(empties, params)| {
-                let decoded_first = resolve(&decoded, empties, params);
-                // A router that decodes after routing still trims and compares case-insensitively.
+        for empties in [Empties::DroppedFirst, Empties::KeptWhileResolving] {
+            for params in [Params::Dropped, Params::Kept] {
+                found.push(resolve(&decoded, empties, params));
+                // A router that decodes after routing still trims and compares
+                // case-insensitively.
                 let resolved = resolve(&dots_decoded(path), empties, params);
-                let decoded_after =
-                    resolve(&percent_decode(&resolved), Empties::DroppedFirst, params);
-                [decoded_first, decoded_after]
-            })
-    })
+                found.push(resolve(
+                    &percent_decode(&resolved),
+                    Empties::DroppedFirst,
+                    params,
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// The path part of `path` read as a scheme-relative URL, as `new URL(req.url, base)` reads a
