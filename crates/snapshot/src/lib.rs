@@ -41,8 +41,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod analysis;
 mod classify;
 mod diff;
+mod dominators;
 mod error;
 mod fxhash;
 mod graph;
@@ -54,9 +56,55 @@ mod parse;
 mod render;
 mod summary;
 
+pub use analysis::{PathStep, RetainerGroup, Snapshot};
 pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
 pub use render::{MAX_NAME_WIDTH, render_table};
 pub use summary::{Summary, load};
+
+/// Per-node numbers for tests that compare heapgate with DevTools' own `HeapSnapshot.ts` (the
+/// oracle in `tests/devtools-oracle`). Not a stable API.
+pub mod testing {
+    use std::path::Path;
+
+    use crate::{PathStep, Snapshot, SnapshotError};
+
+    /// `(node id, retained size)` of every node, in file order.
+    pub fn retained_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u64)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.retained_sizes())
+    }
+
+    /// `(node id, id of its immediate dominator)` of every node, in file order.
+    pub fn dominators(path: impl AsRef<Path>) -> Result<Vec<(u32, u32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.dominators())
+    }
+
+    /// `(node id, distance)` of every node, in file order; DevTools' numbers (`-5` for none,
+    /// 100,000,000 and up for what only the root reaches).
+    pub fn distances(path: impl AsRef<Path>) -> Result<Vec<(u32, i32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.distances())
+    }
+
+    /// `(node id, shallow size after DevTools' folding)` of every node, in file order.
+    pub fn shallow_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| {
+            s.retained_sizes()
+                .iter()
+                .map(|&(id, _)| id)
+                .zip(s.shallow_sizes().iter().copied())
+                .collect()
+        })
+    }
+
+    /// The retainer chain of node `id` that DevTools' Retainers pane opens first, root side
+    /// first (each step: node class, the edge that holds it, the edge's type); `None` if no
+    /// node has that id.
+    pub fn first_retainer_path(
+        path: impl AsRef<Path>,
+        id: u32,
+    ) -> Result<Option<Vec<PathStep>>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.first_retainer_path(id))
+    }
+}

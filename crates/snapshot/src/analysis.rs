@@ -1,0 +1,519 @@
+//! One snapshot with its graph still in memory: what "who holds it" needs beyond a [`Summary`].
+//!
+//! A [`Snapshot`] keeps the node columns, the edges, the retainers and the dominator tree, so it
+//! costs a few times more than a summary; the comparison commands hold at most one at a time
+//! and turn it into a [`Summary`] (which keeps 8 bytes per counted object) when done.
+
+use std::{collections::HashMap, io::BufRead, path::Path, path::PathBuf};
+
+use serde::Serialize;
+
+use crate::classify;
+use crate::dominators::{self, BASE_UNREACHABLE_DISTANCE, EdgeTypes, Graph};
+use crate::error::SnapshotError;
+use crate::fxhash::FastMap;
+use crate::graph;
+use crate::layout::NodeKind;
+use crate::model::Location;
+use crate::parse::{EDGE_TARGET_MASK, Heap};
+use crate::summary::{self, Summary};
+
+/// `node_group` value of nodes that are not counted (self size 0 after folding).
+const NONE: u32 = u32::MAX;
+
+/// How far up a retainer chain is followed (DevTools expands 20 levels; a chain is kept whole
+/// up to this many steps so the holder shows).
+const MAX_PATH_STEPS: usize = 64;
+
+/// One step of a retainer path, from the root side towards the object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct PathStep {
+    /// The node's class, as in the Summary view (`Map`, `system / Context`, `Function`…).
+    pub node: String,
+    /// The name of the edge that holds this node, from the previous step (empty on the first
+    /// step). Element indexes are collapsed to `[]` so that entries of one collection group.
+    pub edge: String,
+    /// The type of that edge: `property`, `element`, `context`, `internal`, `shortcut`,
+    /// `hidden`… (empty on the first step).
+    pub edge_type: String,
+    /// A function's name, for closures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the function or constructor is defined: `file:line:column` (1-based), or
+    /// `script N:line:column` when the snapshot does not name the script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// Objects that share a retainer path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RetainerGroup {
+    /// How many of the objects have this path.
+    pub count: u64,
+    /// The sum of their retained sizes, in bytes.
+    pub retained_size: u64,
+    /// From the root side to the object.
+    pub path: Vec<PathStep>,
+}
+
+/// A loaded snapshot whose graph is still in memory. See the module documentation.
+pub struct Snapshot {
+    summary: Summary,
+    heap: Heap,
+    graph: Graph,
+    /// Group (index into the summary's groups) of every counted node, else [`NONE`].
+    node_group: Vec<u32>,
+    sizes: Vec<u32>,
+    detached: Vec<bool>,
+    /// Class key index of every group.
+    group_key: Vec<u32>,
+    /// Class keys (name, location) with this snapshot's own interface definitions.
+    keys: Vec<(String, Option<Location>)>,
+    root: usize,
+}
+
+impl Snapshot {
+    /// Loads the snapshot at `path`, streaming it from disk.
+    pub fn open(path: impl AsRef<Path>) -> Result<Snapshot, SnapshotError> {
+        let path = path.as_ref();
+        Snapshot::from_reader(summary::open(path)?, path)
+    }
+
+    /// Loads a snapshot read from `reader`; `origin` names it in errors.
+    pub fn from_reader(
+        reader: impl BufRead,
+        origin: impl Into<PathBuf>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let path = origin.into();
+        let heap = summary::read_heap(reader, &path)?;
+        Ok(summary::build(heap))
+    }
+
+    pub(crate) fn new(
+        mut summary: Summary,
+        heap: Heap,
+        graph: Graph,
+        node_group: Vec<u32>,
+        sizes: Vec<u32>,
+        detached: Vec<bool>,
+    ) -> Snapshot {
+        let names = summary.group_names(&summary.interfaces);
+        let mut keys = Vec::new();
+        let mut index: HashMap<(String, Option<Location>), u32> = HashMap::new();
+        let group_key = names
+            .into_iter()
+            .zip(&summary.groups)
+            .map(|(name, group)| {
+                *index
+                    .entry((name, group.location))
+                    .or_insert_with_key(|key| {
+                        keys.push(key.clone());
+                        keys.len() as u32 - 1
+                    })
+            })
+            .collect();
+        summary.scripts = script_names(&heap);
+        let root = graph::root(&heap);
+        let mut snapshot = Snapshot {
+            summary,
+            heap,
+            graph,
+            node_group,
+            sizes,
+            detached,
+            group_key,
+            keys,
+            root,
+        };
+        let retained = snapshot.class_retained(|_| true);
+        snapshot.summary.retained = snapshot.keys.iter().cloned().zip(retained).collect();
+        snapshot
+    }
+
+    /// What a comparison needs of this snapshot.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Drops the graph, keeping the summary.
+    pub fn into_summary(self) -> Summary {
+        self.summary
+    }
+
+    fn key_of(&self, ordinal: usize) -> Option<u32> {
+        match self.node_group[ordinal] {
+            NONE => None,
+            group => Some(self.group_key[group as usize]),
+        }
+    }
+
+    /// `calculateClassesRetainedSize`: per class key, the retained sizes of the objects that
+    /// `counts` accepts and that no other counted object of the same class dominates.
+    fn class_retained(&self, counts: impl Fn(usize) -> bool) -> Vec<u64> {
+        let g = &self.graph;
+        let mut out = vec![0u64; self.keys.len()];
+        let mut seen = vec![false; self.keys.len()];
+        let mut list: Vec<u32> = vec![self.root as u32];
+        // Stack lengths at which a class's subtree ends (`usize::MAX`: DevTools' -1 sentinel).
+        let mut ends: Vec<usize> = vec![usize::MAX];
+        let mut classes: Vec<u32> = Vec::new();
+        while let Some(node) = list.pop() {
+            let node = node as usize;
+            let (from, to) = (
+                g.first_dominated[node] as usize,
+                g.first_dominated[node + 1] as usize,
+            );
+            if let Some(key) = self.key_of(node)
+                && !seen[key as usize]
+                && counts(node)
+            {
+                out[key as usize] += g.retained[node];
+                if from != to {
+                    seen[key as usize] = true;
+                    ends.push(list.len());
+                    classes.push(key);
+                }
+            }
+            list.extend_from_slice(&g.dominated[from..to]);
+            let l = list.len();
+            while ends.last() == Some(&l) {
+                ends.pop();
+                if let Some(key) = classes.pop() {
+                    seen[key as usize] = false;
+                }
+            }
+        }
+        out
+    }
+
+    /// Ordinals of the nodes whose id is in `ids` (sorted).
+    fn mark(&self, ids: &[u32]) -> Vec<bool> {
+        self.heap
+            .node_id
+            .iter()
+            .map(|id| ids.binary_search(id).is_ok())
+            .collect()
+    }
+
+    /// Per class key, how many counted objects have an id in `ids` (sorted), and their
+    /// retained size counted as the Summary view counts a class's.
+    pub fn retained_of(&self, ids: &[u32]) -> HashMap<(String, Option<Location>), (u64, u64)> {
+        let marked = self.mark(ids);
+        let retained = self.class_retained(|o| marked[o]);
+        let mut counts = vec![0u64; self.keys.len()];
+        for (o, &m) in marked.iter().enumerate() {
+            if m && let Some(key) = self.key_of(o) {
+                counts[key as usize] += 1;
+            }
+        }
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| counts[k] > 0)
+            .map(|(k, key)| (key.clone(), (counts[k], retained[k])))
+            .collect()
+    }
+
+    /// Ids of the counted objects of class `name` at `location`, restricted to `ids` (sorted)
+    /// when given; sorted.
+    pub fn ids_of_class(
+        &self,
+        name: &str,
+        location: Option<Location>,
+        ids: Option<&[u32]>,
+    ) -> Vec<u32> {
+        let Some(key) = self
+            .keys
+            .iter()
+            .position(|k| k.0 == name && k.1 == location)
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<u32> = (0..self.heap.node_count())
+            .filter(|&o| self.key_of(o) == Some(key as u32))
+            .map(|o| self.heap.node_id[o])
+            .filter(|id| ids.is_none_or(|ids| ids.binary_search(id).is_ok()))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The ordinal of the node with id `id`.
+    fn ordinal_of(&self, id: u32) -> Option<usize> {
+        self.heap.node_id.iter().position(|&i| i == id)
+    }
+
+    /// The retained size of the node with id `id`.
+    pub fn retained_size_of(&self, id: u32) -> Option<u64> {
+        self.ordinal_of(id).map(|o| self.graph.retained[o])
+    }
+
+    /// The distance of the node with id `id` from the roots, as DevTools shows it.
+    pub fn distance_of(&self, id: u32) -> Option<i32> {
+        self.ordinal_of(id).map(|o| self.graph.distance[o])
+    }
+
+    /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
+    /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
+    /// edges and the root left out. Returns `(retainer, edge ordinal)`.
+    fn first_retainer(&self, target: usize) -> Option<(usize, usize)> {
+        let g = &self.graph;
+        let types = EdgeTypes::of(&self.heap);
+        let (start, end) = (
+            g.first_retainer[target] as usize,
+            g.first_retainer[target + 1] as usize,
+        );
+        let mut best: Option<(i32, &str, usize, usize)> = None;
+        let mut r = start;
+        while r < end {
+            let source = g.retainer(r) as usize;
+            // Entries of one source are adjacent, in reverse edge order.
+            let mut run = 1;
+            while r + run < end && g.retainer(r + run) as usize == source {
+                run += 1;
+            }
+            let edges = (self.heap.first_edge[source] as usize
+                ..self.heap.first_edge[source + 1] as usize)
+                .rev()
+                .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target);
+            for (k, e) in edges.take(run).enumerate() {
+                let ty = u16::from(self.heap.edge_type[e]);
+                if source == self.root || ty == types.invisible || ty == types.weak {
+                    continue;
+                }
+                let candidate = (g.distance[source], self.heap.raw_name(source), r + k, e);
+                let better = match &best {
+                    None => true,
+                    Some(b) => candidate
+                        .0
+                        .cmp(&b.0)
+                        .then_with(|| classify::cmp_utf16(candidate.1, b.1))
+                        .then_with(|| candidate.2.cmp(&b.2))
+                        .is_lt(),
+                };
+                if better {
+                    best = Some(candidate);
+                }
+            }
+            r += run;
+        }
+        best.map(|(_, _, _, e)| {
+            let source = self.heap.first_edge.partition_point(|&f| f as usize <= e) - 1;
+            (source, e)
+        })
+    }
+
+    /// The chain DevTools expands first in the Retainers pane, from the object up: each
+    /// `(retainer, edge)` until a retainer at distance 1 or less (a user root such as `global`)
+    /// or unreachable, or one without retainers.
+    fn retainer_chain(
+        &self,
+        ordinal: usize,
+        memo: &mut FastMap<u32, Option<(u32, u32)>>,
+    ) -> Vec<(usize, usize)> {
+        let mut chain = Vec::new();
+        let mut at = ordinal;
+        while chain.len() < MAX_PATH_STEPS {
+            let next = *memo
+                .entry(at as u32)
+                .or_insert_with(|| self.first_retainer(at).map(|(s, e)| (s as u32, e as u32)));
+            let Some((source, edge)) = next else { break };
+            let (source, edge) = (source as usize, edge as usize);
+            chain.push((source, edge));
+            let d = self.graph.distance[source];
+            if d <= 1 || d >= BASE_UNREACHABLE_DISTANCE || chain.iter().any(|c| c.0 == ordinal) {
+                break;
+            }
+            at = source;
+        }
+        chain
+    }
+
+    /// The class label of a node in a path.
+    fn label(&self, ordinal: usize) -> String {
+        match self.key_of(ordinal) {
+            Some(key) => self.keys[key as usize].0.clone(),
+            None => classify::class_name(&self.heap, ordinal, self.detached[ordinal])
+                .map_or_else(|| "Object".to_owned(), |c| c.into_owned()),
+        }
+    }
+
+    fn step(&self, ordinal: usize, edge: Option<usize>) -> PathStep {
+        let types = EdgeTypes::of(&self.heap);
+        let (edge, edge_type) = match edge {
+            None => (String::new(), String::new()),
+            Some(e) => {
+                let ty = self.heap.edge_type[e];
+                let type_name = self.heap.layout.edges.type_names[usize::from(ty)].clone();
+                (edge_label(&self.heap, types, e), type_name)
+            }
+        };
+        let kind = self.heap.kind(ordinal);
+        let (name, location) = match kind {
+            NodeKind::Closure => {
+                let located = self
+                    .heap
+                    .closure_locations
+                    .binary_search_by_key(&(ordinal as u32), |l| l.0)
+                    .ok()
+                    .map(|i| self.heap.closure_locations[i].1);
+                (
+                    Some(self.heap.raw_name(ordinal).to_owned()).filter(|n| !n.is_empty()),
+                    located.map(|l| self.summary.format_location(l)),
+                )
+            }
+            _ => (
+                None,
+                self.key_of(ordinal)
+                    .and_then(|k| self.keys[k as usize].1)
+                    .map(|l| self.summary.format_location(l)),
+            ),
+        };
+        PathStep {
+            node: self.label(ordinal),
+            edge,
+            edge_type,
+            name,
+            location,
+        }
+    }
+
+    /// The path of the object at `ordinal`, root side first.
+    fn path(&self, ordinal: usize, memo: &mut FastMap<u32, Option<(u32, u32)>>) -> Vec<PathStep> {
+        let chain = self.retainer_chain(ordinal, memo);
+        let mut steps = Vec::with_capacity(chain.len() + 1);
+        // Walk down: each node is held by the edge of the next chain entry below it.
+        for i in (0..chain.len()).rev() {
+            let held_by = if i + 1 < chain.len() {
+                Some(chain[i + 1].1)
+            } else {
+                None
+            };
+            steps.push(self.step(chain[i].0, held_by));
+        }
+        steps.push(self.step(ordinal, chain.first().map(|c| c.1)));
+        steps
+    }
+
+    /// The first retainer path of the object with id `id`, root side first.
+    pub fn first_retainer_path(&self, id: u32) -> Option<Vec<PathStep>> {
+        let ordinal = self.ordinal_of(id)?;
+        Some(self.path(ordinal, &mut FastMap::default()))
+    }
+
+    /// The objects with ids in `ids` (sorted), grouped by retainer path, largest retained size
+    /// first; at most `limit` groups.
+    pub fn retainer_groups(&self, ids: &[u32], limit: usize) -> Vec<RetainerGroup> {
+        if limit == 0 || ids.is_empty() {
+            return Vec::new();
+        }
+        let mut memo = FastMap::default();
+        let mut groups: HashMap<Vec<PathStep>, (u64, u64)> = HashMap::new();
+        for (o, id) in self.heap.node_id.iter().enumerate() {
+            if ids.binary_search(id).is_err() {
+                continue;
+            }
+            let path = self.path(o, &mut memo);
+            let entry = groups.entry(path).or_default();
+            entry.0 += 1;
+            entry.1 += self.graph.retained[o];
+        }
+        let mut out: Vec<RetainerGroup> = groups
+            .into_iter()
+            .map(|(path, (count, retained_size))| RetainerGroup {
+                count,
+                retained_size,
+                path,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.retained_size
+                .cmp(&a.retained_size)
+                .then_with(|| b.count.cmp(&a.count))
+                .then_with(|| a.path.len().cmp(&b.path.len()))
+        });
+        out.truncate(limit);
+        out
+    }
+
+    /// `(id, distance)` of every node, in node order.
+    pub(crate) fn distances(&self) -> Vec<(u32, i32)> {
+        self.heap
+            .node_id
+            .iter()
+            .copied()
+            .zip(self.graph.distance.iter().copied())
+            .collect()
+    }
+
+    /// `(id, retained size)` of every node, in node order.
+    pub(crate) fn retained_sizes(&self) -> Vec<(u32, u64)> {
+        self.heap
+            .node_id
+            .iter()
+            .copied()
+            .zip(self.graph.retained.iter().copied())
+            .collect()
+    }
+
+    /// `(id, dominator's id)` of every node, in node order (the root dominates itself).
+    pub(crate) fn dominators(&self) -> Vec<(u32, u32)> {
+        self.graph
+            .dominator
+            .iter()
+            .enumerate()
+            .map(|(o, &d)| (self.heap.node_id[o], self.heap.node_id[d as usize]))
+            .collect()
+    }
+
+    /// Shallow sizes after folding, by node order (what retained sizes add up).
+    pub(crate) fn shallow_sizes(&self) -> &[u32] {
+        &self.sizes
+    }
+}
+
+/// An edge's name for a path: element indexes and numbered names collapsed.
+fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
+    let ty = heap.edge_type[e];
+    if !types.has_string_name(ty) {
+        return "[]".to_owned();
+    }
+    let name = heap.string(heap.edge_name[e]);
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return "[]".to_owned();
+    }
+    if dominators::weak_map_edge(name).is_some() {
+        return "part of key -> value pair in WeakMap".to_owned();
+    }
+    name.to_owned()
+}
+
+/// Script names by script id: a located closure's `shared` function info points to its script
+/// (`script_or_debug_info` or `script`), a node named by the script's name.
+fn script_names(heap: &Heap) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    let edge_to = |node: usize, names: &[&str]| {
+        (heap.first_edge[node] as usize..heap.first_edge[node + 1] as usize)
+            .find(|&e| {
+                EdgeTypes::of(heap).has_string_name(heap.edge_type[e])
+                    && names.contains(&heap.string(heap.edge_name[e]))
+            })
+            .map(|e| (heap.edges[e] & EDGE_TARGET_MASK) as usize)
+    };
+    for &(closure, location) in &heap.closure_locations {
+        if out.contains_key(&location.script_id) {
+            continue;
+        }
+        let Some(shared) = edge_to(closure as usize, &["shared"]) else {
+            continue;
+        };
+        let Some(script) = edge_to(shared, &["script_or_debug_info", "script"]) else {
+            continue;
+        };
+        let name = heap.raw_name(script);
+        if !name.is_empty() && heap.kind(script) == NodeKind::Code {
+            out.insert(location.script_id, name.to_owned());
+        }
+    }
+    out
+}
