@@ -263,7 +263,8 @@ impl Snapshot {
             g.first_retainer[target] as usize,
             g.first_retainer[target + 1] as usize,
         );
-        let mut best: Option<(i32, &str, usize, usize)> = None;
+        // (distance, source, edge), in retainer-list order.
+        let mut candidates: Vec<(i32, usize, usize)> = Vec::new();
         let mut r = start;
         while r < end {
             let source = g.retainer(r) as usize;
@@ -276,31 +277,36 @@ impl Snapshot {
                 ..self.heap.first_edge[source + 1] as usize)
                 .rev()
                 .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target);
-            for (k, e) in edges.take(run).enumerate() {
+            for e in edges.take(run) {
                 let ty = u16::from(self.heap.edge_type[e]);
                 if source == self.root || ty == types.invisible || ty == types.weak {
                     continue;
                 }
-                let candidate = (g.distance[source], self.heap.raw_name(source), r + k, e);
-                let better = match &best {
-                    None => true,
-                    Some(b) => candidate
-                        .0
-                        .cmp(&b.0)
-                        .then_with(|| classify::cmp_utf16(candidate.1, b.1))
-                        .then_with(|| candidate.2.cmp(&b.2))
-                        .is_lt(),
-                };
-                if better {
-                    best = Some(candidate);
-                }
+                candidates.push((g.distance[source], source, e));
             }
             r += run;
         }
-        best.map(|(_, _, _, e)| {
-            let source = self.heap.first_edge.partition_point(|&f| f as usize <= e) - 1;
-            (source, e)
-        })
+        let nearest = candidates.iter().map(|c| c.0).min()?;
+        let mut best: Option<(String, usize, usize)> = None;
+        for &(_, source, e) in candidates.iter().filter(|c| c.0 == nearest) {
+            let name = self.js_name(source);
+            if best
+                .as_ref()
+                .is_none_or(|b| classify::cmp_utf16(&name, &b.0).is_lt())
+            {
+                best = Some((name, source, e));
+            }
+        }
+        best.map(|(_, source, e)| (source, e))
+    }
+
+    /// A node's `name()` in DevTools: plain objects are named by their properties.
+    fn js_name(&self, ordinal: usize) -> String {
+        let raw = self.heap.raw_name(ordinal);
+        if self.heap.kind(ordinal) == NodeKind::Object && raw == "Object" {
+            return plain_object_name(&self.heap, ordinal);
+        }
+        raw.to_owned()
     }
 
     /// The chain DevTools expands first in the Retainers pane, from the object up: each
@@ -349,6 +355,8 @@ impl Snapshot {
             }
         };
         let kind = self.heap.kind(ordinal);
+        let raw = self.heap.raw_name(ordinal);
+        let mut node = self.label(ordinal);
         let (name, location) = match kind {
             NodeKind::Closure => {
                 let located = self
@@ -362,6 +370,14 @@ impl Snapshot {
                     located.map(|l| self.summary.format_location(l)),
                 )
             }
+            // Roots are known by their names: `(GC roots)`, `(Stack roots)`…
+            NodeKind::Synthetic if !raw.is_empty() => {
+                node = raw.to_owned();
+                (None, None)
+            }
+            NodeKind::Hidden | NodeKind::Array if !raw.is_empty() && raw != node => {
+                (Some(raw.to_owned()), None)
+            }
             _ => (
                 None,
                 self.key_of(ordinal)
@@ -370,7 +386,7 @@ impl Snapshot {
             ),
         };
         PathStep {
-            node: self.label(ordinal),
+            node,
             edge,
             edge_type,
             name,
@@ -393,6 +409,32 @@ impl Snapshot {
         }
         steps.push(self.step(ordinal, chain.first().map(|c| c.1)));
         steps
+    }
+
+    /// The chain DevTools' Retainers pane opens first for node `id`, from the node up: each
+    /// retainer's id with the raw name (or index) and type of its edge.
+    pub(crate) fn first_retainer_ids(&self, id: u32) -> Option<Vec<(u32, String, String)>> {
+        let ordinal = self.ordinal_of(id)?;
+        let types = EdgeTypes::of(&self.heap);
+        let chain = self.retainer_chain(ordinal, &mut FastMap::default());
+        Some(
+            chain
+                .into_iter()
+                .map(|(source, e)| {
+                    let ty = self.heap.edge_type[e];
+                    let name = if types.has_string_name(ty) {
+                        self.heap.string(self.heap.edge_name[e]).to_owned()
+                    } else {
+                        self.heap.edge_name[e].to_string()
+                    };
+                    (
+                        self.heap.node_id[source],
+                        name,
+                        self.heap.layout.edges.type_names[usize::from(ty)].clone(),
+                    )
+                })
+                .collect(),
+        )
     }
 
     /// The first retainer path of the object with id `id`, root side first.
@@ -470,6 +512,61 @@ impl Snapshot {
     pub(crate) fn shallow_sizes(&self) -> &[u32] {
         &self.sizes
     }
+}
+
+/// `#plainObjectName`: `{a, b, …, y, z}`, properties taken from both ends while the name stays
+/// within 100 UTF-16 units.
+fn plain_object_name(heap: &Heap, ordinal: usize) -> String {
+    let property = heap
+        .layout
+        .edges
+        .type_names
+        .iter()
+        .position(|t| t == "property");
+    let len = |s: &str| s.encode_utf16().count();
+    let (mut from_start, mut from_end) = (
+        i64::from(heap.first_edge[ordinal]),
+        i64::from(heap.first_edge[ordinal + 1]) - 1,
+    );
+    let (mut start, mut end) = (String::from("{"), String::from("}"));
+    let mut next_from_end = false;
+    while from_start <= from_end {
+        let e = if next_from_end { from_end } else { from_start } as usize;
+        let name = heap.string(heap.edge_name[e]);
+        if Some(usize::from(heap.edge_type[e])) != property || name == "__proto__" {
+            if next_from_end {
+                from_end -= 1;
+            } else {
+                from_start += 1;
+            }
+            continue;
+        }
+        let formatted = classify::format_property_name(name);
+        if len(&start) > 1 && len(&start) + len(&end) + len(&formatted) > 100 {
+            break;
+        }
+        if next_from_end {
+            from_end -= 1;
+            if len(&end) > 1 {
+                end.insert_str(0, ", ");
+            }
+            end.insert_str(0, &formatted);
+        } else {
+            from_start += 1;
+            if len(&start) > 1 {
+                start.push_str(", ");
+            }
+            start.push_str(&formatted);
+        }
+        next_from_end = !next_from_end;
+    }
+    if from_start <= from_end {
+        start.push_str(", …");
+    }
+    if len(&end) > 1 {
+        start.push_str(", ");
+    }
+    start + &end
 }
 
 /// An edge's name for a path: element indexes and numbered names collapsed.

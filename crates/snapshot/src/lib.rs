@@ -54,6 +54,7 @@ mod layout;
 mod model;
 mod parse;
 mod render;
+mod report;
 mod summary;
 
 pub use analysis::{PathStep, RetainerGroup, Snapshot};
@@ -61,7 +62,8 @@ pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
-pub use render::{MAX_NAME_WIDTH, render_table};
+pub use render::{MAX_NAME_WIDTH, render_retainers, render_summary, render_table};
+pub use report::{CompareOptions, Comparison, compare};
 pub use summary::{Summary, load};
 
 /// Per-node numbers for tests that compare heapgate with DevTools' own `HeapSnapshot.ts` (the
@@ -96,6 +98,16 @@ pub mod testing {
                 .zip(s.shallow_sizes().iter().copied())
                 .collect()
         })
+    }
+
+    /// The retainer chain of node `id` that DevTools' Retainers pane opens first, from the node
+    /// up: `(retainer id, edge name or index, edge type)` per step (DevTools stops expanding
+    /// after 20; this goes on to a user root or a root). `None` if no node has that id.
+    pub fn first_retainer_chain(
+        path: impl AsRef<Path>,
+        id: u32,
+    ) -> Result<Option<Vec<(u32, String, String)>>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.first_retainer_ids(id))
     }
 
     /// The retainer chain of node `id` that DevTools' Retainers pane opens first, root side

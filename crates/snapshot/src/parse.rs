@@ -654,19 +654,22 @@ impl Needs {
             return needs;
         };
         let sample = crate::identity::SampleRate::for_node_count(nodes.node_id.len());
+        // Every node's name but those that are contents (strings, numbers): the retainer rules
+        // and the Retainers pane's order read them, and they are few.
+        let content: Vec<bool> = layout
+            .nodes
+            .type_names
+            .iter()
+            .map(|t| {
+                matches!(
+                    t.as_str(),
+                    "string" | "concatenated string" | "sliced string" | "number" | "bigint"
+                )
+            })
+            .collect();
         for (ordinal, &name) in nodes.node_name.iter().enumerate() {
-            match layout.nodes.kinds[usize::from(nodes.node_type[ordinal])] {
-                // Hidden and array names are few and steer the retainer rules; closure names
-                // make retainer paths readable.
-                NodeKind::Object
-                | NodeKind::Native
-                | NodeKind::Synthetic
-                | NodeKind::Hidden
-                | NodeKind::Array
-                | NodeKind::Closure => {
-                    set(&mut needs.keep, name);
-                }
-                _ => {}
+            if !content[usize::from(nodes.node_type[ordinal])] {
+                set(&mut needs.keep, name);
             }
             if sample.includes(nodes.node_id[ordinal]) {
                 set(&mut needs.hash, name);
