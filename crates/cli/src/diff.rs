@@ -15,7 +15,8 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
         .map_err(|e| Error::Config(format!("--sort: {e}")))?;
     let options = CompareOptions {
         sort,
-        retainer_classes: args.retainers,
+        // Paths only for classes the table shows.
+        retainer_classes: args.retainers.min(args.top),
         groups_per_class: 3,
     };
     let comparison = compare(&args.files, &options).map_err(|e| Error::Failed(e.to_string()))?;

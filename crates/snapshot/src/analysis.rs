@@ -127,6 +127,16 @@ impl Snapshot {
         };
         let retained = snapshot.class_retained(|_| true);
         snapshot.summary.retained = snapshot.keys.iter().cloned().zip(retained).collect();
+        // Per group too, for when another snapshot's definitions name the plain objects.
+        let groups = snapshot.summary.groups.len();
+        snapshot.summary.group_retained = snapshot.retained_by(
+            groups,
+            |o| match snapshot.node_group[o] {
+                NONE => None,
+                group => Some(group),
+            },
+            |_| true,
+        );
         snapshot
     }
 
@@ -150,9 +160,19 @@ impl Snapshot {
     /// `calculateClassesRetainedSize`: per class key, the retained sizes of the objects that
     /// `counts` accepts and that no other counted object of the same class dominates.
     fn class_retained(&self, counts: impl Fn(usize) -> bool) -> Vec<u64> {
+        self.retained_by(self.keys.len(), |o| self.key_of(o), counts)
+    }
+
+    /// [`Snapshot::class_retained`] with classes given by `key_of` (indexes below `keys`).
+    fn retained_by(
+        &self,
+        keys: usize,
+        key_of: impl Fn(usize) -> Option<u32>,
+        counts: impl Fn(usize) -> bool,
+    ) -> Vec<u64> {
         let g = &self.graph;
-        let mut out = vec![0u64; self.keys.len()];
-        let mut seen = vec![false; self.keys.len()];
+        let mut out = vec![0u64; keys];
+        let mut seen = vec![false; keys];
         let mut list: Vec<u32> = vec![self.root as u32];
         // Stack lengths at which a class's subtree ends (`usize::MAX`: DevTools' -1 sentinel).
         let mut ends: Vec<usize> = vec![usize::MAX];
@@ -163,7 +183,7 @@ impl Snapshot {
                 g.first_dominated[node] as usize,
                 g.first_dominated[node + 1] as usize,
             );
-            if let Some(key) = self.key_of(node)
+            if let Some(key) = key_of(node)
                 && !seen[key as usize]
                 && counts(node)
             {

@@ -168,6 +168,7 @@ pub fn diff(base: &Summary, new: &Summary) -> Diff {
     let definitions = new.interfaces();
     let base_classes = base.resolve(definitions);
     let new_classes = new.resolve(definitions);
+    let base_retained = base.retained_with(definitions);
     let keys: HashSet<&(String, Option<Location>)> =
         base_classes.keys().chain(new_classes.keys()).collect();
     let mut classes = Vec::new();
@@ -180,8 +181,8 @@ pub fn diff(base: &Summary, new: &Summary) -> Diff {
             continue;
         }
         row.retained_size = new.retained_size(&key.0, key.1);
-        row.retained_size_delta =
-            row.retained_size as i64 - base.retained_size(&key.0, key.1) as i64;
+        row.retained_size_delta = row.retained_size as i64
+            - base_retained.get(key).copied().unwrap_or_default() as i64;
         row.script = key
             .1
             .and_then(|l| new.script_name(l.script_id).map(str::to_owned));

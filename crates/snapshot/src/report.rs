@@ -2,11 +2,11 @@
 //!
 //! - Two files (BASE, NEW): DevTools' Comparison rows, each with the class's Retained Size in
 //!   NEW and its change, and for the top classes the retainer paths of their new objects.
-//! - Three files (A, B, C, as `heapgate fetch --count 3` takes them): the rows compare A with C;
-//!   `# Kept` counts the objects new in B (not in A) that are still alive in C, matched by id —
-//!   allocations that were freed again drop out, what stays is the leak (memlab's
-//!   baseline/target/final). Rows rank by the kept objects' retained size, and retainer paths
-//!   are those of the kept objects.
+//! - Three files (A, B, C, as `heapgate fetch --count 3` takes them): the rows compare A with B
+//!   (what was allocated in between), and `# Kept` counts those new objects that are still alive
+//!   in C, matched by id — allocations that were freed again drop out, what stays is the leak
+//!   (memlab's baseline/target/final). Retained sizes are C's (and their change since A). Rows
+//!   rank by the kept objects' retained size, and retainer paths are those of the kept objects.
 //!
 //! A and B are boiled down to summaries (ids and sizes) as they are read; only the last file's
 //! graph stays in memory while its retained sizes and paths are worked out.
@@ -87,19 +87,36 @@ pub fn compare(
     let first = load(&files[0])?;
     let mut checks = Vec::new();
     // Ids whose objects the retainer paths (and # Kept) are about, once the last file is read.
-    let (middle_new, previous) = if files.len() == 3 {
+    let middle = if files.len() == 3 {
         let middle = load(&files[1])?;
         checks.push(comparability(&first, &middle));
-        let new_ids = minus(&all_ids(&middle), &all_ids(&first));
-        (Some(new_ids), middle)
+        Some(middle)
     } else {
-        (None, first.clone())
+        None
     };
     let last = Snapshot::open(files[files.len() - 1].as_ref())?;
-    checks.push(comparability(&previous, last.summary()));
-    drop(previous);
+    checks.push(comparability(middle.as_ref().unwrap_or(&first), last.summary()));
 
-    let mut rows = diff(&first, last.summary());
+    let (mut rows, middle_new) = match &middle {
+        Some(middle) => {
+            let mut rows = diff(&first, middle);
+            // Retained sizes are the last file's, named with the definitions the rows use.
+            let definitions = middle.interfaces();
+            let (now, before) = (
+                last.summary().retained_with(definitions),
+                first.retained_with(definitions),
+            );
+            for row in &mut rows.classes {
+                let key = (row.name.clone(), row.location);
+                row.retained_size = now.get(&key).copied().unwrap_or_default();
+                row.retained_size_delta = row.retained_size as i64
+                    - before.get(&key).copied().unwrap_or_default() as i64;
+            }
+            (rows, Some(minus(&all_ids(middle), &all_ids(&first))))
+        }
+        None => (diff(&first, last.summary()), None),
+    };
+    drop(middle);
     let subjects = match &middle_new {
         Some(new_ids) => {
             let kept = last.retained_of(new_ids);

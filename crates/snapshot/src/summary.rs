@@ -73,6 +73,8 @@ pub struct Summary {
     pub(crate) identity: IdentitySample,
     /// DevTools' Summary "Retained Size" per class key, with this snapshot's own definitions.
     pub(crate) retained: HashMap<(String, Option<Location>), u64>,
+    /// The same per group (class and shape), to name plain objects with other definitions.
+    pub(crate) group_retained: Vec<u64>,
     /// Script names by script id, as far as the snapshot tells.
     pub(crate) scripts: HashMap<u32, String>,
 }
@@ -173,6 +175,28 @@ impl Summary {
             .get(&(name.to_owned(), location))
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Retained sizes per class key with plain objects named by `definitions`: exact with this
+    /// snapshot's own definitions; with another's, classes that merge several shapes add up
+    /// their shapes' retained sizes.
+    pub(crate) fn retained_with(
+        &self,
+        definitions: &[InterfaceDefinition],
+    ) -> HashMap<(String, Option<Location>), u64> {
+        if definitions == self.interfaces.as_slice() {
+            return self.retained.clone();
+        }
+        let mut out: HashMap<(String, Option<Location>), u64> = HashMap::new();
+        for ((group, name), &retained) in self
+            .groups
+            .iter()
+            .zip(self.group_names(definitions))
+            .zip(&self.group_retained)
+        {
+            *out.entry((name, group.location)).or_default() += retained;
+        }
+        out
     }
 
     /// `file:line:column` (1-based) for a location, or `script N:line:column` when the
@@ -442,6 +466,7 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
             entries: identity_entries,
         },
         retained: HashMap::new(),
+        group_retained: Vec::new(),
         scripts: HashMap::new(),
     };
     Snapshot::new(summary, heap, analysis, class_of, sizes, renamed)
