@@ -63,7 +63,6 @@ pub struct Snapshot {
     graph: Graph,
     /// Group (index into the summary's groups) of every counted node, else [`NONE`].
     node_group: Vec<u32>,
-    sizes: Vec<u32>,
     detached: Vec<bool>,
     /// Class key index of every group.
     group_key: Vec<u32>,
@@ -94,7 +93,6 @@ impl Snapshot {
         heap: Heap,
         graph: Graph,
         node_group: Vec<u32>,
-        sizes: Vec<u32>,
         detached: Vec<bool>,
     ) -> Snapshot {
         let names = summary.group_names(&summary.interfaces);
@@ -119,7 +117,6 @@ impl Snapshot {
             heap,
             graph,
             node_group,
-            sizes,
             detached,
             group_key,
             keys,
@@ -520,17 +517,18 @@ impl Snapshot {
 
     /// `(id, dominator's id)` of every node, in node order (the root dominates itself).
     pub(crate) fn dominators(&self) -> Vec<(u32, u32)> {
-        self.graph
-            .dominator
+        let g = &self.graph;
+        let mut dominator: Vec<u32> = (0..self.heap.node_count() as u32).collect();
+        for (d, window) in g.first_dominated.windows(2).enumerate() {
+            for &child in &g.dominated[window[0] as usize..window[1] as usize] {
+                dominator[child as usize] = d as u32;
+            }
+        }
+        dominator
             .iter()
             .enumerate()
             .map(|(o, &d)| (self.heap.node_id[o], self.heap.node_id[d as usize]))
             .collect()
-    }
-
-    /// Shallow sizes after folding, by node order (what retained sizes add up).
-    pub(crate) fn shallow_sizes(&self) -> &[u32] {
-        &self.sizes
     }
 }
 

@@ -76,7 +76,6 @@ pub(crate) struct Graph {
     /// The retaining node of each entry (in DevTools' order: reverse edge order), with
     /// [`ESSENTIAL`] set when the edge counts for dominators.
     pub(crate) retainer_node: Vec<u32>,
-    pub(crate) dominator: Vec<u32>,
     pub(crate) retained: Vec<u64>,
     pub(crate) distance: Vec<i32>,
     /// Children of node `o` in the dominator tree:
@@ -133,11 +132,11 @@ pub(crate) fn analyse(heap: &Heap, sizes: &[u32], root: usize) -> Graph {
     );
     drop(essential);
     let (first_dominated, dominated) = dominated_nodes(&dominator, root);
+    drop(dominator);
     let distance = distances(heap, types, root);
     Graph {
         first_retainer,
         retainer_node,
-        dominator,
         retained,
         distance,
         first_dominated,
@@ -352,7 +351,6 @@ fn dominators(
     let mut bucket_head = vec![0u32; len];
     let bucket_next = &mut next_edge;
     let mut stack: Vec<u32> = Vec::new();
-    let mut dom = vec![0u32; len];
 
     let compress =
         |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32], stack: &mut Vec<u32>| {
@@ -403,12 +401,14 @@ fn dominators(
         bucket_next[w as usize] = bucket_head[owner];
         bucket_head[owner] = w;
         let p = parent[w as usize];
+        // From here on `parent[w]` is not read again: the slot holds dom(w) (0 until set).
+        parent[w as usize] = 0;
         ancestor[w as usize] = p;
         let mut v = bucket_head[p as usize];
         bucket_head[p as usize] = 0;
         while v != 0 {
             let u = evaluate(v, &mut ancestor, &mut label, &semi);
-            dom[v as usize] = if semi[u as usize] < semi[v as usize] {
+            parent[v as usize] = if semi[u as usize] < semi[v as usize] {
                 u
             } else {
                 p
@@ -419,7 +419,7 @@ fn dominators(
     drop(bucket_head);
     drop(ancestor);
     drop(label);
-    drop(parent);
+    let mut dom = parent;
 
     dom[0] = r;
     dom[r as usize] = r;

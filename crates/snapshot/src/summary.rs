@@ -325,7 +325,6 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
     heap.node_detachedness = Vec::new();
     let mut sizes = std::mem::take(&mut heap.node_size);
     info.sizes_folded = graph::fold_owned_sizes(&heap, &renamed, &mut sizes);
-    let analysis = dominators::analyse(&heap, &sizes, graph::root(&heap));
 
     // The class of every node (a class index, or PLAIN for now).
     let mut class_names = Interner::default();
@@ -364,6 +363,7 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
         class_of[ordinal as usize] = PLAIN | shape;
     }
     drop(plain);
+    heap.properties = Vec::new();
     info.interface_count = plain_objects.interfaces.len();
 
     // Group every counted node: first the group of each node and the group sizes, then the
@@ -453,6 +453,9 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
     for group in &mut groups {
         group.members.sort_unstable_by_key(|m| m.id);
     }
+    // The graph passes last, when what only classification needed is gone.
+    let analysis = dominators::analyse(&heap, &sizes, graph::root(&heap));
+    drop(sizes);
 
     let summary = Summary {
         info,
@@ -469,5 +472,5 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
         group_retained: Vec::new(),
         scripts: HashMap::new(),
     };
-    Snapshot::new(summary, heap, analysis, class_of, sizes, renamed)
+    Snapshot::new(summary, heap, analysis, class_of, renamed)
 }
