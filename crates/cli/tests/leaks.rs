@@ -170,7 +170,10 @@ fn a_map_leak_is_kept_and_held_by_the_module_level_variable() {
     let script = row["script"].as_str().unwrap();
     assert!(script.ends_with("app.js"), "{script}");
     let group = &row["retainers"][0];
-    assert_eq!(group["count"], COUNT, "one group for all entries of the Map");
+    assert_eq!(
+        group["count"], COUNT,
+        "one group for all entries of the Map"
+    );
     let path = first_path(row);
     assert!(has_step(&path, "requestCache", "context"), "{path:?}");
     assert!(has_step(&path, "table", "internal"), "{path:?}");
@@ -361,14 +364,7 @@ fn snapshots_of_another_process_are_warned_about() {
         .unwrap();
     assert!(status.success());
     let foreign = other.path().join("c.heapsnapshot");
-    let out = heapgate(&[
-        "diff",
-        path(a),
-        path(b),
-        path(&foreign),
-        "--retainers",
-        "0",
-    ]);
+    let out = heapgate(&["diff", path(a), path(b), path(&foreign), "--retainers", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("heapgate: warning: "), "{stderr}");

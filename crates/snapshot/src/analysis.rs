@@ -56,6 +56,15 @@ pub struct RetainerGroup {
     pub path: Vec<PathStep>,
 }
 
+/// Caches for walking many retainer chains.
+#[derive(Default)]
+struct Walk {
+    /// The first retainer `(node, edge)` of nodes already walked.
+    first: FastMap<u32, Option<(u32, u32)>>,
+    /// For sources with many edges: their edges by target, in edge order.
+    by_target: FastMap<u32, FastMap<u32, Vec<u32>>>,
+}
+
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
 pub struct Snapshot {
     summary: Summary,
@@ -273,7 +282,7 @@ impl Snapshot {
     /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
     /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
     /// edges and the root left out. Returns `(retainer, edge ordinal)`.
-    fn first_retainer(&self, target: usize) -> Option<(usize, usize)> {
+    fn first_retainer(&self, target: usize, walk: &mut Walk) -> Option<(usize, usize)> {
         let g = &self.graph;
         let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
@@ -290,11 +299,8 @@ impl Snapshot {
             while r + run < end && g.retainer(r + run) as usize == source {
                 run += 1;
             }
-            let edges = (self.heap.first_edge[source] as usize
-                ..self.heap.first_edge[source + 1] as usize)
-                .rev()
-                .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target);
-            for e in edges.take(run) {
+            let edges = self.edges_between(source, target, run, walk);
+            for e in edges {
                 let ty = u16::from(self.heap.edge_type[e]);
                 if source == self.root || ty == types.invisible || ty == types.weak {
                     continue;
@@ -317,6 +323,42 @@ impl Snapshot {
         best.map(|(_, source, e)| (source, e))
     }
 
+    /// The last `run` edges from `source` to `target`, last first. Sources with many edges (a
+    /// Map's table) are indexed once per walk instead of scanned for every target.
+    fn edges_between(
+        &self,
+        source: usize,
+        target: usize,
+        run: usize,
+        walk: &mut Walk,
+    ) -> Vec<usize> {
+        const INDEX_FROM: u32 = 64;
+        let (start, end) = (
+            self.heap.first_edge[source],
+            self.heap.first_edge[source + 1],
+        );
+        if end - start < INDEX_FROM {
+            return (start as usize..end as usize)
+                .rev()
+                .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target)
+                .take(run)
+                .collect();
+        }
+        let index = walk.by_target.entry(source as u32).or_insert_with(|| {
+            let mut index: FastMap<u32, Vec<u32>> = FastMap::default();
+            for e in start..end {
+                index
+                    .entry(self.heap.edges[e as usize] & EDGE_TARGET_MASK)
+                    .or_default()
+                    .push(e);
+            }
+            index
+        });
+        index.get(&(target as u32)).map_or_else(Vec::new, |edges| {
+            edges.iter().rev().take(run).map(|&e| e as usize).collect()
+        })
+    }
+
     /// A node's `name()` in DevTools: plain objects are named by their properties.
     fn js_name(&self, ordinal: usize) -> String {
         let raw = self.heap.raw_name(ordinal);
@@ -329,17 +371,20 @@ impl Snapshot {
     /// The chain DevTools expands first in the Retainers pane, from the object up: each
     /// `(retainer, edge)` until a retainer at distance 1 or less (a user root such as `global`)
     /// or unreachable, or one without retainers.
-    fn retainer_chain(
-        &self,
-        ordinal: usize,
-        memo: &mut FastMap<u32, Option<(u32, u32)>>,
-    ) -> Vec<(usize, usize)> {
+    fn retainer_chain(&self, ordinal: usize, walk: &mut Walk) -> Vec<(usize, usize)> {
         let mut chain = Vec::new();
         let mut at = ordinal;
         while chain.len() < MAX_PATH_STEPS {
-            let next = *memo
-                .entry(at as u32)
-                .or_insert_with(|| self.first_retainer(at).map(|(s, e)| (s as u32, e as u32)));
+            let next = match walk.first.get(&(at as u32)) {
+                Some(&next) => next,
+                None => {
+                    let next = self
+                        .first_retainer(at, walk)
+                        .map(|(s, e)| (s as u32, e as u32));
+                    walk.first.insert(at as u32, next);
+                    next
+                }
+            };
             let Some((source, edge)) = next else { break };
             let (source, edge) = (source as usize, edge as usize);
             chain.push((source, edge));
@@ -357,7 +402,7 @@ impl Snapshot {
         match self.key_of(ordinal) {
             Some(key) => self.keys[key as usize].0.clone(),
             None => classify::class_name(&self.heap, ordinal, self.detached[ordinal])
-                .map_or_else(|| "Object".to_owned(), |c| c.into_owned()),
+                .map_or_else(|| "Object".to_owned(), std::borrow::Cow::into_owned),
         }
     }
 
@@ -412,8 +457,8 @@ impl Snapshot {
     }
 
     /// The path of the object at `ordinal`, root side first.
-    fn path(&self, ordinal: usize, memo: &mut FastMap<u32, Option<(u32, u32)>>) -> Vec<PathStep> {
-        let chain = self.retainer_chain(ordinal, memo);
+    fn path(&self, ordinal: usize, walk: &mut Walk) -> Vec<PathStep> {
+        let chain = self.retainer_chain(ordinal, walk);
         let mut steps = Vec::with_capacity(chain.len() + 1);
         // Walk down: each node is held by the edge of the next chain entry below it.
         for i in (0..chain.len()).rev() {
@@ -433,7 +478,7 @@ impl Snapshot {
     pub(crate) fn first_retainer_ids(&self, id: u32) -> Option<Vec<(u32, String, String)>> {
         let ordinal = self.ordinal_of(id)?;
         let types = EdgeTypes::of(&self.heap);
-        let chain = self.retainer_chain(ordinal, &mut FastMap::default());
+        let chain = self.retainer_chain(ordinal, &mut Walk::default());
         Some(
             chain
                 .into_iter()
@@ -457,7 +502,7 @@ impl Snapshot {
     /// The first retainer path of the object with id `id`, root side first.
     pub fn first_retainer_path(&self, id: u32) -> Option<Vec<PathStep>> {
         let ordinal = self.ordinal_of(id)?;
-        Some(self.path(ordinal, &mut FastMap::default()))
+        Some(self.path(ordinal, &mut Walk::default()))
     }
 
     /// The objects with ids in `ids` (sorted), grouped by retainer path, largest retained size
@@ -466,13 +511,13 @@ impl Snapshot {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
-        let mut memo = FastMap::default();
+        let mut walk = Walk::default();
         let mut groups: HashMap<Vec<PathStep>, (u64, u64)> = HashMap::new();
         for (o, id) in self.heap.node_id.iter().enumerate() {
             if ids.binary_search(id).is_err() {
                 continue;
             }
-            let path = self.path(o, &mut memo);
+            let path = self.path(o, &mut walk);
             let entry = groups.entry(path).or_default();
             entry.0 += 1;
             entry.1 += self.graph.retained[o];

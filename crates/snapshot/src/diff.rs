@@ -181,8 +181,8 @@ pub fn diff(base: &Summary, new: &Summary) -> Diff {
             continue;
         }
         row.retained_size = new.retained_size(&key.0, key.1);
-        row.retained_size_delta = row.retained_size as i64
-            - base_retained.get(key).copied().unwrap_or_default() as i64;
+        row.retained_size_delta =
+            row.retained_size as i64 - base_retained.get(key).copied().unwrap_or_default() as i64;
         row.script = key
             .1
             .and_then(|l| new.script_name(l.script_id).map(str::to_owned));

@@ -345,7 +345,6 @@ fn dominators(
             }
         }
     }
-    drop(dfs);
 
     // Buckets as linked lists: the DFS cursor array is free now.
     let mut bucket_head = vec![0u32; len];

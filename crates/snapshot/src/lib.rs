@@ -73,6 +73,9 @@ pub mod testing {
 
     use crate::{PathStep, Snapshot, SnapshotError};
 
+    /// One step up a retainer chain: the retainer's id, the edge's name (or index) and type.
+    pub type ChainStep = (u32, String, String);
+
     /// `(node id, retained size)` of every node, in file order.
     pub fn retained_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u64)>, SnapshotError> {
         Snapshot::open(path).map(|s| s.retained_sizes())
@@ -95,7 +98,7 @@ pub mod testing {
     pub fn first_retainer_chain(
         path: impl AsRef<Path>,
         id: u32,
-    ) -> Result<Option<Vec<(u32, String, String)>>, SnapshotError> {
+    ) -> Result<Option<Vec<ChainStep>>, SnapshotError> {
         Snapshot::open(path).map(|s| s.first_retainer_ids(id))
     }
 

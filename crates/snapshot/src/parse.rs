@@ -224,7 +224,7 @@ struct State {
     layout: Option<Layout>,
     nodes: Option<Nodes>,
     edges: Option<Edges>,
-    locations: Option<(Vec<(u32, Location)>, Vec<(u32, Location)>)>,
+    locations: Option<(Located, Located)>,
     strings: Option<Strings>,
 }
 

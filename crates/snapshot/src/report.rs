@@ -95,7 +95,10 @@ pub fn compare(
         None
     };
     let last = Snapshot::open(files[files.len() - 1].as_ref())?;
-    checks.push(comparability(middle.as_ref().unwrap_or(&first), last.summary()));
+    checks.push(comparability(
+        middle.as_ref().unwrap_or(&first),
+        last.summary(),
+    ));
 
     let (mut rows, middle_new) = match &middle {
         Some(middle) => {
@@ -109,8 +112,8 @@ pub fn compare(
             for row in &mut rows.classes {
                 let key = (row.name.clone(), row.location);
                 row.retained_size = now.get(&key).copied().unwrap_or_default();
-                row.retained_size_delta = row.retained_size as i64
-                    - before.get(&key).copied().unwrap_or_default() as i64;
+                row.retained_size_delta =
+                    row.retained_size as i64 - before.get(&key).copied().unwrap_or_default() as i64;
             }
             (rows, Some(minus(&all_ids(middle), &all_ids(&first))))
         }

@@ -32,7 +32,7 @@ fn graph() -> Snap {
     let system_held = s.node("object", "SystemHeld", 19, 30);
     let p = s.node("object", "Cycle", 21, 5);
     let q = s.node("object", "Cycle", 23, 6);
-    let foo = s.node("object", "Foo", 25, 10);
+    let parent_foo = s.node("object", "Foo", 25, 10);
     let foo_child = s.node("object", "Foo", 27, 5);
     s.edge(global, "property", "a", alpha)
         .edge(global, "property", "b", beta)
@@ -45,8 +45,8 @@ fn graph() -> Snap {
         .edge(system_held, "property", "g", global)
         .edge(p, "property", "q", q)
         .edge(q, "property", "p", p)
-        .edge(global, "property", "foo", foo)
-        .edge(foo, "property", "child", foo_child);
+        .edge(global, "property", "foo", parent_foo)
+        .edge(parent_foo, "property", "child", foo_child);
     s
 }
 
