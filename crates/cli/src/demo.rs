@@ -34,12 +34,12 @@ fn chain(path: &[PathStep]) -> String {
     path.iter()
         .map(|step| {
             let node = match &step.location {
-                Some(location) => format!("{} ({location})", step.node),
-                None => step.node.clone(),
+                Some(location) => format!("{} ({location})", step.node.trim()),
+                None => step.node.trim().to_owned(),
             };
             match step.edge_type.as_str() {
                 "" => node,
-                "element" | "hidden" => format!("[] {node}"),
+                "element" | "hidden" => format!("[] → {node}"),
                 "context" => format!("context variable {} → {node}", step.edge),
                 _ => format!(".{} → {node}", step.edge),
             }
