@@ -560,6 +560,23 @@ impl Snapshot {
             .collect()
     }
 
+    /// Shallow sizes after folding, by node order (what retained sizes add up): counted nodes'
+    /// sizes are in the summary's groups, the others are 0.
+    pub(crate) fn shallow_sizes(&self) -> Vec<u32> {
+        (0..self.heap.node_count())
+            .map(|o| match self.node_group[o] {
+                NONE => 0,
+                group => {
+                    let members = &self.summary.groups[group as usize].members;
+                    let id = self.heap.node_id[o];
+                    members
+                        .binary_search_by_key(&id, |m| m.id)
+                        .map_or(0, |i| members[i].size)
+                }
+            })
+            .collect()
+    }
+
     /// `(id, dominator's id)` of every node, in node order (the root dominates itself).
     pub(crate) fn dominators(&self) -> Vec<(u32, u32)> {
         let g = &self.graph;

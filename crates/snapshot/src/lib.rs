@@ -92,6 +92,17 @@ pub mod testing {
         Snapshot::open(path).map(|s| s.distances())
     }
 
+    /// `(node id, shallow size after DevTools' folding)` of every node, in file order.
+    pub fn shallow_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| {
+            s.retained_sizes()
+                .iter()
+                .map(|&(id, _)| id)
+                .zip(s.shallow_sizes())
+                .collect()
+        })
+    }
+
     /// The retainer chain of node `id` that DevTools' Retainers pane opens first, from the node
     /// up: `(retainer id, edge name or index, edge type)` per step (DevTools stops expanding
     /// after 20; this goes on to a user root or a root). `None` if no node has that id.
