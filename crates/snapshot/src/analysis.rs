@@ -61,8 +61,8 @@ pub struct RetainerGroup {
 struct Walk {
     /// The first retainer `(node, edge)` of nodes already walked.
     first: FastMap<u32, Option<(u32, u32)>>,
-    /// For sources with many edges: their edges by target, in edge order.
-    by_target: FastMap<u32, FastMap<u32, Vec<u32>>>,
+    /// For sources with many edges: `(target, edge)` sorted.
+    by_target: FastMap<u32, Vec<(u32, u32)>>,
 }
 
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
@@ -345,18 +345,22 @@ impl Snapshot {
                 .collect();
         }
         let index = walk.by_target.entry(source as u32).or_insert_with(|| {
-            let mut index: FastMap<u32, Vec<u32>> = FastMap::default();
-            for e in start..end {
-                index
-                    .entry(self.heap.edges[e as usize] & EDGE_TARGET_MASK)
-                    .or_default()
-                    .push(e);
-            }
+            // (target, edge), sorted: edges to one target stay in edge order.
+            let mut index: Vec<(u32, u32)> = (start..end)
+                .map(|e| (self.heap.edges[e as usize] & EDGE_TARGET_MASK, e))
+                .collect();
+            index.sort_unstable();
             index
         });
-        index.get(&(target as u32)).map_or_else(Vec::new, |edges| {
-            edges.iter().rev().take(run).map(|&e| e as usize).collect()
-        })
+        let target = target as u32;
+        let from = index.partition_point(|&(t, _)| t < target);
+        let to = index.partition_point(|&(t, _)| t <= target);
+        index[from..to]
+            .iter()
+            .rev()
+            .take(run)
+            .map(|&(_, e)| e as usize)
+            .collect()
     }
 
     /// A node's `name()` in DevTools: plain objects are named by their properties.
@@ -381,7 +385,10 @@ impl Snapshot {
                     let next = self
                         .first_retainer(at, walk)
                         .map(|(s, e)| (s as u32, e as u32));
-                    walk.first.insert(at as u32, next);
+                    // The objects themselves are walked once each; their holders many times.
+                    if at != ordinal {
+                        walk.first.insert(at as u32, next);
+                    }
                     next
                 }
             };

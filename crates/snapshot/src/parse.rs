@@ -68,7 +68,7 @@ pub(crate) struct Heap {
     /// Source locations of `closure` nodes, sorted by ordinal.
     pub(crate) closure_locations: Vec<(u32, Location)>,
     /// The strings that were needed, by index.
-    pub(crate) strings: FastMap<u32, Box<str>>,
+    pub(crate) strings: StringTable,
     /// Hashes of the sampled nodes' names, by string index.
     pub(crate) name_hashes: FastMap<u32, u64>,
     /// Which odd ids are sampled for the comparability check.
@@ -86,7 +86,7 @@ impl Heap {
 
     /// The node's name as written in the snapshot, if it was kept.
     pub(crate) fn raw_name(&self, ordinal: usize) -> &str {
-        self.strings.get(&self.node_name[ordinal]).map_or("", |s| s)
+        self.strings.get(self.node_name[ordinal])
     }
 
     /// The packed edges of a node.
@@ -117,7 +117,39 @@ impl Heap {
     }
 
     pub(crate) fn string(&self, index: u32) -> &str {
-        self.strings.get(&index).map_or("", |s| s)
+        self.strings.get(index)
+    }
+}
+
+/// The kept strings in one buffer: string `i` is `text[ends[i - 1]..ends[i]]`, empty when it
+/// was not kept (a map of boxed strings cost ~60 bytes a string; snapshots name millions of
+/// edges `0`, `1`, … as strings).
+#[derive(Default)]
+pub(crate) struct StringTable {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl StringTable {
+    pub(crate) fn get(&self, index: u32) -> &str {
+        let i = index as usize;
+        match self.ends.get(i) {
+            Some(&end) => {
+                let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                self.text.get(start as usize..end as usize).unwrap_or("")
+            }
+            None => "",
+        }
+    }
+
+    /// Appends string number `len()`: kept when `text` is given (and the table has room).
+    fn push(&mut self, text: Option<&str>) {
+        if let Some(text) = text
+            && self.text.len() + text.len() <= u32::MAX as usize
+        {
+            self.text.push_str(text);
+        }
+        self.ends.push(self.text.len() as u32);
     }
 }
 
@@ -245,7 +277,7 @@ struct Edges {
 }
 
 struct Strings {
-    kept: FastMap<u32, Box<str>>,
+    kept: StringTable,
     hashes: FastMap<u32, u64>,
     count: u32,
 }
@@ -614,15 +646,19 @@ fn read_locations<R: BufRead>(
 
 /// Sorted by ordinal, keeping the last location given for a node as DevTools does.
 fn last_per_node(mut out: Located) -> Located {
+    // Stable, so a node's locations keep their order; compacted in place (no second copy).
     out.sort_by_key(|&(ordinal, _)| ordinal);
-    let mut kept: Located = Vec::with_capacity(out.len());
-    for (ordinal, location) in out {
-        match kept.last_mut() {
-            Some(last) if last.0 == ordinal => last.1 = location,
-            _ => kept.push((ordinal, location)),
+    let mut kept = 0;
+    for read in 0..out.len() {
+        if kept > 0 && out[kept - 1].0 == out[read].0 {
+            out[kept - 1] = out[read];
+        } else {
+            out[kept] = out[read];
+            kept += 1;
         }
     }
-    kept
+    out.truncate(kept);
+    out
 }
 
 /// `index / by` when `by` divides it; constant divisors for the usual field counts.
@@ -752,7 +788,7 @@ impl<'de> Visitor<'de> for StringsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
         let mut out = Strings {
-            kept: FastMap::default(),
+            kept: StringTable::default(),
             hashes: FastMap::default(),
             count: 0,
         };
@@ -765,9 +801,7 @@ impl<'de> Visitor<'de> for StringsSeed<'_> {
             let Some((kept, hash)) = seq.next_element_seed(slot)? else {
                 break;
             };
-            if let Some(s) = kept {
-                out.kept.insert(index, s);
-            }
+            out.kept.push(kept.as_deref());
             if let Some(h) = hash {
                 out.hashes.insert(index, h);
             }
