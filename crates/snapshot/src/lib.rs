@@ -25,6 +25,15 @@
 //! Matching by id is only meaningful within one process, so [`comparability`] checks that the
 //! two files are a series before anyone trusts the diff.
 //!
+//! **Who holds it.** Each loaded file also gets DevTools' dominator tree (Lengauer–Tarjan over
+//! the edges DevTools treats as essential), retained sizes, distances from the roots and the
+//! Summary view's per-class `Retained Size` ([`Summary::classes`]). A [`Snapshot`] keeps the
+//! graph in memory to find the retainer path DevTools' Retainers pane opens first and to group
+//! objects by it ([`Snapshot::retainer_groups`]); [`compare`] runs the whole two- or
+//! three-snapshot comparison (`# Kept`: objects new in the second file still alive in the
+//! third) holding one graph at a time. [`testing`] exposes per-node numbers for tests that
+//! compare heapgate with DevTools' own code.
+//!
 //! ```no_run
 //! use heapgate_snapshot::{SortBy, comparability, diff, load, render_table};
 //!
