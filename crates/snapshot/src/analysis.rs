@@ -94,11 +94,11 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let path = origin.into();
         let heap = summary::read_heap(reader, &path)?;
-        Ok(summary::build(heap))
+        Ok(summary::build(heap, true))
     }
 
     pub(crate) fn new(
-        mut summary: Summary,
+        summary: Summary,
         heap: Heap,
         graph: Graph,
         node_group: Vec<u32>,
@@ -119,7 +119,6 @@ impl Snapshot {
                     })
             })
             .collect();
-        summary.scripts = script_names(&heap);
         let root = graph::root(&heap);
         let mut snapshot = Snapshot {
             summary,
@@ -674,7 +673,7 @@ fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
 
 /// Script names by script id: a located closure's `shared` function info points to its script
 /// (`script_or_debug_info` or `script`), a node named by the script's name.
-fn script_names(heap: &Heap) -> HashMap<u32, String> {
+pub(crate) fn script_names(heap: &Heap) -> HashMap<u32, String> {
     let mut out = HashMap::new();
     let edge_to = |node: usize, names: &[&str]| {
         (heap.first_edge[node] as usize..heap.first_edge[node + 1] as usize)

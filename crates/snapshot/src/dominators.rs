@@ -20,7 +20,7 @@
 
 use crate::fxhash::{FastMap, FastSet};
 use crate::layout::NodeKind;
-use crate::parse::{EDGE_TARGET_MASK, Heap};
+use crate::parse::{EDGE_TARGET_MASK, Heap, StringTable};
 
 /// DevTools' `baseSystemDistance`: distances of what only the root (not a user root) reaches.
 pub(crate) const BASE_SYSTEM_DISTANCE: i32 = 100_000_000;
@@ -117,10 +117,17 @@ pub(crate) fn weak_map_edge(name: &str) -> Option<(u64, &str)> {
     Some((table.parse().ok()?, rest))
 }
 
-/// Runs every pass. `sizes` are the shallow sizes after folding.
-pub(crate) fn analyse(heap: &Heap, sizes: &[u32], root: usize) -> Graph {
+/// Runs every pass. `sizes` are the shallow sizes after folding. Without `paths` (only the
+/// summary is wanted) the edge names and strings are dropped as soon as the essential edges are
+/// known, before the dominator pass needs its memory, and no distances are computed.
+pub(crate) fn analyse(heap: &mut Heap, sizes: &[u32], root: usize, paths: bool) -> Graph {
     let types = EdgeTypes::of(heap);
     let essential = essential_edges(heap, types, root);
+    if !paths {
+        heap.edge_name = Vec::new();
+        heap.strings = StringTable::default();
+    }
+    let heap = &*heap;
     let (first_retainer, retainer_node) = retainers(heap, &essential);
     let (dominator, retained) = dominators(
         heap,
@@ -133,7 +140,11 @@ pub(crate) fn analyse(heap: &Heap, sizes: &[u32], root: usize) -> Graph {
     drop(essential);
     let (first_dominated, dominated) = dominated_nodes(&dominator, root);
     drop(dominator);
-    let distance = distances(heap, types, root);
+    let distance = if paths {
+        distances(heap, types, root)
+    } else {
+        Vec::new()
+    };
     Graph {
         first_retainer,
         retainer_node,

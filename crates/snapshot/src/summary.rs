@@ -81,7 +81,9 @@ pub struct Summary {
 
 /// Loads and summarises the snapshot at `path`, streaming it from disk.
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
-    Snapshot::open(path).map(Snapshot::into_summary)
+    let path = path.as_ref();
+    let heap = read_heap(open(path)?, path)?;
+    Ok(build(heap, false).into_summary())
 }
 
 /// Opens `path` for reading with a large buffer.
@@ -99,7 +101,9 @@ impl Summary {
         reader: impl BufRead,
         origin: impl Into<PathBuf>,
     ) -> Result<Summary, SnapshotError> {
-        Snapshot::from_reader(reader, origin).map(Snapshot::into_summary)
+        let path = origin.into();
+        let heap = read_heap(reader, &path)?;
+        Ok(build(heap, false).into_summary())
     }
 
     /// Facts about the file.
@@ -284,7 +288,8 @@ impl Interner {
 }
 
 /// Classes, shapes, sizes, fingerprints, dominators and retained sizes of a parsed heap.
-pub(crate) fn build(mut heap: Heap) -> Snapshot {
+/// Without `paths`, what only retainer paths need is dropped early (see `dominators::analyse`).
+pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     let n = heap.node_count();
     let sample = heap.sample;
 
@@ -454,7 +459,9 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
         group.members.sort_unstable_by_key(|m| m.id);
     }
     // The graph passes last, when what only classification needed is gone.
-    let analysis = dominators::analyse(&heap, &sizes, graph::root(&heap));
+    let scripts = crate::analysis::script_names(&heap);
+    let root = graph::root(&heap);
+    let analysis = dominators::analyse(&mut heap, &sizes, root, paths);
     drop(sizes);
 
     let summary = Summary {
@@ -470,7 +477,7 @@ pub(crate) fn build(mut heap: Heap) -> Snapshot {
         },
         retained: HashMap::new(),
         group_retained: Vec::new(),
-        scripts: HashMap::new(),
+        scripts,
     };
     Snapshot::new(summary, heap, analysis, class_of, renamed)
 }
