@@ -20,7 +20,7 @@
 
 use crate::fxhash::{FastMap, FastSet};
 use crate::layout::NodeKind;
-use crate::parse::{EDGE_TARGET_MASK, Heap, StringTable};
+use crate::parse::{EDGE_TARGET_MASK, Heap};
 
 /// DevTools' `baseSystemDistance`: distances of what only the root (not a user root) reaches.
 pub(crate) const BASE_SYSTEM_DISTANCE: i32 = 100_000_000;
@@ -117,21 +117,21 @@ pub(crate) fn weak_map_edge(name: &str) -> Option<(u64, &str)> {
     Some((table.parse().ok()?, rest))
 }
 
-/// Runs every pass. `sizes` are the shallow sizes after folding. Without `paths` (only the
-/// summary is wanted) the edge names and strings are dropped as soon as the essential edges are
-/// known, before the dominator pass needs its memory, and no distances are computed.
-pub(crate) fn analyse(heap: &mut Heap, sizes: &[u32], root: usize, paths: bool) -> Graph {
+/// Runs the passes after [`essential_edges`]. `size_of` gives a node's shallow size after
+/// folding. Without `paths` (only the summary is wanted) no distances are computed; the caller
+/// may have dropped the edge names and strings by then.
+pub(crate) fn analyse(
+    heap: &Heap,
+    essential: Vec<u64>,
+    size_of: impl Fn(usize) -> u32,
+    root: usize,
+    paths: bool,
+) -> Graph {
     let types = EdgeTypes::of(heap);
-    let essential = essential_edges(heap, types, root);
-    if !paths {
-        heap.edge_name = Vec::new();
-        heap.strings = StringTable::default();
-    }
-    let heap = &*heap;
     let (first_retainer, retainer_node) = retainers(heap, &essential);
     let (dominator, retained) = dominators(
         heap,
-        sizes,
+        size_of,
         root,
         &essential,
         &first_retainer,
@@ -200,7 +200,8 @@ fn page_owned(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<bool> {
 }
 
 /// `initEssentialEdges`, as a bit per edge.
-fn essential_edges(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<u64> {
+pub(crate) fn essential_edges(heap: &Heap, root: usize) -> Vec<u64> {
+    let types = EdgeTypes::of(heap);
     let page = page_owned(heap, types, root);
     let edge_count = heap.edges.len();
     let mut bits = vec![0u64; edge_count.div_ceil(64)];
@@ -277,7 +278,7 @@ fn retainers(heap: &Heap, essential: &[u64]) -> (Vec<u32>, Vec<u32>) {
 /// dominator and the retained size of every node.
 fn dominators(
     heap: &Heap,
-    sizes: &[u32],
+    size_of: impl Fn(usize) -> u32,
     root: usize,
     essential: &[u64],
     first_retainer: &[u32],
@@ -443,7 +444,7 @@ fn dominators(
 
     let dominator: Vec<u32> = dom[1..].iter().map(|&d| d - 1).collect();
     drop(dom);
-    let mut retained: Vec<u64> = sizes.iter().map(|&s| u64::from(s)).collect();
+    let mut retained: Vec<u64> = (0..node_count).map(|o| u64::from(size_of(o))).collect();
     for i in (2..=n as usize).rev() {
         let ordinal = vertex[i] as usize - 1;
         let d = dominator[ordinal] as usize;

@@ -27,7 +27,7 @@ use crate::graph;
 use crate::identity::{self, IdentitySample};
 use crate::layout::NodeKind;
 use crate::model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
-use crate::parse::{self, Heap, ReadError};
+use crate::parse::{self, Heap, ReadError, StringTable};
 
 /// Marks a plain object's shape index in the per-node class column.
 const PLAIN: u32 = 1 << 31;
@@ -461,8 +461,24 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     // The graph passes last, when what only classification needed is gone.
     let scripts = crate::analysis::script_names(&heap);
     let root = graph::root(&heap);
-    let analysis = dominators::analyse(&mut heap, &sizes, root, paths);
+    let essential = dominators::essential_edges(&heap, root);
+    if !paths {
+        // Only retainer paths need them; the dominator pass needs the memory.
+        heap.edge_name = Vec::new();
+        heap.strings = StringTable::default();
+    }
+    // Sizes are read back from the groups, so the column is not held through the graph pass.
     drop(sizes);
+    let size_of = |o: usize| match class_of[o] {
+        NONE => 0,
+        group => {
+            let members = &groups[group as usize].members;
+            members
+                .binary_search_by_key(&heap.node_id[o], |m| m.id)
+                .map_or(0, |i| members[i].size)
+        }
+    };
+    let analysis = dominators::analyse(&heap, essential, size_of, root, paths);
 
     let summary = Summary {
         info,
