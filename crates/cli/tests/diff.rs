@@ -46,10 +46,29 @@ fn table_matches_the_known_comparison_and_needs_no_secret() {
     assert_eq!(rows[0][0], "Class");
     assert_eq!(
         rows[1],
-        ["LeakedRequestContext", "3", "0", "+3", "216", "0", "+216"]
+        [
+            "LeakedRequestContext",
+            "3",
+            "0",
+            "+3",
+            "216",
+            "0",
+            "+216",
+            "216",
+            "+216"
+        ]
     );
-    assert_eq!(rows[2], ["{url}", "2", "0", "+2", "64", "0", "+64"]);
-    assert_eq!(rows.last().unwrap()[0], "Total");
+    // Retained sizes as DevTools' Summary view gives them (checked with its HeapSnapshot.ts).
+    assert_eq!(
+        rows[2],
+        ["{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64"]
+    );
+    assert_eq!(rows[5][0], "Total");
+    // Then who holds the new objects: the leaked contexts sit in `keep`'s elements.
+    assert!(
+        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained:\n    global\n    ─ keep (property) → Array\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
