@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+// DevTools' own answers for one .heapsnapshot, as JSON on stdout: the Summary view's
+// per-class rows, retained sizes of a sample of nodes, and the retainer chain the
+// Retainers pane expands first for chosen objects. See README.md and compare.md.
+//
+//   node oracle.mjs FILE [--nodes N] [--ids ID,ID,…] [--class NAME]… [--per-class K]
+//
+// Needs the bundle built by `./install.sh` (npm ci + node build.mjs).
+import fs from 'node:fs';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const bundlePath = path.join(here, 'dist', 'devtools-heap-snapshot.mjs');
+
+// The Retainers pane auto-expands this many levels: HeapSnapshotRetainingObjectNode.expand()
+// calls expandRetainersChain(20) (panels/profiler/HeapSnapshotGridNodes.ts).
+const PANE_EXPAND_LEVELS = 20;
+const CHUNK_BYTES = 1 << 20;
+
+function usage(message) {
+  if (message) process.stderr.write(`oracle: ${message}\n`);
+  process.stderr.write(
+      'usage: node oracle.mjs FILE [--nodes N] [--ids ID,ID,...] [--class NAME]... [--per-class K]\n');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const args = {file: null, nodes: 200, ids: [], classes: [], perClass: 3};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    const count = text => {
+      if (!/^\d+$/.test(text)) usage(`${a}: not a count: ${text}`);
+      return Number(text);
+    };
+    if (a === '--nodes') {
+      args.nodes = count(value());
+    } else if (a === '--ids') {
+      args.ids = value().split(',').filter(s => s !== '').map(count);
+    } else if (a === '--class') {
+      args.classes.push(value());
+    } else if (a === '--per-class') {
+      args.perClass = count(value());
+    } else if (a === '-h' || a === '--help') {
+      usage();
+    } else if (a.startsWith('--')) {
+      usage(`unknown option ${a}`);
+    } else if (args.file === null) {
+      args.file = a;
+    } else {
+      usage(`unexpected argument ${a}`);
+    }
+  }
+  if (args.file === null) usage('no snapshot file given');
+  return args;
+}
+
+async function loadDevTools() {
+  if (!fs.existsSync(bundlePath)) {
+    process.stderr.write(`oracle: ${bundlePath} is missing; run ${path.join(here, 'install.sh')} first\n`);
+    process.exit(2);
+  }
+  return import(bundlePath);
+}
+
+// Streams the file into DevTools' HeapSnapshotLoader in 1 MiB chunks (never one giant
+// string), then lets DevTools build and initialise the JSHeapSnapshot exactly as its worker
+// does, with the "second worker" half of the initialisation on a MessageChannel in this thread
+// (as DevTools' own createJSHeapSnapshotForTesting does).
+async function loadSnapshot(DT, file) {
+  const loader = new DT.HeapSnapshotLoader.HeapSnapshotLoader(undefined);
+  const stream = fs.createReadStream(file, {encoding: 'utf8', highWaterMark: CHUNK_BYTES});
+  for await (const chunk of stream) {
+    loader.write(chunk);
+    // Let the loader's parser (promise continuations) consume the chunk before reading more.
+    await new Promise(resolve => setImmediate(resolve));
+  }
+  loader.close();
+  const channel = new MessageChannel();
+  new DT.HeapSnapshot.SecondaryInitManager(channel.port2);
+  try {
+    return await loader.buildSnapshot(channel.port1);
+  } finally {
+    channel.port1.close();
+    channel.port2.close();
+  }
+}
+
+function nodeInfo(snapshot, nodeIndex) {
+  const node = snapshot.createNode(nodeIndex);
+  const dominator = snapshot.createNode(node.dominatorIndex());
+  return {
+    id: node.id(),
+    ordinal: node.ordinal(),
+    type: node.type(),
+    name: node.name(),
+    class: node.className(),
+    class_key: publicClassKey(snapshot, node),
+    self: node.selfSize(),
+    retained: node.retainedSize(),
+    distance: node.distance(),
+    dominator_id: dominator.id(),
+  };
+}
+
+// HeapSnapshot.#classKeyFromClassKey (private) applied to classKeyInternal(): the key the
+// Summary rows carry (",Name", or "scriptId,line,column,Name" for located objects).
+function publicClassKey(snapshot, node) {
+  const key = node.classKeyInternal();
+  return typeof key === 'number' ? `,${snapshot.strings[key]}` : key;
+}
+
+// The chain DevTools' Retainers pane opens for an object: its retainers (weak and
+// invisible edges and the synthetic root left out, retainingEdgesFilter) sorted as the pane
+// sorts them by default (distance ascending, then the retainer's name, then position:
+// ComparatorConfig('!edgeDistance', true, 'name', true) through DevTools' own provider), and
+// the first one expanded again while its distance is > 1 and reachable, up to 20 levels.
+// Returned root side first; each step = the retainer and the edge from it toward the object.
+function retainerChain(DT, snapshot, nodeIndex) {
+  const {ComparatorConfig, baseUnreachableDistance} = DT.HeapSnapshotModel;
+  const comparator = new ComparatorConfig('!edgeDistance', true, 'name', true);
+  const steps = [];
+  const seen = new Set([nodeIndex]);
+  let current = nodeIndex;
+  for (let level = 0; level < PANE_EXPAND_LEVELS; level++) {
+    const provider = snapshot.createRetainingEdgesProvider(current);
+    provider.sortAndRewind(comparator);
+    const first = provider.serializeItemsRange(0, 1).items[0];
+    if (!first) break;
+    const retainer = first.node;
+    const cls = snapshot.createNode(retainer.nodeIndex).className();
+    steps.push({
+      node: cls,
+      name: retainer.name,
+      id: retainer.id,
+      distance: retainer.distance,
+      edge: first.name,
+      edge_type: first.type,
+    });
+    // expandRetainersChain: go on only through a reachable retainer farther than the user roots.
+    if (!(retainer.distance > 1 && retainer.distance < baseUnreachableDistance)) break;
+    if (seen.has(retainer.nodeIndex)) break;  // cannot happen for reachable nodes; a guard
+    seen.add(retainer.nodeIndex);
+    current = retainer.nodeIndex;
+  }
+  return steps.reverse();
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  let stat;
+  try {
+    stat = fs.statSync(args.file);
+  } catch (e) {
+    process.stderr.write(`oracle: cannot read ${args.file}: ${e.message}\n`);
+    process.exit(1);
+  }
+  if (!stat.isFile()) {
+    process.stderr.write(`oracle: not a file: ${args.file}\n`);
+    process.exit(1);
+  }
+  const DT = await loadDevTools();
+  const snapshot = await loadSnapshot(DT, args.file);
+
+  // Summary view: aggregatesWithFilter(new NodeFilter()) — the "allObjects" aggregates.
+  const aggregates = snapshot.aggregatesWithFilter(new DT.HeapSnapshotModel.NodeFilter());
+  const classes = Object.entries(aggregates).map(([key, a]) => ({
+    key,
+    name: a.name,
+    count: a.count,
+    self: a.self,
+    maxRet: a.maxRet,
+    distance: a.distance,
+  }));
+  classes.sort((a, b) => b.maxRet - a.maxRet || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+  const {nodeCount, nodeFieldCount} = snapshot;
+  const wanted = new Set(args.ids);
+  // Objects of the named classes (first K by id) get a retainer chain too.
+  const byClass = new Map(args.classes.map(name => [name, []]));
+  const idToIndex = new Map();
+  const node = snapshot.createNode(0);
+  for (let ordinal = 0; ordinal < nodeCount; ordinal++) {
+    node.nodeIndex = ordinal * nodeFieldCount;
+    const id = node.id();
+    if (wanted.has(id)) idToIndex.set(id, node.nodeIndex);
+    if (byClass.size && node.selfSize() > 0) {
+      const list = byClass.get(node.className());
+      if (list) list.push([id, node.nodeIndex]);
+    }
+  }
+  const missing = args.ids.filter(id => !idToIndex.has(id));
+  if (missing.length) {
+    process.stderr.write(`oracle: no node with id ${missing.join(', ')} in ${args.file}\n`);
+    process.exit(1);
+  }
+  const classIds = {};
+  for (const [name, list] of byClass) {
+    list.sort((a, b) => a[0] - b[0]);
+    const picked = list.slice(0, args.perClass);
+    classIds[name] = picked.map(([id]) => id);
+    for (const [id, index] of picked) idToIndex.set(id, index);
+  }
+
+  // Sample: every k-th node by ordinal (ordinal 0 first), then the asked-for ids.
+  const sampleIndexes = [];
+  if (args.nodes > 0) {
+    const step = Math.max(1, Math.ceil(nodeCount / args.nodes));
+    for (let ordinal = 0; ordinal < nodeCount; ordinal += step) sampleIndexes.push(ordinal * nodeFieldCount);
+  }
+  const inSample = new Set(sampleIndexes);
+  for (const index of idToIndex.values()) {
+    if (!inSample.has(index)) {
+      sampleIndexes.push(index);
+      inSample.add(index);
+    }
+  }
+
+  const retainers = {};
+  for (const [id, index] of idToIndex) retainers[id] = retainerChain(DT, snapshot, index);
+
+  const root = snapshot.rootNode();
+  const result = {
+    devtools: `chrome-devtools-frontend@${devtoolsVersion()}`,
+    file: args.file,
+    node_count: nodeCount,
+    edge_count: snapshot.containmentEdges.length / snapshot.edgeFieldsCount,
+    root_id: root.id(),
+    root_retained: root.retainedSize(),
+    total_size: snapshot.totalSize,
+    classes,
+    nodes: sampleIndexes.map(index => nodeInfo(snapshot, index)),
+    class_ids: classIds,
+    retainers,
+  };
+  const text = JSON.stringify(result, null, 1);
+  await new Promise((resolve, reject) => process.stdout.write(`${text}\n`, e => (e ? reject(e) : resolve())));
+}
+
+function devtoolsVersion() {
+  const pkg = path.join(here, 'node_modules', 'chrome-devtools-frontend', 'package.json');
+  return JSON.parse(fs.readFileSync(pkg, 'utf8')).version;
+}
+
+main().catch(e => {
+  process.stderr.write(`oracle: ${e?.stack ?? e}\n`);
+  process.exit(1);
+});
