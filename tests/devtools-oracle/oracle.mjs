@@ -247,6 +247,8 @@ function devtoolsVersion() {
 }
 
 main().catch(e => {
-  process.stderr.write(`oracle: ${e?.stack ?? e}\n`);
+  // One line (DevTools' own message, e.g. a truncated file); the stack with ORACLE_DEBUG=1.
+  const detail = process.env.ORACLE_DEBUG ? (e?.stack ?? e) : (e?.message ?? e);
+  process.stderr.write(`oracle: ${detail}\n`);
   process.exit(1);
 });
