@@ -97,7 +97,7 @@ function nodeInfo(snapshot, nodeIndex) {
     id: node.id(),
     ordinal: node.ordinal(),
     type: node.type(),
-    name: node.name(),
+    name: shorten(node.name()),
     class: node.className(),
     class_key: publicClassKey(snapshot, node),
     self: node.selfSize(),
@@ -105,6 +105,12 @@ function nodeInfo(snapshot, nodeIndex) {
     distance: node.distance(),
     dominator_id: dominator.id(),
   };
+}
+
+// Display names of strings are their contents: keep the JSON small.
+const NAME_LIMIT = 200;
+function shorten(name) {
+  return name.length > NAME_LIMIT ? `${name.slice(0, NAME_LIMIT)}…` : name;
 }
 
 // HeapSnapshot.#classKeyFromClassKey (private) applied to classKeyInternal(): the key the
@@ -132,10 +138,11 @@ function retainerChain(DT, snapshot, nodeIndex) {
     const first = provider.serializeItemsRange(0, 1).items[0];
     if (!first) break;
     const retainer = first.node;
-    const cls = snapshot.createNode(retainer.nodeIndex).className();
+    const retainerNode = snapshot.createNode(retainer.nodeIndex);
     steps.push({
-      node: cls,
-      name: retainer.name,
+      node: retainerNode.className(),
+      class_key: publicClassKey(snapshot, retainerNode),
+      name: shorten(retainer.name),
       id: retainer.id,
       distance: retainer.distance,
       edge: first.name,
@@ -237,8 +244,24 @@ async function main() {
     class_ids: classIds,
     retainers,
   };
-  const text = JSON.stringify(result, null, 1);
-  await new Promise((resolve, reject) => process.stdout.write(`${text}\n`, e => (e ? reject(e) : resolve())));
+  await new Promise((resolve, reject) => process.stdout.write(render(result), e => (e ? reject(e) : resolve())));
+}
+
+// Plain JSON, laid out for diffing and grepping: one line per class, node and chain.
+function render(result) {
+  const field = ([key, value]) => {
+    let text;
+    if (Array.isArray(value)) {
+      text = value.length ? `[\n  ${value.map(v => JSON.stringify(v)).join(',\n  ')}\n ]` : '[]';
+    } else if (value && typeof value === 'object') {
+      const entries = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+      text = entries.length ? `{\n  ${entries.join(',\n  ')}\n }` : '{}';
+    } else {
+      text = JSON.stringify(value);
+    }
+    return ` ${JSON.stringify(key)}: ${text}`;
+  };
+  return `{\n${Object.entries(result).map(field).join(',\n')}\n}\n`;
 }
 
 function devtoolsVersion() {
