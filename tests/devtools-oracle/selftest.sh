@@ -18,10 +18,13 @@ node "$here/fixtures/leaky.cjs" "$work/leaky.heapsnapshot" "$count" >/dev/null
 node "$here/oracle.mjs" "$work/leaky.heapsnapshot" --nodes 500 \
   --class CachedEntry --class ListenerPayload --class TickRecord --per-class 3 >"$work/oracle.json"
 
-node - "$work/oracle.json" "$count" <<'EOF'
+node "$here/fixtures/edge-cases.mjs" "$work/edge.heapsnapshot"
+node "$here/oracle.mjs" "$work/edge.heapsnapshot" --nodes 1000 --ids 33,29 >"$work/edge.json" 2>"$work/edge.err"
+
+node - "$work/oracle.json" "$count" "$work/edge.json" <<'EOF'
 'use strict';
 const fs = require('fs');
-const [file, countText] = process.argv.slice(2);
+const [file, countText, edgeFile] = process.argv.slice(2);
 const count = Number(countText);
 const d = JSON.parse(fs.readFileSync(file, 'utf8'));
 const failures = [];
@@ -90,6 +93,24 @@ for (const [name, expected] of Object.entries(leaks)) {
           `${name} @${id}: chain lacks ${JSON.stringify(expected[at])}: ${chain.map(s => `${s.node}.${s.edge}`).join(' -> ')}`);
   }
 }
+
+// Known answers on the synthetic edge cases (fixtures/edge-cases.mjs explains each node):
+// id: [folded self, retained, dominator id, distance].
+const e = JSON.parse(fs.readFileSync(edgeFile, 'utf8'));
+const expected = {
+  1: [0, 1102, 1, 100000000], 3: [0, 77, 1, 100000001], 5: [100, 820, 1, 1], 7: [10, 10, 5, 2],
+  9: [20, 20, 1, -5], 11: [30, 30, 1, -5], 13: [40, 150, 1, -5], 15: [50, 110, 13, -5], 17: [60, 60, 15, -5],
+  19: [70, 77, 3, 100000002], 21: [216, 216, 5, 2], 23: [24, 104, 5, 2], 25: [390, 390, 5, 2],
+  27: [5, 5, 1, 3], 29: [7, 7, 19, 100000003], 31: [0, 0, 21, 3], 33: [80, 80, 23, 4], 35: [0, 0, 25, 3],
+};
+check(e.nodes.length === Object.keys(expected).length, `edge cases: ${e.nodes.length} nodes`);
+for (const n of e.nodes) {
+  const want = expected[n.id];
+  const got = [n.self, n.retained, n.dominator_id, n.distance];
+  check(want && want.join() === got.join(), `edge cases @${n.id} (${n.name}): [self, retained, dominator, distance] = ${got}, expected ${want}`);
+}
+const chain = e.retainers[33].map(s => `${s.name}.${s.edge_type}`).join(' -> ');
+check(chain === 'global.property -> Key.internal', `edge cases: chain of Val is ${chain}`);
 
 if (failures.length) {
   for (const f of failures) console.log(`selftest: FAIL ${f}`);
