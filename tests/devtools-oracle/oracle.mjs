@@ -16,7 +16,8 @@ const bundlePath = path.join(here, 'dist', 'devtools-heap-snapshot.mjs');
 // The Retainers pane auto-expands this many levels: HeapSnapshotRetainingObjectNode.expand()
 // calls expandRetainersChain(20) (panels/profiler/HeapSnapshotGridNodes.ts).
 const PANE_EXPAND_LEVELS = 20;
-const CHUNK_BYTES = 1 << 20;
+// Read size; ORACLE_CHUNK_BYTES (tests only) makes chunk boundaries fall everywhere.
+const CHUNK_BYTES = Number(process.env.ORACLE_CHUNK_BYTES) || 1 << 20;
 
 function usage(message) {
   if (message) process.stderr.write(`oracle: ${message}\n`);

@@ -19,7 +19,22 @@ node "$here/oracle.mjs" "$work/leaky.heapsnapshot" --nodes 500 \
   --class CachedEntry --class ListenerPayload --class TickRecord --per-class 3 >"$work/oracle.json"
 
 node "$here/fixtures/edge-cases.mjs" "$work/edge.heapsnapshot"
-node "$here/oracle.mjs" "$work/edge.heapsnapshot" --nodes 1000 --ids 33,29 >"$work/edge.json" 2>"$work/edge.err"
+node "$here/oracle.mjs" "$work/edge.heapsnapshot" --nodes 1000 --ids 33,29,25 >"$work/edge.json" 2>"$work/edge.err"
+
+# Same answers when the file arrives in odd-sized pieces: boundaries inside numbers, tokens
+# and (edge cases: raw UTF-8 property name) multi-byte characters.
+same_in_small_chunks() {
+  local out="$1" chunk="$2"
+  shift 2
+  ORACLE_CHUNK_BYTES="$chunk" node "$here/oracle.mjs" "$@" >"$work/small-chunks.json" 2>/dev/null
+  if ! cmp -s "$out" "$work/small-chunks.json"; then
+    echo "selftest: FAIL the oracle's output for $1 depends on the read chunk size ($chunk)"
+    exit 1
+  fi
+}
+same_in_small_chunks "$work/oracle.json" 4093 "$work/leaky.heapsnapshot" --nodes 500 \
+  --class CachedEntry --class ListenerPayload --class TickRecord --per-class 3
+same_in_small_chunks "$work/edge.json" 7 "$work/edge.heapsnapshot" --nodes 1000 --ids 33,29,25
 
 node - "$work/oracle.json" "$count" "$work/edge.json" <<'EOF'
 'use strict';
@@ -111,6 +126,8 @@ for (const n of e.nodes) {
 }
 const chain = e.retainers[33].map(s => `${s.name}.${s.edge_type}`).join(' -> ');
 check(chain === 'global.property -> Key.internal', `edge cases: chain of Val is ${chain}`);
+const holder = e.retainers[25].map(s => `${s.name}.${s.edge}`).join(' -> ');
+check(holder === 'global.ключ ✓ 😀', `edge cases: chain of Holder is ${holder}`);
 
 if (failures.length) {
   for (const f of failures) console.log(`selftest: FAIL ${f}`);
