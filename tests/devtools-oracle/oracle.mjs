@@ -3,7 +3,7 @@
 // per-class rows, retained sizes of a sample of nodes, and the retainer chain the
 // Retainers pane expands first for chosen objects. See README.md and compare.md.
 //
-//   node oracle.mjs FILE [--nodes N] [--ids ID,ID,…] [--class NAME]… [--per-class K]
+//   node oracle.mjs FILE [--nodes N] [--ids ID,ID,…] [--class NAME]… [--per-class K] [--depth D]
 //
 // Needs the bundle built by `./install.sh` (npm ci + node build.mjs).
 import fs from 'node:fs';
@@ -22,12 +22,12 @@ const CHUNK_BYTES = Number(process.env.ORACLE_CHUNK_BYTES) || 1 << 20;
 function usage(message) {
   if (message) process.stderr.write(`oracle: ${message}\n`);
   process.stderr.write(
-      'usage: node oracle.mjs FILE [--nodes N] [--ids ID,ID,...] [--class NAME]... [--per-class K]\n');
+      'usage: node oracle.mjs FILE [--nodes N] [--ids ID,ID,...] [--class NAME]... [--per-class K] [--depth D]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = {file: null, nodes: 200, ids: [], classes: [], perClass: 3};
+  const args = {file: null, nodes: 200, ids: [], classes: [], perClass: 3, depth: PANE_EXPAND_LEVELS};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -46,6 +46,8 @@ function parseArgs(argv) {
       args.classes.push(value());
     } else if (a === '--per-class') {
       args.perClass = count(value());
+    } else if (a === '--depth') {
+      args.depth = count(value());
     } else if (a === '-h' || a === '--help') {
       usage();
     } else if (a.startsWith('--')) {
@@ -114,6 +116,17 @@ function shorten(name) {
   return name.length > NAME_LIMIT ? `${name.slice(0, NAME_LIMIT)}…` : name;
 }
 
+// The same chain as heapgate's PathStep list: every node with the edge that holds it (from the
+// previous step), root side first, the object itself last; the first step has no edge.
+function asPath(snapshot, chain, nodeIndex) {
+  const nodes = [...chain.map(step => step.node), snapshot.createNode(nodeIndex).className()];
+  return nodes.map((node, i) => ({
+    node,
+    edge: i === 0 ? '' : chain[i - 1].edge,
+    edge_type: i === 0 ? '' : chain[i - 1].edge_type,
+  }));
+}
+
 // HeapSnapshot.#classKeyFromClassKey (private) applied to classKeyInternal(): the key the
 // Summary rows carry (",Name", or "scriptId,line,column,Name" for located objects).
 function publicClassKey(snapshot, node) {
@@ -125,15 +138,16 @@ function publicClassKey(snapshot, node) {
 // invisible edges and the synthetic root left out, retainingEdgesFilter) sorted as the pane
 // sorts them by default (distance ascending, then the retainer's name, then position:
 // ComparatorConfig('!edgeDistance', true, 'name', true) through DevTools' own provider), and
-// the first one expanded again while its distance is > 1 and reachable, up to 20 levels.
+// the first one expanded again while its distance is > 1 and reachable, up to `depth` levels
+// (the pane: 20; clicking on, the user sees the same rule continue).
 // Returned root side first; each step = the retainer and the edge from it toward the object.
-function retainerChain(DT, snapshot, nodeIndex) {
+function retainerChain(DT, snapshot, nodeIndex, depth) {
   const {ComparatorConfig, baseUnreachableDistance} = DT.HeapSnapshotModel;
   const comparator = new ComparatorConfig('!edgeDistance', true, 'name', true);
   const steps = [];
   const seen = new Set([nodeIndex]);
   let current = nodeIndex;
-  for (let level = 0; level < PANE_EXPAND_LEVELS; level++) {
+  for (let level = 0; level < depth; level++) {
     const provider = snapshot.createRetainingEdgesProvider(current);
     provider.sortAndRewind(comparator);
     const first = provider.serializeItemsRange(0, 1).items[0];
@@ -229,7 +243,12 @@ async function main() {
   }
 
   const retainers = {};
-  for (const [id, index] of idToIndex) retainers[id] = retainerChain(DT, snapshot, index);
+  const paths = {};
+  for (const [id, index] of idToIndex) {
+    const chain = retainerChain(DT, snapshot, index, args.depth);
+    retainers[id] = chain;
+    paths[id] = asPath(snapshot, chain, index);
+  }
 
   const root = snapshot.rootNode();
   const result = {
@@ -244,6 +263,7 @@ async function main() {
     nodes: sampleIndexes.map(index => nodeInfo(snapshot, index)),
     class_ids: classIds,
     retainers,
+    paths,
   };
   await new Promise((resolve, reject) => process.stdout.write(render(result), e => (e ? reject(e) : resolve())));
 }
