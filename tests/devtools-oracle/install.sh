@@ -13,6 +13,12 @@ for tool in node npm; do
   fi
 done
 
+# DevTools' code needs ES2023 (Array.prototype.toSorted…): Node 20 or newer.
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "devtools-oracle/install.sh: Node.js >= 20 required, found $(node --version)" >&2
+  exit 1
+fi
+
 stamp=node_modules/.heapgate-oracle-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
