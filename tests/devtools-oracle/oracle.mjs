@@ -260,29 +260,74 @@ async function main() {
     root_retained: root.retainedSize(),
     total_size: snapshot.totalSize,
     classes,
-    nodes: sampleIndexes.map(index => nodeInfo(snapshot, index)),
+    nodes: new LazyList(sampleIndexes, index => nodeInfo(snapshot, index)),
     class_ids: classIds,
     retainers,
     paths,
   };
-  await new Promise((resolve, reject) => process.stdout.write(render(result), e => (e ? reject(e) : resolve())));
+  await writeOut(render(result));
 }
 
-// Plain JSON, laid out for diffing and grepping: one line per class, node and chain.
-function render(result) {
-  const field = ([key, value]) => {
-    let text;
-    if (Array.isArray(value)) {
-      text = value.length ? `[\n  ${value.map(v => JSON.stringify(v)).join(',\n  ')}\n ]` : '[]';
-    } else if (value && typeof value === 'object') {
-      const entries = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
-      text = entries.length ? `{\n  ${entries.join(',\n  ')}\n }` : '{}';
-    } else {
-      text = JSON.stringify(value);
+// A list whose items are made only when written out (every node of a big snapshot).
+class LazyList {
+  constructor(source, make) {
+    this.source = source;
+    this.make = make;
+  }
+  get length() {
+    return this.source.length;
+  }
+  * [Symbol.iterator]() {
+    for (const item of this.source) yield this.make(item);
+  }
+}
+
+// Plain JSON, laid out for diffing and grepping: one line per class, node and chain. Yields
+// pieces, so that every node of a multi-million-node snapshot never becomes one string.
+function* render(result) {
+  const entries = Object.entries(result);
+  yield '{\n';
+  for (let k = 0; k < entries.length; k++) {
+    const [key, value] = entries[k];
+    const tail = k + 1 < entries.length ? ',\n' : '\n';
+    const list = Array.isArray(value) || value instanceof LazyList;
+    const items = list ? new LazyList(value, v => JSON.stringify(v)) :
+        value && typeof value === 'object' ?
+                  Object.entries(value).map(([k2, v]) => `${JSON.stringify(k2)}: ${JSON.stringify(v)}`) :
+                  null;
+    if (items === null) {
+      yield ` ${JSON.stringify(key)}: ${JSON.stringify(value)}${tail}`;
+      continue;
     }
-    return ` ${JSON.stringify(key)}: ${text}`;
-  };
-  return `{\n${Object.entries(result).map(field).join(',\n')}\n}\n`;
+    const [open, close] = list ? ['[', ']'] : ['{', '}'];
+    if (items.length === 0) {
+      yield ` ${JSON.stringify(key)}: ${open}${close}${tail}`;
+      continue;
+    }
+    yield ` ${JSON.stringify(key)}: ${open}\n`;
+    let i = 0;
+    for (const item of items) yield `  ${item}${++i < items.length ? ',' : ''}\n`;
+    yield ` ${close}${tail}`;
+  }
+  yield '}\n';
+}
+
+// Writes the pieces in batches of ~1 MB, waiting for stdout to drain.
+async function writeOut(pieces) {
+  let batch = [];
+  let size = 0;
+  const flush = () => new Promise((resolve, reject) => {
+    const text = batch.join('');
+    batch = [];
+    size = 0;
+    process.stdout.write(text, e => (e ? reject(e) : resolve()));
+  });
+  for (const piece of pieces) {
+    batch.push(piece);
+    size += piece.length;
+    if (size >= 1 << 20) await flush();
+  }
+  if (batch.length) await flush();
 }
 
 function devtoolsVersion() {
