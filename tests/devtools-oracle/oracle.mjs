@@ -4,6 +4,7 @@
 // Retainers pane expands first for chosen objects. See README.md and compare.md.
 //
 //   node oracle.mjs FILE [--nodes N] [--ids ID,ID,…] [--class NAME]… [--per-class K] [--depth D]
+//                        [--between A B | --id-range MIN MAX]
 //
 // Needs the bundle built by `./install.sh` (npm ci + node build.mjs).
 import fs from 'node:fs';
@@ -22,12 +23,22 @@ const CHUNK_BYTES = Number(process.env.ORACLE_CHUNK_BYTES) || 1 << 20;
 function usage(message) {
   if (message) process.stderr.write(`oracle: ${message}\n`);
   process.stderr.write(
-      'usage: node oracle.mjs FILE [--nodes N] [--ids ID,ID,...] [--class NAME]... [--per-class K] [--depth D]\n');
+      'usage: node oracle.mjs FILE [--nodes N] [--ids ID,ID,...] [--class NAME]... [--per-class K] [--depth D]\n' +
+      '                        [--between A B | --id-range MIN MAX]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = {file: null, nodes: 200, ids: [], classes: [], perClass: 3, depth: PANE_EXPAND_LEVELS};
+  const args = {
+    file: null,
+    nodes: 200,
+    ids: [],
+    classes: [],
+    perClass: 3,
+    depth: PANE_EXPAND_LEVELS,
+    between: null,
+    idRange: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -48,6 +59,10 @@ function parseArgs(argv) {
       args.perClass = count(value());
     } else if (a === '--depth') {
       args.depth = count(value());
+    } else if (a === '--between') {
+      args.between = [value(), value()];
+    } else if (a === '--id-range') {
+      args.idRange = [count(value()), count(value())];
     } else if (a === '-h' || a === '--help') {
       usage();
     } else if (a.startsWith('--')) {
@@ -59,6 +74,7 @@ function parseArgs(argv) {
     }
   }
   if (args.file === null) usage('no snapshot file given');
+  if (args.between && args.idRange) usage('--between and --id-range exclude each other');
   return args;
 }
 
@@ -172,25 +188,24 @@ function retainerChain(DT, snapshot, nodeIndex, depth) {
   return steps.reverse();
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
+function mustBeFile(file) {
   let stat;
   try {
-    stat = fs.statSync(args.file);
+    stat = fs.statSync(file);
   } catch (e) {
-    process.stderr.write(`oracle: cannot read ${args.file}: ${e.message}\n`);
+    process.stderr.write(`oracle: cannot read ${file}: ${e.message}\n`);
     process.exit(1);
   }
   if (!stat.isFile()) {
-    process.stderr.write(`oracle: not a file: ${args.file}\n`);
+    process.stderr.write(`oracle: not a file: ${file}\n`);
     process.exit(1);
   }
-  const DT = await loadDevTools();
-  const snapshot = await loadSnapshot(DT, args.file);
+}
 
-  // Summary view: aggregatesWithFilter(new NodeFilter()) — the "allObjects" aggregates.
-  const aggregates = snapshot.aggregatesWithFilter(new DT.HeapSnapshotModel.NodeFilter());
-  const classes = Object.entries(aggregates).map(([key, a]) => ({
+// Summary rows from aggregatesWithFilter(filter), largest Retained Size first.
+function summaryRows(snapshot, filter) {
+  const aggregates = snapshot.aggregatesWithFilter(filter);
+  const rows = Object.entries(aggregates).map(([key, a]) => ({
     key,
     name: a.name,
     count: a.count,
@@ -198,7 +213,32 @@ async function main() {
     maxRet: a.maxRet,
     distance: a.distance,
   }));
-  classes.sort((a, b) => b.maxRet - a.maxRet || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  rows.sort((a, b) => b.maxRet - a.maxRet || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return rows;
+}
+
+// The node id range of the Summary filter "Objects allocated between A and B" (as DevTools
+// sets it with A and B as the two snapshots before FILE: HeapSnapshotConstructorsDataGrid.
+// filterSelectIndexChanged): (A's maxJSObjectId, B's maxJSObjectId]. Each is loaded alone.
+async function allocatedBetween(DT, a, b) {
+  const maxJsId = async file => {
+    const s = await loadSnapshot(DT, file);
+    return s.updateStaticData().maxJSObjectId;
+  };
+  return [await maxJsId(a), await maxJsId(b)];
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  for (const file of [args.file, ...(args.between ?? [])]) mustBeFile(file);
+  const DT = await loadDevTools();
+  const idRange = args.between ? await allocatedBetween(DT, ...args.between) : args.idRange;
+  const snapshot = await loadSnapshot(DT, args.file);
+
+  // Summary view: aggregatesWithFilter(new NodeFilter()) — the "allObjects" aggregates.
+  const classes = summaryRows(snapshot, new DT.HeapSnapshotModel.NodeFilter());
+  // The same view restricted to ids in (min, max]: NodeFilter(min, max).
+  const filtered = idRange ? summaryRows(snapshot, new DT.HeapSnapshotModel.NodeFilter(...idRange)) : null;
 
   const {nodeCount, nodeFieldCount} = snapshot;
   const wanted = new Set(args.ids);
@@ -260,6 +300,7 @@ async function main() {
     root_retained: root.retainedSize(),
     total_size: snapshot.totalSize,
     classes,
+    ...(idRange ? {id_range: {min_exclusive: idRange[0], max_inclusive: idRange[1]}, filtered_classes: filtered} : {}),
     nodes: new LazyList(sampleIndexes, index => nodeInfo(snapshot, index)),
     class_ids: classIds,
     retainers,

@@ -1,13 +1,15 @@
 'use strict';
 // The checks of selftest.sh, on oracle.mjs outputs it has produced:
 //
-//   node selftest-checks.cjs LEAKY.json COUNT EDGE.json VARIED.json
+//   node selftest-checks.cjs LEAKY.json COUNT EDGE.json VARIED.json SERIES.json SERIES-EXPECTED.json
 //
-// LEAKY.json: fixtures/leaky.cjs COUNT, sampled; EDGE.json and VARIED.json: every node.
+// LEAKY.json: fixtures/leaky.cjs COUNT, sampled; EDGE.json and VARIED.json: every node;
+// SERIES.json: snapshot C of fixtures/series.cjs with --between A B, and what the fixture
+// printed (the kept counts it knows).
 // Prints one "selftest: FAIL …" line per broken check and exits 1, or one "selftest: ok" line.
 const fs = require('fs');
 
-const [leakyFile, countText, edgeFile, variedFile] = process.argv.slice(2);
+const [leakyFile, countText, edgeFile, variedFile, seriesFile, seriesExpectedFile] = process.argv.slice(2);
 const count = Number(countText);
 const read = file => JSON.parse(fs.readFileSync(file, 'utf8'));
 const failures = [];
@@ -152,6 +154,27 @@ check(holder === 'global.ключ ✓ 😀', `edge cases: chain of Holder is ${h
 // Two classes named Item at two places: two rows.
 check(varied.classes.filter(c => c.name === 'Item').length === 2, 'varied: Item is not split into two rows');
 
+// Three snapshots: DevTools' "Objects allocated between A and B" on C keeps exactly the
+// objects new in B and still alive in C.
+const series = read(seriesFile);
+const seriesExpected = read(seriesExpectedFile);
+check(series.id_range && series.id_range.min_exclusive < series.id_range.max_inclusive,
+      `series: id range ${JSON.stringify(series.id_range)}`);
+for (const [name, want] of Object.entries(seriesExpected.kept)) {
+  const rows = series.filtered_classes.filter(c => c.name === name);
+  const got = rows.reduce((s, c) => s + c.count, 0);
+  check(got === want, `series: ${name} kept ${got}, expected ${want}`);
+  const all = series.classes.filter(c => c.name === name).reduce((s, c) => s + c.count, 0);
+  check(all >= want, `series: ${name}: ${all} in C, fewer than the ${want} kept`);
+  for (const row of rows) check(row.self <= row.maxRet, `series: ${name}: self ${row.self} > maxRet ${row.maxRet}`);
+}
+const allRows = new Map(series.classes.map(c => [c.key, c]));
+for (const row of series.filtered_classes) {
+  const whole = allRows.get(row.key);
+  check(whole && row.count <= whole.count && row.self <= whole.self,
+        `series: filtered row ${row.key} exceeds the unfiltered one`);
+}
+
 if (failures.length) {
   for (const f of failures.slice(0, 50)) console.log(`selftest: FAIL ${f}`);
   if (failures.length > 50) console.log(`selftest: FAIL … and ${failures.length - 50} more`);
@@ -159,4 +182,4 @@ if (failures.length) {
 }
 console.log(`selftest: ok (${leaky.devtools}; leaky ${leaky.node_count} nodes, ${leaky.classes.length} classes, ` +
             `${Object.keys(leaky.retainers).length} chains; varied ${varied.node_count} nodes checked whole; ` +
-            `${edge.node_count} edge-case answers)`);
+            `${edge.node_count} edge-case answers; series kept ${JSON.stringify(seriesExpected.kept)})`);

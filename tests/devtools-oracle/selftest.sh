@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the DevTools oracle: installs it if needed, takes real Node heap snapshots
-# (fixtures/leaky.cjs: three known leaks; fixtures/varied.cjs: DevTools' special cases), writes
+# (fixtures/leaky.cjs: three known leaks; fixtures/varied.cjs: DevTools' special cases;
+# fixtures/series.cjs: three snapshots of one process for "allocated between A and B"), writes
 # the synthetic fixtures/edge-cases.mjs, runs oracle.mjs on them and checks (selftest-checks.cjs)
 # invariants of DevTools' numbers, the leaks' retainer chains and the edge cases' known answers.
 #
@@ -41,4 +42,10 @@ same_in_small_chunks "$work/oracle.json" 4093 "$work/leaky.heapsnapshot" --nodes
   --class CachedEntry --class ListenerPayload --class TickRecord --per-class 3
 same_in_small_chunks "$work/edge.json" 7 "$work/edge.heapsnapshot" --nodes 1000 --ids 33,29,25
 
-node "$here/selftest-checks.cjs" "$work/oracle.json" "$count" "$work/edge.json" "$work/varied.json"
+mkdir "$work/series"
+node "$here/fixtures/series.cjs" "$work/series" 301 >"$work/series.expected.json"
+node "$here/oracle.mjs" "$work/series/c.heapsnapshot" --nodes 0 \
+  --between "$work/series/a.heapsnapshot" "$work/series/b.heapsnapshot" >"$work/series.json" 2>/dev/null
+
+node "$here/selftest-checks.cjs" "$work/oracle.json" "$count" "$work/edge.json" "$work/varied.json" \
+  "$work/series.json" "$work/series.expected.json"
