@@ -135,9 +135,11 @@ function shorten(name) {
 // The same chain as heapgate's PathStep list: every node with the edge that holds it (from the
 // previous step), root side first, the object itself last; the first step has no edge.
 function asPath(snapshot, chain, nodeIndex) {
-  const nodes = [...chain.map(step => step.node), snapshot.createNode(nodeIndex).className()];
-  return nodes.map((node, i) => ({
-    node,
+  const object = snapshot.createNode(nodeIndex);
+  const nodes = [...chain, {node: object.className(), name: shorten(object.name())}];
+  return nodes.map((step, i) => ({
+    node: step.node,
+    name: step.name,
     edge: i === 0 ? '' : chain[i - 1].edge,
     edge_type: i === 0 ? '' : chain[i - 1].edge_type,
   }));
