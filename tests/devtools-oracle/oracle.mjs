@@ -270,18 +270,14 @@ async function main() {
     for (const [id, index] of picked) idToIndex.set(id, index);
   }
 
-  // Sample: every k-th node by ordinal (ordinal 0 first), then the asked-for ids.
+  // Sample: every k-th node by ordinal (ordinal 0 first), then the asked-for ids. (No Set of
+  // sampled nodes: JS Sets stop at 2^24 entries, fewer than big snapshots have nodes.)
   const sampleIndexes = [];
-  if (args.nodes > 0) {
-    const step = Math.max(1, Math.ceil(nodeCount / args.nodes));
-    for (let ordinal = 0; ordinal < nodeCount; ordinal += step) sampleIndexes.push(ordinal * nodeFieldCount);
-  }
-  const inSample = new Set(sampleIndexes);
-  for (const index of idToIndex.values()) {
-    if (!inSample.has(index)) {
-      sampleIndexes.push(index);
-      inSample.add(index);
-    }
+  const step = args.nodes > 0 ? Math.max(1, Math.ceil(nodeCount / args.nodes)) : 0;
+  for (let ordinal = 0; step && ordinal < nodeCount; ordinal += step) sampleIndexes.push(ordinal * nodeFieldCount);
+  const sampled = index => step > 0 && (index / nodeFieldCount) % step === 0;
+  for (const index of new Set(idToIndex.values())) {
+    if (!sampled(index)) sampleIndexes.push(index);
   }
 
   const retainers = {};
