@@ -212,7 +212,8 @@ fn first_retainer_chains_are_the_ones_devtools_opens() {
                 "ArrayBuffer",
                 "Uint32Array",
                 "Promise",
-                "{x, y}",
+                "{url, method}",
+                "{blob}",
             ],
         ),
     ];
@@ -263,7 +264,7 @@ fn first_retainer_chains_are_the_ones_devtools_opens() {
             compared += 1;
         }
     }
-    assert!(compared >= 30, "only {compared} chains compared");
+    assert!(compared >= 40, "only {compared} chains compared");
 }
 
 #[test]
