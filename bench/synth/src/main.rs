@@ -19,6 +19,7 @@ use std::{
     fs::File,
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
+    process::ExitCode,
     time::Instant,
 };
 
@@ -62,8 +63,17 @@ struct Args {
     seed: u64,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("heapgate-synth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     if args.series == 0 || args.series > 9 {
         bail!("--series must be between 1 and 9");
     }
