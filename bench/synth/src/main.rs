@@ -64,7 +64,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("heapgate-synth: {e:#}");
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: &Args) -> anyhow::Result<()> {
     if args.series == 0 || args.series > 9 {
         bail!("--series must be between 1 and 9");
     }
