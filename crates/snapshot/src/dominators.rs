@@ -18,6 +18,8 @@
 //! Everything is flat `u32` arrays indexed by node ordinal (1-based inside Lengauer–Tarjan as
 //! DevTools does), retainers in CSR form; no recursion and no allocation per node.
 
+use std::collections::VecDeque;
+
 use crate::fxhash::{FastMap, FastSet};
 use crate::layout::NodeKind;
 use crate::parse::{EDGE_TARGET_MASK, Heap};
@@ -252,23 +254,21 @@ fn retainers(heap: &Heap, essential: &[u64]) -> (Vec<u32>, Vec<u32>) {
     for &e in &heap.edges {
         first[(e & EDGE_TARGET_MASK) as usize] += 1;
     }
-    // Exclusive prefix sums; `next` then counts down within each slice.
-    let mut next = vec![0u32; n];
+    // Inclusive prefix sums (each slice's end), counted down as the slice fills: at the end
+    // every entry is its slice's start, with no second array.
     let mut at = 0u32;
-    for o in 0..n {
-        let count = first[o];
-        first[o] = at;
-        at += count;
-        next[o] = at;
+    for slot in first.iter_mut().take(n) {
+        at += *slot;
+        *slot = at;
     }
     first[n] = at;
     let mut nodes = vec![0u32; heap.edges.len()];
     for source in 0..n {
         for e in heap.first_edge[source] as usize..heap.first_edge[source + 1] as usize {
             let target = (heap.edges[e] & EDGE_TARGET_MASK) as usize;
-            next[target] -= 1;
+            first[target] -= 1;
             let flag = if is_set(essential, e) { ESSENTIAL } else { 0 };
-            nodes[next[target] as usize] = source as u32 | flag;
+            nodes[first[target] as usize] = source as u32 | flag;
         }
     }
     (first, nodes)
@@ -462,20 +462,18 @@ fn dominated_nodes(dominator: &[u32], root: usize) -> (Vec<u32>, Vec<u32>) {
             first[d as usize] += 1;
         }
     }
-    let mut next = vec![0u32; n];
+    // Slice ends, counted down to the starts as they fill (as in `retainers`).
     let mut at = 0u32;
-    for o in 0..n {
-        let count = first[o];
-        first[o] = at;
-        at += count;
-        next[o] = at;
+    for slot in first.iter_mut().take(n) {
+        at += *slot;
+        *slot = at;
     }
     first[n] = at;
     let mut children = vec![0u32; at as usize];
     for (o, &d) in dominator.iter().enumerate() {
         if o != root {
-            next[d as usize] -= 1;
-            children[next[d as usize] as usize] = o as u32;
+            first[d as usize] -= 1;
+            children[first[d as usize] as usize] = o as u32;
         }
     }
     (first, children)
@@ -500,12 +498,13 @@ fn parse_int(name: &str) -> Option<i64> {
 fn distances(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<i32> {
     let n = heap.node_count();
     let mut distance = vec![NO_DISTANCE; n];
-    let mut queue: Vec<u32> = Vec::with_capacity(n);
+    // Only the frontier is held, not every node reached.
+    let mut queue: VecDeque<u32> = VecDeque::new();
     for e in heap.first_edge[root] as usize..heap.first_edge[root + 1] as usize {
         let target = (heap.edges[e] & EDGE_TARGET_MASK) as usize;
         if is_user_root(heap, target) {
             distance[target] = 1;
-            queue.push(target as u32);
+            queue.push_back(target as u32);
         }
     }
     let user_roots = !queue.is_empty();
@@ -513,7 +512,7 @@ fn distances(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<i32> {
     bfs(heap, types, &mut queue, &mut distance, &mut pending);
     distance[root] = if user_roots { BASE_SYSTEM_DISTANCE } else { 0 };
     queue.clear();
-    queue.push(root as u32);
+    queue.push_back(root as u32);
     bfs(heap, types, &mut queue, &mut distance, &mut pending);
     distance
 }
@@ -522,14 +521,12 @@ fn distances(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<i32> {
 fn bfs<'h>(
     heap: &'h Heap,
     types: EdgeTypes,
-    queue: &mut Vec<u32>,
+    queue: &mut VecDeque<u32>,
     distance: &mut [i32],
     pending: &mut FastSet<&'h str>,
 ) {
-    let mut index = 0;
-    while index < queue.len() {
-        let node = queue[index] as usize;
-        index += 1;
+    while let Some(node) = queue.pop_front() {
+        let node = node as usize;
         let d = distance[node] + 1;
         let kind = heap.kind(node);
         let native_context =
@@ -569,7 +566,7 @@ fn bfs<'h>(
                 continue;
             }
             distance[child] = d;
-            queue.push(child as u32);
+            queue.push_back(child as u32);
         }
     }
 }

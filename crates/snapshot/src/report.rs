@@ -11,12 +11,14 @@
 //! A and B are boiled down to summaries (ids and sizes) as they are read; only the last file's
 //! graph stays in memory while its retained sizes and paths are worked out.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::analysis::Snapshot;
 use crate::diff::{Diff, SortBy, diff};
 use crate::error::SnapshotError;
 use crate::identity::{Comparability, comparability};
+use crate::model::Location;
 use crate::summary::{Summary, load};
 
 /// What [`compare`] adds beyond the Comparison rows.
@@ -49,6 +51,19 @@ pub struct Comparison {
     pub checks: Vec<Comparability>,
     /// The newest file's summary.
     pub newest: Summary,
+}
+
+/// What [`compare`] keeps of the files before the last while the last one is read.
+enum BeforeLast {
+    /// BASE, whole.
+    Two(Summary),
+    /// B (for its definitions and ids), and what A was needed for.
+    Three {
+        middle: Summary,
+        rows: Diff,
+        before: HashMap<(String, Option<Location>), u64>,
+        new_ids: Vec<u32>,
+    },
 }
 
 /// Every id counted in a summary, sorted.
@@ -86,43 +101,45 @@ pub fn compare(
     );
     let first = load(&files[0])?;
     let mut checks = Vec::new();
-    // Ids whose objects the retainer paths (and # Kept) are about, once the last file is read.
-    let middle = if files.len() == 3 {
+    // With three files, everything A is needed for is worked out before C is read, so that A
+    // is gone when C's graph (the peak) is built.
+    let before_last = if files.len() == 3 {
         let middle = load(&files[1])?;
         checks.push(comparability(&first, &middle));
-        Some(middle)
+        let rows = diff(&first, &middle);
+        // Retained sizes are named with the definitions the rows use (B's).
+        let before = first.retained_with(middle.interfaces());
+        let new_ids = minus(&all_ids(&middle), &all_ids(&first));
+        drop(first);
+        BeforeLast::Three {
+            middle,
+            rows,
+            before,
+            new_ids,
+        }
     } else {
-        None
+        BeforeLast::Two(first)
     };
     let last = Snapshot::open(files[files.len() - 1].as_ref())?;
-    checks.push(comparability(
-        middle.as_ref().unwrap_or(&first),
-        last.summary(),
-    ));
 
-    let (mut rows, middle_new) = match &middle {
-        Some(middle) => {
-            let mut rows = diff(&first, middle);
-            // Retained sizes are the last file's, named with the definitions the rows use.
-            let definitions = middle.interfaces();
-            let (now, before) = (
-                last.summary().retained_with(definitions),
-                first.retained_with(definitions),
-            );
+    let (mut rows, middle_new, subjects) = match before_last {
+        BeforeLast::Three {
+            middle,
+            mut rows,
+            before,
+            new_ids,
+        } => {
+            checks.push(comparability(&middle, last.summary()));
+            // Retained sizes are the last file's.
+            let now = last.summary().retained_with(middle.interfaces());
+            drop(middle);
             for row in &mut rows.classes {
                 let key = (row.name.clone(), row.location);
                 row.retained_size = now.get(&key).copied().unwrap_or_default();
                 row.retained_size_delta =
                     row.retained_size as i64 - before.get(&key).copied().unwrap_or_default() as i64;
             }
-            (rows, Some(minus(&all_ids(middle), &all_ids(&first))))
-        }
-        None => (diff(&first, last.summary()), None),
-    };
-    drop(middle);
-    let subjects = match &middle_new {
-        Some(new_ids) => {
-            let kept = last.retained_of(new_ids);
+            let kept = last.retained_of(&new_ids);
             for row in &mut rows.classes {
                 let (count, retained) = kept
                     .get(&(row.name.clone(), row.location))
@@ -131,11 +148,16 @@ pub fn compare(
                 row.kept_count = Some(count);
                 row.kept_retained_size = Some(retained);
             }
-            new_ids.clone()
+            (rows, true, new_ids)
         }
-        None => minus(&all_ids(last.summary()), &all_ids(&first)),
+        BeforeLast::Two(first) => {
+            checks.push(comparability(&first, last.summary()));
+            let rows = diff(&first, last.summary());
+            let new_ids = minus(&all_ids(last.summary()), &all_ids(&first));
+            (rows, false, new_ids)
+        }
     };
-    let sort = options.sort.unwrap_or(if middle_new.is_some() {
+    let sort = options.sort.unwrap_or(if middle_new {
         SortBy::Kept
     } else {
         SortBy::SizeDelta

@@ -368,8 +368,15 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
         class_of[ordinal as usize] = PLAIN | shape;
     }
     drop(plain);
+    let classify::PlainObjects {
+        interfaces,
+        property_names,
+        shapes,
+        shape_of,
+    } = plain_objects;
+    drop(shape_of);
     heap.properties = Vec::new();
-    info.interface_count = plain_objects.interfaces.len();
+    info.interface_count = interfaces.len();
 
     // Group every counted node: first the group of each node and the group sizes, then the
     // members, so that no vector grows past its final size.
@@ -377,7 +384,7 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     let mut groups: Vec<Group> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
     let mut named_group = vec![NONE; class_names.names.len()];
-    let mut plain_group = vec![NONE; plain_objects.shapes.len()];
+    let mut plain_group = vec![NONE; shapes.len()];
     let mut located_group: FastMap<(ClassRef, Location), u32> = FastMap::default();
     let mut last_located: Option<((ClassRef, Location), u32)> = None;
     let mut next_location = 0;
@@ -458,14 +465,24 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     for group in &mut groups {
         group.members.sort_unstable_by_key(|m| m.id);
     }
+    // Nothing of the grouping is needed by the graph pass, which is where memory peaks.
+    drop((counts, named_group, plain_group, located_group));
+    heap.locations = Vec::new();
     // The graph passes last, when what only classification needed is gone.
     let scripts = crate::analysis::script_names(&heap);
     let root = graph::root(&heap);
     let essential = dominators::essential_edges(&heap, root);
+    let mut renamed = renamed;
     if !paths {
-        // Only retainer paths need them; the dominator pass needs the memory.
+        // Only retainer paths need them (the caller keeps the summary alone, which holds its
+        // own names); the dominator pass needs the memory.
         heap.edge_name = Vec::new();
+        heap.edge_type = Vec::new();
+        heap.node_name = Vec::new();
+        heap.node_type = Vec::new();
+        heap.closure_locations = Vec::new();
         heap.strings = StringTable::default();
+        renamed = Vec::new();
     }
     // Sizes are read back from the groups, so the column is not held through the graph pass.
     drop(sizes);
@@ -483,10 +500,10 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     let summary = Summary {
         info,
         class_names: class_names.names,
-        property_names: plain_objects.property_names,
-        shapes: plain_objects.shapes,
+        property_names,
+        shapes,
         groups,
-        interfaces: plain_objects.interfaces,
+        interfaces,
         identity: IdentitySample {
             rate: sample,
             entries: identity_entries,
