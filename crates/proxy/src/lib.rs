@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod encoding;
 pub mod gate;
 pub mod gateway;
 pub mod guard;

@@ -482,6 +482,7 @@ fn help_names_every_flag_and_its_environment_variable() {
         ("--log-format", "HEAPGATE_LOG_FORMAT"),
         ("--pin-ttl", "HEAPGATE_PIN_TTL"),
         ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
+        ("--compression", "HEAPGATE_COMPRESSION"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");
@@ -493,4 +494,90 @@ fn help_names_every_flag_and_its_environment_variable() {
         assert!(readme.contains(env), "{env} missing from the README");
     }
     assert!(help.contains("HEAPGATE_SECRET"));
+}
+
+fn decode(coding: &str, wire: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "zstd" => zstd::stream::read::Decoder::new(wire)
+            .unwrap()
+            .read_to_end(&mut out),
+        "gzip" => flate2::read::GzDecoder::new(wire).read_to_end(&mut out),
+        other => panic!("unexpected coding {other}"),
+    }
+    .unwrap();
+    out
+}
+
+#[test]
+fn compressed_snapshots_decode_to_valid_snapshots_at_a_fraction_of_the_bytes() {
+    let Some(node) = node("compressed_snapshots") else {
+        return;
+    };
+    // ~30 MB of snapshot: small ones compress less (a 4 MB one: gzip -1 4.0x, zstd -1 5.1x).
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
+    let proxy = proxy_for(&app, &["--min-interval", "0s"]);
+    let plain = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+    assert_valid_snapshot(&parse(&plain));
+    for coding in ["zstd", "gzip"] {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", coding)],
+            ..RequestOptions::default()
+        };
+        let response = http_request(proxy.listen, &snapshot_target(""), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("content-encoding"), Some(coding));
+        let decoded = decode(coding, &response.body);
+        let snapshot: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+        assert_valid_snapshot(&snapshot);
+        let ratio = plain.body.len() as f64 / response.body.len() as f64;
+        eprintln!(
+            "{coding}: {} bytes on the wire for a {}-byte snapshot ({ratio:.1}x)",
+            response.body.len(),
+            decoded.len()
+        );
+        assert!(ratio >= 5.0, "{coding}: only {ratio:.1}x smaller");
+    }
+}
+
+/// `--source upstream`: an app that encodes its own answer has it passed through untouched; an
+/// app that answers plain gets compressed by the proxy.
+#[test]
+fn upstream_source_passes_an_encoded_answer_through_and_compresses_a_plain_one() {
+    let Some(node) = node("upstream_source_encodings") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let upstream = format!("http://{}", app.addr());
+    let proxy = ProxyProc::start(
+        Path::new(PROXY),
+        &[
+            "--upstream",
+            &upstream,
+            "--source",
+            "upstream",
+            "--task-id",
+            "task-u",
+            "--min-interval",
+            "0s",
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let options = RequestOptions {
+        headers: &[("Accept-Encoding", "zstd")],
+        ..RequestOptions::default()
+    };
+    for (extra, coding) in [("&gzip=1", "gzip"), ("", "zstd")] {
+        let response = http_request(proxy.listen, &snapshot_target(extra), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("content-encoding"), Some(coding), "{extra}");
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&decode(coding, &response.body)).unwrap();
+        assert_valid_snapshot(&snapshot);
+    }
 }
