@@ -42,6 +42,7 @@
 //! ```
 
 mod classify;
+mod decode;
 mod diff;
 mod error;
 mod fxhash;
@@ -54,6 +55,7 @@ mod parse;
 mod render;
 mod summary;
 
+pub use decode::{Encoding, decoded};
 pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};

@@ -71,14 +71,19 @@ pub struct Summary {
     pub(crate) identity: IdentitySample,
 }
 
-/// Loads and summarises the snapshot at `path`, streaming it from disk.
+/// Loads and summarises the snapshot at `path`, streaming it from disk; plain, zstd or gzip
+/// (recognised by their first bytes).
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_owned(),
         source,
     })?;
-    Summary::from_reader(BufReader::with_capacity(READ_BUFFER, file), path)
+    let (_, reader) = crate::decode::decoded(file).map_err(|source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Summary::from_reader(BufReader::with_capacity(READ_BUFFER, reader), path)
 }
 
 impl Summary {
