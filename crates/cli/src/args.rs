@@ -163,6 +163,16 @@ pub struct FetchArgs {
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
+
+    /// Save what came over the wire (.heapsnapshot.zst or .gz) instead of decompressing it; it is
+    /// still decoded and checked to be a complete snapshot first. `heapgate diff` reads both.
+    #[arg(long)]
+    pub keep_compressed: bool,
+
+    /// Ask for an uncompressed answer (Accept-Encoding: identity). By default fetch asks for
+    /// zstd or gzip and saves the decompressed snapshot.
+    #[arg(long, conflicts_with = "keep_compressed")]
+    pub no_compression: bool,
 }
 
 #[derive(Debug, Args)]
