@@ -64,6 +64,12 @@ pub enum Command {
     /// matched by id. Both files should come from the same process (the same X-Heapgate-Series);
     /// otherwise every object looks new, and a warning says so.
     Diff(DiffArgs),
+    /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
+    /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
+    /// `heapgate-proxy --redact strings` does.
+    ///
+    /// OUT is written in IN's encoding unless --plain; it is never overwritten.
+    Redact(RedactArgs),
     /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
     Demo(DemoArgs),
@@ -196,6 +202,21 @@ pub struct DiffArgs {
     /// Print every class as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// The snapshot to redact (.heapsnapshot, .zst or .gz, recognised by content).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+
+    /// Where to write the redacted snapshot; must not exist.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Write plain JSON whatever IN's encoding.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 #[derive(Debug, Args)]

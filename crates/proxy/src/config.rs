@@ -205,6 +205,12 @@ pub struct Args {
     )]
     pub compression: Vec<CompressionArg>,
 
+    /// Redact snapshots: `strings` replaces the string values the app holds by a placeholder,
+    /// keeping class, property and edge names, counts, sizes and ids (answers then carry
+    /// X-Heapgate-Redacted: strings). Set it on the sidecars, not on a gateway.
+    #[arg(long, env = "HEAPGATE_REDACT", value_enum, value_name = "WHAT", default_value_t = RedactArg::Off)]
+    pub redact: RedactArg,
+
     /// Log format on stderr. Filter with RUST_LOG (default info).
     #[arg(long, env = "HEAPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -219,6 +225,12 @@ pub enum SourceKind {
     /// In front of heapgate sidecars (a balancer or ID=URL instances): routes each verified
     /// request to the chosen task, retrying on new connections.
     Gateway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedactArg {
+    Off,
+    Strings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -254,6 +266,8 @@ pub struct SnapshotConfig {
     pub health_paths: Vec<String>,
     /// Codings offered to clients, preferred first; empty for none.
     pub compression: Vec<Coding>,
+    /// Whether string values are redacted (`--redact strings`).
+    pub redact_strings: bool,
     /// Spellings of the snapshot paths (ours, and the app's own) never passed through.
     pub guarded_paths: GuardedPaths,
 }
@@ -334,6 +348,12 @@ impl Config {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
         let compression = codings(&args.compression)?;
+        let redact_strings = args.redact == RedactArg::Strings;
+        if redact_strings && args.source == SourceKind::Gateway {
+            return Err(error(
+                "--redact: set it on the sidecars; a gateway relays their streams as they are",
+            ));
+        }
         let (upstream, targets) = upstreams(&args.upstream, args.source)?;
         let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()]);
         let source = match args.source {
@@ -369,6 +389,7 @@ impl Config {
                 guarded_paths,
                 health_paths,
                 compression,
+                redact_strings,
             },
             task_id: args.task_id,
             source,
@@ -576,6 +597,15 @@ mod tests {
         assert!(offered(&["--compression", "off,gzip"]).is_err());
         assert!(offered(&["--compression", "gzip,gzip"]).is_err());
         assert!(offered(&["--compression", "br"]).is_err());
+        assert!(!parse(&[]).unwrap().snapshot.redact_strings);
+        assert!(
+            parse(&["--redact", "strings"])
+                .unwrap()
+                .snapshot
+                .redact_strings
+        );
+        assert!(parse(&["--redact", "strings", "--source", "gateway"]).is_err());
+        assert!(parse(&["--redact", "everything"]).is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod launch;
 mod log_text;
 pub mod metrics;
 pub mod passthrough;
+mod redaction;
 pub mod server;
 pub mod snapshot;
 pub mod source;

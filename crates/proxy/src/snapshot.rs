@@ -25,6 +25,7 @@ use crate::gateway::{Gateway, RouteRequest};
 use crate::keepalive::KeepAlive;
 use crate::log_text::Escaped;
 use crate::metrics::{Metrics, Outcome, RejectReason, Route};
+use crate::redaction;
 use crate::source::{ChunkStream, SourceError};
 use crate::spill;
 use crate::task::TaskId;
@@ -222,7 +223,15 @@ async fn take(
             return Err(SnapshotError::Unreachable(task.clone()));
         }
     };
-    tracing::info!(task = %task, series = snapshot.series.as_deref(), "snapshot started");
+    let redact = state.snapshot.redact_strings;
+    if redact && snapshot.content_encoding.is_some() {
+        // Encoded by the app: the proxy can neither redact nor pass it on unredacted.
+        tracing::warn!("the app's snapshot answer is encoded; cannot redact it: 502");
+        state.metrics.snapshot(Outcome::Unreachable);
+        permit.release_uncharged();
+        return Err(SnapshotError::Unreachable(task.clone()));
+    }
+    tracing::info!(task = %task, series = snapshot.series.as_deref(), redact, "snapshot started");
 
     let filename = format!(
         "{task}-{}.heapsnapshot",
@@ -233,7 +242,12 @@ async fn take(
         Some(_) => None,
         None => encoding::negotiate(headers, &state.snapshot.compression),
     };
-    let plain = KeepAlive::new(snapshot.body, state.snapshot.keepalive);
+    let body = if redact {
+        redaction::redacted(snapshot.body)
+    } else {
+        snapshot.body
+    };
+    let plain = KeepAlive::new(body, state.snapshot.keepalive);
     let wire: ChunkStream = match coding {
         Some(coding) => Box::pin(encoding::compress(plain, coding, spill::DEFAULT_MEM_LIMIT)),
         None => Box::pin(plain),
@@ -242,6 +256,9 @@ async fn take(
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if redact {
+        headers.insert(REDACTED_HEADER, HeaderValue::from_static("strings"));
+    }
     if let Some(value) = coding.map(Coding::token).map(HeaderValue::from_static) {
         headers.insert(header::CONTENT_ENCODING, value);
     } else if let Some(value) = snapshot.content_encoding {

@@ -581,3 +581,64 @@ fn upstream_source_passes_an_encoded_answer_through_and_compresses_a_plain_one()
         assert_valid_snapshot(&snapshot);
     }
 }
+
+const PLANTED_SECRET: &str = "hunter2-TOPSECRET-7f3a9c";
+const PLANTED_EMAIL: &str = "alice.planted@example.com";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// `--redact strings`: planted secrets are in the app's own snapshot but not in the proxy's,
+/// which is still a valid snapshot, compressed or not.
+#[test]
+fn redacted_snapshots_carry_no_planted_secrets() {
+    let Some(node) = node("redacted_snapshots") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    for text in [PLANTED_SECRET, PLANTED_EMAIL] {
+        assert!(
+            app.get(&format!("/remember?text={text}"))
+                .contains("remembered")
+        );
+    }
+    // The oracle: the app's own unredacted snapshot holds both.
+    let own = http_get(app.addr(), "/heapdump").unwrap();
+    assert_eq!(own.status, 200);
+    assert!(contains(&own.body, PLANTED_SECRET) && contains(&own.body, PLANTED_EMAIL));
+
+    let proxy = proxy_for(&app, &["--min-interval", "0s", "--redact", "strings"]);
+    for coding in ["zstd", "identity"] {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", coding)],
+            ..RequestOptions::default()
+        };
+        let response = http_request(proxy.listen, &snapshot_target(""), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("x-heapgate-redacted"), Some("strings"));
+        let plain = if coding == "identity" {
+            assert_eq!(response.header("content-encoding"), None);
+            response.body.clone()
+        } else {
+            assert_eq!(response.header("content-encoding"), Some(coding));
+            decode(coding, &response.body)
+        };
+        assert!(
+            !contains(&plain, PLANTED_SECRET),
+            "{coding}: the secret leaked"
+        );
+        assert!(
+            !contains(&plain, PLANTED_EMAIL),
+            "{coding}: the e-mail leaked"
+        );
+        assert!(contains(&plain, "\"<redacted>\""));
+        let snapshot: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_valid_snapshot(&snapshot);
+        // Names survive: the leaked class is still there by name, with its objects.
+        assert_eq!(object_ids(&snapshot, LEAKED_CLASS).len(), 100);
+    }
+}

@@ -126,6 +126,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
             health_paths: vec!["/health".into()],
             guarded_paths: heapgate_proxy::guard::GuardedPaths::new(["/heapdump"]),
             compression: vec![Coding::Zstd, Coding::Gzip],
+            redact_strings: false,
         },
         task_id: TaskId::new("task-a").unwrap(),
         snapshots: Snapshots::Local(stub.clone()),

@@ -52,6 +52,7 @@ mod input;
 mod layout;
 mod model;
 mod parse;
+mod redact;
 mod render;
 mod summary;
 
@@ -60,5 +61,6 @@ pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
+pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
 pub use render::{MAX_NAME_WIDTH, render_table};
 pub use summary::{Summary, load};
