@@ -141,6 +141,21 @@ fn gateway_returns_the_chosen_tasks_snapshot() {
     );
     assert_eq!(count, 4.0);
     assert!(sum >= count, "at least one attempt each");
+
+    // Compressed: the sidecar's zstd stream is relayed as it is, headers included.
+    let options = heapgate_tests::RequestOptions {
+        headers: &[("Accept-Encoding", "zstd")],
+        ..heapgate_tests::RequestOptions::default()
+    };
+    let target = format!("/heapdump?hash={}&task=t3", token());
+    let response = heapgate_tests::http_request(gateway.listen, &target, &options).unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.complete);
+    assert_eq!(response.header("content-encoding"), Some("zstd"));
+    assert_eq!(response.header("vary"), Some("accept-encoding"));
+    assert_eq!(response.header("x-heapgate-task"), Some("t3"));
+    let plain = zstd::decode_all(&response.body[..]).unwrap();
+    assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
 }
 
 #[test]

@@ -483,6 +483,7 @@ fn help_names_every_flag_and_its_environment_variable() {
         ("--pin-ttl", "HEAPGATE_PIN_TTL"),
         ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
         ("--compression", "HEAPGATE_COMPRESSION"),
+        ("--redact", "HEAPGATE_REDACT"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");
@@ -641,4 +642,63 @@ fn redacted_snapshots_carry_no_planted_secrets() {
         // Names survive: the leaked class is still there by name, with its objects.
         assert_eq!(object_ids(&snapshot, LEAKED_CLASS).len(), 100);
     }
+}
+
+/// A slow client of a compressed snapshot: the proxy compresses at the source's pace, holding
+/// (and if need be spilling) compressed bytes for the client, and stays small.
+#[test]
+fn a_slow_compressed_reader_does_not_hold_back_the_source() {
+    let Some(node) = node("a_slow_compressed_reader") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "300000")]);
+    let proxy = proxy_for(&app, &[]);
+    let listen = proxy.listen;
+    let target = snapshot_target("");
+    let client = std::thread::spawn(move || {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", "zstd")],
+            read_rate: Some(400_000),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    });
+    let compressed_line = || {
+        proxy
+            .proc
+            .output()
+            .lines()
+            .find(|l| l.contains("snapshot compressed"))
+            .map(str::to_owned)
+    };
+    // The whole snapshot is compressed while the client is still reading.
+    let mut line = None;
+    while line.is_none() && !client.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        line = compressed_line();
+    }
+    let line = line.expect("compression finished only after the slow client did");
+    let response = client.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.complete);
+    let plain = decode("zstd", &response.body);
+    assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_str(line.split_once(' ').map_or(&line[..], |(_, rest)| rest)).unwrap();
+    let field = |name: &str| {
+        json[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let peak = proxy.proc.peak_rss();
+    eprintln!(
+        "slow compressed reader: {} bytes of JSON, {} compressed, {} spilled, proxy peak RSS {} MiB",
+        field("raw_bytes"),
+        field("compressed_bytes"),
+        field("spilled_bytes"),
+        peak >> 20
+    );
+    assert_eq!(field("compressed_bytes"), response.body.len() as u64);
+    assert_eq!(field("raw_bytes"), plain.len() as u64);
+    assert!(peak < 32 << 20, "proxy peak RSS {peak} bytes");
 }
