@@ -132,3 +132,53 @@ fn redacted_pair_diffs_like_the_original_pair() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
 }
+
+/// `heapgate fetch` from a `--redact strings` proxy: received compressed, saved plain, no planted
+/// secret in the file, and the saved line says the proxy redacted it.
+#[test]
+fn fetch_from_a_redacting_proxy_saves_no_secrets() {
+    let Some(node) = node_or_skip("redaction::fetch_from_a_redacting_proxy") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    for text in PLANTED {
+        assert!(
+            app.get(&format!("/remember?text={text}"))
+                .contains("remembered")
+        );
+    }
+    let upstream = format!("http://{}", app.addr());
+    let inspector = format!("http://{}", app.inspector);
+    let proxy = ProxyProc::start(
+        &workspace_binary("heapgate-proxy"),
+        &[
+            "--upstream",
+            &upstream,
+            "--inspector",
+            &inspector,
+            "--redact",
+            "strings",
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(workspace_binary("heapgate"))
+        .arg("fetch")
+        .arg(format!("http://{}", proxy.listen))
+        .arg("--out")
+        .arg(dir.path())
+        .env("HEAPGATE_SECRET", SECRET)
+        .env_remove("HEAPGATE_SECRET_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("on the wire"), "{stderr}");
+    assert!(stderr.contains("strings redacted by the proxy"), "{stderr}");
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let plain = std::fs::read(&path).unwrap();
+    for text in PLANTED {
+        assert!(!contains(&plain, text), "{text} in {path}");
+    }
+    assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
+}

@@ -24,6 +24,9 @@ pub const PLACEHOLDER: &str = "<redacted>";
 
 /// The largest `snapshot` meta object accepted (V8's is a few kilobytes).
 const MAX_META: usize = 1 << 20;
+/// The largest string index accepted: 268 million strings, far beyond any real snapshot, and
+/// bitsets of at most 32 MiB each however hostile the input.
+const MAX_STRING_INDEX: u64 = 1 << 28;
 
 /// Why a stream could not be redacted. Nothing should be trusted of the output then.
 #[derive(Debug, thiserror::Error)]
@@ -152,12 +155,16 @@ impl Layout {
 struct Bits(Vec<u64>);
 
 impl Bits {
-    fn set(&mut self, index: u64) {
+    fn set(&mut self, index: u64) -> Result<(), RedactError> {
+        if index >= MAX_STRING_INDEX {
+            return format_error(format!("string index {index} out of range"));
+        }
         let word = usize::try_from(index / 64).unwrap_or(usize::MAX);
         if word >= self.0.len() {
             self.0.resize(word + 1, 0);
         }
         self.0[word] |= 1 << (index % 64);
+        Ok(())
     }
 
     fn get(&self, index: u64) -> bool {
@@ -429,19 +436,19 @@ impl Redactor {
             Section::Nodes => {
                 let name = record[layout.node_name];
                 match flag(&layout.string_types, record[layout.node_type]) {
-                    Some(true) => self.values.set(name),
-                    Some(false) => self.names.set(name),
+                    Some(true) => self.values.set(name)?,
+                    Some(false) => self.names.set(name)?,
                     None => return format_error("a node of an unknown type"),
                 }
             }
             Section::Edges => match flag(&layout.named_edges, record[layout.edge_type]) {
-                Some(true) => self.names.set(record[layout.edge_name]),
+                Some(true) => self.names.set(record[layout.edge_name])?,
                 Some(false) => {}
                 None => return format_error("an edge of an unknown type"),
             },
             _ => {
                 for &field in &layout.function_names {
-                    self.names.set(record[field]);
+                    self.names.set(record[field])?;
                 }
             }
         }
@@ -547,6 +554,43 @@ mod tests {
         let mut redactor = Redactor::new();
         assert!(redactor.feed(unknown_type.as_bytes(), &mut out).is_err());
         assert!(redact(&b"not json"[..], Vec::new()).is_err());
+    }
+
+    /// Mangled input is an error or a redaction, never a panic or a runaway allocation.
+    #[test]
+    fn mangled_input_never_panics() {
+        let bytes = SNAPSHOT.as_bytes();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0123456789[]{},:\" \\x";
+        for _ in 0..20_000 {
+            let mut mangled = bytes.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % mangled.len() as u64) as usize;
+                match next() % 3 {
+                    0 => mangled[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+                    1 => {
+                        mangled.remove(at);
+                    }
+                    _ => mangled.insert(at, alphabet[(next() % alphabet.len() as u64) as usize]),
+                }
+            }
+            let mut redactor = Redactor::new();
+            let mut out = Vec::new();
+            let split = (next() % mangled.len() as u64) as usize;
+            if redactor.feed(&mangled[..split], &mut out).is_ok()
+                && redactor.feed(&mangled[split..], &mut out).is_ok()
+            {
+                let _ = redactor.finish();
+            }
+        }
+        let huge = SNAPSHOT.replace("[3,2,1,32", "[3,99999999999999,1,32");
+        assert!(redact(huge.as_bytes(), Vec::new()).is_err());
     }
 
     #[test]

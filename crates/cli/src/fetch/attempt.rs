@@ -18,6 +18,7 @@ use crate::Error;
 
 const TASK_HEADER: HeaderName = HeaderName::from_static("x-heapgate-task");
 const SERIES_HEADER: HeaderName = HeaderName::from_static("x-heapgate-series");
+const REDACTED_HEADER: HeaderName = HeaderName::from_static("x-heapgate-redacted");
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finds dead peers during a long, quiet snapshot build; a slow but live server is never cut.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -78,6 +79,8 @@ pub(crate) struct Meta {
     pub(crate) series: Option<String>,
     /// The `Content-Disposition` filename, unsanitised.
     pub(crate) filename: Option<String>,
+    /// `X-Heapgate-Redacted` (what the proxy redacted), on a snapshot answer.
+    pub(crate) redacted: Option<String>,
 }
 
 pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
@@ -112,6 +115,9 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
     let meta = Meta {
         series: header(SERIES_HEADER),
         filename,
+        redacted: header(REDACTED_HEADER)
+            .filter(|_| status == 200)
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b',')),
     };
     (head, meta)
 }

@@ -334,8 +334,11 @@ impl Fetcher<'_, '_> {
                 downloaded.plain as f64 / downloaded.wire.max(1) as f64
             ),
         };
+        let redacted = meta.redacted.as_deref().map_or_else(String::new, |what| {
+            format!("; {what} redacted by the proxy")
+        });
         self.progress.line(&format!(
-            "saved {} ({size} in {}) from task {task}",
+            "saved {} ({size} in {}) from task {task}{redacted}",
             path.display(),
             human(started.elapsed())
         ));
