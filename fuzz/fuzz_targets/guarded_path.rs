@@ -10,14 +10,19 @@ use libfuzzer_sys::fuzz_target;
 const GUARDED: &str = "/heapdump";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(path) = std::str::from_utf8(data) else { return };
-    if !path.starts_with(['/', '\\']) {
+    let Ok(target) = std::str::from_utf8(data) else { return };
+    // What an HTTP/1.1 request target can hold: hyper refuses controls and spaces.
+    if !target.starts_with(['/', '\\']) || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return;
     }
+    // A fragment never travels (the `http` crate drops it, as browsers never send one); the
+    // proxy guards the path part of the rest, and the app's router sees all of it.
+    let target = target.split('#').next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
     let guard = GuardedPaths::new([GUARDED]);
     let covered = guard.covers(path);
     let base = url::Url::parse("http://app.internal/").expect("base URL");
-    if let Ok(url) = base.join(path) {
+    if let Ok(url) = base.join(target) {
         if loosely_equal(&decode(url.path()), GUARDED) {
             assert!(covered, "{path:?} resolves (WHATWG) to {:?}", url.path());
         }

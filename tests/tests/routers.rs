@@ -28,8 +28,16 @@ use heapgate_tests::{
 };
 
 const SECRET: &str = "routers-secret-0123456789abcdef";
-const APPS: [&str; 7] = [
-    "express4", "express5", "fastify", "koa", "hono", "hono_lax", "whatwg",
+const APPS: [&str; 9] = [
+    "express4",
+    "express5",
+    "fastify",
+    "koa",
+    "hono",
+    "hono_lax",
+    "whatwg",
+    "express_mount",
+    "host_url",
 ];
 /// Paths that are not the snapshot path and must still reach every app through the proxy.
 const ORDINARY: [&str; 5] = ["/", "/hello", "/heapdumps", "/static/app.js", "/heap/dump"];
@@ -117,6 +125,11 @@ const SUFFIXES: &[&str] = &[
     ";",
     ";x=1",
     ";/",
+    ";/x",
+    ";a/b",
+    ";/..",
+    "/x",
+    "/latest.heapsnapshot",
     "%3b",
     "%3bx",
     "%2f",

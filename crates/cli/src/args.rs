@@ -58,12 +58,23 @@ pub enum Command {
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
     /// printed on stdout, one per line; progress and retries go to stderr.
     Fetch(FetchArgs),
-    /// Compare two heap snapshots like Chrome DevTools' Comparison view: which classes grew.
+    /// Compare heap snapshots like Chrome DevTools' Comparison view: which classes grew, and
+    /// who holds them.
     ///
     /// Per class: # New, # Deleted, # Delta, Alloc. Size, Freed Size, Size Delta, with objects
-    /// matched by id. Both files should come from the same process (the same X-Heapgate-Series);
-    /// otherwise every object looks new, and a warning says so.
+    /// matched by id, and the class's Retained Size in NEW with its change. For the top classes
+    /// (--retainers), the retainer paths that hold the new objects, grouped.
+    ///
+    /// With three snapshots A B C (as `heapgate fetch --count 3` takes them), # Kept counts the
+    /// objects new in B that are still alive in C: what was freed again drops out, what stays is
+    /// the leak. Rows then rank by the kept objects' retained size.
+    ///
+    /// All files should come from the same process (the same X-Heapgate-Series); otherwise
+    /// every object looks new, and a warning says so.
     Diff(DiffArgs),
+    /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
+    /// largest retained size first.
+    Summary(SummaryArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
     /// `heapgate-proxy --redact strings` does.
@@ -182,22 +193,48 @@ pub struct FetchArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 ok, 1 a file could not be read, 2 usage error, 3 --fail-on-growth \
+                  exceeded (the classes are named on stderr)."
+)]
 pub struct DiffArgs {
-    /// The earlier snapshot.
-    #[arg(value_name = "BASE")]
-    pub base: PathBuf,
-
-    /// The later snapshot.
-    #[arg(value_name = "NEW")]
-    pub new: PathBuf,
+    /// BASE NEW, or A B C: snapshots of one process, oldest first.
+    #[arg(value_name = "SNAPSHOT", num_args = 2..=3, required = true)]
+    pub files: Vec<PathBuf>,
 
     /// How many classes the table shows.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
 
-    /// Order: size (Size Delta), delta (# Delta) or count (# New).
-    #[arg(long, value_name = "ORDER", default_value = "size", value_parser = ["size", "delta", "count"])]
-    pub sort: String,
+    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta) or
+    /// kept (Kept Retained). Default: size, or kept with three snapshots.
+    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept"])]
+    pub sort: Option<String>,
+
+    /// For how many of the top classes to show who holds their new (or kept) objects; 0 turns
+    /// the retainer paths off.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retainers: usize,
+
+    /// Exit 3 when a class's retained size grew by more than SIZE (with three snapshots: its
+    /// kept objects' retained size), e.g. 1MiB, 500kB, 2000000.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub fail_on_growth: Option<u64>,
+
+    /// Print every class as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// The snapshot.
+    #[arg(value_name = "SNAPSHOT")]
+    pub file: PathBuf,
+
+    /// How many classes the table shows.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
 
     /// Print every class as JSON instead of the table.
     #[arg(long)]
@@ -228,6 +265,14 @@ pub struct DemoArgs {
     /// Keep the snapshots in this directory instead of deleting them.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+}
+
+/// `1MiB`, `500kB`, `1.5 GB`, `2000000` (bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|s| s.as_u64())
+        .map_err(|e| format!("{e}; expected a size such as 1MiB, 500kB or 2000000"))
 }
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {

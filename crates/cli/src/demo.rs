@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use heapgate_proxy::config::{Args as ProxyArgs, Config as ProxyConfig};
 use heapgate_proxy::launch::{Environment, bind, start_on};
-use heapgate_snapshot::{SortBy, comparability, diff, load, render_table};
+use heapgate_snapshot::{
+    CompareOptions, PathStep, SortBy, compare, render_retainers, render_table,
+};
 use heapgate_token::{Key, Keys};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -27,6 +29,25 @@ use crate::{Error, Io, output_error};
 const APP: &str = include_str!("../../../tests/data/leaky-app.js");
 const LEAKED_CLASS: &str = "LeakedRequestContext";
 const TASK: &str = "demo";
+/// A retainer path on one line: `global → .leakedRequestContexts → Array → [] → …`.
+fn chain(path: &[PathStep]) -> String {
+    path.iter()
+        .map(|step| {
+            let node = match &step.location {
+                Some(location) => format!("{} ({location})", step.node.trim()),
+                None => step.node.trim().to_owned(),
+            };
+            match step.edge_type.as_str() {
+                "" => node,
+                "element" | "hidden" => format!("[] → {node}"),
+                "context" => format!("context variable {} → {node}", step.edge),
+                _ => format!(".{} → {node}", step.edge),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
 /// Objects leaked per request of the generated traffic.
 const PER_REQUEST: u32 = 500;
 
@@ -120,26 +141,46 @@ impl Demo<'_, '_> {
         self.interruptible(traffic(proxy, requests))??;
         let second = self.snapshot(proxy, "new")?;
 
-        self.say("comparing the two snapshots (like DevTools' Comparison view)");
-        let open =
-            |path: &Path| load(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())));
-        let (base, new) = (open(&first)?, open(&second)?);
-        let check = comparability(&base, &new);
-        if check.is_warning() {
-            self.say(&format!("warning: {}", check.message));
+        self.say(
+            "comparing the two snapshots (like DevTools' Comparison view) and finding who holds the new objects",
+        );
+        let options = CompareOptions {
+            sort: Some(SortBy::SizeDelta),
+            retainer_classes: 1,
+            groups_per_class: 1,
+        };
+        let comparison =
+            compare(&[&first, &second], &options).map_err(|e| Error::Failed(e.to_string()))?;
+        for check in &comparison.checks {
+            if check.is_warning() {
+                self.say(&format!("warning: {}", check.message));
+            }
         }
-        let mut rows = diff(&base, &new);
-        rows.sort(SortBy::SizeDelta);
+        let rows = &comparison.diff;
+        let mut text = render_table(rows, Some(10));
+        text.push_str(&render_retainers(rows));
         self.io
             .stdout
-            .write_all(render_table(&rows, Some(10)).as_bytes())
+            .write_all(text.as_bytes())
             .map_err(|e| output_error(&e))?;
         match rows.top(1).first() {
-            Some(top) if top.name == LEAKED_CLASS => self.say(&format!(
-                "found it: {LEAKED_CLASS} tops the table with {} new objects and {} more bytes retained — the leak",
-                top.new_count, top.size_delta
+            Some(top) if top.name == LEAKED_CLASS => {
+                self.say(&format!(
+                    "found it: {LEAKED_CLASS} tops the table with {} new objects ({} bytes of their own; the class now retains {} bytes) — the leak",
+                    top.new_count, top.size_delta, top.retained_size
+                ));
+                if let Some(group) = top.retainers.first() {
+                    self.say(&format!(
+                        "held by: {} ({} of the new objects)",
+                        chain(&group.path),
+                        group.count
+                    ));
+                }
+            }
+            Some(top) => self.say(&format!(
+                "the top class is {} (expected {LEAKED_CLASS})",
+                top.name
             )),
-            Some(top) => self.say(&format!("the top class is {} (expected {LEAKED_CLASS})", top.name)),
             None => self.say("the diff is empty"),
         }
         Ok(Outcome {

@@ -9,6 +9,9 @@ pub enum Error {
     /// The token is invalid or the operation failed: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// `--fail-on-growth` exceeded: exit 3.
+    #[error("{0}")]
+    Growth(String),
     /// Stopped by SIGINT or SIGTERM (named here) after cleaning up: exit 130.
     #[error("interrupted by {0}; no partial file left")]
     Interrupted(&'static str),
@@ -23,6 +26,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Failed(_) => 1,
+            Error::Growth(_) => 3,
             Error::Interrupted(_) => 130,
             Error::OutputClosed => 141,
         }

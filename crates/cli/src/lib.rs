@@ -11,6 +11,7 @@ mod error;
 mod fetch;
 mod mint;
 mod redact;
+mod summary;
 mod url;
 mod verify;
 
@@ -50,6 +51,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         }
         args::Command::Diff(args) => return diff::run(args, io),
         args::Command::Redact(args) => return redact::run(args, io),
+        args::Command::Summary(args) => return summary::run(args, io),
         args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
         _ => {}
     }
@@ -67,6 +69,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         | args::Command::Man
         | args::Command::Diff(_)
         | args::Command::Redact(_)
+        | args::Command::Summary(_)
         | args::Command::Demo(_) => Ok(()),
     }
 }

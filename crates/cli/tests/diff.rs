@@ -46,10 +46,29 @@ fn table_matches_the_known_comparison_and_needs_no_secret() {
     assert_eq!(rows[0][0], "Class");
     assert_eq!(
         rows[1],
-        ["LeakedRequestContext", "3", "0", "+3", "216", "0", "+216"]
+        [
+            "LeakedRequestContext",
+            "3",
+            "0",
+            "+3",
+            "216",
+            "0",
+            "+216",
+            "216",
+            "+216"
+        ]
     );
-    assert_eq!(rows[2], ["{url}", "2", "0", "+2", "64", "0", "+64"]);
-    assert_eq!(rows.last().unwrap()[0], "Total");
+    // Retained sizes as DevTools' Summary view gives them (checked with its HeapSnapshot.ts).
+    assert_eq!(
+        rows[2],
+        ["{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64"]
+    );
+    assert_eq!(rows[5][0], "Total");
+    // Then who holds the new objects: the leaked contexts sit in `keep`'s elements.
+    assert!(
+        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained:\n    global\n    ─ keep (property) → Array\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -129,6 +148,23 @@ fn compressed_files_give_the_same_table_as_plain_ones() {
         String::from_utf8_lossy(&compressed.stderr)
     );
     assert_eq!(compressed.stdout, plain.stdout);
+    // `heapgate summary` (and the retainer views, which open files the same way) too.
+    let summary = |path: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+            .args(["summary", path])
+            .env_remove("HEAPGATE_SECRET")
+            .env_remove("HEAPGATE_SECRET_FILE")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    assert_eq!(summary(zst_path.to_str().unwrap()), summary(&new));
 
     // A truncated zstd file is one clear error, not a table.
     let whole = std::fs::read(&zst_path).unwrap();

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -56,24 +56,78 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&metrics),
-            refuse_ambiguous,
+            refuse_unclear_host,
         ))
         .layer(middleware::from_fn_with_state(metrics, count_in_flight))
 }
 
-/// A request with two `Host` headers is answered 400 (RFC 9112 §3.2): the proxy and the app
-/// could each believe a different one.
-async fn refuse_ambiguous(
+/// The `Host` rules of RFC 9112 §3.2, before anything routes on it: an HTTP/1.1 request needs
+/// exactly one `Host`, and it must be a plain `host[:port]` (an app that builds its URL from
+/// `Host` would otherwise route `Host: x/heapdump?` to its own snapshot path). With an
+/// absolute-form target the target's authority is the host, so it replaces `Host`.
+async fn refuse_unclear_host(
     State(metrics): State<Arc<Metrics>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let mut hosts = request.headers().get_all(header::HOST).iter();
-    if hosts.next().is_some() && hosts.next().is_some() {
+    let (first, second) = (hosts.next(), hosts.next());
+    let why = match (first, second) {
+        (_, Some(_)) => Some("bad request: more than one Host\n"),
+        (None, None) if request.version() >= http::Version::HTTP_11 => {
+            Some("bad request: no Host\n")
+        }
+        (Some(host), None) if !is_host(host.as_bytes()) => Some("bad request: malformed Host\n"),
+        _ => None,
+    };
+    if let Some(why) = why {
         metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
-        return (StatusCode::BAD_REQUEST, "bad request: more than one Host\n").into_response();
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().as_bytes().to_vec());
+    if let Some(authority) = authority {
+        match HeaderValue::from_bytes(&authority) {
+            Ok(host) if is_host(&authority) => {
+                request.headers_mut().insert(header::HOST, host);
+            }
+            _ => {
+                metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "bad request: malformed authority\n",
+                )
+                    .into_response();
+            }
+        }
     }
     next.run(request).await
+}
+
+/// `host[:port]`: a registered name of letters, digits, `-`, `.`, `_`, `~`, or a bracketed
+/// IPv6 literal; the port, if any, digits only.
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        Some(colon) if !value[colon..].contains(&b']') => {
+            (&value[..colon], Some(&value[colon + 1..]))
+        }
+        _ => (value, None),
+    };
+    let name_ok = !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let literal_ok = host.len() > 2
+        && host.first() == Some(&b'[')
+        && host.last() == Some(&b']')
+        && host[1..host.len() - 1]
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    (name_ok || literal_ok) && port_ok
 }
 
 /// Forwards to the app, except health checks while a snapshot blocks the app's event loop: the

@@ -355,7 +355,8 @@ impl Config {
             ));
         }
         let (upstream, targets) = upstreams(&args.upstream, args.source)?;
-        let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()]);
+        let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()])
+            .under_prefix(upstream.path());
         let source = match args.source {
             SourceKind::Inspector => SourceConfig::Inspector {
                 addr: inspector_addr(&args.inspector, args.allow_remote_inspector)?,
@@ -409,6 +410,12 @@ fn absolute_path(flag: &str, path: &str) -> Result<String, ConfigError> {
     if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace) {
         return Err(error(format!(
             "{flag} must be a path starting with / (no query), got {path:?}"
+        )));
+    }
+    // Everything below a snapshot path is refused on the pass-through route.
+    if crate::guard::canonical(path) == "/" {
+        return Err(error(format!(
+            "{flag} must name a path below / (everything under it is the proxy's), got {path:?}"
         )));
     }
     Ok(path.to_owned())
@@ -477,8 +484,9 @@ fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
     Ok(uri)
 }
 
+/// Any `@` counts: a password holding `/` or `#` makes the parsed authority end before it.
 fn has_userinfo(uri: &http::Uri) -> bool {
-    uri.authority().is_some_and(|a| a.as_str().contains('@'))
+    uri.to_string().contains('@')
 }
 
 /// The inspector's socket address. Only loopback unless explicitly allowed: an inspector port

@@ -14,10 +14,14 @@
 
 use std::borrow::Cow;
 
-/// Canonical snapshot paths, refused on the pass-through route.
+/// Canonical snapshot paths, refused on the pass-through route together with everything below
+/// them (an app may mount its handler as a prefix: `app.use('/heapdump', …)`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardedPaths {
     canonical: Vec<String>,
+    /// With a path prefix on `--upstream`: the prefix, and the guarded paths under it as the app
+    /// sees them (a `..` in the target can climb out of the prefix and back in).
+    prefixed: Option<(String, Vec<String>)>,
 }
 
 impl GuardedPaths {
@@ -25,25 +29,55 @@ impl GuardedPaths {
         let mut canonical: Vec<String> = paths.into_iter().map(canonical).collect();
         canonical.sort();
         canonical.dedup();
-        GuardedPaths { canonical }
+        GuardedPaths {
+            canonical,
+            prefixed: None,
+        }
+    }
+
+    /// The same paths, for an app reached under the path `prefix` of the upstream URL (`/` or
+    /// empty: none).
+    pub fn under_prefix(mut self, prefix: &str) -> GuardedPaths {
+        let prefix = prefix.trim_end_matches('/');
+        if !prefix.is_empty() {
+            let under = self
+                .canonical
+                .iter()
+                .map(|g| canonical(&format!("{prefix}{g}")))
+                .collect();
+            self.prefixed = Some((prefix.to_owned(), under));
+        }
+        self
     }
 
     /// Whether the request target's `path` (as received; for an absolute-form target, its path
-    /// part) is some spelling of a guarded path.
+    /// part) is some spelling of a guarded path or of a path below one.
     pub fn covers(&self, path: &str) -> bool {
         // Ordinary traffic has nothing to decode or resolve: compare without allocating.
         if is_plain(path) {
             let trimmed = path.trim_end_matches('/');
             let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-            return self
-                .canonical
-                .iter()
-                .any(|g| g.eq_ignore_ascii_case(trimmed));
+            return self.canonical.iter().any(|g| within(trimmed, g));
         }
-        resolutions(path)
-            .iter()
-            .any(|candidate| self.canonical.contains(candidate))
+        let hit = |candidates: Vec<String>, guarded: &[String]| {
+            candidates
+                .iter()
+                .any(|c| guarded.iter().any(|g| within(c, g)))
+        };
+        hit(resolutions(path), &self.canonical)
+            || self
+                .prefixed
+                .as_ref()
+                .is_some_and(|(prefix, under)| hit(resolutions(&format!("{prefix}{path}")), under))
     }
+}
+
+/// `path` is `guarded` or below it, ASCII case ignored.
+fn within(path: &str, guarded: &str) -> bool {
+    let (p, g) = (path.as_bytes(), guarded.as_bytes());
+    p.len() >= g.len()
+        && p[..g.len()].eq_ignore_ascii_case(g)
+        && (p.len() == g.len() || p[g.len()] == b'/' || g == b"/")
 }
 
 /// Printable ASCII, with no escape, backslash, parameter, fragment, empty segment or dot
@@ -69,6 +103,7 @@ pub fn canonical(path: &str) -> String {
         &percent_decode(path),
         Empties::DroppedFirst,
         Params::Dropped,
+        Dots::Resolved,
     )
 }
 
@@ -80,7 +115,8 @@ pub fn canonical(path: &str) -> String {
 /// - percent-decoded once, before resolving (so `%2e` is a dot and `%2f` a slash), or after it
 ///   (so only the `%2e` forms count as dots while resolving);
 /// - empty segments merged before, or after, dot segments are resolved;
-/// - `;params` cut from every segment (servlet-style matrix parameters), or kept;
+/// - a `;` starting a segment's parameters, ending the path, or an ordinary character;
+/// - dot segments resolved, or (for handlers mounted on a prefix) matched as they are;
 /// - the whole target as a path, or (when it starts with two slashes) as a scheme-relative URL
 ///   whose path follows the host: `//x/heapdump` is `/heapdump` to `new URL(target, base)`.
 ///
@@ -95,22 +131,30 @@ pub fn resolutions(path: &str) -> Vec<String> {
         .trim_matches(|c: char| c <= ' ')
         .replace(['\t', '\n', '\r'], "");
     let path = path.split('#').next().unwrap_or_default();
-    let mut found = Vec::with_capacity(16);
+    let mut found = Vec::with_capacity(32);
     for path in [Some(path), scheme_relative_path(path)]
         .into_iter()
         .flatten()
     {
         let decoded = percent_decode(path);
+        // A prefix-mounted handler matches before any dot segment is resolved.
+        found.push(resolve(
+            &decoded,
+            Empties::DroppedFirst,
+            Params::Kept,
+            Dots::Kept,
+        ));
         for empties in [Empties::DroppedFirst, Empties::KeptWhileResolving] {
-            for params in [Params::Dropped, Params::Kept] {
-                found.push(resolve(&decoded, empties, params));
+            for params in [Params::Dropped, Params::Kept, Params::EndPath] {
+                found.push(resolve(&decoded, empties, params, Dots::Resolved));
                 // A router that decodes after routing still trims and compares
                 // case-insensitively.
-                let resolved = resolve(&dots_decoded(path), empties, params);
+                let resolved = resolve(&dots_decoded(path), empties, params, Dots::Resolved);
                 found.push(resolve(
                     &percent_decode(&resolved),
                     Empties::DroppedFirst,
                     params,
+                    Dots::Resolved,
                 ));
             }
         }
@@ -131,11 +175,20 @@ fn scheme_relative_path(path: &str) -> Option<&str> {
     Some(&rest[end..]).filter(|p| !p.is_empty())
 }
 
-/// Whether `;params` are cut from segments before dot segments are resolved (`/x/..;/` is
-/// `/` to a servlet container, a segment named `..;` to the WHATWG parser).
+/// What a `;` means: the start of a segment's parameters (servlet containers: `/x/..;/` is
+/// `/`), an ordinary character (the WHATWG parser: a segment named `..;`), or the end of the
+/// path (Fastify's `useSemicolonDelimiter`: `/heapdump;/x` is `/heapdump`).
 #[derive(Clone, Copy)]
 enum Params {
     Dropped,
+    Kept,
+    EndPath,
+}
+
+/// Whether `.` and `..` segments are resolved, or matched as they are (prefix mounts).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dots {
+    Resolved,
     Kept,
 }
 
@@ -147,17 +200,23 @@ enum Empties {
 }
 
 /// Resolves dot segments and normalises `path` (already decoded as far as the reading wants).
-fn resolve(path: &str, empties: Empties, params: Params) -> String {
+fn resolve(path: &str, empties: Empties, params: Params, dots: Dots) -> String {
+    let path = match params {
+        Params::EndPath => path.split(';').next().unwrap_or_default(),
+        Params::Dropped | Params::Kept => path,
+    };
     let lowered = path.replace('\\', "/").to_lowercase();
     let mut segments: Vec<&str> = Vec::new();
     // The text before the first `/` is not a segment of an origin-form path.
     for segment in lowered.split('/').skip(1) {
         let segment = match params {
             Params::Dropped => segment.split(';').next().unwrap_or_default(),
-            Params::Kept => segment,
+            Params::Kept | Params::EndPath => segment,
         };
         match (segment, empties) {
-            ("", Empties::DroppedFirst) | (".", _) => {}
+            ("", Empties::DroppedFirst) => {}
+            ("." | "..", _) if dots == Dots::Kept => segments.push(segment),
+            (".", _) => {}
             ("..", _) => {
                 segments.pop();
             }
@@ -248,7 +307,8 @@ mod tests {
     fn catches_the_spellings_routers_treat_as_equal() {
         let guarded = GuardedPaths::new(["/heapdump", "/debug/Snapshot"]);
         for (spelling, form) in CANONICAL {
-            assert_eq!(guarded.covers(spelling), *form == "/heapdump", "{spelling}");
+            let below = *form == "/heapdump" || form.starts_with("/heapdump/");
+            assert_eq!(guarded.covers(spelling), below, "{spelling}");
         }
         for path in [
             "/heapdump#x",
@@ -268,11 +328,26 @@ mod tests {
         ] {
             assert!(guarded.covers(path), "{path}");
         }
+        // Fastify's `;` ends the path; an Express prefix mount sees `/heapdump/..` as its own.
+        for path in [
+            "/heapdump;/x",
+            "/HEAPDUMP;a/b",
+            "/%68eapdump;/x",
+            "/heapdump;x/../..",
+            "/heapdump/x",
+            "/heapdump/latest.heapsnapshot",
+            "/heapdump/..",
+            "/heapdump/%2e%2e",
+            "/debug/snapshot/x",
+        ] {
+            assert!(guarded.covers(path), "{path}");
+        }
         for path in [
             "/debug",
             "/snapshot",
-            "/debug/snapshot/x",
             "/debug.snapshot",
+            "/heapdumps/x",
+            "/x;/heapdumpx",
         ] {
             assert!(!guarded.covers(path), "{path}");
         }
@@ -291,12 +366,30 @@ mod tests {
             "/heapdump.js",
         ] {
             assert!(is_plain(path), "{path}");
-            assert_eq!(
-                guarded.covers(path),
-                canonical(path) == "/heapdump",
-                "{path}"
-            );
+            let form = canonical(path);
+            let below = form == "/heapdump" || form.starts_with("/heapdump/");
+            assert_eq!(guarded.covers(path), below, "{path}");
         }
+    }
+
+    /// With `--upstream http://app/api`, `..` can climb out of the prefix and back in.
+    #[test]
+    fn a_path_prefix_on_the_upstream_is_guarded_too() {
+        let guarded = GuardedPaths::new(["/heapdump"]).under_prefix("/api/");
+        for path in [
+            "/../api/heapdump",
+            "/%2e%2e/api/heapdump",
+            "/x/../../api/heapdump/",
+        ] {
+            assert!(guarded.covers(path), "{path}");
+        }
+        for path in ["/api/heapdump/../x", "/../api/other", "/x"] {
+            assert!(!guarded.covers(path), "{path}");
+        }
+        assert_eq!(
+            GuardedPaths::new(["/h"]).under_prefix("/"),
+            GuardedPaths::new(["/h"])
+        );
     }
 
     /// WHATWG URL resolution (the `url` crate, as `new URL(path, base)` in Node) never yields a

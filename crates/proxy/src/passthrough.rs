@@ -436,6 +436,8 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
             .iter()
             .flat_map(connection_tokens)
             .filter_map(|token| HeaderName::from_bytes(token).ok())
+            // `Connection: host` must not strip the request of its `Host`.
+            .filter(|name| name != HOST)
             .collect();
         for name in listed {
             headers.remove(name);

@@ -127,7 +127,21 @@ pub fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
             "task" => &mut parsed.task,
             "probe" => &mut probe,
             "repin" => &mut repin,
-            _ => continue,
+            other => {
+                // `Probe=1`, `probe[]=1`, `probe%00=1`: a client meant one of ours; guessing
+                // would take a snapshot it did not ask for.
+                let folded: String = other
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect();
+                if matches!(folded.as_str(), "hash" | "task" | "probe" | "repin") {
+                    return Err(SnapshotError::BadRequest(
+                        "bad request: misspelt query parameter (use hash, task, probe, repin)\n",
+                    ));
+                }
+                continue;
+            }
         };
         if value.contains(';') {
             return Err(SnapshotError::BadRequest(
@@ -455,6 +469,16 @@ mod tests {
             "task=",
             "task=a/b",
             "hash=ab;c",
+            "Probe=1",
+            "PROBE=1",
+            "probe[]=1",
+            "probe%00=1",
+            "probe;=1",
+            ";probe=yes",
+            "Task=t2",
+            "task%5B%5D=t2",
+            "Repin=1",
+            "HASH=ab",
         ] {
             assert!(
                 matches!(parse_query(query), Err(SnapshotError::BadRequest(_))),

@@ -889,6 +889,15 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
         "repin=yes",
         "repin=1&repin=1",
         "task=t1&task=t1",
+        "Probe=1",
+        "PROBE=1",
+        "probe[]=1",
+        "probe%00=1",
+        ";probe=yes",
+        "Task=t2",
+        "task%5B%5D=t2",
+        "TASK=other",
+        "Repin=1",
     ] {
         h.bad_request(query, &format!("/heapdump?hash={t}&{query}"));
     }
@@ -1666,4 +1675,50 @@ fn client_text_cannot_forge_a_log_line() {
             );
         }
     }
+}
+
+/// `Host` must be one plain `host[:port]` (RFC 9112 §3.2): an app that builds its URL from
+/// `Host` must not be steerable to its snapshot route, and HTTP/1.1 needs a `Host`.
+#[test]
+fn unclear_hosts_are_400() {
+    let h = Hostile::tiny();
+    for (case, head) in [
+        (
+            "path in Host",
+            "GET /pass HTTP/1.1\r\nHost: x/heapdump?\r\n",
+        ),
+        ("fragment in Host", "GET /pass HTTP/1.1\r\nHost: x#\r\n"),
+        (
+            "backslash in Host",
+            "GET /pass HTTP/1.1\r\nHost: x\\heapdump\r\n",
+        ),
+        ("userinfo in Host", "GET /pass HTTP/1.1\r\nHost: u@x\r\n"),
+        ("list in Host", "GET /pass HTTP/1.1\r\nHost: x,y\r\n"),
+        ("space in Host", "GET /pass HTTP/1.1\r\nHost: a b\r\n"),
+        ("empty Host", "GET /pass HTTP/1.1\r\nHost: \r\n"),
+        ("bad port", "GET /pass HTTP/1.1\r\nHost: x:80a\r\n"),
+        ("no Host in HTTP/1.1", "GET /pass HTTP/1.1\r\n"),
+        (
+            "absolute form with a bad authority",
+            "GET http://x%2fheapdump/pass HTTP/1.1\r\nHost: x\r\n",
+        ),
+    ] {
+        let bytes = format!("{head}Connection: close\r\n\r\n");
+        h.refused_raw(case, bytes.as_bytes(), &[400], false, false);
+    }
+    // Plain hosts, ports and IP literals still pass, and HTTP/1.0 may omit Host.
+    for (case, head) in [
+        (
+            "name and port",
+            "GET /pass HTTP/1.1\r\nHost: app.internal:8080\r\n",
+        ),
+        ("IPv6 literal", "GET /pass HTTP/1.1\r\nHost: [::1]:80\r\n"),
+        ("HTTP/1.0 without Host", "GET /pass HTTP/1.0\r\n"),
+    ] {
+        let bytes = format!("{head}Connection: close\r\n\r\n");
+        let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 1, false);
+        let status = replies.first().map(|r| r.status);
+        assert_eq!(status, Some(200), "{case}: {ended:?}");
+    }
+    h.finish("unclear_hosts");
 }

@@ -145,9 +145,11 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
 
 impl Harness {
     async fn send(&self, method: &str, uri: &str) -> Response {
+        // As a client's HTTP/1.1 request: with its one `Host`.
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .header("host", "heapgate")
             .body(Body::empty())
             .unwrap();
         app(Arc::clone(&self.state)).oneshot(request).await.unwrap()
@@ -418,8 +420,12 @@ async fn client_leaving_midway_releases_the_gate() {
 #[tokio::test]
 async fn other_paths_pass_through() {
     let h = harness(Behaviour::Complete, Duration::ZERO);
-    let response = h.get(&format!("/heapdump/extra?hash={}", token())).await;
+    let response = h.get(&format!("/heapdumps?hash={}", token())).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(h.takes(), 0);
+    // Below the snapshot path is the proxy's too (an app may mount a handler on the prefix).
+    let response = h.get(&format!("/heapdump/extra?hash={}", token())).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(h.takes(), 0);
     assert!(
         h.metric("heapgate_requests_total{route=\"passthrough\",status=\"502\"}")
@@ -431,6 +437,7 @@ impl Harness {
     async fn get_accepting(&self, uri: &str, accept_encoding: &str) -> Response {
         let request = Request::builder()
             .uri(uri)
+            .header("host", "heapgate")
             .header("accept-encoding", accept_encoding)
             .body(Body::empty())
             .unwrap();

@@ -87,7 +87,7 @@ fn utf16_len(s: &str) -> usize {
 
 /// A property name as DevTools prints it in an interface name: quoted and escaped the way
 /// `JSON.stringify` does when it holds `,`, `'`, `"`, `{` or `}`.
-fn format_property_name(name: &str) -> Cow<'_, str> {
+pub(crate) fn format_property_name(name: &str) -> Cow<'_, str> {
     if name.contains([',', '\'', '"', '{', '}']) {
         Cow::Owned(serde_json::to_string(name).unwrap_or_else(|_| name.to_owned()))
     } else {

@@ -10,6 +10,7 @@ use std::{cmp::Ordering, collections::HashSet, fmt, str::FromStr};
 use serde::Serialize;
 
 use crate::Summary;
+use crate::analysis::RetainerGroup;
 use crate::model::Location;
 use crate::summary::Member;
 
@@ -32,6 +33,23 @@ pub struct ClassDiff {
     pub freed_size: u64,
     /// `Size Delta` = `Alloc. Size` − `Freed Size`.
     pub size_delta: i64,
+    /// The Summary view's `Retained Size` of the class in NEW (the newest snapshot), in bytes.
+    pub retained_size: u64,
+    /// `retained_size` minus the class's retained size in BASE (the oldest snapshot).
+    pub retained_size_delta: i64,
+    /// Three snapshots only: objects new in the middle snapshot (not in the first) that are
+    /// still alive in the last, matched by id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_count: Option<u64>,
+    /// Three snapshots only: the retained size of the kept objects in the last snapshot
+    /// (objects dominated by another kept object of the class counted once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_retained_size: Option<u64>,
+    /// The name of the script at `location`, when the snapshot names it.
+    pub script: Option<String>,
+    /// Who holds the new (or kept) objects: groups by retainer path, largest first; empty for
+    /// classes beyond `--retainers`.
+    pub retainers: Vec<RetainerGroup>,
 }
 
 /// Column sums over all rows (not only the ones shown).
@@ -71,16 +89,20 @@ pub enum SortBy {
     CountDelta,
     /// `# New` (`--sort count`): the classes that allocated most objects, freed or not.
     NewCount,
+    /// Retained size delta (`--sort retained`).
+    RetainedDelta,
+    /// Retained size of the kept objects (`--sort kept`, three snapshots; the default there).
+    Kept,
 }
 
 impl SortBy {
     /// The names `FromStr` accepts, for help texts.
-    pub const NAMES: [&'static str; 3] = ["size", "delta", "count"];
+    pub const NAMES: [&'static str; 5] = ["size", "delta", "count", "retained", "kept"];
 }
 
 /// An unknown `--sort` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown sort order {0:?}; use size, delta or count")]
+#[error("unknown sort order {0:?}; use size, delta, count, retained or kept")]
 pub struct UnknownSortBy(pub String);
 
 impl FromStr for SortBy {
@@ -90,6 +112,8 @@ impl FromStr for SortBy {
             "size" => Ok(SortBy::SizeDelta),
             "delta" => Ok(SortBy::CountDelta),
             "count" => Ok(SortBy::NewCount),
+            "retained" => Ok(SortBy::RetainedDelta),
+            "kept" => Ok(SortBy::Kept),
             _ => Err(UnknownSortBy(s.to_owned())),
         }
     }
@@ -101,6 +125,8 @@ impl fmt::Display for SortBy {
             SortBy::SizeDelta => "size",
             SortBy::CountDelta => "delta",
             SortBy::NewCount => "count",
+            SortBy::RetainedDelta => "retained",
+            SortBy::Kept => "kept",
         })
     }
 }
@@ -113,6 +139,8 @@ impl Diff {
                 SortBy::SizeDelta => i128::from(c.size_delta),
                 SortBy::CountDelta => i128::from(c.delta_count),
                 SortBy::NewCount => i128::from(c.new_count),
+                SortBy::RetainedDelta => i128::from(c.retained_size_delta),
+                SortBy::Kept => i128::from(c.kept_retained_size.unwrap_or_default()),
             }
         };
         self.classes.sort_by(|a, b| {
@@ -140,6 +168,7 @@ pub fn diff(base: &Summary, new: &Summary) -> Diff {
     let definitions = new.interfaces();
     let base_classes = base.resolve(definitions);
     let new_classes = new.resolve(definitions);
+    let base_retained = base.retained_with(definitions);
     let keys: HashSet<&(String, Option<Location>)> =
         base_classes.keys().chain(new_classes.keys()).collect();
     let mut classes = Vec::new();
@@ -147,10 +176,16 @@ pub fn diff(base: &Summary, new: &Summary) -> Diff {
     for key in keys {
         let before = base_classes.get(key).map_or(&[][..], |m| m);
         let after = new_classes.get(key).map_or(&[][..], |m| m);
-        let row = compare_class(&key.0, key.1, before, after);
+        let mut row = compare_class(&key.0, key.1, before, after);
         if row.new_count == 0 && row.deleted_count == 0 {
             continue;
         }
+        row.retained_size = new.retained_size(&key.0, key.1);
+        row.retained_size_delta =
+            row.retained_size as i64 - base_retained.get(key).copied().unwrap_or_default() as i64;
+        row.script = key
+            .1
+            .and_then(|l| new.script_name(l.script_id).map(str::to_owned));
         totals.new_count += row.new_count;
         totals.deleted_count += row.deleted_count;
         totals.delta_count += row.delta_count;
@@ -209,5 +244,11 @@ fn compare_class(
         alloc_size,
         freed_size,
         size_delta: alloc_size as i64 - freed_size as i64,
+        retained_size: 0,
+        retained_size_delta: 0,
+        kept_count: None,
+        kept_retained_size: None,
+        script: None,
+        retainers: Vec::new(),
     }
 }

@@ -80,6 +80,8 @@ pub(crate) struct EdgeLayout {
     /// Indexed by the `type` field; one more entry than V8 lists, for DevTools' implied
     /// `invisible` type.
     pub(crate) kinds: Vec<EdgeKind>,
+    /// The type names, with `invisible` appended as DevTools does.
+    pub(crate) type_names: Vec<String>,
 }
 
 /// Where a location record's fields sit in the flat `locations` array.
@@ -129,19 +131,20 @@ impl Layout {
 
         let edge_field = |name: &str| field(&meta.edge_fields, name, "edge_fields");
         let edge_type_offset = edge_field("type")?;
-        let mut edge_kinds: Vec<EdgeKind> =
-            type_names(&meta.edge_types, edge_type_offset, "edge_types")?
-                .iter()
-                .map(|t| edge_kind(t))
-                .collect();
+        let mut edge_type_names = type_names(&meta.edge_types, edge_type_offset, "edge_types")?;
         // DevTools appends an `invisible` type after V8's list; accept it as V8 could emit it.
-        edge_kinds.push(EdgeKind::Hidden);
+        edge_type_names.push("invisible".to_owned());
+        if edge_type_names.len() > usize::from(u8::MAX) {
+            return Err("meta.edge_types lists more than 254 edge types".to_owned());
+        }
+        let edge_kinds: Vec<EdgeKind> = edge_type_names.iter().map(|t| edge_kind(t)).collect();
         let edges = EdgeLayout {
             field_count: meta.edge_fields.len(),
             type_offset: edge_type_offset,
             name_offset: edge_field("name_or_index")?,
             to_offset: edge_field("to_node")?,
             kinds: edge_kinds,
+            type_names: edge_type_names,
         };
 
         let location_field = |name: &str| meta.location_fields.iter().position(|f| f == name);

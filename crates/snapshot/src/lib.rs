@@ -25,6 +25,15 @@
 //! Matching by id is only meaningful within one process, so [`comparability`] checks that the
 //! two files are a series before anyone trusts the diff.
 //!
+//! **Who holds it.** Each loaded file also gets DevTools' dominator tree (Lengauer–Tarjan over
+//! the edges DevTools treats as essential), retained sizes, distances from the roots and the
+//! Summary view's per-class `Retained Size` ([`Summary::classes`]). A [`Snapshot`] keeps the
+//! graph in memory to find the retainer path DevTools' Retainers pane opens first and to group
+//! objects by it ([`Snapshot::retainer_groups`]); [`compare`] runs the whole two- or
+//! three-snapshot comparison (`# Kept`: objects new in the second file still alive in the
+//! third) holding one graph at a time. [`testing`] exposes per-node numbers for tests that
+//! compare heapgate with DevTools' own code.
+//!
 //! ```no_run
 //! use heapgate_snapshot::{SortBy, comparability, diff, load, render_table};
 //!
@@ -41,9 +50,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod analysis;
 mod classify;
 mod decode;
 mod diff;
+mod dominators;
 mod error;
 mod fxhash;
 mod graph;
@@ -54,13 +65,74 @@ mod model;
 mod parse;
 mod redact;
 mod render;
+mod report;
 mod summary;
 
+pub use analysis::{PathStep, RetainerGroup, Snapshot};
 pub use decode::{Encoding, decoded};
 pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
 pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
-pub use render::{MAX_NAME_WIDTH, render_table};
+pub use render::{MAX_NAME_WIDTH, render_retainers, render_summary, render_table};
+pub use report::{CompareOptions, Comparison, compare};
 pub use summary::{Summary, load};
+
+/// Per-node numbers for tests that compare heapgate with DevTools' own `HeapSnapshot.ts` (the
+/// oracle in `tests/devtools-oracle`). Not a stable API.
+pub mod testing {
+    use std::path::Path;
+
+    use crate::{PathStep, Snapshot, SnapshotError};
+
+    /// One step up a retainer chain: the retainer's id, the edge's name (or index) and type.
+    pub type ChainStep = (u32, String, String);
+
+    /// `(node id, retained size)` of every node, in file order.
+    pub fn retained_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u64)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.retained_sizes())
+    }
+
+    /// `(node id, id of its immediate dominator)` of every node, in file order.
+    pub fn dominators(path: impl AsRef<Path>) -> Result<Vec<(u32, u32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.dominators())
+    }
+
+    /// `(node id, distance)` of every node, in file order; DevTools' numbers (`-5` for none,
+    /// 100,000,000 and up for what only the root reaches).
+    pub fn distances(path: impl AsRef<Path>) -> Result<Vec<(u32, i32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.distances())
+    }
+
+    /// `(node id, shallow size after DevTools' folding)` of every node, in file order.
+    pub fn shallow_sizes(path: impl AsRef<Path>) -> Result<Vec<(u32, u32)>, SnapshotError> {
+        Snapshot::open(path).map(|s| {
+            s.retained_sizes()
+                .iter()
+                .map(|&(id, _)| id)
+                .zip(s.shallow_sizes())
+                .collect()
+        })
+    }
+
+    /// The retainer chain of node `id` that DevTools' Retainers pane opens first, from the node
+    /// up: `(retainer id, edge name or index, edge type)` per step (DevTools stops expanding
+    /// after 20; this goes on to a user root or a root). `None` if no node has that id.
+    pub fn first_retainer_chain(
+        path: impl AsRef<Path>,
+        id: u32,
+    ) -> Result<Option<Vec<ChainStep>>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.first_retainer_ids(id))
+    }
+
+    /// The retainer chain of node `id` that DevTools' Retainers pane opens first, root side
+    /// first (each step: node class, the edge that holds it, the edge's type); `None` if no
+    /// node has that id.
+    pub fn first_retainer_path(
+        path: impl AsRef<Path>,
+        id: u32,
+    ) -> Result<Option<Vec<PathStep>>, SnapshotError> {
+        Snapshot::open(path).map(|s| s.first_retainer_path(id))
+    }
+}

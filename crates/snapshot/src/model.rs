@@ -77,4 +77,9 @@ pub struct ClassSummary {
     pub count: u64,
     /// Their self sizes in bytes.
     pub self_size: u64,
+    /// DevTools' "Retained Size": the retained sizes of the class's objects that no other
+    /// object of the class dominates, in bytes.
+    pub retained_size: u64,
+    /// The script of `location`, when the snapshot names it.
+    pub script: Option<String>,
 }

@@ -57,12 +57,18 @@ pub(crate) struct Heap {
     pub(crate) first_edge: Vec<u32>,
     /// Target ordinal | [`EDGE_WEAK`] or [`EDGE_HIDDEN`].
     pub(crate) edges: Vec<u32>,
+    /// Each edge's type, an index into `layout.edges.type_names`.
+    pub(crate) edge_type: Vec<u8>,
+    /// Each edge's `name_or_index`: a string index for named types, else an index.
+    pub(crate) edge_name: Vec<u32>,
     /// `(edge ordinal, name string index)` of the `property` edges of `object` nodes, in order.
     pub(crate) properties: Vec<(u32, u32)>,
     /// Source locations of `object` nodes: `(ordinal, location)`, sorted by ordinal.
     pub(crate) locations: Vec<(u32, Location)>,
+    /// Source locations of `closure` nodes, sorted by ordinal.
+    pub(crate) closure_locations: Vec<(u32, Location)>,
     /// The strings that were needed, by index.
-    pub(crate) strings: FastMap<u32, Box<str>>,
+    pub(crate) strings: StringTable,
     /// Hashes of the sampled nodes' names, by string index.
     pub(crate) name_hashes: FastMap<u32, u64>,
     /// Which odd ids are sampled for the comparability check.
@@ -80,7 +86,7 @@ impl Heap {
 
     /// The node's name as written in the snapshot, if it was kept.
     pub(crate) fn raw_name(&self, ordinal: usize) -> &str {
-        self.strings.get(&self.node_name[ordinal]).map_or("", |s| s)
+        self.strings.get(self.node_name[ordinal])
     }
 
     /// The packed edges of a node.
@@ -111,7 +117,39 @@ impl Heap {
     }
 
     pub(crate) fn string(&self, index: u32) -> &str {
-        self.strings.get(&index).map_or("", |s| s)
+        self.strings.get(index)
+    }
+}
+
+/// The kept strings in one buffer: string `i` is `text[ends[i - 1]..ends[i]]`, empty when it
+/// was not kept (a map of boxed strings cost ~60 bytes a string; snapshots name millions of
+/// edges `0`, `1`, … as strings).
+#[derive(Default)]
+pub(crate) struct StringTable {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl StringTable {
+    pub(crate) fn get(&self, index: u32) -> &str {
+        let i = index as usize;
+        match self.ends.get(i) {
+            Some(&end) => {
+                let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                self.text.get(start as usize..end as usize).unwrap_or("")
+            }
+            None => "",
+        }
+    }
+
+    /// Appends string number `len()`: kept when `text` is given (and the table has room).
+    fn push(&mut self, text: Option<&str>) {
+        if let Some(text) = text
+            && self.text.len() + text.len() <= u32::MAX as usize
+        {
+            self.text.push_str(text);
+        }
+        self.ends.push(self.text.len() as u32);
     }
 }
 
@@ -218,7 +256,7 @@ struct State {
     layout: Option<Layout>,
     nodes: Option<Nodes>,
     edges: Option<Edges>,
-    locations: Option<Vec<(u32, Location)>>,
+    locations: Option<(Located, Located)>,
     strings: Option<Strings>,
 }
 
@@ -233,11 +271,13 @@ struct Nodes {
 
 struct Edges {
     edges: Vec<u32>,
+    edge_type: Vec<u8>,
+    edge_name: Vec<u32>,
     properties: Vec<(u32, u32)>,
 }
 
 struct Strings {
-    kept: FastMap<u32, Box<str>>,
+    kept: StringTable,
     hashes: FastMap<u32, u64>,
     count: u32,
 }
@@ -333,6 +373,7 @@ impl State {
             ));
         }
         let sample = crate::identity::SampleRate::for_node_count(n);
+        let (object_locations, closure_locations) = self.locations.unwrap_or_default();
         Ok(Heap {
             layout,
             node_type: nodes.node_type,
@@ -342,8 +383,11 @@ impl State {
             node_detachedness: nodes.node_detachedness,
             first_edge: nodes.first_edge,
             edges: edges.edges,
+            edge_type: edges.edge_type,
+            edge_name: edges.edge_name,
             properties: edges.properties,
-            locations: self.locations.unwrap_or_default(),
+            locations: object_locations,
+            closure_locations,
             strings: strings.kept,
             name_hashes: strings.hashes,
             sample,
@@ -482,6 +526,8 @@ fn read_edges<R: BufRead>(
     let mut out = Edges {
         // Bounded: the counts come from the file.
         edges: Vec::with_capacity((expected as usize).min(1 << 27)),
+        edge_type: Vec::with_capacity((expected as usize).min(1 << 27)),
+        edge_name: Vec::with_capacity((expected as usize).min(1 << 27)),
         properties: Vec::new(),
     };
     let mut records = Records::new(l.field_count);
@@ -518,11 +564,13 @@ fn read_edges<R: BufRead>(
                 EdgeKind::Hidden => target | EDGE_HIDDEN,
                 EdgeKind::Property | EdgeKind::Other => target,
             });
+            let name = u32::try_from(row[l.name_offset])
+                .map_err(|_| format!("edge {ordinal} has a name index beyond 32 bits"))?;
+            out.edge_type.push(row[l.type_offset] as u8);
+            out.edge_name.push(name);
             if kind == EdgeKind::Property
                 && layout.nodes.kinds[usize::from(nodes.node_type[source])] == NodeKind::Object
             {
-                let name = u32::try_from(row[l.name_offset])
-                    .map_err(|_| format!("edge {ordinal} has a name index beyond 32 bits"))?;
                 out.properties.push((ordinal, name));
             }
             Ok(())
@@ -544,17 +592,20 @@ fn read_edges<R: BufRead>(
     Ok(out)
 }
 
-/// Reads `locations`, keeping those of `object` nodes (the only ones DevTools groups by).
+/// Reads `locations`: those of `object` nodes (the only ones DevTools groups by), and those of
+/// closures (which lead to script names).
+type Located = Vec<(u32, Location)>;
 fn read_locations<R: BufRead>(
     layout: &Layout,
     nodes: &Nodes,
     input: &mut Input<R>,
-) -> Result<Vec<(u32, Location)>, ReadError> {
+) -> Result<(Located, Located), ReadError> {
     let mut out = Vec::new();
+    let mut closures = Vec::new();
     let Some(l) = layout.locations.as_ref() else {
         // No location_fields in meta: nothing to interpret them with.
         skip_value(input)?;
-        return Ok(out);
+        return Ok((out, closures));
     };
     let node_fields = layout.nodes.field_count as u64;
     let mut records = Records::new(l.field_count);
@@ -569,31 +620,45 @@ fn read_locations<R: BufRead>(
                 ));
             };
             let ordinal = ordinal as usize;
-            if layout.nodes.kinds[usize::from(nodes.node_type[ordinal])] == NodeKind::Object {
+            let kind = layout.nodes.kinds[usize::from(nodes.node_type[ordinal])];
+            if matches!(kind, NodeKind::Object | NodeKind::Closure) {
                 let [script_id, line, column] = [l.script_id, l.line, l.column]
                     .map(|f| u32::try_from(row[f]).unwrap_or(u32::MAX));
-                out.push((
+                let located = (
                     ordinal as u32,
                     Location {
                         script_id,
                         line,
                         column,
                     },
-                ));
+                );
+                if kind == NodeKind::Object {
+                    out.push(located);
+                } else {
+                    closures.push(located);
+                }
             }
             Ok(())
         })
     })?;
-    // DevTools keeps the last location given for a node.
+    Ok((last_per_node(out), last_per_node(closures)))
+}
+
+/// Sorted by ordinal, keeping the last location given for a node as DevTools does.
+fn last_per_node(mut out: Located) -> Located {
+    // Stable, so a node's locations keep their order; compacted in place (no second copy).
     out.sort_by_key(|&(ordinal, _)| ordinal);
-    let mut kept: Vec<(u32, Location)> = Vec::with_capacity(out.len());
-    for (ordinal, location) in out {
-        match kept.last_mut() {
-            Some(last) if last.0 == ordinal => last.1 = location,
-            _ => kept.push((ordinal, location)),
+    let mut kept = 0;
+    for read in 0..out.len() {
+        if kept > 0 && out[kept - 1].0 == out[read].0 {
+            out[kept - 1] = out[read];
+        } else {
+            out[kept] = out[read];
+            kept += 1;
         }
     }
-    Ok(kept)
+    out.truncate(kept);
+    out
 }
 
 /// `index / by` when `by` divides it; constant divisors for the usual field counts.
@@ -625,12 +690,22 @@ impl Needs {
             return needs;
         };
         let sample = crate::identity::SampleRate::for_node_count(nodes.node_id.len());
+        // Every node's name but those that are contents (strings, numbers): the retainer rules
+        // and the Retainers pane's order read them, and they are few.
+        let content: Vec<bool> = layout
+            .nodes
+            .type_names
+            .iter()
+            .map(|t| {
+                matches!(
+                    t.as_str(),
+                    "string" | "concatenated string" | "sliced string" | "number" | "bigint"
+                )
+            })
+            .collect();
         for (ordinal, &name) in nodes.node_name.iter().enumerate() {
-            match layout.nodes.kinds[usize::from(nodes.node_type[ordinal])] {
-                NodeKind::Object | NodeKind::Native | NodeKind::Synthetic => {
-                    set(&mut needs.keep, name);
-                }
-                _ => {}
+            if !content[usize::from(nodes.node_type[ordinal])] {
+                set(&mut needs.keep, name);
             }
             if sample.includes(nodes.node_id[ordinal]) {
                 set(&mut needs.hash, name);
@@ -638,6 +713,40 @@ impl Needs {
         }
         for &(_, name) in &edges.properties {
             set(&mut needs.keep, name);
+        }
+        // Names of edges that have one (retainer paths, WeakMap rules), weak ones aside.
+        let edge_types = &layout.edges.type_names;
+        let named: Vec<bool> = edge_types
+            .iter()
+            .map(|t| !matches!(t.as_str(), "element" | "hidden" | "weak" | "invisible"))
+            .collect();
+        for (&ty, &name) in edges.edge_type.iter().zip(&edges.edge_name) {
+            if named.get(usize::from(ty)).copied().unwrap_or(false) {
+                set(&mut needs.keep, name);
+            }
+        }
+        // Script names: a located closure's code nodes (its SharedFunctionInfo) point to code
+        // nodes named by the script; keep those names, for one closure per script.
+        if let Some((_, closures)) = &state.locations {
+            let is_code = |o: u32| {
+                layout.nodes.kinds[usize::from(nodes.node_type[o as usize])] == NodeKind::Code
+            };
+            let targets = |o: u32| {
+                let range = nodes.first_edge[o as usize] as usize
+                    ..nodes.first_edge[o as usize + 1] as usize;
+                edges.edges[range].iter().map(|&e| e & EDGE_TARGET_MASK)
+            };
+            let mut seen = crate::fxhash::FastSet::default();
+            for &(closure, location) in closures {
+                if !seen.insert(location.script_id) {
+                    continue;
+                }
+                for shared in targets(closure).filter(|&t| is_code(t)) {
+                    for script in targets(shared).filter(|&t| is_code(t)) {
+                        set(&mut needs.keep, nodes.node_name[script as usize]);
+                    }
+                }
+            }
         }
         needs
     }
@@ -679,7 +788,7 @@ impl<'de> Visitor<'de> for StringsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
         let mut out = Strings {
-            kept: FastMap::default(),
+            kept: StringTable::default(),
             hashes: FastMap::default(),
             count: 0,
         };
@@ -692,9 +801,7 @@ impl<'de> Visitor<'de> for StringsSeed<'_> {
             let Some((kept, hash)) = seq.next_element_seed(slot)? else {
                 break;
             };
-            if let Some(s) = kept {
-                out.kept.insert(index, s);
-            }
+            out.kept.push(kept.as_deref());
             if let Some(h) = hash {
                 out.hashes.insert(index, h);
             }

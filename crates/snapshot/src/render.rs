@@ -1,4 +1,5 @@
-//! The Comparison view as aligned plain text, for terminals and CI logs.
+//! Tables as aligned plain text, for terminals and CI logs: the Comparison view (with retained
+//! sizes and, for three snapshots, `# Kept`), the retainer paths under it, and the Summary view.
 //!
 //! Numbers are exact bytes and counts, as DevTools shows them, with the deltas signed so that
 //! growth stands out; the totals row always covers every class, also when only the top rows are
@@ -7,12 +8,14 @@
 
 use std::fmt::Write as _;
 
+use crate::analysis::PathStep;
 use crate::diff::{ClassDiff, Diff};
+use crate::model::{ClassSummary, Location};
 
 /// Widest class column, in characters.
 pub const MAX_NAME_WIDTH: usize = 60;
 
-const HEADERS: [&str; 7] = [
+const HEADERS: [&str; 9] = [
     "Class",
     "# New",
     "# Deleted",
@@ -20,19 +23,28 @@ const HEADERS: [&str; 7] = [
     "Alloc. Size",
     "Freed Size",
     "Size Delta",
+    "Retained Size",
+    "Retained Delta",
 ];
 
+const KEPT_HEADERS: [&str; 2] = ["# Kept", "Kept Retained"];
+
 /// The rows of `diff` (the first `top` of them, if given) as a table with a header and a totals
-/// row, each line ending in `\n`.
+/// row, each line ending in `\n`. Rows with `# Kept` (three snapshots) get its two columns.
 pub fn render_table(diff: &Diff, top: Option<usize>) -> String {
     let shown = match top {
         Some(n) => diff.top(n),
         None => &diff.classes[..],
     };
+    let kept = diff.classes.iter().any(|c| c.kept_count.is_some());
     let t = &diff.totals;
-    let mut rows: Vec<[String; 7]> = shown.iter().map(row).collect();
+    let mut headers: Vec<String> = HEADERS.iter().map(|h| (*h).to_owned()).collect();
+    if kept {
+        headers.extend(KEPT_HEADERS.iter().map(|h| (*h).to_owned()));
+    }
+    let mut rows: Vec<Vec<String>> = shown.iter().map(|c| row(c, kept)).collect();
     let hidden = diff.classes.len() - shown.len();
-    rows.push([
+    let mut total = vec![
         if hidden > 0 {
             format!("Total ({} classes, {hidden} not shown)", diff.classes.len())
         } else {
@@ -44,45 +56,165 @@ pub fn render_table(diff: &Diff, top: Option<usize>) -> String {
         t.alloc_size.to_string(),
         t.freed_size.to_string(),
         signed(t.size_delta),
-    ]);
+        // Retained sizes of classes overlap; their sum means nothing.
+        String::new(),
+        String::new(),
+    ];
+    if kept {
+        let count: u64 = diff.classes.iter().filter_map(|c| c.kept_count).sum();
+        total.extend([count.to_string(), String::new()]);
+    }
+    rows.push(total);
+    aligned(&headers, &rows)
+}
 
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for r in &rows {
+/// Lines of cells, the first column left-aligned and the others right-aligned.
+fn aligned(headers: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String; 7]| {
+    let line = |out: &mut String, cells: &[String]| {
         let _ = write!(out, "{:<w$}", cells[0], w = widths[0]);
         for (cell, w) in cells[1..].iter().zip(&widths[1..]) {
             let _ = write!(out, "  {cell:>w$}");
         }
+        // Padding of an empty last cell is noise.
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
         out.push('\n');
     };
-    line(&mut out, &HEADERS.map(str::to_owned));
-    let (body, total) = rows.split_at(rows.len() - 1);
-    for r in body {
+    line(&mut out, headers);
+    for r in rows {
         line(&mut out, r);
     }
-    line(&mut out, &total[0]);
     out
 }
 
-fn row(c: &ClassDiff) -> [String; 7] {
-    let mut name = shorten(&c.name);
-    if let Some(location) = c.location {
-        let _ = write!(name, " ({location})");
+/// `Name (file:line:column)`, or the name alone.
+fn class_label(name: &str, location: Option<Location>, script: Option<&str>) -> String {
+    let mut label = shorten(name);
+    if let Some(l) = location {
+        match script {
+            Some(script) => {
+                let _ = write!(
+                    label,
+                    " ({script}:{}:{})",
+                    u64::from(l.line) + 1,
+                    u64::from(l.column) + 1
+                );
+            }
+            None => {
+                let _ = write!(label, " ({l})");
+            }
+        }
     }
-    [
-        name,
+    label
+}
+
+fn row(c: &ClassDiff, kept: bool) -> Vec<String> {
+    let mut cells = vec![
+        class_label(&c.name, c.location, c.script.as_deref()),
         c.new_count.to_string(),
         c.deleted_count.to_string(),
         signed(c.delta_count),
         c.alloc_size.to_string(),
         c.freed_size.to_string(),
         signed(c.size_delta),
-    ]
+        c.retained_size.to_string(),
+        signed(c.retained_size_delta),
+    ];
+    if kept {
+        cells.push(c.kept_count.unwrap_or_default().to_string());
+        cells.push(c.kept_retained_size.unwrap_or_default().to_string());
+    }
+    cells
+}
+
+/// The retainer groups of the rows that have them, as indented chains from the root side to
+/// the object. Empty when no row has any.
+pub fn render_retainers(diff: &Diff) -> String {
+    let mut out = String::new();
+    for c in diff.classes.iter().filter(|c| !c.retainers.is_empty()) {
+        let (what, count) = match c.kept_count {
+            Some(kept) => ("kept", kept),
+            None => ("new", c.new_count),
+        };
+        let _ = writeln!(
+            out,
+            "\n{}: {count} {what} objects, held by:",
+            class_label(&c.name, c.location, c.script.as_deref())
+        );
+        for group in &c.retainers {
+            let _ = writeln!(
+                out,
+                "  {} objects, {} bytes retained:",
+                group.count, group.retained_size
+            );
+            for (i, step) in group.path.iter().enumerate() {
+                if i == 0 {
+                    let _ = writeln!(out, "    {}", node_label(step));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "    {}─ {} ({}) → {}",
+                        " ".repeat(2 * (i - 1)),
+                        shorten(&step.edge),
+                        step.edge_type,
+                        node_label(step)
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn node_label(step: &PathStep) -> String {
+    let mut label = shorten(&step.node);
+    if let Some(name) = &step.name {
+        let _ = write!(label, " {}", shorten(name));
+    }
+    if let Some(location) = &step.location {
+        let _ = write!(label, " ({location})");
+    }
+    label
+}
+
+/// The Summary view: the first `top` classes (all if `None`), with Count, Shallow Size and
+/// Retained Size, and a totals row for count and shallow size.
+pub fn render_summary(classes: &[ClassSummary], top: Option<usize>) -> String {
+    let shown = &classes[..top.unwrap_or(classes.len()).min(classes.len())];
+    let headers: Vec<String> = ["Class", "Count", "Shallow Size", "Retained Size"]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    let mut rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|c| {
+            vec![
+                class_label(&c.name, c.location, c.script.as_deref()),
+                c.count.to_string(),
+                c.self_size.to_string(),
+                c.retained_size.to_string(),
+            ]
+        })
+        .collect();
+    let hidden = classes.len() - shown.len();
+    rows.push(vec![
+        if hidden > 0 {
+            format!("Total ({} classes, {hidden} not shown)", classes.len())
+        } else {
+            format!("Total ({} classes)", classes.len())
+        },
+        classes.iter().map(|c| c.count).sum::<u64>().to_string(),
+        classes.iter().map(|c| c.self_size).sum::<u64>().to_string(),
+        String::new(),
+    ]);
+    aligned(&headers, &rows)
 }
 
 fn shorten(name: &str) -> String {

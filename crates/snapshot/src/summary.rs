@@ -14,18 +14,20 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     fs::File,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
+use crate::analysis::Snapshot;
 use crate::classify::{self, InterfaceMatcher};
+use crate::dominators;
 use crate::error::SnapshotError;
 use crate::fxhash::FastMap;
 use crate::graph;
 use crate::identity::{self, IdentitySample};
 use crate::layout::NodeKind;
 use crate::model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
-use crate::parse::{self, Heap, ReadError};
+use crate::parse::{self, Heap, ReadError, StringTable};
 
 /// Marks a plain object's shape index in the per-node class column.
 const PLAIN: u32 = 1 << 31;
@@ -69,12 +71,25 @@ pub struct Summary {
     pub(crate) groups: Vec<Group>,
     pub(crate) interfaces: Vec<InterfaceDefinition>,
     pub(crate) identity: IdentitySample,
+    /// DevTools' Summary "Retained Size" per class key, with this snapshot's own definitions.
+    pub(crate) retained: HashMap<(String, Option<Location>), u64>,
+    /// The same per group (class and shape), to name plain objects with other definitions.
+    pub(crate) group_retained: Vec<u64>,
+    /// Script names by script id, as far as the snapshot tells.
+    pub(crate) scripts: HashMap<u32, String>,
 }
 
 /// Loads and summarises the snapshot at `path`, streaming it from disk; plain, zstd or gzip
 /// (recognised by their first bytes).
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
     let path = path.as_ref();
+    let heap = read_heap(open(path)?, path)?;
+    Ok(build(heap, false).into_summary())
+}
+
+/// Opens `path` for reading with a large buffer, decoding zstd or gzip (told by their first
+/// bytes).
+pub(crate) fn open(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>, SnapshotError> {
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_owned(),
         source,
@@ -83,7 +98,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
         path: path.to_owned(),
         source,
     })?;
-    Summary::from_reader(BufReader::with_capacity(READ_BUFFER, reader), path)
+    Ok(BufReader::with_capacity(READ_BUFFER, reader))
 }
 
 impl Summary {
@@ -93,46 +108,61 @@ impl Summary {
         origin: impl Into<PathBuf>,
     ) -> Result<Summary, SnapshotError> {
         let path = origin.into();
-        let heap = parse::read(reader).map_err(|e| match e {
-            ReadError::Io(source) => SnapshotError::Io {
-                path: path.clone(),
-                source,
-            },
-            ReadError::Syntax { line, column } => SnapshotError::NotJson {
-                path: path.clone(),
-                line,
-                column,
-            },
-            ReadError::Eof { line, column } => SnapshotError::Truncated {
-                path: path.clone(),
-                line,
-                column,
-            },
-            ReadError::Shape(reason) => SnapshotError::NotASnapshot {
-                path: path.clone(),
-                reason,
-            },
-        })?;
-        Ok(build(heap))
+        let heap = read_heap(reader, &path)?;
+        Ok(build(heap, false).into_summary())
     }
 
     /// Facts about the file.
     pub fn info(&self) -> &SnapshotInfo {
         &self.info
     }
+}
 
+/// Reads a heap from `reader`, errors naming `path`.
+pub(crate) fn read_heap(reader: impl BufRead, path: &Path) -> Result<Heap, SnapshotError> {
+    let path = path.to_owned();
+    parse::read(reader).map_err(|e| match e {
+        ReadError::Io(source) => SnapshotError::Io {
+            path: path.clone(),
+            source,
+        },
+        ReadError::Syntax { line, column } => SnapshotError::NotJson {
+            path: path.clone(),
+            line,
+            column,
+        },
+        ReadError::Eof { line, column } => SnapshotError::Truncated {
+            path: path.clone(),
+            line,
+            column,
+        },
+        ReadError::Shape(reason) => SnapshotError::NotASnapshot {
+            path: path.clone(),
+            reason,
+        },
+    })
+}
+
+impl Summary {
     /// The plain-object shapes this snapshot names; a comparison uses NEW's for both files.
     pub fn interfaces(&self) -> &[InterfaceDefinition] {
         &self.interfaces
     }
 
-    /// Every class with its object count and total self size (the Summary view), classified
-    /// with this snapshot's own interface definitions, largest self size first.
+    /// Every class with its object count, total self size and retained size (the Summary
+    /// view), classified with this snapshot's own interface definitions, largest retained size
+    /// first.
     pub fn classes(&self) -> Vec<ClassSummary> {
         let mut classes: Vec<ClassSummary> = self
             .resolve(&self.interfaces)
             .into_iter()
             .map(|((name, location), members)| ClassSummary {
+                retained_size: self
+                    .retained
+                    .get(&(name.clone(), location))
+                    .copied()
+                    .unwrap_or_default(),
+                script: location.and_then(|l| self.script_name(l.script_id).map(str::to_owned)),
                 name,
                 location,
                 count: members.len() as u64,
@@ -140,12 +170,58 @@ impl Summary {
             })
             .collect();
         classes.sort_by(|a, b| {
-            b.self_size
-                .cmp(&a.self_size)
+            b.retained_size
+                .cmp(&a.retained_size)
+                .then_with(|| b.self_size.cmp(&a.self_size))
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| a.location.cmp(&b.location))
         });
         classes
+    }
+
+    /// DevTools' Summary "Retained Size" of the class `name` at `location` in this snapshot.
+    pub fn retained_size(&self, name: &str, location: Option<Location>) -> u64 {
+        self.retained
+            .get(&(name.to_owned(), location))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Retained sizes per class key with plain objects named by `definitions`: exact with this
+    /// snapshot's own definitions; with another's, classes that merge several shapes add up
+    /// their shapes' retained sizes.
+    pub(crate) fn retained_with(
+        &self,
+        definitions: &[InterfaceDefinition],
+    ) -> HashMap<(String, Option<Location>), u64> {
+        if definitions == self.interfaces.as_slice() {
+            return self.retained.clone();
+        }
+        let mut out: HashMap<(String, Option<Location>), u64> = HashMap::new();
+        for ((group, name), &retained) in self
+            .groups
+            .iter()
+            .zip(self.group_names(definitions))
+            .zip(&self.group_retained)
+        {
+            *out.entry((name, group.location)).or_default() += retained;
+        }
+        out
+    }
+
+    /// `file:line:column` (1-based) for a location, or `script N:line:column` when the
+    /// snapshot does not name the script.
+    pub fn format_location(&self, location: Location) -> String {
+        let (line, column) = (u64::from(location.line) + 1, u64::from(location.column) + 1);
+        match self.script_name(location.script_id) {
+            Some(name) => format!("{name}:{line}:{column}"),
+            None => format!("script {}:{line}:{column}", location.script_id),
+        }
+    }
+
+    /// The name of script `id` (a file path or URL), when the snapshot tells it.
+    pub fn script_name(&self, id: u32) -> Option<&str> {
+        self.scripts.get(&id).map(String::as_str)
     }
 
     /// Members by class key (name, location), plain objects named with `definitions`; groups
@@ -154,28 +230,8 @@ impl Summary {
         &self,
         definitions: &[InterfaceDefinition],
     ) -> HashMap<(String, Option<Location>), Cow<'_, [Member]>> {
-        let rank = |name: &str| {
-            self.property_names
-                .binary_search_by(|p| classify::cmp_utf16(p, name))
-                .ok()
-                .map(|i| i as u32)
-        };
-        let matcher = InterfaceMatcher::new(definitions, rank);
-        let mut shape_names: HashMap<u32, String> = HashMap::new();
         let mut out: HashMap<(String, Option<Location>), Cow<'_, [Member]>> = HashMap::new();
-        for group in &self.groups {
-            let name = match group.class {
-                ClassRef::Named(i) => self.class_names[i as usize].to_string(),
-                ClassRef::Plain(shape) => shape_names
-                    .entry(shape)
-                    .or_insert_with(|| {
-                        matcher
-                            .best(&self.shapes[shape as usize])
-                            .unwrap_or("Object")
-                            .to_owned()
-                    })
-                    .clone(),
-            };
+        for (group, name) in self.groups.iter().zip(self.group_names(definitions)) {
             match out.entry((name, group.location)) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(Cow::Borrowed(&group.members));
@@ -188,6 +244,33 @@ impl Summary {
             }
         }
         out
+    }
+
+    /// The class name of each group, plain objects named with `definitions`.
+    pub(crate) fn group_names(&self, definitions: &[InterfaceDefinition]) -> Vec<String> {
+        let rank = |name: &str| {
+            self.property_names
+                .binary_search_by(|p| classify::cmp_utf16(p, name))
+                .ok()
+                .map(|i| i as u32)
+        };
+        let matcher = InterfaceMatcher::new(definitions, rank);
+        let mut shape_names: HashMap<u32, String> = HashMap::new();
+        self.groups
+            .iter()
+            .map(|group| match group.class {
+                ClassRef::Named(i) => self.class_names[i as usize].to_string(),
+                ClassRef::Plain(shape) => shape_names
+                    .entry(shape)
+                    .or_insert_with(|| {
+                        matcher
+                            .best(&self.shapes[shape as usize])
+                            .unwrap_or("Object")
+                            .to_owned()
+                    })
+                    .clone(),
+            })
+            .collect()
     }
 }
 
@@ -210,9 +293,9 @@ impl Interner {
     }
 }
 
-/// Classes, shapes, sizes and fingerprints of a parsed heap; parts of the heap are dropped as
-/// soon as they are no longer needed.
-fn build(mut heap: Heap) -> Summary {
+/// Classes, shapes, sizes, fingerprints, dominators and retained sizes of a parsed heap.
+/// Without `paths`, what only retainer paths need is dropped early (see `dominators::analyse`).
+pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     let n = heap.node_count();
     let sample = heap.sample;
 
@@ -253,7 +336,6 @@ fn build(mut heap: Heap) -> Summary {
     heap.node_detachedness = Vec::new();
     let mut sizes = std::mem::take(&mut heap.node_size);
     info.sizes_folded = graph::fold_owned_sizes(&heap, &renamed, &mut sizes);
-    heap.edges = Vec::new();
 
     // The class of every node (a class index, or PLAIN for now).
     let mut class_names = Interner::default();
@@ -287,13 +369,12 @@ fn build(mut heap: Heap) -> Summary {
         }
         class_of.push(class);
     }
-    drop(renamed);
-
     let plain_objects = classify::plain_objects(&heap, &plain);
     for (&ordinal, &shape) in plain.iter().zip(&plain_objects.shape_of) {
         class_of[ordinal as usize] = PLAIN | shape;
     }
     drop(plain);
+    heap.properties = Vec::new();
     info.interface_count = plain_objects.interfaces.len();
 
     // Group every counted node: first the group of each node and the group sizes, then the
@@ -380,14 +461,32 @@ fn build(mut heap: Heap) -> Summary {
         info.counted_nodes += 1;
         info.total_self_size += u64::from(size);
     }
-    drop(class_of);
-    drop(sizes);
-    drop(heap);
     for group in &mut groups {
         group.members.sort_unstable_by_key(|m| m.id);
     }
+    // The graph passes last, when what only classification needed is gone.
+    let scripts = crate::analysis::script_names(&heap);
+    let root = graph::root(&heap);
+    let essential = dominators::essential_edges(&heap, root);
+    if !paths {
+        // Only retainer paths need them; the dominator pass needs the memory.
+        heap.edge_name = Vec::new();
+        heap.strings = StringTable::default();
+    }
+    // Sizes are read back from the groups, so the column is not held through the graph pass.
+    drop(sizes);
+    let size_of = |o: usize| match class_of[o] {
+        NONE => 0,
+        group => {
+            let members = &groups[group as usize].members;
+            members
+                .binary_search_by_key(&heap.node_id[o], |m| m.id)
+                .map_or(0, |i| members[i].size)
+        }
+    };
+    let analysis = dominators::analyse(&heap, essential, size_of, root, paths);
 
-    Summary {
+    let summary = Summary {
         info,
         class_names: class_names.names,
         property_names: plain_objects.property_names,
@@ -398,5 +497,9 @@ fn build(mut heap: Heap) -> Summary {
             rate: sample,
             entries: identity_entries,
         },
-    }
+        retained: HashMap::new(),
+        group_retained: Vec::new(),
+        scripts,
+    };
+    Snapshot::new(summary, heap, analysis, class_of, renamed)
 }

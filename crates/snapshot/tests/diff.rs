@@ -127,7 +127,7 @@ fn rows_sort_by_size_delta_count_delta_or_new_count() {
     let bad = "bytes".parse::<SortBy>().unwrap_err();
     assert_eq!(
         bad.to_string(),
-        "unknown sort order \"bytes\"; use size, delta or count"
+        "unknown sort order \"bytes\"; use size, delta, count, retained or kept"
     );
     for name in SortBy::NAMES {
         assert_eq!(name.parse::<SortBy>().unwrap().to_string(), name);
@@ -139,9 +139,9 @@ fn the_table_is_aligned_and_totals_every_row() {
     let (base, new) = pair();
     let rows = diff(&base.summary(), &new.summary());
     let expected = "\
-Class                           # New  # Deleted  # Delta  Alloc. Size  Freed Size  Size Delta
-Request                             3          1       +2          144          40        +104
-Timer                               1          0       +1           64           0         +64
+Class                           # New  # Deleted  # Delta  Alloc. Size  Freed Size  Size Delta  Retained Size  Retained Delta
+Request                             3          1       +2          144          40        +104            240            +120
+Timer                               1          0       +1           64           0         +64             64             +64
 Total (3 classes, 1 not shown)      4          2       +2          208          64        +144
 ";
     assert_eq!(render_table(&rows, Some(2)), expected);
@@ -187,6 +187,11 @@ fn json_has_every_column() {
             "alloc_size": 144,
             "freed_size": 40,
             "size_delta": 104,
+            // Unreachable objects hang off the root: each retains itself.
+            "retained_size": 240,
+            "retained_size_delta": 120,
+            "script": null,
+            "retainers": [],
         })
     );
     assert_eq!(json["totals"]["size_delta"], 144);
@@ -202,11 +207,11 @@ fn hand_written_files_give_the_known_table() {
     assert_eq!(comparability(&base, &new).verdict, Verdict::SameSeries);
     let rows = diff(&base, &new);
     let expected = "\
-Class                 # New  # Deleted  # Delta  Alloc. Size  Freed Size  Size Delta
-LeakedRequestContext      3          0       +3          216           0        +216
-{url}                     2          0       +2           64           0         +64
-(string)                  1          1        0           20          20           0
-Function                  0          1       -1            0          32         -32
+Class                 # New  # Deleted  # Delta  Alloc. Size  Freed Size  Size Delta  Retained Size  Retained Delta
+LeakedRequestContext      3          0       +3          216           0        +216            216            +216
+{url}                     2          0       +2           64           0         +64            116             +64
+(string)                  1          1        0           20          20           0             40               0
+Function                  0          1       -1            0          32         -32              0             -32
 Total (4 classes)         6          2       +4          300          52        +248
 ";
     assert_eq!(render_table(&rows, None), expected);

@@ -15,6 +15,8 @@
 // - Hono 4 on @hono/node-server: defaults ("hono"), and `strict: false` ("hono_lax": trailing
 //   slash optional, so `/x/../heapdump/` or `/heapdump/x/..` resolve too).
 // - "whatwg": plain `http`, routing on `new URL(req.url, base).pathname === '/heapdump'`.
+// - "express_mount": Express 4 with `app.use('/heapdump', handler)` (a prefix mount).
+// - "host_url": plain `http`, routing on `new URL(`http://${host}${req.url}`).pathname`.
 'use strict';
 
 const http = require('node:http');
@@ -144,6 +146,34 @@ function controlServer() {
   );
 }
 
+// Express with the snapshot handler mounted as a prefix: `/heapdump/anything` reaches it.
+function expressMountApp(express) {
+  const name = 'express_mount';
+  register(name);
+  const app = express();
+  app.use('/heapdump', (req, res) => res.type('text').send(heapdump(name, req.originalUrl, res)));
+  app.use((req, res) => res.type('text').send(other(name, res)));
+  return listen(http.createServer(app));
+}
+
+// Routes on the URL built from the Host header and the target, as some apps do.
+function hostUrlApp() {
+  const name = 'host_url';
+  register(name);
+  return listen(
+    http.createServer((req, res) => {
+      let pathname = null;
+      try {
+        pathname = new URL(`http://${req.headers.host}${req.url}`).pathname;
+      } catch {
+        // An unparsable URL is just not the snapshot route.
+      }
+      res.setHeader('content-type', 'text/plain');
+      res.end(pathname === '/heapdump' ? heapdump(name, req.url, res) : other(name, res));
+    }),
+  );
+}
+
 async function main() {
   const ports = {
     express4: await expressApp(require('express'), 'express4'),
@@ -153,6 +183,8 @@ async function main() {
     hono: await honoApp('hono', {}),
     hono_lax: await honoApp('hono_lax', { strict: false }),
     whatwg: await whatwgApp(),
+    express_mount: await expressMountApp(require('express')),
+    host_url: await hostUrlApp(),
     control: await controlServer(),
   };
   process.stdout.write(`${JSON.stringify(ports)}\n`);

@@ -1,0 +1,702 @@
+//! One snapshot with its graph still in memory: what "who holds it" needs beyond a [`Summary`].
+//!
+//! A [`Snapshot`] keeps the node columns, the edges, the retainers and the dominator tree, so it
+//! costs a few times more than a summary; the comparison commands hold at most one at a time
+//! and turn it into a [`Summary`] (which keeps 8 bytes per counted object) when done.
+
+use std::{collections::HashMap, io::BufRead, path::Path, path::PathBuf};
+
+use serde::Serialize;
+
+use crate::classify;
+use crate::dominators::{self, BASE_UNREACHABLE_DISTANCE, EdgeTypes, Graph};
+use crate::error::SnapshotError;
+use crate::fxhash::FastMap;
+use crate::graph;
+use crate::layout::NodeKind;
+use crate::model::Location;
+use crate::parse::{EDGE_TARGET_MASK, Heap};
+use crate::summary::{self, Summary};
+
+/// `node_group` value of nodes that are not counted (self size 0 after folding).
+const NONE: u32 = u32::MAX;
+
+/// How far up a retainer chain is followed (DevTools expands 20 levels; a chain is kept whole
+/// up to this many steps so the holder shows).
+const MAX_PATH_STEPS: usize = 64;
+
+/// One step of a retainer path, from the root side towards the object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct PathStep {
+    /// The node's class, as in the Summary view (`Map`, `system / Context`, `Function`…).
+    pub node: String,
+    /// The name of the edge that holds this node, from the previous step (empty on the first
+    /// step). Element indexes are collapsed to `[]` so that entries of one collection group.
+    pub edge: String,
+    /// The type of that edge: `property`, `element`, `context`, `internal`, `shortcut`,
+    /// `hidden`… (empty on the first step).
+    pub edge_type: String,
+    /// A function's name, for closures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the function or constructor is defined: `file:line:column` (1-based), or
+    /// `script N:line:column` when the snapshot does not name the script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// Objects that share a retainer path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RetainerGroup {
+    /// How many of the objects have this path.
+    pub count: u64,
+    /// The sum of their retained sizes, in bytes.
+    pub retained_size: u64,
+    /// From the root side to the object.
+    pub path: Vec<PathStep>,
+}
+
+/// Caches for walking many retainer chains.
+#[derive(Default)]
+struct Walk {
+    /// The first retainer `(node, edge)` of nodes already walked.
+    first: FastMap<u32, Option<(u32, u32)>>,
+    /// For sources with many edges: `(target, edge)` sorted.
+    by_target: FastMap<u32, Vec<(u32, u32)>>,
+}
+
+/// A loaded snapshot whose graph is still in memory. See the module documentation.
+pub struct Snapshot {
+    summary: Summary,
+    heap: Heap,
+    graph: Graph,
+    /// Group (index into the summary's groups) of every counted node, else [`NONE`].
+    node_group: Vec<u32>,
+    detached: Vec<bool>,
+    /// Class key index of every group.
+    group_key: Vec<u32>,
+    /// Class keys (name, location) with this snapshot's own interface definitions.
+    keys: Vec<(String, Option<Location>)>,
+    root: usize,
+}
+
+impl Snapshot {
+    /// Loads the snapshot at `path`, streaming it from disk.
+    pub fn open(path: impl AsRef<Path>) -> Result<Snapshot, SnapshotError> {
+        let path = path.as_ref();
+        Snapshot::from_reader(summary::open(path)?, path)
+    }
+
+    /// Loads a snapshot read from `reader`; `origin` names it in errors.
+    pub fn from_reader(
+        reader: impl BufRead,
+        origin: impl Into<PathBuf>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let path = origin.into();
+        let heap = summary::read_heap(reader, &path)?;
+        Ok(summary::build(heap, true))
+    }
+
+    pub(crate) fn new(
+        summary: Summary,
+        heap: Heap,
+        graph: Graph,
+        node_group: Vec<u32>,
+        detached: Vec<bool>,
+    ) -> Snapshot {
+        let names = summary.group_names(&summary.interfaces);
+        let mut keys = Vec::new();
+        let mut index: HashMap<(String, Option<Location>), u32> = HashMap::new();
+        let group_key = names
+            .into_iter()
+            .zip(&summary.groups)
+            .map(|(name, group)| {
+                *index
+                    .entry((name, group.location))
+                    .or_insert_with_key(|key| {
+                        keys.push(key.clone());
+                        keys.len() as u32 - 1
+                    })
+            })
+            .collect();
+        let root = graph::root(&heap);
+        let mut snapshot = Snapshot {
+            summary,
+            heap,
+            graph,
+            node_group,
+            detached,
+            group_key,
+            keys,
+            root,
+        };
+        let retained = snapshot.class_retained(|_| true);
+        snapshot.summary.retained = snapshot.keys.iter().cloned().zip(retained).collect();
+        // Per group too, for when another snapshot's definitions name the plain objects.
+        let groups = snapshot.summary.groups.len();
+        snapshot.summary.group_retained = snapshot.retained_by(
+            groups,
+            |o| match snapshot.node_group[o] {
+                NONE => None,
+                group => Some(group),
+            },
+            |_| true,
+        );
+        snapshot
+    }
+
+    /// What a comparison needs of this snapshot.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Drops the graph, keeping the summary.
+    pub fn into_summary(self) -> Summary {
+        self.summary
+    }
+
+    fn key_of(&self, ordinal: usize) -> Option<u32> {
+        match self.node_group[ordinal] {
+            NONE => None,
+            group => Some(self.group_key[group as usize]),
+        }
+    }
+
+    /// `calculateClassesRetainedSize`: per class key, the retained sizes of the objects that
+    /// `counts` accepts and that no other counted object of the same class dominates.
+    fn class_retained(&self, counts: impl Fn(usize) -> bool) -> Vec<u64> {
+        self.retained_by(self.keys.len(), |o| self.key_of(o), counts)
+    }
+
+    /// [`Snapshot::class_retained`] with classes given by `key_of` (indexes below `keys`).
+    fn retained_by(
+        &self,
+        keys: usize,
+        key_of: impl Fn(usize) -> Option<u32>,
+        counts: impl Fn(usize) -> bool,
+    ) -> Vec<u64> {
+        let g = &self.graph;
+        let mut out = vec![0u64; keys];
+        let mut seen = vec![false; keys];
+        let mut list: Vec<u32> = vec![self.root as u32];
+        // Stack lengths at which a class's subtree ends (`usize::MAX`: DevTools' -1 sentinel).
+        let mut ends: Vec<usize> = vec![usize::MAX];
+        let mut classes: Vec<u32> = Vec::new();
+        while let Some(node) = list.pop() {
+            let node = node as usize;
+            let (from, to) = (
+                g.first_dominated[node] as usize,
+                g.first_dominated[node + 1] as usize,
+            );
+            if let Some(key) = key_of(node)
+                && !seen[key as usize]
+                && counts(node)
+            {
+                out[key as usize] += g.retained[node];
+                if from != to {
+                    seen[key as usize] = true;
+                    ends.push(list.len());
+                    classes.push(key);
+                }
+            }
+            list.extend_from_slice(&g.dominated[from..to]);
+            let l = list.len();
+            while ends.last() == Some(&l) {
+                ends.pop();
+                if let Some(key) = classes.pop() {
+                    seen[key as usize] = false;
+                }
+            }
+        }
+        out
+    }
+
+    /// Ordinals of the nodes whose id is in `ids` (sorted).
+    fn mark(&self, ids: &[u32]) -> Vec<bool> {
+        self.heap
+            .node_id
+            .iter()
+            .map(|id| ids.binary_search(id).is_ok())
+            .collect()
+    }
+
+    /// Per class key, how many counted objects have an id in `ids` (sorted), and their
+    /// retained size counted as the Summary view counts a class's.
+    pub fn retained_of(&self, ids: &[u32]) -> HashMap<(String, Option<Location>), (u64, u64)> {
+        let marked = self.mark(ids);
+        let retained = self.class_retained(|o| marked[o]);
+        let mut counts = vec![0u64; self.keys.len()];
+        for (o, &m) in marked.iter().enumerate() {
+            if m && let Some(key) = self.key_of(o) {
+                counts[key as usize] += 1;
+            }
+        }
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| counts[k] > 0)
+            .map(|(k, key)| (key.clone(), (counts[k], retained[k])))
+            .collect()
+    }
+
+    /// Ids of the counted objects of class `name` at `location`, restricted to `ids` (sorted)
+    /// when given; sorted.
+    pub fn ids_of_class(
+        &self,
+        name: &str,
+        location: Option<Location>,
+        ids: Option<&[u32]>,
+    ) -> Vec<u32> {
+        let Some(key) = self
+            .keys
+            .iter()
+            .position(|k| k.0 == name && k.1 == location)
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<u32> = (0..self.heap.node_count())
+            .filter(|&o| self.key_of(o) == Some(key as u32))
+            .map(|o| self.heap.node_id[o])
+            .filter(|id| ids.is_none_or(|ids| ids.binary_search(id).is_ok()))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The ordinal of the node with id `id`.
+    fn ordinal_of(&self, id: u32) -> Option<usize> {
+        self.heap.node_id.iter().position(|&i| i == id)
+    }
+
+    /// The retained size of the node with id `id`.
+    pub fn retained_size_of(&self, id: u32) -> Option<u64> {
+        self.ordinal_of(id).map(|o| self.graph.retained[o])
+    }
+
+    /// The distance of the node with id `id` from the roots, as DevTools shows it.
+    pub fn distance_of(&self, id: u32) -> Option<i32> {
+        self.ordinal_of(id).map(|o| self.graph.distance[o])
+    }
+
+    /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
+    /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
+    /// edges and the root left out. Returns `(retainer, edge ordinal)`.
+    fn first_retainer(&self, target: usize, walk: &mut Walk) -> Option<(usize, usize)> {
+        let g = &self.graph;
+        let types = EdgeTypes::of(&self.heap);
+        let (start, end) = (
+            g.first_retainer[target] as usize,
+            g.first_retainer[target + 1] as usize,
+        );
+        // (distance, source, edge), in retainer-list order.
+        let mut candidates: Vec<(i32, usize, usize)> = Vec::new();
+        let mut r = start;
+        while r < end {
+            let source = g.retainer(r) as usize;
+            // Entries of one source are adjacent, in reverse edge order.
+            let mut run = 1;
+            while r + run < end && g.retainer(r + run) as usize == source {
+                run += 1;
+            }
+            let edges = self.edges_between(source, target, run, walk);
+            for e in edges {
+                let ty = u16::from(self.heap.edge_type[e]);
+                if source == self.root || ty == types.invisible || ty == types.weak {
+                    continue;
+                }
+                candidates.push((g.distance[source], source, e));
+            }
+            r += run;
+        }
+        let nearest = candidates.iter().map(|c| c.0).min()?;
+        let mut best: Option<(String, usize, usize)> = None;
+        for &(_, source, e) in candidates.iter().filter(|c| c.0 == nearest) {
+            let name = self.js_name(source);
+            if best
+                .as_ref()
+                .is_none_or(|b| classify::cmp_utf16(&name, &b.0).is_lt())
+            {
+                best = Some((name, source, e));
+            }
+        }
+        best.map(|(_, source, e)| (source, e))
+    }
+
+    /// The last `run` edges from `source` to `target`, last first. Sources with many edges (a
+    /// Map's table) are indexed once per walk instead of scanned for every target.
+    fn edges_between(
+        &self,
+        source: usize,
+        target: usize,
+        run: usize,
+        walk: &mut Walk,
+    ) -> Vec<usize> {
+        const INDEX_FROM: u32 = 64;
+        let (start, end) = (
+            self.heap.first_edge[source],
+            self.heap.first_edge[source + 1],
+        );
+        if end - start < INDEX_FROM {
+            return (start as usize..end as usize)
+                .rev()
+                .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target)
+                .take(run)
+                .collect();
+        }
+        let index = walk.by_target.entry(source as u32).or_insert_with(|| {
+            // (target, edge), sorted: edges to one target stay in edge order.
+            let mut index: Vec<(u32, u32)> = (start..end)
+                .map(|e| (self.heap.edges[e as usize] & EDGE_TARGET_MASK, e))
+                .collect();
+            index.sort_unstable();
+            index
+        });
+        let target = target as u32;
+        let from = index.partition_point(|&(t, _)| t < target);
+        let to = index.partition_point(|&(t, _)| t <= target);
+        index[from..to]
+            .iter()
+            .rev()
+            .take(run)
+            .map(|&(_, e)| e as usize)
+            .collect()
+    }
+
+    /// A node's `name()` in DevTools: plain objects are named by their properties.
+    fn js_name(&self, ordinal: usize) -> String {
+        let raw = self.heap.raw_name(ordinal);
+        if self.heap.kind(ordinal) == NodeKind::Object && raw == "Object" {
+            return plain_object_name(&self.heap, ordinal);
+        }
+        raw.to_owned()
+    }
+
+    /// The chain DevTools expands first in the Retainers pane, from the object up: each
+    /// `(retainer, edge)` until a retainer at distance 1 or less (a user root such as `global`)
+    /// or unreachable, or one without retainers.
+    fn retainer_chain(&self, ordinal: usize, walk: &mut Walk) -> Vec<(usize, usize)> {
+        let mut chain = Vec::new();
+        let mut at = ordinal;
+        while chain.len() < MAX_PATH_STEPS {
+            let next = match walk.first.get(&(at as u32)) {
+                Some(&next) => next,
+                None => {
+                    let next = self
+                        .first_retainer(at, walk)
+                        .map(|(s, e)| (s as u32, e as u32));
+                    // The objects themselves are walked once each; their holders many times.
+                    if at != ordinal {
+                        walk.first.insert(at as u32, next);
+                    }
+                    next
+                }
+            };
+            let Some((source, edge)) = next else { break };
+            let (source, edge) = (source as usize, edge as usize);
+            chain.push((source, edge));
+            let d = self.graph.distance[source];
+            if d <= 1 || d >= BASE_UNREACHABLE_DISTANCE || chain.iter().any(|c| c.0 == ordinal) {
+                break;
+            }
+            at = source;
+        }
+        chain
+    }
+
+    /// The class label of a node in a path.
+    fn label(&self, ordinal: usize) -> String {
+        match self.key_of(ordinal) {
+            Some(key) => self.keys[key as usize].0.clone(),
+            None => classify::class_name(&self.heap, ordinal, self.detached[ordinal])
+                .map_or_else(|| "Object".to_owned(), std::borrow::Cow::into_owned),
+        }
+    }
+
+    fn step(&self, ordinal: usize, edge: Option<usize>) -> PathStep {
+        let types = EdgeTypes::of(&self.heap);
+        let (edge, edge_type) = match edge {
+            None => (String::new(), String::new()),
+            Some(e) => {
+                let ty = self.heap.edge_type[e];
+                let type_name = self.heap.layout.edges.type_names[usize::from(ty)].clone();
+                (edge_label(&self.heap, types, e), type_name)
+            }
+        };
+        let kind = self.heap.kind(ordinal);
+        let raw = self.heap.raw_name(ordinal);
+        let mut node = self.label(ordinal);
+        let (name, location) = match kind {
+            NodeKind::Closure => {
+                let located = self
+                    .heap
+                    .closure_locations
+                    .binary_search_by_key(&(ordinal as u32), |l| l.0)
+                    .ok()
+                    .map(|i| self.heap.closure_locations[i].1);
+                (
+                    Some(self.heap.raw_name(ordinal).to_owned()).filter(|n| !n.is_empty()),
+                    located.map(|l| self.summary.format_location(l)),
+                )
+            }
+            // Roots are known by their names: `(GC roots)`, `(Stack roots)`…
+            NodeKind::Synthetic if !raw.is_empty() => {
+                node = raw.to_owned();
+                (None, None)
+            }
+            NodeKind::Hidden | NodeKind::Array if !raw.is_empty() && raw != node => {
+                (Some(raw.to_owned()), None)
+            }
+            _ => (
+                None,
+                self.key_of(ordinal)
+                    .and_then(|k| self.keys[k as usize].1)
+                    .map(|l| self.summary.format_location(l)),
+            ),
+        };
+        PathStep {
+            node,
+            edge,
+            edge_type,
+            name,
+            location,
+        }
+    }
+
+    /// The path of the object at `ordinal`, root side first.
+    fn path(&self, ordinal: usize, walk: &mut Walk) -> Vec<PathStep> {
+        let chain = self.retainer_chain(ordinal, walk);
+        let mut steps = Vec::with_capacity(chain.len() + 1);
+        // Walk down: each node is held by the edge of the next chain entry below it.
+        for i in (0..chain.len()).rev() {
+            let held_by = if i + 1 < chain.len() {
+                Some(chain[i + 1].1)
+            } else {
+                None
+            };
+            steps.push(self.step(chain[i].0, held_by));
+        }
+        steps.push(self.step(ordinal, chain.first().map(|c| c.1)));
+        steps
+    }
+
+    /// The chain DevTools' Retainers pane opens first for node `id`, from the node up: each
+    /// retainer's id with the raw name (or index) and type of its edge.
+    pub(crate) fn first_retainer_ids(&self, id: u32) -> Option<Vec<(u32, String, String)>> {
+        let ordinal = self.ordinal_of(id)?;
+        let types = EdgeTypes::of(&self.heap);
+        let chain = self.retainer_chain(ordinal, &mut Walk::default());
+        Some(
+            chain
+                .into_iter()
+                .map(|(source, e)| {
+                    let ty = self.heap.edge_type[e];
+                    let name = if types.has_string_name(ty) {
+                        self.heap.string(self.heap.edge_name[e]).to_owned()
+                    } else {
+                        self.heap.edge_name[e].to_string()
+                    };
+                    (
+                        self.heap.node_id[source],
+                        name,
+                        self.heap.layout.edges.type_names[usize::from(ty)].clone(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The first retainer path of the object with id `id`, root side first.
+    pub fn first_retainer_path(&self, id: u32) -> Option<Vec<PathStep>> {
+        let ordinal = self.ordinal_of(id)?;
+        Some(self.path(ordinal, &mut Walk::default()))
+    }
+
+    /// The objects with ids in `ids` (sorted), grouped by retainer path, largest retained size
+    /// first; at most `limit` groups.
+    pub fn retainer_groups(&self, ids: &[u32], limit: usize) -> Vec<RetainerGroup> {
+        if limit == 0 || ids.is_empty() {
+            return Vec::new();
+        }
+        let mut walk = Walk::default();
+        let mut groups: HashMap<Vec<PathStep>, (u64, u64)> = HashMap::new();
+        for (o, id) in self.heap.node_id.iter().enumerate() {
+            if ids.binary_search(id).is_err() {
+                continue;
+            }
+            let path = self.path(o, &mut walk);
+            let entry = groups.entry(path).or_default();
+            entry.0 += 1;
+            entry.1 += self.graph.retained[o];
+        }
+        let mut out: Vec<RetainerGroup> = groups
+            .into_iter()
+            .map(|(path, (count, retained_size))| RetainerGroup {
+                count,
+                retained_size,
+                path,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.retained_size
+                .cmp(&a.retained_size)
+                .then_with(|| b.count.cmp(&a.count))
+                .then_with(|| a.path.len().cmp(&b.path.len()))
+        });
+        out.truncate(limit);
+        out
+    }
+
+    /// `(id, distance)` of every node, in node order.
+    pub(crate) fn distances(&self) -> Vec<(u32, i32)> {
+        self.heap
+            .node_id
+            .iter()
+            .copied()
+            .zip(self.graph.distance.iter().copied())
+            .collect()
+    }
+
+    /// `(id, retained size)` of every node, in node order.
+    pub(crate) fn retained_sizes(&self) -> Vec<(u32, u64)> {
+        self.heap
+            .node_id
+            .iter()
+            .copied()
+            .zip(self.graph.retained.iter().copied())
+            .collect()
+    }
+
+    /// Shallow sizes after folding, by node order (what retained sizes add up): counted nodes'
+    /// sizes are in the summary's groups, the others are 0.
+    pub(crate) fn shallow_sizes(&self) -> Vec<u32> {
+        (0..self.heap.node_count())
+            .map(|o| match self.node_group[o] {
+                NONE => 0,
+                group => {
+                    let members = &self.summary.groups[group as usize].members;
+                    let id = self.heap.node_id[o];
+                    members
+                        .binary_search_by_key(&id, |m| m.id)
+                        .map_or(0, |i| members[i].size)
+                }
+            })
+            .collect()
+    }
+
+    /// `(id, dominator's id)` of every node, in node order (the root dominates itself).
+    pub(crate) fn dominators(&self) -> Vec<(u32, u32)> {
+        let g = &self.graph;
+        let mut dominator: Vec<u32> = (0..self.heap.node_count() as u32).collect();
+        for (d, window) in g.first_dominated.windows(2).enumerate() {
+            for &child in &g.dominated[window[0] as usize..window[1] as usize] {
+                dominator[child as usize] = d as u32;
+            }
+        }
+        dominator
+            .iter()
+            .enumerate()
+            .map(|(o, &d)| (self.heap.node_id[o], self.heap.node_id[d as usize]))
+            .collect()
+    }
+}
+
+/// `#plainObjectName`: `{a, b, …, y, z}`, properties taken from both ends while the name stays
+/// within 100 UTF-16 units.
+fn plain_object_name(heap: &Heap, ordinal: usize) -> String {
+    let property = heap
+        .layout
+        .edges
+        .type_names
+        .iter()
+        .position(|t| t == "property");
+    let len = |s: &str| s.encode_utf16().count();
+    let (mut from_start, mut from_end) = (
+        i64::from(heap.first_edge[ordinal]),
+        i64::from(heap.first_edge[ordinal + 1]) - 1,
+    );
+    let (mut start, mut end) = (String::from("{"), String::from("}"));
+    let mut next_from_end = false;
+    while from_start <= from_end {
+        let e = if next_from_end { from_end } else { from_start } as usize;
+        let name = heap.string(heap.edge_name[e]);
+        if Some(usize::from(heap.edge_type[e])) != property || name == "__proto__" {
+            if next_from_end {
+                from_end -= 1;
+            } else {
+                from_start += 1;
+            }
+            continue;
+        }
+        let formatted = classify::format_property_name(name);
+        if len(&start) > 1 && len(&start) + len(&end) + len(&formatted) > 100 {
+            break;
+        }
+        if next_from_end {
+            from_end -= 1;
+            if len(&end) > 1 {
+                end.insert_str(0, ", ");
+            }
+            end.insert_str(0, &formatted);
+        } else {
+            from_start += 1;
+            if len(&start) > 1 {
+                start.push_str(", ");
+            }
+            start.push_str(&formatted);
+        }
+        next_from_end = !next_from_end;
+    }
+    if from_start <= from_end {
+        start.push_str(", …");
+    }
+    if len(&end) > 1 {
+        start.push_str(", ");
+    }
+    start + &end
+}
+
+/// An edge's name for a path: element indexes and numbered names collapsed.
+fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
+    let ty = heap.edge_type[e];
+    if !types.has_string_name(ty) {
+        return "[]".to_owned();
+    }
+    let name = heap.string(heap.edge_name[e]);
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return "[]".to_owned();
+    }
+    if dominators::weak_map_edge(name).is_some() {
+        return "part of key -> value pair in WeakMap".to_owned();
+    }
+    name.to_owned()
+}
+
+/// Script names by script id: a located closure's `shared` function info points to its script
+/// (`script_or_debug_info` or `script`), a node named by the script's name.
+pub(crate) fn script_names(heap: &Heap) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    let edge_to = |node: usize, names: &[&str]| {
+        (heap.first_edge[node] as usize..heap.first_edge[node + 1] as usize)
+            .find(|&e| {
+                EdgeTypes::of(heap).has_string_name(heap.edge_type[e])
+                    && names.contains(&heap.string(heap.edge_name[e]))
+            })
+            .map(|e| (heap.edges[e] & EDGE_TARGET_MASK) as usize)
+    };
+    for &(closure, location) in &heap.closure_locations {
+        if out.contains_key(&location.script_id) {
+            continue;
+        }
+        let Some(shared) = edge_to(closure as usize, &["shared"]) else {
+            continue;
+        };
+        let Some(script) = edge_to(shared, &["script_or_debug_info", "script"]) else {
+            continue;
+        };
+        let name = heap.raw_name(script);
+        if !name.is_empty() && heap.kind(script) == NodeKind::Code {
+            out.insert(location.script_id, name.to_owned());
+        }
+    }
+    out
+}
