@@ -17,7 +17,8 @@
 //   GET /slow?ms=N        -> answers "slow <N>" after N ms (at most 60,000)
 //   GET /headers          -> the request's method, url and headers as JSON
 //   GET /heapdump         -> a heap snapshot streamed from v8.getHeapSnapshot()
-//                            (the "seed style" upstream endpoint)
+//                            (the "seed style" upstream endpoint); gzip=1: gzip-encoded
+//   GET /remember?text=T  -> keeps the string T alive (planted secrets)
 //   GET /write-heapsnapshot -> in-process v8.writeHeapSnapshot() to a temp file (deleted after);
 //                            answers {"ms","bytes"}: the baseline the benchmarks compare with
 //   GET /memory           -> process.memoryUsage() as JSON
@@ -28,6 +29,7 @@ const http = require('http');
 const os = require('os');
 const path = require('path');
 const v8 = require('v8');
+const zlib = require('zlib');
 
 class LeakedRequestContext {
   constructor(seq, url) {
@@ -37,6 +39,10 @@ class LeakedRequestContext {
     this.note = `request context #${seq}`;
   }
 }
+
+// Strings the test planted (secrets a redacted snapshot must not carry).
+const remembered = [];
+globalThis.remembered = remembered;
 
 const leakedRequestContexts = [];
 globalThis.leakedRequestContexts = leakedRequestContexts;
@@ -86,9 +92,20 @@ function handle(req, res) {
       return;
     case '/heapdump': {
       const snapshot = v8.getHeapSnapshot();
-      res.writeHead(200, { 'content-type': 'application/json' });
       snapshot.on('error', () => res.destroy());
+      if (url.searchParams.get('gzip') === '1') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        snapshot.pipe(zlib.createGzip()).pipe(res);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
       snapshot.pipe(res);
+      return;
+    }
+    case '/remember': {
+      remembered.push(url.searchParams.get("text") ?? "");
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ remembered: remembered.length }));
       return;
     }
     case '/write-heapsnapshot': {

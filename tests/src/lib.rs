@@ -622,6 +622,16 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(nginx: &Path, backends: &[SocketAddr]) -> Nginx {
+        Nginx::start_with_read_timeout(nginx, backends, "300s")
+    }
+
+    /// As [`Nginx::start`], cutting a response whose bytes pause for longer than `read_timeout`
+    /// (nginx syntax, e.g. `2s`): a balancer's idle timeout.
+    pub fn start_with_read_timeout(
+        nginx: &Path,
+        backends: &[SocketAddr],
+        read_timeout: &str,
+    ) -> Nginx {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         // Workers may run as another user when the tests run as root.
         let _ = std::fs::set_permissions(
@@ -651,7 +661,7 @@ impl Nginx {
                    proxy_http_version 1.1;\n\
                    proxy_set_header Connection \"\";\n\
                    proxy_buffering off;\n\
-                   proxy_read_timeout 300s;\n\
+                   proxy_read_timeout {read_timeout};\n\
                  }}\n\
                }}\n\
              }}\n"

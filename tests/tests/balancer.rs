@@ -141,6 +141,21 @@ fn gateway_returns_the_chosen_tasks_snapshot() {
     );
     assert_eq!(count, 4.0);
     assert!(sum >= count, "at least one attempt each");
+
+    // Compressed: the sidecar's zstd stream is relayed as it is, headers included.
+    let options = heapgate_tests::RequestOptions {
+        headers: &[("Accept-Encoding", "zstd")],
+        ..heapgate_tests::RequestOptions::default()
+    };
+    let target = format!("/heapdump?hash={}&task=t3", token());
+    let response = heapgate_tests::http_request(gateway.listen, &target, &options).unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.complete);
+    assert_eq!(response.header("content-encoding"), Some("zstd"));
+    assert_eq!(response.header("vary"), Some("accept-encoding"));
+    assert_eq!(response.header("x-heapgate-task"), Some("t3"));
+    let plain = zstd::decode_all(&response.body[..]).unwrap();
+    assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
 }
 
 #[test]
@@ -297,6 +312,8 @@ fn fetch_takes_a_series_from_the_chosen_task() {
     );
     assert!(!stderr.contains("not comparable"), "{stderr}");
     assert!(!stderr.contains(SECRET) && !stderr.contains("hash="));
+    // Received compressed (fetch asks for zstd, gzip), saved plain.
+    assert_eq!(stderr.matches("on the wire").count(), 2, "{stderr}");
     let leftovers: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
         .flatten()
@@ -318,10 +335,22 @@ fn fetch_without_a_task_pins_one_and_stays_on_it() {
     let dir = out.path().to_str().unwrap();
     let output = fetch(
         fleet.nginx.addr,
-        &["--count", "2", "--interval", "1s", "--out", dir],
+        &[
+            "--count",
+            "2",
+            "--interval",
+            "1s",
+            "--no-compression",
+            "--out",
+            dir,
+        ],
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("on the wire"),
+        "asked for identity: {stderr}"
+    );
     let pinned = stderr
         .lines()
         .find_map(|l| l.strip_prefix("heapgate: pinned task "))
@@ -451,5 +480,79 @@ fn measure_attempts_to_land_on_a_task() {
     eprintln!(
         "attempts to land over {} fetches: mean {mean:.2}, max {max}, all {counts:?}",
         counts.len()
+    );
+}
+
+/// The class table of `heapgate diff`'s output, up to its Total line (the retainer samples after
+/// it may pick different objects among equals from run to run).
+fn class_table(output: &str) -> String {
+    output
+        .lines()
+        .take_while(|l| !l.starts_with("Total"))
+        .chain(output.lines().find(|l| l.starts_with("Total")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `--keep-compressed` keeps the zstd bytes as they came; `heapgate diff` reads them directly and
+/// prints the same table as for the decompressed files.
+#[test]
+fn fetch_keep_compressed_saves_zst_files_that_diff_reads() {
+    let Some(fleet) = fleet("balancer::fetch_keep_compressed") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let output = fetch(
+        fleet.nginx.addr,
+        &[
+            "--task",
+            "t3",
+            "--count",
+            "2",
+            "--interval",
+            "1s",
+            "--keep-compressed",
+            "--out",
+            dir,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let paths = saved_paths(&output);
+    assert_eq!(paths.len(), 2, "{stderr}");
+    let mut plain_paths = Vec::new();
+    for path in &paths {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(name.ends_with(".heapsnapshot.zst"), "{name}");
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(bytes[..4], [0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
+        let plain = zstd::decode_all(&bytes[..]).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_valid_snapshot(&json);
+        assert!(
+            plain.len() > 5 * bytes.len(),
+            "{} vs {}",
+            plain.len(),
+            bytes.len()
+        );
+        let plain_path = path.with_extension("");
+        std::fs::write(&plain_path, &plain).unwrap();
+        plain_paths.push(plain_path);
+    }
+    let diff = |a: &std::path::Path, b: &std::path::Path| {
+        let output = std::process::Command::new(workspace_binary("heapgate"))
+            .arg("diff")
+            .args([a, b])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let compressed = class_table(&diff(&paths[0], &paths[1]));
+    assert!(compressed.contains("Total"), "{compressed}");
+    assert_eq!(
+        compressed,
+        class_table(&diff(&plain_paths[0], &plain_paths[1]))
     );
 }

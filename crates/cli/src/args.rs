@@ -75,6 +75,12 @@ pub enum Command {
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
     /// largest retained size first.
     Summary(SummaryArgs),
+    /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
+    /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
+    /// `heapgate-proxy --redact strings` does.
+    ///
+    /// OUT is written in IN's encoding unless --plain; it is never overwritten.
+    Redact(RedactArgs),
     /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
     Demo(DemoArgs),
@@ -174,6 +180,16 @@ pub struct FetchArgs {
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
+
+    /// Save what came over the wire (.heapsnapshot.zst or .gz) instead of decompressing it; it is
+    /// still decoded and checked to be a complete snapshot first. `heapgate diff` reads both.
+    #[arg(long)]
+    pub keep_compressed: bool,
+
+    /// Ask for an uncompressed answer (Accept-Encoding: identity). By default fetch asks for
+    /// zstd or gzip and saves the decompressed snapshot.
+    #[arg(long, conflicts_with = "keep_compressed")]
+    pub no_compression: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +239,21 @@ pub struct SummaryArgs {
     /// Print every class as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// The snapshot to redact (.heapsnapshot, .zst or .gz, recognised by content).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+
+    /// Where to write the redacted snapshot; must not exist.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Write plain JSON whatever IN's encoding.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 #[derive(Debug, Args)]

@@ -201,6 +201,8 @@ impl Demo<'_, '_> {
             out: self.dir.join(name),
             path: "/heapdump".to_owned(),
             max_attempts: 5,
+            keep_compressed: false,
+            no_compression: false,
         };
         let keys = demo_keys(self.secret)?;
         let mut paths = Vec::new();

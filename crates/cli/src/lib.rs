@@ -10,6 +10,7 @@ mod diff;
 mod error;
 mod fetch;
 mod mint;
+mod redact;
 mod summary;
 mod url;
 mod verify;
@@ -49,6 +50,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
             return page.render(io.stdout).map_err(|e| output_error(&e));
         }
         args::Command::Diff(args) => return diff::run(args, io),
+        args::Command::Redact(args) => return redact::run(args, io),
         args::Command::Summary(args) => return summary::run(args, io),
         args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
         _ => {}
@@ -66,6 +68,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Completions { .. }
         | args::Command::Man
         | args::Command::Diff(_)
+        | args::Command::Redact(_)
         | args::Command::Summary(_)
         | args::Command::Demo(_) => Ok(()),
     }

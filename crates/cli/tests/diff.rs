@@ -123,3 +123,54 @@ fn bad_input_is_one_clear_line_and_status_1() {
         assert!(output.stdout.is_empty());
     }
 }
+
+/// zstd and gzip files are read directly, recognised by their bytes, whatever their names say.
+#[test]
+fn compressed_files_give_the_same_table_as_plain_ones() {
+    use std::io::Write;
+    let [base, new] = pair();
+    let plain = diff(&[&base, &new]);
+    assert_eq!(plain.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    // A gzip file with a plain name, and a zstd file with no hint at all.
+    let gz_path = dir.path().join("base.heapsnapshot");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&std::fs::read(&base).unwrap()).unwrap();
+    std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
+    let zst_path = dir.path().join("new.bin");
+    let zst = zstd::encode_all(&std::fs::read(&new).unwrap()[..], 3).unwrap();
+    std::fs::write(&zst_path, zst).unwrap();
+    let compressed = diff(&[gz_path.to_str().unwrap(), zst_path.to_str().unwrap()]);
+    assert_eq!(
+        compressed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&compressed.stderr)
+    );
+    assert_eq!(compressed.stdout, plain.stdout);
+    // `heapgate summary` (and the retainer views, which open files the same way) too.
+    let summary = |path: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+            .args(["summary", path])
+            .env_remove("HEAPGATE_SECRET")
+            .env_remove("HEAPGATE_SECRET_FILE")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    assert_eq!(summary(zst_path.to_str().unwrap()), summary(&new));
+
+    // A truncated zstd file is one clear error, not a table.
+    let whole = std::fs::read(&zst_path).unwrap();
+    std::fs::write(&zst_path, &whole[..whole.len() / 2]).unwrap();
+    let truncated = diff(&[gz_path.to_str().unwrap(), zst_path.to_str().unwrap()]);
+    assert_eq!(truncated.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&truncated.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

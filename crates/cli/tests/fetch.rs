@@ -853,6 +853,8 @@ fn help_lists_every_flag() {
         "--out",
         "--path",
         "--max-attempts",
+        "--keep-compressed",
+        "--no-compression",
         "--secret-file",
         "--value",
     ] {

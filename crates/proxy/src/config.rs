@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use heapgate_keys::{SecretArgs, redact_userinfo};
 use heapgate_token::{Keys, Window};
 
+use crate::encoding::Coding;
 use crate::gateway::{GatewayConfig, Targets};
 use crate::guard::GuardedPaths;
 use crate::task::TaskId;
@@ -193,6 +194,23 @@ pub struct Args {
     )]
     pub max_header_bytes: usize,
 
+    /// Content codings offered for snapshot responses, in order of preference (a comma list of
+    /// zstd and gzip, or off). Clients choose with Accept-Encoding; without it they get plain JSON.
+    #[arg(
+        long,
+        env = "HEAPGATE_COMPRESSION",
+        value_name = "CODINGS",
+        value_delimiter = ',',
+        default_value = "zstd,gzip"
+    )]
+    pub compression: Vec<CompressionArg>,
+
+    /// Redact snapshots: `strings` replaces the string values the app holds by a placeholder,
+    /// keeping class, property and edge names, counts, sizes and ids (answers then carry
+    /// X-Heapgate-Redacted: strings). Set it on the sidecars, not on a gateway.
+    #[arg(long, env = "HEAPGATE_REDACT", value_enum, value_name = "WHAT", default_value_t = RedactArg::Off)]
+    pub redact: RedactArg,
+
     /// Log format on stderr. Filter with RUST_LOG (default info).
     #[arg(long, env = "HEAPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -207,6 +225,19 @@ pub enum SourceKind {
     /// In front of heapgate sidecars (a balancer or ID=URL instances): routes each verified
     /// request to the chosen task, retrying on new connections.
     Gateway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedactArg {
+    Off,
+    Strings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    Gzip,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -233,6 +264,10 @@ pub struct SnapshotConfig {
     pub min_interval: Duration,
     pub keepalive: Duration,
     pub health_paths: Vec<String>,
+    /// Codings offered to clients, preferred first; empty for none.
+    pub compression: Vec<Coding>,
+    /// Whether string values are redacted (`--redact strings`).
+    pub redact_strings: bool,
     /// Spellings of the snapshot paths (ours, and the app's own) never passed through.
     pub guarded_paths: GuardedPaths,
 }
@@ -259,6 +294,24 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Non-fatal remarks (e.g. a short secret) to log at start.
     pub warnings: Vec<String>,
+}
+
+/// `--compression`: `off` alone, or distinct codings.
+fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
+    let mut out = Vec::new();
+    for arg in args {
+        let coding = match arg {
+            CompressionArg::Off if args.len() == 1 => return Ok(Vec::new()),
+            CompressionArg::Off => return Err(error("--compression: off cannot be combined")),
+            CompressionArg::Zstd => Coding::Zstd,
+            CompressionArg::Gzip => Coding::Gzip,
+        };
+        if out.contains(&coding) {
+            return Err(error("--compression: a coding is listed twice"));
+        }
+        out.push(coding);
+    }
+    Ok(out)
 }
 
 /// A configuration error: one line, exit status 2.
@@ -293,6 +346,13 @@ impl Config {
         }
         if args.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
+        }
+        let compression = codings(&args.compression)?;
+        let redact_strings = args.redact == RedactArg::Strings;
+        if redact_strings && args.source == SourceKind::Gateway {
+            return Err(error(
+                "--redact: set it on the sidecars; a gateway relays their streams as they are",
+            ));
         }
         let (upstream, targets) = upstreams(&args.upstream, args.source)?;
         let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()])
@@ -329,6 +389,8 @@ impl Config {
                 keepalive: *args.keepalive,
                 guarded_paths,
                 health_paths,
+                compression,
+                redact_strings,
             },
             task_id: args.task_id,
             source,
@@ -528,6 +590,30 @@ mod tests {
             let message = message.unwrap_or_else(|| panic!("{args:?} accepted"));
             assert!(!message.contains("s3cr3t"), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn compression_offers() {
+        let offered = |extra: &[&str]| parse(extra).map(|c| c.snapshot.compression);
+        assert_eq!(offered(&[]), Ok(vec![Coding::Zstd, Coding::Gzip]));
+        assert_eq!(offered(&["--compression", "gzip"]), Ok(vec![Coding::Gzip]));
+        assert_eq!(
+            offered(&["--compression", "gzip,zstd"]),
+            Ok(vec![Coding::Gzip, Coding::Zstd])
+        );
+        assert_eq!(offered(&["--compression", "off"]), Ok(vec![]));
+        assert!(offered(&["--compression", "off,gzip"]).is_err());
+        assert!(offered(&["--compression", "gzip,gzip"]).is_err());
+        assert!(offered(&["--compression", "br"]).is_err());
+        assert!(!parse(&[]).unwrap().snapshot.redact_strings);
+        assert!(
+            parse(&["--redact", "strings"])
+                .unwrap()
+                .snapshot
+                .redact_strings
+        );
+        assert!(parse(&["--redact", "strings", "--source", "gateway"]).is_err());
+        assert!(parse(&["--redact", "everything"]).is_err());
     }
 
     #[test]

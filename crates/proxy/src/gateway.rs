@@ -31,7 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
 use crate::log_text::Escaped;
-use crate::snapshot::{SERIES_HEADER, TASK_HEADER};
+use crate::snapshot::{REDACTED_HEADER, SERIES_HEADER, TASK_HEADER};
 use crate::source::upstream_snapshot_uri;
 use crate::task::TaskId;
 
@@ -68,6 +68,9 @@ pub struct RouteRequest<'a> {
     pub task: Option<&'a str>,
     pub probe: bool,
     pub repin: bool,
+    /// The client's `Accept-Encoding`, forwarded so the chosen sidecar compresses; its encoded
+    /// stream is relayed as is.
+    pub accept_encoding: Option<&'a HeaderValue>,
 }
 
 /// Why a request could not be routed. Bodies name tasks (the client chose them), never addresses.
@@ -234,8 +237,11 @@ impl Gateway {
         chosen: Option<&str>,
     ) -> Result<Attempt, GatewayError> {
         let uri = self.uri(base, request, chosen)?;
-        let upstream_request = Request::get(uri)
-            .header(header::CONNECTION, "close")
+        let mut upstream_request = Request::get(uri).header(header::CONNECTION, "close");
+        if let Some(accept) = request.accept_encoding {
+            upstream_request = upstream_request.header(header::ACCEPT_ENCODING, accept);
+        }
+        let upstream_request = upstream_request
             .body(Empty::new())
             .map_err(|_| GatewayError::Refused(StatusCode::BAD_REQUEST))?;
         let response =
@@ -306,6 +312,8 @@ fn pass_back(response: http::Response<hyper::body::Incoming>) -> Response {
         header::CONTENT_DISPOSITION,
         header::RETRY_AFTER,
         header::CACHE_CONTROL,
+        header::CONTENT_ENCODING,
+        header::VARY,
     ] {
         if let Some(value) = parts.headers.get(&name) {
             out.headers_mut().insert(name, value.clone());
@@ -324,6 +332,15 @@ fn pass_back(response: http::Response<hyper::body::Incoming>) -> Response {
     });
     if let Some(series) = series {
         out.headers_mut().insert(SERIES_HEADER, series.clone());
+    }
+    if parts
+        .headers
+        .get(REDACTED_HEADER)
+        .map(HeaderValue::as_bytes)
+        == Some(b"strings")
+    {
+        out.headers_mut()
+            .insert(REDACTED_HEADER, HeaderValue::from_static("strings"));
     }
     out
 }

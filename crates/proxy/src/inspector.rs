@@ -124,6 +124,7 @@ impl InspectorSource {
         Ok(Snapshot {
             series: Some(session.series.clone()),
             body: Box::pin(body),
+            content_encoding: None,
         })
     }
 

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod encoding;
 pub mod gate;
 pub mod gateway;
 pub mod guard;
@@ -21,6 +22,7 @@ pub mod launch;
 mod log_text;
 pub mod metrics;
 pub mod passthrough;
+mod redaction;
 pub mod server;
 pub mod snapshot;
 pub mod source;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -19,18 +19,23 @@ use heapgate_token::{Rejection, verify};
 use tokio::time::Instant;
 
 use crate::app::{AppState, Snapshots};
+use crate::encoding::{self, Coding};
 use crate::gate::{Busy, SnapshotPermit};
 use crate::gateway::{Gateway, RouteRequest};
 use crate::keepalive::KeepAlive;
 use crate::log_text::Escaped;
 use crate::metrics::{Metrics, Outcome, RejectReason, Route};
-use crate::source::SourceError;
+use crate::redaction;
+use crate::source::{ChunkStream, SourceError};
+use crate::spill;
 use crate::task::TaskId;
 
 /// Header naming the task that answered.
 pub const TASK_HEADER: &str = "x-heapgate-task";
 /// Header naming the inspector session a snapshot came from; equal values mean comparable ids.
 pub const SERIES_HEADER: &str = "x-heapgate-series";
+/// Header saying what the proxy redacted (`strings`), absent when nothing was.
+pub const REDACTED_HEADER: &str = "x-heapgate-redacted";
 
 /// Every non-200 answer of the snapshot path. Bodies are fixed short texts: the reason for a 403
 /// goes to logs and metrics only.
@@ -169,8 +174,13 @@ pub fn parse_query(query: &str) -> Result<SnapshotQuery, SnapshotError> {
 }
 
 /// `GET <path>?hash=…[&task=…][&probe=1]`.
-pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
-    let response = match take(&state, &method, &uri).await {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let response = match take(&state, &method, &uri, &headers).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -182,6 +192,7 @@ async fn take(
     state: &Arc<AppState>,
     method: &Method,
     uri: &Uri,
+    headers: &HeaderMap,
 ) -> Result<Response, SnapshotError> {
     if method != Method::GET {
         return Err(SnapshotError::MethodNotAllowed);
@@ -191,7 +202,9 @@ async fn take(
     let hash = check_token(state, request.hash.as_deref())?;
     let source = match &state.snapshots {
         Snapshots::Local(source) => source,
-        Snapshots::Gateway(gateway) => return Ok(route(state, gateway, &request, hash).await),
+        Snapshots::Gateway(gateway) => {
+            return Ok(route(state, gateway, &request, hash, headers).await);
+        }
     };
     let task = &state.task_id;
     if request
@@ -224,19 +237,47 @@ async fn take(
             return Err(SnapshotError::Unreachable(task.clone()));
         }
     };
-    tracing::info!(task = %task, series = snapshot.series.as_deref(), "snapshot started");
+    let redact = state.snapshot.redact_strings;
+    if redact && snapshot.content_encoding.is_some() {
+        // Encoded by the app: the proxy can neither redact nor pass it on unredacted.
+        tracing::warn!("the app's snapshot answer is encoded; cannot redact it: 502");
+        state.metrics.snapshot(Outcome::Unreachable);
+        permit.release_uncharged();
+        return Err(SnapshotError::Unreachable(task.clone()));
+    }
+    tracing::info!(task = %task, series = snapshot.series.as_deref(), redact, "snapshot started");
 
     let filename = format!(
         "{task}-{}.heapsnapshot",
         started_at.format("%Y%m%dT%H%M%SZ")
     );
-    let body = Tracked::new(
-        KeepAlive::new(snapshot.body, state.snapshot.keepalive),
-        permit,
-        Arc::clone(&state.metrics),
-    );
+    // An app that encoded its own answer (`--source upstream`) is passed through untouched.
+    let coding = match snapshot.content_encoding {
+        Some(_) => None,
+        None => encoding::negotiate(headers, &state.snapshot.compression),
+    };
+    let body = if redact {
+        redaction::redacted(snapshot.body)
+    } else {
+        snapshot.body
+    };
+    let plain = KeepAlive::new(body, state.snapshot.keepalive);
+    let wire: ChunkStream = match coding {
+        Some(coding) => Box::pin(encoding::compress(plain, coding, spill::DEFAULT_MEM_LIMIT)),
+        None => Box::pin(plain),
+    };
+    let body = Tracked::new(wire, permit, Arc::clone(&state.metrics));
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if redact {
+        headers.insert(REDACTED_HEADER, HeaderValue::from_static("strings"));
+    }
+    if let Some(value) = coding.map(Coding::token).map(HeaderValue::from_static) {
+        headers.insert(header::CONTENT_ENCODING, value);
+    } else if let Some(value) = snapshot.content_encoding {
+        headers.insert(header::CONTENT_ENCODING, value);
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -258,6 +299,7 @@ async fn route(
     gateway: &Gateway,
     request: &SnapshotQuery,
     hash: &str,
+    headers: &HeaderMap,
 ) -> Response {
     let (result, attempts) = gateway
         .route(RouteRequest {
@@ -265,6 +307,7 @@ async fn route(
             task: request.task.as_deref(),
             probe: request.probe,
             repin: request.repin,
+            accept_encoding: headers.get(header::ACCEPT_ENCODING),
         })
         .await;
     state.metrics.gateway_attempts(attempts);
@@ -315,7 +358,7 @@ fn check_token<'a>(state: &AppState, hash: Option<&'a str>) -> Result<&'a str, S
 /// The response body: holds the gate's permit for as long as the stream lives and records how
 /// it ended (complete, failed, or abandoned by the client).
 struct Tracked {
-    inner: KeepAlive,
+    inner: ChunkStream,
     permit: Option<SnapshotPermit>,
     metrics: Arc<Metrics>,
     started: Instant,
@@ -323,7 +366,7 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(inner: KeepAlive, permit: SnapshotPermit, metrics: Arc<Metrics>) -> Tracked {
+    fn new(inner: ChunkStream, permit: SnapshotPermit, metrics: Arc<Metrics>) -> Tracked {
         metrics.snapshot_running().set(1);
         Tracked {
             inner,
@@ -359,7 +402,7 @@ impl Stream for Tracked {
     type Item = Result<Bytes, SourceError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(chunk))) => self.bytes += chunk.len() as u64,
             Poll::Ready(Some(Err(e))) => {

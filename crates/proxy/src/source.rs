@@ -21,8 +21,12 @@ pub struct Snapshot {
     /// series share V8's object ids, so DevTools' Comparison (and `heapgate diff`) can match
     /// objects between them.
     pub series: Option<String>,
-    /// The `.heapsnapshot` JSON.
+    /// The `.heapsnapshot` JSON, or, when `content_encoding` is set, that JSON as the app
+    /// encoded it.
     pub body: ChunkStream,
+    /// The `Content-Encoding` an app answered with (`--source upstream`); such a body is passed
+    /// through untouched.
+    pub content_encoding: Option<http::HeaderValue>,
 }
 
 /// Why a snapshot could not be produced.

@@ -6,13 +6,18 @@
 //! take as long as the snapshot; the source waits briefly for it and otherwise lets the handler
 //! commit to a 200 (and keep-alive bytes) while it keeps waiting — an error that arrives later
 //! aborts the transfer.
+//!
+//! The app is asked for `identity` (the proxy compresses for the client). An app that encodes its
+//! answer anyway has it passed through untouched, `Content-Encoding` and all, when its head comes
+//! in time; one that arrives encoded after the proxy committed to a plain 200 aborts the transfer,
+//! since it could not be passed off as what was announced.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyDataStream, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -49,16 +54,21 @@ impl UpstreamSnapshots {
 
     async fn start(&self, query: &str) -> Result<Snapshot, SourceError> {
         let request = Request::get(self.uri(query)?)
+            .header(header::ACCEPT_ENCODING, "identity")
             .body(Empty::new())
             .map_err(|e| SourceError::Unreachable(e.to_string()))?;
         let mut pending = self.client.request(request).boxed();
         match tokio::time::timeout(HEAD_WAIT, &mut pending).await {
             // The app's own headers are never taken as the proxy's: it has no inspector session,
             // so it cannot vouch for a series (`X-Heapgate-*` from the app is dropped).
-            Ok(Ok(response)) => Ok(Snapshot {
-                series: None,
-                body: body_stream(response).map_err(SourceError::Unreachable)?,
-            }),
+            Ok(Ok(response)) => {
+                let content_encoding = encoded(&response).cloned();
+                Ok(Snapshot {
+                    series: None,
+                    body: body_stream(response).map_err(SourceError::Unreachable)?,
+                    content_encoding,
+                })
+            }
             Ok(Err(e)) => Err(SourceError::Unreachable(e.to_string())),
             // Still building: commit now, and abort later if the app then fails.
             Err(_) => Ok(Snapshot {
@@ -67,7 +77,13 @@ impl UpstreamSnapshots {
                     .map(|result| {
                         result
                             .map_err(|e| e.to_string())
-                            .and_then(body_stream)
+                            .and_then(|response| match encoded(&response) {
+                                Some(coding) => Err(format!(
+                                    "the app's late answer is encoded ({}); a plain 200 was already sent",
+                                    String::from_utf8_lossy(coding.as_bytes())
+                                )),
+                                None => body_stream(response),
+                            })
                             .map_err(SourceError::Failed)
                     })
                     .into_stream()
@@ -77,9 +93,18 @@ impl UpstreamSnapshots {
                     })
                     .flatten()
                     .boxed(),
+                content_encoding: None,
             }),
         }
     }
+}
+
+/// The app's `Content-Encoding`, unless absent or `identity`.
+fn encoded(response: &Response<Incoming>) -> Option<&HeaderValue> {
+    response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 /// The body of a 200, or why there is none.

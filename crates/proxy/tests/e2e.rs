@@ -482,6 +482,8 @@ fn help_names_every_flag_and_its_environment_variable() {
         ("--log-format", "HEAPGATE_LOG_FORMAT"),
         ("--pin-ttl", "HEAPGATE_PIN_TTL"),
         ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
+        ("--compression", "HEAPGATE_COMPRESSION"),
+        ("--redact", "HEAPGATE_REDACT"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");
@@ -493,4 +495,210 @@ fn help_names_every_flag_and_its_environment_variable() {
         assert!(readme.contains(env), "{env} missing from the README");
     }
     assert!(help.contains("HEAPGATE_SECRET"));
+}
+
+fn decode(coding: &str, wire: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "zstd" => zstd::stream::read::Decoder::new(wire)
+            .unwrap()
+            .read_to_end(&mut out),
+        "gzip" => flate2::read::GzDecoder::new(wire).read_to_end(&mut out),
+        other => panic!("unexpected coding {other}"),
+    }
+    .unwrap();
+    out
+}
+
+#[test]
+fn compressed_snapshots_decode_to_valid_snapshots_at_a_fraction_of_the_bytes() {
+    let Some(node) = node("compressed_snapshots") else {
+        return;
+    };
+    // ~30 MB of snapshot: small ones compress less (a 4 MB one: gzip -1 4.0x, zstd -1 5.1x).
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
+    let proxy = proxy_for(&app, &["--min-interval", "0s"]);
+    let plain = http_get(proxy.listen, &snapshot_target("")).unwrap();
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+    assert_valid_snapshot(&parse(&plain));
+    for coding in ["zstd", "gzip"] {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", coding)],
+            ..RequestOptions::default()
+        };
+        let response = http_request(proxy.listen, &snapshot_target(""), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("content-encoding"), Some(coding));
+        let decoded = decode(coding, &response.body);
+        let snapshot: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+        assert_valid_snapshot(&snapshot);
+        let ratio = plain.body.len() as f64 / response.body.len() as f64;
+        eprintln!(
+            "{coding}: {} bytes on the wire for a {}-byte snapshot ({ratio:.1}x)",
+            response.body.len(),
+            decoded.len()
+        );
+        assert!(ratio >= 5.0, "{coding}: only {ratio:.1}x smaller");
+    }
+}
+
+/// `--source upstream`: an app that encodes its own answer has it passed through untouched; an
+/// app that answers plain gets compressed by the proxy.
+#[test]
+fn upstream_source_passes_an_encoded_answer_through_and_compresses_a_plain_one() {
+    let Some(node) = node("upstream_source_encodings") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    let upstream = format!("http://{}", app.addr());
+    let proxy = ProxyProc::start(
+        Path::new(PROXY),
+        &[
+            "--upstream",
+            &upstream,
+            "--source",
+            "upstream",
+            "--task-id",
+            "task-u",
+            "--min-interval",
+            "0s",
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let options = RequestOptions {
+        headers: &[("Accept-Encoding", "zstd")],
+        ..RequestOptions::default()
+    };
+    for (extra, coding) in [("&gzip=1", "gzip"), ("", "zstd")] {
+        let response = http_request(proxy.listen, &snapshot_target(extra), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("content-encoding"), Some(coding), "{extra}");
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&decode(coding, &response.body)).unwrap();
+        assert_valid_snapshot(&snapshot);
+    }
+}
+
+const PLANTED_SECRET: &str = "hunter2-TOPSECRET-7f3a9c";
+const PLANTED_EMAIL: &str = "alice.planted@example.com";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// `--redact strings`: planted secrets are in the app's own snapshot but not in the proxy's,
+/// which is still a valid snapshot, compressed or not.
+#[test]
+fn redacted_snapshots_carry_no_planted_secrets() {
+    let Some(node) = node("redacted_snapshots") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[]);
+    for text in [PLANTED_SECRET, PLANTED_EMAIL] {
+        assert!(
+            app.get(&format!("/remember?text={text}"))
+                .contains("remembered")
+        );
+    }
+    // The oracle: the app's own unredacted snapshot holds both.
+    let own = http_get(app.addr(), "/heapdump").unwrap();
+    assert_eq!(own.status, 200);
+    assert!(contains(&own.body, PLANTED_SECRET) && contains(&own.body, PLANTED_EMAIL));
+
+    let proxy = proxy_for(&app, &["--min-interval", "0s", "--redact", "strings"]);
+    for coding in ["zstd", "identity"] {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", coding)],
+            ..RequestOptions::default()
+        };
+        let response = http_request(proxy.listen, &snapshot_target(""), &options).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.complete);
+        assert_eq!(response.header("x-heapgate-redacted"), Some("strings"));
+        let plain = if coding == "identity" {
+            assert_eq!(response.header("content-encoding"), None);
+            response.body.clone()
+        } else {
+            assert_eq!(response.header("content-encoding"), Some(coding));
+            decode(coding, &response.body)
+        };
+        assert!(
+            !contains(&plain, PLANTED_SECRET),
+            "{coding}: the secret leaked"
+        );
+        assert!(
+            !contains(&plain, PLANTED_EMAIL),
+            "{coding}: the e-mail leaked"
+        );
+        assert!(contains(&plain, "\"<redacted>\""));
+        let snapshot: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_valid_snapshot(&snapshot);
+        // Names survive: the leaked class is still there by name, with its objects.
+        assert_eq!(object_ids(&snapshot, LEAKED_CLASS).len(), 100);
+    }
+}
+
+/// A slow client of a compressed snapshot: the proxy compresses at the source's pace, holding
+/// (and if need be spilling) compressed bytes for the client, and stays small.
+#[test]
+fn a_slow_compressed_reader_does_not_hold_back_the_source() {
+    let Some(node) = node("a_slow_compressed_reader") else {
+        return;
+    };
+    let app = NodeApp::start(&node, &[("LEAK_AT_START", "300000")]);
+    let proxy = proxy_for(&app, &[]);
+    let listen = proxy.listen;
+    let target = snapshot_target("");
+    let client = std::thread::spawn(move || {
+        let options = RequestOptions {
+            headers: &[("Accept-Encoding", "zstd")],
+            read_rate: Some(400_000),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    });
+    let compressed_line = || {
+        proxy
+            .proc
+            .output()
+            .lines()
+            .find(|l| l.contains("snapshot compressed"))
+            .map(str::to_owned)
+    };
+    // The whole snapshot is compressed while the client is still reading.
+    let mut line = None;
+    while line.is_none() && !client.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        line = compressed_line();
+    }
+    let line = line.expect("compression finished only after the slow client did");
+    let response = client.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.complete);
+    let plain = decode("zstd", &response.body);
+    assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_str(line.split_once(' ').map_or(&line[..], |(_, rest)| rest)).unwrap();
+    let field = |name: &str| {
+        json[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let peak = proxy.proc.peak_rss();
+    eprintln!(
+        "slow compressed reader: {} bytes of JSON, {} compressed, {} spilled, proxy peak RSS {} MiB",
+        field("raw_bytes"),
+        field("compressed_bytes"),
+        field("spilled_bytes"),
+        peak >> 20
+    );
+    assert_eq!(field("compressed_bytes"), response.body.len() as u64);
+    assert_eq!(field("raw_bytes"), plain.len() as u64);
+    assert!(peak < 32 << 20, "proxy peak RSS {peak} bytes");
 }

@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use heapgate_proxy::app::{AppState, Snapshots, app};
 use heapgate_proxy::config::SnapshotConfig;
+use heapgate_proxy::encoding::Coding;
 use heapgate_proxy::gate::SnapshotGate;
 use heapgate_proxy::metrics::Metrics;
 use heapgate_proxy::passthrough::Upstream;
@@ -74,6 +75,7 @@ impl SnapshotSource for Stub {
                     Ok(Snapshot {
                         series: Some("s1".into()),
                         body: body.boxed(),
+                        content_encoding: None,
                     })
                 }
                 .boxed();
@@ -93,6 +95,7 @@ impl SnapshotSource for Stub {
             Ok(Snapshot {
                 series: Some("s1".into()),
                 body: futures_util::stream::iter(chunks).boxed(),
+                content_encoding: None,
             })
         }
         .boxed()
@@ -122,6 +125,8 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
             keepalive: Duration::from_millis(20),
             health_paths: vec!["/health".into()],
             guarded_paths: heapgate_proxy::guard::GuardedPaths::new(["/heapdump"]),
+            compression: vec![Coding::Zstd, Coding::Gzip],
+            redact_strings: false,
         },
         task_id: TaskId::new("task-a").unwrap(),
         snapshots: Snapshots::Local(stub.clone()),
@@ -425,5 +430,117 @@ async fn other_paths_pass_through() {
     assert!(
         h.metric("heapgate_requests_total{route=\"passthrough\",status=\"502\"}")
             .ends_with(" 1")
+    );
+}
+
+impl Harness {
+    async fn get_accepting(&self, uri: &str, accept_encoding: &str) -> Response {
+        let request = Request::builder()
+            .uri(uri)
+            .header("host", "heapgate")
+            .header("accept-encoding", accept_encoding)
+            .body(Body::empty())
+            .unwrap();
+        app(Arc::clone(&self.state)).oneshot(request).await.unwrap()
+    }
+}
+
+fn decode(coding: &str, wire: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "zstd" => zstd::stream::read::Decoder::new(wire)?.read_to_end(&mut out),
+        "gzip" => flate2::read::GzDecoder::new(wire).read_to_end(&mut out),
+        other => panic!("unexpected coding {other}"),
+    }?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn accept_encoding_picks_the_coding_and_no_header_gets_plain_json() {
+    for (accept, coding) in [
+        (None, None),
+        (Some("identity"), None),
+        (Some("gzip, zstd"), Some("zstd")),
+        (Some("zstd;q=0.5, gzip"), Some("gzip")),
+        (Some("br"), None),
+    ] {
+        let h = harness(Behaviour::Complete, Duration::ZERO);
+        let uri = format!("/heapdump?hash={}", token());
+        let response = match accept {
+            Some(accept) => h.get_accepting(&uri, accept).await,
+            None => h.get(&uri).await,
+        };
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "vary"), Some("accept-encoding"));
+        assert_eq!(header(&response, "content-encoding"), coding, "{accept:?}");
+        let wire = response.into_body().collect().await.unwrap().to_bytes();
+        let plain = match coding {
+            Some(coding) => decode(coding, &wire).unwrap(),
+            None => wire.to_vec(),
+        };
+        assert_eq!(plain, b"{\"snapshot\":{}}", "{accept:?}");
+    }
+}
+
+/// The keep-alive spaces before V8's first byte must reach the client as compressed bytes it
+/// can read at once, not sit in the encoder.
+#[tokio::test]
+async fn compressed_keepalive_flows_before_the_first_chunk() {
+    for coding in ["zstd", "gzip"] {
+        let mut h = harness(Behaviour::Fed, Duration::ZERO);
+        let response = h
+            .get_accepting(&format!("/heapdump?hash={}", token()), coding)
+            .await;
+        assert_eq!(header(&response, "content-encoding"), Some(coding));
+        let mut body = response.into_body();
+        let mut early = Vec::new();
+        // Nothing fed yet: whatever arrives now is keep-alive (20 ms ticks).
+        while early.len() < 3 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                .await
+                .expect("a compressed keep-alive block within 5 s")
+                .unwrap()
+                .unwrap();
+            early.push(frame.into_data().unwrap());
+        }
+        let early_wire: Vec<u8> = early.concat();
+        // An unfinished stream: decoding runs out of input after the spaces.
+        let mut partial = Vec::new();
+        {
+            use std::io::Read;
+            let mut reader: Box<dyn Read> = match coding {
+                "zstd" => Box::new(zstd::stream::read::Decoder::new(&early_wire[..]).unwrap()),
+                _ => Box::new(flate2::read::GzDecoder::new(&early_wire[..])),
+            };
+            let _ = reader.read_to_end(&mut partial);
+        }
+        assert!(
+            partial.len() >= 3 && partial.iter().all(|&b| b == b' '),
+            "{coding}: {partial:?}"
+        );
+        let feed = h.feed.take().unwrap();
+        feed.send(Ok(Bytes::from_static(b"{\"snapshot\":{}}")))
+            .await
+            .unwrap();
+        drop(feed);
+        let rest = body.collect().await.unwrap().to_bytes();
+        let plain = decode(coding, &[early_wire, rest.to_vec()].concat()).unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert!(parsed.get("snapshot").is_some());
+        assert!(plain.starts_with(b"   "));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_source_aborts_the_compressed_body() {
+    let h = harness(Behaviour::FailsMidway, Duration::ZERO);
+    let response = h
+        .get_accepting(&format!("/heapdump?hash={}", token()), "zstd")
+        .await;
+    assert_eq!(header(&response, "content-encoding"), Some("zstd"));
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "a truncated snapshot must not end cleanly, compressed or not"
     );
 }

@@ -52,6 +52,7 @@
 
 mod analysis;
 mod classify;
+mod decode;
 mod diff;
 mod dominators;
 mod error;
@@ -62,15 +63,18 @@ mod input;
 mod layout;
 mod model;
 mod parse;
+mod redact;
 mod render;
 mod report;
 mod summary;
 
 pub use analysis::{PathStep, RetainerGroup, Snapshot};
+pub use decode::{Encoding, decoded};
 pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
+pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
 pub use render::{MAX_NAME_WIDTH, render_retainers, render_summary, render_table};
 pub use report::{CompareOptions, Comparison, compare};
 pub use summary::{Summary, load};

@@ -14,7 +14,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     fs::File,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
@@ -79,20 +79,26 @@ pub struct Summary {
     pub(crate) scripts: HashMap<u32, String>,
 }
 
-/// Loads and summarises the snapshot at `path`, streaming it from disk.
+/// Loads and summarises the snapshot at `path`, streaming it from disk; plain, zstd or gzip
+/// (recognised by their first bytes).
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
     let path = path.as_ref();
     let heap = read_heap(open(path)?, path)?;
     Ok(build(heap, false).into_summary())
 }
 
-/// Opens `path` for reading with a large buffer.
-pub(crate) fn open(path: &Path) -> Result<BufReader<File>, SnapshotError> {
+/// Opens `path` for reading with a large buffer, decoding zstd or gzip (told by their first
+/// bytes).
+pub(crate) fn open(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>, SnapshotError> {
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_owned(),
         source,
     })?;
-    Ok(BufReader::with_capacity(READ_BUFFER, file))
+    let (_, reader) = crate::decode::decoded(file).map_err(|source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(BufReader::with_capacity(READ_BUFFER, reader))
 }
 
 impl Summary {

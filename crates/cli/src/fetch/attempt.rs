@@ -3,7 +3,12 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::{CONNECTION, CONTENT_DISPOSITION, HeaderName, RETRY_AFTER};
+use std::io::{self, Write};
+
+use heapgate_snapshot::Encoding;
+use reqwest::header::{
+    ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, HeaderName, RETRY_AFTER,
+};
 use reqwest::{Client, Response, StatusCode};
 
 use super::policy::Head;
@@ -13,6 +18,7 @@ use crate::Error;
 
 const TASK_HEADER: HeaderName = HeaderName::from_static("x-heapgate-task");
 const SERIES_HEADER: HeaderName = HeaderName::from_static("x-heapgate-series");
+const REDACTED_HEADER: HeaderName = HeaderName::from_static("x-heapgate-redacted");
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finds dead peers during a long, quiet snapshot build; a slow but live server is never cut.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -47,10 +53,23 @@ pub(crate) fn client(https: bool) -> Result<Client, Error> {
         .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {}", describe(e))))
 }
 
+/// What `heapgate fetch` asks for unless told `--no-compression`: zstd first (smaller and
+/// cheaper to decode), gzip for servers without it.
+pub(crate) const ACCEPT_COMPRESSED: &str = "zstd, gzip";
+
 /// Sends one GET on a new connection (`Connection: close` as well as no pooling, so the server
-/// side closes too).
-pub(crate) async fn send(client: &Client, url: &str) -> Result<Response, reqwest::Error> {
-    client.get(url).header(CONNECTION, "close").send().await
+/// side closes too), accepting `accept_encoding`.
+pub(crate) async fn send(
+    client: &Client,
+    url: &str,
+    accept_encoding: &str,
+) -> Result<Response, reqwest::Error> {
+    client
+        .get(url)
+        .header(CONNECTION, "close")
+        .header(ACCEPT_ENCODING, accept_encoding)
+        .send()
+        .await
 }
 
 /// What the response head says, beyond the decision.
@@ -60,6 +79,8 @@ pub(crate) struct Meta {
     pub(crate) series: Option<String>,
     /// The `Content-Disposition` filename, unsanitised.
     pub(crate) filename: Option<String>,
+    /// `X-Heapgate-Redacted` (what the proxy redacted), on a snapshot answer.
+    pub(crate) redacted: Option<String>,
 }
 
 pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
@@ -94,6 +115,9 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
     let meta = Meta {
         series: header(SERIES_HEADER),
         filename,
+        redacted: header(REDACTED_HEADER)
+            .filter(|_| status == 200)
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b',')),
     };
     (head, meta)
 }
@@ -155,8 +179,8 @@ fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
     }
     // io::Error's source() skips its payload (often another io::Error): look inside.
     error
-        .downcast_ref::<std::io::Error>()
-        .and_then(std::io::Error::get_ref)
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::get_ref)
         .is_some_and(|inner| refused_certificate(inner))
 }
 
@@ -169,40 +193,60 @@ pub(crate) enum Failure {
     Stop(String),
 }
 
-/// Streams the body into `part`, leaving out leading whitespace (the proxy's keep-alive while
-/// the snapshot builds). Succeeds only when the body ended cleanly, starts with
-/// `{"snapshot":` and ends with `}`; returns the bytes written.
-pub(crate) async fn download(
-    response: &mut Response,
-    part: &mut Part,
-    progress: &mut Progress<'_>,
-) -> Result<u64, Failure> {
-    let mut written = 0_u64;
-    let mut prefix = Vec::with_capacity(SNAPSHOT_PREFIX.len());
-    let mut last = None;
-    loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Failure::Retry(format!(
-                    "transfer cut after {written} bytes: {}",
-                    describe(e)
-                )));
-            }
-        };
-        let mut data = &chunk[..];
-        if written == 0 {
+/// How the server encoded the body (`Content-Encoding`).
+pub(crate) fn encoding_of(response: &Response) -> Result<Encoding, Failure> {
+    let Some(value) = response.headers().get(CONTENT_ENCODING) else {
+        return Ok(Encoding::Plain);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text.eq_ignore_ascii_case("zstd") {
+        Ok(Encoding::Zstd)
+    } else if text.eq_ignore_ascii_case("gzip") || text.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else if text.eq_ignore_ascii_case("identity") || text.is_empty() {
+        Ok(Encoding::Plain)
+    } else {
+        Err(Failure::Stop(format!(
+            "the answer is encoded as {:?}, which heapgate cannot decode; try --no-compression",
+            String::from_utf8_lossy(value.as_bytes())
+        )))
+    }
+}
+
+/// What a finished download amounted to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Downloaded {
+    /// Body bytes received (compressed, when it was).
+    pub(crate) wire: u64,
+    /// Bytes of snapshot JSON, leading keep-alive whitespace left out.
+    pub(crate) plain: u64,
+}
+
+/// Checks the snapshot JSON as it streams past, leaving out leading whitespace (the proxy's
+/// keep-alive while the snapshot builds) and writing the rest to `part` unless the compressed
+/// bytes are kept instead.
+struct PlainSink<'a> {
+    part: Option<&'a mut Part>,
+    written: u64,
+    prefix: Vec<u8>,
+    last: Option<u8>,
+    /// Why the sink refused data; `io::Error` cannot carry a [`Failure`].
+    failure: Option<Failure>,
+}
+
+impl PlainSink<'_> {
+    fn accept(&mut self, data: &[u8]) -> Result<(), Failure> {
+        let mut data = data;
+        if self.written == 0 {
             data = data.trim_ascii_start();
             if data.is_empty() {
-                continue;
+                return Ok(());
             }
-            progress.receiving();
         }
-        if prefix.len() < SNAPSHOT_PREFIX.len() {
-            let take = (SNAPSHOT_PREFIX.len() - prefix.len()).min(data.len());
-            prefix.extend_from_slice(&data[..take]);
-            if !SNAPSHOT_PREFIX.starts_with(&prefix) {
+        if self.prefix.len() < SNAPSHOT_PREFIX.len() {
+            let take = (SNAPSHOT_PREFIX.len() - self.prefix.len()).min(data.len());
+            self.prefix.extend_from_slice(&data[..take]);
+            if !SNAPSHOT_PREFIX.starts_with(&self.prefix) {
                 return Err(Failure::Stop(
                     "the answer is not a heap snapshot (it does not start with {\"snapshot\":); \
                      check BASE_URL and --path"
@@ -211,20 +255,223 @@ pub(crate) async fn download(
             }
         }
         if let Some(&byte) = data.trim_ascii_end().last() {
-            last = Some(byte);
+            self.last = Some(byte);
         }
-        part.write_all(data)
-            .map_err(|e| Failure::Stop(format!("cannot write {}: {e}", part.path().display())))?;
-        written += data.len() as u64;
-        progress.received(data.len() as u64);
+        if let Some(part) = self.part.as_deref_mut() {
+            part.write_all(data).map_err(|e| {
+                Failure::Stop(format!("cannot write {}: {e}", part.path().display()))
+            })?;
+        }
+        self.written += data.len() as u64;
+        Ok(())
     }
-    if written == 0 {
-        return Err(Failure::Retry("the answer was empty".to_owned()));
+
+    /// Whether what went past is a whole snapshot.
+    fn check(&self) -> Result<u64, Failure> {
+        if self.written == 0 {
+            return Err(Failure::Retry("the answer was empty".to_owned()));
+        }
+        if self.prefix.len() < SNAPSHOT_PREFIX.len() || self.last != Some(b'}') {
+            return Err(Failure::Retry(format!(
+                "the snapshot ended early, after {} bytes",
+                self.written
+            )));
+        }
+        Ok(self.written)
     }
-    if prefix.len() < SNAPSHOT_PREFIX.len() || last != Some(b'}') {
-        return Err(Failure::Retry(format!(
-            "the snapshot ended early, after {written} bytes"
-        )));
+}
+
+impl Write for PlainSink<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.accept(data) {
+            Ok(()) => Ok(data.len()),
+            Err(failure) => {
+                self.failure = Some(failure);
+                Err(io::Error::other("refused"))
+            }
+        }
     }
-    Ok(written)
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The decoder in front of the sink.
+enum Decode<'a> {
+    Plain(PlainSink<'a>),
+    Zstd(zstd::stream::write::Decoder<'static, PlainSink<'a>>),
+    Gzip(flate2::write::MultiGzDecoder<PlainSink<'a>>),
+}
+
+impl<'a> Decode<'a> {
+    fn new(encoding: Encoding, sink: PlainSink<'a>) -> io::Result<Decode<'a>> {
+        Ok(match encoding {
+            Encoding::Plain => Decode::Plain(sink),
+            Encoding::Zstd => Decode::Zstd(zstd::stream::write::Decoder::new(sink)?),
+            Encoding::Gzip => Decode::Gzip(flate2::write::MultiGzDecoder::new(sink)),
+        })
+    }
+
+    fn sink(&mut self) -> &mut PlainSink<'a> {
+        match self {
+            Decode::Plain(sink) => sink,
+            Decode::Zstd(d) => d.get_mut(),
+            Decode::Gzip(d) => d.get_mut(),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Decode::Plain(sink) => sink.write_all(data),
+            Decode::Zstd(d) => d.write_all(data),
+            Decode::Gzip(d) => d.write_all(data),
+        }
+    }
+
+    /// Ends the stream: an incomplete frame or a bad checksum is an error.
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Decode::Plain(_) => Ok(()),
+            Decode::Zstd(d) => d.do_finish(),
+            Decode::Gzip(d) => d.try_finish(),
+        }
+    }
+
+    /// A decoding error as a failure: the sink's own reason if it refused the data.
+    fn failure(&mut self, e: &io::Error, wire: u64) -> Failure {
+        self.sink().failure.take().unwrap_or_else(|| {
+            Failure::Retry(format!(
+                "the compressed snapshot is corrupt or cut after {wire} bytes: {e}"
+            ))
+        })
+    }
+}
+
+/// Streams the body into `part`: decoded, unless `keep` says to keep the compressed bytes as
+/// they came (they are decoded and checked all the same). Succeeds only when the body ended
+/// cleanly, decoded completely, and the JSON starts with `{"snapshot":` and ends with `}`.
+pub(crate) async fn download(
+    response: &mut Response,
+    encoding: Encoding,
+    keep: bool,
+    part: &mut Part,
+    progress: &mut Progress<'_>,
+) -> Result<Downloaded, Failure> {
+    let keep = keep && encoding != Encoding::Plain;
+    let mut raw_part = None;
+    let sink = PlainSink {
+        part: if keep {
+            raw_part = Some(&mut *part);
+            None
+        } else {
+            Some(&mut *part)
+        },
+        written: 0,
+        prefix: Vec::with_capacity(SNAPSHOT_PREFIX.len()),
+        last: None,
+        failure: None,
+    };
+    let mut decode = Decode::new(encoding, sink)
+        .map_err(|e| Failure::Stop(format!("cannot start the decoder: {e}")))?;
+    let mut wire = 0_u64;
+    let mut receiving = false;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Failure::Retry(format!(
+                    "transfer cut after {wire} bytes: {}",
+                    describe(e)
+                )));
+            }
+        };
+        wire += chunk.len() as u64;
+        if let Some(raw) = raw_part.as_deref_mut() {
+            raw.write_all(&chunk).map_err(|e| {
+                Failure::Stop(format!("cannot write {}: {e}", raw.path().display()))
+            })?;
+        }
+        decode
+            .write_all(&chunk)
+            .map_err(|e| decode.failure(&e, wire))?;
+        let plain = decode.sink().written;
+        if plain > 0 && !receiving {
+            receiving = true;
+            progress.receiving(encoding != Encoding::Plain);
+        }
+        if receiving {
+            progress.received(wire, plain);
+        }
+    }
+    decode.finish().map_err(|e| decode.failure(&e, wire))?;
+    let plain = decode.sink().check()?;
+    Ok(Downloaded { wire, plain })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &[u8] = br#"{"snapshot":{"meta":{}},"nodes":[],"strings":["}"]}"#;
+
+    fn sink() -> PlainSink<'static> {
+        PlainSink {
+            part: None,
+            written: 0,
+            prefix: Vec::new(),
+            last: None,
+            failure: None,
+        }
+    }
+
+    /// Feeds `wire` in small pieces, then finishes and checks, as a download does.
+    fn run(encoding: Encoding, wire: &[u8]) -> Result<u64, Failure> {
+        let mut decode = Decode::new(encoding, sink()).unwrap();
+        for piece in wire.chunks(7) {
+            decode.write_all(piece).map_err(|e| decode.failure(&e, 0))?;
+        }
+        decode.finish().map_err(|e| decode.failure(&e, 0))?;
+        decode.sink().check()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn compressed_bodies_decode_and_are_checked() {
+        let spaced = [&b"   "[..], JSON].concat();
+        let zstd = zstd::encode_all(&spaced[..], 1).unwrap();
+        assert_eq!(run(Encoding::Zstd, &zstd).ok(), Some(JSON.len() as u64));
+        assert_eq!(
+            run(Encoding::Gzip, &gzip(&spaced)).ok(),
+            Some(JSON.len() as u64)
+        );
+        assert_eq!(run(Encoding::Plain, &spaced).ok(), Some(JSON.len() as u64));
+    }
+
+    /// A compressed body cut short is never a snapshot, even when the cut lands after a `}`.
+    #[test]
+    fn a_cut_compressed_body_is_retried() {
+        let zstd = zstd::encode_all(JSON, 1).unwrap();
+        let gz = gzip(JSON);
+        for (encoding, wire) in [(Encoding::Zstd, &zstd), (Encoding::Gzip, &gz)] {
+            // Whole content, missing only the trailer (zstd checksum/epilogue, gzip CRC).
+            let cut = &wire[..wire.len() - 4];
+            assert!(
+                matches!(run(encoding, cut), Err(Failure::Retry(_))),
+                "{encoding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_compressed_non_snapshot_stops() {
+        let html = zstd::encode_all(&b"<html>oops</html>"[..], 1).unwrap();
+        assert!(matches!(run(Encoding::Zstd, &html), Err(Failure::Stop(_))));
+    }
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use heapgate_snapshot::Encoding;
 use heapgate_token::Keys;
 use indicatif::HumanBytes;
 use reqwest::{Client, Response};
@@ -152,7 +153,12 @@ impl Fetcher<'_, '_> {
             let probing = self.target.is_none();
             let url = self.url(probing)?;
             let label = format!("attempt {attempts}/{max}");
-            let (answer, response, meta) = match attempt::send(&self.client, &url).await {
+            let accept = if self.args.no_compression {
+                "identity"
+            } else {
+                attempt::ACCEPT_COMPRESSED
+            };
+            let (answer, response, meta) = match attempt::send(&self.client, &url, accept).await {
                 Ok(response) => {
                     let (head, meta) = attempt::head_of(&response);
                     (Answer::Head(head), Some(response), meta)
@@ -290,11 +296,16 @@ impl Fetcher<'_, '_> {
         task: &str,
         meta: &Meta,
     ) -> Result<Saved, Failure> {
-        let name = meta
+        let encoding = attempt::encoding_of(response)?;
+        let keep = self.args.keep_compressed;
+        let mut name = meta
             .filename
             .as_deref()
             .and_then(save::sanitize)
             .unwrap_or_else(|| save::fallback_name(task, (self.now)()));
+        if keep {
+            name.push_str(encoding.suffix());
+        }
         let mut part = Part::create(&self.args.out, &name).map_err(|e| {
             Failure::Stop(format!(
                 "cannot create a file for {name} in {}: {e}",
@@ -303,9 +314,10 @@ impl Fetcher<'_, '_> {
         })?;
         let started = Instant::now();
         self.progress.building(task);
-        let downloaded = attempt::download(response, &mut part, &mut self.progress).await;
+        let downloaded =
+            attempt::download(response, encoding, keep, &mut part, &mut self.progress).await;
         self.progress.done();
-        let bytes = downloaded?;
+        let downloaded = downloaded?;
         let part_path = part.path().to_owned();
         let path = part.finish().map_err(|e| {
             Failure::Stop(format!(
@@ -313,10 +325,21 @@ impl Fetcher<'_, '_> {
                 part_path.display()
             ))
         })?;
+        let size = match encoding {
+            Encoding::Plain => HumanBytes(downloaded.plain).to_string(),
+            _ => format!(
+                "{} as {} on the wire, {:.1}x smaller",
+                HumanBytes(downloaded.plain),
+                HumanBytes(downloaded.wire),
+                downloaded.plain as f64 / downloaded.wire.max(1) as f64
+            ),
+        };
+        let redacted = meta.redacted.as_deref().map_or_else(String::new, |what| {
+            format!("; {what} redacted by the proxy")
+        });
         self.progress.line(&format!(
-            "saved {} ({} in {}) from task {task}",
+            "saved {} ({size} in {}) from task {task}{redacted}",
             path.display(),
-            HumanBytes(bytes),
             human(started.elapsed())
         ));
         Ok(Saved {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const TICK: Duration = Duration::from_millis(120);
 
@@ -15,6 +15,8 @@ pub(crate) struct Progress<'a> {
     bar: Option<ProgressBar>,
     /// The task being downloaded from.
     task: String,
+    /// Whether the body being received is compressed.
+    compressed: bool,
 }
 
 impl<'a> Progress<'a> {
@@ -24,6 +26,7 @@ impl<'a> Progress<'a> {
             terminal,
             bar: None,
             task: String::new(),
+            compressed: false,
         }
     }
 
@@ -61,18 +64,30 @@ impl<'a> Progress<'a> {
     }
 
     /// The first byte of the snapshot itself (not keep-alive whitespace) arrived.
-    pub(crate) fn receiving(&mut self) {
+    pub(crate) fn receiving(&mut self, compressed: bool) {
+        self.compressed = compressed;
+        let template = if compressed {
+            "{spinner} task {prefix}: {bytes} on the wire at {binary_bytes_per_sec}, {msg} decompressed ({elapsed})"
+        } else {
+            "{spinner} task {prefix}: {bytes} at {binary_bytes_per_sec} ({elapsed})"
+        };
         match &self.bar {
-            Some(bar) => bar.set_style(style(
-                "{spinner} task {prefix}: {bytes} at {binary_bytes_per_sec} ({elapsed})",
+            Some(bar) => bar.set_style(style(template)),
+            None if compressed => self.line(&format!(
+                "task {}: receiving snapshot (compressed)",
+                self.task
             )),
             None => self.line(&format!("task {}: receiving snapshot", self.task)),
         }
     }
 
-    pub(crate) fn received(&mut self, bytes: u64) {
+    /// Totals so far: body bytes on the wire, and snapshot bytes after decoding.
+    pub(crate) fn received(&mut self, wire: u64, plain: u64) {
         if let Some(bar) = &self.bar {
-            bar.inc(bytes);
+            bar.set_position(wire);
+            if self.compressed {
+                bar.set_message(HumanBytes(plain).to_string());
+            }
         }
     }
 
