@@ -370,3 +370,30 @@ fn snapshots_of_another_process_are_warned_about() {
     assert!(stderr.contains("heapgate: warning: "), "{stderr}");
     assert!(stderr.contains(path(&foreign)), "{stderr}");
 }
+
+/// The same files give the same output, retainer groups and their order included: many groups
+/// tie on size and count, and their order must not come from a hash map's iteration (it did).
+#[test]
+fn the_same_files_give_the_same_report() {
+    let Some([a, b, c]) = series() else { return };
+    let args = [
+        "diff",
+        path(a),
+        path(b),
+        path(c),
+        "--json",
+        "--retainers",
+        "30",
+        "--top",
+        "30",
+    ];
+    let first = heapgate(&args);
+    assert_eq!(first.status.code(), Some(0));
+    for run in 1..4 {
+        let again = heapgate(&args);
+        assert!(
+            again.stdout == first.stdout,
+            "run {run} printed another report"
+        );
+    }
+}

@@ -288,6 +288,10 @@ fn logs_contain_neither_the_secret_nor_the_hash() {
     ] {
         let _ = http_get(proxy.listen, &target).unwrap();
     }
+    // The last request's line: everything before it has been written by then.
+    proxy.proc.wait_for("the last request's log line", |line| {
+        line.contains("without hash").then_some(())
+    });
     let logs = proxy.proc.output();
     assert!(
         logs.contains("snapshot sent"),

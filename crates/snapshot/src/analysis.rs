@@ -518,32 +518,39 @@ impl Snapshot {
             return Vec::new();
         }
         let mut walk = Walk::default();
-        let mut groups: HashMap<Vec<PathStep>, (u64, u64)> = HashMap::new();
+        // (count, retained size, order of first appearance): ties are broken by node order, so
+        // the same file always gives the same groups.
+        let mut groups: HashMap<Vec<PathStep>, (u64, u64, usize)> = HashMap::new();
         for (o, id) in self.heap.node_id.iter().enumerate() {
             if ids.binary_search(id).is_err() {
                 continue;
             }
             let path = self.path(o, &mut walk);
-            let entry = groups.entry(path).or_default();
+            let seen = groups.len();
+            let entry = groups.entry(path).or_insert((0, 0, seen));
             entry.0 += 1;
             entry.1 += self.graph.retained[o];
         }
-        let mut out: Vec<RetainerGroup> = groups
+        let mut out: Vec<(usize, RetainerGroup)> = groups
             .into_iter()
-            .map(|(path, (count, retained_size))| RetainerGroup {
-                count,
-                retained_size,
-                path,
+            .map(|(path, (count, retained_size, first))| {
+                let group = RetainerGroup {
+                    count,
+                    retained_size,
+                    path,
+                };
+                (first, group)
             })
             .collect();
-        out.sort_by(|a, b| {
+        out.sort_by(|(first_a, a), (first_b, b)| {
             b.retained_size
                 .cmp(&a.retained_size)
                 .then_with(|| b.count.cmp(&a.count))
                 .then_with(|| a.path.len().cmp(&b.path.len()))
+                .then_with(|| first_a.cmp(first_b))
         });
         out.truncate(limit);
-        out
+        out.into_iter().map(|(_, group)| group).collect()
     }
 
     /// `(id, distance)` of every node, in node order.
