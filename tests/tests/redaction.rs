@@ -24,6 +24,31 @@ fn heapgate(args: &[&Path]) -> Output {
         .unwrap()
 }
 
+/// The leaky app holding the planted secrets as strings.
+fn planted_app(node: &Path) -> NodeApp {
+    let app = NodeApp::start(node, &[]);
+    for text in PLANTED {
+        assert!(
+            app.get(&format!("/remember?text={text}"))
+                .contains("remembered")
+        );
+    }
+    app
+}
+
+/// heapgate-proxy in front of `app` (inspector source) with `extra` flags.
+fn proxy_in_front(app: &NodeApp, extra: &[&str]) -> ProxyProc {
+    let upstream = format!("http://{}", app.addr());
+    let inspector = format!("http://{}", app.inspector);
+    let mut args = vec!["--upstream", &upstream, "--inspector", &inspector];
+    args.extend_from_slice(extra);
+    ProxyProc::start(
+        &workspace_binary("heapgate-proxy"),
+        &args,
+        &[("HEAPGATE_SECRET", SECRET)],
+    )
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -35,27 +60,8 @@ fn redacted_pair_diffs_like_the_original_pair() {
     let Some(node) = node_or_skip("redaction::redacted_pair_diffs_like_the_original_pair") else {
         return;
     };
-    let app = NodeApp::start(&node, &[]);
-    for text in PLANTED {
-        assert!(
-            app.get(&format!("/remember?text={text}"))
-                .contains("remembered")
-        );
-    }
-    let upstream = format!("http://{}", app.addr());
-    let inspector = format!("http://{}", app.inspector);
-    let proxy = ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &[
-            "--upstream",
-            &upstream,
-            "--inspector",
-            &inspector,
-            "--min-interval",
-            "0s",
-        ],
-        &[("HEAPGATE_SECRET", SECRET)],
-    );
+    let app = planted_app(&node);
+    let proxy = proxy_in_front(&app, &["--min-interval", "0s"]);
     let dir = tempfile::tempdir().unwrap();
     let take = |accept: &str, name: &str| {
         let options = RequestOptions {
@@ -153,27 +159,8 @@ fn fetch_from_a_redacting_proxy_saves_no_secrets() {
     let Some(node) = node_or_skip("redaction::fetch_from_a_redacting_proxy") else {
         return;
     };
-    let app = NodeApp::start(&node, &[]);
-    for text in PLANTED {
-        assert!(
-            app.get(&format!("/remember?text={text}"))
-                .contains("remembered")
-        );
-    }
-    let upstream = format!("http://{}", app.addr());
-    let inspector = format!("http://{}", app.inspector);
-    let proxy = ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &[
-            "--upstream",
-            &upstream,
-            "--inspector",
-            &inspector,
-            "--redact",
-            "strings",
-        ],
-        &[("HEAPGATE_SECRET", SECRET)],
-    );
+    let app = planted_app(&node);
+    let proxy = proxy_in_front(&app, &["--redact", "strings"]);
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(workspace_binary("heapgate"))
         .arg("fetch")

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::log_text::Escaped;
 use crate::snapshot::{REDACTED_HEADER, SERIES_HEADER, TASK_HEADER};
 use crate::source::upstream_snapshot_uri;
-use crate::task::TaskId;
+use crate::task::{TaskId, is_id_text};
 
 /// Longest wait for one attempt's response head (sidecars send theirs at once).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -323,13 +323,10 @@ fn pass_back(response: http::Response<hyper::body::Incoming>) -> Response {
     if let Some(task) = task_of(&parts.headers).and_then(|t| HeaderValue::from_str(&t).ok()) {
         out.headers_mut().insert(TASK_HEADER, task);
     }
-    let series = parts.headers.get(SERIES_HEADER).filter(|v| {
-        let bytes = v.as_bytes();
-        (1..=128).contains(&bytes.len())
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    });
+    let series = parts
+        .headers
+        .get(SERIES_HEADER)
+        .filter(|v| is_id_text(v.as_bytes()));
     if let Some(series) = series {
         out.headers_mut().insert(SERIES_HEADER, series.clone());
     }

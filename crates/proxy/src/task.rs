@@ -34,14 +34,18 @@ pub enum TaskIdError {
     Missing,
 }
 
+/// 1–128 characters of `[A-Za-z0-9._-]`: the syntax of task ids and series ids, safe in headers,
+/// file names and log lines.
+pub(crate) fn is_id_text(text: &[u8]) -> bool {
+    (1..=MAX_LEN).contains(&text.len())
+        && text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl TaskId {
     pub fn new(id: &str) -> Result<TaskId, TaskIdError> {
-        let valid = !id.is_empty()
-            && id.len() <= MAX_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if valid {
+        if is_id_text(id.as_bytes()) {
             Ok(TaskId(id.to_owned()))
         } else {
             Err(TaskIdError::Invalid(id.chars().take(MAX_LEN).collect()))
