@@ -1,0 +1,168 @@
+//! The snapshot path's query: `hash=HEX[&task=ID][&probe=1][&repin=1]`.
+
+use crate::task::TaskId;
+
+/// What a snapshot request asks for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SnapshotQuery {
+    /// The token, unverified.
+    pub hash: Option<String>,
+    /// The task the client wants; any other task answers 421.
+    pub task: Option<TaskId>,
+    /// Only say which task this is (204), take nothing.
+    pub probe: bool,
+    /// Gateway: forget the pinned task and choose anew.
+    pub repin: bool,
+}
+
+/// Why a query was refused; the text is one line, fit for a 400's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(&'static str);
+
+impl SnapshotQuery {
+    /// Parses strictly: a client that meant something else must get a 400, never a snapshot.
+    /// `hash`, `task`, `probe` and `repin` may each appear once; `probe` and `repin` take exactly
+    /// `1` or `true`; `task` is a task id; no value may hold `;` (some servers split parameters
+    /// there); a key that folds to one of ours (`Probe`, `probe[]`, `probe%00`) is refused.
+    /// Other parameters are ignored (cache busters).
+    pub fn parse(query: &str) -> Result<SnapshotQuery, QueryError> {
+        let (mut hash, mut task, mut probe, mut repin) = (None, None, None, None);
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "hash" => &mut hash,
+                "task" => &mut task,
+                "probe" => &mut probe,
+                "repin" => &mut repin,
+                other => {
+                    if is_look_alike(other) {
+                        return Err(QueryError(
+                            "misspelt query parameter (use hash, task, probe, repin)",
+                        ));
+                    }
+                    continue;
+                }
+            };
+            if value.contains(';') {
+                return Err(QueryError("';' in a query parameter"));
+            }
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(QueryError("repeated query parameter"));
+            }
+        }
+        let task = match task {
+            None => None,
+            Some(text) => Some(TaskId::new(&text).map_err(|_| {
+                QueryError("task must be 1-128 characters of A-Z a-z 0-9 . _ -")
+            })?),
+        };
+        Ok(SnapshotQuery {
+            hash,
+            task,
+            probe: flag(probe, "probe takes 1 or true")?,
+            repin: flag(repin, "repin takes 1 or true")?,
+        })
+    }
+
+    /// The query string a client sends (parameters in a fixed order, values encoded).
+    pub fn to_query_string(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(hash) = &self.hash {
+            query.append_pair("hash", hash);
+        }
+        if let Some(task) = &self.task {
+            query.append_pair("task", task.as_str());
+        }
+        if self.probe {
+            query.append_pair("probe", "1");
+        }
+        if self.repin {
+            query.append_pair("repin", "1");
+        }
+        query.finish()
+    }
+}
+
+/// `Probe`, `probe[]`, `probe%00`: a client meant one of ours; guessing would take a snapshot it
+/// did not ask for.
+fn is_look_alike(key: &str) -> bool {
+    let folded: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    matches!(folded.as_str(), "hash" | "task" | "probe" | "repin")
+}
+
+fn flag(value: Option<String>, why: &'static str) -> Result<bool, QueryError> {
+    match value.as_deref() {
+        None => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(QueryError(why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_writes_back() {
+        let q = SnapshotQuery::parse("hash=ab&task=t%2D1&probe=1&x=y").unwrap();
+        assert_eq!(
+            q,
+            SnapshotQuery {
+                hash: Some("ab".into()),
+                task: Some(TaskId::new("t-1").unwrap()),
+                probe: true,
+                repin: false,
+            }
+        );
+        assert_eq!(q.to_query_string(), "hash=ab&task=t-1&probe=1");
+        assert_eq!(SnapshotQuery::parse(&q.to_query_string()).unwrap(), q);
+        assert_eq!(SnapshotQuery::parse("").unwrap(), SnapshotQuery::default());
+        assert!(SnapshotQuery::parse("repin=1").unwrap().repin);
+        assert!(SnapshotQuery::parse("probe=true&repin=true").unwrap().repin);
+        assert_eq!(
+            SnapshotQuery::parse("x=1;y&cache=2").unwrap(),
+            SnapshotQuery::default()
+        );
+    }
+
+    /// Anything but a clear yes or no is refused, so a client that meant to probe never costs
+    /// the app a snapshot.
+    #[test]
+    fn unclear_queries_are_refused() {
+        for query in [
+            "hash=a&hash=b",
+            "task=a&task=a",
+            "probe=yes",
+            "probe=TRUE",
+            "probe=1;x=1",
+            "probe=",
+            "probe",
+            "probe=2",
+            "probe=0",
+            "probe=1&probe=1",
+            "repin=yes",
+            "repin=1&repin=1",
+            "task=t1;x",
+            "task=t1%0d%0aX-Evil:%201",
+            "task=",
+            "task=a/b",
+            "hash=ab;c",
+            "Probe=1",
+            "PROBE=1",
+            "probe[]=1",
+            "probe%00=1",
+            "probe;=1",
+            ";probe=yes",
+            "Task=t2",
+            "task%5B%5D=t2",
+            "Repin=1",
+            "HASH=ab",
+        ] {
+            assert!(SnapshotQuery::parse(query).is_err(), "{query}");
+        }
+    }
+}
