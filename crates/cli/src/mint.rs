@@ -1,5 +1,6 @@
 //! `heapgate mint`.
 
+use heapgate_protocol::{SnapshotQuery, TaskId};
 use heapgate_token::{Keys, mint};
 
 use crate::args::MintArgs;
@@ -19,10 +20,19 @@ struct Minted<'a> {
 pub(crate) fn run(args: &MintArgs, keys: &Keys, value: &str, io: &mut Io<'_>) -> Result<(), Error> {
     let token = mint(keys.signing(), value, args.at.unwrap_or_else(io.now));
     let hash = token.to_string();
+    let task = match args.task.as_deref() {
+        Some(task) => Some(TaskId::new(task).map_err(|e| Error::Config(format!("--task: {e}")))?),
+        None => None,
+    };
+    let query = SnapshotQuery {
+        hash: Some(hash.clone()),
+        task,
+        ..SnapshotQuery::default()
+    };
     let url = args
         .url
         .as_deref()
-        .map(|base| snapshot_url(base, &args.path, &hash, args.task.as_deref()))
+        .map(|base| snapshot_url(base, &args.path, &query))
         .transpose()?;
 
     let line = if args.json {

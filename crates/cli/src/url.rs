@@ -1,24 +1,12 @@
 //! Building the snapshot URL a token is used in.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use heapgate_protocol::SnapshotQuery;
 
 use crate::Error;
 
-/// Everything but RFC 3986's unreserved characters is encoded in a query value.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `base` joined with `path` (exactly one slash between them), then `?hash=HEX` and, when given,
-/// `&task=ID` percent-encoded.
-pub(crate) fn snapshot_url(
-    base: &str,
-    path: &str,
-    hash: &str,
-    task: Option<&str>,
-) -> Result<String, Error> {
+/// `base` joined with `path` (exactly one slash between them), then the query as every heapgate
+/// client writes it (`?hash=HEX&task=ID&probe=1`).
+pub(crate) fn snapshot_url(base: &str, path: &str, query: &SnapshotQuery) -> Result<String, Error> {
     let scheme_end = ["http://", "https://"]
         .iter()
         .find(|scheme| {
@@ -55,20 +43,27 @@ pub(crate) fn snapshot_url(
     url.push_str(base.trim_end_matches('/'));
     url.push('/');
     url.push_str(path.trim_start_matches('/'));
-    url.push_str("?hash=");
-    url.push_str(hash);
-    if let Some(task) = task {
-        url.push_str("&task=");
-        url.extend(utf8_percent_encode(task, QUERY_VALUE));
+    let query = query.to_query_string();
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
     }
     Ok(url)
 }
 
 #[cfg(test)]
 mod tests {
+    use heapgate_protocol::TaskId;
+
     use super::*;
 
-    const H: &str = "ab";
+    fn query(task: Option<&str>) -> SnapshotQuery {
+        SnapshotQuery {
+            hash: Some("ab".to_owned()),
+            task: task.map(|t| TaskId::new(t).unwrap()),
+            ..SnapshotQuery::default()
+        }
+    }
 
     #[test]
     fn joins_with_exactly_one_slash() {
@@ -79,21 +74,27 @@ mod tests {
             ("http://h:8080", "heapdump"),
         ] {
             assert_eq!(
-                snapshot_url(base, path, H, None).unwrap(),
+                snapshot_url(base, path, &query(None)).unwrap(),
                 "http://h:8080/heapdump?hash=ab"
             );
         }
         assert_eq!(
-            snapshot_url("https://svc.example/api/", "/debug/heap", H, None).unwrap(),
+            snapshot_url("https://svc.example/api/", "/debug/heap", &query(None)).unwrap(),
             "https://svc.example/api/debug/heap?hash=ab"
+        );
+        assert_eq!(
+            snapshot_url("http://h", "/heapdump", &SnapshotQuery::default()).unwrap(),
+            "http://h/heapdump"
         );
     }
 
     #[test]
-    fn encodes_the_task() {
+    fn adds_the_task_and_probe() {
+        let mut probe = query(Some("8f03e4.a_b-c"));
+        probe.probe = true;
         assert_eq!(
-            snapshot_url("http://h", "/heapdump", H, Some("8f03e4 a&b=c/é")).unwrap(),
-            "http://h/heapdump?hash=ab&task=8f03e4%20a%26b%3Dc%2F%C3%A9"
+            snapshot_url("http://h", "/heapdump", &probe).unwrap(),
+            "http://h/heapdump?hash=ab&task=8f03e4.a_b-c&probe=1"
         );
     }
 
@@ -108,8 +109,11 @@ mod tests {
             "http://h/#f",
             "http://h /",
         ] {
-            assert!(snapshot_url(base, "/heapdump", H, None).is_err(), "{base}");
+            assert!(
+                snapshot_url(base, "/heapdump", &query(None)).is_err(),
+                "{base}"
+            );
         }
-        assert!(snapshot_url("http://h", "/heap?x", H, None).is_err());
+        assert!(snapshot_url("http://h", "/heap?x", &query(None)).is_err());
     }
 }

@@ -197,12 +197,21 @@ fn url_joins_path_and_encodes_task() {
         "--path",
         "debug/heap",
         "--task",
-        "abc/1 2",
+        "abc-1.2_x",
     ]);
     assert_eq!(
         run.stdout,
-        format!("https://svc/debug/heap?hash={hash}&task=abc%2F1%202\n")
+        format!("https://svc/debug/heap?hash={hash}&task=abc-1.2_x\n")
     );
+    // A task the sidecar would refuse (400) is refused here, before a URL is printed.
+    let run = with_secret(&["mint", "--url", "https://svc", "--task", "abc/1 2"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--task: task id \"abc/1 2\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
 }
 
 #[test]

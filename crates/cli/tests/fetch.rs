@@ -707,7 +707,7 @@ fn busy_and_unreachable_are_waited_out() {
     );
     assert!(
         run.stderr
-            .contains("502 Bad Gateway from task t2; retrying in 500 ms"),
+            .contains("502 Bad Gateway from task t2; retrying in 250 ms"),
         "{}",
         run.stderr
     );

@@ -454,7 +454,10 @@ mod tests {
         let mut landing = to(None);
         assert!(landing.probing());
         assert_eq!(landing.next_attempt(), Some(1));
-        assert_eq!(landing.answer(&head(204, Some("t1"))), Step::Pinned(id("t1")));
+        assert_eq!(
+            landing.answer(&head(204, Some("t1"))),
+            Step::Pinned(id("t1"))
+        );
         assert_eq!(landing.target(), Some(&id("t1")));
         assert!(!landing.probing());
         assert_eq!(landing.next_attempt(), Some(1));
@@ -465,11 +468,17 @@ mod tests {
         // A server without probe support sends a snapshot: it is kept.
         assert_eq!(step(None, &head(200, Some("t1"))), Step::Deliver(id("t1")));
         assert!(is_elsewhere(&step(None, &head(200, None)), None));
-        assert!(matches!(step(Some("t2"), &head(204, Some("t2"))), Step::Stop(_)));
+        assert!(matches!(
+            step(Some("t2"), &head(204, Some("t2"))),
+            Step::Stop(_)
+        ));
         // A probe for a given task (the gateway forwards its client's) pins it when it answers.
         let mut landing = Landing::new(Some(id("t2")), true, 30, 1);
         landing.next_attempt();
-        assert_eq!(landing.answer(&head(204, Some("t2"))), Step::Pinned(id("t2")));
+        assert_eq!(
+            landing.answer(&head(204, Some("t2"))),
+            Step::Pinned(id("t2"))
+        );
     }
 
     #[test]
@@ -576,7 +585,10 @@ mod tests {
             landing.describe(&head(421, Some("t1"))),
             "421 Misdirected Request from task t1"
         );
-        assert_eq!(landing.describe(&head(503, None)), "503 Service Unavailable");
+        assert_eq!(
+            landing.describe(&head(503, None)),
+            "503 Service Unavailable"
+        );
     }
 
     #[test]

@@ -39,8 +39,7 @@ pub const TASK_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapg
 /// The inspector session a snapshot came from: equal values mean comparable object ids.
 pub const SERIES_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-series");
 /// What the sidecar redacted from the snapshot (`strings`); absent when nothing was.
-pub const REDACTED_HEADER: http::HeaderName =
-    http::HeaderName::from_static("x-heapgate-redacted");
+pub const REDACTED_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-redacted");
 /// Every header a sidecar may set starts with this; a sidecar strips such headers from its app's
 /// answers so they cannot be forged.
 pub const RESERVED_HEADER_PREFIX: &str = "x-heapgate-";

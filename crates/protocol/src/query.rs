@@ -50,12 +50,13 @@ impl SnapshotQuery {
                 return Err(QueryError("repeated query parameter"));
             }
         }
-        let task = match task {
-            None => None,
-            Some(text) => Some(TaskId::new(&text).map_err(|_| {
-                QueryError("task must be 1-128 characters of A-Z a-z 0-9 . _ -")
-            })?),
-        };
+        let task =
+            match task {
+                None => None,
+                Some(text) => Some(TaskId::new(&text).map_err(|_| {
+                    QueryError("task must be 1-128 characters of A-Z a-z 0-9 . _ -")
+                })?),
+            };
         Ok(SnapshotQuery {
             hash,
             task,

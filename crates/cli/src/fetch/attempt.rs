@@ -5,20 +5,17 @@ use std::time::Duration;
 
 use std::io::{self, Write};
 
+use heapgate_protocol::{Head, REDACTED_HEADER, SERIES_HEADER, TASK_HEADER, TaskId, names_task};
 use heapgate_snapshot::Encoding;
 use reqwest::header::{
     ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, HeaderName, RETRY_AFTER,
 };
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Response};
 
-use super::policy::Head;
 use super::progress::Progress;
 use super::save::{Part, SNAPSHOT_PREFIX, disposition_filename, task_from_filename};
 use crate::Error;
 
-const TASK_HEADER: HeaderName = HeaderName::from_static("x-heapgate-task");
-const SERIES_HEADER: HeaderName = HeaderName::from_static("x-heapgate-series");
-const REDACTED_HEADER: HeaderName = HeaderName::from_static("x-heapgate-redacted");
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finds dead peers during a long, quiet snapshot build; a slow but live server is never cut.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -99,19 +96,15 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
     // come from a sidecar.
     let status = response.status().as_u16();
     let task = header(TASK_HEADER)
-        .filter(|_| matches!(status, 200 | 204 | 421 | 429 | 502))
-        .filter(|task| is_task_id(task))
+        .filter(|_| names_task(status))
+        .and_then(|task| TaskId::new(&task).ok())
         .or_else(|| {
             filename
                 .as_deref()
                 .and_then(task_from_filename)
-                .map(str::to_owned)
+                .and_then(|task| TaskId::new(task).ok())
         });
-    let head = Head {
-        status: response.status().as_u16(),
-        task,
-        retry_after: header(RETRY_AFTER),
-    };
+    let head = Head::new(status, task, header(RETRY_AFTER));
     let meta = Meta {
         series: header(SERIES_HEADER),
         filename,
@@ -120,25 +113,6 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b',')),
     };
     (head, meta)
-}
-
-/// The proxy's task-id syntax: 1–128 characters of `[A-Za-z0-9._-]`.
-fn is_task_id(text: &str) -> bool {
-    (1..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// `421 Misdirected Request`.
-pub(crate) fn status_text(status: u16) -> String {
-    let reason = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason());
-    match reason {
-        Some(reason) => format!("{status} {reason}"),
-        None => status.to_string(),
-    }
 }
 
 /// A reqwest error as one line: its causes joined, and never the URL (it carries the token).

@@ -2,11 +2,10 @@
 //!
 //! Each attempt mints a fresh token (a series can cross an hour) and opens a new connection
 //! (balancers pick a task per connection), and what happens next is decided by
-//! [`policy::classify`]. A snapshot is written to `<name>.part` and given its final name only
+//! the land-on-a-task policy of `heapgate-protocol`, shared with the gateway. A snapshot is written to `<name>.part` and given its final name only
 //! when complete; every other ending, Ctrl-C and SIGTERM included, deletes the `.part`.
 
 pub(crate) mod attempt;
-mod policy;
 mod progress;
 mod save;
 
@@ -15,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use heapgate_protocol::{Answer, Landing, MAX_RETRY_AFTER, SnapshotQuery, Step, TaskId};
 use heapgate_snapshot::Encoding;
 use heapgate_token::Keys;
 use indicatif::HumanBytes;
@@ -22,15 +22,11 @@ use reqwest::{Client, Response};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use self::attempt::{Failure, Meta};
-use self::policy::{Action, Answer, Backoff, MAX_RETRY_AFTER, classify, jitter};
 use self::progress::Progress;
 use self::save::Part;
 use crate::args::FetchArgs;
 use crate::url::snapshot_url;
 use crate::{Error, Io, output_error};
-
-/// How many other task ids an error message lists before `…`.
-const LISTED_TASKS: usize = 8;
 
 pub(crate) fn run(
     args: &FetchArgs,
@@ -39,10 +35,11 @@ pub(crate) fn run(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     // Configuration errors exit 2 before anything is sent.
-    snapshot_url(&args.base_url, &args.path, "", args.task.as_deref())?;
-    if args.task.as_deref() == Some("") {
-        return Err(Error::Config("--task must not be empty".to_owned()));
-    }
+    snapshot_url(&args.base_url, &args.path, &SnapshotQuery::default())?;
+    let target = match args.task.as_deref() {
+        Some(task) => Some(TaskId::new(task).map_err(|e| Error::Config(format!("--task: {e}")))?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Error::Config(format!("cannot create --out {}: {e}", args.out.display())))?;
     let https = args
@@ -65,7 +62,7 @@ pub(crate) fn run(
             now: io.now,
             stdout: &mut *io.stdout,
             progress: Progress::new(&mut *io.stderr, io.stderr_is_terminal),
-            target: args.task.clone(),
+            target,
         };
         tokio::select! {
             result = fetcher.series() => result,
@@ -83,7 +80,7 @@ struct Fetcher<'a, 'io> {
     stdout: &'io mut dyn Write,
     progress: Progress<'io>,
     /// `--task`, or the pinned task once a probe was answered.
-    target: Option<String>,
+    target: Option<TaskId>,
 }
 
 /// A snapshot on disk.
@@ -140,19 +137,20 @@ impl Fetcher<'_, '_> {
         Ok(())
     }
 
-    /// One snapshot from the target task, retrying up to `--max-attempts` requests.
+    /// One snapshot from the target task, retrying up to `--max-attempts` requests; what each
+    /// answer means is the shared land-on-a-task policy's call ([`Landing`]).
     async fn snapshot(&mut self) -> Result<Saved, Error> {
         let max = self.args.max_attempts;
-        let mut backoff = Backoff::default();
-        let mut others: Vec<String> = Vec::new();
-        let mut unnamed = 0_u32;
-        let mut last = String::new();
-        let mut attempts = 0;
-        while attempts < max {
-            attempts += 1;
-            let probing = self.target.is_none();
-            let url = self.url(probing)?;
-            let label = format!("attempt {attempts}/{max}");
+        let mut landing = Landing::new(
+            self.target.clone(),
+            self.target.is_none(),
+            max,
+            fastrand::u64(..),
+        );
+        while let Some(attempt) = landing.next_attempt() {
+            let probing = landing.probing();
+            let url = self.url(landing.target(), probing)?;
+            let label = format!("attempt {attempt}/{max}");
             let accept = if self.args.no_compression {
                 "identity"
             } else {
@@ -164,103 +162,64 @@ impl Fetcher<'_, '_> {
                     (Answer::Head(head), Some(response), meta)
                 }
                 Err(e) => {
-                    let answer = if attempt::is_certificate_error(&e) {
-                        Answer::Certificate
+                    let certificate = attempt::is_certificate_error(&e);
+                    let why = attempt::describe(e);
+                    let answer = if certificate {
+                        Answer::Certificate(why)
                     } else {
-                        Answer::Transport
+                        Answer::Transport(why)
                     };
-                    last = attempt::describe(e);
                     (answer, None, Meta::default())
                 }
             };
-            let (status, from) = match &answer {
-                Answer::Head(head) => (
-                    attempt::status_text(head.status),
-                    match (head.task.as_deref(), self.target.as_deref()) {
-                        (Some(task), Some(target)) if task != target && head.status < 300 => {
-                            format!(" from task {task}, not {target}")
-                        }
-                        (Some(task), _) => format!(" from task {task}"),
-                        (None, _) => String::new(),
-                    },
-                ),
-                Answer::Transport | Answer::Certificate => (last.clone(), String::new()),
-            };
-            let action = classify(&answer, self.target.as_deref());
-            if !matches!(action, Action::Save(_) | Action::Pin(_)) {
-                last = format!("{status}{from}");
-            }
-            match (action, response) {
-                (Action::Pin(task), _) => {
+            let text = format!("{label}: {}", landing.describe(&answer));
+            let step = landing.answer(&answer);
+            self.target = landing.target().cloned();
+            let again = landing.has_attempts_left();
+            match (step, response) {
+                (Step::Pinned(task), _) => {
                     self.progress.line(&format!("pinned task {task}"));
-                    self.target = Some(task);
-                    attempts -= 1; // a probe is not an attempt at the snapshot
                 }
-                (Action::Save(task), Some(mut response)) => {
+                (Step::Deliver(task), Some(mut response)) => {
                     if probing {
                         self.progress.line(&format!(
                             "pinned task {task} (it sent a snapshot instead of answering the probe)"
                         ));
-                        self.target = Some(task.clone());
                     }
-                    match self.save(&mut response, &task, &meta).await {
+                    match self.save(&mut response, task.as_str(), &meta).await {
                         Ok(saved) => return Ok(saved),
                         Err(Failure::Stop(message)) => return Err(Error::Failed(message)),
                         Err(Failure::Retry(message)) => {
+                            let delay = landing.delivery_failed(&message);
                             let text = format!("{label}: task {task}: {message}");
-                            self.pause(&text, "retrying in", backoff.next_delay(), attempts < max)
-                                .await;
-                            last = message;
+                            self.pause(&text, "retrying in", delay, again).await;
                         }
                     }
                 }
-                (Action::Save(_), None) => unreachable!("a save needs a response"),
-                (Action::Elsewhere(task), _) => {
-                    match task {
-                        Some(task) if Some(task.as_str()) != self.target.as_deref() => {
-                            if !others.contains(&task) {
-                                others.push(task);
-                            }
-                        }
-                        Some(_) => {}
-                        None => unnamed += 1,
-                    }
-                    let text = format!("{label}: {status}{from}");
-                    let delay = jitter(fastrand::u64(..));
-                    self.pause(&text, "retrying in", delay, attempts < max)
-                        .await;
-                }
-                (Action::Wait { delay, asked }, _) => {
+                (Step::Deliver(_), None) => unreachable!("only a response head is delivered"),
+                (Step::Busy { delay, asked }, _) => {
                     let capped = asked.map_or_else(String::new, |asked| {
                         format!(
                             " (Retry-After {asked} s is capped at {})",
                             human(MAX_RETRY_AFTER)
                         )
                     });
-                    let text = format!("{label}: {status}{from}{capped}");
-                    self.pause(&text, "waiting", delay, attempts < max).await;
-                }
-                (Action::Backoff, _) => {
-                    let text = format!("{label}: {status}{from}");
-                    self.pause(&text, "retrying in", backoff.next_delay(), attempts < max)
+                    self.pause(&format!("{text}{capped}"), "waiting", delay, again)
                         .await;
                 }
-                (Action::Stop(message), _) => {
-                    let message = match answer {
-                        Answer::Head(_) if from.is_empty() => message,
-                        _ => format!("{message} ({status}{from})"),
+                (Step::Retry { delay, .. }, _) => {
+                    self.pause(&text, "retrying in", delay, again).await;
+                }
+                (Step::Stop(message), _) => {
+                    let message = match &answer {
+                        Answer::Head(head) if head.task().is_none() => message,
+                        _ => format!("{message} ({})", landing.describe(&answer)),
                     };
                     return Err(Error::Failed(message));
                 }
             }
         }
-        Err(Error::Failed(not_reached(
-            self.target.as_deref(),
-            attempts,
-            &others,
-            unnamed,
-            &last,
-        )))
+        Err(Error::Failed(landing.not_reached().to_string()))
     }
 
     /// Logs an attempt's outcome and, unless it was the last attempt, waits before the next.
@@ -275,18 +234,16 @@ impl Fetcher<'_, '_> {
     }
 
     /// A fresh token every time: a retry or a series can cross the hour.
-    fn url(&self, probing: bool) -> Result<String, Error> {
-        let hash = heapgate_token::mint(self.keys.signing(), self.value, (self.now)()).to_string();
-        let mut url = snapshot_url(
-            &self.args.base_url,
-            &self.args.path,
-            &hash,
-            self.target.as_deref(),
-        )?;
-        if probing {
-            url.push_str("&probe=1");
-        }
-        Ok(url)
+    fn url(&self, target: Option<&TaskId>, probing: bool) -> Result<String, Error> {
+        let query = SnapshotQuery {
+            hash: Some(
+                heapgate_token::mint(self.keys.signing(), self.value, (self.now)()).to_string(),
+            ),
+            task: target.cloned(),
+            probe: probing,
+            repin: false,
+        };
+        snapshot_url(&self.args.base_url, &self.args.path, &query)
     }
 
     /// Streams the answer of `task` to `<name>.part`, then gives it its final name.
@@ -363,45 +320,6 @@ fn human(duration: Duration) -> String {
     }
 }
 
-/// `task t2 not reached in 30 attempts (2 other tasks answered: t1, t3; last: …)`.
-fn not_reached(
-    target: Option<&str>,
-    attempts: u32,
-    others: &[String],
-    unnamed: u32,
-    last: &str,
-) -> String {
-    let mut notes = Vec::new();
-    match others.len() {
-        0 => {}
-        n => {
-            let mut listed = others[..n.min(LISTED_TASKS)].join(", ");
-            if n > LISTED_TASKS {
-                listed.push_str(", …");
-            }
-            let tasks = if n == 1 { "task" } else { "tasks" };
-            notes.push(format!("{n} other {tasks} answered: {listed}"));
-        }
-    }
-    if unnamed > 0 {
-        let answers = if unnamed == 1 { "answer" } else { "answers" };
-        notes.push(format!("{unnamed} {answers} named no task"));
-    }
-    if !last.is_empty() {
-        notes.push(format!("last: {last}"));
-    }
-    let tries = if attempts == 1 { "attempt" } else { "attempts" };
-    let notes = if notes.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", notes.join("; "))
-    };
-    match target {
-        Some(task) => format!("task {task} not reached in {attempts} {tries}{notes}"),
-        None => format!("no task answered the probe in {attempts} {tries}{notes}"),
-    }
-}
-
 /// SIGINT and SIGTERM, registered before any request so neither can kill us mid-download.
 struct Signals {
     #[cfg(unix)]
@@ -461,34 +379,5 @@ mod tests {
         for (duration, text) in cases {
             assert_eq!(human(duration), text);
         }
-    }
-
-    #[test]
-    fn not_reached_names_the_task_and_the_others() {
-        let others = ["t1".to_owned(), "t3".to_owned()];
-        assert_eq!(
-            not_reached(
-                Some("t2"),
-                30,
-                &others,
-                0,
-                "421 Misdirected Request from task t3"
-            ),
-            "task t2 not reached in 30 attempts (2 other tasks answered: t1, t3; \
-             last: 421 Misdirected Request from task t3)"
-        );
-        assert_eq!(
-            not_reached(Some("t2"), 5, &others[..1], 2, ""),
-            "task t2 not reached in 5 attempts (1 other task answered: t1; 2 answers named no task)"
-        );
-        assert_eq!(
-            not_reached(None, 1, &[], 0, "connection refused"),
-            "no task answered the probe in 1 attempt (last: connection refused)"
-        );
-        let many: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
-        assert!(
-            not_reached(Some("x"), 30, &many, 0, "")
-                .contains("10 other tasks answered: t0, t1, t2, t3, t4, t5, t6, t7, …")
-        );
     }
 }
