@@ -4,7 +4,7 @@
 //! a decode-then-resolve reading done here by hand.
 #![no_main]
 
-use heapgate_proxy::guard::GuardedPaths;
+use heapgate_proxy::testing::GuardedPaths;
 use libfuzzer_sys::fuzz_target;
 
 const GUARDED: &str = "/heapdump";

@@ -1,22 +1,23 @@
-//! The snapshot path's query parsing on arbitrary input: never panics, and a repeated `hash` or
-//! `task` is always refused.
+//! The snapshot path's query parsing on arbitrary input: never panics, a repeated `hash` or
+//! `task` is always refused, and what it accepts agrees with an independent reading.
 #![no_main]
 
-use heapgate_proxy::snapshot::parse_query;
+use heapgate_protocol::SnapshotQuery;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else { return };
-    let parsed = parse_query(query);
+    let parsed = SnapshotQuery::parse(query);
     let pairs: Vec<(String, String)> = form_urlencoded_pairs(query);
     let count = |key: &str| pairs.iter().filter(|(k, _)| k == key).count();
     if count("hash") > 1 || count("task") > 1 {
         assert!(parsed.is_err(), "repeated hash/task must be refused: {query:?}");
-    } else {
-        let parsed = parsed.expect("a query without repeats parses");
+    } else if let Ok(parsed) = parsed {
         let first = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         assert_eq!(parsed.hash, first("hash"));
-        assert_eq!(parsed.task, first("task"));
+        assert_eq!(parsed.task.as_ref().map(|t| t.as_str().to_owned()), first("task"));
+        // What it accepts, it writes back to the same meaning.
+        assert_eq!(SnapshotQuery::parse(&parsed.to_query_string()).ok(), Some(parsed));
     }
 });
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use heapgate_proxy::config::{Args as ProxyArgs, Config as ProxyConfig};
-use heapgate_proxy::launch::{Environment, bind, start_on};
+use heapgate_protocol::TaskId;
+use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy, Signals};
 use heapgate_snapshot::{
     CompareOptions, PathStep, SortBy, compare, render_retainers, render_table,
 };
@@ -64,7 +64,9 @@ pub(crate) fn run(args: &DemoArgs, value: &str, io: &mut Io<'_>) -> Result<(), E
         .map_err(|e| Error::Failed(format!("cannot create a temp dir: {e}")))?;
     let secret = random_secret()?;
     // Listening from the start, so a signal between two steps is not missed.
-    let interrupts = runtime.block_on(async { Interrupts::new() })?;
+    let interrupts = runtime
+        .block_on(async { Signals::new() })
+        .map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))?;
     let mut demo = Demo {
         io,
         runtime: &runtime,
@@ -78,8 +80,7 @@ pub(crate) fn run(args: &DemoArgs, value: &str, io: &mut Io<'_>) -> Result<(), E
         "starting the leaky demo app under node {node} with its inspector on loopback"
     ));
     let mut app = demo.interruptible(start_app(dir.path()))??;
-    let (stop_proxy, proxy) =
-        demo.interruptible(start_proxy(&app, value, dir.path(), &secret))??;
+    let (stop_proxy, proxy) = demo.interruptible(start_proxy(&app, value, &secret))??;
     demo.say(&format!(
         "heapgate-proxy listens on {proxy} in front of the app (task `{TASK}`)"
     ));
@@ -108,7 +109,7 @@ struct Demo<'a, 'io> {
     dir: &'a Path,
     value: &'a str,
     secret: &'a str,
-    interrupts: Interrupts,
+    interrupts: Signals,
 }
 
 impl Demo<'_, '_> {
@@ -337,68 +338,31 @@ async fn start_app(dir: &Path) -> Result<App, Error> {
     }
 }
 
-/// heapgate-proxy in this process, in front of `app`; returns its stop switch and address.
+/// heapgate-proxy in this process, in front of `app`, built in code with the keys in memory;
+/// returns its stop switch and address.
 async fn start_proxy(
     app: &App,
     value: &str,
-    dir: &Path,
     secret: &str,
 ) -> Result<(oneshot::Sender<()>, SocketAddr), Error> {
-    let secret_file = dir.join("secret");
-    std::fs::write(&secret_file, secret)
-        .map_err(|e| Error::Failed(format!("cannot write the secret: {e}")))?;
-    let (upstream, inspector) = (
-        format!("http://{}", app.http),
-        format!("http://{}", app.inspector),
-    );
-    let argv = [
-        "heapgate-proxy",
-        "--upstream",
-        &upstream,
-        "--inspector",
-        &inspector,
-        "--task-id",
-        TASK,
-        "--min-interval",
-        "0s",
-        "--path",
-        "/heapdump",
-        "--value",
-        value,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--source",
-        "inspector",
-    ];
-    let mut argv: Vec<&str> = argv.to_vec();
-    let secret_path = secret_file.to_string_lossy().into_owned();
-    argv.extend(["--secret-file", &secret_path]);
-    let parsed = <ProxyArgs as clap::Parser>::try_parse_from(argv)
-        .map_err(|e| Error::Failed(e.to_string()))?;
-    let config =
-        ProxyConfig::from_args(parsed, |_| None).map_err(|e| Error::Failed(e.to_string()))?;
-    let public = bind(config.listen)
-        .await
-        .map_err(|e| Error::Failed(e.to_string()))?;
-    let admin = bind(config.admin_listen)
-        .await
-        .map_err(|e| Error::Failed(e.to_string()))?;
-    let addr = public
-        .local_addr()
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| Error::Failed(format!("cannot start the proxy: {e}"));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = ProxyConfig::builder(&format!("http://{}", app.http), demo_keys(secret)?)
+        .inspector(&format!("http://{}", app.inspector))
+        .task_id(TaskId::new(TASK).map_err(|e| failed(&e))?)
+        .min_interval(Duration::ZERO)
+        .path("/heapdump")
+        .value(value)
+        .listen(loopback, loopback)
+        .build()
+        .map_err(|e| failed(&e))?;
+    let proxy = Proxy::bind(config).await.map_err(|e| failed(&e))?;
+    let addr = proxy.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async {
         let _ = stopped.await;
     };
-    tokio::spawn(start_on(
-        config,
-        Environment::default(),
-        public,
-        admin,
-        shutdown,
-    ));
+    tokio::spawn(proxy.run(Environment::default(), shutdown));
     Ok((stop, addr))
 }
 
@@ -421,47 +385,4 @@ async fn traffic(proxy: SocketAddr, requests: u32) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// SIGINT and SIGTERM, listened to for the whole demo.
-struct Interrupts {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl Interrupts {
-    /// Must run inside the runtime.
-    fn new() -> Result<Interrupts, Error> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let listen = |kind| {
-                signal(kind).map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))
-            };
-            Ok(Interrupts {
-                int: listen(SignalKind::interrupt())?,
-                term: listen(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Interrupts {})
-    }
-
-    /// Resolves with the signal's name.
-    async fn recv(&mut self) -> &'static str {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.int.recv() => "SIGINT",
-                _ = self.term.recv() => "SIGTERM",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
-        }
-    }
 }

@@ -12,13 +12,13 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 
 /// What the admin endpoints report on.
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins: readiness fails so the balancer stops sending traffic.
     pub draining: Arc<AtomicBool>,
 }
 
-pub fn admin_app(state: Arc<AdminState>) -> Router {
+pub(crate) fn admin_app(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

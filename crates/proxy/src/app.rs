@@ -1,5 +1,5 @@
-//! The public router: the snapshot path, health paths during a snapshot, everything else to the
-//! app.
+//! The public router, assembled: the snapshot path's handler for the mode, health paths during a
+//! snapshot, everything else to the app.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,48 +12,34 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::MethodRouter;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use http_body::{Frame, SizeHint};
 
-use crate::config::SnapshotConfig;
 use crate::gate::SnapshotGate;
-use crate::gateway::Gateway;
+use crate::guard::GuardedPaths;
 use crate::metrics::{Metrics, Route};
 use crate::passthrough::Upstream;
-use crate::snapshot;
-use crate::source::SnapshotSource;
-use crate::task::TaskId;
 
-/// Everything the handlers share.
-pub struct AppState {
-    pub snapshot: SnapshotConfig,
-    pub task_id: TaskId,
-    pub snapshots: Snapshots,
-    pub upstream: Upstream,
-    pub gate: Arc<SnapshotGate>,
-    pub metrics: Arc<Metrics>,
-    /// The wall clock, injectable for tests (tokens are checked against it).
-    pub now: fn() -> DateTime<Utc>,
+/// What pass-through needs.
+pub(crate) struct Passing {
+    pub(crate) upstream: Upstream,
+    /// Every spelling of a snapshot path is refused here, never forwarded.
+    pub(crate) guarded_paths: GuardedPaths,
+    /// Health checks answered by the proxy while a snapshot blocks the app.
+    pub(crate) health_paths: Vec<String>,
+    pub(crate) gate: Arc<SnapshotGate>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Who answers a verified snapshot request.
-#[derive(Clone)]
-pub enum Snapshots {
-    /// This proxy takes the snapshot from its source (inspector, or the app's own endpoint).
-    Local(Arc<dyn SnapshotSource>),
-    /// This proxy routes the request to a chosen task behind `--upstream`.
-    Gateway(Arc<Gateway>),
-}
-
-/// The public router.
-pub fn app(state: Arc<AppState>) -> Router {
-    let metrics = Arc::clone(&state.metrics);
+/// The public router: `snapshot` (the mode's handler, with its state) on `path`, the rest to
+/// the app.
+pub(crate) fn app(path: &str, snapshot: MethodRouter, passing: Arc<Passing>) -> Router {
+    let metrics = Arc::clone(&passing.metrics);
     Router::new()
-        .route(&state.snapshot.path, any(snapshot::handle))
+        .route_service(path, snapshot)
         .fallback(passthrough)
-        .with_state(state)
+        .with_state(passing)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&metrics),
             refuse_unclear_host,
@@ -132,9 +118,9 @@ fn is_host(value: &[u8]) -> bool {
 
 /// Forwards to the app, except health checks while a snapshot blocks the app's event loop: the
 /// orchestrator would otherwise kill the app mid-snapshot.
-async fn passthrough(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn passthrough(State(state): State<Arc<Passing>>, request: Request) -> Response {
     let path = request.uri().path();
-    if state.snapshot.guarded_paths.covers(path) {
+    if state.guarded_paths.covers(path) {
         // `path` is recorded as a string field: escaped in text and JSON logs alike.
         tracing::warn!(
             path,
@@ -145,7 +131,7 @@ async fn passthrough(State(state): State<Arc<AppState>>, request: Request) -> Re
             .request(Route::Snapshot, StatusCode::NOT_FOUND);
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
-    if state.gate.is_running() && state.snapshot.health_paths.iter().any(|p| p == path) {
+    if state.gate.is_running() && state.health_paths.iter().any(|p| p == path) {
         state.metrics.request(Route::Health, StatusCode::OK);
         return (StatusCode::OK, "ok: snapshot in progress\n").into_response();
     }

@@ -13,10 +13,11 @@ use clap::{Parser, ValueEnum};
 use heapgate_keys::{SecretArgs, redact_userinfo};
 use heapgate_token::{Keys, Window};
 
-use crate::encoding::Coding;
-use crate::gateway::{GatewayConfig, Targets};
+use heapgate_protocol::{DEFAULT_ATTEMPTS, TaskId};
+
+use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
-use crate::task::TaskId;
+use crate::handlers::gateway::{GatewayConfig, Targets};
 
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
 /// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.
@@ -33,7 +34,7 @@ Snapshot path answers: 200 snapshot, 204 probe, 400 missing/malformed hash, 403 
 pub struct Args {
     /// Address to serve traffic on.
     #[arg(long, env = "HEAPGATE_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    listen: SocketAddr,
 
     /// The app, e.g. http://127.0.0.1:3000. Everything but the snapshot path goes there. With
     /// --source gateway: a balancer URL, or several ID=URL entries (repeat the flag, or
@@ -45,18 +46,18 @@ pub struct Args {
         required = true,
         value_delimiter = ','
     )]
-    pub upstream: Vec<String>,
+    upstream: Vec<String>,
 
     /// The snapshot path.
     #[arg(long, env = "HEAPGATE_PATH", default_value = "/heapdump")]
-    pub path: String,
+    path: String,
 
     #[command(flatten)]
-    pub secrets: SecretArgs,
+    secrets: SecretArgs,
 
     /// The value signed with the hour; must equal the minter's.
     #[arg(long, env = "HEAPGATE_VALUE", default_value = "heapdump")]
-    pub value: String,
+    value: String,
 
     /// Accept the previous hour's token this long into the new hour.
     #[arg(
@@ -65,7 +66,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "5m"
     )]
-    pub grace: humantime::Duration,
+    grace: humantime::Duration,
 
     /// Accept the next hour's token this long before it starts.
     #[arg(
@@ -74,17 +75,17 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "1m"
     )]
-    pub skew: humantime::Duration,
+    skew: humantime::Duration,
 
     /// This instance's id (names snapshots, compared with `task=`). Default: the ECS task id
     /// from ECS_CONTAINER_METADATA_URI_V4, else the hostname.
     #[arg(long, env = "HEAPGATE_TASK_ID", value_name = "ID")]
-    pub task_id: Option<String>,
+    task_id: Option<String>,
 
     /// Where snapshots come from: the Node inspector, the app's own snapshot endpoint, or (as a
     /// gateway) heapgate sidecars behind --upstream.
     #[arg(long, env = "HEAPGATE_SOURCE", value_enum, default_value_t = SourceKind::Inspector)]
-    pub source: SourceKind,
+    source: SourceKind,
 
     /// The Node inspector's HTTP address (`node --inspect=127.0.0.1:9229`).
     #[arg(
@@ -93,17 +94,17 @@ pub struct Args {
         value_name = "URL",
         default_value = "http://127.0.0.1:9229"
     )]
-    pub inspector: String,
+    inspector: String,
 
     /// Allow an inspector that is not on loopback. Dangerous: anyone who reaches an inspector
     /// port can run code in the app.
     #[arg(long, env = "HEAPGATE_ALLOW_REMOTE_INSPECTOR")]
-    pub allow_remote_inspector: bool,
+    allow_remote_inspector: bool,
 
     /// With --source upstream: the app's own snapshot path the verified request is forwarded to.
     /// With --source gateway: the sidecars' snapshot path.
     #[arg(long, env = "HEAPGATE_UPSTREAM_PATH", default_value = "/heapdump")]
-    pub upstream_path: String,
+    upstream_path: String,
 
     /// Gateway: how long the pinned task (the first that answered a request without `task=`)
     /// stays chosen after its last use. `repin=1` in a request chooses anew.
@@ -113,16 +114,16 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "1h"
     )]
-    pub pin_ttl: humantime::Duration,
+    pin_ttl: humantime::Duration,
 
     /// Gateway: attempts (each on a new connection) to reach the chosen task per request.
     #[arg(
         long,
         env = "HEAPGATE_MAX_ATTEMPTS",
         value_name = "N",
-        default_value_t = 30
+        default_value_t = DEFAULT_ATTEMPTS
     )]
-    pub max_attempts: u32,
+    max_attempts: u32,
 
     /// Refuse a new snapshot (429) until this long after the last one finished.
     #[arg(
@@ -131,7 +132,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "30s"
     )]
-    pub min_interval: humantime::Duration,
+    min_interval: humantime::Duration,
 
     /// While a snapshot is being built and no bytes flow, send a whitespace byte this often so
     /// load balancers' idle timeouts (ALB: 60 s) do not cut the response.
@@ -141,7 +142,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "15s"
     )]
-    pub keepalive: humantime::Duration,
+    keepalive: humantime::Duration,
 
     /// A health-check path the proxy answers itself with 200 while a snapshot runs (the app's
     /// event loop is blocked then). Repeatable; the env var takes a comma-separated list.
@@ -151,11 +152,11 @@ pub struct Args {
         value_name = "PATH",
         value_delimiter = ','
     )]
-    pub health_path: Vec<String>,
+    health_path: Vec<String>,
 
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "HEAPGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
-    pub admin_listen: SocketAddr,
+    admin_listen: SocketAddr,
 
     /// On SIGTERM/SIGINT, wait this long for in-flight requests and a running snapshot.
     #[arg(
@@ -164,7 +165,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "25s"
     )]
-    pub shutdown_timeout: humantime::Duration,
+    shutdown_timeout: humantime::Duration,
 
     /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
     /// streams are never cut.
@@ -174,7 +175,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "60s"
     )]
-    pub request_timeout: humantime::Duration,
+    request_timeout: humantime::Duration,
 
     /// Longest wait for a client's request head (slow clients are disconnected).
     #[arg(
@@ -183,7 +184,7 @@ pub struct Args {
         value_name = "DURATION",
         default_value = "30s"
     )]
-    pub header_timeout: humantime::Duration,
+    header_timeout: humantime::Duration,
 
     /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
     #[arg(
@@ -192,7 +193,7 @@ pub struct Args {
         value_name = "BYTES",
         default_value_t = 65536
     )]
-    pub max_header_bytes: usize,
+    max_header_bytes: usize,
 
     /// Content codings offered for snapshot responses, in order of preference (a comma list of
     /// zstd and gzip, or off). Clients choose with Accept-Encoding; without it they get plain JSON.
@@ -203,21 +204,21 @@ pub struct Args {
         value_delimiter = ',',
         default_value = "zstd,gzip"
     )]
-    pub compression: Vec<CompressionArg>,
+    compression: Vec<CompressionArg>,
 
     /// Redact snapshots: `strings` replaces the string values the app holds by a placeholder,
     /// keeping class, property and edge names, counts, sizes and ids (answers then carry
     /// X-Heapgate-Redacted: strings). Set it on the sidecars, not on a gateway.
     #[arg(long, env = "HEAPGATE_REDACT", value_enum, value_name = "WHAT", default_value_t = RedactArg::Off)]
-    pub redact: RedactArg,
+    redact: RedactArg,
 
     /// Log format on stderr. Filter with RUST_LOG (default info).
     #[arg(long, env = "HEAPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// A long-lived Chrome DevTools Protocol session to `node --inspect` on loopback.
     Inspector,
     /// The app's own snapshot endpoint (--upstream-path), request forwarded after verification.
@@ -228,13 +229,13 @@ pub enum SourceKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RedactArg {
+pub(crate) enum RedactArg {
     Off,
     Strings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
+pub(crate) enum CompressionArg {
     Zstd,
     Gzip,
     Off,
@@ -247,56 +248,61 @@ pub enum LogFormat {
 }
 
 /// Where snapshots come from, validated.
+/// Where snapshots come from, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceConfig {
+pub(crate) enum SourceConfig {
     Inspector { addr: SocketAddr },
     Upstream { path: String },
     Gateway(GatewayConfig),
 }
 
-/// Everything the snapshot path needs.
+/// The snapshot path's settings, validated.
 #[derive(Debug, Clone)]
-pub struct SnapshotConfig {
-    pub path: String,
-    pub keys: Keys,
-    pub value: String,
-    pub window: Window,
-    pub min_interval: Duration,
-    pub keepalive: Duration,
-    pub health_paths: Vec<String>,
-    /// Codings offered to clients, preferred first; empty for none.
-    pub compression: Vec<Coding>,
-    /// Whether string values are redacted (`--redact strings`).
-    pub redact_strings: bool,
-    /// Spellings of the snapshot paths (ours, and the app's own) never passed through.
-    pub guarded_paths: GuardedPaths,
+pub(crate) struct SnapshotConfig {
+    pub(crate) path: String,
+    pub(crate) keys: Keys,
+    pub(crate) value: String,
+    pub(crate) window: Window,
+    pub(crate) min_interval: Duration,
+    pub(crate) keepalive: Duration,
+    pub(crate) health_paths: Vec<String>,
+    pub(crate) compression: Vec<Coding>,
+    pub(crate) redact_strings: bool,
+    pub(crate) guarded_paths: GuardedPaths,
 }
 
-/// Connection limits for the public listener.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_header_bytes: usize,
-    pub header_timeout: Duration,
-    pub request_timeout: Duration,
+pub(crate) struct Limits {
+    pub(crate) max_header_bytes: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
-/// A configuration that has been checked.
+/// Where this instance's task id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskIdSource {
+    /// `--task-id`.
+    Given(TaskId),
+    /// The ECS task metadata, else the hostname, found at launch.
+    Discover,
+}
+
+/// A fully validated configuration: nothing is fixed up at launch. Built from the command line
+/// ([`Config::from_args`]) or, by a program that embeds the proxy, with [`Config::builder`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub upstream: http::Uri,
-    pub snapshot: SnapshotConfig,
-    pub task_id: Option<String>,
-    pub source: SourceConfig,
-    pub shutdown_timeout: Duration,
-    pub limits: Limits,
-    pub log_format: LogFormat,
-    /// Non-fatal remarks (e.g. a short secret) to log at start.
-    pub warnings: Vec<String>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin_listen: SocketAddr,
+    pub(crate) upstream: http::Uri,
+    pub(crate) snapshot: SnapshotConfig,
+    pub(crate) task_id: TaskIdSource,
+    pub(crate) source: SourceConfig,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) log_format: LogFormat,
+    pub(crate) warnings: Vec<String>,
 }
 
-/// `--compression`: `off` alone, or distinct codings.
 fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
     let mut out = Vec::new();
     for arg in args {
@@ -314,7 +320,7 @@ fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
     Ok(out)
 }
 
-/// A configuration error: one line, exit status 2.
+/// A configuration problem, as one line naming the flag.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(String);
@@ -324,84 +330,269 @@ fn error(message: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Validates `args`; `env` reads `HEAPGATE_SECRET`.
+    /// Validates the command line; `env` reads the environment (for the secret).
     pub fn from_args(
         args: Args,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Config, ConfigError> {
         let loaded = heapgate_keys::load(&args.secrets, env).map_err(|e| error(e.to_string()))?;
-        let path = absolute_path("--path", &args.path)?;
-        let health_paths = args
-            .health_path
+        let task_id = match args.task_id.as_deref() {
+            Some(id) => TaskIdSource::Given(TaskId::new(id).map_err(|e| error(e.to_string()))?),
+            None => TaskIdSource::Discover,
+        };
+        let builder = ConfigBuilder {
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            upstream: args.upstream,
+            path: args.path,
+            keys: loaded.keys,
+            value: args.value,
+            grace: *args.grace,
+            skew: *args.skew,
+            task_id,
+            source: args.source,
+            inspector: args.inspector,
+            allow_remote_inspector: args.allow_remote_inspector,
+            upstream_path: args.upstream_path,
+            pin_ttl: *args.pin_ttl,
+            max_attempts: args.max_attempts,
+            min_interval: *args.min_interval,
+            keepalive: *args.keepalive,
+            health_paths: args.health_path,
+            shutdown_timeout: *args.shutdown_timeout,
+            request_timeout: *args.request_timeout,
+            header_timeout: *args.header_timeout,
+            max_header_bytes: args.max_header_bytes,
+            compression: args.compression,
+            redact: args.redact,
+            log_format: args.log_format,
+            warnings: loaded.warnings,
+        };
+        builder.build()
+    }
+
+    /// A builder for a proxy in front of `upstream` that checks tokens with `keys`; every other
+    /// setting starts at the command line's default. For programs that embed the proxy (keys
+    /// stay in memory: no argv, no secret file).
+    pub fn builder(upstream: &str, keys: Keys) -> ConfigBuilder {
+        ConfigBuilder {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            upstream: vec![upstream.to_owned()],
+            path: "/heapdump".to_owned(),
+            keys,
+            value: "heapdump".to_owned(),
+            grace: Duration::from_secs(300),
+            skew: Duration::from_secs(60),
+            task_id: TaskIdSource::Discover,
+            source: SourceKind::Inspector,
+            inspector: "http://127.0.0.1:9229".to_owned(),
+            allow_remote_inspector: false,
+            upstream_path: "/heapdump".to_owned(),
+            pin_ttl: Duration::from_secs(3600),
+            max_attempts: DEFAULT_ATTEMPTS,
+            min_interval: Duration::from_secs(30),
+            keepalive: Duration::from_secs(15),
+            health_paths: Vec::new(),
+            shutdown_timeout: Duration::from_secs(25),
+            request_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
+            max_header_bytes: 65536,
+            compression: vec![CompressionArg::Zstd, CompressionArg::Gzip],
+            redact: RedactArg::Off,
+            log_format: LogFormat::Text,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Where the public listener binds.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn admin_listen(&self) -> SocketAddr {
+        self.admin_listen
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+}
+
+/// Builds a [`Config`] in code; [`ConfigBuilder::build`] validates exactly as the command line
+/// is validated.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    upstream: Vec<String>,
+    path: String,
+    keys: Keys,
+    value: String,
+    grace: Duration,
+    skew: Duration,
+    task_id: TaskIdSource,
+    source: SourceKind,
+    inspector: String,
+    allow_remote_inspector: bool,
+    upstream_path: String,
+    pin_ttl: Duration,
+    max_attempts: u32,
+    min_interval: Duration,
+    keepalive: Duration,
+    health_paths: Vec<String>,
+    shutdown_timeout: Duration,
+    request_timeout: Duration,
+    header_timeout: Duration,
+    max_header_bytes: usize,
+    compression: Vec<CompressionArg>,
+    redact: RedactArg,
+    log_format: LogFormat,
+    warnings: Vec<String>,
+}
+
+impl ConfigBuilder {
+    /// `--listen` and `--admin-listen` (port 0 picks a free port; see [`crate::Proxy`]).
+    pub fn listen(mut self, public: SocketAddr, admin: SocketAddr) -> Self {
+        self.listen = public;
+        self.admin_listen = admin;
+        self
+    }
+
+    /// `--task-id`.
+    pub fn task_id(mut self, task: TaskId) -> Self {
+        self.task_id = TaskIdSource::Given(task);
+        self
+    }
+
+    /// `--inspector` (the snapshot source stays the inspector).
+    pub fn inspector(mut self, url: &str) -> Self {
+        self.source = SourceKind::Inspector;
+        url.clone_into(&mut self.inspector);
+        self
+    }
+
+    /// `--path`.
+    pub fn path(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.path);
+        self
+    }
+
+    /// `--value`.
+    pub fn value(mut self, value: &str) -> Self {
+        value.clone_into(&mut self.value);
+        self
+    }
+
+    /// `--min-interval`.
+    pub fn min_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval;
+        self
+    }
+
+    /// `--keepalive`.
+    pub fn keepalive(mut self, every: Duration) -> Self {
+        self.keepalive = every;
+        self
+    }
+
+    /// `--health-path`, repeatable.
+    pub fn health_path(mut self, path: &str) -> Self {
+        self.health_paths.push(path.to_owned());
+        self
+    }
+
+    /// `--redact strings` when `true`.
+    pub fn redact_strings(mut self, redact: bool) -> Self {
+        self.redact = if redact {
+            RedactArg::Strings
+        } else {
+            RedactArg::Off
+        };
+        self
+    }
+
+    /// `--shutdown-timeout`.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Checks everything, as for the command line.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let path = absolute_path("--path", &self.path)?;
+        let health_paths = self
+            .health_paths
             .iter()
             .map(|p| absolute_path("--health-path", p))
             .collect::<Result<Vec<_>, _>>()?;
         if health_paths.contains(&path) {
             return Err(error("--health-path must differ from --path"));
         }
-        let window = Window::new(*args.grace, *args.skew)
+        let window = Window::new(self.grace, self.skew)
             .map_err(|e| error(format!("--grace/--skew: {e}")))?;
-        if args.keepalive.is_zero() {
+        if self.keepalive.is_zero() {
             return Err(error("--keepalive must be more than 0s"));
         }
-        if args.max_header_bytes < 8192 {
+        if self.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
-        let compression = codings(&args.compression)?;
-        let redact_strings = args.redact == RedactArg::Strings;
-        if redact_strings && args.source == SourceKind::Gateway {
+        let compression = codings(&self.compression)?;
+        let redact_strings = self.redact == RedactArg::Strings;
+        if redact_strings && self.source == SourceKind::Gateway {
             return Err(error(
                 "--redact: set it on the sidecars; a gateway relays their streams as they are",
             ));
         }
-        let (upstream, targets) = upstreams(&args.upstream, args.source)?;
-        let guarded_paths = GuardedPaths::new([path.as_str(), args.upstream_path.as_str()])
+        let (upstream, targets) = upstreams(&self.upstream, self.source)?;
+        let guarded_paths = GuardedPaths::new([path.as_str(), self.upstream_path.as_str()])
             .under_prefix(upstream.path());
-        let source = match args.source {
+        let source = match self.source {
             SourceKind::Inspector => SourceConfig::Inspector {
-                addr: inspector_addr(&args.inspector, args.allow_remote_inspector)?,
+                addr: inspector_addr(&self.inspector, self.allow_remote_inspector)?,
             },
             SourceKind::Upstream => SourceConfig::Upstream {
-                path: absolute_path("--upstream-path", &args.upstream_path)?,
+                path: absolute_path("--upstream-path", &self.upstream_path)?,
             },
             SourceKind::Gateway => {
-                if args.max_attempts == 0 {
+                if self.max_attempts == 0 {
                     return Err(error("--max-attempts must be at least 1"));
                 }
                 SourceConfig::Gateway(GatewayConfig {
                     targets: targets.unwrap_or(Targets::Balancer(upstream.clone())),
-                    path: absolute_path("--upstream-path", &args.upstream_path)?,
-                    pin_ttl: *args.pin_ttl,
-                    max_attempts: args.max_attempts,
+                    path: absolute_path("--upstream-path", &self.upstream_path)?,
+                    pin_ttl: self.pin_ttl,
+                    max_attempts: self.max_attempts,
                 })
             }
         };
         Ok(Config {
-            listen: args.listen,
-            admin_listen: args.admin_listen,
+            listen: self.listen,
+            admin_listen: self.admin_listen,
             upstream,
             snapshot: SnapshotConfig {
                 path,
-                keys: loaded.keys,
-                value: args.value,
+                keys: self.keys,
+                value: self.value,
                 window,
-                min_interval: *args.min_interval,
-                keepalive: *args.keepalive,
+                min_interval: self.min_interval,
+                keepalive: self.keepalive,
                 guarded_paths,
                 health_paths,
                 compression,
                 redact_strings,
             },
-            task_id: args.task_id,
+            task_id: self.task_id,
             source,
-            shutdown_timeout: *args.shutdown_timeout,
+            shutdown_timeout: self.shutdown_timeout,
             limits: Limits {
-                max_header_bytes: args.max_header_bytes,
-                header_timeout: *args.header_timeout,
-                request_timeout: *args.request_timeout,
+                max_header_bytes: self.max_header_bytes,
+                header_timeout: self.header_timeout,
+                request_timeout: self.request_timeout,
             },
-            log_format: args.log_format,
-            warnings: loaded.warnings,
+            log_format: self.log_format,
+            warnings: self.warnings,
         })
     }
 }

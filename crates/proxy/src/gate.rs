@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 /// Admits at most one snapshot at a time, spaced by a minimum interval.
 #[derive(Debug)]
-pub struct SnapshotGate {
+pub(crate) struct SnapshotGate {
     min_interval: Duration,
     state: Mutex<GateState>,
 }
@@ -27,7 +27,7 @@ struct GateState {
 
 /// Why a snapshot cannot start now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Busy {
+pub(crate) enum Busy {
     /// Another snapshot is being taken.
     Running { retry_after: Duration },
     /// The last one finished less than the minimum interval ago.
@@ -36,14 +36,14 @@ pub enum Busy {
 
 impl Busy {
     /// How long the client should wait (whole seconds, at least one).
-    pub fn retry_after_secs(self) -> u64 {
+    pub(crate) fn retry_after_secs(self) -> u64 {
         let (Busy::Running { retry_after } | Busy::TooSoon { retry_after }) = self;
         retry_after.as_secs_f64().ceil().max(1.0) as u64
     }
 }
 
 impl SnapshotGate {
-    pub fn new(min_interval: Duration) -> Arc<SnapshotGate> {
+    pub(crate) fn new(min_interval: Duration) -> Arc<SnapshotGate> {
         Arc::new(SnapshotGate {
             min_interval,
             state: Mutex::new(GateState::default()),
@@ -51,7 +51,7 @@ impl SnapshotGate {
     }
 
     /// Starts a snapshot if none is running and the interval has passed.
-    pub fn try_start(self: &Arc<Self>, now: Instant) -> Result<SnapshotPermit, Busy> {
+    pub(crate) fn try_start(self: &Arc<Self>, now: Instant) -> Result<SnapshotPermit, Busy> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.running {
             return Err(Busy::Running {
@@ -74,7 +74,7 @@ impl SnapshotGate {
     }
 
     /// Whether a snapshot is being taken now.
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -92,7 +92,7 @@ impl SnapshotGate {
 
 /// Held while a snapshot runs; dropping it ends the snapshot and starts the interval.
 #[derive(Debug)]
-pub struct SnapshotPermit {
+pub(crate) struct SnapshotPermit {
     gate: Arc<SnapshotGate>,
     charged: bool,
 }
@@ -100,7 +100,7 @@ pub struct SnapshotPermit {
 impl SnapshotPermit {
     /// Ends the permit without starting the interval: the snapshot never reached the app (its
     /// source was unreachable), so the app paid nothing.
-    pub fn release_uncharged(mut self) {
+    pub(crate) fn release_uncharged(mut self) {
         self.charged = false;
     }
 }

@@ -98,7 +98,7 @@ fn is_plain(path: &str) -> bool {
 
 /// The canonical spelling of a guarded path: `/`-separated, lowercase, no empty, `.` or `..`
 /// segments, no trailing slash.
-pub fn canonical(path: &str) -> String {
+pub(crate) fn canonical(path: &str) -> String {
     resolve(
         &percent_decode(path),
         Empties::DroppedFirst,
@@ -124,7 +124,7 @@ pub fn canonical(path: &str) -> String {
 /// routers), ignores trailing slashes, and never lets `..` climb above the root (RFC 3986
 /// §5.2.4). Bytes that do not decode to UTF-8 are replaced, which cannot turn a non-guarded path
 /// into a guarded one.
-pub fn resolutions(path: &str) -> Vec<String> {
+pub(crate) fn resolutions(path: &str) -> Vec<String> {
     // As the WHATWG parser does first: no leading or trailing controls or spaces, no tabs or
     // newlines anywhere. And a fragment is never part of the path a router sees.
     let path = path

@@ -1,24 +1,26 @@
-//! From a validated [`Config`] to a running proxy: identity, snapshot source, listeners.
-//!
-//! Kept out of the binary so that `main` is only argument parsing, logging and signals, and so
-//! every start-up failure has a typed error with its exit status.
+//! From a validated [`Config`] to a running proxy: listeners, identity, the mode's snapshot
+//! handler, the router, the server.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::routing::{MethodRouter, any};
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, Snapshots};
+use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
 use crate::gate::SnapshotGate;
-use crate::gateway::Gateway;
-use crate::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
+use crate::handlers::gateway::{Gateway, Routing};
+use crate::handlers::snapshot::Snapshots;
+use crate::handlers::{self, Authorizer};
 use crate::metrics::Metrics;
 use crate::passthrough::{Upstream, UpstreamUrlError};
-use crate::server::{ConnLimits, Proxy, run};
+use crate::server::{ConnLimits, Serving, run};
+use crate::source::Source;
+use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
+use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
-use crate::upstream_source::UpstreamSnapshots;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,86 +54,165 @@ pub struct Environment {
     pub hostname: Option<String>,
 }
 
-/// Starts the proxy and serves until `shutdown` resolves and the drain is over.
-pub async fn start(
-    config: Config,
-    environment: Environment,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    let public = bind(config.listen).await?;
-    let admin = bind(config.admin_listen).await?;
-    start_on(config, environment, public, admin, shutdown).await
-}
-
-/// Like [`start`], on listeners the caller bound (and so knows the ports of): for embedding the
-/// proxy, as `heapgate demo` does.
-pub async fn start_on(
-    config: Config,
-    environment: Environment,
-    public: TcpListener,
-    admin: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    let (task_id, origin) = task::discover(
-        config.task_id.as_deref(),
-        environment.ecs_metadata_uri.as_deref(),
-        environment.hostname,
-    )
-    .await?;
-    let snapshots = snapshots(&config);
-    let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
-    tracing::info!(
-        task = %task_id,
-        task_origin = ?origin,
-        listen = %local(&public),
-        admin = %local(&admin),
-        upstream = %config.upstream,
-        source = source_kind(&config.source),
-        snapshot_path = %config.snapshot.path,
-        "heapgate-proxy started"
-    );
-    let state = Arc::new(AppState {
-        gate: SnapshotGate::new(config.snapshot.min_interval),
-        snapshot: config.snapshot,
-        task_id,
-        snapshots,
-        upstream,
-        metrics: Arc::new(Metrics::new()),
-        now: chrono::Utc::now,
-    });
-    let proxy = Proxy {
-        state,
-        limits: ConnLimits {
-            max_header_bytes: config.limits.max_header_bytes,
-            header_timeout: config.limits.header_timeout,
-        },
-        shutdown_timeout: config.shutdown_timeout,
-    };
-    run(public, admin, proxy, shutdown).await;
-    Ok(())
-}
-
-fn snapshots(config: &Config) -> Snapshots {
-    match &config.source {
-        SourceConfig::Inspector { addr } => Snapshots::Local(Arc::new(InspectorSource::new(
-            *addr,
-            DEFAULT_SPILL_MEM_LIMIT,
-        ))),
-        SourceConfig::Upstream { path } => Snapshots::Local(Arc::new(UpstreamSnapshots::new(
-            config.upstream.clone(),
-            path.clone(),
-        ))),
-        SourceConfig::Gateway(gateway) => {
-            Snapshots::Gateway(Arc::new(Gateway::new(gateway.clone())))
+impl Environment {
+    /// This process's: `ECS_CONTAINER_METADATA_URI_V4`, and `/etc/hostname` or `HOSTNAME`.
+    pub fn from_process() -> Environment {
+        Environment {
+            ecs_metadata_uri: std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok(),
+            hostname: std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .or_else(|| std::env::var("HOSTNAME").ok()),
         }
     }
 }
 
+/// A proxy whose listeners are bound (so their ports are known), ready to run.
+#[derive(Debug)]
+pub struct Proxy {
+    config: Config,
+    public: TcpListener,
+    admin: TcpListener,
+}
+
+impl Proxy {
+    /// Binds the public and admin listeners of `config`.
+    pub async fn bind(config: Config) -> Result<Proxy, StartError> {
+        let public = bind(config.listen).await?;
+        let admin = bind(config.admin_listen).await?;
+        Ok(Proxy {
+            config,
+            public,
+            admin,
+        })
+    }
+
+    /// The public listener's address (the port, when the configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.public.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().unwrap_or(self.config.admin_listen)
+    }
+
+    /// Serves until `shutdown` resolves and the drain is over.
+    pub async fn run(
+        self,
+        environment: Environment,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let Proxy {
+            config,
+            public,
+            admin,
+        } = self;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let (task_id, origin) = task::discover(
+            &config.task_id,
+            environment.ecs_metadata_uri.as_deref(),
+            environment.hostname,
+        )
+        .await?;
+        let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
+        tracing::info!(
+            task = %task_id,
+            task_origin = ?origin,
+            listen = %local(&public),
+            admin = %local(&admin),
+            upstream = %config.upstream,
+            source = source_kind(&config.source),
+            snapshot_path = %config.snapshot.path,
+            "heapgate-proxy started"
+        );
+        let metrics = Arc::new(Metrics::new());
+        let gate = SnapshotGate::new(config.snapshot.min_interval);
+        let router = router(
+            &config,
+            task_id,
+            upstream,
+            gate,
+            &metrics,
+            chrono::Utc::now,
+            None,
+        );
+        let serving = Serving {
+            router,
+            metrics,
+            limits: ConnLimits {
+                max_header_bytes: config.limits.max_header_bytes,
+                header_timeout: config.limits.header_timeout,
+            },
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        run(public, admin, serving, shutdown).await;
+        Ok(())
+    }
+}
+
+/// The public router for `config`: the mode's snapshot handler and pass-through. `source`
+/// replaces the configured snapshot source (tests inject stubs).
+pub(crate) fn router(
+    config: &Config,
+    task: heapgate_protocol::TaskId,
+    upstream: Upstream,
+    gate: Arc<SnapshotGate>,
+    metrics: &Arc<Metrics>,
+    now: fn() -> chrono::DateTime<chrono::Utc>,
+    source: Option<Arc<dyn Source>>,
+) -> axum::Router {
+    let snapshot = &config.snapshot;
+    let authorizer = Authorizer::new(
+        snapshot.keys.clone(),
+        snapshot.value.clone(),
+        snapshot.window,
+        now,
+    );
+    let local = |source: Arc<dyn Source>| -> MethodRouter {
+        any(handlers::snapshot::handle).with_state(Arc::new(Snapshots {
+            authorizer: authorizer.clone(),
+            task: task.clone(),
+            source,
+            gate: Arc::clone(&gate),
+            metrics: Arc::clone(metrics),
+            compression: snapshot.compression.clone(),
+            redact_strings: snapshot.redact_strings,
+            keepalive: snapshot.keepalive,
+        }))
+    };
+    let handler = match (&config.source, source) {
+        (_, Some(source)) => local(source),
+        (SourceConfig::Inspector { addr }, None) => local(Arc::new(InspectorSource::new(
+            *addr,
+            DEFAULT_SPILL_MEM_LIMIT,
+        ))),
+        (SourceConfig::Upstream { path }, None) => local(Arc::new(UpstreamSource::new(
+            config.upstream.clone(),
+            path.clone(),
+        ))),
+        (SourceConfig::Gateway(gateway), None) => {
+            any(handlers::gateway::handle).with_state(Arc::new(Routing {
+                authorizer: authorizer.clone(),
+                gateway: Gateway::new(gateway.clone()),
+                metrics: Arc::clone(metrics),
+            }))
+        }
+    };
+    let passing = Arc::new(Passing {
+        upstream,
+        guarded_paths: snapshot.guarded_paths.clone(),
+        health_paths: snapshot.health_paths.clone(),
+        gate,
+        metrics: Arc::clone(metrics),
+    });
+    app(&snapshot.path, handler, passing)
+}
+
 /// Binds a listener, naming the address in the error.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })

@@ -2,30 +2,78 @@
 //! serves token-guarded heap snapshots itself, taken from the Node inspector on loopback, so
 //! the app needs no code change beyond `node --inspect=127.0.0.1:9229`.
 //!
-//! The pieces: [`config`] validates flags; [`app`] routes the public port ([`snapshot`] for the
-//! snapshot path, [`passthrough`] for everything else); [`source`] abstracts where snapshots
-//! come from ([`inspector`] by default); [`gate`] allows one snapshot at a time; [`admin`] serves
-//! health and [`metrics`]; [`server`] runs listeners with limits and graceful shutdown;
-//! [`launch`] wires a validated configuration into a running proxy; [`gateway`] routes to a
-//! chosen task behind a balancer.
+//! The API: a [`Config`] (from the command line's [`Args`], or built in code with
+//! [`Config::builder`]), a [`Proxy`] bound from it and run until a shutdown future resolves, and
+//! [`Signals`] for that future. Embedding it, as `heapgate demo` does:
+//!
+//! ```no_run
+//! # async fn demo(keys: heapgate_token::Keys) -> Result<(), Box<dyn std::error::Error>> {
+//! use heapgate_proxy::{Config, Environment, Proxy, Signals};
+//!
+//! let config = Config::builder("http://127.0.0.1:3000", keys)
+//!     .inspector("http://127.0.0.1:9229")
+//!     .build()?;
+//! let proxy = Proxy::bind(config).await?;
+//! println!("listening on {}", proxy.local_addr());
+//! let mut signals = Signals::new()?;
+//! proxy.run(Environment::from_process(), async move { signals.recv().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Inside, layers read top to bottom: [`launch`](Proxy) wires a validated config into a running
+//! server; `app` assembles the public router; `handlers` answer the snapshot path (taking a
+//! snapshot, or as a gateway routing it to a chosen task); `passthrough` forwards the rest;
+//! `body` shapes a snapshot's stream (redaction, keep-alive, compression); `source` produces
+//! it (the inspector, or the app's own endpoint).
 
-pub mod admin;
-pub mod app;
-pub mod config;
-pub mod encoding;
-pub mod gate;
-pub mod gateway;
-pub mod guard;
-pub mod inspector;
-mod keepalive;
-pub mod launch;
+mod admin;
+mod app;
+mod body;
+mod config;
+mod gate;
+mod guard;
+mod handlers;
+mod launch;
 mod log_text;
-pub mod metrics;
-pub mod passthrough;
-mod redaction;
-pub mod server;
-pub mod snapshot;
-pub mod source;
-mod spill;
-pub mod task;
-pub mod upstream_source;
+mod metrics;
+mod passthrough;
+mod server;
+mod shutdown;
+mod source;
+mod task;
+
+pub use config::{Args, Config, ConfigBuilder, ConfigError, LogFormat, TaskIdSource};
+pub use launch::{Environment, Proxy, StartError};
+pub use shutdown::Signals;
+
+/// What the integration tests and the fuzzers drive directly; not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+    use heapgate_protocol::TaskId;
+
+    pub use crate::body::encoding::Coding;
+    pub use crate::guard::GuardedPaths;
+    pub use crate::metrics::Metrics;
+    pub use crate::passthrough::{ForwardError, Upstream, UpstreamUrlError};
+    pub use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
+    pub use crate::source::{Capture, ChunkStream, Source, SourceError};
+
+    /// The public router `config` gives, with `source` as its snapshot source, `now` as its
+    /// clock and `upstream` for pass-through, for `oneshot` tests; with the metrics it records.
+    pub fn app(
+        config: &crate::Config,
+        task: TaskId,
+        source: Arc<dyn Source>,
+        upstream: Upstream,
+        now: fn() -> DateTime<Utc>,
+    ) -> (axum::Router, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
+        let router =
+            crate::launch::router(config, task, upstream, gate, &metrics, now, Some(source));
+        (router, metrics)
+    }
+}

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use heapgate_proxy::config::{Args, Config, LogFormat};
-use heapgate_proxy::launch::{Environment, start};
+use heapgate_proxy::{Args, Config, Environment, LogFormat, Proxy, Signals};
 
 fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse(), |name| std::env::var_os(name)) {
@@ -14,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    init_logging(config.log_format());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -22,42 +21,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let environment = Environment {
-        ecs_metadata_uri: std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok(),
-        hostname: std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .or_else(|| std::env::var("HOSTNAME").ok()),
-    };
-    match runtime.block_on(start(config, environment, shutdown_signal())) {
+    let served = runtime.block_on(async {
+        // Before binding: from here on a signal drains instead of killing.
+        let mut signals = Signals::new().map_err(|e| (format!("cannot handle signals: {e}"), 1))?;
+        let proxy = Proxy::bind(config)
+            .await
+            .map_err(|e| (e.to_string(), e.exit_code()))?;
+        proxy
+            .run(Environment::from_process(), async move {
+                let signal = signals.recv().await;
+                tracing::info!(signal, "shutdown requested");
+            })
+            .await
+            .map_err(|e| (e.to_string(), e.exit_code()))
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::from(e.exit_code())
+        Err((message, code)) => {
+            tracing::error!("{message}");
+            ExitCode::from(code)
         }
-    }
-}
-
-/// Resolves on SIGTERM (what ECS and Kubernetes send) or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
     }
 }
 

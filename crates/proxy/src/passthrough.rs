@@ -64,11 +64,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 /// How long an idle upstream connection stays in the pool. Below Node's default
 /// `server.keepAliveTimeout` (5 s) so the sidecar, not Node, closes idle connections.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// How long to wait for a TCP connection to the upstream. Loopback refusals are immediate; this
 /// only bounds a black-holed upstream address when no head timeout is configured.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -449,7 +449,7 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
 /// Removes every `X-Heapgate-*` header. Those names are the proxy's voice (which task answered,
 /// which inspector session): an app must not be able to speak for the proxy, since clients such
 /// as `heapgate fetch` decide where they landed from them. Allocates only when one is present.
-pub fn strip_reserved(headers: &mut HeaderMap) {
+pub(crate) fn strip_reserved(headers: &mut HeaderMap) {
     let reserved = |name: &HeaderName| name.as_str().starts_with(RESERVED_PREFIX);
     if headers.keys().any(reserved) {
         let names: Vec<HeaderName> = headers.keys().filter(|n| reserved(n)).cloned().collect();
@@ -460,7 +460,7 @@ pub fn strip_reserved(headers: &mut HeaderMap) {
 }
 
 /// The prefix of the headers only the proxy may send (header names are lowercase in `http`).
-pub const RESERVED_PREFIX: &str = "x-heapgate-";
+pub(crate) const RESERVED_PREFIX: &str = "x-heapgate-";
 
 /// The comma-separated tokens of one `Connection` header value.
 fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {

@@ -22,12 +22,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admin::{AdminState, admin_app};
-use crate::app::{AppState, app};
+
+use crate::metrics::Metrics;
 use tower::ServiceExt;
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
 }
@@ -43,7 +44,7 @@ impl Default for ConnLimits {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits up to
 /// `drain` for open connections to finish. Returns how many were still open when time ran out.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
@@ -143,24 +144,25 @@ fn connection_service(
 }
 
 /// A proxy ready to run: its routes' state and its listeners' settings.
-pub struct Proxy {
-    pub state: Arc<AppState>,
-    pub limits: ConnLimits,
-    pub shutdown_timeout: Duration,
+pub(crate) struct Serving {
+    pub(crate) router: Router,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: ConnLimits,
+    pub(crate) shutdown_timeout: Duration,
 }
 
 /// Runs the public and admin listeners until `shutdown` resolves. Then readiness turns 503, the
 /// public listener stops accepting, and in-flight requests (a snapshot stream included) get up to
 /// `shutdown_timeout` to finish; the admin listener stays up until they have.
-pub async fn run(
+pub(crate) async fn run(
     public: TcpListener,
     admin: TcpListener,
-    proxy: Proxy,
+    proxy: Serving,
     shutdown: impl Future<Output = ()>,
 ) {
     let draining = Arc::new(AtomicBool::new(false));
     let admin_state = Arc::new(AdminState {
-        metrics: Arc::clone(&proxy.state.metrics),
+        metrics: Arc::clone(&proxy.metrics),
         draining: Arc::clone(&draining),
     });
     let (stop_admin, admin_stopped) = oneshot::channel::<()>();
@@ -180,7 +182,7 @@ pub async fn run(
     };
     let cut = serve(
         public,
-        app(proxy.state),
+        proxy.router,
         proxy.limits,
         shutdown,
         proxy.shutdown_timeout,

@@ -5,80 +5,46 @@
 //! the ECS task id from the task metadata endpoint (v4), else the hostname (a pod name on
 //! Kubernetes).
 
-use std::fmt;
 use std::time::Duration;
 
+use heapgate_protocol::{InvalidTaskId, TaskId};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// Longest task id accepted; ECS ids are 32 hex characters.
-const MAX_LEN: usize = 128;
+use crate::config::TaskIdSource;
+
 /// Largest metadata response read.
 const MAX_METADATA_BYTES: usize = 1 << 20;
-
-/// A validated task id: 1–128 characters of `[A-Za-z0-9._-]`, safe in headers and file names.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TaskId(String);
 
 /// Why a task id could not be determined.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TaskIdError {
-    #[error(
-        "task id {0:?} must be 1-{MAX_LEN} characters of A-Z a-z 0-9 . _ - (it names files and headers)"
-    )]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidTaskId),
     #[error("cannot read the ECS task metadata at {url}: {reason}; set --task-id")]
     Metadata { url: String, reason: String },
     #[error("no task id: pass --task-id (no ECS metadata endpoint and no hostname)")]
     Missing,
 }
 
-/// 1–128 characters of `[A-Za-z0-9._-]`: the syntax of task ids and series ids, safe in headers,
-/// file names and log lines.
-pub(crate) fn is_id_text(text: &[u8]) -> bool {
-    (1..=MAX_LEN).contains(&text.len())
-        && text
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-impl TaskId {
-    pub fn new(id: &str) -> Result<TaskId, TaskIdError> {
-        if is_id_text(id.as_bytes()) {
-            Ok(TaskId(id.to_owned()))
-        } else {
-            Err(TaskIdError::Invalid(id.chars().take(MAX_LEN).collect()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Where the task id came from, for the startup log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskIdOrigin {
+pub(crate) enum TaskIdOrigin {
     Flag,
     EcsMetadata,
     Hostname,
 }
 
-/// Determines the task id: `explicit`, else ECS metadata at `ecs_metadata_uri`, else `hostname`.
-pub async fn discover(
-    explicit: Option<&str>,
+/// Determines the task id: the given one, else ECS metadata at `ecs_metadata_uri`, else
+/// `hostname`.
+pub(crate) async fn discover(
+    source: &TaskIdSource,
     ecs_metadata_uri: Option<&str>,
     hostname: Option<String>,
 ) -> Result<(TaskId, TaskIdOrigin), TaskIdError> {
-    if let Some(id) = explicit {
-        return Ok((TaskId::new(id)?, TaskIdOrigin::Flag));
+    if let TaskIdSource::Given(id) = source {
+        return Ok((id.clone(), TaskIdOrigin::Flag));
     }
     if let Some(base) = ecs_metadata_uri.filter(|u| !u.is_empty()) {
         let url = format!("{}/task", base.trim_end_matches('/'));
@@ -98,7 +64,7 @@ pub async fn discover(
 
 /// The id is the text after the last `/` of the ARN (`…:task/cluster/ID` or legacy `…:task/ID`).
 fn task_id_from_arn(arn: &str) -> Result<TaskId, TaskIdError> {
-    TaskId::new(arn.rsplit('/').next().unwrap_or(arn))
+    Ok(TaskId::new(arn.rsplit('/').next().unwrap_or(arn))?)
 }
 
 /// `TaskARN` from the metadata endpoint, retried briefly: the agent may start after us.
@@ -158,32 +124,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn ids_must_be_safe_for_headers_and_file_names() {
-        for bad in [
-            "",
-            "a/b",
-            "../x",
-            "a b",
-            "a\r\nX-Evil: 1",
-            "é",
-            &"a".repeat(129),
-        ] {
-            assert!(TaskId::new(bad).is_err(), "{bad:?}");
-        }
-        assert!(TaskId::new("web-7d9f8b6c4-x2k9p").is_ok());
-    }
-
     #[tokio::test]
     async fn flag_wins_then_hostname() {
-        let (id, origin) = discover(Some("t1"), Some("http://127.0.0.1:1"), Some("h".into()))
+        let given = TaskIdSource::Given(TaskId::new("t1").unwrap());
+        let (id, origin) = discover(&given, Some("http://127.0.0.1:1"), Some("h".into()))
             .await
             .unwrap();
         assert_eq!((id.as_str(), origin), ("t1", TaskIdOrigin::Flag));
-        let (id, origin) = discover(None, None, Some("pod-1".into())).await.unwrap();
+        let (id, origin) = discover(&TaskIdSource::Discover, None, Some("pod-1".into()))
+            .await
+            .unwrap();
         assert_eq!((id.as_str(), origin), ("pod-1", TaskIdOrigin::Hostname));
         assert_eq!(
-            discover(None, None, None).await.unwrap_err(),
+            discover(&TaskIdSource::Discover, None, None)
+                .await
+                .unwrap_err(),
             TaskIdError::Missing
         );
     }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use heapgate_proxy::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
-use heapgate_proxy::source::{ChunkStream, SourceError};
+use heapgate_proxy::testing::{ChunkStream, SourceError};
+use heapgate_proxy::testing::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use heapgate_tests::{LEAKED_CLASS, NodeApp, assert_valid_snapshot, object_ids};
 use serde_json::Value;
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream;
-use heapgate_proxy::passthrough::{ForwardError, Upstream, UpstreamUrlError};
+use heapgate_proxy::testing::{ForwardError, Upstream, UpstreamUrlError};
 use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -12,15 +12,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use heapgate_proxy::app::{AppState, Snapshots, app};
-use heapgate_proxy::config::SnapshotConfig;
-use heapgate_proxy::encoding::Coding;
-use heapgate_proxy::gate::SnapshotGate;
-use heapgate_proxy::metrics::Metrics;
-use heapgate_proxy::passthrough::Upstream;
-use heapgate_proxy::source::{Snapshot, SnapshotSource, SourceError};
-use heapgate_proxy::task::TaskId;
-use heapgate_token::{Key, Keys, Window, mint};
+use heapgate_protocol::TaskId;
+use heapgate_proxy::Config;
+use heapgate_proxy::testing::{Capture, Metrics, Source, SourceError, Upstream, app};
+use heapgate_token::{Key, Keys, mint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
@@ -54,8 +49,8 @@ struct Stub {
     feed: std::sync::Mutex<Option<mpsc::Receiver<Result<Bytes, SourceError>>>>,
 }
 
-impl SnapshotSource for Stub {
-    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
+impl Source for Stub {
+    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Capture, SourceError>> {
         self.takes.fetch_add(1, Ordering::SeqCst);
         let chunks: Vec<Result<Bytes, SourceError>> = match self.behaviour {
             Behaviour::Unreachable => {
@@ -72,7 +67,7 @@ impl SnapshotSource for Stub {
                     rx.recv().await.map(|item| (item, rx))
                 });
                 return async {
-                    Ok(Snapshot {
+                    Ok(Capture {
                         series: Some("s1".into()),
                         body: body.boxed(),
                         content_encoding: None,
@@ -92,7 +87,7 @@ impl SnapshotSource for Stub {
             }
         };
         async move {
-            Ok(Snapshot {
+            Ok(Capture {
                 series: Some("s1".into()),
                 body: futures_util::stream::iter(chunks).boxed(),
                 content_encoding: None,
@@ -103,7 +98,8 @@ impl SnapshotSource for Stub {
 }
 
 struct Harness {
-    state: Arc<AppState>,
+    router: axum::Router,
+    metrics: Arc<Metrics>,
     stub: Arc<Stub>,
     feed: Option<mpsc::Sender<Result<Bytes, SourceError>>>,
 }
@@ -115,29 +111,25 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
         takes: AtomicUsize::new(0),
         feed: std::sync::Mutex::new(Some(rx)),
     });
-    let state = Arc::new(AppState {
-        snapshot: SnapshotConfig {
-            path: "/heapdump".into(),
-            keys: Keys::new(vec![Key::new(SECRET).unwrap()]).unwrap(),
-            value: "heapdump".into(),
-            window: Window::default(),
-            min_interval,
-            keepalive: Duration::from_millis(20),
-            health_paths: vec!["/health".into()],
-            guarded_paths: heapgate_proxy::guard::GuardedPaths::new(["/heapdump"]),
-            compression: vec![Coding::Zstd, Coding::Gzip],
-            redact_strings: false,
-        },
-        task_id: TaskId::new("task-a").unwrap(),
-        snapshots: Snapshots::Local(stub.clone()),
-        // Nothing listens on port 1: pass-through answers 502.
-        upstream: Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap(),
-        gate: SnapshotGate::new(min_interval),
-        metrics: Arc::new(Metrics::new()),
-        now: fixed_now,
-    });
+    let keys = Keys::new(vec![Key::new(SECRET).unwrap()]).unwrap();
+    // Nothing listens on port 1: pass-through answers 502.
+    let config = Config::builder("http://127.0.0.1:1", keys)
+        .min_interval(min_interval)
+        .keepalive(Duration::from_millis(20))
+        .health_path("/health")
+        .build()
+        .unwrap();
+    let upstream = Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap();
+    let (router, metrics) = app(
+        &config,
+        TaskId::new("task-a").unwrap(),
+        stub.clone(),
+        upstream,
+        fixed_now,
+    );
     Harness {
-        state,
+        router,
+        metrics,
         stub,
         feed: Some(tx),
     }
@@ -152,7 +144,7 @@ impl Harness {
             .header("host", "heapgate")
             .body(Body::empty())
             .unwrap();
-        app(Arc::clone(&self.state)).oneshot(request).await.unwrap()
+        self.router.clone().oneshot(request).await.unwrap()
     }
 
     async fn get(&self, uri: &str) -> Response {
@@ -164,7 +156,7 @@ impl Harness {
     }
 
     fn metric(&self, line_start: &str) -> String {
-        let text = self.state.metrics.encode();
+        let text = self.metrics.encode();
         text.lines()
             .find(|l| l.starts_with(line_start))
             .unwrap_or_default()
@@ -407,9 +399,9 @@ async fn client_leaving_midway_releases_the_gate() {
     let mut h = harness(Behaviour::Fed, Duration::ZERO);
     let uri = format!("/heapdump?hash={}", token());
     let response = h.get(&uri).await;
-    assert!(h.state.gate.is_running());
+    assert!(h.metric("heapgate_snapshot_in_progress ").ends_with(" 1"));
     drop(response);
-    assert!(!h.state.gate.is_running());
+    assert!(h.metric("heapgate_snapshot_in_progress ").ends_with(" 0"));
     assert!(
         h.metric("heapgate_snapshots_total{outcome=\"client_gone\"}")
             .ends_with(" 1")
@@ -441,7 +433,7 @@ impl Harness {
             .header("accept-encoding", accept_encoding)
             .body(Body::empty())
             .unwrap();
-        app(Arc::clone(&self.state)).oneshot(request).await.unwrap()
+        self.router.clone().oneshot(request).await.unwrap()
     }
 }
 

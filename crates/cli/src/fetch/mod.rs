@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use heapgate_protocol::{Answer, Landing, MAX_RETRY_AFTER, SnapshotQuery, Step, TaskId};
+use heapgate_proxy::Signals;
 use heapgate_snapshot::Encoding;
 use heapgate_token::Keys;
 use indicatif::HumanBytes;
@@ -53,7 +54,8 @@ pub(crate) fn run(
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         // Handlers first: from here on, a signal never leaves a .part behind.
-        let mut signals = Signals::new()?;
+        let mut signals =
+            Signals::new().map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))?;
         let mut fetcher = Fetcher {
             args,
             keys,
@@ -317,47 +319,6 @@ fn human(duration: Duration) -> String {
         format!("{} s", duration.as_secs())
     } else {
         humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
-    }
-}
-
-/// SIGINT and SIGTERM, registered before any request so neither can kill us mid-download.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    #[cfg(unix)]
-    fn new() -> Result<Self, Error> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let register =
-            |kind| signal(kind).map_err(|e| Error::Failed(format!("cannot handle signals: {e}")));
-        Ok(Signals {
-            interrupt: register(SignalKind::interrupt())?,
-            terminate: register(SignalKind::terminate())?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn new() -> Result<Self, Error> {
-        Ok(Signals {})
-    }
-
-    /// The name of the first signal received.
-    #[cfg(unix)]
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn recv(&mut self) -> &'static str {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
     }
 }
 

@@ -13,7 +13,7 @@
 //! Why an actor: a background task owns the WebSocket and reads it all the time, also between
 //! snapshots (to notice a dropped session and answer pings). During a snapshot it must read as
 //! fast as Node writes — otherwise Node queues the frames in the app's own memory, which is the
-//! process we are trying not to hurt — so chunks go into a spill queue ([`crate::spill`]) that
+//! process we are trying not to hurt — so chunks go into a spill queue ([`crate::source::spill`]) that
 //! never blocks: a few MiB in memory, the rest in an anonymous temp file, drained by the HTTP
 //! client at its own pace. If the client goes away, the actor keeps draining (and discarding)
 //! until V8 says the snapshot is complete, so the session stays usable for the next one.
@@ -39,15 +39,17 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::source::{Snapshot, SourceError};
-use crate::spill::{self, SpillReader, SpillWriter};
+use futures_util::future::BoxFuture;
+
+use crate::source::spill::{self, SpillReader, SpillWriter};
+use crate::source::{Capture, Source, SourceError};
 
 /// Memory one snapshot transfer may hold before spilling to a temp file.
 pub const DEFAULT_SPILL_MEM_LIMIT: usize = spill::DEFAULT_MEM_LIMIT;
 
 /// Largest WebSocket message or frame accepted. V8 sends chunks of 1 MiB and more (JSON-escaped
 /// inside the CDP message, so larger on the wire); leave plenty of room.
-pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub(crate) const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// Time allowed for each step of opening a session (TCP, `/json/list`, WebSocket handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,6 +73,12 @@ pub struct InspectorSource {
     session: Mutex<Option<SessionHandle>>,
     /// Held while opening a session, so concurrent `take()`s open only one.
     connecting: tokio::sync::Mutex<()>,
+}
+
+impl Source for InspectorSource {
+    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Capture, SourceError>> {
+        Box::pin(InspectorSource::take(self))
+    }
 }
 
 impl InspectorSource {
@@ -105,23 +113,23 @@ impl InspectorSource {
     /// Errors: [`SourceError::Unreachable`] if no inspector answers at the address (or it lists
     /// no Node target), [`SourceError::Failed`] if the session failed. Concurrent calls are
     /// queued: a second snapshot starts when the first is complete.
-    pub async fn take(&self) -> Result<Snapshot, SourceError> {
+    pub async fn take(&self) -> Result<Capture, SourceError> {
         let (session, fresh) = self.live_or_connect().await?;
         match self.start_on(&session).await {
-            Err(StartError::SessionGone) if !fresh => {
+            Err(BeginError::SessionGone) if !fresh => {
                 // The session died just now, before the command went out: open a new one.
                 let (session, _) = self.live_or_connect().await?;
                 self.start_on(&session)
                     .await
-                    .map_err(StartError::into_source)
+                    .map_err(BeginError::into_source)
             }
-            result => result.map_err(StartError::into_source),
+            result => result.map_err(BeginError::into_source),
         }
     }
 
-    async fn start_on(&self, session: &SessionHandle) -> Result<Snapshot, StartError> {
+    async fn start_on(&self, session: &SessionHandle) -> Result<Capture, BeginError> {
         let body = session.start_snapshot(self.spill_mem_limit).await?;
-        Ok(Snapshot {
+        Ok(Capture {
             series: Some(session.series.clone()),
             body: Box::pin(body),
             content_encoding: None,
@@ -162,28 +170,28 @@ impl SessionHandle {
         !self.requests.is_closed()
     }
 
-    async fn start_snapshot(&self, spill_mem_limit: usize) -> Result<SpillReader, StartError> {
+    async fn start_snapshot(&self, spill_mem_limit: usize) -> Result<SpillReader, BeginError> {
         let (sink, body) = spill::channel(spill_mem_limit);
         let (started, started_rx) = oneshot::channel();
         let request = SnapshotRequest { sink, started };
         if self.requests.send(request).await.is_err() {
-            return Err(StartError::SessionGone);
+            return Err(BeginError::SessionGone);
         }
         match started_rx.await {
             Ok(Ok(())) => Ok(body),
-            Ok(Err(err)) => Err(StartError::Source(err)),
-            Err(_) => Err(StartError::SessionGone),
+            Ok(Err(err)) => Err(BeginError::Source(err)),
+            Err(_) => Err(BeginError::SessionGone),
         }
     }
 }
 
-enum StartError {
+enum BeginError {
     /// The actor ended before sending the command; nothing reached the inspector.
     SessionGone,
     Source(SourceError),
 }
 
-impl StartError {
+impl BeginError {
     fn into_source(self) -> SourceError {
         match self {
             Self::SessionGone => {

@@ -24,23 +24,23 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::source::{ChunkStream, Snapshot, SnapshotSource, SourceError, upstream_snapshot_uri};
+use crate::source::{Capture, ChunkStream, Source, SourceError};
 
 /// How long `take` waits for the app's response head before answering 200 regardless.
 const HEAD_WAIT: Duration = Duration::from_secs(2);
 
 /// Snapshots from `GET <upstream><path>?<query>`.
 #[derive(Debug, Clone)]
-pub struct UpstreamSnapshots {
+pub(crate) struct UpstreamSource {
     client: Client<HttpConnector, Empty<Bytes>>,
     base: Uri,
     path: String,
 }
 
-impl UpstreamSnapshots {
+impl UpstreamSource {
     /// `base` is the app (`--upstream`), `path` its snapshot endpoint (`--upstream-path`).
-    pub fn new(base: Uri, path: String) -> UpstreamSnapshots {
-        UpstreamSnapshots {
+    pub(crate) fn new(base: Uri, path: String) -> UpstreamSource {
+        UpstreamSource {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base,
             path,
@@ -48,11 +48,11 @@ impl UpstreamSnapshots {
     }
 
     fn uri(&self, query: &str) -> Result<Uri, SourceError> {
-        upstream_snapshot_uri(&self.base, &self.path, query)
+        snapshot_uri(&self.base, &self.path, query)
             .ok_or_else(|| SourceError::Unreachable("bad upstream snapshot URL".to_owned()))
     }
 
-    async fn start(&self, query: &str) -> Result<Snapshot, SourceError> {
+    async fn start(&self, query: &str) -> Result<Capture, SourceError> {
         let request = Request::get(self.uri(query)?)
             .header(header::ACCEPT_ENCODING, "identity")
             .body(Empty::new())
@@ -63,7 +63,7 @@ impl UpstreamSnapshots {
             // so it cannot vouch for a series (`X-Heapgate-*` from the app is dropped).
             Ok(Ok(response)) => {
                 let content_encoding = encoded(&response).cloned();
-                Ok(Snapshot {
+                Ok(Capture {
                     series: None,
                     body: body_stream(response).map_err(SourceError::Unreachable)?,
                     content_encoding,
@@ -71,7 +71,7 @@ impl UpstreamSnapshots {
             }
             Ok(Err(e)) => Err(SourceError::Unreachable(e.to_string())),
             // Still building: commit now, and abort later if the app then fails.
-            Err(_) => Ok(Snapshot {
+            Err(_) => Ok(Capture {
                 series: None,
                 body: pending
                     .map(|result| {
@@ -120,8 +120,22 @@ fn body_stream(response: Response<Incoming>) -> Result<ChunkStream, String> {
         .boxed())
 }
 
-impl SnapshotSource for UpstreamSnapshots {
-    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
+impl Source for UpstreamSource {
+    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Capture, SourceError>> {
         self.start(query).boxed()
     }
+}
+
+/// `base` (an `http://host:port[/prefix]` upstream) joined with `path` and `query`: the URL a
+/// source or the gateway sends a snapshot request to. `None` if the pieces do not form a URI.
+pub(crate) fn snapshot_uri(base: &Uri, path: &str, query: &str) -> Option<Uri> {
+    let authority = base
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .unwrap_or_default();
+    let prefix = base.path().trim_end_matches('/');
+    let separator = if query.is_empty() { "" } else { "?" };
+    format!("http://{authority}{prefix}{path}{separator}{query}")
+        .parse()
+        .ok()
 }

@@ -2,7 +2,7 @@
 //!
 //! Snapshot JSON compresses about 10× with zstd at level 1, far faster than V8 writes it, so the
 //! proxy compresses as the bytes arrive. A pump task pulls the source (keep-alive included)
-//! through the encoder into a spill queue ([`crate::spill`]), so a slow client makes the proxy
+//! through the encoder into a spill queue ([`crate::source::spill`]), so a slow client makes the proxy
 //! hold *compressed* bytes, and the source is drained at source speed. The encoder is flushed
 //! after every input chunk: a keep-alive space then reaches the client as a small compressed block
 //! at once, which is what keeps a balancer's idle timer from firing before V8's first byte.
@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
 
 use crate::source::SourceError;
-use crate::spill::{self, SpillReader};
+use crate::source::spill::{self, SpillReader};
 
 /// A content coding the proxy can apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,15 +35,15 @@ impl Coding {
 }
 
 /// zstd level 1: 9.8× at ~600 MB/s on one core here, 20× V8's own output rate.
-pub const ZSTD_LEVEL: i32 = 1;
+pub(crate) const ZSTD_LEVEL: i32 = 1;
 /// gzip level 1: 6.1× at ~144 MB/s; level 6 gains little (7.3×) at 2.7× the CPU.
-pub const GZIP_LEVEL: u32 = 1;
+pub(crate) const GZIP_LEVEL: u32 = 1;
 
 /// The coding to answer with: of the `offered` codings (in the proxy's order of preference), the
 /// one the client accepts with the highest q-value, ties going to the earlier. `None` means
 /// identity: no header, no acceptable offered coding, or only `identity` accepted. Identity is
 /// sent even when the client forbids it (`identity;q=0`): a snapshot is better than a 406.
-pub fn negotiate(headers: &HeaderMap, offered: &[Coding]) -> Option<Coding> {
+pub(crate) fn negotiate(headers: &HeaderMap, offered: &[Coding]) -> Option<Coding> {
     let mut explicit: Vec<(String, u16)> = Vec::new();
     for value in headers.get_all(http::header::ACCEPT_ENCODING) {
         let Ok(text) = value.to_str() else { continue };

@@ -1,8 +1,12 @@
 //! Where snapshots come from, behind one interface so the HTTP layer does not care.
 //!
-//! A source hands back a [`Snapshot`] as soon as it knows it can produce one (connected, command
+//! A source hands back a [`Capture`] as soon as it knows it can produce one (connected, command
 //! accepted); the bytes follow as a stream. That split lets the handler answer 502 when the
 //! source is unreachable, yet send a 200 head at once for a snapshot that takes a minute to build.
+
+pub(crate) mod inspector;
+pub(crate) mod spill;
+pub(crate) mod upstream;
 
 use std::pin::Pin;
 
@@ -15,8 +19,8 @@ use futures_util::future::BoxFuture;
 /// cleanly.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
 
-/// A snapshot that has started.
-pub struct Snapshot {
+/// A heap snapshot being taken: the series it belongs to and its bytes as they come.
+pub struct Capture {
     /// The session the snapshot came from, when the source knows it. Snapshots with the same
     /// series share V8's object ids, so DevTools' Comparison (and `heapgate diff`) can match
     /// objects between them.
@@ -41,33 +45,9 @@ pub enum SourceError {
 }
 
 /// Something that can take a snapshot. Object-safe so the app holds any source (and tests a stub).
-pub trait SnapshotSource: Send + Sync + 'static {
+pub trait Source: Send + Sync + 'static {
     /// Starts a snapshot. `query` is the verified request's query string, which a source that
     /// forwards to the app's own endpoint passes on (that endpoint checks the token itself).
     /// Resolves once the source has accepted the request; the bytes follow in the body.
-    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>>;
-}
-
-impl SnapshotSource for crate::inspector::InspectorSource {
-    fn take<'a>(&'a self, _query: &'a str) -> BoxFuture<'a, Result<Snapshot, SourceError>> {
-        Box::pin(crate::inspector::InspectorSource::take(self))
-    }
-}
-
-/// `base` (an `http://host:port[/prefix]` upstream) joined with `path` and `query`: the URL a
-/// source or the gateway sends a snapshot request to. `None` if the pieces do not form a URI.
-pub(crate) fn upstream_snapshot_uri(
-    base: &http::Uri,
-    path: &str,
-    query: &str,
-) -> Option<http::Uri> {
-    let authority = base
-        .authority()
-        .map(http::uri::Authority::as_str)
-        .unwrap_or_default();
-    let prefix = base.path().trim_end_matches('/');
-    let separator = if query.is_empty() { "" } else { "?" };
-    format!("http://{authority}{prefix}{path}{separator}{query}")
-        .parse()
-        .ok()
+    fn take<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Capture, SourceError>>;
 }

@@ -1,0 +1,154 @@
+//! The snapshot path, mounted by mode: [`snapshot`] takes the snapshot here (from the inspector
+//! or the app's own endpoint), [`gateway`] routes it to a chosen task behind `--upstream`. Both
+//! start with [`Authorizer::check`], and both end in [`finish`], the one place a snapshot-path
+//! request's outcome is logged and counted.
+//!
+//! Order matters. The token is checked before anything else, so a client without the secret
+//! learns nothing (not even the task id) and cannot make the proxy touch the app. Only then do
+//! the task (421), probe (204) and gate (429) answers follow, each carrying `X-Heapgate-Task` so
+//! a client behind a balancer can tell where it landed.
+
+mod authorize;
+pub(crate) mod gateway;
+pub(crate) mod snapshot;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use heapgate_protocol::{QueryError, TASK_HEADER, TaskId};
+
+pub(crate) use self::authorize::Authorizer;
+use self::gateway::GatewayError;
+use crate::gate::Busy;
+use crate::log_text::Escaped;
+use crate::metrics::{Metrics, Outcome, RejectReason, Route};
+use crate::source::SourceError;
+
+/// Every non-200 answer of the snapshot path. Bodies are fixed short texts: the reason for a 403
+/// goes to logs and metrics only.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    MethodNotAllowed,
+    Query(QueryError),
+    MissingHash,
+    /// The token's form is wrong; the reason is for the log.
+    MalformedHash(String),
+    Forbidden,
+    Misdirected {
+        here: TaskId,
+        wanted: TaskId,
+    },
+    Busy(TaskId, Busy),
+    Unreachable(TaskId, SourceError),
+    Gateway(GatewayError),
+}
+
+impl Refusal {
+    /// Logs and counts the refusal, then answers it.
+    fn record(self, metrics: &Metrics) -> Response {
+        match &self {
+            Refusal::MethodNotAllowed | Refusal::Query(_) | Refusal::Gateway(_) => {}
+            Refusal::MissingHash => {
+                metrics.rejection(RejectReason::Missing);
+                tracing::warn!("snapshot request without hash: 400");
+            }
+            Refusal::MalformedHash(why) => {
+                metrics.rejection(RejectReason::Malformed);
+                tracing::warn!(reason = %Escaped(why), "snapshot request with malformed hash: 400");
+            }
+            Refusal::Forbidden => {
+                metrics.rejection(RejectReason::NoMatch);
+                tracing::warn!("snapshot request with an invalid or expired token: 403");
+            }
+            Refusal::Misdirected { wanted, .. } => {
+                tracing::info!(
+                    wanted = wanted.as_str(),
+                    "snapshot request for another task: 421"
+                );
+            }
+            Refusal::Busy(..) => metrics.snapshot(Outcome::Busy),
+            Refusal::Unreachable(_, e) => {
+                tracing::warn!(error = %Escaped(e), "snapshot source unreachable");
+                metrics.snapshot(Outcome::Unreachable);
+            }
+        }
+        self.into_response()
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, body, task): (_, String, _) = match self {
+            Refusal::MethodNotAllowed => {
+                let mut response = (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed; use GET\n",
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET"));
+                return response;
+            }
+            Refusal::Query(why) => (
+                StatusCode::BAD_REQUEST,
+                format!("bad request: {why}\n"),
+                None,
+            ),
+            Refusal::MissingHash => (
+                StatusCode::BAD_REQUEST,
+                "bad request: missing hash\n".into(),
+                None,
+            ),
+            Refusal::MalformedHash(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad request: malformed hash\n".into(),
+                None,
+            ),
+            Refusal::Forbidden => (StatusCode::FORBIDDEN, "forbidden\n".into(), None),
+            Refusal::Misdirected { here, .. } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected: this is another task; retry to reach the requested one\n".into(),
+                Some(here),
+            ),
+            Refusal::Busy(task, busy) => {
+                let why = match busy {
+                    Busy::Running { .. } => "busy: a snapshot is being taken; retry later\n",
+                    Busy::TooSoon { .. } => "busy: a snapshot was taken recently; retry later\n",
+                };
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, why).into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(busy.retry_after_secs()),
+                );
+                with_task(&mut response, &task);
+                return response;
+            }
+            Refusal::Unreachable(task, _) => (
+                StatusCode::BAD_GATEWAY,
+                "snapshot source unreachable\n".into(),
+                Some(task),
+            ),
+            Refusal::Gateway(e) => return e.into_response(),
+        };
+        let mut response = (status, body).into_response();
+        if let Some(task) = task {
+            with_task(&mut response, &task);
+        }
+        response
+    }
+}
+
+/// Says which task answered.
+fn with_task(response: &mut Response, task: &TaskId) {
+    response
+        .headers_mut()
+        .insert(TASK_HEADER, task.header_value());
+}
+
+/// The one place a snapshot-path request ends: refusals are logged and counted, and every answer
+/// is counted by status. (A streamed snapshot also records how its stream ended, when it ends.)
+pub(crate) fn finish(metrics: &Metrics, result: Result<Response, Refusal>) -> Response {
+    let response = result.unwrap_or_else(|refusal| refusal.record(metrics));
+    metrics.request(Route::Snapshot, response.status());
+    response
+}
