@@ -60,8 +60,8 @@ impl SnapshotQuery {
         Ok(SnapshotQuery {
             hash,
             task,
-            probe: flag(probe, "probe takes 1 or true")?,
-            repin: flag(repin, "repin takes 1 or true")?,
+            probe: flag(probe.as_deref(), "probe takes 1 or true")?,
+            repin: flag(repin.as_deref(), "repin takes 1 or true")?,
         })
     }
 
@@ -95,8 +95,8 @@ fn is_look_alike(key: &str) -> bool {
     matches!(folded.as_str(), "hash" | "task" | "probe" | "repin")
 }
 
-fn flag(value: Option<String>, why: &'static str) -> Result<bool, QueryError> {
-    match value.as_deref() {
+fn flag(value: Option<&str>, why: &'static str) -> Result<bool, QueryError> {
+    match value {
         None => Ok(false),
         Some("1" | "true") => Ok(true),
         Some(_) => Err(QueryError(why)),

@@ -132,7 +132,7 @@ impl Proxy {
         let gate = SnapshotGate::new(config.snapshot.min_interval);
         let router = router(
             &config,
-            task_id,
+            &task_id,
             upstream,
             gate,
             &metrics,
@@ -157,7 +157,7 @@ impl Proxy {
 /// replaces the configured snapshot source (tests inject stubs).
 pub(crate) fn router(
     config: &Config,
-    task: heapgate_protocol::TaskId,
+    task: &heapgate_protocol::TaskId,
     upstream: Upstream,
     gate: Arc<SnapshotGate>,
     metrics: &Arc<Metrics>,

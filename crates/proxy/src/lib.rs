@@ -65,7 +65,7 @@ pub mod testing {
     /// clock and `upstream` for pass-through, for `oneshot` tests; with the metrics it records.
     pub fn app(
         config: &crate::Config,
-        task: TaskId,
+        task: &TaskId,
         source: Arc<dyn Source>,
         upstream: Upstream,
         now: fn() -> DateTime<Utc>,

@@ -122,7 +122,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
     let upstream = Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap();
     let (router, metrics) = app(
         &config,
-        TaskId::new("task-a").unwrap(),
+        &TaskId::new("task-a").unwrap(),
         stub.clone(),
         upstream,
         fixed_now,
