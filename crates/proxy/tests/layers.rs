@@ -7,7 +7,10 @@ use std::path::Path;
 
 /// `source/spill.rs` → `source::spill`, `handlers/mod.rs` → `handlers`.
 fn module_of(relative: &Path) -> String {
-    let text = relative.with_extension("").to_string_lossy().replace('/', "::");
+    let text = relative
+        .with_extension("")
+        .to_string_lossy()
+        .replace('/', "::");
     text.strip_suffix("::mod").unwrap_or(&text).to_owned()
 }
 
@@ -85,7 +88,8 @@ fn proxy_modules_have_no_import_cycles() {
             Some(true) => return None,
             Some(false) => {
                 let start = stack.iter().position(|n| *n == node).unwrap_or(0);
-                let mut cycle: Vec<String> = stack[start..].iter().map(|n| n.to_string()).collect();
+                let mut cycle: Vec<String> =
+                    stack[start..].iter().map(|n| (*n).to_owned()).collect();
                 cycle.push(node.to_owned());
                 return Some(cycle);
             }
