@@ -207,7 +207,7 @@ fn gateway_gives_up_on_a_task_that_does_not_exist() {
     let body = response.text();
     assert!(body.contains("task t9 not reached in 6 attempts"), "{body}");
     assert!(
-        body.contains("3 other task(s) answered: t1, t2, t3"),
+        body.contains("3 other tasks answered: t1, t2, t3"),
         "{body}"
     );
 }
