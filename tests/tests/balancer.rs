@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use heapgate_tests::{
-    HttpResponse, LEAKED_CLASS, Nginx, NodeApp, ProxyProc, assert_valid_snapshot, http_get,
-    nginx_or_skip, node_or_skip, object_ids, workspace_binary,
+    Cmd, HttpResponse, LEAKED_CLASS, Nginx, NodeApp, ProxyProc, assert_valid_snapshot, http_get,
+    nginx_or_skip, node_or_skip, object_ids,
 };
 
 const SECRET: &str = "balancer-secret-0123456789abcdef";
@@ -25,28 +25,12 @@ struct Fleet {
 fn fleet(test: &str) -> Option<Fleet> {
     let node = node_or_skip(test)?;
     let nginx = nginx_or_skip(test)?;
-    let proxy = workspace_binary("heapgate-proxy");
     let apps: Vec<NodeApp> = TASKS.iter().map(|_| NodeApp::start(&node, &[])).collect();
     let sidecars: Vec<ProxyProc> = apps
         .iter()
         .zip(TASKS)
         .map(|(app, task)| {
-            let upstream = format!("http://{}", app.addr());
-            let inspector = format!("http://{}", app.inspector);
-            ProxyProc::start(
-                &proxy,
-                &[
-                    "--upstream",
-                    &upstream,
-                    "--inspector",
-                    &inspector,
-                    "--task-id",
-                    task,
-                    "--min-interval",
-                    "0s",
-                ],
-                &[("HEAPGATE_SECRET", SECRET)],
-            )
+            ProxyProc::in_front_of(app, SECRET, &["--task-id", task, "--min-interval", "0s"])
         })
         .collect();
     let backends: Vec<SocketAddr> = sidecars.iter().map(|s| s.listen).collect();
@@ -68,11 +52,7 @@ fn gateway(upstreams: &[String], extra: &[&str]) -> ProxyProc {
         args.extend(["--upstream", upstream.as_str()]);
     }
     args.extend_from_slice(extra);
-    ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &args,
-        &[("HEAPGATE_SECRET", SECRET)],
-    )
+    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
 }
 
 fn snapshot(addr: SocketAddr, query: &str) -> HttpResponse {
@@ -237,12 +217,12 @@ fn gateway_routes_directly_with_id_url_targets() {
 
 /// Runs `heapgate fetch` with the secret in the environment.
 fn fetch(base: SocketAddr, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(workspace_binary("heapgate"))
+    Cmd::heapgate()
         .arg("fetch")
         .arg(format!("http://{base}"))
         .args(args)
         .env("HEAPGATE_SECRET", SECRET)
-        .env_remove("HEAPGATE_SECRET_FILE")
+        .command()
         .output()
         .unwrap()
 }
@@ -403,7 +383,7 @@ fn a_sidecar_killed_mid_series_fails_clearly_and_keeps_what_was_saved() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(workspace_binary("heapgate"))
+    let mut child = Cmd::heapgate()
         .args([
             "fetch",
             &format!("http://{}", fleet.nginx.addr),
@@ -421,6 +401,7 @@ fn a_sidecar_killed_mid_series_fails_clearly_and_keeps_what_was_saved() {
             out.path().to_str().unwrap(),
         ])
         .env("HEAPGATE_SECRET", SECRET)
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -541,13 +522,8 @@ fn fetch_keep_compressed_saves_zst_files_that_diff_reads() {
         plain_paths.push(plain_path);
     }
     let diff = |a: &std::path::Path, b: &std::path::Path| {
-        let output = std::process::Command::new(workspace_binary("heapgate"))
-            .arg("diff")
-            .args([a, b])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0));
-        String::from_utf8(output.stdout).unwrap()
+        let output = Cmd::heapgate().arg("diff").args([a, b]).expect_success();
+        output.stdout
     };
     let compressed = class_table(&diff(&paths[0], &paths[1]));
     assert!(compressed.contains("Total"), "{compressed}");

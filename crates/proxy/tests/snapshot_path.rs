@@ -12,18 +12,16 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use heapgate_proxy::app::{AppState, Snapshots, app};
-use heapgate_proxy::config::SnapshotConfig;
-use heapgate_proxy::encoding::Coding;
-use heapgate_proxy::gate::SnapshotGate;
-use heapgate_proxy::metrics::Metrics;
-use heapgate_proxy::passthrough::Upstream;
-use heapgate_proxy::source::{Snapshot, SnapshotSource, SourceError};
-use heapgate_proxy::task::TaskId;
 use heapgate_token::{Key, Keys, Window, mint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
+
+mod internals;
+use internals::{
+    AppState, Coding, GuardedPaths, Metrics, Snapshot, SnapshotConfig, SnapshotGate,
+    SnapshotSource, Snapshots, SourceError, TaskId, Upstream, app,
+};
 
 const SECRET: &[u8] = b"stub-secret-0123456789";
 
@@ -124,7 +122,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
             min_interval,
             keepalive: Duration::from_millis(20),
             health_paths: vec!["/health".into()],
-            guarded_paths: heapgate_proxy::guard::GuardedPaths::new(["/heapdump"]),
+            guarded_paths: GuardedPaths::new(["/heapdump"]),
             compression: vec![Coding::Zstd, Coding::Gzip],
             redact_strings: false,
         },
