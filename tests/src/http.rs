@@ -32,19 +32,12 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first value of `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        header_values(&self.headers, name).into_iter().next()
     }
 
     /// Every value of `name` (lowercase), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        header_values(&self.headers, name)
     }
 
     /// The `x-heapgate-*` headers: only the proxy may send them.
@@ -58,6 +51,15 @@ impl HttpResponse {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// Every value of header `name` (lowercase) in `headers` (names lowercased), in order.
+pub fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 /// `METHOD target HTTP/1.1` with `Host: heapgate`, `Connection: close` and `extra` header lines

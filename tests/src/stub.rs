@@ -46,19 +46,14 @@ impl StubRequest {
             .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
     }
 
+    /// The first value of `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.header_values(name).into_iter().next()
     }
 
+    /// Every value of `name` (lowercase), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        crate::http::header_values(&self.headers, name)
     }
 
     /// Whether the client asked to close the connection after this request.

@@ -232,6 +232,20 @@ fn status(code: u16, task: Option<&str>) -> Reply {
     }
 }
 
+/// Answers with `reply` a request that names the task it landed on, and like heapgate-proxy
+/// ([`proxy`]) any other.
+fn when_wanted(
+    reply: impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static {
+    move |req| {
+        if req.wanted == Some(req.task) {
+            reply(req)
+        } else {
+            proxy(req)
+        }
+    }
+}
+
 /// What heapgate-proxy answers: 421 for another task, 204 to a probe, else a snapshot.
 fn proxy(req: &Req<'_>) -> Reply {
     if req.wanted.is_some_and(|wanted| wanted != req.task) {
@@ -441,13 +455,9 @@ fn a_truncated_body_is_never_saved_and_is_retried() {
 
 #[test]
 fn a_body_cut_every_time_fails_clearly_and_leaves_nothing() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            snapshot(req.task, req.mine, "s", Ending::Cut)
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| {
+        snapshot(req.task, req.mine, "s", Ending::Cut)
+    }));
     let dir = tempfile::tempdir().unwrap();
     let run = fetch(&stub, dir.path(), &["--task", "t2", "--max-attempts", "5"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -616,14 +626,10 @@ fn busy_and_unreachable_are_waited_out() {
 
 #[test]
 fn a_series_change_is_warned_about() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            let series = if req.mine == 0 { "s-a" } else { "s-b" };
-            snapshot(req.task, req.mine, series, Ending::Complete)
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| {
+        let series = if req.mine == 0 { "s-a" } else { "s-b" };
+        snapshot(req.task, req.mine, series, Ending::Complete)
+    }));
     let dir = tempfile::tempdir().unwrap();
     let run = fetch(
         &stub,
@@ -643,17 +649,11 @@ fn a_series_change_is_warned_about() {
 
 #[test]
 fn an_answer_that_is_not_a_snapshot_stops_and_leaves_nothing() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            Reply::Snapshot {
-                headers: vec![header("X-Heapgate-Task", req.task)],
-                body: "<html>welcome to the app</html>".to_owned(),
-                ending: Ending::Complete,
-            }
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| Reply::Snapshot {
+        headers: vec![header("X-Heapgate-Task", req.task)],
+        body: "<html>welcome to the app</html>".to_owned(),
+        ending: Ending::Complete,
+    }));
     let dir = tempfile::tempdir().unwrap();
     let run = fetch(&stub, dir.path(), &["--task", "t2"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -669,13 +669,9 @@ fn an_answer_that_is_not_a_snapshot_stops_and_leaves_nothing() {
 #[test]
 fn an_interrupted_download_leaves_nothing_and_exits_130() {
     for signal in ["TERM", "INT"] {
-        let stub = Stub::start(|req| {
-            if req.wanted == Some(req.task) {
-                snapshot(req.task, req.mine, "s", Ending::Hold)
-            } else {
-                proxy(req)
-            }
-        });
+        let stub = Stub::start(when_wanted(|req| {
+            snapshot(req.task, req.mine, "s", Ending::Hold)
+        }));
         let dir = tempfile::tempdir().unwrap();
         let child = command(&stub, dir.path(), &["--task", "t2"])
             .command()
@@ -755,17 +751,11 @@ fn help_lists_every_flag() {
 fn the_injected_clock_mints_every_token_and_names_unnamed_files() {
     use clap::Parser;
     // Snapshots without Content-Disposition: the file is named from the task and the clock.
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            Reply::Snapshot {
-                headers: vec![header("X-Heapgate-Task", req.task)],
-                body: snapshot_json(req.task, req.mine),
-                ending: Ending::Complete,
-            }
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| Reply::Snapshot {
+        headers: vec![header("X-Heapgate-Task", req.task)],
+        body: snapshot_json(req.task, req.mine),
+        ending: Ending::Complete,
+    }));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let at = "2021-06-01T10:15:00Z";

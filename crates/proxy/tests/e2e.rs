@@ -48,6 +48,32 @@ fn snapshot_target(extra: &str) -> String {
     format!("/heapdump?hash={}{extra}", token())
 }
 
+/// A client in its own thread asking `proxy` for a snapshot (with `Accept-Encoding: coding`,
+/// if any) and reading it at `rate` bytes per second.
+fn slow_snapshot_client(
+    proxy: &ProxyProc,
+    rate: u64,
+    coding: Option<&'static str>,
+) -> std::thread::JoinHandle<HttpResponse> {
+    let (listen, target) = (proxy.listen, snapshot_target(""));
+    std::thread::spawn(move || {
+        let accept = coding.map(|coding| [("Accept-Encoding", coding)]);
+        let options = RequestOptions {
+            headers: accept.as_ref().map_or(&[][..], |h| &h[..]),
+            read_rate: Some(rate),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    })
+}
+
+/// Waits for the proxy to log that a snapshot started.
+fn wait_for_snapshot_start(proxy: &ProxyProc) {
+    proxy.proc.wait_for("snapshot started", |line| {
+        line.contains("snapshot started").then_some(())
+    });
+}
+
 fn parse(response: &HttpResponse) -> serde_json::Value {
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(response.complete, "the snapshot stream ended early");
@@ -165,20 +191,10 @@ fn the_app_dying_mid_snapshot_aborts_the_transfer() {
     };
     let mut app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
     let proxy = proxy_for(&app, &[]);
-    let listen = proxy.listen;
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        // Slow enough that the app is killed while the body is still flowing.
-        let options = RequestOptions {
-            read_rate: Some(4_000_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
+    // Slow enough that the app is killed while the body is still flowing.
+    let client = slow_snapshot_client(&proxy, 4_000_000, None);
     // Kill the app while V8 is still building the snapshot.
-    proxy.proc.wait_for("snapshot started", |line| {
-        line.contains("snapshot started").then_some(())
-    });
+    wait_for_snapshot_start(&proxy);
     app.proc.kill();
     let response = client.join().unwrap();
     assert_eq!(response.status, 200);
@@ -315,17 +331,8 @@ fn sigterm_lets_a_running_snapshot_finish() {
     let mut proxy = proxy_for(&app, &["--shutdown-timeout", "60s"]);
     let (listen, admin) = (proxy.listen, proxy.admin);
     assert_eq!(http_get(admin, "/readyz").unwrap().status, 200);
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        let options = RequestOptions {
-            read_rate: Some(8_000_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
-    proxy.proc.wait_for("snapshot started", |line| {
-        line.contains("snapshot started").then_some(())
-    });
+    let client = slow_snapshot_client(&proxy, 8_000_000, None);
+    wait_for_snapshot_start(&proxy);
     proxy.proc.signal("TERM");
     let mut readyz = 0;
     for _ in 0..50 {
@@ -612,16 +619,7 @@ fn a_slow_compressed_reader_does_not_hold_back_the_source() {
     };
     let app = NodeApp::start(&node, &[("LEAK_AT_START", "300000")]);
     let proxy = proxy_for(&app, &[]);
-    let listen = proxy.listen;
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        let options = RequestOptions {
-            headers: &[("Accept-Encoding", "zstd")],
-            read_rate: Some(400_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
+    let client = slow_snapshot_client(&proxy, 400_000, Some("zstd"));
     let compressed_line = || {
         proxy
             .proc
