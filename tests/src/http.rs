@@ -136,6 +136,13 @@ impl Conn {
         Ok(chunk)
     }
 
+    /// What one read returns (empty on a close); a timeout is an error.
+    pub fn read_some(&mut self) -> io::Result<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        let n = self.reader.read(&mut buf)?;
+        Ok(buf[..n].to_vec())
+    }
+
     /// Exactly `n` bytes (after an upgrade, say).
     pub fn read_exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0; n];

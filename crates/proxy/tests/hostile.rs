@@ -15,8 +15,7 @@
 //! Waits are bounded (`WAIT`) so that a hang fails the test instead of stalling it; nothing
 //! asserts how fast anything is.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
@@ -1467,24 +1466,22 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
 /// Sends `prefix`, then one byte every `every` until the proxy closes the connection or `WAIT`
 /// passes. Returns whether it closed, after how long, and anything it sent back.
 fn trickle(addr: SocketAddr, prefix: &[u8], every: Duration) -> (bool, Duration, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(every)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
+    // Reads time out after `every`: that is the pace of the trickle.
+    let mut conn = Conn::open(addr, every).unwrap();
     let started = Instant::now();
     let mut received = Vec::new();
-    let mut buf = [0u8; 1024];
     let closed = |received| (true, started.elapsed(), received);
-    if stream.write_all(prefix).is_err() {
+    if conn.send(prefix).is_err() {
         return closed(received);
     }
     while started.elapsed() < WAIT {
-        match stream.read(&mut buf) {
-            Ok(0) => return closed(received),
-            Ok(n) => received.extend_from_slice(&buf[..n]),
+        match conn.read_some() {
+            Ok(bytes) if bytes.is_empty() => return closed(received),
+            Ok(bytes) => received.extend_from_slice(&bytes),
             Err(e) if is_timeout(&e) => {}
             Err(_) => return closed(received),
         }
-        if stream.write_all(b"a").is_err() {
+        if conn.send(b"a").is_err() {
             return closed(received);
         }
     }
@@ -1570,26 +1567,16 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     let t = token();
 
     // Ask for a 200 MB snapshot, read the head, then never read again.
-    let mut stuck = TcpStream::connect(h.listen()).unwrap();
-    stuck.set_read_timeout(Some(WAIT)).unwrap();
+    let mut stuck = Conn::open(h.listen(), WAIT).unwrap();
     stuck
-        .write_all(format!("GET /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
+        .send(format!("GET /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(
-            stuck.read(&mut byte).unwrap() == 1,
-            "the stuck client's head ended early: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    // The head only (read as for a HEAD request), nothing of the body after it.
+    let head = stuck
+        .response(true)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the stuck client's connection closed before a head"));
+    assert_eq!(head.status, 200, "{head:?}");
     h.expected_snapshots += 1;
 
     // Wait (bounded) until the app's writes stall, or until it has written everything (which

@@ -151,9 +151,7 @@ async fn restarted_app_gets_a_new_series() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = free.local_addr().expect("addr");
-    drop(free);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], heapgate_tests::free_port()));
     let source = InspectorSource::new(addr, DEFAULT_SPILL_MEM_LIMIT);
     match source.take().await {
         Err(SourceError::Unreachable(_)) => {}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use heapgate_tests::http::{Conn, request};
 use heapgate_tests::{
     Answer, Body, Cmd, Exchange, Part, ProxyProc, Release, StubApp, StubRequest, WAIT, exchange,
-    http_get,
+    free_port, http_get,
 };
 
 const SECRET: &str = "passthrough-secret-0123456789abcdef";
@@ -278,11 +278,8 @@ fn slow_response_arrives_incrementally() {
 
 #[test]
 fn unreachable_upstream_is_502_without_details() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let proxy = proxy_to(&format!("http://{closed}"), &[]);
+    // Nothing listens there.
+    let proxy = proxy_to(&format!("http://127.0.0.1:{}", free_port()), &[]);
     let answer = one_answer(&proxy, &request("GET", "/anything", ""));
     assert_eq!(answer.status, 502, "{answer:?}");
     assert_eq!(answer.body, b"upstream unavailable\n");
