@@ -281,8 +281,10 @@ fn heapgate() -> Cmd {
     cmd
 }
 
-fn fetch(stub: &Stub, out: &Path, args: &[&str]) -> Run {
-    let run = command(stub, out, args).run();
+/// Runs `heapgate fetch` (see [`command`]) and expects exit code `code`; every line it printed
+/// on stderr is its own, and none carries the secret or a token.
+fn fetch(stub: &Stub, out: &Path, args: &[&str], code: i32) -> Run {
+    let run = command(stub, out, args).expect_code(code);
     for line in run.stderr.lines() {
         assert!(line.starts_with("heapgate: "), "{}", run.stderr);
         assert!(!line.contains(SECRET), "{line}");
@@ -324,8 +326,8 @@ fn a_series_from_the_wanted_task_only() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "1s"],
+        0,
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
 
     let names = [file_name("t2", 0), file_name("t2", 1)];
     assert_eq!(files(dir.path()), names);
@@ -362,8 +364,7 @@ fn without_task_it_pins_the_first_task_that_answers() {
     let stub = Stub::start(proxy);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("new").join("dir");
-    let run = fetch(&stub, &out, &["--count", "2", "--interval", "0s"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = fetch(&stub, &out, &["--count", "2", "--interval", "0s"], 0);
     assert!(
         run.stderr.lines().any(|l| l == "heapgate: pinned task t1"),
         "{}",
@@ -397,8 +398,7 @@ fn a_server_that_ignores_probes_gets_its_snapshot_kept() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &[], 0);
     assert!(run.stderr.contains("pinned task t1"), "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t1", 0)]);
     assert_eq!(stub.requests().len(), 1);
@@ -408,8 +408,12 @@ fn a_server_that_ignores_probes_gets_its_snapshot_kept() {
 fn a_task_that_never_answers_fails_after_max_attempts_and_leaves_nothing() {
     let stub = Stub::start(proxy);
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t9", "--max-attempts", "5"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t9", "--max-attempts", "5"],
+        1,
+    );
     assert_eq!(run.stdout, "");
     let last = last_line(&run.stderr);
     assert!(
@@ -434,8 +438,7 @@ fn a_truncated_body_is_never_saved_and_is_retried() {
             }
         });
         let dir = tempfile::tempdir().unwrap();
-        let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
         let expected = if ending == Ending::Cut {
             "task t2: transfer cut after"
         } else {
@@ -459,8 +462,12 @@ fn a_body_cut_every_time_fails_clearly_and_leaves_nothing() {
         snapshot(req.task, req.mine, "s", Ending::Cut)
     }));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2", "--max-attempts", "5"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--max-attempts", "5"],
+        1,
+    );
     assert!(
         run.stderr.matches("transfer cut after").count() >= 2,
         "{}",
@@ -480,8 +487,7 @@ fn an_existing_file_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let taken = dir.path().join(file_name("t2", 0));
     std::fs::write(&taken, "precious").unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
     let numbered = "t2-20210601T100000Z-1.heapsnapshot".to_owned();
     assert_eq!(read(&taken), "precious");
     assert_eq!(read(dir.path().join(&numbered)), snapshot_json("t2", 0));
@@ -509,8 +515,8 @@ fn an_answer_from_another_task_is_never_saved() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "0s"],
+        0,
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t2", 0), file_name("t2", 1)]);
     for name in files(dir.path()) {
         assert!(read(dir.path().join(name)).contains("from t2 #"));
@@ -536,8 +542,12 @@ fn answers_that_name_no_task_are_never_saved() {
         ending: Ending::Complete,
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2", "--max-attempts", "3"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--max-attempts", "3"],
+        1,
+    );
     assert!(
         last_line(&run.stderr)
             .starts_with("heapgate: task t2 not reached in 3 attempts (3 answers named no task;"),
@@ -551,8 +561,7 @@ fn answers_that_name_no_task_are_never_saved() {
 fn forbidden_stops_at_once() {
     let stub = Stub::start(|_| status(403, None));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 1);
     assert_eq!(run.stdout, "");
     assert_eq!(
         run.stderr,
@@ -576,8 +585,8 @@ fn a_later_failure_keeps_the_files_already_saved() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "3", "--interval", "0s"],
+        1,
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t2", 0)]);
     assert_eq!(run.stdout, paths(dir.path(), &[file_name("t2", 0)]));
     assert_eq!(
@@ -602,8 +611,7 @@ fn busy_and_unreachable_are_waited_out() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
     assert!(
         run.stderr
             .contains("429 Too Many Requests from task t2; waiting 1 s"),
@@ -635,8 +643,8 @@ fn a_series_change_is_warned_about() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "0s"],
+        0,
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains(
             "heapgate: warning: snapshots 1 and 2 are not comparable: series s-a became s-b"
@@ -655,8 +663,7 @@ fn an_answer_that_is_not_a_snapshot_stops_and_leaves_nothing() {
         ending: Ending::Complete,
     }));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 1);
     assert!(
         last_line(&run.stderr).contains("not a heap snapshot"),
         "{}",
