@@ -10,7 +10,9 @@
 //! close), what reaches the app (nothing, one snapshot, one pass-through request), what the
 //! answer carries. Every row also checks that the proxy is healthy afterwards (admin `/healthz`
 //! 200 and a pass-through request that reaches the app), and every test ends by comparing the
-//! app's snapshot count with the rows meant to take one.
+//! app's snapshot count with the rows meant to take one and by checking the log the rows left
+//! (one JSON object a line, never the secret; `client_text_cannot_forge_a_log_line` has the
+//! rows aimed at the log itself).
 //!
 //! Waits are bounded (`WAIT`) so that a hang fails the test instead of stalling it; nothing
 //! asserts how fast anything is.
@@ -344,7 +346,9 @@ impl Hostile {
         }
     }
 
-    /// The last check of every test: the app took exactly the snapshots meant to be taken.
+    /// The last check of every test: the app took exactly the snapshots meant to be taken, and
+    /// the log the rows left is sound: one JSON object a line (no row's text started a line of
+    /// its own), and never the secret.
     fn finish(&self, test: &str) {
         self.assert_healthy(test);
         assert_eq!(
@@ -352,6 +356,14 @@ impl Hostile {
             self.expected_snapshots,
             "{test}: snapshots taken by the app vs rows meant to take one"
         );
+        for line in self.proxy.proc.output().lines() {
+            let text = line.split_once(' ').map_or(line, |(_, text)| text);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "{test}: a log line that is not one JSON object: {text:?}"
+            );
+            assert!(!text.contains(SECRET), "{test}: the secret in the log");
+        }
     }
 }
 
