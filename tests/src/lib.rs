@@ -3,6 +3,22 @@
 //!
 //! A test that needs an external program must never pass silently without it: outside CI it
 //! prints a loud `SKIPPED` line; under `CI=true` a missing program is a failure.
+//!
+//! The three pieces every suite shares (after ripgrep's `tests/util.rs`):
+//! - [`Cmd`]: the command builder for the binaries under test, with a clean environment;
+//! - [`http`]: the one raw HTTP client (bytes in; status, headers, body out; with timeouts);
+//! - [`StubApp`]: the one configurable upstream app (records requests, answers as told).
+
+pub mod cmd;
+pub mod http;
+pub mod stub;
+
+pub use cmd::{Cmd, Run};
+pub use http::{
+    Conn, Ended, Exchange, HttpResponse, RequestOptions, WAIT, exchange, exchange_with, http_get,
+    http_request,
+};
+pub use stub::{Answer, Body, Ending, Part, Release, StubApp, StubRequest};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -284,6 +300,13 @@ impl NodeApp {
 /// The class the leaky app leaks.
 pub const LEAKED_CLASS: &str = "LeakedRequestContext";
 
+/// Whether `haystack` holds the bytes of `needle` (a planted secret in a snapshot, say).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
 /// Checks a parsed `.heapsnapshot`: the top-level keys, and that `nodes` holds exactly
 /// `node_count` whole nodes.
 pub fn assert_valid_snapshot(snapshot: &serde_json::Value) {
@@ -350,21 +373,31 @@ pub struct ProxyProc {
 }
 
 impl ProxyProc {
-    /// Starts `binary` with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0` and (unless `args`
+    /// This workspace's `heapgate-proxy` in front of `app` (`--upstream` its HTTP port,
+    /// `--inspector` its inspector) with `secret` in the environment, plus `extra` flags.
+    pub fn in_front_of(app: &NodeApp, secret: &str, extra: &[&str]) -> ProxyProc {
+        let upstream = format!("http://{}", app.addr());
+        let inspector = format!("http://{}", app.inspector);
+        let mut args = vec!["--upstream", &upstream, "--inspector", &inspector];
+        args.extend_from_slice(extra);
+        ProxyProc::launch(&args, &[("HEAPGATE_SECRET", secret)])
+    }
+
+    /// Starts this workspace's `heapgate-proxy` as [`ProxyProc::start`] does.
+    pub fn launch(args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
+        ProxyProc::start(&workspace_binary("heapgate-proxy"), args, env)
+    }
+
+    /// Starts `binary` (with a clean environment: see [`Cmd`]) with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0` and (unless `args`
     /// choose one) `--log-format json`, plus `args`, and waits for its start line.
     pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
-        let mut command = Command::new(binary);
+        let mut command = Cmd::new(binary);
         command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
         if !args.contains(&"--log-format") {
             command.args(["--log-format", "json"]);
         }
-        command
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("HEAPGATE_SECRET")
-            .env_remove("ECS_CONTAINER_METADATA_URI_V4")
-            .envs(env.iter().copied());
-        let proc = Proc::spawn(&mut command);
+        command.args(args).env("RUST_LOG", "info").envs(env);
+        let proc = Proc::spawn(command.command());
         let (listen, admin) = proc.wait_for("heapgate-proxy started", |line| {
             let line = line.strip_prefix("err ")?;
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
@@ -390,195 +423,6 @@ impl ProxyProc {
             proc,
             listen,
             admin,
-        }
-    }
-}
-
-/// A response read by [`http_request`].
-#[derive(Debug)]
-pub struct HttpResponse {
-    pub status: u16,
-    /// Header names lowercased.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Whether the body ended as framed (last chunk, or Content-Length reached); false when the
-    /// connection broke first.
-    pub complete: bool,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Options for [`http_request`].
-#[derive(Debug, Default, Clone)]
-pub struct RequestOptions<'a> {
-    pub method: &'a str,
-    pub headers: &'a [(&'a str, &'a str)],
-    pub body: &'a [u8],
-    /// Read the body at about this many bytes per second (a slow client).
-    pub read_rate: Option<u64>,
-}
-
-/// A plain HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end. A
-/// deliberately small client: tests need to see exactly how a body ended.
-pub fn http_request(
-    addr: SocketAddr,
-    target: &str,
-    options: &RequestOptions<'_>,
-) -> std::io::Result<HttpResponse> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let method = if options.method.is_empty() {
-        "GET"
-    } else {
-        options.method
-    };
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in options.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !options.body.is_empty() {
-        head.push_str(&format!("Content-Length: {}\r\n", options.body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(options.body)?;
-    read_response(BufReader::new(stream), options.read_rate)
-}
-
-/// GET `target` with default options.
-pub fn http_get(addr: SocketAddr, target: &str) -> std::io::Result<HttpResponse> {
-    http_request(addr, target, &RequestOptions::default())
-}
-
-fn read_response(
-    mut reader: impl BufRead,
-    read_rate: Option<u64>,
-) -> std::io::Result<HttpResponse> {
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let mut response = HttpResponse {
-        status,
-        headers,
-        body: Vec::new(),
-        complete: false,
-    };
-    let mut pacer = Pacer::new(read_rate);
-    if response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-    {
-        response.complete = read_chunked(&mut reader, &mut response.body, &mut pacer);
-    } else if let Some(length) = response
-        .header("content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-    {
-        response.complete =
-            read_up_to(&mut reader, length, &mut response.body, &mut pacer) == length;
-    } else {
-        let _ = read_up_to(&mut reader, usize::MAX, &mut response.body, &mut pacer);
-        response.complete = true;
-    }
-    Ok(response)
-}
-
-/// Reads chunked framing; true when the terminating chunk arrived.
-fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>, pacer: &mut Pacer) -> bool {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return false;
-        }
-        let Ok(size) = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-        else {
-            return false;
-        };
-        if size == 0 {
-            return true;
-        }
-        if read_up_to(reader, size, body, pacer) != size {
-            return false;
-        }
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return false;
-        }
-    }
-}
-
-/// Reads up to `limit` bytes (until EOF or error); returns how many were read.
-fn read_up_to(
-    reader: &mut impl BufRead,
-    limit: usize,
-    body: &mut Vec<u8>,
-    pacer: &mut Pacer,
-) -> usize {
-    let mut total = 0;
-    let mut buf = [0u8; 16 * 1024];
-    while total < limit {
-        let want = buf.len().min(limit - total);
-        match reader.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                body.extend_from_slice(&buf[..n]);
-                total += n;
-                pacer.consumed(n);
-            }
-        }
-    }
-    total
-}
-
-/// Sleeps to hold reading to a byte rate.
-struct Pacer {
-    rate: Option<u64>,
-    started: Instant,
-    bytes: u64,
-}
-
-impl Pacer {
-    fn new(rate: Option<u64>) -> Pacer {
-        Pacer {
-            rate,
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    fn consumed(&mut self, n: usize) {
-        let Some(rate) = self.rate else { return };
-        self.bytes += n as u64;
-        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(wait);
         }
     }
 }
@@ -697,13 +541,7 @@ impl Nginx {
 /// A binary of this workspace, built by `cargo test --workspace` (or `cargo build`) next to the
 /// test executables.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join(name))
-        .unwrap_or_default();
+    let path = cmd::binary_next_to_tests(name);
     assert!(
         path.exists(),
         "{} not built: run `cargo build -p heapgate -p heapgate-proxy` (cargo test --workspace builds it)",

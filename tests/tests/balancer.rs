@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use heapgate_tests::{
-    HttpResponse, LEAKED_CLASS, Nginx, NodeApp, ProxyProc, assert_valid_snapshot, http_get,
-    nginx_or_skip, node_or_skip, object_ids, workspace_binary,
+    Cmd, HttpResponse, LEAKED_CLASS, Nginx, NodeApp, ProxyProc, Run, assert_valid_snapshot,
+    http_get, nginx_or_skip, node_or_skip, object_ids,
 };
 
 const SECRET: &str = "balancer-secret-0123456789abcdef";
@@ -25,28 +25,12 @@ struct Fleet {
 fn fleet(test: &str) -> Option<Fleet> {
     let node = node_or_skip(test)?;
     let nginx = nginx_or_skip(test)?;
-    let proxy = workspace_binary("heapgate-proxy");
     let apps: Vec<NodeApp> = TASKS.iter().map(|_| NodeApp::start(&node, &[])).collect();
     let sidecars: Vec<ProxyProc> = apps
         .iter()
         .zip(TASKS)
         .map(|(app, task)| {
-            let upstream = format!("http://{}", app.addr());
-            let inspector = format!("http://{}", app.inspector);
-            ProxyProc::start(
-                &proxy,
-                &[
-                    "--upstream",
-                    &upstream,
-                    "--inspector",
-                    &inspector,
-                    "--task-id",
-                    task,
-                    "--min-interval",
-                    "0s",
-                ],
-                &[("HEAPGATE_SECRET", SECRET)],
-            )
+            ProxyProc::in_front_of(app, SECRET, &["--task-id", task, "--min-interval", "0s"])
         })
         .collect();
     let backends: Vec<SocketAddr> = sidecars.iter().map(|s| s.listen).collect();
@@ -68,11 +52,7 @@ fn gateway(upstreams: &[String], extra: &[&str]) -> ProxyProc {
         args.extend(["--upstream", upstream.as_str()]);
     }
     args.extend_from_slice(extra);
-    ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &args,
-        &[("HEAPGATE_SECRET", SECRET)],
-    )
+    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
 }
 
 fn snapshot(addr: SocketAddr, query: &str) -> HttpResponse {
@@ -235,16 +215,14 @@ fn gateway_routes_directly_with_id_url_targets() {
     assert_eq!(snapshot(gateway.listen, "&task=t9").status, 404);
 }
 
-/// Runs `heapgate fetch` with the secret in the environment.
-fn fetch(base: SocketAddr, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(workspace_binary("heapgate"))
+/// Runs `heapgate fetch` with the secret in the environment; expects exit code `code`.
+fn fetch(base: SocketAddr, args: &[&str], code: i32) -> Run {
+    Cmd::heapgate()
         .arg("fetch")
         .arg(format!("http://{base}"))
         .args(args)
         .env("HEAPGATE_SECRET", SECRET)
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .output()
-        .unwrap()
+        .expect_code(code)
 }
 
 /// Attempts per saved snapshot, from fetch's plain progress lines on stderr.
@@ -256,11 +234,8 @@ fn attempts_per_snapshot(stderr: &str, saved: usize) -> f64 {
     (retried + saved) as f64 / saved as f64
 }
 
-fn saved_paths(output: &std::process::Output) -> Vec<PathBuf> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect()
+fn saved_paths(output: &Run) -> Vec<PathBuf> {
+    output.stdout.lines().map(PathBuf::from).collect()
 }
 
 fn load_snapshot(path: &std::path::Path) -> serde_json::Value {
@@ -288,9 +263,9 @@ fn fetch_takes_a_series_from_the_chosen_task() {
             "--out",
             dir,
         ],
+        0,
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = &output.stderr;
     let paths = saved_paths(&output);
     assert_eq!(paths.len(), 2, "{stderr}");
     for path in &paths {
@@ -322,7 +297,7 @@ fn fetch_takes_a_series_from_the_chosen_task() {
     assert_eq!(leftovers.len(), 2, "no .part files left: {leftovers:?}");
     eprintln!(
         "fetch --task t2 behind round-robin nginx: {:.2} attempts per snapshot",
-        attempts_per_snapshot(&stderr, 2)
+        attempts_per_snapshot(stderr, 2)
     );
 }
 
@@ -344,9 +319,9 @@ fn fetch_without_a_task_pins_one_and_stays_on_it() {
             "--out",
             dir,
         ],
+        0,
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = &output.stderr;
     assert!(
         !stderr.contains("on the wire"),
         "asked for identity: {stderr}"
@@ -380,9 +355,9 @@ fn fetch_of_a_task_that_does_not_exist_fails_clearly() {
     let output = fetch(
         fleet.nginx.addr,
         &["--task", "t9", "--max-attempts", "6", "--out", dir],
+        1,
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = &output.stderr;
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.contains("task t9 not reached in 6 attempts"), "{last}");
     assert!(
@@ -403,7 +378,7 @@ fn a_sidecar_killed_mid_series_fails_clearly_and_keeps_what_was_saved() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(workspace_binary("heapgate"))
+    let mut child = Cmd::heapgate()
         .args([
             "fetch",
             &format!("http://{}", fleet.nginx.addr),
@@ -421,6 +396,7 @@ fn a_sidecar_killed_mid_series_fails_clearly_and_keeps_what_was_saved() {
             out.path().to_str().unwrap(),
         ])
         .env("HEAPGATE_SECRET", SECRET)
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -470,10 +446,9 @@ fn measure_attempts_to_land_on_a_task() {
         state ^= state >> 17;
         state ^= state << 5;
         let task = TASKS[(state % 3) as usize];
-        let output = fetch(fleet.nginx.addr, &["--task", task, "--out", dir]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        counts.push(attempts_per_snapshot(&stderr, 1));
+        let output = fetch(fleet.nginx.addr, &["--task", task, "--out", dir], 0);
+        let stderr = &output.stderr;
+        counts.push(attempts_per_snapshot(stderr, 1));
     }
     let mean = counts.iter().sum::<f64>() / counts.len() as f64;
     let max = counts.iter().copied().fold(0.0, f64::max);
@@ -516,9 +491,9 @@ fn fetch_keep_compressed_saves_zst_files_that_diff_reads() {
             "--out",
             dir,
         ],
+        0,
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = &output.stderr;
     let paths = saved_paths(&output);
     assert_eq!(paths.len(), 2, "{stderr}");
     let mut plain_paths = Vec::new();
@@ -541,13 +516,8 @@ fn fetch_keep_compressed_saves_zst_files_that_diff_reads() {
         plain_paths.push(plain_path);
     }
     let diff = |a: &std::path::Path, b: &std::path::Path| {
-        let output = std::process::Command::new(workspace_binary("heapgate"))
-            .arg("diff")
-            .args([a, b])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0));
-        String::from_utf8(output.stdout).unwrap()
+        let output = Cmd::heapgate().arg("diff").args([a, b]).expect_success();
+        output.stdout
     };
     let compressed = class_table(&diff(&paths[0], &paths[1]));
     assert!(compressed.contains("Total"), "{compressed}");

@@ -3,16 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use heapgate_tests::{repo_root, workspace_binary};
+use heapgate_tests::{Cmd, repo_root};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Environment variables `heapgate-proxy --help` documents.
 fn proxy_env_vars() -> BTreeSet<String> {
-    let out = std::process::Command::new(workspace_binary("heapgate-proxy"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = Cmd::proxy().arg("--help").expect_success().stdout;
     let mut vars: BTreeSet<String> = help
         .match_indices("[env: ")
         .map(|(i, _)| {

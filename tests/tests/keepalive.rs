@@ -6,7 +6,7 @@
 
 use heapgate_tests::{
     Nginx, NodeApp, ProxyProc, RequestOptions, assert_valid_snapshot, http_request, nginx_or_skip,
-    node_or_skip, workspace_binary,
+    node_or_skip,
 };
 
 const SECRET: &str = "keepalive-secret-0123456789abcdef";
@@ -19,22 +19,11 @@ fn compressed_keepalive_outlasts_a_balancer_idle_timeout() {
     };
     // Big enough that V8 builds for several seconds before its first byte.
     let app = NodeApp::start(&node, &[("LEAK_AT_START", "700000")]);
-    let upstream = format!("http://{}", app.addr());
-    let inspector = format!("http://{}", app.inspector);
     let take = |keepalive: &str| {
-        let proxy = ProxyProc::start(
-            &workspace_binary("heapgate-proxy"),
-            &[
-                "--upstream",
-                &upstream,
-                "--inspector",
-                &inspector,
-                "--min-interval",
-                "0s",
-                "--keepalive",
-                keepalive,
-            ],
-            &[("HEAPGATE_SECRET", SECRET)],
+        let proxy = ProxyProc::in_front_of(
+            &app,
+            SECRET,
+            &["--min-interval", "0s", "--keepalive", keepalive],
         );
         let balancer = Nginx::start_with_read_timeout(&nginx, &[proxy.listen], "2s");
         let options = RequestOptions {

@@ -5,23 +5,18 @@
 //! Without node these tests print a loud SKIPPED notice; under CI=true they fail.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use heapgate_tests::{
-    NodeApp, ProxyProc, RequestOptions, assert_valid_snapshot, http_request, node_or_skip,
-    workspace_binary,
+    Cmd, NodeApp, ProxyProc, RequestOptions, assert_valid_snapshot, contains, http_request,
+    node_or_skip,
 };
 
 const SECRET: &str = "redaction-secret-0123456789abcdef";
 const PLANTED: [&str; 2] = ["hunter2-TOPSECRET-5b1e", "bob.planted@example.org"];
 
 fn heapgate(args: &[&Path]) -> Output {
-    Command::new(workspace_binary("heapgate"))
-        .args(args)
-        .env_remove("HEAPGATE_SECRET")
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .output()
-        .unwrap()
+    Cmd::heapgate().args(args).command().output().unwrap()
 }
 
 /// The leaky app holding the planted secrets as strings.
@@ -38,21 +33,7 @@ fn planted_app(node: &Path) -> NodeApp {
 
 /// heapgate-proxy in front of `app` (inspector source) with `extra` flags.
 fn proxy_in_front(app: &NodeApp, extra: &[&str]) -> ProxyProc {
-    let upstream = format!("http://{}", app.addr());
-    let inspector = format!("http://{}", app.inspector);
-    let mut args = vec!["--upstream", &upstream, "--inspector", &inspector];
-    args.extend_from_slice(extra);
-    ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &args,
-        &[("HEAPGATE_SECRET", SECRET)],
-    )
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    ProxyProc::in_front_of(app, SECRET, extra)
 }
 
 #[test]
@@ -162,13 +143,13 @@ fn fetch_from_a_redacting_proxy_saves_no_secrets() {
     let app = planted_app(&node);
     let proxy = proxy_in_front(&app, &["--redact", "strings"]);
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(workspace_binary("heapgate"))
+    let output = Cmd::heapgate()
         .arg("fetch")
         .arg(format!("http://{}", proxy.listen))
         .arg("--out")
         .arg(dir.path())
         .env("HEAPGATE_SECRET", SECRET)
-        .env_remove("HEAPGATE_SECRET_FILE")
+        .command()
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -15,8 +15,7 @@
 //! notice, and under CI=true it fails.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -24,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use heapgate_tests::{
-    Proc, ProxyProc, data, http_get, in_ci, loud, node_or_skip, token_now, workspace_binary,
+    Proc, ProxyProc, data, exchange_with, http_get, in_ci, loud, node_or_skip, token_now,
 };
 
 const SECRET: &str = "routers-secret-0123456789abcdef";
@@ -343,46 +342,26 @@ enum Outcome {
     Failed(String),
 }
 
-/// Sends `request` (`METHOD target`) as raw bytes, exactly as given, and reads the answer to the
-/// end.
+/// Sends `request` (`METHOD target`) as raw bytes, exactly as given, and reads the answer
+/// (the harness's raw client).
 fn send_raw(addr: SocketAddr, request: &str) -> Outcome {
-    let exchange = || -> std::io::Result<Vec<u8>> {
-        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let head = format!("{request} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes())?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer)?;
-        Ok(answer)
+    let head = format!("{request} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let exchange = exchange_with(addr, head.as_bytes(), 1, IO_TIMEOUT);
+    let Some(answer) = exchange.first() else {
+        return Outcome::Failed(format!("no answer: {:?}", exchange.ended));
     };
-    let answer = match exchange() {
-        Ok(answer) => answer,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let text = String::from_utf8_lossy(&answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return Outcome::Failed(format!("no response head in {:?}", truncate(&text)));
-    };
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok());
     // HEAD answers have no body; the apps name the route in a header too.
     let route = |name: &str| {
-        head.to_ascii_lowercase()
-            .contains(&format!("x-app-route: {name}"))
+        answer
+            .header("x-app-route")
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with(name))
     };
-    match status {
-        Some(200) if body.contains("APP-HEAPDUMP") || route("heapdump") => Outcome::Reached,
-        Some(200) if body.contains("APP-OTHER") || route("other") => Outcome::Other,
-        Some(status) => Outcome::Status(status),
-        None => Outcome::Failed(format!("bad status line in {:?}", truncate(head))),
+    let body = answer.text();
+    match answer.status {
+        200 if body.contains("APP-HEAPDUMP") || route("heapdump") => Outcome::Reached,
+        200 if body.contains("APP-OTHER") || route("other") => Outcome::Other,
+        status => Outcome::Status(status),
     }
-}
-
-fn truncate(text: &str) -> String {
-    text.chars().take(120).collect()
 }
 
 /// Sends every request to `addr` over a few parallel connections; outcomes in corpus order.
@@ -624,11 +603,7 @@ fn proxy_for(apps: &Apps, app: &str, mode: Mode) -> ProxyProc {
         Mode::Upstream => args.extend(["--source", "upstream", "--upstream-path", "/heapdump"]),
         Mode::Gateway => args.extend(["--source", "gateway"]),
     }
-    ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &args,
-        &[("HEAPGATE_SECRET", SECRET)],
-    )
+    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
 }
 
 fn no_spelling_reaches_any_router(mode: Mode) {

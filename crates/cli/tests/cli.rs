@@ -1,32 +1,14 @@
 //! The real `heapgate` binary: exact stdout, exit statuses, secret handling.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use heapgate_tests::{Cmd, Run};
 
 const SECRET: &str = "secret-key-for-cli-tests";
 
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn heapgate(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heapgate"));
-    for var in ["HEAPGATE_SECRET", "HEAPGATE_SECRET_FILE", "HEAPGATE_VALUE"] {
-        cmd.env_remove(var);
-    }
-    cmd.args(args).envs(env.iter().copied());
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    Run {
-        status: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
+    Cmd::heapgate().args(args).envs(env).run()
 }
 
 fn secret_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
@@ -72,7 +54,7 @@ fn mint_reproduces_every_known_answer_vector() {
             ],
             &[],
         );
-        assert_eq!(run.status, 0, "{}", run.stderr);
+        assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(run.stdout, format!("{}\n", v.hash), "vector at {}", v.at);
         let short = v.secret.len() < 16;
         assert_eq!(
@@ -125,7 +107,7 @@ fn argv_secret_works_but_warns() {
         &["mint", "--secret", SECRET, "--at", "2021-06-01T10:00:00Z"],
         &[],
     );
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     assert_eq!(
         run.stdout,
         with_secret(&["mint", "--at", "2021-06-01T10:00:00Z"]).stdout
@@ -145,14 +127,14 @@ fn env_secret_beats_argv_and_says_so() {
         &["mint", "--secret", "other-secret-000000"],
         &[("HEAPGATE_SECRET", SECRET)],
     );
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     assert!(run.stderr.contains("--secret ignored"), "{}", run.stderr);
 }
 
 #[test]
 fn mint_prints_exactly_the_hash() {
     let run = with_secret(&["mint"]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     assert_eq!(run.stdout.len(), 65);
     assert!(run.stdout.ends_with('\n'));
     assert!(
@@ -205,7 +187,7 @@ fn url_joins_path_and_encodes_task() {
     );
     // A task the sidecar would refuse (400) is refused here, before a URL is printed.
     let run = with_secret(&["mint", "--url", "https://svc", "--task", "abc/1 2"]);
-    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("--task: task id \"abc/1 2\""),
         "{}",
@@ -224,7 +206,7 @@ fn json_output() {
         "--url",
         "http://h",
     ]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["hour"], "2021-06-01T08:00:00.000Z");
     assert_eq!(json["expires"], "2021-06-01T09:00:00.000Z");
@@ -240,14 +222,14 @@ fn json_output() {
 fn verify_accepts_a_fresh_token() {
     let hash = with_secret(&["mint", "--at", "2021-06-01T10:59:30Z"]).stdout;
     let run = with_secret(&["verify", hash.trim_end(), "--at", "2021-06-01T11:04:59Z"]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
         "valid: minted for hour 2021-06-01T10:00:00.000Z\n"
     );
     let upper = hash.trim_end().to_uppercase();
     assert_eq!(
-        with_secret(&["verify", &upper, "--at", "2021-06-01T10:10:00Z"]).status,
+        with_secret(&["verify", &upper, "--at", "2021-06-01T10:10:00Z"]).code,
         0
     );
 }
@@ -257,7 +239,7 @@ fn verify_window_flags() {
     let hash = with_secret(&["mint", "--at", "2021-06-01T10:30:00Z"]).stdout;
     let hash = hash.trim_end();
     assert_eq!(
-        with_secret(&["verify", hash, "--at", "2021-06-01T11:05:00Z"]).status,
+        with_secret(&["verify", hash, "--at", "2021-06-01T11:05:00Z"]).code,
         1
     );
     assert_eq!(
@@ -269,11 +251,11 @@ fn verify_window_flags() {
             "--grace",
             "10m"
         ])
-        .status,
+        .code,
         0
     );
     assert_eq!(
-        with_secret(&["verify", hash, "--at", "2021-06-01T09:58:40Z"]).status,
+        with_secret(&["verify", hash, "--at", "2021-06-01T09:58:40Z"]).code,
         1
     );
     assert_eq!(
@@ -285,12 +267,12 @@ fn verify_window_flags() {
             "--skew",
             "90s"
         ])
-        .status,
+        .code,
         0
     );
     let bad = with_secret(&["verify", hash, "--grace", "5 parsecs"]);
-    assert_eq!(bad.status, 2);
-    assert_eq!(with_secret(&["verify", hash, "--grace", "25h"]).status, 2);
+    assert_eq!(bad.code, 2);
+    assert_eq!(with_secret(&["verify", hash, "--grace", "25h"]).code, 2);
 }
 
 #[test]
@@ -298,14 +280,14 @@ fn verify_rejects_with_one_line_and_status_1() {
     let hash = with_secret(&["mint", "--at", "2021-06-01T03:10:00Z"]).stdout;
     let hash = hash.trim_end();
     let run = with_secret(&["verify", hash, "--at", "2021-06-01T10:30:00Z"]);
-    assert_eq!(run.status, 1);
+    assert_eq!(run.code, 1);
     assert_eq!(run.stdout, "");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.starts_with("heapgate: invalid token:"));
     assert!(!run.stderr.contains(SECRET) && !run.stderr.contains(hash));
 
     let malformed = with_secret(&["verify", &hash[..63]]);
-    assert_eq!(malformed.status, 1);
+    assert_eq!(malformed.code, 1);
     assert_eq!(
         malformed.stderr,
         "heapgate: invalid token: expected 64 hex characters, got 63\n"
@@ -317,7 +299,7 @@ fn explain_tells_expired_from_wrong_secret() {
     let hash = with_secret(&["mint", "--at", "2021-06-01T03:10:00Z"]).stdout;
     let hash = hash.trim_end();
     let run = with_secret(&["verify", hash, "--at", "2021-06-01T10:30:00Z", "--explain"]);
-    assert_eq!(run.status, 1);
+    assert_eq!(run.code, 1);
     assert!(
         run.stderr
             .contains(r#"{"date":"2021-06-01T10:00:00.000Z","value":"heapdump"}"#),
@@ -336,7 +318,7 @@ fn explain_tells_expired_from_wrong_secret() {
         &["verify", hash, "--at", "2021-06-01T10:30:00Z", "--explain"],
         &[("HEAPGATE_SECRET", "a-different-secret-000")],
     );
-    assert_eq!(wrong.status, 1);
+    assert_eq!(wrong.code, 1);
     assert!(
         wrong.stderr.contains("no key and value match it"),
         "{}",
@@ -365,14 +347,14 @@ fn rotation_through_repeated_secret_files() {
         ],
         &[],
     );
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("key #2 of 2"), "{}", run.stdout);
     let both = format!("{new},{old}");
     let by_env = heapgate(
         &["verify", old_token.trim_end(), "--at", at],
         &[("HEAPGATE_SECRET_FILE", &both)],
     );
-    assert_eq!(by_env.status, 0, "{}", by_env.stderr);
+    assert_eq!(by_env.code, 0, "{}", by_env.stderr);
 }
 
 #[test]
@@ -387,7 +369,7 @@ fn configuration_errors_exit_2_with_one_line() {
     ];
     for args in cases {
         let run = heapgate(args, &[]);
-        assert_eq!(run.status, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
         assert!(run.stderr.starts_with("heapgate: "), "{}", run.stderr);
     }
@@ -402,17 +384,17 @@ fn usage_errors_exit_2() {
         &["verify"],
         &["frobnicate"],
     ] {
-        assert_eq!(with_secret(args).status, 2, "{args:?}");
+        assert_eq!(with_secret(args).code, 2, "{args:?}");
     }
     let bad_url = with_secret(&["mint", "--url", "127.0.0.1:8080"]);
-    assert_eq!(bad_url.status, 2);
+    assert_eq!(bad_url.code, 2);
     assert!(bad_url.stderr.contains("http://"), "{}", bad_url.stderr);
 }
 
 #[test]
 fn help_answers_questions() {
     let run = heapgate(&["mint", "--help"], &[]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     for flag in [
         "--secret-file",
         "--secret ",
@@ -437,7 +419,7 @@ fn help_answers_questions() {
 #[test]
 fn version_names_the_revision_when_built_from_git() {
     let run = heapgate(&["--version"], &[]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.code, 0);
     assert!(
         run.stdout
             .starts_with(&format!("heapgate {}", env!("CARGO_PKG_VERSION"))),
@@ -464,19 +446,19 @@ fn version_names_the_revision_when_built_from_git() {
 fn completions_for_every_shell_need_no_secret() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let run = heapgate(&["completions", shell], &[]);
-        assert_eq!(run.status, 0, "{shell}: {}", run.stderr);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
         assert!(
             run.stdout.contains("fetch") && run.stdout.contains("--secret-file"),
             "{shell}"
         );
     }
-    assert_eq!(heapgate(&["completions", "tcsh"], &[]).status, 2);
+    assert_eq!(heapgate(&["completions", "tcsh"], &[]).code, 2);
 }
 
 #[test]
 fn man_page_documents_the_subcommands() {
     let run = heapgate(&["man"], &[]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.starts_with(".ie") || run.stdout.contains(".TH heapgate 1"),
         "roff"
@@ -492,8 +474,9 @@ fn man_page_documents_the_subcommands() {
 #[test]
 fn a_closed_stdout_is_not_an_error_message() {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+    let mut child = Cmd::heapgate()
         .arg("man")
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,10 +1,8 @@
 //! `heapgate demo` end to end on the real binary: it finds the leak, and leaves nothing behind
 //! (no temp files, no node process), also when interrupted.
 
+use heapgate_tests::{Cmd, Proc, node_or_skip};
 use std::path::Path;
-use std::process::Command;
-
-use heapgate_tests::{Proc, node_or_skip};
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -19,14 +17,10 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
         .collect()
 }
 
-fn demo(tmp: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_heapgate"));
-    command
-        .arg("demo")
-        .env("TMPDIR", tmp)
-        .env_remove("HEAPGATE_SECRET")
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .env_remove("HEAPGATE_VALUE");
+/// `heapgate demo` with its temp files under `tmp`.
+fn demo(tmp: &Path) -> Cmd {
+    let mut command = Cmd::heapgate();
+    command.arg("demo").env("TMPDIR", tmp);
     command
 }
 
@@ -37,7 +31,12 @@ fn demo_finds_the_leak_and_cleans_up() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let keep = tmp.path().join("kept");
-    let output = demo(tmp.path()).arg("--keep").arg(&keep).output().unwrap();
+    let output = demo(tmp.path())
+        .arg("--keep")
+        .arg(&keep)
+        .command()
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -92,7 +91,7 @@ fn interrupting_the_demo_cleans_up() {
     };
     let tmp = tempfile::tempdir().unwrap();
     // Proc kills the demo and anything it started if this test fails half-way.
-    let mut demo = Proc::spawn(&mut demo(tmp.path()));
+    let mut demo = Proc::spawn(demo(tmp.path()).command());
     demo.wait_for("the demo to get going", |line| {
         line.contains("heapgate-proxy listens").then_some(())
     });
@@ -125,13 +124,11 @@ fn interrupting_the_demo_cleans_up() {
 #[test]
 fn demo_without_node_exits_2_with_a_clear_message() {
     let empty = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+    let output = Cmd::heapgate()
         .arg("demo")
         .env("PATH", empty.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .expect_code(2);
+    let stderr = output.stderr;
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("needs Node.js"), "{stderr}");
 }

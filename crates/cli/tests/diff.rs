@@ -2,7 +2,9 @@
 //! (crates/snapshot/tests/data/README.md) and against bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use heapgate_tests::Cmd;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,11 +13,10 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn diff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heapgate"))
+    Cmd::heapgate()
         .arg("diff")
         .args(args)
-        .env_remove("HEAPGATE_SECRET")
-        .env_remove("HEAPGATE_SECRET_FILE")
+        .command()
         .output()
         .unwrap()
 }
@@ -150,10 +151,9 @@ fn compressed_files_give_the_same_table_as_plain_ones() {
     assert_eq!(compressed.stdout, plain.stdout);
     // `heapgate summary` (and the retainer views, which open files the same way) too.
     let summary = |path: &str| {
-        let output = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+        let output = Cmd::heapgate()
             .args(["summary", path])
-            .env_remove("HEAPGATE_SECRET")
-            .env_remove("HEAPGATE_SECRET_FILE")
+            .command()
             .output()
             .unwrap();
         assert_eq!(

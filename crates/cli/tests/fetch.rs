@@ -2,12 +2,13 @@
 //! loopback that hands each new connection to the next of three tasks (round robin), each
 //! answering like heapgate-proxy unless a test scripts otherwise.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use heapgate_tests::{Answer, Body, Cmd, Part, Run, StubApp, StubRequest};
 
 const SECRET: &str = "secret-key-for-fetch-tests";
 const TASKS: [&str; 3] = ["t1", "t2", "t3"];
@@ -48,8 +49,6 @@ enum Ending {
     Hold,
 }
 
-type Handler = dyn Fn(&Req<'_>) -> Reply + Send + Sync;
-
 /// One request as the stub saw it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -61,16 +60,15 @@ struct Seen {
     asked_close: bool,
 }
 
-#[derive(Default)]
-struct Log {
-    connections: usize,
-    requests: Vec<Seen>,
-    mine: [usize; 3],
+/// The task a connection lands on: the balancer hands each new connection to the next task.
+fn task_of(connection: usize) -> &'static str {
+    TASKS[connection % TASKS.len()]
 }
 
+/// Three tasks behind a round-robin balancer: the harness's stub app, answering as `handler`
+/// says for the task each connection landed on.
 struct Stub {
-    addr: SocketAddr,
-    log: Arc<Mutex<Log>>,
+    app: StubApp,
     tls: bool,
 }
 
@@ -84,190 +82,112 @@ impl Stub {
         handler: impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let mine = Mutex::new([0usize; 3]);
+        let answer = move |request: &StubRequest| {
+            let task = task_of(request.connection);
+            let wanted = request.param("task");
+            let probe = request.param("probe") == Some("1");
+            let mine = {
+                let mut mine = mine.lock().unwrap();
+                let slot = &mut mine[request.connection % TASKS.len()];
+                let before = *slot;
+                if !probe && wanted.is_none_or(|w| w == task) {
+                    *slot += 1;
+                }
+                before
+            };
+            to_answer(handler(&Req {
+                task,
+                wanted,
+                probe,
+                mine,
+            }))
+        };
         let tls_enabled = tls.is_some();
-        let log = Arc::new(Mutex::new(Log::default()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let shared = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let index = {
-                    let mut log = shared.lock().unwrap();
-                    log.connections += 1;
-                    log.connections - 1
-                };
-                let (log, handler, tls) = (Arc::clone(&shared), Arc::clone(&handler), tls.clone());
-                // A bound on how long a held answer waits for the client to go away.
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(60)))
-                    .unwrap();
-                std::thread::spawn(move || match tls {
-                    None => serve(stream, index, &log, &*handler),
-                    Some(config) => {
-                        let connection = rustls::ServerConnection::new(config).unwrap();
-                        let stream = rustls::StreamOwned::new(connection, stream);
-                        serve(stream, index, &log, &*handler);
-                    }
-                });
-            }
-        });
+        let app = match tls {
+            None => StubApp::start(answer),
+            Some(config) => StubApp::start_wrapped(answer, move |stream: TcpStream| {
+                let connection = rustls::ServerConnection::new(Arc::clone(&config)).ok()?;
+                Some(Box::new(rustls::StreamOwned::new(connection, stream)))
+            }),
+        };
         Stub {
-            addr,
-            log,
+            app,
             tls: tls_enabled,
         }
     }
 
     fn url(&self) -> String {
         if self.tls {
-            format!("https://localhost:{}", self.addr.port())
+            format!("https://localhost:{}", self.app.addr().port())
         } else {
-            format!("http://{}", self.addr)
+            self.app.url()
         }
     }
 
     fn requests(&self) -> Vec<Seen> {
-        self.log.lock().unwrap().requests.clone()
+        self.app
+            .requests()
+            .iter()
+            .map(|request| Seen {
+                connection: request.connection,
+                task: task_of(request.connection),
+                wanted: request.param("task").map(str::to_owned),
+                probe: request.param("probe") == Some("1"),
+                hash: request.param("hash").map(str::to_owned),
+                asked_close: request.asks_close(),
+            })
+            .collect()
     }
 
     /// Every request came on its own connection and asked the server to close it.
     fn assert_one_request_per_connection(&self) {
-        let log = self.log.lock().unwrap();
-        assert_eq!(log.connections, log.requests.len(), "{:?}", log.requests);
-        for (i, seen) in log.requests.iter().enumerate() {
+        let requests = self.requests();
+        assert_eq!(self.app.connections(), requests.len(), "{requests:?}");
+        for (i, seen) in requests.iter().enumerate() {
             assert_eq!(seen.connection, i, "{seen:?}");
             assert!(seen.asked_close, "no Connection: close: {seen:?}");
         }
     }
 }
 
-/// Answers requests on one connection until it is closed (a client that keeps connections
-/// alive would show up as several requests on one connection).
-fn serve(stream: impl Read + Write, index: usize, log: &Mutex<Log>, handler: &Handler) {
-    let task = TASKS[index % TASKS.len()];
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut asked_close = false;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("connection") && value.trim() == "close" {
-                    asked_close = true;
-                }
-            }
-        }
-        let target = request_line.split_whitespace().nth(1).unwrap_or_default();
-        let query = target.split_once('?').map_or("", |(_, q)| q);
-        let param = |key: &str| {
-            query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
-        let wanted = param("task");
-        let probe = param("probe").as_deref() == Some("1");
-        let slot = index % TASKS.len();
-        let mine = {
-            let mut log = log.lock().unwrap();
-            log.requests.push(Seen {
-                connection: index,
-                task,
-                wanted: wanted.clone(),
-                probe,
-                hash: param("hash"),
-                asked_close,
-            });
-            let mine = log.mine[slot];
-            if !probe && wanted.as_deref().is_none_or(|w| w == task) {
-                log.mine[slot] += 1;
-            }
-            mine
-        };
-        let reply = handler(&Req {
-            task,
-            wanted: wanted.as_deref(),
-            probe,
-            mine,
-        });
-        if !write_reply(&mut reader, reply, asked_close) || asked_close {
-            return;
-        }
-    }
-}
-
-/// Writes the reply; false when the connection is finished (the caller then drops it, which
-/// closes it).
-fn write_reply<S: Read + Write>(stream: &mut BufReader<S>, reply: Reply, close: bool) -> bool {
-    let connection = if close { "close" } else { "keep-alive" };
+/// The wire form of a reply. A snapshot is streamed like the proxy streams it: keep-alive
+/// whitespace while "building", then the body in two halves, then the close.
+fn to_answer(reply: Reply) -> Answer {
     match reply {
-        Reply::Status { code, headers } => {
-            let mut head = format!(
-                "HTTP/1.1 {code} Stub\r\nContent-Length: 0\r\nConnection: {connection}\r\n"
-            );
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str("\r\n");
-            let stream = stream.get_mut();
-            stream.write_all(head.as_bytes()).is_ok() && stream.flush().is_ok()
-        }
+        Reply::Status { code, headers } => headers
+            .into_iter()
+            .fold(Answer::status(code), |answer, (name, value)| {
+                answer.header(&name, value)
+            }),
         Reply::Snapshot {
             headers,
             body,
             ending,
         } => {
-            let framing = if ending == Ending::CutUnframed {
-                ""
-            } else {
-                "Transfer-Encoding: chunked\r\n"
-            };
-            let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}Connection: close\r\n"
-            );
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str("\r\n");
             let (first, second) = body.split_at(body.len() / 2);
-            let chunk = |data: &str| {
-                if ending == Ending::CutUnframed {
-                    data.to_owned()
-                } else {
-                    format!("{:x}\r\n{data}\r\n", data.len())
-                }
-            };
-            // Keep-alive whitespace while "building", as the proxy sends it.
-            let mut out = head;
-            out.push_str(&chunk("  \n "));
-            out.push_str(&chunk(first));
-            let _ = stream.get_mut().write_all(out.as_bytes());
-            let _ = stream.get_mut().flush();
-            match ending {
-                Ending::Complete => {
-                    let rest = format!("{}0\r\n\r\n", chunk(second));
-                    let _ = stream.get_mut().write_all(rest.as_bytes());
-                    let _ = stream.get_mut().flush();
-                }
-                Ending::Cut | Ending::CutUnframed => {}
-                Ending::Hold => {
-                    // Until the client goes away (or the read timeout, should it never).
-                    let _ = stream.read(&mut [0; 64]);
-                }
+            let mut parts = vec![
+                Part::Data(b"  \n ".to_vec()),
+                Part::Data(first.as_bytes().to_vec()),
+            ];
+            if ending == Ending::Complete {
+                parts.push(Part::Data(second.as_bytes().to_vec()));
             }
-            false
+            let (body, ending) = match ending {
+                Ending::Complete => (Body::Chunked(parts), heapgate_tests::Ending::Complete),
+                Ending::Cut => (Body::Chunked(parts), heapgate_tests::Ending::Cut),
+                Ending::CutUnframed => (Body::Unframed(parts), heapgate_tests::Ending::Complete),
+                Ending::Hold => (Body::Chunked(parts), heapgate_tests::Ending::Hold),
+            };
+            headers
+                .into_iter()
+                .fold(
+                    Answer::status(200).header("Content-Type", "application/json"),
+                    |answer, (name, value)| answer.header(&name, value),
+                )
+                .body(body)
+                .ending(ending)
+                .close()
         }
     }
 }
@@ -312,6 +232,20 @@ fn status(code: u16, task: Option<&str>) -> Reply {
     }
 }
 
+/// Answers with `reply` a request that names the task it landed on, and like heapgate-proxy
+/// ([`proxy`]) any other.
+fn when_wanted(
+    reply: impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static {
+    move |req| {
+        if req.wanted == Some(req.task) {
+            reply(req)
+        } else {
+            proxy(req)
+        }
+    }
+}
+
 /// What heapgate-proxy answers: 421 for another task, 204 to a probe, else a snapshot.
 fn proxy(req: &Req<'_>) -> Reply {
     if req.wanted.is_some_and(|wanted| wanted != req.task) {
@@ -328,47 +262,29 @@ fn proxy(req: &Req<'_>) -> Reply {
     )
 }
 
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn command(stub: &Stub, out: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heapgate"));
-    for var in [
-        "HEAPGATE_SECRET_FILE",
-        "HEAPGATE_VALUE",
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("HEAPGATE_SECRET", SECRET)
-        .arg("fetch")
+/// `heapgate fetch` from the stub into `out`, with the secret in the environment (and nothing
+/// else of the test's: see [`Cmd`]).
+fn command(stub: &Stub, out: &Path, args: &[&str]) -> Cmd {
+    let mut cmd = heapgate();
+    cmd.arg("fetch")
         .arg(stub.url())
         .arg("--out")
         .arg(out)
-        .args(args)
-        .stdin(Stdio::null());
+        .args(args);
     cmd
 }
 
-fn fetch(stub: &Stub, out: &Path, args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command(stub, out, args).output().unwrap();
-    let run = Run {
-        status: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
+/// `heapgate` with the secret in the environment.
+fn heapgate() -> Cmd {
+    let mut cmd = Cmd::heapgate();
+    cmd.env("HEAPGATE_SECRET", SECRET);
+    cmd
+}
+
+/// Runs `heapgate fetch` (see [`command`]) and expects exit code `code`; every line it printed
+/// on stderr is its own, and none carries the secret or a token.
+fn fetch(stub: &Stub, out: &Path, args: &[&str], code: i32) -> Run {
+    let run = command(stub, out, args).expect_code(code);
     for line in run.stderr.lines() {
         assert!(line.starts_with("heapgate: "), "{}", run.stderr);
         assert!(!line.contains(SECRET), "{line}");
@@ -410,8 +326,8 @@ fn a_series_from_the_wanted_task_only() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "1s"],
+        0,
     );
-    assert_eq!(run.status, 0, "{}", run.stderr);
 
     let names = [file_name("t2", 0), file_name("t2", 1)];
     assert_eq!(files(dir.path()), names);
@@ -438,14 +354,9 @@ fn a_series_from_the_wanted_task_only() {
         assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
     }
     // The tokens are real: the same secret verifies them.
-    let verify = Command::new(env!("CARGO_BIN_EXE_heapgate"))
-        .env("HEAPGATE_SECRET", SECRET)
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .env_remove("HEAPGATE_VALUE")
+    heapgate()
         .args(["verify", requests[4].hash.as_deref().unwrap()])
-        .output()
-        .unwrap();
-    assert!(verify.status.success(), "{verify:?}");
+        .expect_success();
 }
 
 #[test]
@@ -453,8 +364,7 @@ fn without_task_it_pins_the_first_task_that_answers() {
     let stub = Stub::start(proxy);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("new").join("dir");
-    let run = fetch(&stub, &out, &["--count", "2", "--interval", "0s"]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = fetch(&stub, &out, &["--count", "2", "--interval", "0s"], 0);
     assert!(
         run.stderr.lines().any(|l| l == "heapgate: pinned task t1"),
         "{}",
@@ -488,8 +398,7 @@ fn a_server_that_ignores_probes_gets_its_snapshot_kept() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &[]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &[], 0);
     assert!(run.stderr.contains("pinned task t1"), "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t1", 0)]);
     assert_eq!(stub.requests().len(), 1);
@@ -499,8 +408,12 @@ fn a_server_that_ignores_probes_gets_its_snapshot_kept() {
 fn a_task_that_never_answers_fails_after_max_attempts_and_leaves_nothing() {
     let stub = Stub::start(proxy);
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t9", "--max-attempts", "5"]);
-    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t9", "--max-attempts", "5"],
+        1,
+    );
     assert_eq!(run.stdout, "");
     let last = last_line(&run.stderr);
     assert!(
@@ -525,8 +438,7 @@ fn a_truncated_body_is_never_saved_and_is_retried() {
             }
         });
         let dir = tempfile::tempdir().unwrap();
-        let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-        assert_eq!(run.status, 0, "{}", run.stderr);
+        let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
         let expected = if ending == Ending::Cut {
             "task t2: transfer cut after"
         } else {
@@ -546,16 +458,16 @@ fn a_truncated_body_is_never_saved_and_is_retried() {
 
 #[test]
 fn a_body_cut_every_time_fails_clearly_and_leaves_nothing() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            snapshot(req.task, req.mine, "s", Ending::Cut)
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| {
+        snapshot(req.task, req.mine, "s", Ending::Cut)
+    }));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2", "--max-attempts", "5"]);
-    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--max-attempts", "5"],
+        1,
+    );
     assert!(
         run.stderr.matches("transfer cut after").count() >= 2,
         "{}",
@@ -575,8 +487,7 @@ fn an_existing_file_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let taken = dir.path().join(file_name("t2", 0));
     std::fs::write(&taken, "precious").unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
     let numbered = "t2-20210601T100000Z-1.heapsnapshot".to_owned();
     assert_eq!(read(&taken), "precious");
     assert_eq!(read(dir.path().join(&numbered)), snapshot_json("t2", 0));
@@ -604,8 +515,8 @@ fn an_answer_from_another_task_is_never_saved() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "0s"],
+        0,
     );
-    assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t2", 0), file_name("t2", 1)]);
     for name in files(dir.path()) {
         assert!(read(dir.path().join(name)).contains("from t2 #"));
@@ -631,8 +542,12 @@ fn answers_that_name_no_task_are_never_saved() {
         ending: Ending::Complete,
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2", "--max-attempts", "3"]);
-    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--max-attempts", "3"],
+        1,
+    );
     assert!(
         last_line(&run.stderr)
             .starts_with("heapgate: task t2 not reached in 3 attempts (3 answers named no task;"),
@@ -646,8 +561,7 @@ fn answers_that_name_no_task_are_never_saved() {
 fn forbidden_stops_at_once() {
     let stub = Stub::start(|_| status(403, None));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 1);
     assert_eq!(run.stdout, "");
     assert_eq!(
         run.stderr,
@@ -671,8 +585,8 @@ fn a_later_failure_keeps_the_files_already_saved() {
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "3", "--interval", "0s"],
+        1,
     );
-    assert_eq!(run.status, 1, "{}", run.stderr);
     assert_eq!(files(dir.path()), [file_name("t2", 0)]);
     assert_eq!(run.stdout, paths(dir.path(), &[file_name("t2", 0)]));
     assert_eq!(
@@ -697,8 +611,7 @@ fn busy_and_unreachable_are_waited_out() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 0);
     assert!(
         run.stderr
             .contains("429 Too Many Requests from task t2; waiting 1 s"),
@@ -721,21 +634,17 @@ fn busy_and_unreachable_are_waited_out() {
 
 #[test]
 fn a_series_change_is_warned_about() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            let series = if req.mine == 0 { "s-a" } else { "s-b" };
-            snapshot(req.task, req.mine, series, Ending::Complete)
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| {
+        let series = if req.mine == 0 { "s-a" } else { "s-b" };
+        snapshot(req.task, req.mine, series, Ending::Complete)
+    }));
     let dir = tempfile::tempdir().unwrap();
     let run = fetch(
         &stub,
         dir.path(),
         &["--task", "t2", "--count", "2", "--interval", "0s"],
+        0,
     );
-    assert_eq!(run.status, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains(
             "heapgate: warning: snapshots 1 and 2 are not comparable: series s-a became s-b"
@@ -748,20 +657,13 @@ fn a_series_change_is_warned_about() {
 
 #[test]
 fn an_answer_that_is_not_a_snapshot_stops_and_leaves_nothing() {
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            Reply::Snapshot {
-                headers: vec![header("X-Heapgate-Task", req.task)],
-                body: "<html>welcome to the app</html>".to_owned(),
-                ending: Ending::Complete,
-            }
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| Reply::Snapshot {
+        headers: vec![header("X-Heapgate-Task", req.task)],
+        body: "<html>welcome to the app</html>".to_owned(),
+        ending: Ending::Complete,
+    }));
     let dir = tempfile::tempdir().unwrap();
-    let run = fetch(&stub, dir.path(), &["--task", "t2"]);
-    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = fetch(&stub, dir.path(), &["--task", "t2"], 1);
     assert!(
         last_line(&run.stderr).contains("not a heap snapshot"),
         "{}",
@@ -774,15 +676,12 @@ fn an_answer_that_is_not_a_snapshot_stops_and_leaves_nothing() {
 #[test]
 fn an_interrupted_download_leaves_nothing_and_exits_130() {
     for signal in ["TERM", "INT"] {
-        let stub = Stub::start(|req| {
-            if req.wanted == Some(req.task) {
-                snapshot(req.task, req.mine, "s", Ending::Hold)
-            } else {
-                proxy(req)
-            }
-        });
+        let stub = Stub::start(when_wanted(|req| {
+            snapshot(req.task, req.mine, "s", Ending::Hold)
+        }));
         let dir = tempfile::tempdir().unwrap();
         let child = command(&stub, dir.path(), &["--task", "t2"])
+            .command()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -824,27 +723,20 @@ fn usage_errors_exit_2_before_any_request() {
         &["--path", "/heap?x"],
         &["--task", ""],
     ] {
-        let output = command(&stub, dir.path(), args).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let run = command(&stub, dir.path(), args).run();
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
     }
-    let bad_base = Command::new(env!("CARGO_BIN_EXE_heapgate"))
-        .env("HEAPGATE_SECRET", SECRET)
-        .args(["fetch", "svc:8080"])
-        .output()
-        .unwrap();
-    assert_eq!(bad_base.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad_base.stderr).contains("http://"));
+    let bad_base = heapgate().args(["fetch", "svc:8080"]).expect_code(2);
+    assert!(bad_base.stderr.contains("http://"));
     assert_eq!(stub.requests().len(), 0);
 }
 
 #[test]
 fn help_lists_every_flag() {
-    let help = Command::new(env!("CARGO_BIN_EXE_heapgate"))
+    let text = Cmd::heapgate()
         .args(["fetch", "--help"])
-        .output()
-        .unwrap();
-    assert!(help.status.success());
-    let text = String::from_utf8(help.stdout).unwrap();
+        .expect_success()
+        .stdout;
     for flag in [
         "BASE_URL",
         "--task",
@@ -866,17 +758,11 @@ fn help_lists_every_flag() {
 fn the_injected_clock_mints_every_token_and_names_unnamed_files() {
     use clap::Parser;
     // Snapshots without Content-Disposition: the file is named from the task and the clock.
-    let stub = Stub::start(|req| {
-        if req.wanted == Some(req.task) {
-            Reply::Snapshot {
-                headers: vec![header("X-Heapgate-Task", req.task)],
-                body: snapshot_json(req.task, req.mine),
-                ending: Ending::Complete,
-            }
-        } else {
-            proxy(req)
-        }
-    });
+    let stub = Stub::start(when_wanted(|req| Reply::Snapshot {
+        headers: vec![header("X-Heapgate-Task", req.task)],
+        body: snapshot_json(req.task, req.mine),
+        ending: Ending::Complete,
+    }));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let at = "2021-06-01T10:15:00Z";
@@ -902,14 +788,10 @@ fn the_injected_clock_mints_every_token_and_names_unnamed_files() {
     let name = ["t2-20210601T101500Z.heapsnapshot".to_owned()];
     assert_eq!(files(dir.path()), name);
     assert_eq!(String::from_utf8(stdout).unwrap(), paths(dir.path(), &name));
-    let minted = Command::new(env!("CARGO_BIN_EXE_heapgate"))
-        .env("HEAPGATE_SECRET", SECRET)
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .env_remove("HEAPGATE_VALUE")
+    let minted = heapgate()
         .args(["mint", "--at", at])
-        .output()
-        .unwrap();
-    let minted = String::from_utf8(minted.stdout).unwrap();
+        .expect_success()
+        .stdout;
     let requests = stub.requests();
     assert_eq!(requests.len(), 2);
     for seen in requests {
@@ -955,11 +837,9 @@ fn https_works_and_checks_the_certificate() {
     // Trusted (SSL_CERT_FILE is where rustls-native-certs looks first).
     let output = command(&stub, &out, &["--task", "t2"])
         .env("SSL_CERT_FILE", &ca)
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+        .run();
+    let stderr = output.stderr;
+    assert_eq!(output.code, 0, "{stderr}");
     assert_eq!(files(&out), [file_name("t2", 0)]);
     assert_eq!(read(out.join(file_name("t2", 0))), snapshot_json("t2", 0));
     stub.assert_one_request_per_connection();
@@ -970,11 +850,9 @@ fn https_works_and_checks_the_certificate() {
     let before = stub.requests().len();
     let output = command(&stub, &out, &["--task", "t2", "--max-attempts", "2"])
         .env("SSL_CERT_FILE", &other_ca)
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+        .run();
+    let stderr = output.stderr;
+    assert_eq!(output.code, 1, "{stderr}");
     assert_eq!(
         stderr.lines().count(),
         1,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use heapgate_tests::node_or_skip;
+use heapgate_tests::{Cmd, node_or_skip};
 use serde_json::Value;
 
 const COUNT: usize = 3000;
@@ -92,12 +92,7 @@ fn series() -> Option<&'static [PathBuf; 3]> {
 }
 
 fn heapgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heapgate"))
-        .args(args)
-        .env_remove("HEAPGATE_SECRET")
-        .env_remove("HEAPGATE_SECRET_FILE")
-        .output()
-        .unwrap()
+    Cmd::heapgate().args(args).command().output().unwrap()
 }
 
 fn path(p: &Path) -> &str {

@@ -3,19 +3,16 @@
 //!
 //! Without `node` these tests print a loud SKIPPED notice; under CI=true they fail instead.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use heapgate_tests::{
-    HttpResponse, LEAKED_CLASS, NodeApp, ProxyProc, RequestOptions, assert_valid_snapshot,
-    http_get, http_request, node_or_skip, object_ids,
+    Answer, Cmd, HttpResponse, LEAKED_CLASS, NodeApp, ProxyProc, RequestOptions, StubApp,
+    assert_valid_snapshot, contains, http_get, http_request, node_or_skip, object_ids,
 };
 use heapgate_token::{Key, mint};
 
 const SECRET: &str = "e2e-secret-0123456789abcdef";
-const PROXY: &str = env!("CARGO_BIN_EXE_heapgate-proxy");
-
 fn token() -> String {
     heapgate_tests::token_now(SECRET)
 }
@@ -26,22 +23,55 @@ fn node(test: &str) -> Option<PathBuf> {
 
 /// The proxy in front of `app`, with the secret in the environment and `extra` flags.
 fn proxy_for(app: &NodeApp, extra: &[&str]) -> ProxyProc {
+    let mut args = vec!["--task-id", "task-a"];
+    args.extend_from_slice(extra);
+    ProxyProc::in_front_of(app, SECRET, &args)
+}
+
+/// The proxy in front of `app` with `--source upstream` (the app's own `/heapdump`), task
+/// `task-u`, and `extra` flags.
+fn upstream_source_proxy_for(app: &NodeApp, extra: &[&str]) -> ProxyProc {
     let upstream = format!("http://{}", app.addr());
-    let inspector = format!("http://{}", app.inspector);
     let mut args = vec![
         "--upstream",
         &upstream,
-        "--inspector",
-        &inspector,
+        "--source",
+        "upstream",
         "--task-id",
-        "task-a",
+        "task-u",
     ];
     args.extend_from_slice(extra);
-    ProxyProc::start(Path::new(PROXY), &args, &[("HEAPGATE_SECRET", SECRET)])
+    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
 }
 
 fn snapshot_target(extra: &str) -> String {
     format!("/heapdump?hash={}{extra}", token())
+}
+
+/// A client in its own thread asking `proxy` for a snapshot (with `Accept-Encoding: coding`,
+/// if any) and reading it at `rate` bytes per second.
+fn slow_snapshot_client(
+    proxy: &ProxyProc,
+    rate: u64,
+    coding: Option<&'static str>,
+) -> std::thread::JoinHandle<HttpResponse> {
+    let (listen, target) = (proxy.listen, snapshot_target(""));
+    std::thread::spawn(move || {
+        let accept = coding.map(|coding| [("Accept-Encoding", coding)]);
+        let options = RequestOptions {
+            headers: accept.as_ref().map_or(&[][..], |h| &h[..]),
+            read_rate: Some(rate),
+            ..RequestOptions::default()
+        };
+        http_request(listen, &target, &options).unwrap()
+    })
+}
+
+/// Waits for the proxy to log that a snapshot started.
+fn wait_for_snapshot_start(proxy: &ProxyProc) {
+    proxy.proc.wait_for("snapshot started", |line| {
+        line.contains("snapshot started").then_some(())
+    });
 }
 
 fn parse(response: &HttpResponse) -> serde_json::Value {
@@ -161,20 +191,10 @@ fn the_app_dying_mid_snapshot_aborts_the_transfer() {
     };
     let mut app = NodeApp::start(&node, &[("LEAK_AT_START", "200000")]);
     let proxy = proxy_for(&app, &[]);
-    let listen = proxy.listen;
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        // Slow enough that the app is killed while the body is still flowing.
-        let options = RequestOptions {
-            read_rate: Some(4_000_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
+    // Slow enough that the app is killed while the body is still flowing.
+    let client = slow_snapshot_client(&proxy, 4_000_000, None);
     // Kill the app while V8 is still building the snapshot.
-    proxy.proc.wait_for("snapshot started", |line| {
-        line.contains("snapshot started").then_some(())
-    });
+    wait_for_snapshot_start(&proxy);
     app.proc.kill();
     let response = client.join().unwrap();
     assert_eq!(response.status, 200);
@@ -212,26 +232,18 @@ fn normal_traffic_and_uploads_pass_through() {
     assert!(echoed.body == upload, "upload echoed back byte for byte");
 }
 
-/// A stand-in for the ECS task metadata endpoint v4.
-fn ecs_metadata_stub() -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handle = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut request = [0u8; 2048];
-            let n = stream.read(&mut request).unwrap_or(0);
-            let path_ok = String::from_utf8_lossy(&request[..n]).starts_with("GET /v4/abc/task ");
-            let body = r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665"}"#;
-            let status = if path_ok { "200 OK" } else { "404 Not Found" };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+/// A stand-in for the ECS task metadata endpoint v4: the task document at `/v4/abc/task`.
+fn ecs_metadata_stub() -> StubApp {
+    StubApp::start(|request| {
+        if request.method == "GET" && request.target == "/v4/abc/task" {
+            Answer::new(
+                200,
+                r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665"}"#,
+            )
+        } else {
+            Answer::status(404)
         }
-    });
-    (addr, handle)
+    })
 }
 
 #[test]
@@ -240,23 +252,26 @@ fn task_id_comes_from_ecs_metadata() {
         return;
     };
     let app = NodeApp::start(&node, &[]);
-    let (metadata, stub) = ecs_metadata_stub();
+    let metadata = ecs_metadata_stub();
     let upstream = format!("http://{}", app.addr());
-    let uri = format!("http://{metadata}/v4/abc");
-    let proxy = ProxyProc::start(
-        Path::new(PROXY),
+    let uri = format!("{}/v4/abc", metadata.url());
+    let proxy = ProxyProc::launch(
         &["--upstream", &upstream],
         &[
             ("HEAPGATE_SECRET", SECRET),
             ("ECS_CONTAINER_METADATA_URI_V4", &uri),
         ],
     );
-    stub.join().unwrap();
     let probe = http_get(proxy.listen, &snapshot_target("&probe=1")).unwrap();
     assert_eq!(probe.status, 204);
     assert_eq!(
         probe.header("x-heapgate-task"),
         Some("8f03e41243824aea923aca126495f665")
+    );
+    assert_eq!(
+        metadata.hits_where(|r| r.target == "/v4/abc/task"),
+        1,
+        "the task id was asked for once"
     );
     assert!(
         proxy.proc.output().contains("EcsMetadata"),
@@ -316,17 +331,8 @@ fn sigterm_lets_a_running_snapshot_finish() {
     let mut proxy = proxy_for(&app, &["--shutdown-timeout", "60s"]);
     let (listen, admin) = (proxy.listen, proxy.admin);
     assert_eq!(http_get(admin, "/readyz").unwrap().status, 200);
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        let options = RequestOptions {
-            read_rate: Some(8_000_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
-    proxy.proc.wait_for("snapshot started", |line| {
-        line.contains("snapshot started").then_some(())
-    });
+    let client = slow_snapshot_client(&proxy, 8_000_000, None);
+    wait_for_snapshot_start(&proxy);
     proxy.proc.signal("TERM");
     let mut readyz = 0;
     for _ in 0..50 {
@@ -354,19 +360,7 @@ fn upstream_source_streams_the_apps_own_endpoint() {
         return;
     };
     let app = NodeApp::start(&node, &[]);
-    let upstream = format!("http://{}", app.addr());
-    let proxy = ProxyProc::start(
-        Path::new(PROXY),
-        &[
-            "--upstream",
-            &upstream,
-            "--source",
-            "upstream",
-            "--task-id",
-            "task-u",
-        ],
-        &[("HEAPGATE_SECRET", SECRET)],
-    );
+    let proxy = upstream_source_proxy_for(&app, &[]);
     let response = http_get(proxy.listen, &snapshot_target("")).unwrap();
     assert_valid_snapshot(&parse(&response));
     assert_eq!(response.header("x-heapgate-task"), Some("task-u"));
@@ -403,16 +397,8 @@ fn an_oversized_request_head_is_refused() {
 #[test]
 fn configuration_errors_exit_2_with_one_line() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let out = std::process::Command::new(PROXY)
-            .args(args)
-            .env_remove("HEAPGATE_SECRET")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let run = Cmd::proxy().args(args).envs(env).run();
+        (Some(run.code), run.stderr)
     };
     let secret = [("HEAPGATE_SECRET", SECRET)];
     for (args, env) in [
@@ -454,11 +440,7 @@ fn configuration_errors_exit_2_with_one_line() {
 
 #[test]
 fn help_names_every_flag_and_its_environment_variable() {
-    let out = std::process::Command::new(PROXY)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = Cmd::proxy().arg("--help").expect_success().stdout;
     for (flag, env) in [
         ("--listen", "HEAPGATE_LISTEN"),
         ("--upstream", "HEAPGATE_UPSTREAM"),
@@ -557,21 +539,7 @@ fn upstream_source_passes_an_encoded_answer_through_and_compresses_a_plain_one()
         return;
     };
     let app = NodeApp::start(&node, &[]);
-    let upstream = format!("http://{}", app.addr());
-    let proxy = ProxyProc::start(
-        Path::new(PROXY),
-        &[
-            "--upstream",
-            &upstream,
-            "--source",
-            "upstream",
-            "--task-id",
-            "task-u",
-            "--min-interval",
-            "0s",
-        ],
-        &[("HEAPGATE_SECRET", SECRET)],
-    );
+    let proxy = upstream_source_proxy_for(&app, &["--min-interval", "0s"]);
     let options = RequestOptions {
         headers: &[("Accept-Encoding", "zstd")],
         ..RequestOptions::default()
@@ -589,12 +557,6 @@ fn upstream_source_passes_an_encoded_answer_through_and_compresses_a_plain_one()
 
 const PLANTED_SECRET: &str = "hunter2-TOPSECRET-7f3a9c";
 const PLANTED_EMAIL: &str = "alice.planted@example.com";
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
 
 /// `--redact strings`: planted secrets are in the app's own snapshot but not in the proxy's,
 /// which is still a valid snapshot, compressed or not.
@@ -657,16 +619,7 @@ fn a_slow_compressed_reader_does_not_hold_back_the_source() {
     };
     let app = NodeApp::start(&node, &[("LEAK_AT_START", "300000")]);
     let proxy = proxy_for(&app, &[]);
-    let listen = proxy.listen;
-    let target = snapshot_target("");
-    let client = std::thread::spawn(move || {
-        let options = RequestOptions {
-            headers: &[("Accept-Encoding", "zstd")],
-            read_rate: Some(400_000),
-            ..RequestOptions::default()
-        };
-        http_request(listen, &target, &options).unwrap()
-    });
+    let client = slow_snapshot_client(&proxy, 400_000, Some("zstd"));
     let compressed_line = || {
         proxy
             .proc

@@ -1,30 +1,34 @@
-//! Hostile input against the real `heapgate-proxy` binary, in front of a stub app that counts
-//! what reaches it. No Node.js needed.
+//! Hostile input against the real `heapgate-proxy` binary, in front of the harness's stub app
+//! counting what reaches it. No Node.js needed.
 //!
 //! The proxy runs with `--source upstream --upstream-path /snapshot-endpoint`, so every snapshot
 //! it takes is one request to the stub's `/snapshot-endpoint` ("a snapshot taken"); every other
-//! request the stub sees is pass-through traffic. Each refused case asserts: the refusal (a 4xx,
-//! or a closed connection for malformed HTTP), no request at all reached the stub, and the proxy
-//! is still healthy afterwards (admin `/healthz` 200 and a pass-through request that reaches the
-//! stub). Each test ends by comparing the stub's snapshot count with the cases that were meant to
-//! take one.
+//! request the stub sees is pass-through traffic, answered with forged `X-Heapgate-*` headers
+//! that must never reach a client.
+//!
+//! Most tests are tables: a row is request bytes and what must follow — the status (or a
+//! close), what reaches the app (nothing, one snapshot, one pass-through request), what the
+//! answer carries. Every row also checks that the proxy is healthy afterwards (admin `/healthz`
+//! 200 and a pass-through request that reaches the app), and every test ends by comparing the
+//! app's snapshot count with the rows meant to take one and by checking the log the rows left
+//! (one JSON object a line, never the secret; `client_text_cannot_forge_a_log_line` has the
+//! rows aimed at the log itself).
 //!
 //! Waits are bounded (`WAIT`) so that a hang fails the test instead of stalling it; nothing
 //! asserts how fast anything is.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use heapgate_tests::{ProxyProc, http_get};
+use heapgate_tests::http::{Conn, get, is_timeout, request};
+use heapgate_tests::{
+    Answer, Body, Ended, Exchange, HttpResponse, ProxyProc, StubApp, StubRequest, WAIT, exchange,
+    http_get, stub::express_match,
+};
 use heapgate_token::{Key, mint};
 
 const SECRET: &str = "hostile-secret-0123456789abcdef";
-const PROXY: &str = env!("CARGO_BIN_EXE_heapgate-proxy");
 const TASK: &str = "t1";
 /// The stub app's own snapshot endpoint (`--upstream-path`).
 const SNAPSHOT_ENDPOINT: &str = "/snapshot-endpoint";
@@ -33,8 +37,6 @@ const BIG_ENDPOINT: &str = "/big-snapshot";
 const BIG_BODY: u64 = 200 << 20;
 /// What the stub's snapshot endpoint answers.
 const TINY_SNAPSHOT: &str = r#"{"snapshot":{"meta":{"node_fields":[],"edge_fields":[]},"node_count":0,"edge_count":0},"nodes":[],"edges":[],"strings":[]}"#;
-/// Longest wait for any answer or close; reaching it means the proxy hung.
-const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // Tokens and requests
@@ -48,19 +50,24 @@ fn token() -> String {
     token_at(SECRET, Utc::now())
 }
 
+/// A well-formed token under another secret.
+fn wrong_token() -> String {
+    token_at("another-secret-of-enough-length", Utc::now())
+}
+
 /// Every byte as `%XX`.
 fn percent_encode_all(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 
-/// `METHOD target HTTP/1.1` with `Connection: close` and `extra` header lines (each ending CRLF).
-fn request(method: &str, target: &str, extra: &str) -> Vec<u8> {
-    format!("{method} {target} HTTP/1.1\r\nHost: heapgate\r\nConnection: close\r\n{extra}\r\n")
-        .into_bytes()
+/// `head` (request line and headers, each ending CRLF) with `Connection: close` and the end.
+fn closing(head: &str) -> Vec<u8> {
+    format!("{head}Connection: close\r\n\r\n").into_bytes()
 }
 
-fn get(target: &str) -> Vec<u8> {
-    request("GET", target, "")
+fn with_body(mut head: Vec<u8>, body: &[u8]) -> Vec<u8> {
+    head.extend_from_slice(body);
+    head
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,11 +81,29 @@ enum Endpoint {
     Big,
 }
 
-#[derive(Debug, Default)]
-struct Seen {
-    snapshots: usize,
-    passthrough: usize,
-    snapshot_targets: Vec<String>,
+type Routes = &'static [(&'static str, Endpoint)];
+
+fn route(routes: Routes, request: &StubRequest) -> Option<Endpoint> {
+    routes
+        .iter()
+        .find(|(route, _)| express_match(route, request.path()))
+        .map(|(_, endpoint)| *endpoint)
+}
+
+/// The app: snapshot endpoints matched the way Express routes by default (ASCII
+/// case-insensitive, trailing slash optional); everything else "ok" with forged heapgate
+/// headers.
+fn stub_app(routes: Routes) -> StubApp {
+    StubApp::start(move |request| match route(routes, request) {
+        Some(Endpoint::Tiny) => Answer::new(200, TINY_SNAPSHOT)
+            .header("Content-Type", "application/json")
+            .header("X-Heapgate-Series", "stub-series"),
+        Some(Endpoint::Big) => Answer::status(200)
+            .header("Content-Type", "application/json")
+            .body(Body::Huge(BIG_BODY)),
+        // An app speaking for the proxy: none of these may reach a client.
+        None => Answer::ok("ok").forged_heapgate_headers(),
+    })
 }
 
 /// Request counts at one moment.
@@ -88,333 +113,106 @@ struct Counts {
     passthrough: usize,
 }
 
-/// A tiny HTTP/1.1 app (keep-alive, one thread per connection). Snapshot endpoints match the way
-/// Express routes by default: ASCII case-insensitive, trailing slash optional.
-struct Stub {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Seen>>,
-    big_written: Arc<AtomicU64>,
+// ---------------------------------------------------------------------------------------------
+// The table
+
+/// What must follow a row's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// One of these statuses, or (when `may_close`) a closed connection; nothing reaches the app.
+    Refused {
+        statuses: &'static [u16],
+        may_close: bool,
+    },
+    /// 400 before the token is even checked: body `bad request…`, no task id; nothing reaches the
+    /// app.
+    BadRequest,
+    /// 403 that reveals nothing (fixed body, no task id); nothing reaches the app.
+    Forbidden,
+    /// 204 naming our task, no body; nothing reaches the app.
+    Probe,
+    /// 421 naming only our task, nothing injected or echoed; nothing reaches the app.
+    Misdirected,
+    /// 405 with `Allow: GET` and no task id; nothing reaches the app.
+    NotGet,
+    /// 404; nothing reaches the app.
+    NotFound,
+    /// The app's snapshot, whole, named by the proxy only; exactly one snapshot request reaches
+    /// the app.
+    Snapshot,
+    /// The app's "ok", without its forged headers; exactly one pass-through request reaches it.
+    Passed,
 }
 
-impl Stub {
-    fn start(routes: &'static [(&'static str, Endpoint)]) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let big_written = Arc::new(AtomicU64::new(0));
-        let (shared_seen, shared_big) = (Arc::clone(&seen), Arc::clone(&big_written));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let (seen, big) = (Arc::clone(&shared_seen), Arc::clone(&shared_big));
-                std::thread::spawn(move || stub_connection(stream, routes, &seen, &big));
-            }
-        });
-        Stub {
-            addr,
-            seen,
-            big_written,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn counts(&self) -> Counts {
-        let seen = self.lock();
-        Counts {
-            snapshots: seen.snapshots,
-            passthrough: seen.passthrough,
-        }
-    }
-
-    fn snapshots(&self) -> usize {
-        self.lock().snapshots
-    }
-
-    fn last_snapshot_target(&self) -> Option<String> {
-        self.lock().snapshot_targets.last().cloned()
-    }
-}
-
-fn express_match(route: &str, path: &str) -> bool {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    route.eq_ignore_ascii_case(path)
-}
-
-fn stub_connection(
-    stream: TcpStream,
-    routes: &[(&'static str, Endpoint)],
-    seen: &Mutex<Seen>,
-    big_written: &AtomicU64,
-) {
-    let Ok(mut out) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    while let Some(target) = read_stub_request(&mut reader) {
-        let path = target.split('?').next().unwrap_or_default();
-        let endpoint = routes
-            .iter()
-            .find(|(route, _)| express_match(route, path))
-            .map(|(_, endpoint)| *endpoint);
-        {
-            let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-            if endpoint.is_some() {
-                seen.snapshots += 1;
-                seen.snapshot_targets.push(target.clone());
-            } else {
-                seen.passthrough += 1;
-            }
-        }
-        let written = match endpoint {
-            Some(Endpoint::Tiny) => write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Heapgate-Series: stub-series\r\nContent-Length: {}\r\n\r\n{TINY_SNAPSHOT}",
-                TINY_SNAPSHOT.len()
-            ),
-            Some(Endpoint::Big) => stream_big(&mut out, big_written),
-            // An app speaking for the proxy: none of these may reach a client.
-            None => out.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Heapgate-Task: forged\r\nX-Heapgate-Series: forged\r\nX-HEAPGATE-Redacted: forged\r\nContent-Length: 2\r\n\r\nok",
-            ),
-        };
-        if written.is_err() {
-            return;
+impl Expect {
+    /// What reaches the app: (snapshots, pass-through requests).
+    fn hits(self) -> (usize, usize) {
+        match self {
+            Expect::Snapshot => (1, 0),
+            Expect::Passed => (0, 1),
+            _ => (0, 0),
         }
     }
 }
 
-fn stream_big(out: &mut TcpStream, big_written: &AtomicU64) -> io::Result<()> {
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {BIG_BODY}\r\n\r\n"
-    )?;
-    let chunk = [b' '; 64 * 1024];
-    let mut sent = 0u64;
-    while sent < BIG_BODY {
-        let n = usize::try_from(BIG_BODY - sent).map_or(chunk.len(), |left| left.min(chunk.len()));
-        out.write_all(&chunk[..n])?;
-        sent += n as u64;
-        big_written.fetch_add(n as u64, Ordering::SeqCst);
+/// A refusal with exactly `status`.
+const fn status(status: &'static [u16]) -> Expect {
+    Expect::Refused {
+        statuses: status,
+        may_close: false,
     }
-    Ok(())
 }
 
-/// Reads one request (head and body); its target, or `None` when the connection ended.
-fn read_stub_request(reader: &mut impl BufRead) -> Option<String> {
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line).ok()? == 0 {
-        return None;
+/// A refusal with one of `statuses` or a closed connection (the HTTP parser's choice).
+const fn status_or_close(statuses: &'static [u16]) -> Expect {
+    Expect::Refused {
+        statuses,
+        may_close: true,
     }
-    let target = String::from_utf8_lossy(&line).split(' ').nth(1)?.to_owned();
-    let (mut length, mut chunked) = (0u64, false);
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).ok()? == 0 {
-            return None;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if text.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = text.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().ok()?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
+}
+
+/// One row: a name, the bytes sent in one write on a fresh connection, what must follow.
+struct Case {
+    name: String,
+    bytes: Vec<u8>,
+    expect: Expect,
+}
+
+fn case(name: impl Into<String>, bytes: Vec<u8>, expect: Expect) -> Case {
+    Case {
+        name: name.into(),
+        bytes,
+        expect,
     }
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_until(b'\n', &mut line).ok()?;
-            let text = String::from_utf8_lossy(&line);
-            let size = u64::from_str_radix(text.trim().split(';').next()?, 16).ok()?;
-            if size == 0 {
-                // Trailers, up to the blank line.
-                loop {
-                    line.clear();
-                    if reader.read_until(b'\n', &mut line).ok()? == 0
-                        || line.trim_ascii().is_empty()
-                    {
-                        break;
-                    }
-                }
-                break;
-            }
-            io::copy(&mut reader.by_ref().take(size + 2), &mut io::sink()).ok()?;
-        }
-    } else {
-        io::copy(&mut reader.by_ref().take(length), &mut io::sink()).ok()?;
-    }
-    Some(target)
+}
+
+/// A `GET target` row.
+fn get_case(name: impl Into<String>, target: &str, expect: Expect) -> Case {
+    case(name, get(target), expect)
+}
+
+/// A `GET target` row named by its target.
+fn target_case(target: &str, expect: Expect) -> Case {
+    get_case(target, target, expect)
 }
 
 // ---------------------------------------------------------------------------------------------
-// A raw client: exact bytes out, every response on the connection parsed back
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    /// Names lowercased, in order, repeats kept.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// One response; `None` on EOF before its first byte. `head` marks a HEAD request (no body).
-fn read_reply(reader: &mut impl BufRead, head: bool) -> io::Result<Option<Reply>> {
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line)? == 0 {
-        return Ok(None);
-    }
-    let status_line = String::from_utf8_lossy(&line).into_owned();
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if text.is_empty() {
-            break;
-        }
-        let (name, value) = text
-            .split_once(':')
-            .ok_or_else(|| io::Error::other(format!("bad header line {text:?}")))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let mut reply = Reply {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head || matches!(status, 100..=199 | 204 | 304) {
-        return Ok(Some(reply));
-    }
-    if reply
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            line.clear();
-            reader.read_until(b'\n', &mut line)?;
-            let text = String::from_utf8_lossy(&line);
-            let size = usize::from_str_radix(text.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| io::Error::other(format!("bad chunk size {text:?}")))?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if size == 0 {
-                break;
-            }
-            reply.body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = reply.header("content-length") {
-        let length = length
-            .parse()
-            .map_err(|_| io::Error::other("bad content-length"))?;
-        reply.body = vec![0; length];
-        reader.read_exact(&mut reply.body)?;
-    } else {
-        reader.read_to_end(&mut reply.body)?;
-    }
-    Ok(Some(reply))
-}
-
-/// Writes `bytes` in one go on a new connection and reads up to `want` responses. Returns them and,
-/// if fewer arrived, how the connection ended. Panics, naming `case`, if the proxy neither answers
-/// nor closes within `WAIT`.
-fn exchange(
-    case: &str,
-    addr: SocketAddr,
-    bytes: &[u8],
-    want: usize,
-    head: bool,
-) -> (Vec<Reply>, Option<String>) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{case}: connect: {e}"));
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    let write_error = stream.write_all(bytes).err();
-    if write_error.as_ref().is_some_and(is_timeout) {
-        panic!("{case}: the proxy stopped reading without closing (write timed out)");
-    }
-    let mut reader = BufReader::new(stream);
-    let mut replies = Vec::new();
-    let mut ended = None;
-    while replies.len() < want {
-        match read_reply(&mut reader, head) {
-            Ok(Some(reply)) => replies.push(reply),
-            Ok(None) => {
-                ended = Some("closed".to_owned());
-                break;
-            }
-            Err(e) if is_timeout(&e) => {
-                panic!("{case}: no answer and no close within {WAIT:?}; so far {replies:?}")
-            }
-            Err(e) => {
-                ended = Some(format!("connection error: {e}"));
-                break;
-            }
-        }
-    }
-    if let (Some(ended), Some(e)) = (ended.as_mut(), write_error) {
-        ended.push_str(&format!(" (after write error: {e})"));
-    }
-    (replies, ended)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Proxy + stub, and the assertions every case shares
+// Proxy + stub, and the checks every row shares
 
 struct Hostile {
     proxy: ProxyProc,
-    stub: Stub,
-    /// Snapshots the cases so far were meant to take.
+    stub: StubApp,
+    routes: Routes,
+    /// Snapshots the rows so far were meant to take.
     expected_snapshots: usize,
 }
 
 impl Hostile {
     /// The proxy with `--source upstream --upstream-path upstream_path` in front of a stub with
     /// `routes`, plus `extra` flags.
-    fn start(
-        routes: &'static [(&'static str, Endpoint)],
-        upstream_path: &str,
-        extra: &[&str],
-    ) -> Hostile {
-        let stub = Stub::start(routes);
-        let upstream = format!("http://{}", stub.addr);
+    fn start(routes: Routes, upstream_path: &str, extra: &[&str]) -> Hostile {
+        let stub = stub_app(routes);
+        let upstream = stub.url();
         let mut args = vec![
             "--source",
             "upstream",
@@ -428,10 +226,11 @@ impl Hostile {
             "0s",
         ];
         args.extend_from_slice(extra);
-        let proxy = ProxyProc::start(Path::new(PROXY), &args, &[("HEAPGATE_SECRET", SECRET)]);
+        let proxy = ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)]);
         Hostile {
             proxy,
             stub,
+            routes,
             expected_snapshots: 0,
         }
     }
@@ -448,12 +247,36 @@ impl Hostile {
         self.proxy.listen
     }
 
-    /// Admin `/healthz` is 200 and a pass-through request reaches the app and comes back.
+    fn counts(&self) -> Counts {
+        let snapshots = self
+            .stub
+            .hits_where(|request| route(self.routes, request).is_some());
+        Counts {
+            snapshots,
+            passthrough: self.stub.hits() - snapshots,
+        }
+    }
+
+    /// Sends `bytes` in one write and reads up to `want` answers; fails naming `case` if the
+    /// proxy neither answers nor closes within `WAIT`.
+    fn exchange(&self, case: &str, bytes: &[u8], want: usize) -> Exchange {
+        let exchange = exchange(self.listen(), bytes, want);
+        assert!(
+            exchange.ended != Some(Ended::TimedOut),
+            "{case}: no answer and no close within {WAIT:?} (write error: {:?}); so far {:?}",
+            exchange.write_error,
+            exchange.responses
+        );
+        exchange
+    }
+
+    /// Admin `/healthz` is 200 and a pass-through request reaches the app and comes back without
+    /// the app's `X-Heapgate-*` headers.
     fn assert_healthy(&self, case: &str) {
         let healthz = http_get(self.proxy.admin, "/healthz")
             .unwrap_or_else(|e| panic!("after {case}: /healthz failed: {e}"));
         assert_eq!(healthz.status, 200, "after {case}: /healthz");
-        let before = self.stub.counts();
+        let before = self.counts();
         let pass = http_get(self.listen(), "/pass")
             .unwrap_or_else(|e| panic!("after {case}: pass-through failed: {e}"));
         assert_eq!(
@@ -461,17 +284,13 @@ impl Hostile {
             (200, "ok"),
             "after {case}: pass-through"
         );
-        let reserved: Vec<_> = pass
-            .headers
-            .iter()
-            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-heapgate-"))
-            .collect();
         assert!(
-            reserved.is_empty(),
-            "after {case}: the app's X-Heapgate-* headers reached the client: {reserved:?}"
+            pass.heapgate_headers().is_empty(),
+            "after {case}: the app's X-Heapgate-* headers reached the client: {:?}",
+            pass.heapgate_headers()
         );
         assert_eq!(
-            self.stub.counts(),
+            self.counts(),
             Counts {
                 passthrough: before.passthrough + 1,
                 ..before
@@ -480,196 +299,237 @@ impl Hostile {
         );
     }
 
-    /// Sends `bytes`; expects one of `statuses`, or (when `may_close`) a closed connection; no
-    /// request at all reaches the app; the proxy is healthy afterwards.
-    fn refused_raw(
-        &self,
-        case: &str,
-        bytes: &[u8],
-        statuses: &[u16],
-        may_close: bool,
-        head: bool,
-    ) -> Option<Reply> {
-        let before = self.stub.counts();
-        let (mut replies, ended) = exchange(case, self.listen(), bytes, 1, head);
-        let reply = replies.pop();
+    /// Runs one row: sends it, checks the answer and what reached the app, then health. The
+    /// answer, if any, for further checks.
+    fn check(&mut self, case: &Case) -> Option<HttpResponse> {
+        let name = &case.name;
+        let before = self.counts();
+        let exchange = self.exchange(name, &case.bytes, 1);
+        let answer = exchange.responses.into_iter().next();
         eprintln!(
-            "{case}: {}",
-            reply
+            "case {name}: {}",
+            answer
                 .as_ref()
-                .map_or_else(|| format!("{ended:?}"), |r| r.status.to_string())
+                .map_or_else(|| format!("{:?}", exchange.ended), |r| r.status.to_string())
         );
-        match &reply {
-            Some(reply) => assert!(
-                statuses.contains(&reply.status),
-                "{case}: expected one of {statuses:?}, got {} {:?}",
-                reply.status,
-                reply.text()
-            ),
-            None => assert!(
+        match (&answer, case.expect) {
+            (None, Expect::Refused { may_close, .. }) => assert!(
                 may_close,
-                "{case}: expected one of {statuses:?}, but no answer: {ended:?}"
+                "{name}: expected {:?}, but no answer: {:?}",
+                case.expect, exchange.ended
             ),
+            (None, expect) => panic!(
+                "{name}: expected {expect:?}, but no answer: {:?}",
+                exchange.ended
+            ),
+            (Some(answer), expect) => check_answer(name, answer, expect),
         }
+        let (snapshots, passthrough) = case.expect.hits();
+        self.expected_snapshots += snapshots;
         assert_eq!(
-            self.stub.counts(),
-            before,
-            "{case}: a refused request must not reach the app (snapshot or pass-through)"
-        );
-        self.assert_healthy(case);
-        reply
-    }
-
-    /// A refusal with exactly `status`.
-    fn refused(&self, case: &str, bytes: &[u8], status: u16) -> Reply {
-        self.refused_raw(case, bytes, &[status], false, false)
-            .unwrap_or_else(|| unreachable!("{case}: checked above"))
-    }
-
-    /// A 400 before the token is even checked: nothing about the task is revealed.
-    fn bad_request(&self, case: &str, target: &str) {
-        let reply = self.refused(case, &get(target), 400);
-        assert!(
-            reply.text().starts_with("bad request"),
-            "{case}: body {:?}",
-            reply.text()
-        );
-        assert_eq!(
-            reply.header("x-heapgate-task"),
-            None,
-            "{case}: no task id before a valid token"
-        );
-    }
-
-    /// A request that must take exactly one snapshot and stream it back whole.
-    fn takes_snapshot(&mut self, case: &str, bytes: &[u8]) -> Reply {
-        let before = self.stub.counts();
-        let (mut replies, ended) = exchange(case, self.listen(), bytes, 1, false);
-        let reply = replies
-            .pop()
-            .unwrap_or_else(|| panic!("{case}: no answer: {ended:?}"));
-        self.expected_snapshots += 1;
-        self.assert_snapshot(case, &reply);
-        assert_eq!(
-            self.stub.counts(),
+            self.counts(),
             Counts {
-                snapshots: before.snapshots + 1,
-                ..before
+                snapshots: before.snapshots + snapshots,
+                passthrough: before.passthrough + passthrough,
             },
-            "{case}: exactly one snapshot request reached the app"
+            "{name}: what reached the app (expected {:?})",
+            case.expect
         );
-        self.assert_healthy(case);
-        reply
+        self.assert_healthy(name);
+        answer
     }
 
-    fn assert_snapshot(&self, case: &str, reply: &Reply) {
-        assert_eq!(reply.status, 200, "{case}: {}", reply.text());
-        assert_eq!(
-            reply.text().trim_start(),
-            TINY_SNAPSHOT,
-            "{case}: the app's snapshot, whole"
-        );
-        let tasks: Vec<&str> = reply
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("x-heapgate-task"))
-            .map(|(_, v)| v.as_str())
-            .collect();
-        assert_eq!(tasks, [TASK], "{case}: only the proxy names the task");
-        assert_eq!(
-            reply.header("x-heapgate-series"),
-            None,
-            "{case}: the app's X-Heapgate-Series is not the proxy's word"
-        );
+    /// Runs every row.
+    fn run(&mut self, cases: &[Case]) {
+        for case in cases {
+            self.check(case);
+        }
     }
 
-    /// The last check of every test: the app took exactly the snapshots meant to be taken.
+    /// The last check of every test: the app took exactly the snapshots meant to be taken, and
+    /// the log the rows left is sound: one JSON object a line (no row's text started a line of
+    /// its own), and never the secret.
     fn finish(&self, test: &str) {
         self.assert_healthy(test);
         assert_eq!(
-            self.stub.snapshots(),
+            self.counts().snapshots,
             self.expected_snapshots,
-            "{test}: snapshots taken by the app vs cases meant to take one"
+            "{test}: snapshots taken by the app vs rows meant to take one"
         );
+        for line in self.proxy.proc.output().lines() {
+            let text = line.split_once(' ').map_or(line, |(_, text)| text);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "{test}: a log line that is not one JSON object: {text:?}"
+            );
+            assert!(!text.contains(SECRET), "{test}: the secret in the log");
+        }
     }
 }
 
+/// Checks an answer against what the row expects (what reached the app is checked apart).
+fn check_answer(case: &str, answer: &HttpResponse, expect: Expect) {
+    let tasks = answer.header_values("x-heapgate-task");
+    let no_task = |what: &str| assert!(tasks.is_empty(), "{case}: no task id {what}: {tasks:?}");
+    match expect {
+        Expect::Refused { statuses, .. } => assert!(
+            statuses.contains(&answer.status),
+            "{case}: expected one of {statuses:?}, got {} {:?}",
+            answer.status,
+            answer.text()
+        ),
+        Expect::BadRequest => {
+            assert_eq!(answer.status, 400, "{case}: {}", answer.text());
+            assert!(
+                answer.text().starts_with("bad request"),
+                "{case}: body {:?}",
+                answer.text()
+            );
+            no_task("before a valid token");
+        }
+        Expect::Forbidden => {
+            assert_eq!(answer.status, 403, "{case}: {}", answer.text());
+            assert_eq!(answer.text(), "forbidden\n", "{case}");
+            no_task("reveals no task");
+        }
+        Expect::Probe => {
+            assert_eq!(answer.status, 204, "{case}: {}", answer.text());
+            assert_eq!(tasks, [TASK], "{case}");
+            assert!(answer.body.is_empty(), "{case}: a 204 has no body");
+        }
+        Expect::Misdirected => {
+            assert_eq!(answer.status, 421, "{case}: {}", answer.text());
+            assert_eq!(tasks, [TASK], "{case}: only our own task id is sent back");
+            assert!(
+                answer.headers.iter().all(
+                    |(n, v)| n != "x-injected" && !v.to_ascii_lowercase().contains("injected")
+                ),
+                "{case}: injected header in {:?}",
+                answer.headers
+            );
+            assert!(
+                !answer.text().contains("Injected") && !answer.text().contains(".."),
+                "{case}: the body does not echo the task: {:?}",
+                answer.text()
+            );
+        }
+        Expect::NotGet => {
+            assert_eq!(answer.status, 405, "{case}: {}", answer.text());
+            assert_eq!(answer.header("allow"), Some("GET"), "{case}");
+            no_task("on a 405");
+        }
+        Expect::NotFound => assert_eq!(answer.status, 404, "{case}: {}", answer.text()),
+        Expect::Snapshot => assert_snapshot(case, answer),
+        Expect::Passed => {
+            assert_eq!(
+                (answer.status, answer.text().as_str()),
+                (200, "ok"),
+                "{case}"
+            );
+            assert!(
+                answer.heapgate_headers().is_empty(),
+                "{case}: the app's X-Heapgate-* headers reached the client"
+            );
+        }
+    }
+}
+
+fn assert_snapshot(case: &str, answer: &HttpResponse) {
+    assert_eq!(answer.status, 200, "{case}: {}", answer.text());
+    assert_eq!(
+        answer.text().trim_start(),
+        TINY_SNAPSHOT,
+        "{case}: the app's snapshot, whole"
+    );
+    assert_eq!(
+        answer.header_values("x-heapgate-task"),
+        [TASK],
+        "{case}: only the proxy names the task"
+    );
+    assert_eq!(
+        answer.header("x-heapgate-series"),
+        None,
+        "{case}: the app's X-Heapgate-Series is not the proxy's word"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
-// The cases
+// The tables
 
 #[test]
 fn malformed_hashes_are_400_and_never_reach_the_app() {
-    let h = Hostile::tiny();
+    let mut h = Hostile::tiny();
     let t = token();
     let fullwidth_zero = "\u{ff10}";
     let arabic_indic_zero = "\u{660}";
-    let cases: Vec<(&str, String)> = vec![
-        ("missing hash", "/heapdump".to_owned()),
-        ("missing hash, empty query", "/heapdump?".to_owned()),
-        ("missing hash, task only", format!("/heapdump?task={TASK}")),
-        ("missing hash, probe only", "/heapdump?probe=1".to_owned()),
-        ("empty hash", "/heapdump?hash=".to_owned()),
-        ("hash key without =", "/heapdump?hash".to_owned()),
-        (
+    let bad = |name: &str, target: String| get_case(name, &target, Expect::BadRequest);
+    let mut cases = vec![
+        bad("missing hash", "/heapdump".to_owned()),
+        bad("missing hash, empty query", "/heapdump?".to_owned()),
+        bad("missing hash, task only", format!("/heapdump?task={TASK}")),
+        bad("missing hash, probe only", "/heapdump?probe=1".to_owned()),
+        bad("empty hash", "/heapdump?hash=".to_owned()),
+        bad("hash key without =", "/heapdump?hash".to_owned()),
+        bad(
             "duplicate hash, same value",
             format!("/heapdump?hash={t}&hash={t}"),
         ),
-        (
+        bad(
             "duplicate hash, second empty",
             format!("/heapdump?hash={t}&hash="),
         ),
-        (
+        bad(
             "duplicate hash, second key percent-encoded",
             format!("/heapdump?hash={t}&%68ash={t}"),
         ),
-        (
+        bad(
             "duplicate task",
             format!("/heapdump?hash={t}&task={TASK}&task={TASK}"),
         ),
-        ("63 hex digits", format!("/heapdump?hash={}", &t[..63])),
-        ("65 hex digits", format!("/heapdump?hash={t}0")),
-        ("odd length (33)", format!("/heapdump?hash={}", &t[..33])),
-        ("one hex digit", "/heapdump?hash=a".to_owned()),
-        ("two tokens glued (128)", format!("/heapdump?hash={t}{t}")),
-        (
+        bad("63 hex digits", format!("/heapdump?hash={}", &t[..63])),
+        bad("65 hex digits", format!("/heapdump?hash={t}0")),
+        bad("odd length (33)", format!("/heapdump?hash={}", &t[..33])),
+        bad("one hex digit", "/heapdump?hash=a".to_owned()),
+        bad("two tokens glued (128)", format!("/heapdump?hash={t}{t}")),
+        bad(
             "non-hex g at the end",
             format!("/heapdump?hash={}g", &t[..63]),
         ),
-        ("non-hex 0x prefix", format!("/heapdump?hash=0x{}", &t[2..])),
-        ("leading space as +", format!("/heapdump?hash=+{}", &t[1..])),
-        (
+        bad("non-hex 0x prefix", format!("/heapdump?hash=0x{}", &t[2..])),
+        bad("leading space as +", format!("/heapdump?hash=+{}", &t[1..])),
+        bad(
             "leading space as %20",
             format!("/heapdump?hash=%20{}", &t[1..]),
         ),
-        ("trailing space as %20", format!("/heapdump?hash={t}%20")),
-        (
+        bad("trailing space as %20", format!("/heapdump?hash={t}%20")),
+        bad(
             "percent garbage %zz",
             format!("/heapdump?hash=%zz{}", &t[3..]),
         ),
-        ("lone percent", format!("/heapdump?hash=%{}", &t[1..])),
-        (
+        bad("lone percent", format!("/heapdump?hash=%{}", &t[1..])),
+        bad(
             "percent-encoded non-hex %67 x64",
             format!("/heapdump?hash={}", "%67".repeat(64)),
         ),
-        (
+        bad(
             "percent-encoded invalid UTF-8 %FF%FE",
             format!("/heapdump?hash=%FF%FE{}", &t[2..]),
         ),
-        (
+        bad(
             "fullwidth digits, percent-encoded UTF-8",
             format!(
                 "/heapdump?hash={}",
                 percent_encode_all(&fullwidth_zero.repeat(64))
             ),
         ),
-        (
+        bad(
             "Arabic-Indic digits, percent-encoded UTF-8",
             format!(
                 "/heapdump?hash={}",
                 percent_encode_all(&arabic_indic_zero.repeat(64))
             ),
         ),
-        (
+        bad(
             "valid token with its last digit fullwidth",
             format!(
                 "/heapdump?hash={}{}",
@@ -677,24 +537,21 @@ fn malformed_hashes_are_400_and_never_reach_the_app() {
                 percent_encode_all(fullwidth_zero)
             ),
         ),
-        ("NUL first", format!("/heapdump?hash=%00{}", &t[1..])),
-        ("NUL appended", format!("/heapdump?hash={t}%00")),
-        ("NUL x64", format!("/heapdump?hash={}", "%00".repeat(64))),
-        ("CRLF in hash", format!("/heapdump?hash={}%0d%0a", &t[..62])),
+        bad("NUL first", format!("/heapdump?hash=%00{}", &t[1..])),
+        bad("NUL appended", format!("/heapdump?hash={t}%00")),
+        bad("NUL x64", format!("/heapdump?hash={}", "%00".repeat(64))),
+        bad("CRLF in hash", format!("/heapdump?hash={}%0d%0a", &t[..62])),
     ];
-    for (case, target) in &cases {
-        h.bad_request(case, target);
-    }
-
     // Raw (unencoded) UTF-8 in the request target: either hyper refuses the request line (400,
     // or a close) or the token check does (400). Never a snapshot.
-    for (case, digit) in [
+    for (name, digit) in [
         ("fullwidth digits, raw UTF-8", fullwidth_zero),
         ("Arabic-Indic digits, raw UTF-8", arabic_indic_zero),
     ] {
         let target = format!("/heapdump?hash={}", digit.repeat(64));
-        h.refused_raw(case, &get(&target), &[400], true, false);
+        cases.push(get_case(name, &target, status_or_close(&[400])));
     }
+    h.run(&cases);
     h.finish("malformed_hashes");
 }
 
@@ -704,168 +561,209 @@ fn valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403() {
     let t = token();
     let encoded = percent_encode_all(&t);
     assert!(encoded.starts_with('%') && encoded.len() == 3 * 64);
+    let upper = t.to_uppercase();
+    let wrong = wrong_token();
+    let expired = token_at(SECRET, Utc::now() - TimeDelta::hours(3));
+    let future = token_at(SECRET, Utc::now() + TimeDelta::hours(3));
+    let http10 = |target: String| format!("GET {target} HTTP/1.0\r\n\r\n").into_bytes();
 
-    // Probes: 204 with our task id, nothing taken, nothing sent to the app.
-    for (case, target) in [
-        ("probe", format!("/heapdump?hash={t}&task={TASK}&probe=1")),
-        ("probe=true", format!("/heapdump?hash={t}&probe=true")),
-        (
+    let cases = [
+        // Probes: 204 with our task id, nothing taken, nothing sent to the app.
+        get_case(
+            "probe",
+            &format!("/heapdump?hash={t}&task={TASK}&probe=1"),
+            Expect::Probe,
+        ),
+        get_case(
+            "probe=true",
+            &format!("/heapdump?hash={t}&probe=true"),
+            Expect::Probe,
+        ),
+        get_case(
             "probe, percent-encoded token",
-            format!("/heapdump?hash={encoded}&probe=1"),
+            &format!("/heapdump?hash={encoded}&probe=1"),
+            Expect::Probe,
         ),
-        (
+        get_case(
             "probe, uppercase token",
-            format!("/heapdump?hash={}&probe=1", t.to_uppercase()),
+            &format!("/heapdump?hash={upper}&probe=1"),
+            Expect::Probe,
         ),
-        (
+        get_case(
             "probe, key and value percent-encoded",
-            format!("/heapdump?%68%61%73%68={encoded}&%70robe=1"),
+            &format!("/heapdump?%68%61%73%68={encoded}&%70robe=1"),
+            Expect::Probe,
         ),
-    ] {
-        let reply = h.refused(case, &get(&target), 204);
-        assert_eq!(reply.header("x-heapgate-task"), Some(TASK), "{case}");
-        assert!(reply.body.is_empty(), "{case}: a 204 has no body");
-    }
-
-    // Snapshots: exactly one each, the app's bytes streamed back whole.
-    h.takes_snapshot("valid token", &get(&format!("/heapdump?hash={t}")));
-    h.takes_snapshot(
-        "valid token, task=t1",
-        &get(&format!("/heapdump?hash={t}&task={TASK}")),
-    );
-    h.takes_snapshot(
-        "valid token, every byte percent-encoded (same token by URL semantics)",
-        &get(&format!("/heapdump?hash={encoded}")),
-    );
+        // Snapshots: exactly one each, the app's bytes streamed back whole.
+        get_case(
+            "valid token",
+            &format!("/heapdump?hash={t}"),
+            Expect::Snapshot,
+        ),
+        get_case(
+            "valid token, task=t1",
+            &format!("/heapdump?hash={t}&task={TASK}"),
+            Expect::Snapshot,
+        ),
+        get_case(
+            "valid token, every byte percent-encoded (same token by URL semantics)",
+            &format!("/heapdump?hash={encoded}"),
+            Expect::Snapshot,
+        ),
+    ];
+    h.run(&cases);
     // The proxy forwards the verified query as it came; the app sees the same encoding.
     assert_eq!(
-        h.stub.last_snapshot_target(),
+        h.stub
+            .requests()
+            .iter()
+            .rfind(|r| route(h.routes, r).is_some())
+            .map(|r| r.target.clone()),
         Some(format!("{SNAPSHOT_ENDPOINT}?hash={encoded}")),
         "the verified query is forwarded unchanged"
     );
-    h.takes_snapshot(
-        "valid token, uppercase hex",
-        &get(&format!("/heapdump?hash={}", t.to_uppercase())),
-    );
-    h.takes_snapshot(
-        "valid token, unknown parameters around it",
-        &get(&format!("/heapdump?x=1&hash={t}&y=%00&z")),
-    );
 
-    // HTTP/1.0: accepted like HTTP/1.1 (the streamed body ends with the connection).
-    let reply = h.takes_snapshot(
-        "HTTP/1.0 valid token",
-        format!("GET /heapdump?hash={t} HTTP/1.0\r\n\r\n").as_bytes(),
-    );
-    assert_eq!(
-        reply.header("transfer-encoding"),
-        None,
-        "no chunked for HTTP/1.0"
-    );
-    let reply = h.refused(
-        "HTTP/1.0 probe",
-        format!("GET /heapdump?hash={t}&probe=1 HTTP/1.0\r\n\r\n").as_bytes(),
-        204,
-    );
-    assert_eq!(reply.header("x-heapgate-task"), Some(TASK));
-    h.refused(
-        "HTTP/1.0 malformed hash",
-        format!("GET /heapdump?hash={} HTTP/1.0\r\n\r\n", &t[..63]).as_bytes(),
-        400,
-    );
-
-    // 403: well-formed tokens that are not valid now. Checked before task and probe, and the
-    // answer reveals nothing (no task id, fixed body).
-    let wrong = token_at("another-secret-of-enough-length", Utc::now());
-    let expired = token_at(SECRET, Utc::now() - TimeDelta::hours(3));
-    let future = token_at(SECRET, Utc::now() + TimeDelta::hours(3));
-    for (case, target) in [
-        ("wrong secret", format!("/heapdump?hash={wrong}")),
-        (
+    let cases = [
+        get_case(
+            "valid token, uppercase hex",
+            &format!("/heapdump?hash={upper}"),
+            Expect::Snapshot,
+        ),
+        get_case(
+            "valid token, unknown parameters around it",
+            &format!("/heapdump?x=1&hash={t}&y=%00&z"),
+            Expect::Snapshot,
+        ),
+        // HTTP/1.0: accepted like HTTP/1.1 (the streamed body ends with the connection).
+        case(
+            "HTTP/1.0 valid token",
+            http10(format!("/heapdump?hash={t}")),
+            Expect::Snapshot,
+        ),
+        case(
+            "HTTP/1.0 probe",
+            http10(format!("/heapdump?hash={t}&probe=1")),
+            Expect::Probe,
+        ),
+        case(
+            "HTTP/1.0 malformed hash",
+            http10(format!("/heapdump?hash={}", &t[..63])),
+            status(&[400]),
+        ),
+        // 403: well-formed tokens that are not valid now. Checked before task and probe, and
+        // the answer reveals nothing (no task id, fixed body).
+        get_case(
+            "wrong secret",
+            &format!("/heapdump?hash={wrong}"),
+            Expect::Forbidden,
+        ),
+        get_case(
             "wrong secret, probe",
-            format!("/heapdump?hash={wrong}&probe=1"),
+            &format!("/heapdump?hash={wrong}&probe=1"),
+            Expect::Forbidden,
         ),
-        (
+        get_case(
             "wrong secret, other task",
-            format!("/heapdump?hash={wrong}&task=other"),
+            &format!("/heapdump?hash={wrong}&task=other"),
+            Expect::Forbidden,
         ),
-        (
+        get_case(
             "wrong secret, our task",
-            format!("/heapdump?hash={wrong}&task={TASK}"),
+            &format!("/heapdump?hash={wrong}&task={TASK}"),
+            Expect::Forbidden,
         ),
-        ("expired 3 h ago", format!("/heapdump?hash={expired}")),
-        ("minted 3 h ahead", format!("/heapdump?hash={future}")),
-        ("all zeros", format!("/heapdump?hash={}", "0".repeat(64))),
-    ] {
-        let reply = h.refused(case, &get(&target), 403);
-        assert_eq!(reply.text(), "forbidden\n", "{case}");
-        assert_eq!(
-            reply.header("x-heapgate-task"),
-            None,
-            "{case}: reveals no task"
-        );
+        get_case(
+            "expired 3 h ago",
+            &format!("/heapdump?hash={expired}"),
+            Expect::Forbidden,
+        ),
+        get_case(
+            "minted 3 h ahead",
+            &format!("/heapdump?hash={future}"),
+            Expect::Forbidden,
+        ),
+        get_case(
+            "all zeros",
+            &format!("/heapdump?hash={}", "0".repeat(64)),
+            Expect::Forbidden,
+        ),
+    ];
+    for case in &cases {
+        let answer = h.check(case);
+        if case.name == "HTTP/1.0 valid token" {
+            assert_eq!(
+                answer.and_then(|a| a.header("transfer-encoding").map(str::to_owned)),
+                None,
+                "no chunked for HTTP/1.0"
+            );
+        }
     }
     h.finish("valid_tokens_in_any_spelling");
 }
 
 #[test]
 fn hostile_task_values_are_refused_without_header_injection() {
-    let h = Hostile::tiny();
+    let mut h = Hostile::tiny();
     let t = token();
     let long = "a".repeat(4096);
-    // (case, task, status): a task that cannot be an id is a 400 before the token is even
-    // looked at; a well-formed other task is 421 and names ours.
-    for (case, task, status) in [
-        ("CRLF header injection", "t1%0d%0aX-Injected:%20yes", 400),
-        ("LF header injection", "t1%0aX-Injected:%20yes", 400),
-        ("CR header injection", "t1%0dX-Injected:%20yes", 400),
+    // A task that cannot be an id is a 400 before the token is even looked at; a well-formed
+    // other task is 421 and names ours.
+    let table = [
+        (
+            "CRLF header injection",
+            "t1%0d%0aX-Injected:%20yes",
+            Expect::BadRequest,
+        ),
+        (
+            "LF header injection",
+            "t1%0aX-Injected:%20yes",
+            Expect::BadRequest,
+        ),
+        (
+            "CR header injection",
+            "t1%0dX-Injected:%20yes",
+            Expect::BadRequest,
+        ),
         (
             "response splitting",
             "t1%0d%0aContent-Length:%200%0d%0a%0d%0aHTTP/1.1%20200%20OK%0d%0aX-Injected:%20yes",
-            400,
+            Expect::BadRequest,
         ),
-        ("raw-looking CRLF as +", "t1+%0D%0A+X-Injected:+yes", 400),
-        ("path traversal", "../t1", 400),
-        ("encoded path traversal", "..%2F..%2Fetc%2Fpasswd", 400),
-        ("traversal back to t1", "t1%2F..%2Ft1", 400),
-        ("NUL appended", "t1%00", 400),
-        ("NUL only", "%00", 400),
-        ("trailing space", "t1%20", 400),
-        ("fullwidth t1", "%EF%BD%94%EF%BC%91", 400),
-        ("empty task", "", 400),
-        ("long task", long.as_str(), 400),
-        ("params in the task", "t1;x=1", 400),
-        ("case variant", "T1", 421),
-        ("another task", "t2", 421),
-    ] {
-        for probe in ["", "&probe=1"] {
-            let case = format!("task {case}{probe}");
-            let target = format!("/heapdump?hash={t}&task={task}{probe}");
-            if status == 400 {
-                h.bad_request(&case, &target);
-                continue;
-            }
-            let reply = h.refused(&case, &get(&target), status);
-            let tasks: Vec<&str> = reply
-                .headers
-                .iter()
-                .filter(|(n, _)| n == "x-heapgate-task")
-                .map(|(_, v)| v.as_str())
-                .collect();
-            assert_eq!(tasks, [TASK], "{case}: only our own task id is sent back");
-            assert!(
-                reply.headers.iter().all(|(n, v)| n != "x-injected"
-                    && !v.to_ascii_lowercase().contains("injected")),
-                "{case}: injected header in {:?}",
-                reply.headers
-            );
-            assert!(
-                !reply.text().contains("Injected") && !reply.text().contains(".."),
-                "{case}: the body does not echo the task: {:?}",
-                reply.text()
-            );
-        }
-    }
+        (
+            "raw-looking CRLF as +",
+            "t1+%0D%0A+X-Injected:+yes",
+            Expect::BadRequest,
+        ),
+        ("path traversal", "../t1", Expect::BadRequest),
+        (
+            "encoded path traversal",
+            "..%2F..%2Fetc%2Fpasswd",
+            Expect::BadRequest,
+        ),
+        ("traversal back to t1", "t1%2F..%2Ft1", Expect::BadRequest),
+        ("NUL appended", "t1%00", Expect::BadRequest),
+        ("NUL only", "%00", Expect::BadRequest),
+        ("trailing space", "t1%20", Expect::BadRequest),
+        ("fullwidth t1", "%EF%BD%94%EF%BC%91", Expect::BadRequest),
+        ("empty task", "", Expect::BadRequest),
+        ("long task", long.as_str(), Expect::BadRequest),
+        ("params in the task", "t1;x=1", Expect::BadRequest),
+        ("case variant", "T1", Expect::Misdirected),
+        ("another task", "t2", Expect::Misdirected),
+    ];
+    let cases: Vec<Case> = table
+        .iter()
+        .flat_map(|(name, task, expect)| {
+            ["", "&probe=1"].map(|probe| {
+                get_case(
+                    format!("task {name}{probe}"),
+                    &format!("/heapdump?hash={t}&task={task}{probe}"),
+                    *expect,
+                )
+            })
+        })
+        .collect();
+    h.run(&cases);
     h.finish("hostile_task_values");
 }
 
@@ -875,7 +773,7 @@ fn hostile_task_values_are_refused_without_header_injection() {
 fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
     let mut h = Hostile::tiny();
     let t = token();
-    for query in [
+    let mut cases: Vec<Case> = [
         "probe=yes",
         "probe=TRUE",
         "probe=1;x=1",
@@ -898,15 +796,30 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
         "task%5B%5D=t2",
         "TASK=other",
         "Repin=1",
-    ] {
-        h.bad_request(query, &format!("/heapdump?hash={t}&{query}"));
-    }
+    ]
+    .iter()
+    .map(|query| {
+        get_case(
+            *query,
+            &format!("/heapdump?hash={t}&{query}"),
+            Expect::BadRequest,
+        )
+    })
+    .collect();
     // The clear spellings still work.
     for probe in ["probe=1", "probe=true"] {
-        let reply = h.refused(probe, &get(&format!("/heapdump?hash={t}&{probe}")), 204);
-        assert_eq!(reply.header("x-heapgate-task"), Some(TASK), "{probe}");
+        cases.push(get_case(
+            probe,
+            &format!("/heapdump?hash={t}&{probe}"),
+            Expect::Probe,
+        ));
     }
-    h.takes_snapshot("plain request", &get(&format!("/heapdump?hash={t}")));
+    cases.push(get_case(
+        "plain request",
+        &format!("/heapdump?hash={t}"),
+        Expect::Snapshot,
+    ));
+    h.run(&cases);
     h.finish("unclear_probe_values");
 }
 
@@ -943,104 +856,126 @@ fn dot_segment_and_backslash_spellings_never_reach_the_app() {
         "http://heapgate/HEAPDUMP",
         "http://heapgate//heapdump/",
     ];
-    for spelling in spellings {
-        for query in [
-            String::new(),
-            format!("?hash={t}"),
-            format!("?hash={t}&task=other"),
-        ] {
-            let case = format!("{spelling}{query}");
-            h.refused(&case, &get(&case), 404);
-        }
-    }
+    let queries = [
+        String::new(),
+        format!("?hash={t}"),
+        format!("?hash={t}&task=other"),
+    ];
+    let mut cases: Vec<Case> = spellings
+        .iter()
+        .flat_map(|spelling| {
+            queries
+                .iter()
+                .map(move |query| target_case(&format!("{spelling}{query}"), Expect::NotFound))
+        })
+        .collect();
     // Backslashes are not valid in a request target: refused by the HTTP parser, or 404.
     for spelling in ["/heapdump\\", "\\heapdump", "/x\\..\\heapdump"] {
-        let case = format!("{spelling}?hash={t}");
-        h.refused_raw(&case, &get(&case), &[400, 404], true, false);
+        cases.push(target_case(
+            &format!("{spelling}?hash={t}"),
+            status_or_close(&[400, 404]),
+        ));
     }
-    h.takes_snapshot("the exact spelling", &get(&format!("/heapdump?hash={t}")));
+    cases.push(get_case(
+        "the exact spelling",
+        &format!("/heapdump?hash={t}"),
+        Expect::Snapshot,
+    ));
+    h.run(&cases);
     h.finish("dot_segment_spellings");
 }
 
 /// Two `Host` headers are ambiguous (RFC 9112 §3.2): 400 on every route, nothing forwarded.
 #[test]
 fn two_host_headers_are_400() {
-    let h = Hostile::tiny();
+    let mut h = Hostile::tiny();
     let t = token();
-    for (case, target) in [
-        ("pass-through", "/pass".to_owned()),
-        ("snapshot path", format!("/heapdump?hash={t}")),
-    ] {
-        let bytes = format!(
-            "GET {target} HTTP/1.1\r\nHost: heapgate\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
-        );
-        h.refused(&format!("two Hosts, {case}"), bytes.as_bytes(), 400);
-    }
+    let two_hosts = |target: &str| {
+        closing(&format!(
+            "GET {target} HTTP/1.1\r\nHost: heapgate\r\nHost: evil.example\r\n"
+        ))
+    };
+    h.run(&[
+        case(
+            "two Hosts, pass-through",
+            two_hosts("/pass"),
+            status(&[400]),
+        ),
+        case(
+            "two Hosts, snapshot path",
+            two_hosts(&format!("/heapdump?hash={t}")),
+            status(&[400]),
+        ),
+    ]);
     h.finish("two_host_headers");
 }
 
 #[test]
 fn methods_other_than_get_are_405_with_allow_get() {
-    let h = Hostile::tiny();
+    let mut h = Hostile::tiny();
     let t = token();
     let target = format!("/heapdump?hash={t}");
-    for method in [
+    let mut cases: Vec<Case> = [
         "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "HEAD", "get",
-    ] {
-        let case = format!("{method} with a valid token");
-        let head = method == "HEAD";
-        let reply = h
-            .refused_raw(&case, &request(method, &target, ""), &[405], false, head)
-            .unwrap_or_else(|| unreachable!());
-        assert_eq!(reply.header("allow"), Some("GET"), "{case}");
-        assert_eq!(reply.header("x-heapgate-task"), None, "{case}");
-    }
-    let case = "POST with a body and a valid token";
-    let reply = h.refused(
-        case,
-        &request("POST", &target, "Content-Length: 5\r\n")
-            .into_iter()
-            .chain(*b"hello")
-            .collect::<Vec<u8>>(),
-        405,
-    );
-    assert_eq!(reply.header("allow"), Some("GET"), "{case}");
-    let case = "POST with a chunked body and a valid token";
-    let reply = h.refused(
-        case,
-        &request("POST", &target, "Transfer-Encoding: chunked\r\n")
-            .into_iter()
-            .chain(*b"5\r\nhello\r\n0\r\n\r\n")
-            .collect::<Vec<u8>>(),
-        405,
-    );
-    assert_eq!(reply.header("allow"), Some("GET"), "{case}");
+    ]
+    .iter()
+    .map(|method| {
+        case(
+            format!("{method} with a valid token"),
+            request(method, &target, ""),
+            Expect::NotGet,
+        )
+    })
+    .collect();
+    cases.push(case(
+        "POST with a body and a valid token",
+        with_body(request("POST", &target, "Content-Length: 5\r\n"), b"hello"),
+        Expect::NotGet,
+    ));
+    cases.push(case(
+        "POST with a chunked body and a valid token",
+        with_body(
+            request("POST", &target, "Transfer-Encoding: chunked\r\n"),
+            b"5\r\nhello\r\n0\r\n\r\n",
+        ),
+        Expect::NotGet,
+    ));
+    h.run(&cases);
     h.finish("methods_other_than_get");
 }
 
 #[test]
 fn malformed_http_and_oversized_heads_are_refused() {
-    let h = Hostile::tiny();
+    let mut h = Hostile::tiny();
     let t = token();
     let snapshot = format!("/heapdump?hash={t}");
-    let malformed: Vec<(&str, Vec<u8>)> = vec![
-        (
+    let malformed = status_or_close(&[400, 501, 505]);
+    // Far oversized heads (`--max-header-bytes` defaults to 65536): 431 (or 414), possibly cut
+    // short by a reset while the client still writes. Never a 200, never a hang. Heads just
+    // over the limit: see `the_head_limit_is_exact`.
+    let oversized = status_or_close(&[400, 414, 431]);
+    let cases = [
+        case(
             "TLS ClientHello",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec(),
+            malformed,
         ),
-        (
+        case(
             "HTTP/2 preface",
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            malformed,
         ),
-        (
+        case(
             "HTTP/0.9 request line",
             format!("GET {snapshot}\r\n\r\n").into_bytes(),
+            malformed,
         ),
-        (
+        case(
             "unknown HTTP version",
             format!("GET {snapshot} HTTP/9.9\r\nHost: x\r\n\r\n").into_bytes(),
+            malformed,
         ),
-        (
+        case(
             "space inside the target",
             format!(
                 "GET /heapdump?hash={} {} HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -1048,86 +983,91 @@ fn malformed_http_and_oversized_heads_are_refused() {
                 &t[32..]
             )
             .into_bytes(),
+            malformed,
         ),
-        (
+        case(
             "raw NUL in the target",
             format!(
                 "GET /heapdump?hash=\0{} HTTP/1.1\r\nHost: x\r\n\r\n",
                 &t[1..]
             )
             .into_bytes(),
+            malformed,
         ),
-        (
+        case(
             "raw CR in the target",
             format!("GET /heapdump?hash={t}&task=t1\rX-Injected: yes HTTP/1.1\r\nHost: x\r\n\r\n")
                 .into_bytes(),
+            malformed,
         ),
-        (
+        case(
             "header line without a colon",
             request("GET", &snapshot, "NoColonHere\r\n"),
+            malformed,
         ),
-        (
+        case(
             "space in a header name",
             request("GET", &snapshot, "Bad Header: x\r\n"),
+            malformed,
         ),
-        (
+        case(
             "obsolete line folding",
             request("GET", &snapshot, "X-Folded: a\r\n b\r\n"),
+            malformed,
         ),
-        (
+        case(
             "non-numeric Content-Length",
             request("GET", &snapshot, "Content-Length: abc\r\n"),
+            malformed,
         ),
-        (
+        case(
             "negative Content-Length",
             request("GET", &snapshot, "Content-Length: -1\r\n"),
+            malformed,
         ),
-        (
+        case(
             "two different Content-Lengths",
             request(
                 "GET",
                 &snapshot,
                 "Content-Length: 1\r\nContent-Length: 2\r\n",
             ),
+            malformed,
         ),
-        (
+        case(
             "unknown Transfer-Encoding",
             request("GET", &snapshot, "Transfer-Encoding: gzip\r\n"),
+            malformed,
         ),
-    ];
-    for (case, bytes) in &malformed {
-        h.refused_raw(case, bytes, &[400, 501, 505], true, false);
-    }
-
-    // Far oversized heads (`--max-header-bytes` defaults to 65536): 431 (or 414), possibly cut
-    // short by a reset while the client still writes. Never a 200, never a hang. Heads just over
-    // the limit: see `the_head_limit_is_exact`.
-    let oversized: Vec<(&str, Vec<u8>)> = vec![
-        (
+        case(
             "1 MB query string",
             get(&format!("{snapshot}&pad={}", "a".repeat(1 << 20))),
+            oversized,
         ),
-        (
+        case(
             "1 MB query string before the hash",
             get(&format!("/heapdump?pad={}&hash={t}", "a".repeat(1 << 20))),
+            oversized,
         ),
-        (
+        case(
             "1 MB header on the snapshot path",
             request(
                 "GET",
                 &snapshot,
                 &format!("X-Big: {}\r\n", "x".repeat(1 << 20)),
             ),
+            oversized,
         ),
-        (
+        case(
             "1 MB header on a pass-through path",
             request(
                 "GET",
                 "/pass",
                 &format!("X-Big: {}\r\n", "x".repeat(1 << 20)),
             ),
+            oversized,
         ),
-        (
+        case(
             "200 small headers",
             request(
                 "GET",
@@ -1136,63 +1076,291 @@ fn malformed_http_and_oversized_heads_are_refused() {
                     .map(|i| format!("X-H{i}: v\r\n"))
                     .collect::<String>(),
             ),
+            oversized,
         ),
-        (
+        case(
             "a head that never ends within the limit",
             format!(
                 "GET {snapshot} HTTP/1.1\r\nX-Endless: {}",
                 "y".repeat(256 * 1024)
             )
             .into_bytes(),
+            oversized,
+        ),
+        // Just under the limit is served: the limit is a bound, not a coin toss.
+        case(
+            "60 KB header on a pass-through path",
+            request(
+                "GET",
+                "/pass",
+                &format!("X-Big: {}\r\n", "x".repeat(60_000)),
+            ),
+            Expect::Passed,
+        ),
+        // An absolute-form target names another host: still only ever forwarded to --upstream.
+        get_case(
+            "absolute-form target naming another host",
+            "http://169.254.169.254/pass",
+            Expect::Passed,
+        ),
+        get_case(
+            "absolute-form target to the snapshot path, malformed hash",
+            &format!("http://evil.example/heapdump?hash={}", &t[..63]),
+            Expect::BadRequest,
         ),
     ];
-    for (case, bytes) in &oversized {
-        h.refused_raw(case, bytes, &[400, 414, 431], true, false);
-    }
-
-    // Just under the limit is served: the limit is a bound, not a coin toss.
-    let before = h.stub.counts();
-    let case = "60 KB header on a pass-through path";
-    let (replies, ended) = exchange(
-        case,
-        h.listen(),
-        &request(
-            "GET",
-            "/pass",
-            &format!("X-Big: {}\r\n", "x".repeat(60_000)),
-        ),
-        1,
-        false,
-    );
-    let reply = replies
-        .first()
-        .unwrap_or_else(|| panic!("{case}: no answer: {ended:?}"));
-    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"), "{case}");
-    assert_eq!(
-        h.stub.counts().passthrough,
-        before.passthrough + 1,
-        "{case}"
-    );
-
-    // An absolute-form target names another host: still only ever forwarded to --upstream.
-    let case = "absolute-form target naming another host";
-    let (replies, ended) = exchange(
-        case,
-        h.listen(),
-        &get("http://169.254.169.254/pass"),
-        1,
-        false,
-    );
-    let reply = replies
-        .first()
-        .unwrap_or_else(|| panic!("{case}: no answer: {ended:?}"));
-    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"), "{case}");
-    h.bad_request(
-        "absolute-form target to the snapshot path, malformed hash",
-        &format!("http://evil.example/heapdump?hash={}", &t[..63]),
-    );
+    h.run(&cases);
     h.finish("malformed_http_and_oversized_heads");
 }
+
+/// A `GET target` head of exactly `size` bytes (padded with one header), without
+/// `Connection: close`.
+fn head_of_size(target: &str, size: usize) -> Vec<u8> {
+    let start = format!("GET {target} HTTP/1.1\r\nHost: p\r\nX-Pad: ");
+    let pad = size - start.len() - 4;
+    let head = format!("{start}{}\r\n\r\n", "x".repeat(pad));
+    assert_eq!(head.len(), size);
+    head.into_bytes()
+}
+
+/// `--max-header-bytes` is "the largest request head accepted"; a head over it must be refused
+/// however its bytes arrive, also when they arrive in one write.
+#[test]
+fn the_head_limit_is_exact() {
+    let mut h = Hostile::tiny();
+    let t = token();
+    let mut cases = Vec::new();
+    for size in [64 * 1024 + 1, 80_000, 100_000] {
+        for target in [format!("/heapdump?hash={t}"), "/pass".to_owned()] {
+            cases.push(case(
+                format!(
+                    "{size}-byte head (limit 65536), one write, GET {}",
+                    &target[..target.len().min(9)]
+                ),
+                head_of_size(&target, size),
+                status_or_close(&[431]),
+            ));
+        }
+    }
+    // At the limit exactly, the request is served.
+    cases.push(case(
+        "65536-byte head, one write",
+        head_of_size("/pass", 64 * 1024),
+        Expect::Passed,
+    ));
+    h.run(&cases);
+    h.finish("the_head_limit_is_exact");
+}
+
+/// `Host` must be one plain `host[:port]` (RFC 9112 §3.2): an app that builds its URL from
+/// `Host` must not be steerable to its snapshot route, and HTTP/1.1 needs a `Host`.
+#[test]
+fn unclear_hosts_are_400() {
+    let mut h = Hostile::tiny();
+    let row = |name: &str, head: &str, expect| case(name, closing(head), expect);
+    let refused = status(&[400]);
+    h.run(&[
+        row(
+            "path in Host",
+            "GET /pass HTTP/1.1\r\nHost: x/heapdump?\r\n",
+            refused,
+        ),
+        row(
+            "fragment in Host",
+            "GET /pass HTTP/1.1\r\nHost: x#\r\n",
+            refused,
+        ),
+        row(
+            "backslash in Host",
+            "GET /pass HTTP/1.1\r\nHost: x\\heapdump\r\n",
+            refused,
+        ),
+        row(
+            "userinfo in Host",
+            "GET /pass HTTP/1.1\r\nHost: u@x\r\n",
+            refused,
+        ),
+        row(
+            "list in Host",
+            "GET /pass HTTP/1.1\r\nHost: x,y\r\n",
+            refused,
+        ),
+        row(
+            "space in Host",
+            "GET /pass HTTP/1.1\r\nHost: a b\r\n",
+            refused,
+        ),
+        row("empty Host", "GET /pass HTTP/1.1\r\nHost: \r\n", refused),
+        row("bad port", "GET /pass HTTP/1.1\r\nHost: x:80a\r\n", refused),
+        row("no Host in HTTP/1.1", "GET /pass HTTP/1.1\r\n", refused),
+        row(
+            "absolute form with a bad authority",
+            "GET http://x%2fheapdump/pass HTTP/1.1\r\nHost: x\r\n",
+            refused,
+        ),
+        // Plain hosts, ports and IP literals still pass, and HTTP/1.0 may omit Host.
+        row(
+            "name and port",
+            "GET /pass HTTP/1.1\r\nHost: app.internal:8080\r\n",
+            Expect::Passed,
+        ),
+        row(
+            "IPv6 literal",
+            "GET /pass HTTP/1.1\r\nHost: [::1]:80\r\n",
+            Expect::Passed,
+        ),
+        row(
+            "HTTP/1.0 without Host",
+            "GET /pass HTTP/1.0\r\n",
+            Expect::Passed,
+        ),
+    ]);
+    h.finish("unclear_hosts");
+}
+
+/// With `--source upstream` the app's own snapshot endpoint must not be reachable by plain
+/// pass-through: that would go around the one-at-a-time gate and `--min-interval` (the app checks
+/// the token itself, so a token holder could make it take snapshots back to back or at once).
+/// The stub routes like Express by default (case-insensitive, optional trailing slash), which is
+/// what makes the path variants reach it.
+#[test]
+fn the_apps_snapshot_endpoint_is_not_reachable_around_the_gate() {
+    let t = token();
+    let mut failures = Vec::new();
+    // As configured in this file: --path /heapdump, --upstream-path /snapshot-endpoint.
+    let distinct = Hostile::tiny();
+    // As configured by default: --path and --upstream-path both /heapdump.
+    let same = Hostile::start(&[("/heapdump", Endpoint::Tiny)], "/heapdump", &[]);
+    for (h, name, target) in [
+        (
+            &distinct,
+            "--upstream-path itself",
+            format!("{SNAPSHOT_ENDPOINT}?hash={t}"),
+        ),
+        (
+            &distinct,
+            "--upstream-path with a trailing slash",
+            format!("{SNAPSHOT_ENDPOINT}/?hash={t}"),
+        ),
+        (
+            &distinct,
+            "--upstream-path in other case",
+            format!("/Snapshot-Endpoint?hash={t}"),
+        ),
+        (
+            &same,
+            "default paths, /heapdump/",
+            format!("/heapdump/?hash={t}"),
+        ),
+        (
+            &same,
+            "default paths, /HEAPDUMP",
+            format!("/HEAPDUMP?hash={t}"),
+        ),
+    ] {
+        // Collected rather than asserted one by one: the report names every way around.
+        let before = h.counts();
+        let exchange = h.exchange(name, &get(&target), 1);
+        let status = exchange.first().map(|r| r.status);
+        let taken = h.counts().snapshots - before.snapshots;
+        if !status.is_some_and(|s| (400..500).contains(&s)) || taken != 0 {
+            failures.push(format!(
+                "{name}: GET {}… answered {status:?} ({:?}), app took {taken} snapshot(s)",
+                &target[..target.find('?').unwrap_or(target.len())],
+                exchange.ended
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "expected a 4xx and no snapshot:\n{}",
+        failures.join("\n")
+    );
+    distinct.finish("apps_snapshot_endpoint, distinct paths");
+    same.finish("apps_snapshot_endpoint, same paths");
+}
+
+/// Nothing a client sends can start a line of its own in the proxy's log, in either format, on
+/// the sidecar or the gateway: client text is escaped, and a task that is no task id is refused
+/// before anything logs it. A table: request → an answer, and the log properties (no forged
+/// line; in JSON, one object a line; the refusals logged).
+#[test]
+fn client_text_cannot_forge_a_log_line() {
+    let t = token();
+    let stub = stub_app(&[("/heapdump", Endpoint::Tiny)]);
+    let app = stub.url();
+    // The gateway routes to a real sidecar, named as a direct target (`ID=URL`).
+    let behind = ProxyProc::launch(
+        &[
+            "--source",
+            "upstream",
+            "--task-id",
+            TASK,
+            "--upstream",
+            &app,
+        ],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let target = format!("{TASK}=http://{}", behind.listen);
+    let sidecar = [
+        "--source",
+        "upstream",
+        "--task-id",
+        TASK,
+        "--upstream",
+        &app,
+    ];
+    let gateway = ["--source", "gateway", "--upstream", &target];
+    let rows = [
+        format!("/heapdump?hash={t}&task=t1%0d%0aX-Evil:%201"),
+        format!("/heapdump?hash={t}&task=t1%0aX-Evil:%201&probe=1"),
+        "/heapdump?hash=%0d%0aX-Evil:%201".to_owned(),
+        format!("/heapdump?hash={t}%0d%0aX-Evil:%201"),
+        format!("/heapdump?hash={t}&task=nosuch"),
+        format!("/heapdump?hash={t}"),
+        "/x/../heapdump?%0d%0aX-Evil:%201".to_owned(),
+        "/%68eapdump%0d%0aX-Evil:%201/..".to_owned(),
+    ];
+    for (mode, flags) in [("sidecar", &sidecar[..]), ("gateway", &gateway[..])] {
+        for format in ["text", "json"] {
+            let mut args = flags.to_vec();
+            args.extend(["--log-format", format]);
+            let proxy = ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)]);
+            for target in &rows {
+                let case = format!("{mode}, {format}: {target}");
+                let exchange = exchange(proxy.listen, &get(target), 1);
+                assert!(
+                    !exchange.responses.is_empty(),
+                    "{case}: no answer ({:?})",
+                    exchange.ended
+                );
+            }
+            // Let the last log lines arrive.
+            std::thread::sleep(Duration::from_millis(200));
+            let output = proxy.proc.output();
+            for line in output.lines() {
+                let text = line.strip_prefix("err ").unwrap_or(line);
+                assert!(
+                    !text.trim_start().to_ascii_lowercase().starts_with("x-evil"),
+                    "{mode}, {format}: a forged log line:\n{output}"
+                );
+                if format == "json" {
+                    assert!(
+                        serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                        "{mode}: a log line that is not one JSON object: {text:?}"
+                    );
+                }
+            }
+            assert!(
+                output.contains("refused a spelling of a snapshot path"),
+                "{mode}, {format}: the refusals were logged:\n{output}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios a table cannot hold: several requests on one connection, and connections over time
 
 #[test]
 fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
@@ -1201,20 +1369,26 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     let keep = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: p\r\n\r\n");
     let close =
         |target: &str| format!("GET {target} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n");
-    let wrong = token_at("another-secret-of-enough-length", Utc::now());
+    let wrong = wrong_token();
 
     // A snapshot, then a malformed hash, in one write: 200 (one snapshot) then 400.
     let case = "pipelined snapshot then malformed hash";
     let bytes =
         keep(&format!("/heapdump?hash={t}")) + &close(&format!("/heapdump?hash={}", &t[..63]));
-    let before = h.stub.counts();
-    let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 2, false);
-    assert_eq!(replies.len(), 2, "{case}: both answered ({ended:?})");
+    let before = h.counts();
+    let exchange = h.exchange(case, bytes.as_bytes(), 2);
+    let replies = &exchange.responses;
+    assert_eq!(
+        replies.len(),
+        2,
+        "{case}: both answered ({:?})",
+        exchange.ended
+    );
     h.expected_snapshots += 1;
-    h.assert_snapshot(case, &replies[0]);
+    assert_snapshot(case, &replies[0]);
     assert_eq!(replies[1].status, 400, "{case}: {}", replies[1].text());
     assert_eq!(
-        h.stub.counts(),
+        h.counts(),
         Counts {
             snapshots: before.snapshots + 1,
             ..before
@@ -1226,13 +1400,17 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     // Pass-through then a wrong-secret token: 200 "ok" then 403.
     let case = "pipelined pass-through then wrong secret";
     let bytes = keep("/pass") + &close(&format!("/heapdump?hash={wrong}"));
-    let before = h.stub.counts();
-    let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 2, false);
-    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 403], "{case} ({ended:?})");
-    assert_eq!(replies[0].text(), "ok", "{case}");
+    let before = h.counts();
+    let exchange = h.exchange(case, bytes.as_bytes(), 2);
     assert_eq!(
-        h.stub.counts(),
+        exchange.statuses(),
+        [200, 403],
+        "{case} ({:?})",
+        exchange.ended
+    );
+    assert_eq!(exchange.responses[0].text(), "ok", "{case}");
+    assert_eq!(
+        h.counts(),
         Counts {
             passthrough: before.passthrough + 1,
             ..before
@@ -1250,11 +1428,15 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
             "/heapdump?hash={t}&task=t2%0d%0aX-Injected:%20yes"
         ))
         + &format!("DELETE /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n");
-    let before = h.stub.counts();
-    let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 4, false);
-    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [204, 421, 400, 405], "{case} ({ended:?})");
-    assert_eq!(h.stub.counts(), before, "{case}: nothing reached the app");
+    let before = h.counts();
+    let exchange = h.exchange(case, bytes.as_bytes(), 4);
+    assert_eq!(
+        exchange.statuses(),
+        [204, 421, 400, 405],
+        "{case} ({:?})",
+        exchange.ended
+    );
+    assert_eq!(h.counts(), before, "{case}: nothing reached the app");
     h.assert_healthy(case);
 
     // A body on a snapshot GET is a body, never a second request (request smuggling).
@@ -1271,18 +1453,20 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
             format!("{:x}\r\n{inner}\r\n0\r\n\r\n", inner.len()),
         ),
     ] {
-        let mut bytes = request("GET", &format!("/heapdump?hash={t}&probe=1"), &framing);
-        bytes.extend_from_slice(body.as_bytes());
-        let before = h.stub.counts();
-        let (replies, ended) = exchange(case, h.listen(), &bytes, 2, false);
-        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        let bytes = with_body(
+            request("GET", &format!("/heapdump?hash={t}&probe=1"), &framing),
+            body.as_bytes(),
+        );
+        let before = h.counts();
+        let exchange = h.exchange(case, &bytes, 2);
         assert_eq!(
-            statuses,
+            exchange.statuses(),
             [204],
-            "{case}: only the outer request is answered ({ended:?})"
+            "{case}: only the outer request is answered ({:?})",
+            exchange.ended
         );
         assert_eq!(
-            h.stub.counts(),
+            h.counts(),
             before,
             "{case}: the smuggled request took nothing"
         );
@@ -1294,41 +1478,32 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
 /// Sends `prefix`, then one byte every `every` until the proxy closes the connection or `WAIT`
 /// passes. Returns whether it closed, after how long, and anything it sent back.
 fn trickle(addr: SocketAddr, prefix: &[u8], every: Duration) -> (bool, Duration, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(every)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
+    // Reads time out after `every`: that is the pace of the trickle.
+    let mut conn = Conn::open(addr, every).unwrap();
     let started = Instant::now();
     let mut received = Vec::new();
-    let mut buf = [0u8; 1024];
     let closed = |received| (true, started.elapsed(), received);
-    if stream.write_all(prefix).is_err() {
+    if conn.send(prefix).is_err() {
         return closed(received);
     }
     while started.elapsed() < WAIT {
-        match stream.read(&mut buf) {
-            Ok(0) => return closed(received),
-            Ok(n) => received.extend_from_slice(&buf[..n]),
+        match conn.read_some() {
+            Ok(bytes) if bytes.is_empty() => return closed(received),
+            Ok(bytes) => received.extend_from_slice(&bytes),
             Err(e) if is_timeout(&e) => {}
             Err(_) => return closed(received),
         }
-        if stream.write_all(b"a").is_err() {
+        if conn.send(b"a").is_err() {
             return closed(received);
         }
     }
     (false, started.elapsed(), received)
 }
 
-/// Waits for `stream` to be closed by the proxy; whether it was within `WAIT`.
-fn closed_within_wait(mut stream: TcpStream) -> bool {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) => return !is_timeout(&e),
-        }
-    }
+/// A connection to `addr` after `bytes`, watched until the proxy closes it; whether it did
+/// within `WAIT`.
+fn closed_within_wait(mut conn: Conn) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || conn.closed_by_server())
 }
 
 #[test]
@@ -1347,22 +1522,17 @@ fn slowloris_and_idle_connections_are_cut_by_the_header_timeout() {
         std::thread::spawn(move || trickle(listen, prefix.as_bytes(), Duration::from_millis(300)));
     // A connection that sends nothing at all, and one that sends only empty lines (which HTTP/1.1
     // lets a server skip before a request line, so they are no request yet).
-    let idle = TcpStream::connect(listen).unwrap();
-    let idle = std::thread::spawn(move || closed_within_wait(idle));
-    let mut blank = TcpStream::connect(listen).unwrap();
-    blank.write_all(b"\r\n\r\n\r\n\r\n").unwrap();
-    let blank = std::thread::spawn(move || closed_within_wait(blank));
+    let idle = closed_within_wait(Conn::open(listen, WAIT).unwrap());
+    let mut blank = Conn::open(listen, WAIT).unwrap();
+    blank.send(b"\r\n\r\n\r\n\r\n").unwrap();
+    let blank = closed_within_wait(blank);
     // A keep-alive connection left idle after one answered request.
-    let mut kept = TcpStream::connect(listen).unwrap();
-    kept.set_read_timeout(Some(WAIT)).unwrap();
-    kept.write_all(
-        format!("GET /heapdump?hash={t}&probe=1 HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
-    let mut kept_reader = BufReader::new(kept.try_clone().unwrap());
-    let first = read_reply(&mut kept_reader, false).unwrap().unwrap();
+    let mut kept = Conn::open(listen, WAIT).unwrap();
+    kept.send(format!("GET /heapdump?hash={t}&probe=1 HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
+        .unwrap();
+    let first = kept.response(false).unwrap().unwrap();
     assert_eq!(first.status, 204, "keep-alive probe");
-    let kept = std::thread::spawn(move || closed_within_wait(kept));
+    let kept = closed_within_wait(kept);
 
     // Meanwhile everyone else is served.
     let mut rounds = 0;
@@ -1409,26 +1579,16 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     let t = token();
 
     // Ask for a 200 MB snapshot, read the head, then never read again.
-    let mut stuck = TcpStream::connect(h.listen()).unwrap();
-    stuck.set_read_timeout(Some(WAIT)).unwrap();
+    let mut stuck = Conn::open(h.listen(), WAIT).unwrap();
     stuck
-        .write_all(format!("GET /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
+        .send(format!("GET /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(
-            stuck.read(&mut byte).unwrap() == 1,
-            "the stuck client's head ended early: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    // The head only (read as for a HEAD request), nothing of the body after it.
+    let head = stuck
+        .response(true)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the stuck client's connection closed before a head"));
+    assert_eq!(head.status, 200, "{head:?}");
     h.expected_snapshots += 1;
 
     // Wait (bounded) until the app's writes stall, or until it has written everything (which
@@ -1437,7 +1597,7 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     let (mut last, mut steady) = (0, 0);
     while steady < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        let now = h.stub.big_written.load(Ordering::SeqCst);
+        let now = h.stub.body_bytes_written();
         steady = if now == last { steady + 1 } else { 0 };
         last = now;
         if now == BIG_BODY {
@@ -1459,7 +1619,13 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
 
     // Others are still served: the gate says busy, pass-through and health work.
     let case = "second snapshot while the first is held";
-    let busy = h.refused(case, &get(&format!("/heapdump?hash={t}")), 429);
+    let busy = h
+        .check(&get_case(
+            case,
+            &format!("/heapdump?hash={t}"),
+            status(&[429]),
+        ))
+        .unwrap_or_else(|| unreachable!("{case}: checked"));
     assert!(
         busy.header("retry-after")
             .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)),
@@ -1467,13 +1633,13 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
         busy.header("retry-after")
     );
     assert_eq!(busy.header("x-heapgate-task"), Some(TASK), "{case}");
-    h.refused(
+    h.check(&get_case(
         "probe while the first is held",
-        &get(&format!("/heapdump?hash={t}&probe=1")),
-        204,
-    );
+        &format!("/heapdump?hash={t}&probe=1"),
+        Expect::Probe,
+    ));
     assert_eq!(
-        h.stub.snapshots(),
+        h.counts().snapshots,
         1,
         "only the held snapshot reached the app"
     );
@@ -1502,223 +1668,4 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
         "the abandoned snapshot is counted as client_gone:\n{metrics}"
     );
     h.finish("never_reading_client");
-}
-
-/// With `--source upstream` the app's own snapshot endpoint must not be reachable by plain
-/// pass-through: that would go around the one-at-a-time gate and `--min-interval` (the app checks
-/// the token itself, so a token holder could make it take snapshots back to back or at once).
-/// The stub routes like Express by default (case-insensitive, optional trailing slash), which is
-/// what makes the path variants reach it.
-#[test]
-fn the_apps_snapshot_endpoint_is_not_reachable_around_the_gate() {
-    let t = token();
-    let mut failures = Vec::new();
-    // As configured in this file: --path /heapdump, --upstream-path /snapshot-endpoint.
-    let distinct = Hostile::tiny();
-    // As configured by default: --path and --upstream-path both /heapdump.
-    let same = Hostile::start(&[("/heapdump", Endpoint::Tiny)], "/heapdump", &[]);
-    for (h, case, target) in [
-        (
-            &distinct,
-            "--upstream-path itself",
-            format!("{SNAPSHOT_ENDPOINT}?hash={t}"),
-        ),
-        (
-            &distinct,
-            "--upstream-path with a trailing slash",
-            format!("{SNAPSHOT_ENDPOINT}/?hash={t}"),
-        ),
-        (
-            &distinct,
-            "--upstream-path in other case",
-            format!("/Snapshot-Endpoint?hash={t}"),
-        ),
-        (
-            &same,
-            "default paths, /heapdump/",
-            format!("/heapdump/?hash={t}"),
-        ),
-        (
-            &same,
-            "default paths, /HEAPDUMP",
-            format!("/HEAPDUMP?hash={t}"),
-        ),
-    ] {
-        let before = h.stub.counts();
-        let (replies, ended) = exchange(case, h.listen(), &get(&target), 1, false);
-        let status = replies.first().map(|r| r.status);
-        let taken = h.stub.counts().snapshots - before.snapshots;
-        if !status.is_some_and(|s| (400..500).contains(&s)) || taken != 0 {
-            failures.push(format!(
-                "{case}: GET {}… answered {status:?} ({ended:?}), app took {taken} snapshot(s)",
-                &target[..target.find('?').unwrap_or(target.len())]
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "expected a 4xx and no snapshot:\n{}",
-        failures.join("\n")
-    );
-    distinct.finish("apps_snapshot_endpoint, distinct paths");
-    same.finish("apps_snapshot_endpoint, same paths");
-}
-
-/// A `GET target` head of exactly `size` bytes (padded with one header), without
-/// `Connection: close`.
-fn head_of_size(target: &str, size: usize) -> Vec<u8> {
-    let start = format!("GET {target} HTTP/1.1\r\nHost: p\r\nX-Pad: ");
-    let pad = size - start.len() - 4;
-    let head = format!("{start}{}\r\n\r\n", "x".repeat(pad));
-    assert_eq!(head.len(), size);
-    head.into_bytes()
-}
-
-/// `--max-header-bytes` is "the largest request head accepted"; a head over it must be refused
-/// however its bytes arrive, also when they arrive in one write.
-#[test]
-fn the_head_limit_is_exact() {
-    let h = Hostile::tiny();
-    let t = token();
-    for size in [64 * 1024 + 1, 80_000, 100_000] {
-        for target in [format!("/heapdump?hash={t}"), "/pass".to_owned()] {
-            let case = format!(
-                "{size}-byte head (limit 65536), one write, GET {}",
-                &target[..target.len().min(9)]
-            );
-            h.refused_raw(&case, &head_of_size(&target, size), &[431], true, false);
-        }
-    }
-    // At the limit exactly, the request is served.
-    let case = "65536-byte head, one write";
-    let (replies, ended) = exchange(
-        case,
-        h.listen(),
-        &head_of_size("/pass", 64 * 1024),
-        1,
-        false,
-    );
-    let status = replies.first().map(|r| r.status);
-    assert_eq!(status, Some(200), "{case} ({ended:?})");
-    h.finish("the_head_limit_is_exact");
-}
-
-/// Nothing a client sends can start a line of its own in the proxy's log, in either format, on
-/// the sidecar or the gateway: client text is escaped, and a task that is no task id is refused
-/// before anything logs it.
-#[test]
-fn client_text_cannot_forge_a_log_line() {
-    let t = token();
-    let stub = Stub::start(&[("/heapdump", Endpoint::Tiny)]);
-    let app = format!("http://{}", stub.addr);
-    // The gateway routes to a real sidecar, named as a direct target (`ID=URL`).
-    let behind = ProxyProc::start(
-        Path::new(PROXY),
-        &[
-            "--source",
-            "upstream",
-            "--task-id",
-            TASK,
-            "--upstream",
-            &app,
-        ],
-        &[("HEAPGATE_SECRET", SECRET)],
-    );
-    let target = format!("{TASK}=http://{}", behind.listen);
-    let sidecar = [
-        "--source",
-        "upstream",
-        "--task-id",
-        TASK,
-        "--upstream",
-        &app,
-    ];
-    let gateway = ["--source", "gateway", "--upstream", &target];
-    for (mode, flags) in [("sidecar", &sidecar[..]), ("gateway", &gateway[..])] {
-        for format in ["text", "json"] {
-            let mut args = flags.to_vec();
-            args.extend(["--log-format", format]);
-            let proxy = ProxyProc::start(Path::new(PROXY), &args, &[("HEAPGATE_SECRET", SECRET)]);
-            for target in [
-                format!("/heapdump?hash={t}&task=t1%0d%0aX-Evil:%201"),
-                format!("/heapdump?hash={t}&task=t1%0aX-Evil:%201&probe=1"),
-                "/heapdump?hash=%0d%0aX-Evil:%201".to_owned(),
-                format!("/heapdump?hash={t}%0d%0aX-Evil:%201"),
-                format!("/heapdump?hash={t}&task=nosuch"),
-                format!("/heapdump?hash={t}"),
-                "/x/../heapdump?%0d%0aX-Evil:%201".to_owned(),
-                "/%68eapdump%0d%0aX-Evil:%201/..".to_owned(),
-            ] {
-                let case = format!("{mode}, {format}: {target}");
-                let (replies, ended) = exchange(&case, proxy.listen, &get(&target), 1, false);
-                assert!(!replies.is_empty(), "{case}: no answer ({ended:?})");
-            }
-            // Let the last log lines arrive.
-            std::thread::sleep(Duration::from_millis(200));
-            let output = proxy.proc.output();
-            for line in output.lines() {
-                let text = line.strip_prefix("err ").unwrap_or(line);
-                assert!(
-                    !text.trim_start().to_ascii_lowercase().starts_with("x-evil"),
-                    "{mode}, {format}: a forged log line:\n{output}"
-                );
-                if format == "json" {
-                    assert!(
-                        serde_json::from_str::<serde_json::Value>(text).is_ok(),
-                        "{mode}: a log line that is not one JSON object: {text:?}"
-                    );
-                }
-            }
-            assert!(
-                output.contains("refused a spelling of a snapshot path"),
-                "{mode}, {format}: the refusals were logged:\n{output}"
-            );
-        }
-    }
-}
-
-/// `Host` must be one plain `host[:port]` (RFC 9112 §3.2): an app that builds its URL from
-/// `Host` must not be steerable to its snapshot route, and HTTP/1.1 needs a `Host`.
-#[test]
-fn unclear_hosts_are_400() {
-    let h = Hostile::tiny();
-    for (case, head) in [
-        (
-            "path in Host",
-            "GET /pass HTTP/1.1\r\nHost: x/heapdump?\r\n",
-        ),
-        ("fragment in Host", "GET /pass HTTP/1.1\r\nHost: x#\r\n"),
-        (
-            "backslash in Host",
-            "GET /pass HTTP/1.1\r\nHost: x\\heapdump\r\n",
-        ),
-        ("userinfo in Host", "GET /pass HTTP/1.1\r\nHost: u@x\r\n"),
-        ("list in Host", "GET /pass HTTP/1.1\r\nHost: x,y\r\n"),
-        ("space in Host", "GET /pass HTTP/1.1\r\nHost: a b\r\n"),
-        ("empty Host", "GET /pass HTTP/1.1\r\nHost: \r\n"),
-        ("bad port", "GET /pass HTTP/1.1\r\nHost: x:80a\r\n"),
-        ("no Host in HTTP/1.1", "GET /pass HTTP/1.1\r\n"),
-        (
-            "absolute form with a bad authority",
-            "GET http://x%2fheapdump/pass HTTP/1.1\r\nHost: x\r\n",
-        ),
-    ] {
-        let bytes = format!("{head}Connection: close\r\n\r\n");
-        h.refused_raw(case, bytes.as_bytes(), &[400], false, false);
-    }
-    // Plain hosts, ports and IP literals still pass, and HTTP/1.0 may omit Host.
-    for (case, head) in [
-        (
-            "name and port",
-            "GET /pass HTTP/1.1\r\nHost: app.internal:8080\r\n",
-        ),
-        ("IPv6 literal", "GET /pass HTTP/1.1\r\nHost: [::1]:80\r\n"),
-        ("HTTP/1.0 without Host", "GET /pass HTTP/1.0\r\n"),
-    ] {
-        let bytes = format!("{head}Connection: close\r\n\r\n");
-        let (replies, ended) = exchange(case, h.listen(), bytes.as_bytes(), 1, false);
-        let status = replies.first().map(|r| r.status);
-        assert_eq!(status, Some(200), "{case}: {ended:?}");
-    }
-    h.finish("unclear_hosts");
 }

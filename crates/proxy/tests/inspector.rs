@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use heapgate_proxy::testing::{ChunkStream, SourceError};
-use heapgate_proxy::testing::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
-use heapgate_tests::{LEAKED_CLASS, NodeApp, assert_valid_snapshot, object_ids};
+use heapgate_tests::{Answer, LEAKED_CLASS, NodeApp, StubApp, assert_valid_snapshot, object_ids};
 use serde_json::Value;
+
+mod internals;
+use internals::{ChunkStream, DEFAULT_SPILL_MEM_LIMIT, InspectorSource, SourceError};
 
 /// Node, or a loud skip (a failure under CI=true).
 fn node() -> Option<PathBuf> {
@@ -150,9 +151,7 @@ async fn restarted_app_gets_a_new_series() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = free.local_addr().expect("addr");
-    drop(free);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], heapgate_tests::free_port()));
     let source = InspectorSource::new(addr, DEFAULT_SPILL_MEM_LIMIT);
     match source.take().await {
         Err(SourceError::Unreachable(_)) => {}
@@ -163,29 +162,16 @@ async fn nothing_listening_is_unreachable() {
 
 #[tokio::test]
 async fn server_without_node_target_is_unreachable() {
-    for answer in [
-        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
-        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<html>",
-    ] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let (mut stream, _) = listener.accept().await.expect("accept");
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request).await;
-            stream.write_all(answer.as_bytes()).await.expect("answer");
-        });
-        let source = InspectorSource::new(addr, DEFAULT_SPILL_MEM_LIMIT);
+    // An HTTP server at the inspector's address that lists no Node target.
+    for (status, body) in [(200, "[]"), (400, ""), (200, "<html>")] {
+        let app = StubApp::start(move |_| Answer::new(status, body));
+        let source = InspectorSource::new(app.addr(), DEFAULT_SPILL_MEM_LIMIT);
         let result = source.take().await;
         assert!(
             matches!(result, Err(SourceError::Unreachable(_))),
-            "{answer:?} should be Unreachable"
+            "{status} {body:?} should be Unreachable"
         );
-        server.abort();
+        assert!(app.hits() >= 1, "the target list was asked for");
     }
 }
 

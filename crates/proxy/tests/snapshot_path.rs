@@ -12,13 +12,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use heapgate_protocol::TaskId;
-use heapgate_proxy::Config;
-use heapgate_proxy::testing::{Capture, Metrics, Source, SourceError, Upstream, app};
 use heapgate_token::{Key, Keys, mint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
+
+mod internals;
+use internals::{Capture, Config, Metrics, Source, SourceError, TaskId, Upstream, app};
 
 const SECRET: &[u8] = b"stub-secret-0123456789";
 
