@@ -25,6 +25,9 @@ const NONE: u32 = u32::MAX;
 /// up to this many steps so the holder shows).
 const MAX_PATH_STEPS: usize = 64;
 
+/// Per class key (name, location): an object count and their retained size.
+pub(crate) type ClassCounts = HashMap<(String, Option<Location>), (u64, u64)>;
+
 /// One step of a retainer path, from the root side towards the object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PathStep {
@@ -61,8 +64,6 @@ pub struct RetainerGroup {
 struct Walk {
     /// The first retainer `(node, edge)` of nodes already walked.
     first: FastMap<u32, Option<(u32, u32)>>,
-    /// For sources with many edges: `(target, edge)` sorted.
-    by_target: FastMap<u32, Vec<(u32, u32)>>,
 }
 
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
@@ -78,6 +79,8 @@ pub struct Snapshot {
     /// Class keys (name, location) with this snapshot's own interface definitions.
     keys: Vec<(String, Option<Location>)>,
     root: usize,
+    /// See [`Snapshot::kept`].
+    kept: Option<ClassCounts>,
 }
 
 impl Snapshot {
@@ -94,7 +97,23 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let path = origin.into();
         let heap = summary::read_heap(reader, &path)?;
-        Ok(summary::build(heap, true))
+        summary::built(summary::build(heap, true, None))
+    }
+
+    /// What [`crate::compare`] needs of its last file: [`Snapshot::open`] with the class sums
+    /// of the objects with ids in `kept_ids` (sorted; see [`Snapshot::kept`]) worked out while
+    /// the dominator tree is there, which is then dropped.
+    pub(crate) fn open_for_compare(
+        path: &Path,
+        kept_ids: Option<&[u32]>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let heap = summary::read_heap(summary::open(path)?, path)?;
+        summary::built(summary::build(heap, true, Some(kept_ids)))
+    }
+
+    /// [`Snapshot::retained_of`] the ids given to [`Snapshot::open_for_compare`].
+    pub(crate) fn kept(&self) -> Option<&ClassCounts> {
+        self.kept.as_ref()
     }
 
     pub(crate) fn new(
@@ -103,7 +122,9 @@ impl Snapshot {
         graph: Graph,
         node_group: Vec<u32>,
         detached: Vec<bool>,
-    ) -> Snapshot {
+        spilled: Option<crate::spill::Spilled>,
+        compare: Option<Option<&[u32]>>,
+    ) -> std::io::Result<Snapshot> {
         let names = summary.group_names(&summary.interfaces);
         let mut keys = Vec::new();
         let mut index: HashMap<(String, Option<Location>), u32> = HashMap::new();
@@ -129,6 +150,7 @@ impl Snapshot {
             group_key,
             keys,
             root,
+            kept: None,
         };
         let retained = snapshot.class_retained(|_| true);
         snapshot.summary.retained = snapshot.keys.iter().cloned().zip(retained).collect();
@@ -142,7 +164,17 @@ impl Snapshot {
             },
             |_| true,
         );
-        snapshot
+        if let Some(kept_ids) = compare {
+            snapshot.kept = kept_ids.map(|ids| snapshot.retained_of(ids));
+            // Nothing a comparison asks later needs the tree.
+            snapshot.graph.dominator = Vec::new();
+        }
+        // The per-class sums need only the dominator tree: the columns paths need come back
+        // after them.
+        if let Some(spilled) = spilled {
+            spilled.restore(&mut snapshot.heap, &mut snapshot.detached)?;
+        }
+        Ok(snapshot)
     }
 
     /// What a comparison needs of this snapshot.
@@ -176,6 +208,7 @@ impl Snapshot {
         counts: impl Fn(usize) -> bool,
     ) -> Vec<u64> {
         let g = &self.graph;
+        let (first_dominated, dominated) = g.dominated(self.root);
         let mut out = vec![0u64; keys];
         let mut seen = vec![false; keys];
         let mut list: Vec<u32> = vec![self.root as u32];
@@ -185,8 +218,8 @@ impl Snapshot {
         while let Some(node) = list.pop() {
             let node = node as usize;
             let (from, to) = (
-                g.first_dominated[node] as usize,
-                g.first_dominated[node + 1] as usize,
+                first_dominated[node] as usize,
+                first_dominated[node + 1] as usize,
             );
             if let Some(key) = key_of(node)
                 && !seen[key as usize]
@@ -199,7 +232,7 @@ impl Snapshot {
                     classes.push(key);
                 }
             }
-            list.extend_from_slice(&g.dominated[from..to]);
+            list.extend_from_slice(&dominated[from..to]);
             let l = list.len();
             while ends.last() == Some(&l) {
                 ends.pop();
@@ -281,7 +314,7 @@ impl Snapshot {
     /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
     /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
     /// edges and the root left out. Returns `(retainer, edge ordinal)`.
-    fn first_retainer(&self, target: usize, walk: &mut Walk) -> Option<(usize, usize)> {
+    fn first_retainer(&self, target: usize) -> Option<(usize, usize)> {
         let g = &self.graph;
         let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
@@ -290,23 +323,14 @@ impl Snapshot {
         );
         // (distance, source, edge), in retainer-list order.
         let mut candidates: Vec<(i32, usize, usize)> = Vec::new();
-        let mut r = start;
-        while r < end {
-            let source = g.retainer(r) as usize;
-            // Entries of one source are adjacent, in reverse edge order.
-            let mut run = 1;
-            while r + run < end && g.retainer(r + run) as usize == source {
-                run += 1;
+        for r in start..end {
+            let e = g.retainer_edge(r);
+            let source = self.source_of(e);
+            let ty = u16::from(self.heap.edge_type[e]);
+            if source == self.root || ty == types.invisible || ty == types.weak {
+                continue;
             }
-            let edges = self.edges_between(source, target, run, walk);
-            for e in edges {
-                let ty = u16::from(self.heap.edge_type[e]);
-                if source == self.root || ty == types.invisible || ty == types.weak {
-                    continue;
-                }
-                candidates.push((g.distance[source], source, e));
-            }
-            r += run;
+            candidates.push((g.distance[source], source, e));
         }
         let nearest = candidates.iter().map(|c| c.0).min()?;
         let mut best: Option<(String, usize, usize)> = None;
@@ -322,44 +346,10 @@ impl Snapshot {
         best.map(|(_, source, e)| (source, e))
     }
 
-    /// The last `run` edges from `source` to `target`, last first. Sources with many edges (a
-    /// Map's table) are indexed once per walk instead of scanned for every target.
-    fn edges_between(
-        &self,
-        source: usize,
-        target: usize,
-        run: usize,
-        walk: &mut Walk,
-    ) -> Vec<usize> {
-        const INDEX_FROM: u32 = 64;
-        let (start, end) = (
-            self.heap.first_edge[source],
-            self.heap.first_edge[source + 1],
-        );
-        if end - start < INDEX_FROM {
-            return (start as usize..end as usize)
-                .rev()
-                .filter(|&e| (self.heap.edges[e] & EDGE_TARGET_MASK) as usize == target)
-                .take(run)
-                .collect();
-        }
-        let index = walk.by_target.entry(source as u32).or_insert_with(|| {
-            // (target, edge), sorted: edges to one target stay in edge order.
-            let mut index: Vec<(u32, u32)> = (start..end)
-                .map(|e| (self.heap.edges[e as usize] & EDGE_TARGET_MASK, e))
-                .collect();
-            index.sort_unstable();
-            index
-        });
-        let target = target as u32;
-        let from = index.partition_point(|&(t, _)| t < target);
-        let to = index.partition_point(|&(t, _)| t <= target);
-        index[from..to]
-            .iter()
-            .rev()
-            .take(run)
-            .map(|&(_, e)| e as usize)
-            .collect()
+    /// The node whose edge range holds edge `e`.
+    fn source_of(&self, e: usize) -> usize {
+        let first_edge = &self.heap.first_edge;
+        first_edge[..first_edge.len() - 1].partition_point(|&f| f as usize <= e) - 1
     }
 
     /// A node's `name()` in DevTools: plain objects are named by their properties.
@@ -381,9 +371,7 @@ impl Snapshot {
             let next = match walk.first.get(&(at as u32)) {
                 Some(&next) => next,
                 None => {
-                    let next = self
-                        .first_retainer(at, walk)
-                        .map(|(s, e)| (s as u32, e as u32));
+                    let next = self.first_retainer(at).map(|(s, e)| (s as u32, e as u32));
                     // The objects themselves are walked once each; their holders many times.
                     if at != ordinal {
                         walk.first.insert(at as u32, next);
@@ -592,14 +580,8 @@ impl Snapshot {
 
     /// `(id, dominator's id)` of every node, in node order (the root dominates itself).
     pub(crate) fn dominators(&self) -> Vec<(u32, u32)> {
-        let g = &self.graph;
-        let mut dominator: Vec<u32> = (0..self.heap.node_count() as u32).collect();
-        for (d, window) in g.first_dominated.windows(2).enumerate() {
-            for &child in &g.dominated[window[0] as usize..window[1] as usize] {
-                dominator[child as usize] = d as u32;
-            }
-        }
-        dominator
+        self.graph
+            .dominator
             .iter()
             .enumerate()
             .map(|(o, &d)| (self.heap.node_id[o], self.heap.node_id[d as usize]))

@@ -109,12 +109,10 @@ pub(crate) struct PlainObjects {
 
 /// Interface definitions and shapes for the plain objects `plain` (node ordinals) of `heap`.
 pub(crate) fn plain_objects(heap: &Heap, plain: &[u32]) -> PlainObjects {
-    let ranges = heap.property_ranges(plain);
-    let properties_of = |i: usize| &heap.properties[ranges[i].0 as usize..ranges[i].1 as usize];
+    let properties_of = |i: usize| heap.property_names(plain[i] as usize);
     // Rank every property name once, in JavaScript order (equal contents, equal rank).
     let mut names: Vec<u32> = (0..plain.len())
         .flat_map(properties_of)
-        .map(|&(_, s)| s)
         .collect::<FastSet<u32>>()
         .into_iter()
         .collect();
@@ -152,7 +150,7 @@ pub(crate) fn plain_objects(heap: &Heap, plain: &[u32]) -> PlainObjects {
 
         sequence.clear();
         let mut name_len = 1;
-        for &(_, s) in properties {
+        for s in properties.clone() {
             if is_proto.contains(&s) {
                 continue;
             }
@@ -180,7 +178,7 @@ pub(crate) fn plain_objects(heap: &Heap, plain: &[u32]) -> PlainObjects {
         }
 
         ranks.clear();
-        ranks.extend(properties.iter().map(|(_, s)| rank[s]));
+        ranks.extend(properties.map(|s| rank[&s]));
         ranks.sort_unstable();
         let shape = match shape_index.get(ranks.as_slice()) {
             Some(&shape) => shape,

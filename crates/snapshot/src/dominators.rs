@@ -75,21 +75,25 @@ impl EdgeTypes {
 pub(crate) struct Graph {
     /// Retainer entries of node `o`: `first_retainer[o]..first_retainer[o + 1]`.
     pub(crate) first_retainer: Vec<u32>,
-    /// The retaining node of each entry (in DevTools' order: reverse edge order), with
-    /// [`ESSENTIAL`] set when the edge counts for dominators.
-    pub(crate) retainer_node: Vec<u32>,
+    /// The edge of each entry, in DevTools' order (reverse edge order); its source is the node
+    /// whose edge range holds it.
+    pub(crate) retainer_edge: Vec<u32>,
     pub(crate) retained: Vec<u64>,
     pub(crate) distance: Vec<i32>,
-    /// Children of node `o` in the dominator tree:
-    /// `dominated[first_dominated[o]..first_dominated[o + 1]]`.
-    pub(crate) first_dominated: Vec<u32>,
-    pub(crate) dominated: Vec<u32>,
+    /// The immediate dominator of every node (the root's is itself).
+    pub(crate) dominator: Vec<u32>,
 }
 
 impl Graph {
-    /// The retaining node of entry `r`.
-    pub(crate) fn retainer(&self, r: usize) -> u32 {
-        self.retainer_node[r] & !ESSENTIAL
+    /// The edge of retainer entry `r`.
+    pub(crate) fn retainer_edge(&self, r: usize) -> usize {
+        self.retainer_edge[r] as usize
+    }
+
+    /// The dominator tree's children lists (`buildDominatedNodes`): children of `o` are
+    /// `dominated[first[o]..first[o + 1]]`. Built when needed, not held.
+    pub(crate) fn dominated(&self, root: usize) -> (Vec<u32>, Vec<u32>) {
+        dominated_nodes(&self.dominator, root)
     }
 }
 
@@ -119,41 +123,35 @@ pub(crate) fn weak_map_edge(name: &str) -> Option<(u64, &str)> {
     Some((table.parse().ok()?, rest))
 }
 
-/// Runs the passes after [`essential_edges`]. `size_of` gives a node's shallow size after
-/// folding. Without `paths` (only the summary is wanted) no distances are computed; the caller
-/// may have dropped the edge names and strings by then.
+/// Runs the dominator pass after [`essential_edges`] and, when paths are wanted,
+/// [`distances`] (whose result is `distance`, empty otherwise). `size_of` gives a node's shallow
+/// size after folding. Only the edge targets (`heap.edges`) and `heap.first_edge` are read: the
+/// caller may have moved edge names, types and node names out of memory meanwhile, and may drop
+/// `heap.edges` afterwards (the retainer lists name edges, not nodes).
 pub(crate) fn analyse(
     heap: &Heap,
     essential: Vec<u64>,
     size_of: impl Fn(usize) -> u32,
     root: usize,
-    paths: bool,
+    distance: Vec<i32>,
 ) -> Graph {
-    let types = EdgeTypes::of(heap);
-    let (first_retainer, retainer_node) = retainers(heap, &essential);
+    let (mut first_retainer, mut retainer_edge) = retainers(heap, &essential);
     let (dominator, retained) = dominators(
         heap,
         size_of,
         root,
         &essential,
         &first_retainer,
-        &retainer_node,
+        &retainer_edge,
     );
     drop(essential);
-    let (first_dominated, dominated) = dominated_nodes(&dominator, root);
-    drop(dominator);
-    let distance = if paths {
-        distances(heap, types, root)
-    } else {
-        Vec::new()
-    };
+    retainer_sources_to_edges(heap, &mut first_retainer, &mut retainer_edge);
     Graph {
         first_retainer,
-        retainer_node,
+        retainer_edge,
         retained,
         distance,
-        first_dominated,
-        dominated,
+        dominator,
     }
 }
 
@@ -274,8 +272,33 @@ fn retainers(heap: &Heap, essential: &[u64]) -> (Vec<u32>, Vec<u32>) {
     (first, nodes)
 }
 
-/// Lengauer–Tarjan exactly as DevTools runs it, then retained sizes. Returns the immediate
-/// dominator and the retained size of every node.
+/// Rewrites the retainer lists from source nodes (with the [`ESSENTIAL`] flag, what the
+/// dominator pass reads) to edge ordinals (what retainer paths read), in place and in the same
+/// order: entry `first[t] + k` is the `k`-th last edge to `t`.
+fn retainer_sources_to_edges(heap: &Heap, first: &mut [u32], entries: &mut [u32]) {
+    let n = heap.node_count();
+    for (e, &edge) in heap.edges.iter().enumerate().rev() {
+        let target = (edge & EDGE_TARGET_MASK) as usize;
+        entries[first[target] as usize] = e as u32;
+        first[target] += 1;
+    }
+    // Each start moved to the next one's: shift back.
+    for t in (1..n).rev() {
+        first[t] = first[t - 1];
+    }
+    first[0] = 0;
+}
+
+/// The dominator tree DevTools' Lengauer–Tarjan computes, then retained sizes. Returns the
+/// immediate dominator and the retained size of every node.
+///
+/// Same depth-first numbering as DevTools (edge order, its two fix-ups for nodes the root does
+/// not reach) and the same semidominators, but immediate dominators come from semi-NCA (each
+/// node's dominator is the nearest ancestor of its parent, in the tree built so far, numbered
+/// at or below its semidominator) instead of Lengauer–Tarjan's buckets: on a depth-first tree
+/// both give the one dominator tree, and on DevTools' fix-ups (unreached nodes hung off the
+/// root) both give the root. Five `u32` arrays per node instead of seven, and the depth-first
+/// walk keeps a stack of the open path instead of a cursor per node.
 fn dominators(
     heap: &Heap,
     size_of: impl Fn(usize) -> u32,
@@ -288,13 +311,15 @@ fn dominators(
     let len = node_count + 1;
     let first_edge = &heap.first_edge;
     let edges = &heap.edges;
+    // 1-based node numbers as in DevTools (0: none). `semi` holds the preorder number until the
+    // node's semidominator replaces it.
     let mut parent = vec![0u32; len];
-    let mut ancestor = vec![0u32; len];
     let mut vertex = vec![0u32; len];
     let mut label = vec![0u32; len];
     let mut semi = vec![0u32; len];
-    let mut next_edge = vec![0u32; len];
     let mut n: u32 = 0;
+    // The open path of the walk: (node, its next edge).
+    let mut path: Vec<(u32, u32)> = Vec::new();
 
     let mut dfs = |start: u32,
                    parent: &mut [u32],
@@ -302,32 +327,38 @@ fn dominators(
                    label: &mut [u32],
                    semi: &mut [u32],
                    n: &mut u32| {
-        next_edge[start as usize - 1] = first_edge[start as usize - 1];
-        let mut v = start;
-        while v != 0 {
-            if semi[v as usize] == 0 {
-                *n += 1;
-                semi[v as usize] = *n;
-                vertex[*n as usize] = v;
-                label[v as usize] = v;
-            }
-            let mut v_next = parent[v as usize];
-            let v_ordinal = v as usize - 1;
-            while next_edge[v_ordinal] < first_edge[v_ordinal + 1] {
-                let e = next_edge[v_ordinal] as usize;
+        let mut visit = |v: u32, vertex: &mut [u32], label: &mut [u32], semi: &mut [u32]| {
+            *n += 1;
+            semi[v as usize] = *n;
+            vertex[*n as usize] = v;
+            label[v as usize] = v;
+        };
+        if semi[start as usize] == 0 {
+            visit(start, vertex, label, semi);
+        }
+        path.push((start, first_edge[start as usize - 1]));
+        while let Some(top) = path.last_mut() {
+            let v = top.0;
+            let end = first_edge[v as usize];
+            let mut child = 0;
+            while top.1 < end {
+                let e = top.1 as usize;
+                top.1 += 1;
                 if is_set(essential, e) {
-                    let w_ordinal = (edges[e] & EDGE_TARGET_MASK) as usize;
-                    let w = w_ordinal + 1;
-                    if semi[w] == 0 {
-                        parent[w] = v;
-                        next_edge[w_ordinal] = first_edge[w_ordinal];
-                        v_next = w as u32;
+                    let w = (edges[e] & EDGE_TARGET_MASK) + 1;
+                    if semi[w as usize] == 0 {
+                        child = w;
                         break;
                     }
                 }
-                next_edge[v_ordinal] += 1;
             }
-            v = v_next;
+            if child == 0 {
+                path.pop();
+            } else {
+                parent[child as usize] = v;
+                visit(child, vertex, label, semi);
+                path.push((child, first_edge[child as usize - 1]));
+            }
         }
     };
 
@@ -357,89 +388,70 @@ fn dominators(
             }
         }
     }
+    drop(path);
 
-    // Buckets as linked lists: the DFS cursor array is free now.
-    let mut bucket_head = vec![0u32; len];
-    let bucket_next = &mut next_edge;
+    // Semidominators, in reverse preorder, with DevTools' eval (path compression).
+    let mut ancestor = vec![0u32; len];
     let mut stack: Vec<u32> = Vec::new();
-
-    let compress =
-        |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32], stack: &mut Vec<u32>| {
-            let mut v = v;
-            stack.clear();
-            while ancestor[ancestor[v as usize] as usize] != 0 {
-                stack.push(v);
-                v = ancestor[v as usize];
-            }
-            while let Some(w) = stack.pop() {
-                let w = w as usize;
-                let a = ancestor[w] as usize;
-                if semi[label[a] as usize] < semi[label[w] as usize] {
-                    label[w] = label[a];
-                }
-                ancestor[w] = ancestor[a];
-            }
-        };
     let mut evaluate = |v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32]| -> u32 {
         if ancestor[v as usize] == 0 {
             return v;
         }
-        compress(v, ancestor, label, semi, &mut stack);
+        let mut at = v;
+        stack.clear();
+        while ancestor[ancestor[at as usize] as usize] != 0 {
+            stack.push(at);
+            at = ancestor[at as usize];
+        }
+        while let Some(w) = stack.pop() {
+            let w = w as usize;
+            let a = ancestor[w] as usize;
+            if semi[label[a] as usize] < semi[label[w] as usize] {
+                label[w] = label[a];
+            }
+            ancestor[w] = ancestor[a];
+        }
         label[v as usize]
     };
-
     for i in (2..=n as usize).rev() {
-        let w = vertex[i];
-        let w_ordinal = w as usize - 1;
+        let w = vertex[i] as usize;
         let mut orphan = true;
-        for &entry in &retainer_node
-            [first_retainer[w_ordinal] as usize..first_retainer[w_ordinal + 1] as usize]
-        {
+        for &entry in &retainer_node[first_retainer[w - 1] as usize..first_retainer[w] as usize] {
             if entry & ESSENTIAL == 0 {
                 continue;
             }
             orphan = false;
             let v = (entry & !ESSENTIAL) + 1;
             let u = evaluate(v, &mut ancestor, &mut label, &semi);
-            if semi[u as usize] < semi[w as usize] {
-                semi[w as usize] = semi[u as usize];
+            if semi[u as usize] < semi[w] {
+                semi[w] = semi[u as usize];
             }
         }
         if orphan {
-            semi[w as usize] = semi[r as usize];
+            semi[w] = semi[r as usize];
         }
-        let owner = vertex[semi[w as usize] as usize] as usize;
-        bucket_next[w as usize] = bucket_head[owner];
-        bucket_head[owner] = w;
-        let p = parent[w as usize];
-        // From here on `parent[w]` is not read again: the slot holds dom(w) (0 until set).
-        parent[w as usize] = 0;
-        ancestor[w as usize] = p;
-        let mut v = bucket_head[p as usize];
-        bucket_head[p as usize] = 0;
-        while v != 0 {
-            let u = evaluate(v, &mut ancestor, &mut label, &semi);
-            parent[v as usize] = if semi[u as usize] < semi[v as usize] {
-                u
-            } else {
-                p
-            };
-            v = bucket_next[v as usize];
-        }
+        ancestor[w] = parent[w];
     }
-    drop(bucket_head);
     drop(ancestor);
-    drop(label);
-    let mut dom = parent;
 
+    // Immediate dominators in preorder: from the parent up the tree built so far, to the first
+    // node numbered at or below the semidominator. `label` becomes the preorder number.
+    let mut preorder = label;
+    for i in 1..=n as usize {
+        preorder[vertex[i] as usize] = i as u32;
+    }
+    let mut dom = parent;
     dom[0] = r;
     dom[r as usize] = r;
-    for i in 2..=n as usize {
-        let w = vertex[i] as usize;
-        if dom[w] != vertex[semi[w] as usize] {
-            dom[w] = dom[dom[w] as usize];
+    for &w in &vertex[2..=n as usize] {
+        let w = w as usize;
+        let mut d = dom[w];
+        while preorder[d as usize] > semi[w] {
+            d = dom[d as usize];
         }
+        dom[w] = d;
     }
+    drop(preorder);
     drop(semi);
 
     let dominator: Vec<u32> = dom[1..].iter().map(|&d| d - 1).collect();
@@ -495,7 +507,8 @@ fn parse_int(name: &str) -> Option<i64> {
 }
 
 /// `calculateDistances` with the JS snapshot's filter.
-fn distances(heap: &Heap, types: EdgeTypes, root: usize) -> Vec<i32> {
+pub(crate) fn distances(heap: &Heap, root: usize) -> Vec<i32> {
+    let types = EdgeTypes::of(heap);
     let n = heap.node_count();
     let mut distance = vec![NO_DISTANCE; n];
     // Only the frontier is held, not every node reached.

@@ -66,6 +66,7 @@ mod parse;
 mod redact;
 mod render;
 mod report;
+mod spill;
 mod summary;
 
 pub use analysis::{PathStep, RetainerGroup, Snapshot};

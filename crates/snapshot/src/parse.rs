@@ -61,8 +61,6 @@ pub(crate) struct Heap {
     pub(crate) edge_type: Vec<u8>,
     /// Each edge's `name_or_index`: a string index for named types, else an index.
     pub(crate) edge_name: Vec<u32>,
-    /// `(edge ordinal, name string index)` of the `property` edges of `object` nodes, in order.
-    pub(crate) properties: Vec<(u32, u32)>,
     /// Source locations of `object` nodes: `(ordinal, location)`, sorted by ordinal.
     pub(crate) locations: Vec<(u32, Location)>,
     /// Source locations of `closure` nodes, sorted by ordinal.
@@ -96,24 +94,16 @@ impl Heap {
         &self.edges[start..end]
     }
 
-    /// For nodes in increasing order, the ranges of `properties` that are theirs (one merge
-    /// walk instead of a search per node).
-    pub(crate) fn property_ranges(&self, ordinals: &[u32]) -> Vec<(u32, u32)> {
-        let mut at = 0;
-        ordinals
+    /// The name string indexes of a node's `property` edges, in edge order (what plain
+    /// objects are classified by).
+    pub(crate) fn property_names(&self, ordinal: usize) -> impl Iterator<Item = u32> + Clone + '_ {
+        let range = self.first_edge[ordinal] as usize..self.first_edge[ordinal + 1] as usize;
+        let kinds = &self.layout.edges.kinds;
+        self.edge_type[range.clone()]
             .iter()
-            .map(|&o| {
-                let (start, end) = (self.first_edge[o as usize], self.first_edge[o as usize + 1]);
-                while at < self.properties.len() && self.properties[at].0 < start {
-                    at += 1;
-                }
-                let from = at;
-                while at < self.properties.len() && self.properties[at].0 < end {
-                    at += 1;
-                }
-                (from as u32, at as u32)
-            })
-            .collect()
+            .zip(&self.edge_name[range])
+            .filter(move |&(&ty, _)| kinds[usize::from(ty)] == EdgeKind::Property)
+            .map(|(_, &name)| name)
     }
 
     pub(crate) fn string(&self, index: u32) -> &str {
@@ -273,7 +263,6 @@ struct Edges {
     edges: Vec<u32>,
     edge_type: Vec<u8>,
     edge_name: Vec<u32>,
-    properties: Vec<(u32, u32)>,
 }
 
 struct Strings {
@@ -366,7 +355,13 @@ impl State {
                 strings.count
             ));
         }
-        if let Some(&(_, bad)) = edges.properties.iter().find(|&&(_, s)| s >= strings.count) {
+        let is_property = |ty: u8| layout.edges.kinds[usize::from(ty)] == EdgeKind::Property;
+        if let Some((_, &bad)) = edges
+            .edge_type
+            .iter()
+            .zip(&edges.edge_name)
+            .find(|&(&ty, &name)| is_property(ty) && name >= strings.count)
+        {
             return shape(format!(
                 "an edge is named by string {bad}, but \"strings\" has only {} entries",
                 strings.count
@@ -385,7 +380,6 @@ impl State {
             edges: edges.edges,
             edge_type: edges.edge_type,
             edge_name: edges.edge_name,
-            properties: edges.properties,
             locations: object_locations,
             closure_locations,
             strings: strings.kept,
@@ -528,10 +522,8 @@ fn read_edges<R: BufRead>(
         edges: Vec::with_capacity((expected as usize).min(1 << 27)),
         edge_type: Vec::with_capacity((expected as usize).min(1 << 27)),
         edge_name: Vec::with_capacity((expected as usize).min(1 << 27)),
-        properties: Vec::new(),
     };
     let mut records = Records::new(l.field_count);
-    let mut source = 0usize;
     input.integers("edges", |values| {
         records.feed(values, |row| {
             let ordinal = out.edges.len() as u32;
@@ -539,9 +531,6 @@ fn read_edges<R: BufRead>(
                 return Err(format!(
                     "\"edges\" holds more edges than the nodes' edge counts add up to ({expected})"
                 ));
-            }
-            while nodes.first_edge[source + 1] <= ordinal {
-                source += 1;
             }
             let Some(&kind) = usize::try_from(row[l.type_offset])
                 .ok()
@@ -568,11 +557,6 @@ fn read_edges<R: BufRead>(
                 .map_err(|_| format!("edge {ordinal} has a name index beyond 32 bits"))?;
             out.edge_type.push(row[l.type_offset] as u8);
             out.edge_name.push(name);
-            if kind == EdgeKind::Property
-                && layout.nodes.kinds[usize::from(nodes.node_type[source])] == NodeKind::Object
-            {
-                out.properties.push((ordinal, name));
-            }
             Ok(())
         })
     })?;
@@ -588,7 +572,6 @@ fn read_edges<R: BufRead>(
             out.edges.len()
         ));
     }
-    out.properties.shrink_to_fit();
     Ok(out)
 }
 
@@ -711,10 +694,7 @@ impl Needs {
                 set(&mut needs.hash, name);
             }
         }
-        for &(_, name) in &edges.properties {
-            set(&mut needs.keep, name);
-        }
-        // Names of edges that have one (retainer paths, WeakMap rules), weak ones aside.
+        // Names of edges that have one (property names classify plain objects) (retainer paths, WeakMap rules), weak ones aside.
         let edge_types = &layout.edges.type_names;
         let named: Vec<bool> = edge_types
             .iter()

@@ -66,24 +66,30 @@ enum BeforeLast {
     },
 }
 
-/// Every id counted in a summary, sorted.
+/// Every id counted in a summary, sorted (allocated once, at its final size).
 fn all_ids(summary: &Summary) -> Vec<u32> {
-    let mut ids: Vec<u32> = summary
-        .groups
-        .iter()
-        .flat_map(|g| g.members.iter().map(|m| m.id))
-        .collect();
+    let mut ids: Vec<u32> =
+        Vec::with_capacity(summary.groups.iter().map(|g| g.members.len()).sum());
+    for group in &summary.groups {
+        ids.extend(group.members.iter().map(|m| m.id));
+    }
     ids.sort_unstable();
     ids.dedup();
     ids
 }
 
-/// Sorted `a` minus sorted `b`.
-fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
-    a.iter()
-        .copied()
-        .filter(|id| b.binary_search(id).is_err())
-        .collect()
+/// The ids counted in `summary` and not in `before` (sorted), sorted: the new objects, without
+/// a sorted copy of every id of `summary`.
+fn new_ids(summary: &Summary, before: &[u32]) -> Vec<u32> {
+    let mut ids: Vec<u32> = summary
+        .groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| m.id))
+        .filter(|id| before.binary_search(id).is_err())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Compares two (BASE, NEW) or three (A, B, C) snapshots; see the module documentation.
@@ -109,7 +115,7 @@ pub fn compare(
         let rows = diff(&first, &middle);
         // Retained sizes are named with the definitions the rows use (B's).
         let before = first.retained_with(middle.interfaces());
-        let new_ids = minus(&all_ids(&middle), &all_ids(&first));
+        let new_ids = new_ids(&middle, &all_ids(&first));
         drop(first);
         BeforeLast::Three {
             middle,
@@ -120,7 +126,11 @@ pub fn compare(
     } else {
         BeforeLast::Two(first)
     };
-    let last = Snapshot::open(files[files.len() - 1].as_ref())?;
+    let kept_ids = match &before_last {
+        BeforeLast::Three { new_ids, .. } => Some(new_ids.as_slice()),
+        BeforeLast::Two(_) => None,
+    };
+    let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), kept_ids)?;
 
     let (mut rows, middle_new, subjects) = match before_last {
         BeforeLast::Three {
@@ -139,7 +149,8 @@ pub fn compare(
                 row.retained_size_delta =
                     row.retained_size as i64 - before.get(&key).copied().unwrap_or_default() as i64;
             }
-            let kept = last.retained_of(&new_ids);
+            let no_kept = HashMap::new();
+            let kept = last.kept().unwrap_or(&no_kept);
             for row in &mut rows.classes {
                 let (count, retained) = kept
                     .get(&(row.name.clone(), row.location))
@@ -153,7 +164,7 @@ pub fn compare(
         BeforeLast::Two(first) => {
             checks.push(comparability(&first, last.summary()));
             let rows = diff(&first, last.summary());
-            let new_ids = minus(&all_ids(last.summary()), &all_ids(&first));
+            let new_ids = new_ids(last.summary(), &all_ids(&first));
             (rows, false, new_ids)
         }
     };
@@ -163,10 +174,17 @@ pub fn compare(
         SortBy::SizeDelta
     });
     rows.sort(sort);
-    for row in rows.classes.iter_mut().take(options.retainer_classes) {
-        if row.kept_count == Some(0) {
+    // The top classes that have objects to show: a class none of whose new objects was kept
+    // does not take one of the places.
+    let mut chosen = 0;
+    for row in &mut rows.classes {
+        if chosen == options.retainer_classes {
+            break;
+        }
+        if row.kept_count == Some(0) || (row.kept_count.is_none() && row.new_count == 0) {
             continue;
         }
+        chosen += 1;
         let ids = last.ids_of_class(&row.name, row.location, Some(&subjects));
         row.retainers = last.retainer_groups(&ids, options.groups_per_class);
     }

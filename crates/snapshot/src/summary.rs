@@ -14,7 +14,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     fs::File,
-    io::{BufRead, BufReader, Read},
+    io::{self, BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
@@ -84,7 +84,7 @@ pub struct Summary {
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
     let path = path.as_ref();
     let heap = read_heap(open(path)?, path)?;
-    Ok(build(heap, false).into_summary())
+    Ok(built(build(heap, false, None))?.into_summary())
 }
 
 /// Opens `path` for reading with a large buffer, decoding zstd or gzip (told by their first
@@ -109,13 +109,21 @@ impl Summary {
     ) -> Result<Summary, SnapshotError> {
         let path = origin.into();
         let heap = read_heap(reader, &path)?;
-        Ok(build(heap, false).into_summary())
+        Ok(built(build(heap, false, None))?.into_summary())
     }
 
     /// Facts about the file.
     pub fn info(&self) -> &SnapshotInfo {
         &self.info
     }
+}
+
+/// [`build`]'s answer, an I/O error naming the temporary directory (the only place it reads).
+pub(crate) fn built(result: io::Result<Snapshot>) -> Result<Snapshot, SnapshotError> {
+    result.map_err(|source| SnapshotError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })
 }
 
 /// Reads a heap from `reader`, errors naming `path`.
@@ -295,7 +303,12 @@ impl Interner {
 
 /// Classes, shapes, sizes, fingerprints, dominators and retained sizes of a parsed heap.
 /// Without `paths`, what only retainer paths need is dropped early (see `dominators::analyse`).
-pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
+/// With `compare` (see [`Snapshot::open_for_compare`]), the dominator tree is not kept.
+pub(crate) fn build(
+    mut heap: Heap,
+    paths: bool,
+    compare: Option<Option<&[u32]>>,
+) -> io::Result<Snapshot> {
     let n = heap.node_count();
     let sample = heap.sample;
 
@@ -381,7 +394,6 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
         shape_of,
     } = plain_objects;
     drop(shape_of);
-    heap.properties = Vec::new();
     info.interface_count = interfaces.len();
 
     // Group every counted node: first the group of each node and the group sizes, then the
@@ -479,7 +491,15 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
     let root = graph::root(&heap);
     let essential = dominators::essential_edges(&heap, root);
     let mut renamed = renamed;
-    if !paths {
+    // Distances first: they need edge names and types, which the dominator pass does not.
+    let distance = if paths {
+        dominators::distances(&heap, root)
+    } else {
+        Vec::new()
+    };
+    let spilled = if paths {
+        crate::spill::Spilled::out(&mut heap, &mut renamed)
+    } else {
         // Only retainer paths need them (the caller keeps the summary alone, which holds its
         // own names); the dominator pass needs the memory.
         heap.edge_name = Vec::new();
@@ -489,7 +509,8 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
         heap.closure_locations = Vec::new();
         heap.strings = StringTable::default();
         renamed = Vec::new();
-    }
+        None
+    };
     // Sizes are read back from the groups, so the column is not held through the graph pass.
     drop(sizes);
     let size_of = |o: usize| match class_of[o] {
@@ -501,7 +522,9 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
                 .map_or(0, |i| members[i].size)
         }
     };
-    let analysis = dominators::analyse(&heap, essential, size_of, root, paths);
+    let analysis = dominators::analyse(&heap, essential, size_of, root, distance);
+    // Retainer lists name edges: their targets are not read again.
+    heap.edges = Vec::new();
 
     let summary = Summary {
         info,
@@ -518,5 +541,5 @@ pub(crate) fn build(mut heap: Heap, paths: bool) -> Snapshot {
         group_retained: Vec::new(),
         scripts,
     };
-    Snapshot::new(summary, heap, analysis, class_of, renamed)
+    Snapshot::new(summary, heap, analysis, class_of, renamed, spilled, compare)
 }
