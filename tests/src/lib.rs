@@ -4,6 +4,8 @@
 //! A test that needs an external program must never pass silently without it: outside CI it
 //! prints a loud `SKIPPED` line; under `CI=true` a missing program is a failure.
 
+pub mod chromium;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
