@@ -336,25 +336,17 @@ fn hostile_names_render_as_inert_text() {
     let secret = node_script(&node, tmp.path(), HOSTILE_APP);
     let secret = secret.trim();
     assert!(secret.starts_with("hg-secret-"), "{secret}");
-    heapgate(
-        &[
-            "diff",
-            "a.heapsnapshot",
-            "b.heapsnapshot",
-            "--html",
-            "report.html",
-        ],
-        tmp.path(),
+    // File names are markup too: they are in the header and the reproduce section.
+    let (a, b) = (
+        "a<img src=x onerror=alert(3)>.heapsnapshot",
+        "b\"' onload=alert(4) <svg onload=alert(5)>.heapsnapshot",
     );
-    heapgate(
-        &["summary", "b.heapsnapshot", "--html", "summary.html"],
-        tmp.path(),
-    );
+    std::fs::rename(tmp.path().join("a.heapsnapshot"), tmp.path().join(a)).unwrap();
+    std::fs::rename(tmp.path().join("b.heapsnapshot"), tmp.path().join(b)).unwrap();
+    heapgate(&["diff", a, b, "--html", "report.html"], tmp.path());
+    heapgate(&["summary", b, "--html", "summary.html"], tmp.path());
     // What the snapshot calls these classes and edges, as the JSON report gives them.
-    let json = heapgate(
-        &["diff", "a.heapsnapshot", "b.heapsnapshot", "--json"],
-        tmp.path(),
-    );
+    let json = heapgate(&["diff", a, b, "--json"], tmp.path());
     let json: Value = serde_json::from_slice(&json.stdout).unwrap();
     let classes: Vec<String> = json["classes"]
         .as_array()
@@ -402,6 +394,18 @@ fn hostile_names_render_as_inert_text() {
         for name in &classes {
             assert!(shown.contains(&name.as_str()), "{page}: {name:?} not shown");
         }
+        let header = browser.eval(
+            "[...document.querySelectorAll('.files td.mono')].map(e => e.textContent).join(' ')",
+        );
+        assert!(header.as_str().unwrap().contains(b), "{page}: {header}");
+        let reproduce = browser.eval("document.querySelector('pre').textContent");
+        assert!(
+            reproduce
+                .as_str()
+                .unwrap()
+                .contains(&format!("'{}'", b.replace('\'', r"'\''"))),
+            "{page}: the file name is one shell word: {reproduce}"
+        );
         if page == "report.html" {
             for edge in &edges {
                 assert!(

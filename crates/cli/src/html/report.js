@@ -395,5 +395,7 @@
     const li = id && document.getElementById(decodeURIComponent(id));
     if (li && tree.contains(li)) { toggle(li, true); focus(li); }
   }
+  // Time from navigation start to a laid-out page (reading offsetHeight forces layout).
+  void document.body.offsetHeight;
   document.body.dataset.renderMs = performance.now().toFixed(1);
 })();
