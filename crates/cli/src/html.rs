@@ -513,7 +513,8 @@ fn page(
         h,
         "<h2>{}</h2>\n<div class=\"controls\"><label>Filter classes <input id=\"filter\" \
          type=\"search\" placeholder=\"class name or file\" autocomplete=\"off\"></label>\
-         <span id=\"shown\" class=\"note\"></span></div>\n\
+         <span id=\"shown\" class=\"note\"></span><button id=\"more\" \
+         type=\"button\" hidden></button></div>\n\
          <div class=\"scroll\"><table id=\"rows\" class=\"rows\"></table></div>\n",
         if summary { "Summary" } else { "Comparison" }
     );

@@ -114,7 +114,7 @@ fn demo_report_shows_the_leak_and_its_holder() {
     assert!(html.contains("heapgate demo --html"), "reproduce section");
 
     let mut browser = Browser::launch(&chromium);
-    browser.viewport(1200, 1000);
+    browser.viewport(1200, 1150);
     open_report(&mut browser, &report);
 
     // The leak is the first row, and marked.

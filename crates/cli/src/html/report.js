@@ -75,7 +75,11 @@
   function explained(r) { return isDiff && r.retainers && r.retainers.length > 0; }
   const most = rows.filter(explained).reduce(function (m, r) { return Math.max(m, growth(r)); }, 0);
   function leaking(r) { return explained(r) && growth(r) > 0 && growth(r) * 10 >= most; }
-  const trs = rows.map(function (r, index) {
+  // Rows are built when first shown: a page of thousands of classes renders its first rows only.
+  const trs = new Array(rows.length);
+  function rowEl(index) {
+    if (trs[index]) return trs[index];
+    const r = rows[index];
     const tr = el("tr");
     tr.dataset.index = index;
     if (leaking(r)) tr.className = "leak";
@@ -115,9 +119,9 @@
         tr.appendChild(td);
       }
     });
-    tbody.appendChild(tr);
+    trs[index] = tr;
     return tr;
-  });
+  }
   if (isDiff) {
     const t = D.totals, fr = el("tr");
     cols.forEach(function (c) {
@@ -139,13 +143,14 @@
   table.appendChild(tfoot);
 
   // The order the rows came in is the report's (ties broken as the text report does).
+  // The order the rows came in is the report's (ties broken as the text report does).
   let sortCol = cols.findIndex(function (c) { return c[0] === D.sort_key; }), sortDir = -1;
   if (sortCol >= 0) heads[sortCol].setAttribute("aria-sort", "descending");
+  let order = rows.map(function (r, j) { return j; });
   function sortBy(i) {
     sortDir = sortCol === i ? -sortDir : (cols[i][0] === "name" ? 1 : -1);
     sortCol = i;
     const key = cols[i][0];
-    const order = rows.map(function (r, j) { return j; });
     order.sort(function (a, b) {
       const x = rows[a][key], y = rows[b][key];
       let d;
@@ -157,25 +162,32 @@
       if (j === i) th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     });
-    order.forEach(function (j) { tbody.appendChild(trs[j]); });
+    show();
   }
 
+  // Filtering and sorting work on every row; the first PAGE matches are shown until "show all".
+  const PAGE = 200;
+  let limit = PAGE;
   const filter = document.getElementById("filter");
   const shown = document.getElementById("shown");
-  function applyFilter() {
+  const more = document.getElementById("more");
+  function show() {
     const q = filter.value.trim().toLowerCase();
-    let n = 0;
-    rows.forEach(function (r, j) {
-      const hit = !q || (r.name + " " + where(r)).toLowerCase().indexOf(q) >= 0;
-      trs[j].hidden = !hit;
-      if (hit) n++;
-    });
-    shown.textContent = "showing " + group.format(n) + " of " + group.format(rows.length) + " classes" +
+    const hits = q ? order.filter(function (j) {
+      return (rows[j].name + " " + where(rows[j])).toLowerCase().indexOf(q) >= 0;
+    }) : order;
+    const list = hits.slice(0, limit);
+    tbody.replaceChildren.apply(tbody, list.map(rowEl));
+    shown.textContent = "showing " + group.format(list.length) + " of " + group.format(hits.length) +
+      (q ? " matching" : "") + " classes" +
       (D.rows_total > rows.length ? " (" + group.format(D.rows_total - rows.length) +
         " smaller classes left out of this page; heapgate --json lists all)" : "");
+    more.hidden = hits.length <= limit;
+    more.textContent = "show all " + group.format(hits.length);
   }
-  filter.addEventListener("input", applyFilter);
-  applyFilter();
+  filter.addEventListener("input", show);
+  more.addEventListener("click", function () { limit = Infinity; show(); });
+  show();
 
   // ---- the growth chart ----
   function lineChart(title, points, fmt) {
