@@ -66,7 +66,7 @@ impl FileMeta {
 }
 
 /// The task id and time in a name heapgate gives snapshots: `<task>-<YYYYMMDDTHHMMSSZ>…`
-/// (fetch may add `-N` or a compression suffix; `demo --keep` a `base-`/`new-` prefix).
+/// (fetch may add `-N` or a compression suffix).
 fn task_and_stamp(name: &str) -> Option<(String, DateTime<Utc>)> {
     let bytes = name.as_bytes();
     (1..bytes.len()).rev().find_map(|i| {
@@ -82,10 +82,7 @@ fn task_and_stamp(name: &str) -> Option<(String, DateTime<Utc>)> {
         let time = chrono::NaiveDateTime::parse_from_str(&name[i + 1..i + 16], "%Y%m%dT%H%M%S")
             .ok()?
             .and_utc();
-        let task = name[..i]
-            .strip_prefix("base-")
-            .or_else(|| name[..i].strip_prefix("new-"))
-            .unwrap_or(&name[..i]);
+        let task = &name[..i];
         (!task.is_empty()).then(|| (task.to_owned(), time))
     })
 }
@@ -614,8 +611,8 @@ mod tests {
         let (task, time) = task_and_stamp("8f03e4-20261126T101500Z.heapsnapshot.zst").unwrap();
         assert_eq!(task, "8f03e4");
         assert_eq!(time.to_rfc3339(), "2026-11-26T10:15:00+00:00");
-        let (task, _) = task_and_stamp("base-demo-20261126T101500Z-1.heapsnapshot").unwrap();
-        assert_eq!(task, "demo");
+        let (task, _) = task_and_stamp("api-7f-20261126T101500Z-1.heapsnapshot").unwrap();
+        assert_eq!(task, "api-7f");
         assert!(task_and_stamp("a.heapsnapshot").is_none());
         assert!(task_and_stamp("-20261126T101500Z.heapsnapshot").is_none());
         assert!(task_and_stamp("x-20261399T101500Z.heapsnapshot").is_none());
