@@ -20,6 +20,8 @@ pub use http::{
 };
 pub use stub::{Answer, Body, Ending, Part, Release, StubApp, StubRequest};
 
+pub mod chromium;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;

@@ -190,6 +190,12 @@ pub struct FetchArgs {
     /// zstd or gzip and saves the decompressed snapshot.
     #[arg(long, conflicts_with = "keep_compressed")]
     pub no_compression: bool,
+
+    /// When the series is saved, also write its report as one HTML page to FILE: `heapgate diff`
+    /// of the snapshots (with --count 3: A B C; more: the first and the last two), or the
+    /// summary of a single one.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +230,12 @@ pub struct DiffArgs {
     /// Print every class as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the report as one self-contained HTML page to FILE (replaced if it exists):
+    /// growth chart, sortable table and who holds the top classes; no network, no string
+    /// values from the heap.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +251,10 @@ pub struct SummaryArgs {
     /// Print every class as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the Summary as one self-contained HTML page to FILE (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +281,10 @@ pub struct DemoArgs {
     /// Keep the snapshots in this directory instead of deleting them.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+
+    /// Also write the leak report as one self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `1MiB`, `500kB`, `1.5 GB`, `2000000` (bytes).

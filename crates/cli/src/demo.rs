@@ -15,7 +15,7 @@ use std::time::Duration;
 use heapgate_protocol::TaskId;
 use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy, Signals};
 use heapgate_snapshot::{
-    CompareOptions, PathStep, SortBy, compare, render_retainers, render_table,
+    CompareOptions, Comparison, PathStep, SortBy, compare, render_retainers, render_table,
 };
 use heapgate_token::{Key, Keys};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 use crate::args::{DemoArgs, FetchArgs};
-use crate::{Error, Io, output_error};
+use crate::{Error, Io, html, output_error};
 
 /// The demo app: the same leaky app the test suite uses.
 const APP: &str = include_str!("../../../tests/data/leaky-app.js");
@@ -184,9 +184,53 @@ impl Demo<'_, '_> {
             )),
             None => self.say("the diff is empty"),
         }
-        Ok(Outcome {
-            snapshots: [first, second],
-        })
+        let snapshots = [first, second];
+        if let Some(out) = &args.html {
+            self.report(args, out, &comparison, &options, &snapshots)?;
+        }
+        Ok(Outcome { snapshots })
+    }
+
+    /// The HTML report of the demo's comparison, with the commands that make it again.
+    fn report(
+        &mut self,
+        args: &DemoArgs,
+        out: &Path,
+        comparison: &Comparison,
+        options: &CompareOptions,
+        snapshots: &[PathBuf; 2],
+    ) -> Result<(), Error> {
+        let mut demo = vec!["heapgate".to_owned(), "demo".to_owned()];
+        if args.leak != 20_000 {
+            demo.extend(["--leak".to_owned(), args.leak.to_string()]);
+        }
+        if let Some(keep) = &args.keep {
+            demo.extend(["--keep".to_owned(), keep.display().to_string()]);
+        }
+        demo.extend(["--html".to_owned(), out.display().to_string()]);
+        let mut commands = vec![html::command_line(demo)];
+        if let Some(keep) = &args.keep {
+            commands.push(html::diff_command(
+                &kept_paths(keep, snapshots),
+                options.sort,
+                options.retainer_classes,
+                None,
+                out,
+            ));
+        }
+        let warnings: Vec<String> = comparison
+            .checks
+            .iter()
+            .filter(|c| c.is_warning())
+            .map(|c| c.message.clone())
+            .collect();
+        let context = html::Context {
+            files: snapshots,
+            warnings: &warnings,
+            commands: &commands,
+            now: (self.io.now)(),
+        };
+        crate::diff::write_report(out, comparison, options.sort, None, &context, self.io)
     }
 
     /// One snapshot through the proxy with `heapgate fetch`'s own code, into a subdirectory.
@@ -204,6 +248,7 @@ impl Demo<'_, '_> {
             max_attempts: 5,
             keep_compressed: false,
             no_compression: false,
+            html: None,
         };
         let keys = demo_keys(self.secret)?;
         let mut paths = Vec::new();
@@ -232,9 +277,7 @@ impl Demo<'_, '_> {
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", keep.display())))?;
         // Both snapshots can carry the same second in their names: label them, and never
         // replace a file that is already there.
-        for (label, path) in ["base", "new"].iter().zip(snapshots) {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let target = keep.join(format!("{label}-{name}"));
+        for (path, target) in snapshots.iter().zip(kept_paths(keep, snapshots)) {
             let copied = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -245,6 +288,19 @@ impl Demo<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Where `--keep DIR` copies the snapshots: both can carry the same second in their names, so
+/// they are labelled.
+fn kept_paths(keep: &Path, snapshots: &[PathBuf; 2]) -> Vec<PathBuf> {
+    ["base", "new"]
+        .iter()
+        .zip(snapshots)
+        .map(|(label, path)| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            keep.join(format!("{label}-{name}"))
+        })
+        .collect()
 }
 
 /// `node --version`, or the configuration error that ends the demo with status 2.

@@ -1,28 +1,24 @@
 //! `heapgate diff BASE NEW` / `heapgate diff A B C`: DevTools' Comparison view, headless, with
 //! retained sizes, `# Kept` and who holds the objects.
 
-use heapgate_snapshot::{CompareOptions, SortBy, compare, render_retainers, render_table};
+use std::path::{Path, PathBuf};
+
+use heapgate_snapshot::{
+    Comparability, CompareOptions, Comparison, SortBy, compare, render_retainers, render_table,
+};
 
 use crate::args::DiffArgs;
-use crate::{Error, Io, output_error, warn};
+use crate::{Error, Io, html, output_error, warn};
 
-pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let sort: Option<SortBy> = args
-        .sort
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| Error::Config(format!("--sort: {e}")))?;
-    let options = CompareOptions {
-        sort,
-        // Paths only for classes the table shows.
-        retainer_classes: args.retainers.min(args.top),
-        groups_per_class: 3,
-    };
-    let comparison = compare(&args.files, &options).map_err(|e| Error::Failed(e.to_string()))?;
-    for (pair, check) in args.files.windows(2).zip(&comparison.checks) {
-        if check.is_warning() {
-            let message = if args.files.len() == 3 {
+/// The warnings for files that do not look like one series, naming the pair when there are
+/// three files.
+pub(crate) fn warnings(files: &[PathBuf], checks: &[Comparability]) -> Vec<String> {
+    files
+        .windows(2)
+        .zip(checks)
+        .filter(|(_, check)| check.is_warning())
+        .map(|(pair, check)| {
+            if files.len() == 3 {
                 format!(
                     "{} → {}: {}",
                     pair[0].display(),
@@ -31,9 +27,51 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
                 )
             } else {
                 check.message.clone()
-            };
-            warn(io, &message);
-        }
+            }
+        })
+        .collect()
+}
+
+/// Writes the HTML report of `comparison` to `out` and says so on stderr.
+pub(crate) fn write_report(
+    out: &Path,
+    comparison: &Comparison,
+    sort: Option<SortBy>,
+    fail_on_growth: Option<u64>,
+    context: &html::Context<'_>,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let page = html::diff_page(comparison, sort, fail_on_growth, context)?;
+    html::write(out, context.files, &page)?;
+    let _ = writeln!(
+        io.stderr,
+        "heapgate: wrote the report to {} ({})",
+        out.display(),
+        bytesize::ByteSize(page.len() as u64).display().si()
+    );
+    Ok(())
+}
+
+pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let sort: Option<SortBy> = args
+        .sort
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| Error::Config(format!("--sort: {e}")))?;
+    if let Some(out) = &args.html {
+        html::check_target(out, &args.files)?;
+    }
+    let options = CompareOptions {
+        sort,
+        // Paths only for classes the table shows.
+        retainer_classes: args.retainers.min(args.top),
+        groups_per_class: 3,
+    };
+    let comparison = compare(&args.files, &options).map_err(|e| Error::Failed(e.to_string()))?;
+    let warnings = warnings(&args.files, &comparison.checks);
+    for message in &warnings {
+        warn(io, message);
     }
     let rows = &comparison.diff;
     let text = if args.json {
@@ -49,6 +87,19 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
     io.stdout
         .write_all(text.as_bytes())
         .map_err(|e| output_error(&e))?;
+
+    // The report is written before the gate decides: a failed CI job is when it is read.
+    if let Some(out) = &args.html {
+        let command =
+            html::diff_command(&args.files, sort, args.retainers, args.fail_on_growth, out);
+        let report = html::Context {
+            files: &args.files,
+            warnings: &warnings,
+            commands: &[command],
+            now: (io.now)(),
+        };
+        write_report(out, &comparison, sort, args.fail_on_growth, &report, io)?;
+    }
 
     if let Some(limit) = args.fail_on_growth {
         let three = args.files.len() == 3;

@@ -9,6 +9,7 @@ mod demo;
 mod diff;
 mod error;
 mod fetch;
+mod html;
 mod mint;
 mod redact;
 mod summary;

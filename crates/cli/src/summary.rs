@@ -1,11 +1,16 @@
 //! `heapgate summary FILE`: DevTools' Summary view, headless.
 
-use heapgate_snapshot::{load, render_summary};
+use std::path::Path;
+
+use heapgate_snapshot::{ClassSummary, Summary, load, render_summary};
 
 use crate::args::SummaryArgs;
-use crate::{Error, Io, output_error};
+use crate::{Error, Io, html, output_error};
 
 pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if let Some(out) = &args.html {
+        html::check_target(out, std::slice::from_ref(&args.file))?;
+    }
     let summary = load(&args.file).map_err(|e| Error::Failed(e.to_string()))?;
     let classes = summary.classes();
     let text = if args.json {
@@ -21,5 +26,42 @@ pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
     };
     io.stdout
         .write_all(text.as_bytes())
-        .map_err(|e| output_error(&e))
+        .map_err(|e| output_error(&e))?;
+    if let Some(out) = &args.html {
+        write_report(&args.file, out, &summary, &classes, io)?;
+    }
+    Ok(())
+}
+
+/// Writes the HTML summary of `file` to `out` and says so on stderr.
+pub(crate) fn write_report(
+    file: &Path,
+    out: &Path,
+    summary: &Summary,
+    classes: &[ClassSummary],
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let files = [file.to_owned()];
+    let command = html::command_line([
+        "heapgate".to_owned(),
+        "summary".to_owned(),
+        file.display().to_string(),
+        "--html".to_owned(),
+        out.display().to_string(),
+    ]);
+    let context = html::Context {
+        files: &files,
+        warnings: &[],
+        commands: &[command],
+        now: (io.now)(),
+    };
+    let page = html::summary_page(classes, summary.info(), &context)?;
+    html::write(out, &files, &page)?;
+    let _ = writeln!(
+        io.stderr,
+        "heapgate: wrote the report to {} ({})",
+        out.display(),
+        bytesize::ByteSize(page.len() as u64).display().si()
+    );
+    Ok(())
 }

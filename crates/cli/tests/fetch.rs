@@ -866,3 +866,59 @@ fn https_works_and_checks_the_certificate() {
     assert_eq!(stub.requests().len(), before);
     assert_eq!(files(&out), [file_name("t2", 0)]);
 }
+
+#[test]
+fn html_writes_the_report_of_the_series() {
+    // Real (small) snapshots of one series, with the proxy's headers.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshot/tests/data");
+    let bodies = [
+        read(data.join("small-base.heapsnapshot")),
+        read(data.join("small-new.heapsnapshot")),
+    ];
+    let stub = Stub::start(move |req| {
+        if req.probe {
+            return status(204, Some(req.task));
+        }
+        let Reply::Snapshot { headers, .. } = snapshot(req.task, req.mine, "s1", Ending::Complete)
+        else {
+            unreachable!()
+        };
+        Reply::Snapshot {
+            headers,
+            body: bodies[req.mine.min(1)].clone(),
+            ending: Ending::Complete,
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &[
+            "--count",
+            "2",
+            "--interval",
+            "0s",
+            "--html",
+            report.to_str().unwrap(),
+        ],
+        0,
+    );
+    // stdout is still exactly the saved paths; the report is announced on stderr.
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    assert!(run.stderr.contains("wrote the report to"), "{}", run.stderr);
+    let html = read(&report);
+    let task = run.stdout.lines().next().unwrap();
+    let task = Path::new(task).file_name().unwrap().to_str().unwrap();
+    let task = task.split('-').next().unwrap();
+    assert!(
+        html.contains(&format!(
+            "heapgate fetch {} --task {task} --count 2",
+            stub.url()
+        )),
+        "the reproduce section names the pinned task"
+    );
+    assert!(html.contains("heapgate diff "), "and the diff of the files");
+    assert!(!html.contains(SECRET));
+    assert!(html.contains("id=\"heapgate-data\""));
+}

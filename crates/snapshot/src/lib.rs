@@ -77,7 +77,7 @@ pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
 pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
 pub use render::{MAX_NAME_WIDTH, render_retainers, render_summary, render_table};
-pub use report::{CompareOptions, Comparison, compare};
+pub use report::{CompareOptions, Comparison, FileClasses, compare};
 pub use summary::{Summary, load};
 
 /// Per-node numbers for tests that compare heapgate with DevTools' own `HeapSnapshot.ts` (the

@@ -14,11 +14,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::analysis::Snapshot;
 use crate::diff::{Diff, SortBy, diff};
 use crate::error::SnapshotError;
 use crate::identity::{Comparability, comparability};
-use crate::model::Location;
+use crate::model::{ClassSummary, Location, SnapshotInfo};
 use crate::summary::{Summary, load};
 
 /// What [`compare`] adds beyond the Comparison rows.
@@ -51,6 +53,28 @@ pub struct Comparison {
     pub checks: Vec<Comparability>,
     /// The newest file's summary.
     pub newest: Summary,
+    /// Every file's facts and classes (named like the rows), in file order: the growth of a
+    /// class across the series.
+    pub files: Vec<FileClasses>,
+}
+
+/// One file of a comparison: its facts and every class with count, self size and retained
+/// size, plain objects named with the definitions the rows use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileClasses {
+    /// Facts about the file.
+    pub info: SnapshotInfo,
+    /// The Summary view of the file, largest retained size first.
+    pub classes: Vec<ClassSummary>,
+}
+
+impl FileClasses {
+    fn of(summary: &Summary, definitions: &[crate::InterfaceDefinition]) -> FileClasses {
+        FileClasses {
+            info: summary.info().clone(),
+            classes: summary.classes_with(definitions),
+        }
+    }
 }
 
 /// What [`compare`] keeps of the files before the last while the last one is read.
@@ -63,6 +87,7 @@ enum BeforeLast {
         rows: Diff,
         before: HashMap<(String, Option<Location>), u64>,
         new_ids: Vec<u32>,
+        files: Vec<FileClasses>,
     },
 }
 
@@ -116,12 +141,17 @@ pub fn compare(
         // Retained sizes are named with the definitions the rows use (B's).
         let before = first.retained_with(middle.interfaces());
         let new_ids = new_ids(&middle, &all_ids(&first));
+        let files = vec![
+            FileClasses::of(&first, middle.interfaces()),
+            FileClasses::of(&middle, middle.interfaces()),
+        ];
         drop(first);
         BeforeLast::Three {
             middle,
             rows,
             before,
             new_ids,
+            files,
         }
     } else {
         BeforeLast::Two(first)
@@ -132,14 +162,16 @@ pub fn compare(
     };
     let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), kept_ids)?;
 
-    let (mut rows, middle_new, subjects) = match before_last {
+    let (mut rows, middle_new, subjects, files) = match before_last {
         BeforeLast::Three {
             middle,
             mut rows,
             before,
             new_ids,
+            mut files,
         } => {
             checks.push(comparability(&middle, last.summary()));
+            files.push(FileClasses::of(last.summary(), middle.interfaces()));
             // Retained sizes are the last file's.
             let now = last.summary().retained_with(middle.interfaces());
             drop(middle);
@@ -159,13 +191,18 @@ pub fn compare(
                 row.kept_count = Some(count);
                 row.kept_retained_size = Some(retained);
             }
-            (rows, true, new_ids)
+            (rows, true, new_ids, files)
         }
         BeforeLast::Two(first) => {
             checks.push(comparability(&first, last.summary()));
             let rows = diff(&first, last.summary());
             let new_ids = new_ids(last.summary(), &all_ids(&first));
-            (rows, false, new_ids)
+            let definitions = last.summary().interfaces();
+            let files = vec![
+                FileClasses::of(&first, definitions),
+                FileClasses::of(last.summary(), definitions),
+            ];
+            (rows, false, new_ids, files)
         }
     };
     let sort = options.sort.unwrap_or(if middle_new {
@@ -192,5 +229,6 @@ pub fn compare(
         diff: rows,
         checks,
         newest: last.into_summary(),
+        files,
     })
 }

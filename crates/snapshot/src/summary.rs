@@ -161,12 +161,18 @@ impl Summary {
     /// view), classified with this snapshot's own interface definitions, largest retained size
     /// first.
     pub fn classes(&self) -> Vec<ClassSummary> {
+        self.classes_with(&self.interfaces)
+    }
+
+    /// [`Summary::classes`] with plain objects named by `definitions` (another snapshot's, as
+    /// a comparison names both files with one set).
+    pub fn classes_with(&self, definitions: &[InterfaceDefinition]) -> Vec<ClassSummary> {
+        let retained = self.retained_with(definitions);
         let mut classes: Vec<ClassSummary> = self
-            .resolve(&self.interfaces)
+            .resolve(definitions)
             .into_iter()
             .map(|((name, location), members)| ClassSummary {
-                retained_size: self
-                    .retained
+                retained_size: retained
                     .get(&(name.clone(), location))
                     .copied()
                     .unwrap_or_default(),

@@ -7,6 +7,7 @@
 
 pub(crate) mod attempt;
 mod progress;
+mod report;
 mod save;
 
 use std::io::Write;
@@ -52,7 +53,7 @@ pub(crate) fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
+    let (saved, task, warnings) = runtime.block_on(async {
         // Handlers first: from here on, a signal never leaves a .part behind.
         let mut signals =
             Signals::new().map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))?;
@@ -65,12 +66,24 @@ pub(crate) fn run(
             stdout: &mut *io.stdout,
             progress: Progress::new(&mut *io.stderr, io.stderr_is_terminal),
             target,
+            warnings: Vec::new(),
         };
         tokio::select! {
-            result = fetcher.series() => result,
+            result = fetcher.series() => result.map(|saved| (saved, fetcher.target, fetcher.warnings)),
             signal = signals.recv() => Err(Error::Interrupted(signal)),
         }
-    })
+    })?;
+    match &args.html {
+        Some(out) => report::write(
+            args,
+            out,
+            &saved,
+            task.as_ref().map(TaskId::as_str),
+            &warnings,
+            io,
+        ),
+        None => Ok(()),
+    }
 }
 
 struct Fetcher<'a, 'io> {
@@ -83,6 +96,8 @@ struct Fetcher<'a, 'io> {
     progress: Progress<'io>,
     /// `--task`, or the pinned task once a probe was answered.
     target: Option<TaskId>,
+    /// Warnings about the series, for the report.
+    warnings: Vec<String>,
 }
 
 /// A snapshot on disk.
@@ -93,10 +108,11 @@ struct Saved {
 
 impl Fetcher<'_, '_> {
     /// `--count` snapshots, `--interval` apart (start to start).
-    async fn series(&mut self) -> Result<(), Error> {
+    async fn series(&mut self) -> Result<Vec<PathBuf>, Error> {
         let count = self.args.count;
         let interval: Duration = self.args.interval.into();
         let mut previous: Option<Saved> = None;
+        let mut saved_paths = Vec::new();
         let mut next_start = Instant::now();
         for n in 1..=count {
             if n > 1 {
@@ -127,16 +143,19 @@ impl Fetcher<'_, '_> {
                 saved.series.as_deref(),
             ) {
                 if before != now {
-                    self.progress.warn(&format!(
+                    let message = format!(
                         "snapshots {} and {n} are not comparable: series {before} became {now} \
                          (the app restarted or the proxy reopened its inspector session)",
                         n - 1
-                    ));
+                    );
+                    self.progress.warn(&message);
+                    self.warnings.push(message);
                 }
             }
+            saved_paths.push(saved.path.clone());
             previous = Some(saved);
         }
-        Ok(())
+        Ok(saved_paths)
     }
 
     /// One snapshot from the target task, retrying up to `--max-attempts` requests; what each
