@@ -166,6 +166,11 @@ pub struct Args {
     )]
     pub shutdown_timeout: humantime::Duration,
 
+    /// Worker threads for the public listener, each with its own event loop (at most 1024).
+    /// Default: the CPUs this process may use (affinity mask and cgroup CPU quota).
+    #[arg(long, env = "HEAPGATE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+
     /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
     /// streams are never cut.
     #[arg(
@@ -290,6 +295,8 @@ pub struct Config {
     pub task_id: Option<String>,
     pub source: SourceConfig,
     pub shutdown_timeout: Duration,
+    /// Worker threads for the public listener (1..=1024).
+    pub threads: usize,
     pub limits: Limits,
     pub log_format: LogFormat,
     /// Non-fatal remarks (e.g. a short secret) to log at start.
@@ -313,6 +320,9 @@ fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
     }
     Ok(out)
 }
+
+/// Upper bound of `--threads`: far above any CPU count a sidecar gets, low enough to catch typos.
+const MAX_THREADS: usize = 1024;
 
 /// A configuration error: one line, exit status 2.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -347,6 +357,11 @@ impl Config {
         if args.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
+        let threads = match args.threads {
+            None => crate::workers::default_threads(),
+            Some(n @ 1..=MAX_THREADS) => n,
+            Some(_) => return Err(error(format!("--threads must be 1 to {MAX_THREADS}"))),
+        };
         let compression = codings(&args.compression)?;
         let redact_strings = args.redact == RedactArg::Strings;
         if redact_strings && args.source == SourceKind::Gateway {
@@ -395,6 +410,7 @@ impl Config {
             task_id: args.task_id,
             source,
             shutdown_timeout: *args.shutdown_timeout,
+            threads,
             limits: Limits {
                 max_header_bytes: args.max_header_bytes,
                 header_timeout: *args.header_timeout,
@@ -708,5 +724,17 @@ mod tests {
     fn health_paths_repeat() {
         let config = parse(&["--health-path", "/health", "--health-path", "/ready"]).unwrap();
         assert_eq!(config.snapshot.health_paths, ["/health", "/ready"]);
+    }
+
+    #[test]
+    fn threads_default_to_the_usable_cpus_and_are_bounded() {
+        let usable = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(parse(&[]).unwrap().threads, usable);
+        assert_eq!(parse(&["--threads", "3"]).unwrap().threads, 3);
+        for bad in ["0", "1025"] {
+            let err = parse(&["--threads", bad]).unwrap_err();
+            assert_eq!(err.to_string(), "--threads must be 1 to 1024");
+        }
+        assert!(parse(&["--threads", "two"]).is_err());
     }
 }

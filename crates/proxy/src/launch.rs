@@ -91,6 +91,7 @@ pub async fn start_on(
         upstream = %config.upstream,
         source = source_kind(&config.source),
         snapshot_path = %config.snapshot.path,
+        threads = config.threads,
         "heapgate-proxy started"
     );
     let state = Arc::new(AppState {
@@ -109,6 +110,7 @@ pub async fn start_on(
             header_timeout: config.limits.header_timeout,
         },
         shutdown_timeout: config.shutdown_timeout,
+        threads: config.threads,
     };
     run(public, admin, proxy, shutdown).await;
     Ok(())

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+mod conn_pool;
 pub mod encoding;
 pub mod gate;
 pub mod gateway;
@@ -29,3 +30,4 @@ pub mod source;
 mod spill;
 pub mod task;
 pub mod upstream_source;
+pub mod workers;

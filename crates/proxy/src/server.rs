@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admin::{AdminState, admin_app};
-use crate::app::{AppState, app};
+use crate::app::AppState;
+use crate::workers::{self, Workers};
 use tower::ServiceExt;
 
 /// Per-connection limits.
@@ -147,9 +148,12 @@ pub struct Proxy {
     pub state: Arc<AppState>,
     pub limits: ConnLimits,
     pub shutdown_timeout: Duration,
+    /// Worker threads serving the public listener (see [`crate::workers`]); at least 1.
+    pub threads: usize,
 }
 
-/// Runs the public and admin listeners until `shutdown` resolves. Then readiness turns 503, the
+/// Runs the public listener (on [`Proxy::threads`] worker threads) and the admin listener (on
+/// the calling runtime) until `shutdown` resolves. Then readiness turns 503, the
 /// public listener stops accepting, and in-flight requests (a snapshot stream included) get up to
 /// `shutdown_timeout` to finish; the admin listener stays up until they have.
 pub async fn run(
@@ -178,14 +182,22 @@ pub async fn run(
         draining.store(true, Ordering::SeqCst);
         tracing::info!("shutting down: readyz answers 503, no new connections");
     };
-    let cut = serve(
-        public,
-        app(proxy.state),
-        proxy.limits,
-        shutdown,
-        proxy.shutdown_timeout,
-    )
-    .await;
+    let public = match public.into_std() {
+        Ok(public) => public,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the public listener to the workers");
+            let _ = stop_admin.send(());
+            let _ = admin_task.await;
+            return;
+        }
+    };
+    let workers = Workers {
+        state: proxy.state,
+        limits: proxy.limits,
+        threads: proxy.threads.max(1),
+        drain: proxy.shutdown_timeout,
+    };
+    let cut = workers::serve(public, workers, shutdown).await;
     if cut == 0 {
         tracing::info!("all connections finished");
     }
