@@ -6,12 +6,6 @@ use clap::Parser;
 use heapgate_proxy::config::{Args, Config, LogFormat};
 use heapgate_proxy::launch::{Environment, start};
 
-/// Every pass-through request allocates a few small objects (header maps, body and response
-/// channels) and frees them a poll later; mimalloc's per-thread free lists do that for a
-/// fraction of glibc malloc's cost, which showed as ~5% of the proxy's CPU time in profiles.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse(), |name| std::env::var_os(name)) {
         Ok(config) => config,

@@ -667,9 +667,24 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
 
 /// Drops the hop-by-hop headers: `Connection`, every header it names, and the fixed list.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    remove_connection_listed(headers);
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    // One pass over the names (most messages carry none of these, or only `Connection`) rather
+    // than a hash lookup per name.
+    let mut connection = false;
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if name == CONNECTION {
+            connection = true;
+        } else if let Some(index) = HOP_BY_HOP.iter().position(|hop| name == *hop) {
+            present |= 1 << index;
+        }
+    }
+    if connection {
+        remove_connection_listed(headers);
+    }
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(*name);
+        }
     }
 }
 

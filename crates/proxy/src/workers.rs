@@ -201,8 +201,13 @@ impl Worker {
         // Idle upstream connections of this thread expire even when no request comes.
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One shutdown signal per connection: a oneshot costs a connection's poll two atomic
+        // loads, where a shared `watch` would take a lock on every wake-up.
+        let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             let (stream, remote) = tokio::select! {
+                biased;
+                _ = stopped.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -214,9 +219,9 @@ impl Worker {
                 },
                 _ = sweep.tick() => {
                     conn_pool::sweep(Instant::now());
+                    closers.retain(|closer| !closer.is_closed());
                     continue;
                 }
-                _ = stopped.changed() => break,
             };
             let _ = stream.set_nodelay(true);
             let connection = Arc::new(Connection {
@@ -231,18 +236,20 @@ impl Worker {
             let serving = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
-            let (mut stopped, open, counted, mine) = (
-                stopped.clone(),
+            let (closer, closing) = oneshot::channel::<()>();
+            closers.push(closer);
+            let (open, counted, mine) = (
                 open.clone(),
                 Arc::clone(&connections),
                 Arc::clone(&this_worker),
             );
             tokio::spawn(async move {
                 let _tracked = (open, counted, mine);
-                tokio::pin!(serving);
+                tokio::pin!(serving, closing);
                 let result = tokio::select! {
+                    biased;
                     result = serving.as_mut() => result,
-                    _ = stopped.changed() => {
+                    _ = closing => {
                         // Finish the request in flight (a snapshot stream included), then close.
                         serving.as_mut().graceful_shutdown();
                         serving.await
@@ -252,6 +259,9 @@ impl Worker {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
+        }
+        for closer in closers {
+            let _ = closer.send(());
         }
         drop(listener);
         conn_pool::clear();
