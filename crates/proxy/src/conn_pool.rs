@@ -13,13 +13,72 @@
 //! [`sweep`] (run every second by each worker) closes them even when no traffic comes.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use hyper::client::conn::http1::SendRequest;
 
-/// A handle to an idle HTTP/1.1 connection to the upstream.
-pub(crate) type Sender = SendRequest<Body>;
+/// hyper's connection future (with upgrades), whose type cannot be named.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// An HTTP/1.1 connection to the upstream: the handle requests are sent on, and the
+/// connection's I/O state machine, which has no task of its own: whoever uses the connection
+/// polls it ([`UpstreamConn::drive`]) from the task that serves the client's connection. Reading
+/// the app's answer then wakes that task directly, instead of a connection task that would in
+/// turn wake it.
+pub(crate) struct UpstreamConn {
+    pub(crate) sender: SendRequest<Body>,
+    /// `None` once the connection has ended.
+    driver: Option<Driver>,
+}
+
+impl UpstreamConn {
+    pub(crate) fn new(
+        sender: SendRequest<Body>,
+        driver: impl Future<Output = hyper::Result<()>> + Send + 'static,
+    ) -> UpstreamConn {
+        UpstreamConn {
+            sender,
+            driver: Some(Box::pin(driver)),
+        }
+    }
+
+    /// Makes progress on the connection's reads and writes, registering the current task for
+    /// its socket. Returns `false` once the connection has ended.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(driver) = self.driver.as_mut() {
+            if let Poll::Ready(result) = driver.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                self.driver = None;
+            }
+        }
+        self.driver.is_some()
+    }
+
+    /// Hands the connection's I/O to a task of its own: after a `101` it must be polled until
+    /// it gives up the socket to the tunnel, whoever else is polled.
+    pub(crate) fn detach(self) {
+        if let Some(driver) = self.driver {
+            tokio::spawn(async move {
+                if let Err(e) = driver.await {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+            });
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.driver.is_none() || self.sender.is_closed()
+    }
+}
+
+/// A connection handed out by [`checkout`].
+pub(crate) type Sender = UpstreamConn;
 
 struct Idle {
     sender: Sender,

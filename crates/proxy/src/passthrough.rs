@@ -331,7 +331,9 @@ impl Upstream {
         let (mut response, sender) = self.send(upstream_req).await?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // The connection now belongs to the tunnel; `sender` is dropped, never pooled.
+            // The connection now belongs to the tunnel, never to the pool; its I/O must still be
+            // polled until it hands over the socket.
+            sender.detach();
             let upgrade = upgrade.ok_or(ForwardError::UnexpectedUpgrade)?;
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
@@ -409,24 +411,38 @@ impl Upstream {
 
     /// One request on a pooled connection, or a new one. A request that was not written because
     /// the pooled connection had closed meanwhile goes to the next one (it has not been seen by
-    /// the app, so this is safe for any method).
+    /// the app, so this is safe for any method). The connection is driven from this task.
     async fn exchange(
         &self,
         mut req: Request<Body>,
     ) -> Result<(hyper::Response<Incoming>, Sender), ForwardError> {
         loop {
-            let (mut sender, reused) = match conn_pool::checkout(self.inner.id, Instant::now()) {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match conn_pool::checkout(self.inner.id, Instant::now()) {
+                Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
-            if let Err(err) = sender.ready().await {
+            let ready = std::future::poll_fn(|cx| {
+                if conn.sender.is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                conn.drive(cx);
+                conn.sender.poll_ready(cx)
+            })
+            .await;
+            if let Err(err) = ready {
                 if reused {
                     continue;
                 }
                 return Err(ForwardError::Unavailable(Box::new(err)));
             }
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok((response, sender)),
+            let mut sending = std::pin::pin!(conn.sender.try_send_request(req));
+            let sent = std::future::poll_fn(|cx| {
+                conn.drive(cx);
+                sending.as_mut().poll(cx)
+            })
+            .await;
+            match sent {
+                Ok(response) => return Ok((response, conn)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => req = unsent,
                     _ => return Err(ForwardError::from_hyper(err.into_error())),
@@ -435,8 +451,7 @@ impl Upstream {
         }
     }
 
-    /// Opens a connection to the upstream; its I/O is driven by a task on this runtime (on a
-    /// pass-through worker: this very thread).
+    /// Opens a connection to the upstream (driven by whoever uses it, see [`conn_pool`]).
     async fn connect(&self) -> Result<Sender, ForwardError> {
         let authority = &self.inner.authority;
         let host = authority.host();
@@ -459,12 +474,10 @@ impl Upstream {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|err| ForwardError::Unavailable(Box::new(err)))?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %ErrorChain(&err), "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(conn_pool::UpstreamConn::new(
+            sender,
+            connection.with_upgrades(),
+        ))
     }
 }
 
@@ -525,6 +538,10 @@ impl http_body::Body for UpstreamBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
+        // The connection's reads fill the body; nobody else polls it.
+        if let Some(reuse) = this.reuse.as_mut() {
+            reuse.sender.drive(cx);
+        }
         let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.release(),
