@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use http_body_util::Either;
 
 use crate::gate::SnapshotGate;
 use crate::guard::GuardedPaths;
 use crate::metrics::{Metrics, Route};
-use crate::passthrough::Upstream;
+use crate::passthrough::{Peer, Upstream, UpstreamBody};
 
 /// What pass-through needs.
 pub(crate) struct Passing {
@@ -56,40 +57,38 @@ async fn refuse_unclear_host(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    let (first, second) = (hosts.next(), hosts.next());
-    let why = match (first, second) {
-        (_, Some(_)) => Some("bad request: more than one Host\n"),
-        (None, None) if request.version() >= http::Version::HTTP_11 => {
-            Some("bad request: no Host\n")
-        }
-        (Some(host), None) if !is_host(host.as_bytes()) => Some("bad request: malformed Host\n"),
-        _ => None,
-    };
-    if let Some(why) = why {
+    if let Err(why) = check_host(&mut request) {
         metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
-    let authority = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().as_bytes().to_vec());
-    if let Some(authority) = authority {
-        match HeaderValue::from_bytes(&authority) {
-            Ok(host) if is_host(&authority) => {
+    next.run(request).await
+}
+
+/// The checks of [`refuse_unclear_host`]: `Err` carries the 400 body. With an absolute-form
+/// target, `Host` is replaced by the target's authority.
+pub(crate) fn check_host<B>(request: &mut http::Request<B>) -> Result<(), &'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    match (first, second) {
+        (_, Some(_)) => return Err("bad request: more than one Host\n"),
+        (None, None) if request.version() >= http::Version::HTTP_11 => {
+            return Err("bad request: no Host\n");
+        }
+        (Some(host), None) if !is_host(host.as_bytes()) => {
+            return Err("bad request: malformed Host\n");
+        }
+        _ => {}
+    }
+    if let Some(authority) = request.uri().authority() {
+        let text = authority.as_str().as_bytes();
+        match HeaderValue::from_bytes(text) {
+            Ok(host) if is_host(text) => {
                 request.headers_mut().insert(header::HOST, host);
             }
-            _ => {
-                metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
-                return (
-                    StatusCode::BAD_REQUEST,
-                    "bad request: malformed authority\n",
-                )
-                    .into_response();
-            }
+            _ => return Err("bad request: malformed authority\n"),
         }
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// `host[:port]`: a registered name of letters, digits, `-`, `.`, `_`, `~`, or a bracketed
@@ -119,7 +118,40 @@ fn is_host(value: &[u8]) -> bool {
 /// Forwards to the app, except health checks while a snapshot blocks the app's event loop: the
 /// orchestrator would otherwise kill the app mid-snapshot.
 async fn passthrough(State(state): State<Arc<Passing>>, request: Request) -> Response {
-    let path = request.uri().path();
+    if let Some(answer) = answered_here(&state, request.uri().path()) {
+        return answer;
+    }
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let response = state.upstream.forward(request, client).await;
+    state.metrics.request(Route::Passthrough, response.status());
+    response
+}
+
+/// [`passthrough`] for the pass-through workers: any request body, the peer formatted once per
+/// connection, the upstream's body handed on unboxed.
+pub(crate) async fn pass_through<B>(
+    state: &Passing,
+    request: http::Request<B>,
+    peer: &Peer,
+) -> http::Response<Either<UpstreamBody, Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Some(answer) = answered_here(state, request.uri().path()) {
+        return answer.map(Either::Right);
+    }
+    let response = state.upstream.proxy(request, Some(peer)).await;
+    state.metrics.request(Route::Passthrough, response.status());
+    response
+}
+
+/// The answers the proxy gives itself on the pass-through route: spellings of the snapshot path
+/// are refused, and health paths answer while a snapshot runs.
+fn answered_here(state: &Passing, path: &str) -> Option<Response> {
     if state.guarded_paths.covers(path) {
         // `path` is recorded as a string field: escaped in text and JSON logs alike.
         tracing::warn!(
@@ -129,19 +161,13 @@ async fn passthrough(State(state): State<Arc<Passing>>, request: Request) -> Res
         state
             .metrics
             .request(Route::Snapshot, StatusCode::NOT_FOUND);
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+        return Some((StatusCode::NOT_FOUND, "not found\n").into_response());
     }
     if state.gate.is_running() && state.health_paths.iter().any(|p| p == path) {
         state.metrics.request(Route::Health, StatusCode::OK);
-        return (StatusCode::OK, "ok: snapshot in progress\n").into_response();
+        return Some((StatusCode::OK, "ok: snapshot in progress\n").into_response());
     }
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    let response = state.upstream.forward(request, client).await;
-    state.metrics.request(Route::Passthrough, response.status());
-    response
+    None
 }
 
 /// Counts a request as in flight until its response body has been sent or dropped.

@@ -167,6 +167,11 @@ pub struct Args {
     )]
     shutdown_timeout: humantime::Duration,
 
+    /// Worker threads for the public listener, each with its own event loop (at most 1024).
+    /// Default: the CPUs this process may use (affinity mask and cgroup CPU quota).
+    #[arg(long, env = "HEAPGATE_THREADS", value_name = "N")]
+    threads: Option<usize>,
+
     /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
     /// streams are never cut.
     #[arg(
@@ -298,8 +303,11 @@ pub struct Config {
     pub(crate) task_id: TaskIdSource,
     pub(crate) source: SourceConfig,
     pub(crate) shutdown_timeout: Duration,
+    /// Worker threads for the public listener (1..=1024).
+    pub(crate) threads: usize,
     pub(crate) limits: Limits,
     pub(crate) log_format: LogFormat,
+    /// Non-fatal remarks (e.g. a short secret) to log at start.
     pub(crate) warnings: Vec<String>,
 }
 
@@ -320,7 +328,10 @@ fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
     Ok(out)
 }
 
-/// A configuration problem, as one line naming the flag.
+/// Upper bound of `--threads`: far above any CPU count a sidecar gets, low enough to catch typos.
+const MAX_THREADS: usize = 1024;
+
+/// A configuration problem, as one line naming the flag (exit status 2).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(String);
@@ -360,6 +371,7 @@ impl Config {
             keepalive: *args.keepalive,
             health_paths: args.health_path,
             shutdown_timeout: *args.shutdown_timeout,
+            threads: args.threads,
             request_timeout: *args.request_timeout,
             header_timeout: *args.header_timeout,
             max_header_bytes: args.max_header_bytes,
@@ -395,6 +407,7 @@ impl Config {
             keepalive: Duration::from_secs(15),
             health_paths: Vec::new(),
             shutdown_timeout: Duration::from_secs(25),
+            threads: None,
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(30),
             max_header_bytes: 65536,
@@ -443,6 +456,7 @@ pub struct ConfigBuilder {
     keepalive: Duration,
     health_paths: Vec<String>,
     shutdown_timeout: Duration,
+    threads: Option<usize>,
     request_timeout: Duration,
     header_timeout: Duration,
     max_header_bytes: usize,
@@ -519,6 +533,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// `--threads` (default: the CPUs this process may use).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
     /// Checks everything, as for the command line.
     pub fn build(self) -> Result<Config, ConfigError> {
         let path = absolute_path("--path", &self.path)?;
@@ -538,6 +558,11 @@ impl ConfigBuilder {
         if self.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
+        let threads = match self.threads {
+            None => crate::workers::default_threads(),
+            Some(n @ 1..=MAX_THREADS) => n,
+            Some(_) => return Err(error(format!("--threads must be 1 to {MAX_THREADS}"))),
+        };
         let compression = codings(&self.compression)?;
         let redact_strings = self.redact == RedactArg::Strings;
         if redact_strings && self.source == SourceKind::Gateway {
@@ -586,6 +611,7 @@ impl ConfigBuilder {
             task_id: self.task_id,
             source,
             shutdown_timeout: self.shutdown_timeout,
+            threads,
             limits: Limits {
                 max_header_bytes: self.max_header_bytes,
                 header_timeout: self.header_timeout,
@@ -899,5 +925,17 @@ mod tests {
     fn health_paths_repeat() {
         let config = parse(&["--health-path", "/health", "--health-path", "/ready"]).unwrap();
         assert_eq!(config.snapshot.health_paths, ["/health", "/ready"]);
+    }
+
+    #[test]
+    fn threads_default_to_the_usable_cpus_and_are_bounded() {
+        let usable = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(parse(&[]).unwrap().threads, usable);
+        assert_eq!(parse(&["--threads", "3"]).unwrap().threads, 3);
+        for bad in ["0", "1025"] {
+            let err = parse(&["--threads", bad]).unwrap_err();
+            assert_eq!(err.to_string(), "--threads must be 1 to 1024");
+        }
+        assert!(parse(&["--threads", "two"]).is_err());
     }
 }

@@ -4,10 +4,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use axum::Router;
 use axum::routing::{MethodRouter, any};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
+use crate::admin::{AdminState, admin_app};
 use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
 use crate::gate::SnapshotGate;
@@ -16,11 +21,12 @@ use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
 use crate::metrics::Metrics;
 use crate::passthrough::{Upstream, UpstreamUrlError};
-use crate::server::{ConnLimits, Serving, run};
+use crate::server::{ConnLimits, serve};
 use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
+use crate::workers::{self, Workers};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -126,11 +132,12 @@ impl Proxy {
             upstream = %config.upstream,
             source = source_kind(&config.source),
             snapshot_path = %config.snapshot.path,
+            threads = config.threads,
             "heapgate-proxy started"
         );
         let metrics = Arc::new(Metrics::new());
         let gate = SnapshotGate::new(config.snapshot.min_interval);
-        let router = router(
+        let routes = Routes::new(
             &config,
             &task_id,
             upstream,
@@ -140,75 +147,96 @@ impl Proxy {
             None,
         );
         let serving = Serving {
-            router,
-            metrics,
-            limits: ConnLimits {
-                max_header_bytes: config.limits.max_header_bytes,
-                header_timeout: config.limits.header_timeout,
+            public: Workers {
+                snapshot_path: config.snapshot.path.clone(),
+                snapshot_routes: Router::new()
+                    .route_service(&config.snapshot.path, routes.snapshot),
+                passing: routes.passing,
+                limits: ConnLimits {
+                    max_header_bytes: config.limits.max_header_bytes,
+                    header_timeout: config.limits.header_timeout,
+                },
+                threads: config.threads,
+                drain: config.shutdown_timeout,
             },
-            shutdown_timeout: config.shutdown_timeout,
+            metrics,
         };
         run(public, admin, serving, shutdown).await;
         Ok(())
     }
 }
 
-/// The public router for `config`: the mode's snapshot handler and pass-through. `source`
-/// replaces the configured snapshot source (tests inject stubs).
-pub(crate) fn router(
-    config: &Config,
-    task: &heapgate_protocol::TaskId,
-    upstream: Upstream,
-    gate: Arc<SnapshotGate>,
-    metrics: &Arc<Metrics>,
-    now: fn() -> chrono::DateTime<chrono::Utc>,
-    source: Option<Arc<dyn Source>>,
-) -> axum::Router {
-    let snapshot = &config.snapshot;
-    let authorizer = Authorizer::new(
-        snapshot.keys.clone(),
-        snapshot.value.clone(),
-        snapshot.window,
-        now,
-    );
-    let local = |source: Arc<dyn Source>| -> MethodRouter {
-        any(handlers::snapshot::handle).with_state(Arc::new(Snapshots {
-            authorizer: authorizer.clone(),
-            task: task.clone(),
-            source,
-            gate: Arc::clone(&gate),
-            metrics: Arc::clone(metrics),
-            compression: snapshot.compression.clone(),
-            redact_strings: snapshot.redact_strings,
-            keepalive: snapshot.keepalive,
-        }))
-    };
-    let handler = match (&config.source, source) {
-        (_, Some(source)) => local(source),
-        (SourceConfig::Inspector { addr }, None) => local(Arc::new(InspectorSource::new(
-            *addr,
-            DEFAULT_SPILL_MEM_LIMIT,
-        ))),
-        (SourceConfig::Upstream { path }, None) => local(Arc::new(UpstreamSource::new(
-            config.upstream.clone(),
-            path.clone(),
-        ))),
-        (SourceConfig::Gateway(gateway), None) => {
-            any(handlers::gateway::handle).with_state(Arc::new(Routing {
+/// What the public listener serves for `config`: the mode's snapshot handler, and pass-through.
+pub(crate) struct Routes {
+    pub(crate) snapshot: MethodRouter,
+    pub(crate) passing: Arc<Passing>,
+}
+
+impl Routes {
+    /// `source` replaces the configured snapshot source (tests inject stubs).
+    pub(crate) fn new(
+        config: &Config,
+        task: &heapgate_protocol::TaskId,
+        upstream: Upstream,
+        gate: Arc<SnapshotGate>,
+        metrics: &Arc<Metrics>,
+        now: fn() -> chrono::DateTime<chrono::Utc>,
+        source: Option<Arc<dyn Source>>,
+    ) -> Routes {
+        let snapshot = &config.snapshot;
+        let authorizer = Authorizer::new(
+            snapshot.keys.clone(),
+            snapshot.value.clone(),
+            snapshot.window,
+            now,
+        );
+        let local = |source: Arc<dyn Source>| -> MethodRouter {
+            any(handlers::snapshot::handle).with_state(Arc::new(Snapshots {
                 authorizer: authorizer.clone(),
-                gateway: Gateway::new(gateway.clone()),
+                task: task.clone(),
+                source,
+                gate: Arc::clone(&gate),
                 metrics: Arc::clone(metrics),
+                compression: snapshot.compression.clone(),
+                redact_strings: snapshot.redact_strings,
+                keepalive: snapshot.keepalive,
             }))
+        };
+        let handler = match (&config.source, source) {
+            (_, Some(source)) => local(source),
+            (SourceConfig::Inspector { addr }, None) => local(Arc::new(InspectorSource::new(
+                *addr,
+                DEFAULT_SPILL_MEM_LIMIT,
+            ))),
+            (SourceConfig::Upstream { path }, None) => local(Arc::new(UpstreamSource::new(
+                config.upstream.clone(),
+                path.clone(),
+            ))),
+            (SourceConfig::Gateway(gateway), None) => {
+                any(handlers::gateway::handle).with_state(Arc::new(Routing {
+                    authorizer: authorizer.clone(),
+                    gateway: Gateway::new(gateway.clone()),
+                    metrics: Arc::clone(metrics),
+                }))
+            }
+        };
+        let passing = Arc::new(Passing {
+            upstream,
+            guarded_paths: snapshot.guarded_paths.clone(),
+            health_paths: snapshot.health_paths.clone(),
+            gate,
+            metrics: Arc::clone(metrics),
+        });
+        Routes {
+            snapshot: handler,
+            passing,
         }
-    };
-    let passing = Arc::new(Passing {
-        upstream,
-        guarded_paths: snapshot.guarded_paths.clone(),
-        health_paths: snapshot.health_paths.clone(),
-        gate,
-        metrics: Arc::clone(metrics),
-    });
-    app(&snapshot.path, handler, passing)
+    }
+
+    /// As one axum router (the in-process tests drive it with `oneshot`).
+    pub(crate) fn into_router(self, path: &str) -> Router {
+        app(path, self.snapshot, self.passing)
+    }
 }
 
 /// Binds a listener, naming the address in the error.
@@ -230,4 +258,58 @@ fn source_kind(source: &SourceConfig) -> &'static str {
         SourceConfig::Upstream { .. } => "upstream",
         SourceConfig::Gateway(_) => "gateway",
     }
+}
+
+/// A proxy ready to run: its routes' state and its listeners' settings.
+pub(crate) struct Serving {
+    /// Pass-through and the snapshot path, as the workers serve them.
+    pub(crate) public: Workers,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Runs the public listener (on the workers' threads) and the admin listener (on
+/// the calling runtime) until `shutdown` resolves. Then readiness turns 503, the
+/// public listener stops accepting, and in-flight requests (a snapshot stream included) get up to
+/// `shutdown_timeout` to finish; the admin listener stays up until they have.
+pub(crate) async fn run(
+    public: TcpListener,
+    admin: TcpListener,
+    proxy: Serving,
+    shutdown: impl Future<Output = ()>,
+) {
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_state = Arc::new(AdminState {
+        metrics: Arc::clone(&proxy.metrics),
+        draining: Arc::clone(&draining),
+    });
+    let (stop_admin, admin_stopped) = oneshot::channel::<()>();
+    let admin_task = tokio::spawn(serve(
+        admin,
+        admin_app(admin_state),
+        ConnLimits::default(),
+        async {
+            let _ = admin_stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let shutdown = async {
+        shutdown.await;
+        draining.store(true, Ordering::SeqCst);
+        tracing::info!("shutting down: readyz answers 503, no new connections");
+    };
+    let public = match public.into_std() {
+        Ok(public) => public,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the public listener to the workers");
+            let _ = stop_admin.send(());
+            let _ = admin_task.await;
+            return;
+        }
+    };
+    let cut = workers::serve(public, proxy.public, shutdown).await;
+    if cut == 0 {
+        tracing::info!("all connections finished");
+    }
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
 }

@@ -30,6 +30,7 @@ mod admin;
 mod app;
 mod body;
 mod config;
+mod conn_pool;
 mod gate;
 mod guard;
 mod handlers;
@@ -41,6 +42,7 @@ mod server;
 mod shutdown;
 mod source;
 mod task;
+mod workers;
 
 pub use config::{Args, Config, ConfigBuilder, ConfigError, LogFormat, TaskIdSource};
 pub use launch::{Environment, Proxy, StartError};
@@ -57,7 +59,7 @@ pub mod testing {
     pub use crate::body::encoding::Coding;
     pub use crate::guard::GuardedPaths;
     pub use crate::metrics::Metrics;
-    pub use crate::passthrough::{ForwardError, Upstream, UpstreamUrlError};
+    pub use crate::passthrough::Upstream;
     pub use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
     pub use crate::source::{Capture, ChunkStream, Source, SourceError};
 
@@ -72,8 +74,8 @@ pub mod testing {
     ) -> (axum::Router, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
-        let router =
-            crate::launch::router(config, task, upstream, gate, &metrics, now, Some(source));
-        (router, metrics)
+        let routes =
+            crate::launch::Routes::new(config, task, upstream, gate, &metrics, now, Some(source));
+        (routes.into_router(&config.snapshot.path), metrics)
     }
 }

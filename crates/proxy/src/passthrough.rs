@@ -27,12 +27,18 @@
 //!   timeout, `504 upstream timed out`. The bodies never carry internal details (they could
 //!   reveal addresses or OS errors to the internet); the detail is logged at `warn` instead.
 //!   Bodies themselves have no timeout: a slow download or a long-lived stream is legitimate.
-//! - **Speed.** Upstream connections are pooled and kept alive with `TCP_NODELAY`; the upstream
-//!   URI reuses the already-parsed pieces of the incoming one (no allocation without a path
-//!   prefix); header names are statics. The idle-pool timeout ([`DEFAULT_POOL_IDLE_TIMEOUT`]) is
-//!   deliberately shorter than Node's default `keepAliveTimeout` of 5 s: reusing a connection
-//!   that Node is closing at that very moment is the classic cause of sporadic `ECONNRESET` →
-//!   502 behind a proxy.
+//! - **Speed.** The sidecar must not cost more per request than nginx would in its place. Each
+//!   pass-through worker thread runs its own current-thread runtime ([`crate::workers`]); the
+//!   upstream connections a worker opens are driven on that thread and pooled per thread
+//!   ([`crate::conn_pool`]), so a request and its upstream exchange never wake another thread.
+//!   Connections are kept alive with `TCP_NODELAY`; the upstream URI reuses the already-parsed
+//!   pieces of the incoming one (no allocation without a path prefix); the client address for
+//!   `X-Forwarded-For` is formatted once per connection ([`Peer`]); header names are statics.
+//!   The idle-pool timeout ([`DEFAULT_POOL_IDLE_TIMEOUT`]) is deliberately shorter than Node's
+//!   default `keepAliveTimeout` of 5 s: reusing a connection that Node is closing at that very
+//!   moment is the classic cause of sporadic `ECONNRESET` → 502 behind a proxy. A request that
+//!   could not even be written on a reused connection (the app closed it meanwhile) is retried
+//!   on another one.
 //!
 //! # Upstream URL
 //!
@@ -46,21 +52,25 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, Version};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::conn_pool::{self, Sender};
 
 /// How long an idle upstream connection stays in the pool. Below Node's default
 /// `server.keepAliveTimeout` (5 s) so the sidecar, not Node, closes idle connections.
@@ -90,6 +100,11 @@ const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
+/// Distinguishes upstreams in the per-thread connection pools.
+static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The base URL given for the upstream cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamUrlError {
@@ -113,11 +128,11 @@ pub enum ForwardError {
     BadTarget(#[source] http::Error),
     /// Connecting to the upstream or exchanging the request head failed.
     #[error("upstream unavailable")]
-    Unavailable(#[source] hyper_util::client::legacy::Error),
+    Unavailable(#[source] BoxError),
     /// The client's request body failed before the upstream answered (typically the client
     /// went away mid-upload); not the upstream's fault, so it is logged at `debug` only.
     #[error("client request body failed")]
-    ClientBody(#[source] hyper_util::client::legacy::Error),
+    ClientBody(#[source] BoxError),
     /// The upstream did not send a response head within the configured time.
     #[error("upstream sent no response head within {0:?}")]
     TimedOut(Duration),
@@ -143,6 +158,15 @@ impl ForwardError {
             Self::TimedOut(_) => "upstream timed out\n",
         }
     }
+
+    /// From a failed exchange on an upstream connection.
+    fn from_hyper(err: hyper::Error) -> ForwardError {
+        if request_body_failed(&err) {
+            ForwardError::ClientBody(Box::new(err))
+        } else {
+            ForwardError::Unavailable(Box::new(err))
+        }
+    }
 }
 
 impl IntoResponse for ForwardError {
@@ -154,7 +178,29 @@ impl IntoResponse for ForwardError {
     }
 }
 
-/// The application behind the sidecar, with a keep-alive connection pool to it.
+/// The client end of a connection, as appended to `X-Forwarded-For`: formatted once per
+/// connection rather than once per request.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    header: HeaderValue,
+}
+
+impl Peer {
+    /// The peer of an incoming connection (IPv4-mapped IPv6 addresses shown as IPv4).
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer::from_ip(addr.ip().to_canonical())
+    }
+
+    fn from_ip(ip: IpAddr) -> Peer {
+        // An IP address in text is always a valid header value.
+        let header = HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Peer { header }
+    }
+}
+
+/// The application behind the sidecar, with keep-alive connections to it (see
+/// [`crate::conn_pool`]).
 ///
 /// Cheap to clone (one reference count); clones share the pool.
 #[derive(Clone, Debug)]
@@ -164,11 +210,15 @@ pub struct Upstream {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, Body>,
+    /// Key of this upstream's connections in the per-thread pools.
+    id: u64,
     authority: Authority,
+    /// `Host` for requests that arrive without one (HTTP/1.0).
+    host: HeaderValue,
     /// Path prefix without a trailing `/`; `None` when requests keep their path.
     prefix: Option<Box<str>>,
     head_timeout: Option<Duration>,
+    idle_timeout: Duration,
 }
 
 impl Upstream {
@@ -196,12 +246,21 @@ impl Upstream {
             Some(pq) => path_prefix(pq.path()),
             None => None,
         };
+        // Like a browser, `Host` carries no user info.
+        let host_text = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        let host = HeaderValue::try_from(host_text)
+            .map_err(|_| UpstreamUrlError::MissingHost(target.clone()))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client: pooled_client(),
+                id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
                 authority,
+                host,
                 prefix,
                 head_timeout,
+                idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             }),
         })
     }
@@ -211,60 +270,118 @@ impl Upstream {
     ///
     /// `client_addr` is the peer of the incoming connection (from axum's `ConnectInfo`); it is
     /// appended to `X-Forwarded-For`. With `None` that header is left as received.
-    pub async fn forward(&self, req: Request, client_addr: Option<SocketAddr>) -> Response {
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        match self.try_forward(req, client_addr).await {
-            Ok(response) => response,
-            Err(err) => {
-                log_failure(&method, uri.path(), &err);
-                err.into_response()
-            }
-        }
+    pub async fn forward(
+        &self,
+        req: axum::extract::Request,
+        client_addr: Option<SocketAddr>,
+    ) -> Response {
+        let peer = client_addr.map(Peer::new);
+        self.proxy(req, peer.as_ref()).await.map(Body::new)
     }
 
     /// Like [`Upstream::forward`], but hands the error back instead of logging it and turning it
     /// into a response (`ForwardError` implements `IntoResponse` for that).
     pub async fn try_forward(
         &self,
-        mut req: Request,
+        req: axum::extract::Request,
         client_addr: Option<SocketAddr>,
     ) -> Result<Response, ForwardError> {
+        let peer = client_addr.map(Peer::new);
+        let response = self.try_proxy(req, peer.as_ref()).await?;
+        Ok(response.map(Body::new))
+    }
+
+    /// The hot path behind [`Upstream::forward`]: any request body, the peer already formatted,
+    /// and the upstream's body handed on without boxing. Failures are logged and answered with
+    /// a short text body.
+    pub async fn proxy<B>(
+        &self,
+        req: Request<B>,
+        peer: Option<&Peer>,
+    ) -> http::Response<http_body_util::Either<UpstreamBody, Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let method = req.method().clone();
+        let path = req.uri().path_and_query().cloned();
+        match self.try_proxy(req, peer).await {
+            Ok(response) => response.map(http_body_util::Either::Left),
+            Err(err) => {
+                let path = path.as_ref().map_or("", PathAndQuery::path);
+                log_failure(&method, path, &err);
+                err.into_response().map(http_body_util::Either::Right)
+            }
+        }
+    }
+
+    /// Like [`Upstream::proxy`], handing the error back.
+    pub async fn try_proxy<B>(
+        &self,
+        mut req: Request<B>,
+        peer: Option<&Peer>,
+    ) -> Result<http::Response<UpstreamBody>, ForwardError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let upgrade = ClientUpgrade::take(&mut req);
         let protocol = upgrade.as_ref().map(|u| u.protocol.clone());
-        let upstream_req = self.upstream_request(req, client_addr, protocol)?;
-        let mut response = self.send(upstream_req).await?;
+        let upstream_req = self.upstream_request(req, peer, protocol)?;
+        let (mut response, sender) = self.send(upstream_req).await?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the tunnel, never to the pool; its I/O must still be
+            // polled until it hands over the socket.
+            sender.detach();
             let upgrade = upgrade.ok_or(ForwardError::UnexpectedUpgrade)?;
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
         strip_hop_by_hop(response.headers_mut());
         strip_reserved(response.headers_mut());
-        Ok(response.map(Body::new))
+        let reuse = Reuse {
+            sender,
+            upstream: self.inner.id,
+            idle_timeout: self.inner.idle_timeout,
+        };
+        Ok(response.map(|body| UpstreamBody {
+            inner: Some(body),
+            reuse: Some(reuse),
+        }))
     }
 
     /// Rewrites the incoming request into the one sent upstream.
-    fn upstream_request(
+    fn upstream_request<B>(
         &self,
-        req: Request,
-        client_addr: Option<SocketAddr>,
+        req: Request<B>,
+        peer: Option<&Peer>,
         upgrade_protocol: Option<HeaderValue>,
-    ) -> Result<Request, ForwardError> {
+    ) -> Result<Request<Body>, ForwardError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (mut parts, body) = req.into_parts();
         parts.uri = self.upstream_uri(std::mem::take(&mut parts.uri))?;
         // Always HTTP/1.1 upstream, whatever the client spoke, so the connection can be pooled.
         parts.version = Version::HTTP_11;
-        strip_hop_by_hop(&mut parts.headers);
-        add_forwarded_headers(&mut parts.headers, client_addr);
-        if let Some(protocol) = upgrade_protocol {
-            parts.headers.insert(CONNECTION, UPGRADE_TOKEN);
-            parts.headers.insert(UPGRADE, protocol);
+        let headers = &mut parts.headers;
+        // Room for the X-Forwarded-* headers in one step rather than several regrowths.
+        headers.reserve(3);
+        strip_hop_by_hop(headers);
+        add_forwarded_headers(headers, peer);
+        if !headers.contains_key(HOST) {
+            headers.insert(HOST, self.inner.host.clone());
         }
-        Ok(Request::from_parts(parts, body))
+        if let Some(protocol) = upgrade_protocol {
+            headers.insert(CONNECTION, UPGRADE_TOKEN);
+            headers.insert(UPGRADE, protocol);
+        }
+        Ok(Request::from_parts(parts, Body::new(body)))
     }
 
-    /// The absolute upstream URI for an incoming request target, reusing its parsed pieces.
+    /// The origin-form upstream target for an incoming request target, reusing its parsed
+    /// pieces (the connection already goes to the upstream's authority).
     fn upstream_uri(&self, incoming: Uri) -> Result<Uri, ForwardError> {
         let path_and_query = incoming
             .into_parts()
@@ -274,29 +391,188 @@ impl Upstream {
             Some(prefix) => with_prefix(prefix, &path_and_query)?,
             None => path_and_query,
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.inner.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).map_err(|err| ForwardError::BadTarget(err.into()))
+        Ok(Uri::from(path_and_query))
     }
 
-    /// Sends the request and waits (bounded by the head timeout) for the response head.
-    async fn send(&self, req: Request) -> Result<hyper::Response<Incoming>, ForwardError> {
-        let pending = self.inner.client.request(req);
-        let result = match self.inner.head_timeout {
-            Some(limit) => tokio::time::timeout(limit, pending)
+    /// Sends the request and waits (bounded by the head timeout) for the response head. Returns
+    /// the connection with it, to be pooled again once the response body is complete.
+    async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<(hyper::Response<Incoming>, Sender), ForwardError> {
+        let exchange = self.exchange(req);
+        match self.inner.head_timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
                 .await
                 .map_err(|_elapsed| ForwardError::TimedOut(limit))?,
-            None => pending.await,
-        };
-        result.map_err(|err| {
-            if request_body_failed(&err) {
-                ForwardError::ClientBody(err)
-            } else {
-                ForwardError::Unavailable(err)
+            None => exchange.await,
+        }
+    }
+
+    /// One request on a pooled connection, or a new one. A request that was not written because
+    /// the pooled connection had closed meanwhile goes to the next one (it has not been seen by
+    /// the app, so this is safe for any method). The connection is driven from this task.
+    async fn exchange(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<(hyper::Response<Incoming>, Sender), ForwardError> {
+        loop {
+            let (mut conn, reused) = match conn_pool::checkout(self.inner.id, Instant::now()) {
+                Some(conn) => (conn, true),
+                None => (self.connect().await?, false),
+            };
+            let ready = std::future::poll_fn(|cx| {
+                if conn.sender.is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                conn.drive(cx);
+                conn.sender.poll_ready(cx)
+            })
+            .await;
+            if let Err(err) = ready {
+                if reused {
+                    continue;
+                }
+                return Err(ForwardError::Unavailable(Box::new(err)));
             }
-        })
+            let mut sending = std::pin::pin!(conn.sender.try_send_request(req));
+            let sent = std::future::poll_fn(|cx| {
+                conn.drive(cx);
+                sending.as_mut().poll(cx)
+            })
+            .await;
+            match sent {
+                Ok(response) => return Ok((response, conn)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(ForwardError::from_hyper(err.into_error())),
+                },
+            }
+        }
+    }
+
+    /// Opens a connection to the upstream (driven by whoever uses it, see [`conn_pool`]).
+    async fn connect(&self) -> Result<Sender, ForwardError> {
+        let authority = &self.inner.authority;
+        let host = authority.host();
+        // `[::1]` in a URL is `::1` to the resolver.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_elapsed| {
+                ForwardError::Unavailable(
+                    format!("tcp connect timed out after {CONNECT_TIMEOUT:?}").into(),
+                )
+            })?
+            .map_err(|err| ForwardError::Unavailable(Box::new(ConnectError(err))))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| ForwardError::Unavailable(Box::new(err)))?;
+        Ok(conn_pool::UpstreamConn::new(
+            sender,
+            connection.with_upgrades(),
+        ))
+    }
+}
+
+/// A failed TCP connect, named as such in logs.
+#[derive(Debug, thiserror::Error)]
+#[error("tcp connect error")]
+struct ConnectError(#[source] std::io::Error);
+
+/// The upstream's response body. Once it has been read to the end, the connection it came on
+/// goes back to this thread's pool.
+pub struct UpstreamBody {
+    /// `None` for the empty body of a `101` we answer ourselves.
+    inner: Option<Incoming>,
+    reuse: Option<Reuse>,
+}
+
+struct Reuse {
+    sender: Sender,
+    upstream: u64,
+    idle_timeout: Duration,
+}
+
+impl UpstreamBody {
+    fn empty() -> UpstreamBody {
+        UpstreamBody {
+            inner: None,
+            reuse: None,
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(reuse) = self.reuse.take() {
+            conn_pool::checkin(
+                reuse.upstream,
+                reuse.idle_timeout,
+                reuse.sender,
+                Instant::now(),
+            );
+        }
+    }
+}
+
+impl fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamBody").finish_non_exhaustive()
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        // The connection's reads fill the body; nobody else polls it.
+        if let Some(reuse) = this.reuse.as_mut() {
+            reuse.sender.drive(cx);
+        }
+        let polled = Pin::new(inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            // A broken body leaves the connection in an unknown state: never reuse it.
+            Poll::Ready(Some(Err(_))) => this.reuse = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), http_body::Body::size_hint)
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // hyper's server stops polling once `is_end_stream` says so (bodies of known length):
+        // the response is complete and the connection reusable. A body dropped before its end
+        // (the client went away) takes the connection with it.
+        if http_body::Body::is_end_stream(self) {
+            self.release();
+        }
     }
 }
 
@@ -311,9 +587,9 @@ fn log_failure(method: &http::Method, path: &str, err: &ForwardError) {
     }
 }
 
-/// Whether the client error came from reading the incoming request body (the only source of
-/// `axum::Error` in the chain) rather than from the upstream connection.
-fn request_body_failed(err: &hyper_util::client::legacy::Error) -> bool {
+/// Whether the exchange failed reading the incoming request body (the only source of
+/// `axum::Error` in the chain) rather than on the upstream connection.
+fn request_body_failed(err: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if cause.is::<axum::Error>() {
@@ -322,17 +598,6 @@ fn request_body_failed(err: &hyper_util::client::legacy::Error) -> bool {
         source = cause.source();
     }
     false
-}
-
-/// The keep-alive client used for every upstream request.
-fn pooled_client() -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(DEFAULT_POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(connector)
 }
 
 /// The prefix to put before request paths, or `None` for `""` and `"/"`.
@@ -363,7 +628,7 @@ struct ClientUpgrade {
 
 impl ClientUpgrade {
     /// Takes the upgrade handle out of `req` if it asks for a protocol switch.
-    fn take(req: &mut Request) -> Option<Self> {
+    fn take<B>(req: &mut Request<B>) -> Option<Self> {
         let headers = req.headers();
         let asks = headers
             .get_all(CONNECTION)
@@ -379,7 +644,10 @@ impl ClientUpgrade {
 }
 
 /// Turns the upstream's `101` into ours and spawns the byte copy between the two connections.
-fn splice_upgrade(client: OnUpgrade, mut upstream_response: hyper::Response<Incoming>) -> Response {
+fn splice_upgrade(
+    client: OnUpgrade,
+    mut upstream_response: hyper::Response<Incoming>,
+) -> http::Response<UpstreamBody> {
     let upstream = hyper::upgrade::on(&mut upstream_response);
     tokio::spawn(tunnel(client, upstream));
 
@@ -391,7 +659,7 @@ fn splice_upgrade(client: OnUpgrade, mut upstream_response: hyper::Response<Inco
     if let Some(protocol) = protocol {
         parts.headers.insert(UPGRADE, protocol);
     }
-    Response::from_parts(parts, Body::empty())
+    http::Response::from_parts(parts, UpstreamBody::empty())
 }
 
 /// Copies bytes both ways between the upgraded connections until either side closes.
@@ -416,9 +684,24 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
 
 /// Drops the hop-by-hop headers: `Connection`, every header it names, and the fixed list.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    remove_connection_listed(headers);
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    // One pass over the names (most messages carry none of these, or only `Connection`) rather
+    // than a hash lookup per name.
+    let mut connection = false;
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if name == CONNECTION {
+            connection = true;
+        } else if let Some(index) = HOP_BY_HOP.iter().position(|hop| name == *hop) {
+            present |= 1 << index;
+        }
+    }
+    if connection {
+        remove_connection_listed(headers);
+    }
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(*name);
+        }
     }
 }
 
@@ -478,9 +761,9 @@ fn is_common_connection_token(token: &[u8]) -> bool {
 }
 
 /// Adds the `X-Forwarded-*` headers (see the module docs for the rules).
-fn add_forwarded_headers(headers: &mut HeaderMap, client_addr: Option<SocketAddr>) {
-    if let Some(addr) = client_addr {
-        append_forwarded_for(headers, addr.ip().to_canonical());
+fn add_forwarded_headers(headers: &mut HeaderMap, peer: Option<&Peer>) {
+    if let Some(peer) = peer {
+        append_forwarded_for(headers, peer);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, PROTO_HTTP);
@@ -492,10 +775,13 @@ fn add_forwarded_headers(headers: &mut HeaderMap, client_addr: Option<SocketAddr
     }
 }
 
-/// Appends `ip` to `X-Forwarded-For`, folding several received header lines into one list.
-fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
-    use fmt::Write as _;
-
+/// Appends the peer to `X-Forwarded-For`, folding several received header lines into one list.
+/// Without a received list the peer's preformatted value is used as is (no allocation).
+fn append_forwarded_for(headers: &mut HeaderMap, peer: &Peer) {
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        headers.insert(&X_FORWARDED_FOR, peer.header.clone());
+        return;
+    }
     let mut list = BytesMut::with_capacity(64);
     for existing in headers.get_all(&X_FORWARDED_FOR) {
         let existing = existing.as_bytes().trim_ascii();
@@ -504,11 +790,9 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
             list.extend_from_slice(b", ");
         }
     }
-    // Writing into a BytesMut cannot fail; the value is ASCII from valid header values.
-    if write!(list, "{ip}").is_ok() {
-        if let Ok(value) = HeaderValue::from_maybe_shared(list.freeze()) {
-            headers.insert(&X_FORWARDED_FOR, value);
-        }
+    list.extend_from_slice(peer.header.as_bytes());
+    if let Ok(value) = HeaderValue::from_maybe_shared(list.freeze()) {
+        headers.insert(&X_FORWARDED_FOR, value);
     }
 }
 
@@ -564,7 +848,7 @@ mod tests {
             ("x-forwarded-for", " 198.51.100.2 "),
         ]);
         let mapped_v4: IpAddr = "::ffff:10.0.0.9".parse().expect("literal");
-        append_forwarded_for(&mut map, mapped_v4.to_canonical());
+        append_forwarded_for(&mut map, &Peer::from_ip(mapped_v4.to_canonical()));
         assert_eq!(
             map.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
             ["203.0.113.1, 198.51.100.2, 10.0.0.9"]

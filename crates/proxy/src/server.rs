@@ -16,14 +16,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::admin::{AdminState, admin_app};
-
-use crate::metrics::Metrics;
 use tower::ServiceExt;
 
 /// Per-connection limits.
@@ -141,56 +137,4 @@ fn connection_service(
         request.extensions_mut().insert(ConnectInfo(remote));
         router.clone().oneshot(request)
     })
-}
-
-/// A proxy ready to run: its routes' state and its listeners' settings.
-pub(crate) struct Serving {
-    pub(crate) router: Router,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) limits: ConnLimits,
-    pub(crate) shutdown_timeout: Duration,
-}
-
-/// Runs the public and admin listeners until `shutdown` resolves. Then readiness turns 503, the
-/// public listener stops accepting, and in-flight requests (a snapshot stream included) get up to
-/// `shutdown_timeout` to finish; the admin listener stays up until they have.
-pub(crate) async fn run(
-    public: TcpListener,
-    admin: TcpListener,
-    proxy: Serving,
-    shutdown: impl Future<Output = ()>,
-) {
-    let draining = Arc::new(AtomicBool::new(false));
-    let admin_state = Arc::new(AdminState {
-        metrics: Arc::clone(&proxy.metrics),
-        draining: Arc::clone(&draining),
-    });
-    let (stop_admin, admin_stopped) = oneshot::channel::<()>();
-    let admin_task = tokio::spawn(serve(
-        admin,
-        admin_app(admin_state),
-        ConnLimits::default(),
-        async {
-            let _ = admin_stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
-    let shutdown = async {
-        shutdown.await;
-        draining.store(true, Ordering::SeqCst);
-        tracing::info!("shutting down: readyz answers 503, no new connections");
-    };
-    let cut = serve(
-        public,
-        proxy.router,
-        proxy.limits,
-        shutdown,
-        proxy.shutdown_timeout,
-    )
-    .await;
-    if cut == 0 {
-        tracing::info!("all connections finished");
-    }
-    let _ = stop_admin.send(());
-    let _ = admin_task.await;
 }

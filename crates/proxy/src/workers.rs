@@ -1,0 +1,393 @@
+//! The public listener, served thread-per-core.
+//!
+//! A sidecar pays its costs on every request of the service, so the pass-through path is laid
+//! out like nginx's event loops (and Pingora's `NoStealRuntime`): `--threads` OS threads, each
+//! running its own current-thread Tokio runtime with its own accept loop on the shared listening
+//! socket. A connection lives and dies on the thread that accepted it, and so do the upstream
+//! connections its requests use ([`crate::conn_pool`]): no work stealing, no cross-thread wake-up
+//! per request, no lock on the way. The kernel wakes the threads waiting on the socket, and the
+//! one that is least busy tends to accept first.
+//!
+//! The snapshot path is rare and heavy: its requests are handed to the runtime the proxy was
+//! started on (the "home" runtime, which also serves the admin listener), so the inspector
+//! session, the gate and the gateway's retries run there exactly as before, while the response
+//! body streams back through the worker's connection.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body::{Frame, SizeHint};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::app::{self, Passing};
+use crate::conn_pool;
+use crate::metrics::Route;
+use crate::passthrough::{Peer, UpstreamBody};
+use crate::server::ConnLimits;
+
+/// Threads to serve on when `--threads` is not given: the CPUs this process may use.
+///
+/// `std::thread::available_parallelism` on Linux takes the smallest of the CPU affinity mask
+/// (`taskset`, cpusets) and the cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us` /
+/// `cpu.cfs_period_us`, rounded down, at least 1), which is what ECS task and Kubernetes pod
+/// CPU limits set.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// How the workers serve connections.
+pub(crate) struct Workers {
+    /// Pass-through's state.
+    pub(crate) passing: Arc<Passing>,
+    /// The snapshot path, and the router that answers it (the mode's handler).
+    pub(crate) snapshot_path: String,
+    pub(crate) snapshot_routes: Router,
+    pub(crate) limits: ConnLimits,
+    pub(crate) threads: usize,
+    pub(crate) drain: Duration,
+}
+
+/// Serves `listener` on `threads` worker threads until `shutdown` resolves, then stops
+/// accepting and gives open connections up to `drain` to finish. Returns how many were still
+/// open when time ran out. Must be called inside a Tokio runtime (the home runtime).
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    workers: Workers,
+    shutdown: impl Future<Output = ()>,
+) -> usize {
+    let home = Handle::current();
+    let (stop, stopped) = watch::channel(false);
+    // Every open connection, on any worker, holds a clone.
+    let connections = Arc::new(());
+    let mut finished = Vec::with_capacity(workers.threads);
+    for index in 0..workers.threads {
+        let listener = match listener.try_clone() {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot share the listener with another worker");
+                break;
+            }
+        };
+        let worker = Worker {
+            listener,
+            shared: Arc::new(Shared {
+                state: Arc::clone(&workers.passing),
+                snapshot_path: workers.snapshot_path.clone(),
+                snapshot_routes: workers.snapshot_routes.clone(),
+                home: home.clone(),
+            }),
+            limits: workers.limits,
+            stopped: stopped.clone(),
+            connections: Arc::clone(&connections),
+            drain: workers.drain,
+        };
+        let (done, finished_one) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("heapgate-worker-{index}"))
+            .spawn(move || {
+                let _ = done.send(worker.run());
+            });
+        match spawned {
+            Ok(_) => finished.push(finished_one),
+            Err(e) => tracing::warn!(error = %e, "cannot start a worker thread"),
+        }
+    }
+    drop(listener);
+    if finished.is_empty() {
+        tracing::error!("no worker thread could start: the public listener is not served");
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    // Wait for the workers to have stopped accepting before counting what is still open.
+    let still_open = Arc::strong_count(&connections) - 1;
+    if still_open > 0 {
+        tracing::info!(
+            connections = still_open,
+            drain = ?workers.drain,
+            "draining open connections"
+        );
+    }
+    let mut left = 0;
+    for finished_one in finished {
+        left += finished_one.await.unwrap_or(0);
+    }
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            drain = ?workers.drain,
+            "shutdown timeout: closing remaining connections"
+        );
+    }
+    left
+}
+
+/// What every connection of a worker needs.
+struct Shared {
+    state: Arc<Passing>,
+    snapshot_path: String,
+    snapshot_routes: Router,
+    home: Handle,
+}
+
+struct Worker {
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    limits: ConnLimits,
+    stopped: watch::Receiver<bool>,
+    connections: Arc<()>,
+    drain: Duration,
+}
+
+impl Worker {
+    /// The worker thread: its own runtime, accepting until told to stop, then draining.
+    fn run(self) -> usize {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a worker runtime");
+                return 0;
+            }
+        };
+        let left = runtime.block_on(self.serve());
+        conn_pool::clear();
+        left
+    }
+
+    async fn serve(self) -> usize {
+        let Worker {
+            listener,
+            shared,
+            limits,
+            mut stopped,
+            connections,
+            drain,
+        } = self;
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register the listener with a worker");
+                return 0;
+            }
+        };
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            // max_header_size checks the whole parsed head exactly; max_buf_size alone is only
+            // checked when a read leaves the head incomplete.
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        // Each connection task holds a clone of `open` (and counts itself in `this_worker`);
+        // the drain waits for the clones to be gone (the mini-redis pattern).
+        let (open, mut all_closed) = mpsc::channel::<()>(1);
+        let this_worker = Arc::new(());
+        // Idle upstream connections of this thread expire even when no request comes.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One shutdown signal per connection: a oneshot costs a connection's poll two atomic
+        // loads, where a shared `watch` would take a lock on every wake-up.
+        let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
+        loop {
+            let (stream, remote) = tokio::select! {
+                biased;
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = sweep.tick() => {
+                    conn_pool::sweep(Instant::now());
+                    closers.retain(|closer| !closer.is_closed());
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = Arc::new(Connection {
+                shared: Arc::clone(&shared),
+                peer: Peer::new(remote),
+                remote,
+            });
+            let service = hyper::service::service_fn(move |request| {
+                let connection = Arc::clone(&connection);
+                async move { Ok::<_, Infallible>(connection.handle(request).await) }
+            });
+            let serving = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let (closer, closing) = oneshot::channel::<()>();
+            closers.push(closer);
+            let (open, counted, mine) = (
+                open.clone(),
+                Arc::clone(&connections),
+                Arc::clone(&this_worker),
+            );
+            tokio::spawn(async move {
+                let _tracked = (open, counted, mine);
+                tokio::pin!(serving, closing);
+                let result = tokio::select! {
+                    biased;
+                    result = serving.as_mut() => result,
+                    _ = closing => {
+                        // Finish the request in flight (a snapshot stream included), then close.
+                        serving.as_mut().graceful_shutdown();
+                        serving.await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        for closer in closers {
+            let _ = closer.send(());
+        }
+        drop(listener);
+        conn_pool::clear();
+        drop(open);
+        match tokio::time::timeout(drain, all_closed.recv()).await {
+            Ok(_) => 0,
+            Err(_) => Arc::strong_count(&this_worker) - 1,
+        }
+    }
+}
+
+/// One client connection on a worker.
+struct Connection {
+    shared: Arc<Shared>,
+    /// The client as written into `X-Forwarded-For`.
+    peer: Peer,
+    remote: SocketAddr,
+}
+
+/// A response on the public listener.
+type PublicResponse = http::Response<Counted>;
+
+impl Connection {
+    /// The public route for one request: the same layers as [`app::app`] (requests in flight,
+    /// `Host` checks), then the snapshot route or pass-through.
+    async fn handle(self: Arc<Self>, mut request: http::Request<Incoming>) -> PublicResponse {
+        let state = &self.shared.state;
+        state.metrics.in_flight().inc();
+        if let Err(why) = app::check_host(&mut request) {
+            state
+                .metrics
+                .request(Route::Passthrough, StatusCode::BAD_REQUEST);
+            let response = text(StatusCode::BAD_REQUEST, why);
+            return self.counted(response.map(Either::Right));
+        }
+        if request.uri().path() == self.shared.snapshot_path {
+            let response = self.snapshot(request).await;
+            return self.counted(response.map(Either::Right));
+        }
+        let response = app::pass_through(state, request, &self.peer).await;
+        self.counted(response)
+    }
+
+    /// Runs the snapshot route on the home runtime; the body streams back through this
+    /// connection. Dropping the answer (the client left) cancels the handler, as it would if it
+    /// ran here.
+    async fn snapshot(&self, mut request: http::Request<Incoming>) -> axum::response::Response {
+        request.extensions_mut().insert(ConnectInfo(self.remote));
+        let routes = self.shared.snapshot_routes.clone();
+        let mut handler = AbortOnDrop(self.shared.home.spawn(routes.oneshot(request)));
+        match (&mut handler.0).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(infallible)) => match infallible {},
+            Err(e) => {
+                tracing::error!(error = %e, "the snapshot handler failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+        }
+    }
+
+    /// The response, counted in flight until its body has been sent or dropped.
+    fn counted(
+        self: Arc<Self>,
+        response: http::Response<Either<UpstreamBody, Body>>,
+    ) -> PublicResponse {
+        response.map(|body| Counted {
+            body,
+            _in_flight: InFlight(self),
+        })
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> axum::response::Response {
+    let mut response = axum::response::Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+struct InFlight(Arc<Connection>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.shared.state.metrics.in_flight().dec();
+    }
+}
+
+/// A response body that keeps its request counted in flight.
+pub(crate) struct Counted {
+    body: Either<UpstreamBody, Body>,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
