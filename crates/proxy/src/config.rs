@@ -18,6 +18,7 @@ use heapgate_protocol::{DEFAULT_ATTEMPTS, TaskId};
 use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::{GatewayConfig, Targets};
+use crate::passthrough::UpstreamUrl;
 
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
 /// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.
@@ -298,7 +299,7 @@ pub enum TaskIdSource {
 pub struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
-    pub(crate) upstream: http::Uri,
+    pub(crate) upstream: UpstreamUrl,
     pub(crate) snapshot: SnapshotConfig,
     pub(crate) task_id: TaskIdSource,
     pub(crate) source: SourceConfig,
@@ -585,7 +586,7 @@ impl ConfigBuilder {
                     return Err(error("--max-attempts must be at least 1"));
                 }
                 SourceConfig::Gateway(GatewayConfig {
-                    targets: targets.unwrap_or(Targets::Balancer(upstream.clone())),
+                    targets: targets.unwrap_or_else(|| Targets::Balancer(upstream.uri().clone())),
                     path: absolute_path("--upstream-path", &self.upstream_path)?,
                     pin_ttl: self.pin_ttl,
                     max_attempts: self.max_attempts,
@@ -642,13 +643,13 @@ fn absolute_path(flag: &str, path: &str) -> Result<String, ConfigError> {
 fn upstreams(
     entries: &[String],
     source: SourceKind,
-) -> Result<(http::Uri, Option<Targets>), ConfigError> {
+) -> Result<(UpstreamUrl, Option<Targets>), ConfigError> {
     let direct = entries
         .iter()
         .any(|e| e.split_once('=').is_some_and(|(id, _)| !id.contains('/')));
     if !direct {
         return match entries {
-            [one] => Ok((upstream_uri(one)?, None)),
+            [one] => Ok((upstream_url(one)?, None)),
             _ => Err(error(
                 "give one --upstream URL (several only as ID=URL with --source gateway)",
             )),
@@ -670,35 +671,20 @@ fn upstreams(
         if table.iter().any(|(known, _)| known == &id) {
             return Err(error(format!("--upstream: task {id} given twice")));
         }
-        table.push((id, upstream_uri(url)?));
+        table.push((id, upstream_url(url)?));
     }
     // Normal traffic goes to the first instance.
-    Ok((table[0].1.clone(), Some(Targets::Direct(table))))
+    let first = table[0].1.clone();
+    let table = table
+        .into_iter()
+        .map(|(id, url)| (id, url.uri().clone()))
+        .collect();
+    Ok((first, Some(Targets::Direct(table))))
 }
 
 /// The app's base URL: plain http (the app is on loopback or in the same task), no query.
-fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
-    let uri: http::Uri = text.parse().map_err(|_| {
-        error(format!(
-            "--upstream is not a URL: {:?}",
-            redact_userinfo(text)
-        ))
-    })?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(error(format!(
-            "--upstream must be http://HOST[:PORT], got {:?}",
-            redact_userinfo(text)
-        )));
-    }
-    if uri.query().is_some() {
-        return Err(error("--upstream must not have a query"));
-    }
-    if has_userinfo(&uri) {
-        return Err(error(
-            "--upstream must not carry user:password@ (the proxy sends no credentials upstream)",
-        ));
-    }
-    Ok(uri)
+fn upstream_url(text: &str) -> Result<UpstreamUrl, ConfigError> {
+    UpstreamUrl::parse(text).map_err(|e| error(format!("--upstream {e}")))
 }
 
 /// Any `@` counts: a password holding `/` or `#` makes the parsed authority end before it.
@@ -885,10 +871,7 @@ mod tests {
             "t2=http://127.0.0.1:2",
         ])
         .unwrap();
-        assert_eq!(
-            direct.upstream,
-            "http://127.0.0.1:1".parse::<http::Uri>().unwrap()
-        );
+        assert_eq!(direct.upstream.uri(), "http://127.0.0.1:1");
         let SourceConfig::Gateway(gateway) = direct.source else {
             panic!("gateway")
         };

@@ -20,7 +20,7 @@ use crate::handlers::gateway::{Gateway, Routing};
 use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
 use crate::metrics::Metrics;
-use crate::passthrough::{Upstream, UpstreamUrlError};
+use crate::passthrough::Upstream;
 use crate::server::{ConnLimits, serve};
 use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
@@ -33,8 +33,6 @@ use crate::workers::{self, Workers};
 pub enum StartError {
     #[error(transparent)]
     TaskId(#[from] TaskIdError),
-    #[error("--upstream: {0}")]
-    Upstream(#[from] UpstreamUrlError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -46,7 +44,7 @@ impl StartError {
     /// 2 for configuration problems, 1 for operational ones (a port in use).
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::TaskId(_) | StartError::Upstream(_) => 2,
+            StartError::TaskId(_) => 2,
             StartError::Bind { .. } => 1,
         }
     }
@@ -123,7 +121,7 @@ impl Proxy {
             environment.hostname,
         )
         .await?;
-        let upstream = Upstream::new(config.upstream.clone(), Some(config.limits.request_timeout))?;
+        let upstream = Upstream::new(&config.upstream, Some(config.limits.request_timeout));
         tracing::info!(
             task = %task_id,
             task_origin = ?origin,
@@ -209,7 +207,7 @@ impl Routes {
                 DEFAULT_SPILL_MEM_LIMIT,
             ))),
             (SourceConfig::Upstream { path }, None) => local(Arc::new(UpstreamSource::new(
-                config.upstream.clone(),
+                config.upstream.uri().clone(),
                 path.clone(),
             ))),
             (SourceConfig::Gateway(gateway), None) => {

@@ -59,20 +59,19 @@ pub mod testing {
     pub use crate::body::encoding::Coding;
     pub use crate::guard::GuardedPaths;
     pub use crate::metrics::Metrics;
-    pub use crate::passthrough::Upstream;
     pub use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
     pub use crate::source::{Capture, ChunkStream, Source, SourceError};
 
-    /// The public router `config` gives, with `source` as its snapshot source, `now` as its
-    /// clock and `upstream` for pass-through, for `oneshot` tests; with the metrics it records.
+    /// The public router `config` gives, with `source` as its snapshot source and `now` as its
+    /// clock, for `oneshot` tests; with the metrics it records.
     pub fn app(
         config: &crate::Config,
         task: &TaskId,
         source: Arc<dyn Source>,
-        upstream: Upstream,
         now: fn() -> DateTime<Utc>,
     ) -> (axum::Router, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
+        let upstream = crate::passthrough::Upstream::new(&config.upstream, None);
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
         let routes =
             crate::launch::Routes::new(config, task, upstream, gate, &metrics, now, Some(source));

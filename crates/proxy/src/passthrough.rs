@@ -105,24 +105,81 @@ static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(1);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The base URL given for the upstream cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamUrlError {
-    /// Not `http://…` (no scheme, or another one such as `https`).
-    #[error("upstream URL must start with http:// (got {0:?})")]
-    UnsupportedScheme(String),
-    /// No host (and port) to connect to.
-    #[error("upstream URL has no host: {0:?}")]
-    MissingHost(String),
+/// Why a text is not an upstream base URL. Texts quoted here have their user info redacted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UpstreamUrlError {
+    #[error("is not a URL: {0:?}")]
+    NotAUrl(String),
+    /// Not `http://host…` (another scheme such as `https`, or no host).
+    #[error("must be http://HOST[:PORT], got {0:?}")]
+    NotHttp(String),
     /// A query on the base URL has no sensible meaning when joined with request paths.
-    #[error("upstream URL must not have a query: {0:?}")]
-    HasQuery(String),
+    #[error("must not have a query")]
+    HasQuery,
+    /// The proxy sends no credentials upstream; any `@` counts (a password holding `/` or `#`
+    /// makes a parsed authority end before it).
+    #[error("must not carry user:password@ (the proxy sends no credentials upstream)")]
+    HasUserinfo,
+}
+
+/// An upstream base URL, checked once, when the configuration is: `http://HOST[:PORT][/prefix]`,
+/// no query, no user info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpstreamUrl {
+    uri: Uri,
+    authority: Authority,
+    /// `Host` for requests that arrive without one (HTTP/1.0).
+    host: HeaderValue,
+}
+
+impl UpstreamUrl {
+    pub(crate) fn parse(text: &str) -> Result<UpstreamUrl, UpstreamUrlError> {
+        let shown = || heapgate_keys::redact_userinfo(text).into_owned();
+        if text.contains('@') {
+            return Err(UpstreamUrlError::HasUserinfo);
+        }
+        let uri: Uri = text
+            .parse()
+            .map_err(|_| UpstreamUrlError::NotAUrl(shown()))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(UpstreamUrlError::NotHttp(shown()));
+        }
+        let authority = match uri.authority() {
+            Some(authority) if !authority.host().is_empty() => authority.clone(),
+            _ => return Err(UpstreamUrlError::NotHttp(shown())),
+        };
+        if uri.query().is_some() {
+            return Err(UpstreamUrlError::HasQuery);
+        }
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| UpstreamUrlError::NotHttp(shown()))?;
+        Ok(UpstreamUrl {
+            uri,
+            authority,
+            host,
+        })
+    }
+
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The path below which the app is mounted (`/` for none).
+    pub(crate) fn path(&self) -> &str {
+        self.uri.path()
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.uri.fmt(f)
+    }
 }
 
 /// Why a request could not be passed through. Each variant maps to a short, detail-free response
 /// (see [`ForwardError::status`]); the `Display`/`source` chain carries the detail for logs.
 #[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
+pub(crate) enum ForwardError {
     /// The request target could not be joined with the upstream URL.
     #[error("request target cannot be mapped onto the upstream URL")]
     BadTarget(#[source] http::Error),
@@ -143,7 +200,7 @@ pub enum ForwardError {
 
 impl ForwardError {
     /// The status the client receives for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadTarget(_) | Self::ClientBody(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) | Self::UnexpectedUpgrade => StatusCode::BAD_GATEWAY,
@@ -181,13 +238,13 @@ impl IntoResponse for ForwardError {
 /// The client end of a connection, as appended to `X-Forwarded-For`: formatted once per
 /// connection rather than once per request.
 #[derive(Clone, Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     header: HeaderValue,
 }
 
 impl Peer {
     /// The peer of an incoming connection (IPv4-mapped IPv6 addresses shown as IPv4).
-    pub fn new(addr: SocketAddr) -> Peer {
+    pub(crate) fn new(addr: SocketAddr) -> Peer {
         Peer::from_ip(addr.ip().to_canonical())
     }
 
@@ -204,7 +261,7 @@ impl Peer {
 ///
 /// Cheap to clone (one reference count); clones share the pool.
 #[derive(Clone, Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     inner: Arc<Inner>,
 }
 
@@ -229,31 +286,11 @@ impl Upstream {
     /// if the app reads the whole body before answering, so allow for slow uploads.
     ///
     /// Needs no runtime; forwarding must run inside Tokio.
-    pub fn new(base: Uri, head_timeout: Option<Duration>) -> Result<Self, UpstreamUrlError> {
-        let target = heapgate_keys::redact_userinfo(&base.to_string()).into_owned();
-        let parts = base.into_parts();
-        if parts.scheme.as_ref() != Some(&Scheme::HTTP) {
-            return Err(UpstreamUrlError::UnsupportedScheme(target));
-        }
-        let Some(authority) = parts.authority else {
-            return Err(UpstreamUrlError::MissingHost(target));
-        };
-        if authority.host().is_empty() {
-            return Err(UpstreamUrlError::MissingHost(target));
-        }
-        let prefix = match &parts.path_and_query {
-            Some(pq) if pq.query().is_some() => return Err(UpstreamUrlError::HasQuery(target)),
-            Some(pq) => path_prefix(pq.path()),
-            None => None,
-        };
-        // Like a browser, `Host` carries no user info.
-        let host_text = match authority.port() {
-            Some(port) => format!("{}:{port}", authority.host()),
-            None => authority.host().to_owned(),
-        };
-        let host = HeaderValue::try_from(host_text)
-            .map_err(|_| UpstreamUrlError::MissingHost(target.clone()))?;
-        Ok(Self {
+    pub(crate) fn new(base: &UpstreamUrl, head_timeout: Option<Duration>) -> Self {
+        let authority = base.authority.clone();
+        let host = base.host.clone();
+        let prefix = path_prefix(base.path());
+        Self {
             inner: Arc::new(Inner {
                 id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
                 authority,
@@ -262,7 +299,7 @@ impl Upstream {
                 head_timeout,
                 idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             }),
-        })
+        }
     }
 
     /// Passes `req` to the upstream and returns its response, or a short 4xx/5xx text response
@@ -270,7 +307,7 @@ impl Upstream {
     ///
     /// `client_addr` is the peer of the incoming connection (from axum's `ConnectInfo`); it is
     /// appended to `X-Forwarded-For`. With `None` that header is left as received.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         req: axum::extract::Request,
         client_addr: Option<SocketAddr>,
@@ -279,22 +316,10 @@ impl Upstream {
         self.proxy(req, peer.as_ref()).await.map(Body::new)
     }
 
-    /// Like [`Upstream::forward`], but hands the error back instead of logging it and turning it
-    /// into a response (`ForwardError` implements `IntoResponse` for that).
-    pub async fn try_forward(
-        &self,
-        req: axum::extract::Request,
-        client_addr: Option<SocketAddr>,
-    ) -> Result<Response, ForwardError> {
-        let peer = client_addr.map(Peer::new);
-        let response = self.try_proxy(req, peer.as_ref()).await?;
-        Ok(response.map(Body::new))
-    }
-
     /// The hot path behind [`Upstream::forward`]: any request body, the peer already formatted,
     /// and the upstream's body handed on without boxing. Failures are logged and answered with
     /// a short text body.
-    pub async fn proxy<B>(
+    pub(crate) async fn proxy<B>(
         &self,
         req: Request<B>,
         peer: Option<&Peer>,
@@ -316,7 +341,7 @@ impl Upstream {
     }
 
     /// Like [`Upstream::proxy`], handing the error back.
-    pub async fn try_proxy<B>(
+    pub(crate) async fn try_proxy<B>(
         &self,
         mut req: Request<B>,
         peer: Option<&Peer>,
@@ -488,7 +513,7 @@ struct ConnectError(#[source] std::io::Error);
 
 /// The upstream's response body. Once it has been read to the end, the connection it came on
 /// goes back to this thread's pool.
-pub struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     /// `None` for the empty body of a `101` we answer ourselves.
     inner: Option<Incoming>,
     reuse: Option<Reuse>,

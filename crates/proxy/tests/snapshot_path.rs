@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 mod internals;
-use internals::{Capture, Config, Metrics, Source, SourceError, TaskId, Upstream, app};
+use internals::{Capture, Config, Metrics, Source, SourceError, TaskId, app};
 
 const SECRET: &[u8] = b"stub-secret-0123456789";
 
@@ -119,12 +119,10 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
         .health_path("/health")
         .build()
         .unwrap();
-    let upstream = Upstream::new("http://127.0.0.1:1".parse().unwrap(), None).unwrap();
     let (router, metrics) = app(
         &config,
         &TaskId::new("task-a").unwrap(),
         stub.clone(),
-        upstream,
         fixed_now,
     );
     Harness {

@@ -10,5 +10,5 @@ pub(crate) use heapgate_protocol::TaskId;
 pub(crate) use heapgate_proxy::Config;
 pub(crate) use heapgate_proxy::testing::{
     Capture, ChunkStream, DEFAULT_SPILL_MEM_LIMIT, InspectorSource, Metrics, Source, SourceError,
-    Upstream, app,
+    app,
 };
