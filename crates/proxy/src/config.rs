@@ -192,6 +192,17 @@ pub struct Args {
     )]
     header_timeout: humantime::Duration,
 
+    /// Cut a connection whose client has taken no bytes for this long while a response waits to
+    /// be written (as nginx's send_timeout). A stalled snapshot download then frees the
+    /// one-at-a-time gate; a slow reader that keeps reading is never cut.
+    #[arg(
+        long,
+        env = "HEAPGATE_SEND_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s"
+    )]
+    send_timeout: humantime::Duration,
+
     /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
     #[arg(
         long,
@@ -281,6 +292,7 @@ pub(crate) struct SnapshotConfig {
 pub(crate) struct Limits {
     pub(crate) max_header_bytes: usize,
     pub(crate) header_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     pub(crate) request_timeout: Duration,
 }
 
@@ -375,6 +387,7 @@ impl Config {
             threads: args.threads,
             request_timeout: *args.request_timeout,
             header_timeout: *args.header_timeout,
+            send_timeout: *args.send_timeout,
             max_header_bytes: args.max_header_bytes,
             compression: args.compression,
             redact: args.redact,
@@ -411,6 +424,7 @@ impl Config {
             threads: None,
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
             max_header_bytes: 65536,
             compression: vec![CompressionArg::Zstd, CompressionArg::Gzip],
             redact: RedactArg::Off,
@@ -460,6 +474,7 @@ pub struct ConfigBuilder {
     threads: Option<usize>,
     request_timeout: Duration,
     header_timeout: Duration,
+    send_timeout: Duration,
     max_header_bytes: usize,
     compression: Vec<CompressionArg>,
     redact: RedactArg,
@@ -556,6 +571,9 @@ impl ConfigBuilder {
         if self.keepalive.is_zero() {
             return Err(error("--keepalive must be more than 0s"));
         }
+        if self.send_timeout.is_zero() {
+            return Err(error("--send-timeout must be more than 0s"));
+        }
         if self.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
@@ -616,6 +634,7 @@ impl ConfigBuilder {
             limits: Limits {
                 max_header_bytes: self.max_header_bytes,
                 header_timeout: self.header_timeout,
+                send_timeout: self.send_timeout,
                 request_timeout: self.request_timeout,
             },
             log_format: self.log_format,

@@ -153,6 +153,7 @@ impl Proxy {
                 limits: ConnLimits {
                     max_header_bytes: config.limits.max_header_bytes,
                     header_timeout: config.limits.header_timeout,
+                    send_timeout: config.limits.send_timeout,
                 },
                 threads: config.threads,
                 drain: config.shutdown_timeout,

@@ -7,7 +7,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +20,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -27,6 +31,8 @@ use tower::ServiceExt;
 pub(crate) struct ConnLimits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
+    /// A write that makes no progress this long cuts the connection (see [`SendTimeout`]).
+    pub send_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -34,6 +40,7 @@ impl Default for ConnLimits {
         ConnLimits {
             max_header_bytes: 64 * 1024,
             header_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -77,7 +84,10 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let service = connection_service(router.clone(), remote);
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(
+                TokioIo::new(SendTimeout::new(stream, limits.send_timeout)),
+                service,
+            )
             .with_upgrades();
         let (mut stopped, open, counted) =
             (stopped.clone(), open.clone(), Arc::clone(&connections));
@@ -137,4 +147,103 @@ fn connection_service(
         request.extensions_mut().insert(ConnectInfo(remote));
         router.clone().oneshot(request)
     })
+}
+
+/// A connection's socket that fails a write which has made no progress for `limit`, like nginx's
+/// `send_timeout`: a client that stops reading cannot hold a response open forever — nor the
+/// snapshot gate, which a snapshot response holds until its body is dropped. A slow reader that
+/// keeps taking bytes is never cut. The timer exists only while a write waits.
+pub(crate) struct SendTimeout<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed at the first `Pending` write, disarmed by any progress.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl<S> SendTimeout<S> {
+    pub(crate) fn new(inner: S, limit: Duration) -> SendTimeout<S> {
+        SendTimeout {
+            inner,
+            limit,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// After a `Pending` write: arms the timer if this is the first, and fails once it fires.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing for the send timeout",
+            ))),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn progressed<T>(
+        &mut self,
+        polled: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.armed = false;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progressed(polled, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progressed(polled, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progressed(polled, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -42,7 +42,7 @@ use crate::app::{self, Passing};
 use crate::conn_pool;
 use crate::metrics::Route;
 use crate::passthrough::{Peer, UpstreamBody};
-use crate::server::ConnLimits;
+use crate::server::{ConnLimits, SendTimeout};
 
 /// Threads to serve on when `--threads` is not given: the CPUs this process may use.
 ///
@@ -239,7 +239,10 @@ impl Worker {
                 async move { Ok::<_, Infallible>(connection.handle(request).await) }
             });
             let serving = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(SendTimeout::new(stream, limits.send_timeout)),
+                    service,
+                )
                 .with_upgrades();
             let (closer, closing) = oneshot::channel::<()>();
             closers.push(closer);

@@ -1669,3 +1669,56 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     );
     h.finish("never_reading_client");
 }
+
+/// With a send timeout, a client that stops reading loses its snapshot by itself: the gate
+/// reopens and the snapshot is counted as abandoned while the client still holds the connection.
+#[test]
+fn a_stalled_snapshot_client_is_cut_after_the_send_timeout() {
+    let mut h = Hostile::start(
+        &[(BIG_ENDPOINT, Endpoint::Big)],
+        BIG_ENDPOINT,
+        &["--send-timeout", "2s"],
+    );
+    let t = token();
+    let mut stuck = Conn::open(h.listen(), WAIT).unwrap();
+    stuck
+        .send(format!("GET /heapdump?hash={t} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = stuck
+        .response(true)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the stuck client's connection closed before a head"));
+    assert_eq!(head.status, 200, "{head:?}");
+    h.expected_snapshots += 1;
+
+    // `stuck` stays open and unread: only the send timeout can end the snapshot.
+    let deadline = Instant::now() + 3 * WAIT;
+    let metrics = loop {
+        let metrics = http_get(h.proxy.admin, "/metrics").unwrap().text();
+        if metrics
+            .lines()
+            .any(|l| l == "heapgate_snapshots_total{outcome=\"client_gone\"} 1")
+        {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a client that read nothing still holds its snapshot:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "heapgate_snapshot_in_progress 0"),
+        "{metrics}"
+    );
+    // The proxy still answers on the snapshot path.
+    h.check(&get_case(
+        "probe after the stalled snapshot was cut",
+        &format!("/heapdump?hash={t}&probe=1"),
+        Expect::Probe,
+    ));
+    drop(stuck);
+    h.finish("stalled_client_cut");
+}
