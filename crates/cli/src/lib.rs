@@ -4,7 +4,7 @@
 //! `run` validates it into keys and a window before any command runs, so every command works
 //! with values it can trust and every configuration error exits with status 2.
 
-pub mod args;
+mod args;
 mod demo;
 mod diff;
 mod error;
