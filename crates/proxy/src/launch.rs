@@ -206,7 +206,7 @@ async fn watch(
                     match limit::ecs_task_memory(base).await {
                         Ok(found) => memory_limit = found,
                         Err(e) => {
-                            tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom guard is off")
+                            tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom guard is off");
                         }
                     }
                 }

@@ -242,10 +242,10 @@ impl Watch {
         self.metrics.watch_series(end.label());
         match &end {
             End::Complete => {
-                tracing::info!(series = %id, snapshots = manifest.captures.len(), store = %store.display(&store.path(&folder)), "leak watch: series complete")
+                tracing::info!(series = %id, snapshots = manifest.captures.len(), store = %store.display(&store.path(&folder)), "leak watch: series complete");
             }
             _ => {
-                tracing::warn!(series = %id, snapshots = manifest.captures.len(), ended = end.label(), detail = %end.detail(), "leak watch: series ended early")
+                tracing::warn!(series = %id, snapshots = manifest.captures.len(), ended = end.label(), detail = %end.detail(), "leak watch: series ended early");
             }
         }
         end
