@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use heapgate_tests::{
-    LEAKED_CLASS, NodeApp, ProxyProc, assert_valid_snapshot, http_get, node_or_skip,
-    workspace_binary,
+    LEAKED_CLASS, NodeApp, Proc, ProxyProc, RequestOptions, assert_valid_snapshot, free_port,
+    http_get, http_request, in_ci, loud, node_or_skip, workspace_binary,
 };
 
 const SECRET: &str = "watch-secret-0123456789abcdef0123";
@@ -29,6 +29,15 @@ fn start_app(node: &Path) -> NodeApp {
 /// The proxy watching `app`, storing into `store`; `overrides` are `(flag, value)` pairs that
 /// replace or add to the defaults below.
 fn start_proxy(app: &NodeApp, store: &str, overrides: &[(&str, &str)]) -> ProxyProc {
+    start_proxy_env(app, store, overrides, &[])
+}
+
+fn start_proxy_env(
+    app: &NodeApp,
+    store: &str,
+    overrides: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> ProxyProc {
     let upstream = format!("http://{}", app.addr());
     let inspector = format!("http://{}", app.inspector);
     let mut flags: Vec<(&str, &str)> = vec![
@@ -50,11 +59,9 @@ fn start_proxy(app: &NodeApp, store: &str, overrides: &[(&str, &str)]) -> ProxyP
         }
     }
     let args: Vec<&str> = flags.iter().flat_map(|&(f, v)| [f, v]).collect();
-    ProxyProc::start(
-        &workspace_binary("heapgate-proxy"),
-        &args,
-        &[("HEAPGATE_SECRET", SECRET)],
-    )
+    let mut env = env.to_vec();
+    env.push(("HEAPGATE_SECRET", SECRET));
+    ProxyProc::start(&workspace_binary("heapgate-proxy"), &args, &env)
 }
 
 /// The value of the sample `name` (with its labels, as printed) on `/metrics`.
@@ -277,4 +284,102 @@ fn the_headroom_guard_holds_a_series_back() {
         None
     );
     drop(app);
+}
+
+/// moto's S3 server (`pip install 'moto[server]'`), or `None` after a loud skip (a failure
+/// under CI=true).
+fn moto_or_skip(test: &str) -> Option<PathBuf> {
+    let moto =
+        PathBuf::from(std::env::var_os("MOTO_SERVER").unwrap_or_else(|| "moto_server".into()));
+    let works = Command::new(&moto)
+        .arg("--help")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if works {
+        return Some(moto);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: moto_server not found, and CI=true forbids skipping; pip install 'moto[server]'"
+    );
+    loud(&format!(
+        "SKIPPED {test}: moto_server not found on PATH (pip install 'moto[server]')"
+    ));
+    None
+}
+
+#[test]
+fn one_series_lands_in_s3_and_reads_back_from_s3_urls() {
+    let Some(node) = node_or_skip("watch::one_series_lands_in_s3") else {
+        return;
+    };
+    let Some(moto) = moto_or_skip("watch::one_series_lands_in_s3") else {
+        return;
+    };
+    let port = free_port();
+    let _moto = Proc::spawn(
+        Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONUNBUFFERED", "1"),
+    );
+    let s3 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    while http_get(s3, "/").is_err() {
+        assert!(start.elapsed() < DEADLINE, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let put = RequestOptions {
+        method: "PUT",
+        ..RequestOptions::default()
+    };
+    assert_eq!(
+        http_request(s3, "/heapgate-test", &put).unwrap().status,
+        200
+    );
+    let endpoint = format!("http://{s3}");
+    let aws: [(&str, &str); 4] = [
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let app = start_app(&node);
+    let proxy = start_proxy_env(&app, "s3://heapgate-test/leaks", &[], &aws);
+    wait_for("a finished series in S3", &proxy, || {
+        metric(&proxy, "heapgate_watch_series_total{reason=\"complete\"}")
+    });
+    drop(app);
+
+    let heapgate = |args: &[&str]| {
+        let out = Command::new(workspace_binary("heapgate"))
+            .args(args)
+            .envs(aws)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "heapgate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let listing = heapgate(&["list", "s3://heapgate-test/leaks"]);
+    assert!(listing.contains(&format!("task {TASK}")), "{listing}");
+    assert!(listing.contains("ended: complete"), "{listing}");
+    let urls: Vec<&str> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("s3://") && l.ends_with(".heapsnapshot.zst"))
+        .collect();
+    assert_eq!(urls.len(), 2, "{listing}");
+    assert!(urls[0].starts_with(&format!("s3://heapgate-test/leaks/{TASK}/")));
+
+    let mut args = vec!["diff"];
+    args.extend(&urls);
+    let diff = heapgate(&args);
+    let top = diff.lines().take(4).collect::<Vec<_>>().join("\n");
+    assert!(top.contains(LEAKED_CLASS), "diff's top rows:\n{top}");
+    let summary = heapgate(&["summary", urls[1]]);
+    assert!(summary.contains(LEAKED_CLASS), "{summary}");
 }

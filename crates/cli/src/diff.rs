@@ -19,7 +19,8 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
         retainer_classes: args.retainers.min(args.top),
         groups_per_class: 3,
     };
-    let comparison = compare(&args.files, &options).map_err(|e| Error::Failed(e.to_string()))?;
+    let inputs = crate::stored::inputs(&args.files)?;
+    let comparison = compare(&inputs.paths, &options).map_err(|e| Error::Failed(e.to_string()))?;
     for (pair, check) in args.files.windows(2).zip(&comparison.checks) {
         if check.is_warning() {
             let message = if args.files.len() == 3 {

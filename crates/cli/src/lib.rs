@@ -11,6 +11,7 @@ mod error;
 mod fetch;
 mod mint;
 mod redact;
+mod stored;
 mod summary;
 mod url;
 mod verify;
@@ -52,6 +53,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Diff(args) => return diff::run(args, io),
         args::Command::Redact(args) => return redact::run(args, io),
         args::Command::Summary(args) => return summary::run(args, io),
+        args::Command::List(args) => return stored::list(&args.store, io.stdout),
         args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
         _ => {}
     }
@@ -70,6 +72,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         | args::Command::Diff(_)
         | args::Command::Redact(_)
         | args::Command::Summary(_)
+        | args::Command::List(_)
         | args::Command::Demo(_) => Ok(()),
     }
 }

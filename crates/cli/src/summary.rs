@@ -6,7 +6,8 @@ use crate::args::SummaryArgs;
 use crate::{Error, Io, output_error};
 
 pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let summary = load(&args.file).map_err(|e| Error::Failed(e.to_string()))?;
+    let inputs = crate::stored::inputs(std::slice::from_ref(&args.file))?;
+    let summary = load(&inputs.paths[0]).map_err(|e| Error::Failed(e.to_string()))?;
     let classes = summary.classes();
     let text = if args.json {
         let mut json = serde_json::to_string_pretty(&serde_json::json!({
