@@ -8,6 +8,8 @@
 // `Debugger listening on ws://127.0.0.1:<port>/<uuid>` on stderr.
 //
 // Env LEAK_AT_START (default 100): LeakedRequestContext instances leaked at startup.
+// Env LEAK_PER_SECOND (default 0): LeakedRequestContext instances leaked every second, a tenth
+// every 100 ms (a steadily growing heap, for the leak watch).
 //
 // Routes:
 //   GET /                 -> "ok"
@@ -129,6 +131,11 @@ function handle(req, res) {
 }
 
 leak(clampInt(process.env.LEAK_AT_START, 100, 10_000_000), 'startup');
+
+const leakPerTick = Math.floor(clampInt(process.env.LEAK_PER_SECOND, 0, 10_000_000) / 10);
+if (leakPerTick > 0) {
+  setInterval(() => leak(leakPerTick, 'steady'), 100).unref();
+}
 
 const server = http.createServer(handle);
 const port = clampInt(process.argv[2] ?? process.env.PORT, 0, 65535);

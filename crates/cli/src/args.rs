@@ -75,6 +75,10 @@ pub enum Command {
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
     /// largest retained size first.
     Summary(SummaryArgs),
+    /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
+    /// growth, how it ended, and the snapshot files (which `diff` and `summary` read as they are,
+    /// `s3://` URLs included).
+    List(ListArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
     /// `heapgate-proxy --redact strings` does.
@@ -236,6 +240,13 @@ pub struct DiffArgs {
     /// values from the heap.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// A directory or s3://bucket/prefix, as given to heapgate-proxy --store.
+    #[arg(value_name = "DIR|URL")]
+    pub store: String,
 }
 
 #[derive(Debug, Args)]

@@ -68,7 +68,9 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
         retainer_classes: args.retainers.min(args.top),
         groups_per_class: 3,
     };
-    let comparison = compare(&args.files, &options).map_err(|e| Error::Failed(e.to_string()))?;
+    // s3:// objects stream in through named pipes; local files are read in place.
+    let inputs = crate::stored::inputs(&args.files)?;
+    let comparison = compare(&inputs.paths, &options).map_err(|e| Error::Failed(e.to_string()))?;
     let warnings = warnings(&args.files, &comparison.checks);
     for message in &warnings {
         warn(io, message);

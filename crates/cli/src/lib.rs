@@ -12,6 +12,7 @@ mod fetch;
 mod html;
 mod mint;
 mod redact;
+mod stored;
 mod summary;
 mod url;
 mod verify;
@@ -53,6 +54,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Diff(args) => return diff::run(args, io),
         args::Command::Redact(args) => return redact::run(args, io),
         args::Command::Summary(args) => return summary::run(args, io),
+        args::Command::List(args) => return stored::list(&args.store, io.stdout),
         args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
         _ => {}
     }
@@ -71,6 +73,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         | args::Command::Diff(_)
         | args::Command::Redact(_)
         | args::Command::Summary(_)
+        | args::Command::List(_)
         | args::Command::Demo(_) => Ok(()),
     }
 }

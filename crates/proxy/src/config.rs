@@ -232,6 +232,89 @@ pub struct Args {
     /// Log format on stderr. Filter with RUST_LOG (default info).
     #[arg(long, env = "HEAPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Leak watch: read the app's heap usage and RSS over the inspector this often, for
+    /// /metrics and the trigger (0s: never).
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_EVERY",
+        value_name = "DURATION",
+        default_value = "15s",
+        help_heading = "Leak watch"
+    )]
+    watch_every: humantime::Duration,
+
+    /// Leak watch: take a series when the heap's floor grew by this much (e.g. 64MiB) within
+    /// --watch-window. Off by default; needs --store.
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_GROWTH",
+        value_name = "SIZE",
+        help_heading = "Leak watch"
+    )]
+    watch_growth: Option<bytesize::ByteSize>,
+
+    /// Leak watch: the window the growth is measured over.
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_WINDOW",
+        value_name = "DURATION",
+        default_value = "30m",
+        help_heading = "Leak watch"
+    )]
+    watch_window: humantime::Duration,
+
+    /// Leak watch: snapshots per series.
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_COUNT",
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Leak watch"
+    )]
+    watch_count: u32,
+
+    /// Leak watch: time between the snapshots of a series.
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_INTERVAL",
+        value_name = "DURATION",
+        default_value = "10m",
+        help_heading = "Leak watch"
+    )]
+    watch_interval: humantime::Duration,
+
+    /// Leak watch: no new series until this long after the last one ended.
+    #[arg(
+        long,
+        env = "HEAPGATE_WATCH_COOLDOWN",
+        value_name = "DURATION",
+        default_value = "6h",
+        help_heading = "Leak watch"
+    )]
+    watch_cooldown: humantime::Duration,
+
+    /// Leak watch: the app's memory limit (e.g. 2GiB); a series is held back when
+    /// RSS + 10 × heap used would exceed it. Default on ECS: the task's memory from the task
+    /// metadata.
+    #[arg(
+        long,
+        env = "HEAPGATE_APP_MEMORY_LIMIT",
+        value_name = "SIZE",
+        help_heading = "Leak watch"
+    )]
+    app_memory_limit: Option<bytesize::ByteSize>,
+
+    /// Leak watch: where series are stored, a directory or s3://bucket/prefix (credentials
+    /// from the standard AWS chain, e.g. the ECS task role; AWS_ENDPOINT_URL for another
+    /// S3-compatible server).
+    #[arg(
+        long,
+        env = "HEAPGATE_STORE",
+        value_name = "DIR|URL",
+        help_heading = "Leak watch"
+    )]
+    store: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,6 +379,26 @@ pub(crate) struct Limits {
     pub(crate) request_timeout: Duration,
 }
 
+/// The leak watch's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WatchConfig {
+    /// Polling period; `None`: no polling.
+    pub(crate) every: Option<Duration>,
+    /// The trigger and where its series go; `None`: metrics only.
+    pub(crate) leak: Option<LeakConfig>,
+    pub(crate) app_memory_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeakConfig {
+    pub(crate) growth: u64,
+    pub(crate) window: Duration,
+    pub(crate) count: u32,
+    pub(crate) interval: Duration,
+    pub(crate) cooldown: Duration,
+    pub(crate) store: crate::watch::store::StoreLocation,
+}
+
 /// Where this instance's task id comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskIdSource {
@@ -320,6 +423,7 @@ pub struct Config {
     pub(crate) threads: usize,
     pub(crate) limits: Limits,
     pub(crate) log_format: LogFormat,
+    pub(crate) watch: WatchConfig,
     /// Non-fatal remarks (e.g. a short secret) to log at start.
     pub(crate) warnings: Vec<String>,
 }
@@ -392,6 +496,14 @@ impl Config {
             compression: args.compression,
             redact: args.redact,
             log_format: args.log_format,
+            watch_every: *args.watch_every,
+            watch_growth: args.watch_growth.map(|s| s.as_u64()),
+            watch_window: *args.watch_window,
+            watch_count: args.watch_count,
+            watch_interval: *args.watch_interval,
+            watch_cooldown: *args.watch_cooldown,
+            app_memory_limit: args.app_memory_limit.map(|s| s.as_u64()),
+            store: args.store,
             warnings: loaded.warnings,
         };
         builder.build()
@@ -429,6 +541,14 @@ impl Config {
             compression: vec![CompressionArg::Zstd, CompressionArg::Gzip],
             redact: RedactArg::Off,
             log_format: LogFormat::Text,
+            watch_every: Duration::from_secs(15),
+            watch_growth: None,
+            watch_window: Duration::from_secs(30 * 60),
+            watch_count: 3,
+            watch_interval: Duration::from_secs(600),
+            watch_cooldown: Duration::from_secs(6 * 3600),
+            app_memory_limit: None,
+            store: None,
             warnings: Vec::new(),
         }
     }
@@ -479,10 +599,46 @@ pub struct ConfigBuilder {
     compression: Vec<CompressionArg>,
     redact: RedactArg,
     log_format: LogFormat,
+    watch_every: Duration,
+    watch_growth: Option<u64>,
+    watch_window: Duration,
+    watch_count: u32,
+    watch_interval: Duration,
+    watch_cooldown: Duration,
+    app_memory_limit: Option<u64>,
+    store: Option<String>,
     warnings: Vec<String>,
 }
 
 impl ConfigBuilder {
+    /// `--watch-every` (zero: no polling).
+    pub fn watch_every(mut self, every: Duration) -> Self {
+        self.watch_every = every;
+        self
+    }
+
+    /// `--watch-growth`, `--watch-window` and `--store`.
+    pub fn watch_growth(mut self, growth: u64, window: Duration, store: &str) -> Self {
+        self.watch_growth = Some(growth);
+        self.watch_window = window;
+        self.store = Some(store.to_owned());
+        self
+    }
+
+    /// `--watch-count`, `--watch-interval`, `--watch-cooldown`.
+    pub fn watch_series(mut self, count: u32, interval: Duration, cooldown: Duration) -> Self {
+        self.watch_count = count;
+        self.watch_interval = interval;
+        self.watch_cooldown = cooldown;
+        self
+    }
+
+    /// `--app-memory-limit`.
+    pub fn app_memory_limit(mut self, bytes: u64) -> Self {
+        self.app_memory_limit = Some(bytes);
+        self
+    }
+
     /// `--listen` and `--admin-listen` (port 0 picks a free port; see [`crate::Proxy`]).
     pub fn listen(mut self, public: SocketAddr, admin: SocketAddr) -> Self {
         self.listen = public;
@@ -590,6 +746,8 @@ impl ConfigBuilder {
             ));
         }
         let (upstream, targets) = upstreams(&self.upstream, self.source)?;
+        let mut warnings = self.warnings.clone();
+        let watch = watch_config(&self, &mut warnings)?;
         let guarded_paths = GuardedPaths::new([path.as_str(), self.upstream_path.as_str()])
             .under_prefix(upstream.path());
         let source = match self.source {
@@ -638,9 +796,77 @@ impl ConfigBuilder {
                 request_timeout: self.request_timeout,
             },
             log_format: self.log_format,
-            warnings: self.warnings,
+            watch,
+            warnings,
         })
     }
+}
+
+/// The leak watch's flags, checked together.
+fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchConfig, ConfigError> {
+    let inspector = b.source == SourceKind::Inspector;
+    let every = (!b.watch_every.is_zero() && inspector).then_some(b.watch_every);
+    if b.app_memory_limit == Some(0) {
+        return Err(error("--app-memory-limit must be more than 0"));
+    }
+    let store = b
+        .store
+        .as_deref()
+        .map(|text| {
+            crate::watch::store::StoreLocation::parse(text)
+                .map_err(|e| error(format!("--store: {e}")))
+        })
+        .transpose()?;
+    let Some(growth) = b.watch_growth else {
+        if store.is_some() {
+            warnings
+                .push("--store is set without --watch-growth: nothing will be stored".to_owned());
+        }
+        return Ok(WatchConfig {
+            every,
+            leak: None,
+            app_memory_limit: b.app_memory_limit,
+        });
+    };
+    if !inspector {
+        return Err(error(
+            "--watch-growth needs --source inspector (it reads the heap over the inspector)",
+        ));
+    }
+    let Some(every) = every else {
+        return Err(error("--watch-growth needs --watch-every above 0s"));
+    };
+    let Some(store) = store else {
+        return Err(error(
+            "--watch-growth needs --store DIR or --store s3://bucket/prefix",
+        ));
+    };
+    if growth == 0 {
+        return Err(error("--watch-growth must be more than 0"));
+    }
+    if b.watch_count == 0 || b.watch_count > 10 {
+        return Err(error("--watch-count must be 1 to 10"));
+    }
+    let floor_span = every * u32::try_from(crate::watch::trigger::FLOOR_SAMPLES).unwrap_or(4);
+    if b.watch_window <= floor_span {
+        return Err(error(format!(
+            "--watch-window must be longer than {} samples of --watch-every ({})",
+            crate::watch::trigger::FLOOR_SAMPLES,
+            humantime::format_duration(floor_span)
+        )));
+    }
+    Ok(WatchConfig {
+        every: Some(every),
+        leak: Some(LeakConfig {
+            growth,
+            window: b.watch_window,
+            count: b.watch_count,
+            interval: b.watch_interval,
+            cooldown: b.watch_cooldown,
+            store,
+        }),
+        app_memory_limit: b.app_memory_limit,
+    })
 }
 
 fn absolute_path(flag: &str, path: &str) -> Result<String, ConfigError> {

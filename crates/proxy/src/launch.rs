@@ -26,6 +26,9 @@ use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
+use crate::watch::store::Store;
+use crate::watch::trigger::TriggerConfig;
+use crate::watch::{SeriesConfig, Watch, limit};
 use crate::workers::{self, Workers};
 
 /// Why the proxy could not start.
@@ -33,6 +36,8 @@ use crate::workers::{self, Workers};
 pub enum StartError {
     #[error(transparent)]
     TaskId(#[from] TaskIdError),
+    #[error("--store: {0}")]
+    Store(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,7 +49,7 @@ impl StartError {
     /// 2 for configuration problems, 1 for operational ones (a port in use).
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::TaskId(_) => 2,
+            StartError::TaskId(_) | StartError::Store(_) => 2,
             StartError::Bind { .. } => 1,
         }
     }
@@ -135,14 +140,36 @@ impl Proxy {
         );
         let metrics = Arc::new(Metrics::new());
         let gate = SnapshotGate::new(config.snapshot.min_interval);
+        // One inspector source for requests and the leak watch: one session, comparable ids.
+        let inspector = match &config.source {
+            SourceConfig::Inspector { addr } => Some(Arc::new(InspectorSource::new(
+                *addr,
+                DEFAULT_SPILL_MEM_LIMIT,
+            ))),
+            _ => None,
+        };
+        let watcher = match &inspector {
+            Some(inspector) => {
+                watch(
+                    &config,
+                    &task_id,
+                    Arc::clone(inspector),
+                    &gate,
+                    &metrics,
+                    environment.ecs_metadata_uri.as_deref(),
+                )
+                .await?
+            }
+            None => None,
+        };
         let routes = Routes::new(
             &config,
             &task_id,
             upstream,
-            gate,
+            Arc::clone(&gate),
             &metrics,
             chrono::Utc::now,
-            None,
+            inspector.map(|i| i as Arc<dyn Source>),
         );
         let serving = Serving {
             public: Workers {
@@ -160,9 +187,82 @@ impl Proxy {
             },
             metrics,
         };
+        let watcher = watcher.map(|watch| tokio::spawn(watch.run()));
         run(public, admin, serving, shutdown).await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         Ok(())
     }
+}
+
+/// The leak watch for `config`, if polling is on: the store opened, the memory limit found.
+async fn watch(
+    config: &Config,
+    task: &heapgate_protocol::TaskId,
+    inspector: Arc<InspectorSource>,
+    gate: &Arc<SnapshotGate>,
+    metrics: &Arc<Metrics>,
+    ecs_metadata_uri: Option<&str>,
+) -> Result<Option<Watch>, StartError> {
+    let Some(every) = config.watch.every else {
+        return Ok(None);
+    };
+    let leak = match &config.watch.leak {
+        None => None,
+        Some(leak) => {
+            let store = Store::open(&leak.store).map_err(StartError::Store)?;
+            let mut memory_limit = config.watch.app_memory_limit;
+            if memory_limit.is_none() {
+                if let Some(base) = ecs_metadata_uri.filter(|u| !u.is_empty()) {
+                    match limit::ecs_task_memory(base).await {
+                        Ok(found) => memory_limit = found,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom guard is off");
+                        }
+                    }
+                }
+            }
+            tracing::info!(
+                store = %leak.store,
+                growth = leak.growth,
+                window_s = leak.window.as_secs(),
+                count = leak.count,
+                interval_s = leak.interval.as_secs(),
+                cooldown_s = leak.cooldown.as_secs(),
+                memory_limit,
+                "leak watch on"
+            );
+            if memory_limit.is_none() {
+                tracing::warn!(
+                    "leak watch: no --app-memory-limit known; the headroom guard is off"
+                );
+            }
+            Some((
+                TriggerConfig {
+                    growth: leak.growth,
+                    window: leak.window,
+                    cooldown: leak.cooldown,
+                    memory_limit,
+                },
+                SeriesConfig {
+                    count: leak.count,
+                    interval: leak.interval,
+                },
+                store,
+            ))
+        }
+    };
+    Ok(Some(Watch {
+        inspector,
+        gate: Arc::clone(gate),
+        metrics: Arc::clone(metrics),
+        task: task.clone(),
+        every,
+        leak,
+        redact_strings: config.snapshot.redact_strings,
+        now: chrono::Utc::now,
+    }))
 }
 
 /// What the public listener serves for `config`: the mode's snapshot handler, and pass-through.

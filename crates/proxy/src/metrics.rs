@@ -89,6 +89,11 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// Every metric the proxy exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -104,6 +109,15 @@ pub struct Metrics {
     in_flight: Gauge,
     snapshot_running: Gauge,
     gateway_attempts: Histogram,
+    app_heap_used: Gauge,
+    app_heap_total: Gauge,
+    app_rss: Gauge,
+    watch_probes: Family<OutcomeLabels, Counter>,
+    watch_held: Family<ReasonLabels, Counter>,
+    watch_series: Family<ReasonLabels, Counter>,
+    watch_uploads: Family<OutcomeLabels, Counter>,
+    watch_upload_retries: Counter,
+    watch_stored_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -165,6 +179,60 @@ impl Metrics {
             "Gateway: attempts (new connections) per routed request",
             gateway_attempts.clone(),
         );
+        let app_heap_used = Gauge::default();
+        let app_heap_total = Gauge::default();
+        let app_rss = Gauge::default();
+        let watch_probes = Family::<OutcomeLabels, Counter>::default();
+        let watch_held = Family::<ReasonLabels, Counter>::default();
+        let watch_series = Family::<ReasonLabels, Counter>::default();
+        let watch_uploads = Family::<OutcomeLabels, Counter>::default();
+        let watch_upload_retries = Counter::default();
+        let watch_stored_bytes = Counter::default();
+        registry.register(
+            "app_heap_used_bytes",
+            "The app's V8 heap in use (Runtime.getHeapUsage usedSize), at the last sample",
+            app_heap_used.clone(),
+        );
+        registry.register(
+            "app_heap_total_bytes",
+            "The app's V8 heap reserved (Runtime.getHeapUsage totalSize), at the last sample",
+            app_heap_total.clone(),
+        );
+        registry.register(
+            "app_rss_bytes",
+            "The app's resident set size (process.memoryUsage.rss()), at the last sample",
+            app_rss.clone(),
+        );
+        registry.register(
+            "watch_samples",
+            "Heap samples over the inspector, by outcome (skipped: a snapshot was running)",
+            watch_probes.clone(),
+        );
+        registry.register(
+            "watch_held",
+            "Leak-watch series held back by a guard, per sample, by reason",
+            watch_held.clone(),
+        );
+        registry.register(
+            "watch_series",
+            "Leak-watch series, by how they ended",
+            watch_series.clone(),
+        );
+        registry.register(
+            "watch_uploads",
+            "Leak-watch uploads (snapshots and manifests), by outcome",
+            watch_uploads.clone(),
+        );
+        registry.register(
+            "watch_upload_retries",
+            "Leak-watch attempts to start an upload that failed and were retried",
+            watch_upload_retries.clone(),
+        );
+        registry.register(
+            "watch_stored_bytes",
+            "Compressed snapshot bytes stored by the leak watch",
+            watch_stored_bytes.clone(),
+        );
         let passthrough_ok = requests
             .get_or_create(&RequestLabels {
                 route: Route::Passthrough.label(),
@@ -182,7 +250,58 @@ impl Metrics {
             in_flight,
             snapshot_running,
             gateway_attempts,
+            app_heap_used,
+            app_heap_total,
+            app_rss,
+            watch_probes,
+            watch_held,
+            watch_series,
+            watch_uploads,
+            watch_upload_retries,
+            watch_stored_bytes,
         }
+    }
+
+    /// The app's memory at the last sample.
+    pub(crate) fn app_memory(&self, usage: crate::source::inspector::HeapUsage) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.app_heap_used.set(gauge(usage.used));
+        self.app_heap_total.set(gauge(usage.total));
+        if let Some(rss) = usage.rss {
+            self.app_rss.set(gauge(rss));
+        }
+    }
+
+    pub(crate) fn watch_probe(&self, outcome: &'static str) {
+        self.watch_probes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub(crate) fn watch_held(&self, reason: &'static str) {
+        self.watch_held
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub(crate) fn watch_series(&self, reason: &'static str) {
+        self.watch_series
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub(crate) fn watch_upload(&self, outcome: &'static str) {
+        self.watch_uploads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub(crate) fn watch_upload_retry(&self) {
+        self.watch_upload_retries.inc();
+    }
+
+    pub(crate) fn watch_stored_bytes(&self, bytes: u64) {
+        self.watch_stored_bytes.inc_by(bytes);
     }
 
     pub fn request(&self, route: Route, status: http::StatusCode) {

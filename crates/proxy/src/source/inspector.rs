@@ -64,6 +64,32 @@ const MAX_TARGET_LIST_BYTES: usize = 1 << 20;
 /// Snapshot requests that may wait for the actor while one is running.
 const REQUEST_QUEUE: usize = 4;
 
+/// Time allowed for a heap-usage probe's two answers. The app's main thread answers them.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the app reads for its resident set size: one call, no allocation to speak of, and
+/// nothing kept (`returnByValue`). `process.memoryUsage.rss()` (Node ≥ 14.18) reads the RSS
+/// without walking the heap spaces, unlike `process.memoryUsage()`.
+const RSS_EXPRESSION: &str = "process.memoryUsage.rss()";
+
+/// The app's memory, as read over the inspector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapUsage {
+    /// V8's heap in use (`Runtime.getHeapUsage` `usedSize`), bytes.
+    pub used: u64,
+    /// V8's heap reserved (`totalSize`), bytes.
+    pub total: u64,
+    /// The process's resident set size, bytes, when it could be read.
+    pub rss: Option<u64>,
+}
+
+/// A heap-usage probe read: the usage, and the session (series) it was read on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub usage: HeapUsage,
+    pub series: String,
+}
+
 /// A source of heap snapshots from the Node inspector at one address.
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self`.
@@ -105,6 +131,27 @@ impl InspectorSource {
     /// The series of the live session, if one is open.
     pub fn series(&self) -> Option<String> {
         self.live_session().map(|session| session.series)
+    }
+
+    /// Reads the app's heap usage and RSS over the session (opening one if none is live):
+    /// `Runtime.getHeapUsage` and `Runtime.evaluate` of [`RSS_EXPRESSION`]. Never touches the
+    /// heap profiler. Refused while a snapshot is in flight (the app's loop is blocked then).
+    pub async fn probe(&self) -> Result<Probe, SourceError> {
+        let (session, _) = self.live_or_connect().await?;
+        let (reply, answer) = oneshot::channel();
+        if session.probes.try_send(ProbeRequest { reply }).is_err() {
+            return Err(SourceError::Failed(
+                "inspector session busy or closed; probe skipped".into(),
+            ));
+        }
+        let usage = timeout(PROBE_TIMEOUT, answer)
+            .await
+            .map_err(|_| SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}")))?
+            .map_err(|_| SourceError::Failed("inspector session closed during a probe".into()))??;
+        Ok(Probe {
+            usage,
+            series: session.series,
+        })
     }
 
     /// Starts a heap snapshot, opening a session first if none is live.
@@ -163,6 +210,7 @@ impl InspectorSource {
 struct SessionHandle {
     series: String,
     requests: mpsc::Sender<SnapshotRequest>,
+    probes: mpsc::Sender<ProbeRequest>,
 }
 
 impl SessionHandle {
@@ -208,6 +256,20 @@ struct SnapshotRequest {
     started: oneshot::Sender<Result<(), SourceError>>,
 }
 
+/// Asks the actor for the app's heap usage, between snapshots.
+struct ProbeRequest {
+    reply: oneshot::Sender<Result<HeapUsage, SourceError>>,
+}
+
+/// A probe whose two commands are out.
+struct ProbeInFlight {
+    usage_id: u64,
+    rss_id: u64,
+    usage: Option<(u64, u64)>,
+    rss: Option<Option<u64>>,
+    reply: oneshot::Sender<Result<HeapUsage, SourceError>>,
+}
+
 /// Opens a session: finds the Node target, connects, enables the heap profiler, starts the actor.
 async fn connect(addr: SocketAddr) -> Result<SessionHandle, SourceError> {
     let target = find_node_target(addr).await?;
@@ -216,9 +278,15 @@ async fn connect(addr: SocketAddr) -> Result<SessionHandle, SourceError> {
     let mut actor = Actor::new(ws, series.clone());
     actor.enable_heap_profiler().await?;
     let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    // One probe at a time: a second while one is out is skipped, not queued.
+    let (probes, probes_rx) = mpsc::channel(1);
     tracing::info!(%addr, target = %target, series = %series, "inspector session opened");
-    tokio::spawn(actor.run(requests_rx));
-    Ok(SessionHandle { series, requests })
+    tokio::spawn(actor.run(requests_rx, probes_rx));
+    Ok(SessionHandle {
+        series,
+        requests,
+        probes,
+    })
 }
 
 /// A random id, unique across sessions and proxy restarts.
@@ -324,6 +392,7 @@ struct Incoming {
     method: Option<String>,
     params: Option<EventParams>,
     error: Option<CdpError>,
+    result: Option<serde_json::Value>,
 }
 
 /// The only event parameter read: `HeapProfiler.addHeapSnapshotChunk`'s `chunk`.
@@ -354,6 +423,7 @@ struct Actor {
     ws: Ws,
     series: String,
     next_id: u64,
+    probe: Option<ProbeInFlight>,
 }
 
 /// A snapshot in flight. `sink` is `None` once it has failed; the actor still reads until the
@@ -377,6 +447,7 @@ impl Actor {
             ws,
             series,
             next_id: 1,
+            probe: None,
         }
     }
 
@@ -427,13 +498,22 @@ impl Actor {
         }
     }
 
-    async fn run(mut self, mut requests: mpsc::Receiver<SnapshotRequest>) {
+    async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<SnapshotRequest>,
+        mut probes: mpsc::Receiver<ProbeRequest>,
+    ) {
         let mut active: Option<Active> = None;
         let reason = loop {
             tokio::select! {
                 biased;
                 frame = self.ws.next() => {
                     if let Flow::Lost(reason) = self.on_frame(frame, &mut active) {
+                        break reason;
+                    }
+                }
+                Some(probe) = probes.recv(), if active.is_none() && self.probe.is_none() => {
+                    if let Err(reason) = self.start_probe(probe).await {
                         break reason;
                     }
                 }
@@ -450,9 +530,101 @@ impl Actor {
             }
         };
         tracing::warn!(series = %self.series, %reason, "inspector session lost");
+        if let Some(probe) = self.probe.take() {
+            let _ = probe
+                .reply
+                .send(Err(SourceError::Failed(format!("{reason} during a probe"))));
+        }
         if let Some(mut active) = active {
             active.fail(SourceError::Failed(format!("{reason} mid-snapshot")));
         }
+    }
+
+    /// Sends the probe's two commands; their answers are matched in `on_text`.
+    async fn start_probe(&mut self, probe: ProbeRequest) -> Result<(), String> {
+        if probe.reply.is_closed() {
+            return Ok(());
+        }
+        let sent = async {
+            let usage_id = self
+                .send_command("Runtime.getHeapUsage", serde_json::json!({}))
+                .await?;
+            let params = serde_json::json!({
+                "expression": RSS_EXPRESSION,
+                "returnByValue": true,
+                "silent": true,
+            });
+            let rss_id = self.send_command("Runtime.evaluate", params).await?;
+            Ok::<_, tungstenite::Error>((usage_id, rss_id))
+        };
+        match sent.await {
+            Ok((usage_id, rss_id)) => {
+                self.probe = Some(ProbeInFlight {
+                    usage_id,
+                    rss_id,
+                    usage: None,
+                    rss: None,
+                    reply: probe.reply,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("sending a heap-usage probe: {e}");
+                let _ = probe.reply.send(Err(SourceError::Failed(reason.clone())));
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes a probe command's answer; replies once both are in.
+    fn on_probe_answer(&mut self, message: &Incoming) -> bool {
+        let Some(probe) = &mut self.probe else {
+            return false;
+        };
+        let Some(id) = message.id else { return false };
+        if id == probe.usage_id {
+            let read = |key: &str| {
+                message
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.get(key))
+                    .and_then(serde_json::Value::as_f64)
+                    .map(|n| n as u64)
+            };
+            match (&message.error, read("usedSize"), read("totalSize")) {
+                (None, Some(used), Some(total)) => probe.usage = Some((used, total)),
+                _ => {
+                    let why = message
+                        .error
+                        .as_ref()
+                        .map_or_else(|| "no usedSize/totalSize".to_owned(), |e| e.message.clone());
+                    if let Some(probe) = self.probe.take() {
+                        let _ = probe.reply.send(Err(SourceError::Failed(format!(
+                            "Runtime.getHeapUsage: {why}"
+                        ))));
+                    }
+                    return true;
+                }
+            }
+        } else if id == probe.rss_id {
+            // `{result: {type: "number", value: N}}`; an exception (an old Node) leaves it unread.
+            let value = message
+                .result
+                .as_ref()
+                .filter(|r| r.get("exceptionDetails").is_none())
+                .and_then(|r| r.pointer("/result/value"))
+                .and_then(serde_json::Value::as_f64)
+                .map(|n| n as u64);
+            probe.rss = Some(value);
+        } else {
+            return false;
+        }
+        if let (Some((used, total)), Some(rss)) = (probe.usage, probe.rss) {
+            if let Some(probe) = self.probe.take() {
+                let _ = probe.reply.send(Ok(HeapUsage { used, total, rss }));
+            }
+        }
+        true
     }
 
     /// Sends `HeapProfiler.takeHeapSnapshot` for `request`. Returns the snapshot now in flight
@@ -481,7 +653,7 @@ impl Actor {
     }
 
     fn on_frame(
-        &self,
+        &mut self,
         frame: Option<tungstenite::Result<Message>>,
         active: &mut Option<Active>,
     ) -> Flow {
@@ -497,7 +669,7 @@ impl Actor {
         }
     }
 
-    fn on_text(&self, text: &str, active: &mut Option<Active>) {
+    fn on_text(&mut self, text: &str, active: &mut Option<Active>) {
         let message: Incoming = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(e) => {
@@ -508,6 +680,9 @@ impl Actor {
                 return;
             }
         };
+        if self.on_probe_answer(&message) {
+            return;
+        }
         let Some(current) = active else {
             tracing::debug!(series = %self.series, method = ?message.method, "CDP message between snapshots");
             return;

@@ -1,0 +1,208 @@
+//! Snapshots and series kept by the leak watch: `heapgate list`, and `s3://` URLs wherever a
+//! snapshot file is read (`diff`, `summary`).
+//!
+//! An `s3://bucket/key` argument is streamed, not downloaded: a thread copies the object into a
+//! named pipe (FIFO) in a private temporary folder, and the analysis reads the pipe as it would
+//! a file. Credentials and endpoint come from the standard AWS environment (`AWS_ENDPOINT_URL`
+//! for another S3-compatible server), as for `heapgate-proxy --store`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use futures_util::StreamExt;
+use heapgate_proxy::storage::{MANIFEST, Manifest, Store, StoreLocation};
+use object_store::path::Path as ObjectPath;
+
+use crate::Error;
+
+/// Local paths for `files`; `s3://` ones are pipes fed by background threads, alive as long as
+/// the returned value.
+pub(crate) struct Inputs {
+    pub(crate) paths: Vec<PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Opens each of `files` as a path the analysis can read: local files as they are, `s3://`
+/// URLs streamed through a pipe.
+pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
+    let mut dir = None;
+    let mut paths = Vec::with_capacity(files.len());
+    for (n, file) in files.iter().enumerate() {
+        let Some(url) = file.to_str().filter(|f| f.starts_with("s3://")) else {
+            paths.push(file.clone());
+            continue;
+        };
+        let (store, key) = open_url(url)?;
+        let runtime = runtime()?;
+        runtime
+            .block_on(store.objects().head(&key))
+            .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+        if dir.is_none() {
+            dir = Some(tempfile::tempdir().map_err(|e| Error::Failed(format!("temp dir: {e}")))?);
+        }
+        let pipe = dir
+            .as_ref()
+            .map(|d| d.path().join(format!("{n}.pipe")))
+            .unwrap_or_default();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .map_err(|e| Error::Failed(format!("mkfifo: {e}")))?;
+        if !made.success() {
+            return Err(Error::Failed(format!("mkfifo {} failed", pipe.display())));
+        }
+        let (url, target) = (url.to_owned(), pipe.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = copy(&runtime, &store, &key, &target) {
+                eprintln!("heapgate: {url}: {e}");
+            }
+        });
+        paths.push(pipe);
+    }
+    Ok(Inputs { paths, _dir: dir })
+}
+
+fn copy(
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    key: &ObjectPath,
+    pipe: &std::path::Path,
+) -> Result<(), String> {
+    // Opening a FIFO for writing waits for its reader.
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(pipe)
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut stream = store
+            .objects()
+            .get(key)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if out.write_all(&chunk).is_err() {
+                // The reader stopped (an error it reports itself).
+                return Ok(());
+            }
+        }
+        Ok(())
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("runtime: {e}")))
+}
+
+/// `s3://bucket/key` → the bucket's store and the key.
+fn open_url(url: &str) -> Result<(Store, ObjectPath), Error> {
+    let location = StoreLocation::parse(url).map_err(|e| Error::Config(format!("{url}: {e}")))?;
+    let StoreLocation::S3 { bucket, prefix } = location else {
+        return Err(Error::Config(format!("{url}: not an s3:// URL")));
+    };
+    if prefix.is_empty() {
+        return Err(Error::Config(format!(
+            "{url}: names a bucket, not an object"
+        )));
+    }
+    let store = Store::open(&StoreLocation::S3 {
+        bucket,
+        prefix: String::new(),
+    })
+    .map_err(Error::Failed)?;
+    Ok((store, ObjectPath::from(prefix.as_str())))
+}
+
+/// `heapgate list DIR|s3://bucket/prefix`: one block per stored series.
+pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
+    let location =
+        StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
+    if let StoreLocation::Dir(dir) = &location {
+        if !dir.is_dir() {
+            return Err(Error::Failed(format!(
+                "{}: no such directory",
+                dir.display()
+            )));
+        }
+    }
+    let store = Store::open(&location).map_err(Error::Failed)?;
+    let runtime = runtime()?;
+    let series = runtime.block_on(async {
+        let mut by_series: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
+        let mut listing = store.objects().list(Some(store.prefix()));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
+            let path = meta.location;
+            let Some((folder, _)) = path.as_ref().rsplit_once('/') else {
+                continue;
+            };
+            by_series.entry(folder.to_owned()).or_default().push(path);
+        }
+        let mut found = Vec::new();
+        for (folder, objects) in by_series {
+            let manifest_path = ObjectPath::from(format!("{folder}/{MANIFEST}"));
+            if !objects.contains(&manifest_path) {
+                continue;
+            }
+            let manifest = match store.objects().get(&manifest_path).await {
+                Ok(got) => got
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
+                Err(_) => None,
+            };
+            let snapshots: Vec<String> = objects
+                .iter()
+                .filter(|p| p.as_ref().ends_with(".heapsnapshot.zst"))
+                .map(|p| store.display(p))
+                .collect();
+            found.push((
+                store.display(&ObjectPath::from(folder.as_str())),
+                manifest,
+                snapshots,
+            ));
+        }
+        Ok::<_, Error>(found)
+    })?;
+    let w = |out: &mut dyn Write, text: String| {
+        writeln!(out, "{text}").map_err(|e| crate::output_error(&e))
+    };
+    if series.is_empty() {
+        return w(out, format!("no stored series in {location}"));
+    }
+    for (folder, manifest, snapshots) in series {
+        match manifest {
+            Some(m) => {
+                let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+                let growth = m
+                    .trigger
+                    .floor_to_bytes
+                    .saturating_sub(m.trigger.floor_from_bytes);
+                let ended = m.ended.as_ref().map_or("running", |e| e.reason.as_str());
+                w(
+                    out,
+                    format!(
+                        "{folder}\n  task {}  started {}  heap floor +{:.1} MiB in {}s ({:.1} → {:.1} MiB)  ended: {ended}",
+                        m.task,
+                        m.started_at,
+                        mib(growth),
+                        m.trigger.over_seconds,
+                        mib(m.trigger.floor_from_bytes),
+                        mib(m.trigger.floor_to_bytes),
+                    ),
+                )?;
+            }
+            None => w(out, format!("{folder}\n  (unreadable manifest)"))?,
+        }
+        for snapshot in snapshots {
+            w(out, format!("  {snapshot}"))?;
+        }
+    }
+    Ok(())
+}

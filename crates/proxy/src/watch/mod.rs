@@ -1,0 +1,470 @@
+//! Leak watch: the heap's figures on `/metrics`, and, on sustained growth, a series of snapshots
+//! stored where they outlive the task.
+//!
+//! Polling rides the proxy's one inspector session ([`InspectorSource::probe`]):
+//! `Runtime.getHeapUsage` and one `Runtime.evaluate` of `process.memoryUsage.rss()`, never
+//! touching the heap profiler. A sample is skipped while a snapshot runs (the app's loop is
+//! blocked then, and the gate says so). The [`trigger`] decides; a series takes its snapshots
+//! through the same gate as requests (waiting while it is busy), so a manual request still
+//! works in between, and streams each one compressed (and redacted if configured) into a
+//! multipart upload ([`store`]).
+
+pub(crate) mod limit;
+pub(crate) mod store;
+pub(crate) mod trigger;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use heapgate_protocol::TaskId;
+use object_store::path::Path;
+use object_store::{PutPayload, WriteMultipart};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::body::encoding::{Coding, Encoder};
+use crate::body::redaction;
+use crate::gate::{SnapshotGate, SnapshotPermit};
+use crate::metrics::Metrics;
+use crate::source::inspector::{InspectorSource, Probe};
+use crate::source::{ChunkStream, SourceError};
+use store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord};
+use trigger::{Decision, Growth, Trigger, TriggerConfig};
+
+/// Size of each uploaded part (S3 wants at least 5 MiB but the last).
+const PART_SIZE: usize = 8 << 20;
+/// Parts uploading at once; with the part being filled, at most three parts are held in memory.
+const PARTS_IN_FLIGHT: usize = 2;
+/// Attempts to start an upload before the snapshot is taken (the app pays nothing for these).
+const BEGIN_ATTEMPTS: u32 = 4;
+/// Longest wait for the gate before a series gives a snapshot up.
+const GATE_WAIT: Duration = Duration::from_secs(600);
+
+/// The series settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesConfig {
+    pub(crate) count: u32,
+    pub(crate) interval: Duration,
+}
+
+/// Everything the watcher needs.
+pub(crate) struct Watch {
+    pub(crate) inspector: Arc<InspectorSource>,
+    pub(crate) gate: Arc<SnapshotGate>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) task: TaskId,
+    pub(crate) every: Duration,
+    /// The trigger, series and store; `None`: metrics only.
+    pub(crate) leak: Option<(TriggerConfig, SeriesConfig, Store)>,
+    pub(crate) redact_strings: bool,
+    pub(crate) now: fn() -> DateTime<Utc>,
+}
+
+/// Why a series ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    Complete,
+    /// The inspector session changed or dropped: the process is not the one the series began on.
+    AppRestarted(String),
+    /// Not enough memory left for the next snapshot.
+    Headroom(String),
+    StorageFailed(String),
+    SnapshotFailed(String),
+    GateBusy,
+}
+
+impl End {
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            End::Complete => "complete",
+            End::AppRestarted(_) => "app_restarted",
+            End::Headroom(_) => "headroom",
+            End::StorageFailed(_) => "storage_failed",
+            End::SnapshotFailed(_) => "snapshot_failed",
+            End::GateBusy => "gate_busy",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            End::Complete => "all snapshots stored".to_owned(),
+            End::GateBusy => format!("the snapshot gate stayed busy for {GATE_WAIT:?}"),
+            End::AppRestarted(d)
+            | End::Headroom(d)
+            | End::StorageFailed(d)
+            | End::SnapshotFailed(d) => d.clone(),
+        }
+    }
+}
+
+impl Watch {
+    /// Polls until the task is dropped (the proxy stops).
+    pub(crate) async fn run(self) {
+        let watch = Arc::new(self);
+        let mut ticker = tokio::time::interval(watch.every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut trigger = watch
+            .leak
+            .as_ref()
+            .map(|(config, _, _)| Trigger::new(*config));
+        let (ended_tx, mut ended_rx) = mpsc::channel::<End>(1);
+        let mut session: Option<String> = None;
+        let mut held: Option<&'static str> = None;
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                Some(_) = ended_rx.recv() => {
+                    if let Some(trigger) = &mut trigger {
+                        trigger.series_ended(Instant::now());
+                    }
+                    continue;
+                }
+            }
+            if watch.gate.is_running() {
+                watch.metrics.watch_probe("skipped");
+                tracing::debug!("heap sample skipped: a snapshot is running");
+                continue;
+            }
+            let probe = match watch.inspector.probe().await {
+                Ok(probe) => probe,
+                Err(e) => {
+                    watch.metrics.watch_probe("failed");
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot read the app's heap usage");
+                    }
+                    failing = true;
+                    continue;
+                }
+            };
+            failing = false;
+            watch.metrics.watch_probe("ok");
+            watch.metrics.app_memory(probe.usage);
+            let Some(trigger) = &mut trigger else {
+                continue;
+            };
+            if session.as_deref() != Some(probe.series.as_str()) {
+                // A new inspector session: the app restarted (or this is the first sample).
+                trigger.reset();
+                session = Some(probe.series.clone());
+            }
+            match trigger.observe(Instant::now(), probe.usage) {
+                Decision::Quiet => held = None,
+                Decision::Held(guard, growth) => {
+                    watch.metrics.watch_held(guard.label());
+                    if held != Some(guard.label()) {
+                        tracing::warn!(
+                            guard = guard.label(),
+                            ?guard,
+                            floor_from = growth.from,
+                            floor_to = growth.to,
+                            over_s = growth.over.as_secs(),
+                            "leak watch: heap floor grew, series held back"
+                        );
+                    }
+                    held = Some(guard.label());
+                }
+                Decision::Fire(growth) => {
+                    held = None;
+                    trigger.series_started();
+                    tracing::warn!(
+                        floor_from = growth.from,
+                        floor_to = growth.to,
+                        over_s = growth.over.as_secs(),
+                        "leak watch: heap floor grew; taking a series"
+                    );
+                    let watch = Arc::clone(&watch);
+                    let ended = ended_tx.clone();
+                    tokio::spawn(async move {
+                        let end = watch.series(growth, &probe).await;
+                        let _ = ended.send(end).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// Takes and stores one series; logs and counts how it ended.
+    async fn series(&self, growth: Growth, first: &Probe) -> End {
+        let Some((trigger, series, store)) = &self.leak else {
+            return End::Complete;
+        };
+        let started = (self.now)();
+        let id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), first.series);
+        let mut manifest = Manifest {
+            task: self.task.to_string(),
+            series: id.clone(),
+            session: first.series.clone(),
+            heapgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: started.to_rfc3339(),
+            trigger: TriggerRecord {
+                reason: format!(
+                    "heap floor grew by {} bytes (at least {}) within {}s",
+                    growth.to.saturating_sub(growth.from),
+                    trigger.growth,
+                    growth.over.as_secs()
+                ),
+                floor_from_bytes: growth.from,
+                floor_to_bytes: growth.to,
+                over_seconds: growth.over.as_secs(),
+            },
+            captures: Vec::new(),
+            ended: None,
+        };
+        let folder = format!("{}/{id}", self.task);
+        let mut end = End::Complete;
+        for n in 0..series.count {
+            if n > 0 {
+                tokio::time::sleep(series.interval).await;
+            }
+            match self.capture(store, &folder, &first.series, trigger).await {
+                Ok(record) => {
+                    tracing::info!(series = %id, file = %record.file, stored_bytes = record.stored_bytes, "leak watch: snapshot stored");
+                    manifest.captures.push(record);
+                    if n + 1 < series.count {
+                        self.write_manifest(store, &folder, &manifest).await;
+                    }
+                }
+                Err(e) => {
+                    end = e;
+                    break;
+                }
+            }
+        }
+        manifest.ended = Some(EndRecord {
+            reason: end.label().to_owned(),
+            detail: end.detail(),
+            at: (self.now)().to_rfc3339(),
+        });
+        self.write_manifest(store, &folder, &manifest).await;
+        self.metrics.watch_series(end.label());
+        match &end {
+            End::Complete => {
+                tracing::info!(series = %id, snapshots = manifest.captures.len(), store = %store.display(&store.path(&folder)), "leak watch: series complete");
+            }
+            _ => {
+                tracing::warn!(series = %id, snapshots = manifest.captures.len(), ended = end.label(), detail = %end.detail(), "leak watch: series ended early");
+            }
+        }
+        end
+    }
+
+    /// One snapshot of the series: gate, checks, upload started, snapshot streamed in.
+    async fn capture(
+        &self,
+        store: &Store,
+        folder: &str,
+        session: &str,
+        trigger: &TriggerConfig,
+    ) -> Result<CaptureRecord, End> {
+        let permit = self.wait_for_gate().await?;
+        let probe = match self.inspector.probe().await {
+            Ok(probe) => probe,
+            Err(e) => {
+                permit.release_uncharged();
+                return Err(End::AppRestarted(format!("inspector: {e}")));
+            }
+        };
+        self.metrics.app_memory(probe.usage);
+        if probe.series != session {
+            permit.release_uncharged();
+            return Err(restarted(session));
+        }
+        if let Err(guard) = trigger::headroom(probe.usage, trigger.memory_limit) {
+            permit.release_uncharged();
+            self.metrics.watch_held(guard.label());
+            return Err(End::Headroom(format!("{guard:?}")));
+        }
+        let at = (self.now)();
+        let file = format!("{}.heapsnapshot.zst", at.format("%Y%m%dT%H%M%SZ"));
+        let path = store.path(&format!("{folder}/{file}"));
+        let writer = match self.begin(store, &path).await {
+            Ok(writer) => writer,
+            Err(e) => {
+                permit.release_uncharged();
+                return Err(End::StorageFailed(e));
+            }
+        };
+        let capture = match self.inspector.take().await {
+            Ok(capture) => capture,
+            Err(e) => {
+                permit.release_uncharged();
+                abort(writer, &path).await;
+                return Err(End::AppRestarted(format!("inspector: {e}")));
+            }
+        };
+        if capture.series.as_deref() != Some(session) {
+            abort(writer, &path).await;
+            return Err(restarted(session));
+        }
+        let body = if self.redact_strings {
+            redaction::redacted(capture.body)
+        } else {
+            capture.body
+        };
+        self.metrics.snapshot_running().set(1);
+        let streamed = stream_into(writer, body, &self.metrics).await;
+        self.metrics.snapshot_running().set(0);
+        drop(permit);
+        match streamed {
+            Ok(stored_bytes) => {
+                self.metrics.watch_upload("ok");
+                Ok(CaptureRecord {
+                    file,
+                    at: at.to_rfc3339(),
+                    heap_used_bytes: probe.usage.used,
+                    heap_total_bytes: probe.usage.total,
+                    rss_bytes: probe.usage.rss,
+                    stored_bytes,
+                })
+            }
+            Err(Failure::Source(e)) => {
+                self.metrics.watch_upload("aborted");
+                tracing::warn!(object = %store.display(&path), error = %e, "leak watch: snapshot failed; upload aborted");
+                if self.inspector.series().as_deref() != Some(session) {
+                    return Err(restarted(session));
+                }
+                Err(End::SnapshotFailed(e.to_string()))
+            }
+            Err(Failure::Storage(e)) => {
+                self.metrics.watch_upload("failed");
+                tracing::error!(object = %store.display(&path), error = %e, "leak watch: upload failed; aborted");
+                Err(End::StorageFailed(e))
+            }
+        }
+    }
+
+    async fn wait_for_gate(&self) -> Result<SnapshotPermit, End> {
+        let since = Instant::now();
+        let mut told = false;
+        loop {
+            match self.gate.try_start(Instant::now()) {
+                Ok(permit) => return Ok(permit),
+                Err(busy) if since.elapsed() < GATE_WAIT => {
+                    if !told {
+                        tracing::info!(?busy, "leak watch: waiting for the snapshot gate");
+                        told = true;
+                    }
+                    let wait =
+                        Duration::from_secs(busy.retry_after_secs()).min(Duration::from_secs(30));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => return Err(End::GateBusy),
+            }
+        }
+    }
+
+    /// Starts the multipart upload, retrying with backoff (1 s, 2 s, 4 s).
+    async fn begin(&self, store: &Store, path: &Path) -> Result<WriteMultipart, String> {
+        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            match store.objects().put_multipart(path).await {
+                Ok(upload) => return Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)),
+                Err(e) if attempt < BEGIN_ATTEMPTS => {
+                    self.metrics.watch_upload_retry();
+                    tracing::warn!(object = %store.display(path), attempt, error = %e, "leak watch: cannot start the upload; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    self.metrics.watch_upload("failed");
+                    tracing::error!(object = %store.display(path), attempts = attempt, error = %e, "leak watch: cannot start the upload; no snapshot taken");
+                    return Err(format!("{}: {e}", store.display(path)));
+                }
+            }
+        }
+    }
+
+    async fn write_manifest(&self, store: &Store, folder: &str, manifest: &Manifest) {
+        let path = store.path(&format!("{folder}/{MANIFEST}"));
+        let json = match serde_json::to_vec_pretty(manifest) {
+            Ok(json) => json,
+            Err(e) => return tracing::error!(error = %e, "leak watch: manifest not serialisable"),
+        };
+        if let Err(e) = store.objects().put(&path, PutPayload::from(json)).await {
+            self.metrics.watch_upload("failed");
+            tracing::error!(object = %store.display(&path), error = %e, "leak watch: cannot write the manifest");
+        }
+    }
+}
+
+fn restarted(session: &str) -> End {
+    End::AppRestarted(format!(
+        "the inspector session {session} is gone: the app restarted (or its inspector closed)"
+    ))
+}
+
+enum Failure {
+    Source(SourceError),
+    Storage(String),
+}
+
+/// Compresses `body` with zstd into `writer`, part by part; the compressed bytes stored. Any
+/// failure aborts the upload, so no complete-looking object is left.
+async fn stream_into(
+    mut writer: WriteMultipart,
+    mut body: ChunkStream,
+    metrics: &Metrics,
+) -> Result<u64, Failure> {
+    let mut encoder = match Encoder::new(Coding::Zstd) {
+        Ok(encoder) => encoder,
+        Err(e) => {
+            let _ = writer.abort().await;
+            return Err(Failure::Storage(format!("encoder: {e}")));
+        }
+    };
+    let mut stored = 0u64;
+    let result = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Failure::Source)?;
+            let out = encoder
+                .push(&chunk)
+                .map_err(|e| Failure::Storage(format!("encoder: {e}")))?;
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| Failure::Storage(e.to_string()))?;
+            stored += out.len() as u64;
+            writer.write(&out);
+        }
+        Ok(())
+    }
+    .await;
+    // Dropping the body now lets the source drain the rest without us.
+    drop(body);
+    match result {
+        Ok(()) => {
+            let tail = match encoder.finish() {
+                Ok(tail) => tail,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Failure::Storage(format!("encoder: {e}")));
+                }
+            };
+            stored += tail.len() as u64;
+            writer.write(&tail);
+            writer
+                .finish()
+                .await
+                .map_err(|e| Failure::Storage(e.to_string()))?;
+            metrics.watch_stored_bytes(stored);
+            Ok(stored)
+        }
+        Err(failure) => {
+            if let Err(e) = writer.abort().await {
+                tracing::warn!(error = %e, "leak watch: aborting the upload failed");
+            }
+            Err(failure)
+        }
+    }
+}
+
+async fn abort(writer: WriteMultipart, path: &Path) {
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(object = %path, error = %e, "leak watch: aborting the upload failed");
+    }
+}
