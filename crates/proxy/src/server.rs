@@ -35,6 +35,21 @@ pub(crate) struct ConnLimits {
     pub send_timeout: Duration,
 }
 
+impl ConnLimits {
+    /// An HTTP/1 server connection builder with these limits.
+    pub(crate) fn http1(&self) -> http1::Builder {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            // max_header_size checks the whole parsed head exactly; max_buf_size alone is only
+            // checked when a read leaves the head incomplete.
+            .max_header_size(self.max_header_bytes)
+            .max_buf_size(self.max_header_bytes.max(8192));
+        builder
+    }
+}
+
 impl Default for ConnLimits {
     fn default() -> ConnLimits {
         ConnLimits {
@@ -54,14 +69,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> usize {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        // max_header_size checks the whole parsed head exactly; max_buf_size alone is only
-        // checked when a read leaves the head incomplete.
-        .max_header_size(limits.max_header_bytes)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+    let builder = limits.http1();
     // Each connection task holds a clone of `open`; shutdown flips `stop` and waits for the
     // clones to be gone (the mini-redis pattern).
     let (stop, stopped) = watch::channel(false);

@@ -30,8 +30,7 @@ use http::{HeaderValue, StatusCode, header};
 use http_body::{Frame, SizeHint};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -191,14 +190,7 @@ impl Worker {
                 return 0;
             }
         };
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            // max_header_size checks the whole parsed head exactly; max_buf_size alone is only
-            // checked when a read leaves the head incomplete.
-            .max_header_size(limits.max_header_bytes)
-            .max_buf_size(limits.max_header_bytes.max(8192));
+        let builder = limits.http1();
         // Each connection task holds a clone of `open` (and counts itself in `this_worker`);
         // the drain waits for the clones to be gone (the mini-redis pattern).
         let (open, mut all_closed) = mpsc::channel::<()>(1);

@@ -208,6 +208,19 @@ struct Hostile {
 }
 
 impl Hostile {
+    /// `/metrics` once it has `line`, waiting up to `within`; fails with `why` and the metrics.
+    fn await_metric(&self, line: &str, within: Duration, why: &str) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let metrics = http_get(self.proxy.admin, "/metrics").unwrap().text();
+            if metrics.lines().any(|l| l == line) {
+                return metrics;
+            }
+            assert!(Instant::now() < deadline, "{why} ({within:?}):\n{metrics}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The proxy with `--source upstream --upstream-path upstream_path` in front of a stub with
     /// `routes`, plus `extra` flags.
     fn start(routes: Routes, upstream_path: &str, extra: &[&str]) -> Hostile {
@@ -1646,21 +1659,11 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
 
     // Letting go ends the snapshot: the gate reopens, the abandonment is counted.
     drop(stuck);
-    let deadline = Instant::now() + WAIT;
-    let metrics = loop {
-        let metrics = http_get(h.proxy.admin, "/metrics").unwrap().text();
-        if metrics
-            .lines()
-            .any(|l| l == "heapgate_snapshot_in_progress 0")
-        {
-            break metrics;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the snapshot still runs {WAIT:?} after its client left:\n{metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let metrics = h.await_metric(
+        "heapgate_snapshot_in_progress 0",
+        WAIT,
+        "the snapshot still runs after its client left",
+    );
     assert!(
         metrics
             .lines()
@@ -1692,21 +1695,11 @@ fn a_stalled_snapshot_client_is_cut_after_the_send_timeout() {
     h.expected_snapshots += 1;
 
     // `stuck` stays open and unread: only the send timeout can end the snapshot.
-    let deadline = Instant::now() + 3 * WAIT;
-    let metrics = loop {
-        let metrics = http_get(h.proxy.admin, "/metrics").unwrap().text();
-        if metrics
-            .lines()
-            .any(|l| l == "heapgate_snapshots_total{outcome=\"client_gone\"} 1")
-        {
-            break metrics;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a client that read nothing still holds its snapshot:\n{metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let metrics = h.await_metric(
+        "heapgate_snapshots_total{outcome=\"client_gone\"} 1",
+        3 * WAIT,
+        "a client that read nothing still holds its snapshot",
+    );
     assert!(
         metrics
             .lines()
