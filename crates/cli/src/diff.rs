@@ -42,14 +42,7 @@ pub(crate) fn write_report(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     let page = html::diff_page(comparison, sort, fail_on_growth, context)?;
-    html::write(out, context.files, &page)?;
-    let _ = writeln!(
-        io.stderr,
-        "heapgate: wrote the report to {} ({})",
-        out.display(),
-        bytesize::ByteSize(page.len() as u64).display().si()
-    );
-    Ok(())
+    html::write(out, context.files, &page, io)
 }
 
 pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {

@@ -557,7 +557,13 @@ pub(crate) fn check_target(out: &Path, inputs: &[PathBuf]) -> Result<(), Error> 
 
 /// Writes `page` to `out` (replacing an older report) through a temporary file renamed into
 /// place, so a failure never leaves half a page. Refuses to replace one of the `inputs`.
-pub(crate) fn write(out: &Path, inputs: &[PathBuf], page: &str) -> Result<(), Error> {
+/// Says so on stderr, with the page size.
+pub(crate) fn write(
+    out: &Path,
+    inputs: &[PathBuf],
+    page: &str,
+    io: &mut crate::Io<'_>,
+) -> Result<(), Error> {
     check_target(out, inputs)?;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -572,7 +578,14 @@ pub(crate) fn write(out: &Path, inputs: &[PathBuf], page: &str) -> Result<(), Er
             file.persist(out).map_err(|e| e.error)?;
             Ok(())
         });
-    written.map_err(|e| Error::Failed(format!("cannot write {}: {e}", out.display())))
+    written.map_err(|e| Error::Failed(format!("cannot write {}: {e}", out.display())))?;
+    let _ = writeln!(
+        io.stderr,
+        "heapgate: wrote the report to {} ({})",
+        out.display(),
+        bytesize::ByteSize(page.len() as u64).display().si()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -57,12 +57,5 @@ pub(crate) fn write_report(
         now: (io.now)(),
     };
     let page = html::summary_page(classes, summary.info(), &context)?;
-    html::write(out, &files, &page)?;
-    let _ = writeln!(
-        io.stderr,
-        "heapgate: wrote the report to {} ({})",
-        out.display(),
-        bytesize::ByteSize(page.len() as u64).display().si()
-    );
-    Ok(())
+    html::write(out, &files, &page, io)
 }
