@@ -200,12 +200,13 @@ impl Gateway {
         }
         let explicit = request.query.task.clone();
         let chosen = explicit.clone().or_else(|| self.pinned(now));
-        let seed = now.elapsed().subsec_nanos() ^ std::process::id();
+        // Varies the retry jitter between requests, so concurrent ones do not march in step.
+        let seed = getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()));
         let mut landing = Landing::new(
             chosen,
             request.query.probe,
             self.config.max_attempts,
-            u64::from(seed),
+            seed,
         );
         while let Some(attempt) = landing.next_attempt() {
             let Some(target) = self.target(landing.target(), attempt) else {
