@@ -41,7 +41,7 @@ use crate::app::{self, Passing};
 use crate::conn_pool;
 use crate::metrics::Route;
 use crate::passthrough::{Peer, UpstreamBody};
-use crate::server::{ConnLimits, SendTimeout};
+use crate::server::{ConnLimits, SendTimeout, accept};
 
 /// Threads to serve on when `--threads` is not given: the CPUs this process may use.
 ///
@@ -205,15 +205,7 @@ impl Worker {
             let (stream, remote) = tokio::select! {
                 biased;
                 _ = stopped.changed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = accept(&listener) => accepted,
                 _ = sweep.tick() => {
                     conn_pool::sweep(Instant::now());
                     closers.retain(|closer| !closer.is_closed());

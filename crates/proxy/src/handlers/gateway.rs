@@ -202,12 +202,7 @@ impl Gateway {
         let chosen = explicit.clone().or_else(|| self.pinned(now));
         // Varies the retry jitter between requests, so concurrent ones do not march in step.
         let seed = getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()));
-        let mut landing = Landing::new(
-            chosen,
-            request.query.probe,
-            self.config.max_attempts,
-            seed,
-        );
+        let mut landing = Landing::new(chosen, request.query.probe, self.config.max_attempts, seed);
         while let Some(attempt) = landing.next_attempt() {
             let Some(target) = self.target(landing.target(), attempt) else {
                 let task = landing
