@@ -93,7 +93,7 @@ pub(crate) fn check_host<B>(request: &mut http::Request<B>) -> Result<(), &'stat
 
 /// `host[:port]`: a registered name of letters, digits, `-`, `.`, `_`, `~`, or a bracketed
 /// IPv6 literal; the port, if any, digits only.
-fn is_host(value: &[u8]) -> bool {
+pub(crate) fn is_host(value: &[u8]) -> bool {
     let (host, port) = match value.iter().rposition(|&b| b == b':') {
         Some(colon) if !value[colon..].contains(&b']') => {
             (&value[..colon], Some(&value[colon + 1..]))

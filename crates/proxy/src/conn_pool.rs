@@ -8,6 +8,9 @@
 //! runtime (tests, embedding) it still works: a handle is `Send`, it just may be reused from
 //! another thread than the one that returned it.
 //!
+//! Two kinds are kept apart: hyper's client connections (the general path,
+//! [`crate::passthrough`]) and bare sockets (the plain-request lane, [`crate::lane`]).
+//!
 //! Entries are keyed by the [`crate::passthrough::Upstream`] they belong to (a process may have
 //! several), and expire after the idle timeout: an expired one is never handed out, and
 //! [`sweep`] (run every second by each worker) closes them even when no traffic comes.
@@ -15,11 +18,13 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use hyper::client::conn::http1::SendRequest;
+use tokio::net::TcpStream;
 
 /// hyper's connection future (with upgrades), whose type cannot be named.
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
@@ -77,37 +82,74 @@ impl UpstreamConn {
     }
 }
 
-/// A connection handed out by [`checkout`].
-pub(crate) type Sender = UpstreamConn;
+/// A kind of upstream connection kept idle per thread: hyper's ([`UpstreamConn`], for the
+/// general path) or a bare socket ([`RawConn`], for the plain-request lane).
+pub(crate) trait Pooled: Sized + 'static {
+    /// This thread's idle connections of this kind.
+    fn pools() -> &'static LocalKey<RefCell<Vec<Pool<Self>>>>;
+    /// Whether the connection can no longer carry a request.
+    fn is_closed(&self) -> bool;
+}
 
-struct Idle {
-    sender: Sender,
+impl Pooled for UpstreamConn {
+    fn pools() -> &'static LocalKey<RefCell<Vec<Pool<Self>>>> {
+        &HYPER
+    }
+
+    fn is_closed(&self) -> bool {
+        UpstreamConn::is_closed(self)
+    }
+}
+
+/// A kept-alive socket to the upstream, between two exchanges of the plain-request lane.
+pub(crate) struct RawConn {
+    pub(crate) stream: TcpStream,
+}
+
+impl Pooled for RawConn {
+    fn pools() -> &'static LocalKey<RefCell<Vec<Pool<Self>>>> {
+        &RAW
+    }
+
+    /// An idle HTTP/1 connection has nothing to say: any readiness is the app closing it (or
+    /// sending garbage). Tokio clears read readiness after a short read, so this needs no
+    /// syscall: it reads what the event loop last saw.
+    fn is_closed(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.stream.poll_read_ready(&mut cx).is_ready()
+    }
+}
+
+struct Idle<T> {
+    conn: T,
     since: Instant,
 }
 
-struct Pool {
+/// One upstream's idle connections of one kind, on one thread.
+pub(crate) struct Pool<T> {
     upstream: u64,
     idle_timeout: Duration,
     /// Oldest first; connections are reused newest first so the old ones can expire.
-    idle: Vec<Idle>,
+    idle: Vec<Idle<T>>,
 }
 
 /// Idle connections kept per upstream on one thread, at most this many (the rest are closed).
 const MAX_IDLE_PER_THREAD: usize = 1024;
 
 thread_local! {
-    static POOLS: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
+    static HYPER: RefCell<Vec<Pool<UpstreamConn>>> = const { RefCell::new(Vec::new()) };
+    static RAW: RefCell<Vec<Pool<RawConn>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The most recently used idle connection to `upstream` that is still open and not expired.
-pub(crate) fn checkout(upstream: u64, now: Instant) -> Option<Sender> {
-    POOLS.with_borrow_mut(|pools| {
+pub(crate) fn checkout<T: Pooled>(upstream: u64, now: Instant) -> Option<T> {
+    T::pools().with_borrow_mut(|pools| {
         let pool = pools.iter_mut().find(|p| p.upstream == upstream)?;
         while let Some(idle) = pool.idle.pop() {
             if now.saturating_duration_since(idle.since) < pool.idle_timeout
-                && !idle.sender.is_closed()
+                && !idle.conn.is_closed()
             {
-                return Some(idle.sender);
+                return Some(idle.conn);
             }
         }
         None
@@ -115,12 +157,12 @@ pub(crate) fn checkout(upstream: u64, now: Instant) -> Option<Sender> {
 }
 
 /// Returns a connection whose last response is complete.
-pub(crate) fn checkin(upstream: u64, idle_timeout: Duration, sender: Sender, now: Instant) {
-    if sender.is_closed() {
+pub(crate) fn checkin<T: Pooled>(upstream: u64, idle_timeout: Duration, conn: T, now: Instant) {
+    if conn.is_closed() {
         return;
     }
     // A connection handed back while the thread is being torn down is simply closed.
-    let _ = POOLS.try_with(|pools| {
+    let _ = T::pools().try_with(|pools| {
         let Ok(mut pools) = pools.try_borrow_mut() else {
             return;
         };
@@ -137,30 +179,39 @@ pub(crate) fn checkin(upstream: u64, idle_timeout: Duration, sender: Sender, now
         };
         let pool = &mut pools[index];
         if pool.idle.len() < MAX_IDLE_PER_THREAD {
-            pool.idle.push(Idle { sender, since: now });
+            pool.idle.push(Idle { conn, since: now });
         }
     });
 }
 
-/// Closes this thread's expired and closed idle connections.
+/// Closes this thread's expired and closed idle connections, of both kinds.
 pub(crate) fn sweep(now: Instant) {
-    let _ = POOLS.try_with(|pools| {
-        if let Ok(mut pools) = pools.try_borrow_mut() {
-            for pool in pools.iter_mut() {
-                let timeout = pool.idle_timeout;
-                pool.idle.retain(|idle| {
-                    now.saturating_duration_since(idle.since) < timeout && !idle.sender.is_closed()
-                });
+    fn sweep_kind<T: Pooled>(now: Instant) {
+        let _ = T::pools().try_with(|pools| {
+            if let Ok(mut pools) = pools.try_borrow_mut() {
+                for pool in pools.iter_mut() {
+                    let timeout = pool.idle_timeout;
+                    pool.idle.retain(|idle| {
+                        now.saturating_duration_since(idle.since) < timeout
+                            && !idle.conn.is_closed()
+                    });
+                }
             }
-        }
-    });
+        });
+    }
+    sweep_kind::<UpstreamConn>(now);
+    sweep_kind::<RawConn>(now);
 }
 
 /// Closes every idle connection of this thread (at shutdown, so the upstream sees them go).
 pub(crate) fn clear() {
-    let _ = POOLS.try_with(|pools| {
-        if let Ok(mut pools) = pools.try_borrow_mut() {
-            pools.clear();
-        }
-    });
+    fn clear_kind<T: Pooled>() {
+        let _ = T::pools().try_with(|pools| {
+            if let Ok(mut pools) = pools.try_borrow_mut() {
+                pools.clear();
+            }
+        });
+    }
+    clear_kind::<UpstreamConn>();
+    clear_kind::<RawConn>();
 }

@@ -34,6 +34,7 @@ mod conn_pool;
 mod gate;
 mod guard;
 mod handlers;
+mod lane;
 mod launch;
 mod log_text;
 mod metrics;

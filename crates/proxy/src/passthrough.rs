@@ -70,7 +70,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::conn_pool::{self, Sender};
+use crate::conn_pool::{self, UpstreamConn};
 
 /// How long an idle upstream connection stays in the pool. Below Node's default
 /// `server.keepAliveTimeout` (5 s) so the sidecar, not Node, closes idle connections.
@@ -208,7 +208,7 @@ impl ForwardError {
         }
     }
 
-    fn public_body(&self) -> &'static str {
+    pub(crate) fn public_body(&self) -> &'static str {
         match self {
             Self::BadTarget(_) | Self::ClientBody(_) => "bad request\n",
             Self::Unavailable(_) | Self::UnexpectedUpgrade => "upstream unavailable\n",
@@ -240,6 +240,13 @@ impl IntoResponse for ForwardError {
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
     header: HeaderValue,
+}
+
+impl Peer {
+    /// The address as written into `X-Forwarded-For`.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.header.as_bytes()
+    }
 }
 
 impl Peer {
@@ -424,7 +431,7 @@ impl Upstream {
     async fn send(
         &self,
         req: Request<Body>,
-    ) -> Result<(hyper::Response<Incoming>, Sender), ForwardError> {
+    ) -> Result<(hyper::Response<Incoming>, UpstreamConn), ForwardError> {
         let exchange = self.exchange(req);
         match self.inner.head_timeout {
             Some(limit) => tokio::time::timeout(limit, exchange)
@@ -440,7 +447,7 @@ impl Upstream {
     async fn exchange(
         &self,
         mut req: Request<Body>,
-    ) -> Result<(hyper::Response<Incoming>, Sender), ForwardError> {
+    ) -> Result<(hyper::Response<Incoming>, UpstreamConn), ForwardError> {
         loop {
             let (mut conn, reused) = match conn_pool::checkout(self.inner.id, Instant::now()) {
                 Some(conn) => (conn, true),
@@ -476,8 +483,8 @@ impl Upstream {
         }
     }
 
-    /// Opens a connection to the upstream (driven by whoever uses it, see [`conn_pool`]).
-    async fn connect(&self) -> Result<Sender, ForwardError> {
+    /// Opens a TCP connection to the upstream, with `TCP_NODELAY`.
+    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, ForwardError> {
         let authority = &self.inner.authority;
         let host = authority.host();
         // `[::1]` in a URL is `::1` to the resolver.
@@ -495,14 +502,37 @@ impl Upstream {
             })?
             .map_err(|err| ForwardError::Unavailable(Box::new(ConnectError(err))))?;
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// Key of this upstream's connections in the per-thread pools.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The path prefix put before request paths, if any (no trailing `/`).
+    pub(crate) fn prefix(&self) -> Option<&str> {
+        self.inner.prefix.as_deref()
+    }
+
+    /// How long to wait for the response head, if bounded.
+    pub(crate) fn head_timeout(&self) -> Option<Duration> {
+        self.inner.head_timeout
+    }
+
+    /// How long an idle connection stays pooled.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
+    }
+
+    /// Opens a connection to the upstream (driven by whoever uses it, see [`conn_pool`]).
+    async fn connect(&self) -> Result<UpstreamConn, ForwardError> {
+        let stream = self.connect_tcp().await?;
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|err| ForwardError::Unavailable(Box::new(err)))?;
-        Ok(conn_pool::UpstreamConn::new(
-            sender,
-            connection.with_upgrades(),
-        ))
+        Ok(UpstreamConn::new(sender, connection.with_upgrades()))
     }
 }
 
@@ -520,7 +550,7 @@ pub(crate) struct UpstreamBody {
 }
 
 struct Reuse {
-    sender: Sender,
+    sender: UpstreamConn,
     upstream: u64,
     idle_timeout: Duration,
 }
@@ -602,7 +632,7 @@ impl Drop for UpstreamBody {
 }
 
 /// Logs a failed pass-through: `warn` for upstream trouble, `debug` for the client's own.
-fn log_failure(method: &http::Method, path: &str, err: &ForwardError) {
+pub(crate) fn log_failure(method: &http::Method, path: &str, err: &ForwardError) {
     let status = err.status().as_u16();
     let error = ErrorChain(err);
     if matches!(err, ForwardError::ClientBody(_)) {

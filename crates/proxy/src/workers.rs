@@ -39,9 +39,10 @@ use tower::ServiceExt;
 
 use crate::app::{self, Passing};
 use crate::conn_pool;
+use crate::lane::{Ending, Lane};
 use crate::metrics::Route;
 use crate::passthrough::{Peer, UpstreamBody};
-use crate::server::{ConnLimits, SendTimeout, accept};
+use crate::server::{ConnLimits, Prefixed, SendTimeout, accept};
 
 /// Threads to serve on when `--threads` is not given: the CPUs this process may use.
 ///
@@ -190,7 +191,6 @@ impl Worker {
                 return 0;
             }
         };
-        let builder = limits.http1();
         // Each connection task holds a clone of `open` (and counts itself in `this_worker`);
         // the drain waits for the clones to be gone (the mini-redis pattern).
         let (open, mut all_closed) = mpsc::channel::<()>(1);
@@ -213,44 +213,21 @@ impl Worker {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let connection = Arc::new(Connection {
-                shared: Arc::clone(&shared),
-                peer: Peer::new(remote),
-                remote,
-            });
-            let service = hyper::service::service_fn(move |request| {
-                let connection = Arc::clone(&connection);
-                async move { Ok::<_, Infallible>(connection.handle(request).await) }
-            });
-            let serving = builder
-                .serve_connection(
-                    TokioIo::new(SendTimeout::new(stream, limits.send_timeout)),
-                    service,
-                )
-                .with_upgrades();
             let (closer, closing) = oneshot::channel::<()>();
             closers.push(closer);
-            let (open, counted, mine) = (
+            let tracked = (
                 open.clone(),
                 Arc::clone(&connections),
                 Arc::clone(&this_worker),
             );
-            tokio::spawn(async move {
-                let _tracked = (open, counted, mine);
-                tokio::pin!(serving, closing);
-                let result = tokio::select! {
-                    biased;
-                    result = serving.as_mut() => result,
-                    _ = closing => {
-                        // Finish the request in flight (a snapshot stream included), then close.
-                        serving.as_mut().graceful_shutdown();
-                        serving.await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
+            tokio::spawn(serve_connection(
+                Arc::clone(&shared),
+                stream,
+                remote,
+                limits,
+                closing,
+                tracked,
+            ));
         }
         for closer in closers {
             let _ = closer.send(());
@@ -262,6 +239,56 @@ impl Worker {
             Ok(_) => 0,
             Err(_) => Arc::strong_count(&this_worker) - 1,
         }
+    }
+}
+
+/// One client connection: the plain-request lane first, hyper's general path from the first
+/// request the lane leaves to it.
+async fn serve_connection<T>(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    limits: ConnLimits,
+    mut closing: oneshot::Receiver<()>,
+    _tracked: T,
+) {
+    let peer = Peer::new(remote);
+    let mut socket = SendTimeout::new(stream, limits.send_timeout);
+    let lane = Lane {
+        passing: &shared.state,
+        snapshot_path: &shared.snapshot_path,
+        peer: &peer,
+        limits,
+    };
+    let unread = match lane.serve(&mut socket, &mut closing).await {
+        Ending::Done => return,
+        Ending::General(unread) => unread,
+    };
+    let connection = Arc::new(Connection {
+        shared: Arc::clone(&shared),
+        peer,
+        remote,
+    });
+    let service = hyper::service::service_fn(move |request| {
+        let connection = Arc::clone(&connection);
+        async move { Ok::<_, Infallible>(connection.handle(request).await) }
+    });
+    let serving = limits
+        .http1()
+        .serve_connection(TokioIo::new(Prefixed::new(unread, socket)), service)
+        .with_upgrades();
+    tokio::pin!(serving);
+    let result = tokio::select! {
+        biased;
+        result = serving.as_mut() => result,
+        _ = closing => {
+            // Finish the request in flight (a snapshot stream included), then close.
+            serving.as_mut().graceful_shutdown();
+            serving.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

@@ -1,0 +1,1252 @@
+//! The plain-request lane: ordinary HTTP/1.1 requests passed through by hand.
+//!
+//! Most of a service's traffic is plain: `GET /x HTTP/1.1`, one `Host`, perhaps a small body
+//! with `Content-Length`, answered with `Content-Length` or chunked. For those, the general path
+//! (hyper's server and client, [`crate::passthrough`]) costs more than the work itself: header
+//! maps built and rebuilt, two protocol state machines, a timer armed per request. This lane does
+//! what nginx does instead: it parses the head in place (with httparse, as hyper does), writes the
+//! upstream request straight from the received bytes, and copies the answer back with its framing
+//! checked, on the connection's own task, with no allocation per request. Profiled and measured
+//! against nginx by `bench/passthrough`.
+//!
+//! Anything the lane is not sure of goes to the general path, which then serves the rest of the
+//! connection, starting with the bytes already read: HTTP/1.0, `Transfer-Encoding` or `Expect`
+//! on a request, upgrades, absolute-form or unusual targets, the snapshot path and every spelling
+//! of it, health paths during a snapshot, malformed or oversized heads (hyper answers those with
+//! its 400 or 431), and bodies over [`MAX_BUFFERED_BODY`]. So every refusal, and every rare case,
+//! keeps exactly the general path's behaviour.
+//!
+//! What the lane does follows the general path's rules: hop-by-hop headers are dropped both ways
+//! (`Connection` and the headers it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+//! `Transfer-Encoding`, `Upgrade`), `X-Forwarded-*` are added, `X-Heapgate-*` from the app are
+//! dropped, failures get the same 502/504 and short bodies, and the same timeouts apply. Header
+//! names keep the case they were sent in. Request bodies (at most [`MAX_BUFFERED_BODY`]) are read
+//! whole before they are sent, like nginx's `proxy_request_buffering`; answers stream, with their
+//! framing checked so a confused app can never desynchronise the client's connection. An idle
+//! pooled connection the app has closed is never used; a request whose connection fails before
+//! any answer is retried on a new one when that is safe (idempotent methods, as nginx does).
+
+use std::future::{Future, poll_fn};
+use std::io::{self, Write as _};
+use std::mem::MaybeUninit;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use crate::app::{Passing, is_host};
+use crate::conn_pool::{self, RawConn};
+use crate::metrics::{Metrics, Route};
+use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, log_failure};
+use crate::server::{ConnLimits, SendTimeout};
+
+/// Request bodies up to this size are read whole and sent with the head; larger ones, and
+/// bodies of unknown length, take the general path (which streams them).
+pub(crate) const MAX_BUFFERED_BODY: usize = 64 * 1024;
+
+/// Header fields per message, as hyper's default.
+const MAX_HEADERS: usize = 100;
+/// The largest response head accepted from the app (hyper's client reads up to ~400 KiB).
+const MAX_RESPONSE_HEAD: usize = 256 * 1024;
+/// Reads of the app's answer.
+const READ_SIZE: usize = 16 * 1024;
+/// Answer bytes that go out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// The client's socket, with the send timeout.
+type Client = SendTimeout<TcpStream>;
+
+/// How the lane leaves a connection.
+pub(crate) enum Ending {
+    /// Closed, by either side or on an error.
+    Done,
+    /// For the general path to serve from here; these bytes were read and not yet used.
+    General(Vec<u8>),
+}
+
+/// The lane for one client connection.
+pub(crate) struct Lane<'a> {
+    pub(crate) passing: &'a Passing,
+    pub(crate) snapshot_path: &'a str,
+    pub(crate) peer: &'a Peer,
+    pub(crate) limits: ConnLimits,
+}
+
+/// A connection's buffers and timers, reused from request to request.
+struct Buffers {
+    /// From the client.
+    request: InBuf,
+    /// From the app.
+    answer: InBuf,
+    /// To the app (the rewritten request), then to the client (the rewritten answer head).
+    out: Vec<u8>,
+    head_wait: Deadline,
+    answer_wait: Deadline,
+}
+
+impl Lane<'_> {
+    /// Serves requests on `client` until it closes, fails, or needs the general path.
+    /// `closing` resolves when the proxy is shutting down: the connection is closed at the next
+    /// point where no request is in flight.
+    pub(crate) async fn serve(
+        &self,
+        client: &mut Client,
+        closing: &mut oneshot::Receiver<()>,
+    ) -> Ending {
+        let mut buffers = Buffers {
+            request: InBuf::new(8 * 1024),
+            answer: InBuf::new(READ_SIZE),
+            out: Vec::with_capacity(4 * 1024),
+            head_wait: Deadline::new(),
+            answer_wait: Deadline::new(),
+        };
+        loop {
+            let request = match self.next_request(client, &mut buffers, closing).await {
+                Next::Request(request) => request,
+                Next::General => return Ending::General(buffers.request.into_unread()),
+                Next::Done => return Ending::Done,
+            };
+            let keep = self.exchange(client, &mut buffers, &request).await;
+            buffers.request.consume(request.len);
+            if !keep {
+                let _ = client.shutdown().await;
+                return Ending::Done;
+            }
+        }
+    }
+
+    /// Reads until a whole plain request is buffered (and rewritten into `out`), or the
+    /// connection ends or needs the general path.
+    async fn next_request(
+        &self,
+        client: &mut Client,
+        buffers: &mut Buffers,
+        closing: &mut oneshot::Receiver<()>,
+    ) -> Next {
+        let read_limit = self.limits.max_header_bytes + MAX_BUFFERED_BODY;
+        let mut waiting = false;
+        loop {
+            if buffers.request.len() > 0 {
+                match self.plan(buffers.request.bytes(), &mut buffers.out) {
+                    Planned::Ready(request) => return Next::Request(request),
+                    Planned::General => return Next::General,
+                    Planned::NeedMore => {}
+                }
+            }
+            // Like hyper's header read timeout: from when the wait for a head begins (an idle
+            // keep-alive connection included) until the head is complete.
+            if !waiting {
+                buffers
+                    .head_wait
+                    .set(Instant::now() + self.limits.header_timeout);
+                waiting = true;
+            }
+            let idle = buffers.request.len() == 0;
+            let request = &mut buffers.request;
+            let head_wait = &mut buffers.head_wait;
+            let waited = poll_fn(|cx| {
+                if idle && Pin::new(&mut *closing).poll(cx).is_ready() {
+                    return Poll::Ready(Wait::Closing);
+                }
+                if let Poll::Ready(read) = request.poll_read(client, read_limit, cx) {
+                    return Poll::Ready(Wait::Read(read));
+                }
+                if head_wait.poll(cx).is_ready() {
+                    return Poll::Ready(Wait::TimedOut);
+                }
+                Poll::Pending
+            })
+            .await;
+            match waited {
+                Wait::Read(Ok(Read::Bytes)) => {}
+                Wait::Read(Ok(Read::Full)) => return Next::General,
+                Wait::Read(Ok(Read::Eof) | Err(_)) | Wait::Closing => return Next::Done,
+                Wait::TimedOut => {
+                    tracing::debug!("read header from client timeout");
+                    return Next::Done;
+                }
+            }
+        }
+    }
+
+    /// Whether `bytes` start with a whole plain request; if so, writes the upstream request
+    /// into `out`.
+    fn plan(&self, bytes: &[u8], out: &mut Vec<u8>) -> Planned {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut []);
+        let head_len = match parsed.parse_with_uninit_headers(bytes, &mut slots) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if bytes.len() <= self.limits.max_header_bytes => {
+                return Planned::NeedMore;
+            }
+            // Malformed or oversized: the general path gives the error answer.
+            _ => return Planned::General,
+        };
+        if head_len > self.limits.max_header_bytes || parsed.version != Some(1) {
+            return Planned::General;
+        }
+        let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
+            return Planned::General;
+        };
+        if method == "CONNECT" || !is_plain_target(target) {
+            return Planned::General;
+        }
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        let passing = self.passing;
+        if path == self.snapshot_path
+            || passing.guarded_paths.covers(path)
+            || (passing.gate.is_running() && passing.health_paths.iter().any(|p| p == path))
+        {
+            return Planned::General;
+        }
+        let headers = &*parsed.headers;
+
+        // What the head says about framing and this connection.
+        let mut host = None;
+        let mut hosts = 0;
+        let mut content_length = None;
+        let mut close = false;
+        let mut listed = Listed::default();
+        for header in headers {
+            match classify(header.name) {
+                Name::Host => {
+                    hosts += 1;
+                    host = Some(header.value);
+                }
+                Name::ContentLength => match (content_length, parse_length(header.value)) {
+                    (None, Some(length)) => content_length = Some(length),
+                    _ => return Planned::General,
+                },
+                Name::TransferEncoding | Name::Expect => return Planned::General,
+                Name::Connection => {
+                    for token in tokens(header.value) {
+                        if token.eq_ignore_ascii_case(b"close") {
+                            close = true;
+                        } else if token.eq_ignore_ascii_case(b"upgrade") || !listed.add(token) {
+                            return Planned::General;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(host) = host.filter(|host| hosts == 1 && is_host(host)) else {
+            return Planned::General;
+        };
+        let body_len = match content_length.map(usize::try_from) {
+            None => 0,
+            Some(Ok(length)) if length <= MAX_BUFFERED_BODY => length,
+            Some(_) => return Planned::General,
+        };
+        if bytes.len() < head_len + body_len {
+            return Planned::NeedMore;
+        }
+
+        // The request as the app gets it.
+        out.clear();
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        if let Some(prefix) = passing.upstream.prefix() {
+            out.extend_from_slice(prefix.as_bytes());
+        }
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let (mut forwarded_for, mut forwarded_proto, mut forwarded_host) = (false, false, false);
+        let kept = |header: &httparse::Header<'_>, name: Name| {
+            !name.is_hop_by_hop() && (name == Name::Host || !listed.names(header.name))
+        };
+        for header in headers {
+            let name = classify(header.name);
+            if !kept(header, name) {
+                continue;
+            }
+            match name {
+                // All lines folded into one, with the client appended, where the first was.
+                Name::XForwardedFor => {
+                    if !forwarded_for {
+                        forwarded_for = true;
+                        out.extend_from_slice(b"X-Forwarded-For: ");
+                        for earlier in headers {
+                            let value = earlier.value.trim_ascii();
+                            if classify(earlier.name) == Name::XForwardedFor && !value.is_empty() {
+                                out.extend_from_slice(value);
+                                out.extend_from_slice(b", ");
+                            }
+                        }
+                        out.extend_from_slice(self.peer.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    continue;
+                }
+                Name::XForwardedProto => forwarded_proto = true,
+                Name::XForwardedHost => forwarded_host = true,
+                _ => {}
+            }
+            header_line(out, header.name.as_bytes(), header.value);
+        }
+        if !forwarded_for {
+            header_line(out, b"X-Forwarded-For", self.peer.as_bytes());
+        }
+        if !forwarded_proto {
+            out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+        }
+        if !forwarded_host {
+            header_line(out, b"X-Forwarded-Host", host);
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&bytes[head_len..head_len + body_len]);
+
+        // Where the path is, for logs (an offset: the buffer stays put until the exchange ends).
+        let path_at = path.as_ptr().addr() - bytes.as_ptr().addr();
+        Planned::Ready(Request {
+            len: head_len + body_len,
+            method: Method::from_bytes(method.as_bytes()).unwrap_or_default(),
+            path: path_at..path_at + path.len(),
+            close,
+        })
+    }
+
+    /// One request to the app and its answer back to the client. Records the outcome once, and
+    /// returns whether the client connection stays open.
+    async fn exchange(
+        &self,
+        client: &mut Client,
+        buffers: &mut Buffers,
+        request: &Request,
+    ) -> bool {
+        let metrics = &self.passing.metrics;
+        let _in_flight = InFlight::new(metrics);
+        let now = Instant::now();
+        let answered = self.answer_head(buffers, request, now).await;
+        let (conn, head) = match answered {
+            Ok(answer) => answer,
+            Err(err) => {
+                let path = std::str::from_utf8(&buffers.request.bytes()[request.path.clone()])
+                    .unwrap_or_default();
+                log_failure(&request.method, path, &err);
+                metrics.request(Route::Passthrough, err.status());
+                error_answer(&mut buffers.out, &err, SystemTime::now(), request.close);
+                return client.write_all(&buffers.out).await.is_ok() && !request.close;
+            }
+        };
+        metrics.request(
+            Route::Passthrough,
+            StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        );
+        match relay_body(client, conn, buffers, &head).await {
+            Ok(Some(conn)) => {
+                let upstream = &self.passing.upstream;
+                conn_pool::checkin(
+                    upstream.id(),
+                    upstream.idle_timeout(),
+                    conn,
+                    Instant::now().into_std(),
+                );
+                !request.close
+            }
+            Ok(None) => !request.close,
+            // The answer is cut short: closing the client connection is how it learns.
+            Err(()) => false,
+        }
+    }
+
+    /// Sends the request in `out` and reads the answer's head, whose rewritten form is left in
+    /// `out`. Bounded by the upstream head timeout, like the general path.
+    async fn answer_head(
+        &self,
+        buffers: &mut Buffers,
+        request: &Request,
+        now: Instant,
+    ) -> Result<(RawConn, Head), ForwardError> {
+        let upstream = &self.passing.upstream;
+        match upstream.head_timeout() {
+            Some(limit) => buffers.answer_wait.set(now + limit),
+            None => buffers.answer_wait.clear(),
+        }
+        let timed_out = || ForwardError::TimedOut(upstream.head_timeout().unwrap_or_default());
+        loop {
+            let (mut conn, reused) =
+                match conn_pool::checkout::<RawConn>(upstream.id(), now.into_std()) {
+                    Some(conn) => (conn, true),
+                    None => {
+                        let connect = upstream.connect_tcp();
+                        let stream = within(&mut buffers.answer_wait, connect)
+                            .await
+                            .ok_or_else(timed_out)??;
+                        (RawConn { stream }, false)
+                    }
+                };
+            let sent = within(
+                &mut buffers.answer_wait,
+                conn.stream.write_all(&buffers.out),
+            )
+            .await
+            .ok_or_else(timed_out)?;
+            if let Err(err) = sent {
+                // A reused connection the app closed meanwhile: it never read the request.
+                if reused {
+                    continue;
+                }
+                return Err(ForwardError::Unavailable(Box::new(err)));
+            }
+            buffers.answer.clear();
+            loop {
+                let answer = &mut buffers.answer;
+                let stream = &mut conn.stream;
+                let read = within(
+                    &mut buffers.answer_wait,
+                    poll_fn(|cx| answer.poll_read(stream, MAX_RESPONSE_HEAD, cx)),
+                )
+                .await
+                .ok_or_else(timed_out)?;
+                match read {
+                    Ok(Read::Bytes) => {}
+                    Ok(Read::Full) => return Err(unavailable("response head too large")),
+                    Ok(Read::Eof) | Err(_) if reused && buffers.answer.len() == 0 => {
+                        // Closed as the request arrived: safe to send again only if repeating
+                        // it cannot do harm.
+                        if request.method.is_idempotent() {
+                            break;
+                        }
+                        return Err(unavailable(
+                            "upstream closed the connection before answering",
+                        ));
+                    }
+                    Ok(Read::Eof) => {
+                        return Err(unavailable(
+                            "upstream closed the connection before answering",
+                        ));
+                    }
+                    Err(err) => return Err(ForwardError::Unavailable(Box::new(err))),
+                }
+                loop {
+                    match plan_answer(
+                        buffers.answer.bytes(),
+                        request,
+                        &mut buffers.out,
+                        SystemTime::now,
+                    ) {
+                        Answer::NeedMore => break,
+                        Answer::Informational(len) => buffers.answer.consume(len),
+                        Answer::Bad(err) => return Err(err),
+                        Answer::Ready(head) => return Ok((conn, head)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What [`Lane::next_request`] found.
+enum Next {
+    Request(Request),
+    General,
+    Done,
+}
+
+enum Wait {
+    Read(io::Result<Read>),
+    Closing,
+    TimedOut,
+}
+
+enum Planned {
+    Ready(Request),
+    NeedMore,
+    General,
+}
+
+/// A plain request, rewritten into the buffers' `out`.
+struct Request {
+    /// Head and body, in the request buffer.
+    len: usize,
+    method: Method,
+    /// The path, in the request buffer.
+    path: std::ops::Range<usize>,
+    /// `Connection: close`: the client connection ends with this answer.
+    close: bool,
+}
+
+/// How the app frames its answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// None (`HEAD`, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the app closes the connection (sent on to the client chunked).
+    UntilClose,
+}
+
+/// The app's answer head.
+struct Head {
+    /// Its length in the answer buffer.
+    len: usize,
+    status: u16,
+    framing: Framing,
+    /// Whether the upstream connection may carry another request once the body is read.
+    reusable: bool,
+}
+
+enum Answer {
+    Ready(Head),
+    /// A 1xx other than 101, this long: dropped, as hyper's client does.
+    Informational(usize),
+    NeedMore,
+    Bad(ForwardError),
+}
+
+fn unavailable(why: &'static str) -> ForwardError {
+    ForwardError::Unavailable(why.into())
+}
+
+/// Parses the app's answer head in `bytes`; if whole, writes the client's head into `out`.
+fn plan_answer(
+    bytes: &[u8],
+    request: &Request,
+    out: &mut Vec<u8>,
+    wall_clock: fn() -> SystemTime,
+) -> Answer {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let parsing = httparse::ParserConfig::default();
+    let head_len = match parsing.parse_response_with_uninit_headers(&mut parsed, bytes, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Answer::NeedMore,
+        Err(_) => return Answer::Bad(unavailable("malformed response head")),
+    };
+    let (Some(status), Some(version)) = (parsed.code, parsed.version) else {
+        return Answer::Bad(unavailable("malformed response head"));
+    };
+    match status {
+        101 => return Answer::Bad(ForwardError::UnexpectedUpgrade),
+        100..=199 => return Answer::Informational(head_len),
+        _ => {}
+    }
+    let headers = &*parsed.headers;
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut has_date = false;
+    let mut listed = Listed::default();
+    for header in headers {
+        match classify(header.name) {
+            Name::ContentLength => match (length, parse_length(header.value)) {
+                (None, Some(n)) => length = Some(n),
+                (Some(m), Some(n)) if m == n => {}
+                _ => return Answer::Bad(unavailable("invalid Content-Length in the answer")),
+            },
+            Name::TransferEncoding => {
+                if chunked || !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Answer::Bad(unavailable("unsupported Transfer-Encoding in the answer"));
+                }
+                chunked = true;
+            }
+            Name::Connection => {
+                for token in tokens(header.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    } else if !listed.add(token) {
+                        // Names more headers than we track: not worth keeping the connection.
+                        close = true;
+                    }
+                }
+            }
+            Name::Date => has_date = true,
+            _ => {}
+        }
+    }
+    let mut reusable = !close && (version == 1 || keep_alive);
+    let framing = if request.method == Method::HEAD || status == 204 || status == 304 {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(length) = length {
+        Framing::Length(length)
+    } else {
+        reusable = false;
+        Framing::UntilClose
+    };
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&three_digits(status));
+    out.push(b' ');
+    out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for header in headers {
+        let name = classify(header.name);
+        let dropped = name.is_hop_by_hop()
+            || listed.names(header.name)
+            || (name == Name::ContentLength && chunked)
+            || is_reserved(header.name);
+        if !dropped {
+            header_line(out, header.name.as_bytes(), header.value);
+        }
+    }
+    if matches!(framing, Framing::Chunked | Framing::UntilClose) {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !has_date {
+        date_line(out, wall_clock());
+    }
+    if request.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Answer::Ready(Head {
+        len: head_len,
+        status,
+        framing,
+        reusable,
+    })
+}
+
+/// Sends the answer head (in `out`) and body to the client. Returns the upstream connection if
+/// it can be reused, or `Err` if the answer could not be sent whole.
+async fn relay_body(
+    client: &mut Client,
+    mut conn: RawConn,
+    buffers: &mut Buffers,
+    head: &Head,
+) -> Result<Option<RawConn>, ()> {
+    let Buffers { answer, out, .. } = buffers;
+    answer.consume(head.len);
+    let mut reusable = head.reusable;
+    match head.framing {
+        Framing::Empty => {
+            reusable &= answer.len() == 0;
+            client.write_all(out).await.map_err(drop)?;
+        }
+        Framing::Length(length) => {
+            let mut left = length;
+            let mut first = true;
+            loop {
+                let bytes = answer.bytes();
+                let take = bytes.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                // More than announced: the connection's state is unknown.
+                reusable &= take == bytes.len();
+                left -= take as u64;
+                if first {
+                    first = false;
+                    if take <= COALESCE {
+                        out.extend_from_slice(&bytes[..take]);
+                        client.write_all(out).await.map_err(drop)?;
+                    } else {
+                        client.write_all(out).await.map_err(drop)?;
+                        client.write_all(&bytes[..take]).await.map_err(drop)?;
+                    }
+                } else if take > 0 {
+                    client.write_all(&bytes[..take]).await.map_err(drop)?;
+                }
+                answer.clear();
+                if left == 0 {
+                    break;
+                }
+                read_body(&mut conn.stream, answer).await?;
+            }
+        }
+        Framing::Chunked => {
+            let mut chunks = Chunks::default();
+            let mut first = true;
+            loop {
+                let bytes = answer.bytes();
+                let take = chunks.scan(bytes).map_err(|()| {
+                    tracing::warn!("pass-through: malformed chunked body from the app");
+                })?;
+                reusable &= take == bytes.len();
+                if first {
+                    first = false;
+                    out.extend_from_slice(&bytes[..take]);
+                    client.write_all(out).await.map_err(drop)?;
+                } else {
+                    client.write_all(&bytes[..take]).await.map_err(drop)?;
+                }
+                answer.clear();
+                if chunks.done() {
+                    break;
+                }
+                read_body(&mut conn.stream, answer).await?;
+            }
+        }
+        Framing::UntilClose => {
+            client.write_all(out).await.map_err(drop)?;
+            loop {
+                if answer.len() > 0 {
+                    out.clear();
+                    let _ = write!(out, "{:x}\r\n", answer.len());
+                    out.extend_from_slice(answer.bytes());
+                    out.extend_from_slice(b"\r\n");
+                    client.write_all(out).await.map_err(drop)?;
+                    answer.clear();
+                }
+                match poll_fn(|cx| answer.poll_read(&mut conn.stream, READ_SIZE, cx)).await {
+                    Ok(Read::Bytes) => {}
+                    Ok(Read::Eof) => break,
+                    Ok(Read::Full) | Err(_) => return Err(()),
+                }
+            }
+            client.write_all(b"0\r\n\r\n").await.map_err(drop)?;
+        }
+    }
+    Ok(reusable.then_some(conn))
+}
+
+/// The next bytes of an answer body; the app closing before its end is an error.
+async fn read_body(stream: &mut TcpStream, answer: &mut InBuf) -> Result<(), ()> {
+    match poll_fn(|cx| answer.poll_read(stream, READ_SIZE, cx)).await {
+        Ok(Read::Bytes) => Ok(()),
+        Ok(Read::Eof) => {
+            tracing::warn!("pass-through: the app closed the connection mid-answer");
+            Err(())
+        }
+        Ok(Read::Full) | Err(_) => Err(()),
+    }
+}
+
+/// The short answer of a failed pass-through, as the general path gives it.
+fn error_answer(out: &mut Vec<u8>, err: &ForwardError, now: SystemTime, close: bool) {
+    let status = err.status();
+    let body = err.public_body();
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    date_line(out, now);
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
+/// Runs `fut` until `deadline` passes (`None` then).
+async fn within<T>(deadline: &mut Deadline, fut: impl Future<Output = T>) -> Option<T> {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        if deadline.poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A deadline that is cheap to move later: moving it touches no timer. The timer fires at the
+/// earliest deadline set since it last fired, and is then re-armed for the current one if that
+/// has moved on. A keep-alive connection thus re-arms its timer about once per timeout period
+/// instead of once per request (which is what hyper's per-request header timer costs).
+struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    fn new() -> Deadline {
+        Deadline {
+            // Not registered with the timer until first polled.
+            sleep: Box::pin(tokio::time::sleep_until(far_future())),
+            at: None,
+        }
+    }
+
+    fn set(&mut self, at: Instant) {
+        self.at = Some(at);
+    }
+
+    fn clear(&mut self) {
+        self.at = None;
+    }
+
+    /// Ready once the deadline has passed; never, when none is set.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(at) = self.at else {
+            return Poll::Pending;
+        };
+        if self.sleep.deadline() > at {
+            self.sleep.as_mut().reset(at);
+        }
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            if Instant::now() >= at {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(at);
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// A read buffer of initialized memory: `data[start..end]` is unread.
+struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+enum Read {
+    /// Some bytes arrived.
+    Bytes,
+    Eof,
+    /// The buffer holds its limit unread.
+    Full,
+}
+
+impl InBuf {
+    fn new(capacity: usize) -> InBuf {
+        InBuf {
+            data: vec![0; capacity],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    fn into_unread(mut self) -> Vec<u8> {
+        self.data.truncate(self.end);
+        self.data.drain(..self.start);
+        self.data
+    }
+
+    /// Reads what is available into the free space, making room first (up to `limit` bytes
+    /// unread in all).
+    fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        limit: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Read>> {
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.data.len() < limit {
+                let grown = (self.data.len() * 2).min(limit);
+                self.data.resize(grown, 0);
+            } else {
+                return Poll::Ready(Ok(Read::Full));
+            }
+        }
+        let mut free = ReadBuf::new(&mut self.data[self.end..]);
+        ready!(Pin::new(io).poll_read(cx, &mut free))?;
+        let n = free.filled().len();
+        self.end += n;
+        Poll::Ready(Ok(if n == 0 { Read::Eof } else { Read::Bytes }))
+    }
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> InFlight<'a> {
+        metrics.in_flight().inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight().dec();
+    }
+}
+
+/// The header names the lane acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Trailer,
+    Upgrade,
+    Expect,
+    Date,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    Other,
+}
+
+impl Name {
+    /// Dropped on the way through, both ways (RFC 9110 §7.6.1).
+    fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Name::Connection
+                | Name::KeepAlive
+                | Name::ProxyConnection
+                | Name::Te
+                | Name::Trailer
+                | Name::TransferEncoding
+                | Name::Upgrade
+        )
+    }
+}
+
+fn classify(name: &str) -> Name {
+    let name = name.as_bytes();
+    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        2 if is(b"te") => Name::Te,
+        4 if is(b"host") => Name::Host,
+        4 if is(b"date") => Name::Date,
+        6 if is(b"expect") => Name::Expect,
+        7 if is(b"upgrade") => Name::Upgrade,
+        7 if is(b"trailer") => Name::Trailer,
+        10 if is(b"connection") => Name::Connection,
+        10 if is(b"keep-alive") => Name::KeepAlive,
+        14 if is(b"content-length") => Name::ContentLength,
+        15 if is(b"x-forwarded-for") => Name::XForwardedFor,
+        16 if is(b"proxy-connection") => Name::ProxyConnection,
+        16 if is(b"x-forwarded-host") => Name::XForwardedHost,
+        17 if is(b"transfer-encoding") => Name::TransferEncoding,
+        17 if is(b"x-forwarded-proto") => Name::XForwardedProto,
+        _ => Name::Other,
+    }
+}
+
+/// `X-Heapgate-*`: the proxy's own voice, never the app's.
+fn is_reserved(name: &str) -> bool {
+    name.len() >= RESERVED_PREFIX.len()
+        && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
+}
+
+/// Header names listed in `Connection` (besides `close`, `keep-alive`, `upgrade`).
+#[derive(Default)]
+struct Listed<'a> {
+    names: [&'a [u8]; 8],
+    count: usize,
+}
+
+impl<'a> Listed<'a> {
+    /// Records a listed name; `false` when there are more than we track.
+    fn add(&mut self, token: &'a [u8]) -> bool {
+        if token.eq_ignore_ascii_case(b"keep-alive") {
+            return true;
+        }
+        if self.count == self.names.len() {
+            return false;
+        }
+        self.names[self.count] = token;
+        self.count += 1;
+        true
+    }
+
+    fn names(&self, name: &str) -> bool {
+        self.names[..self.count]
+            .iter()
+            .any(|listed| listed.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
+/// The comma-separated tokens of a `Connection` value.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
+}
+
+/// A `Content-Length` value: digits only (at most 18, so it cannot overflow).
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// An origin-form target of unreserved, sub-delim, `:`, `@`, `/`, `?` and `%` bytes: one the
+/// `http` crate would parse as is (no fragment, nothing it could reject or rewrite).
+fn is_plain_target(target: &str) -> bool {
+    target.starts_with('/')
+        && target.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                        | b'/'
+                        | b'?'
+                        | b'%'
+                )
+        })
+}
+
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn three_digits(status: u16) -> [u8; 3] {
+    let digit = |n: u16| b'0' + u8::try_from(n % 10).unwrap_or(0);
+    [digit(status / 100), digit(status / 10), digit(status)]
+}
+
+/// A `Date` line for `now`, as hyper's server adds to answers without one; the text is
+/// formatted once per second per thread.
+fn date_line(out: &mut Vec<u8>, now: SystemTime) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(cached, text)| {
+        if *cached != second || text.is_empty() {
+            *text = httpdate::fmt_http_date(now);
+            *cached = second;
+        }
+        header_line(out, b"Date", text.as_bytes());
+    });
+}
+
+/// Finds where a chunked body ends, checking its framing on the way (RFC 9112 §7.1).
+#[derive(Debug, Default)]
+struct Chunks {
+    state: ChunkState,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// In a chunk size, with its value and digit count so far.
+    #[default]
+    SizeStart,
+    Size(u64, u8),
+    /// In chunk extensions, the size known.
+    Extension(u64),
+    SizeLf(u64),
+    /// This many data bytes left.
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or of the final empty line).
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+impl Chunks {
+    fn done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// How many of `bytes` belong to the body (all, unless it ends within them).
+    fn scan(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+        use ChunkState as S;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            self.state = match self.state {
+                S::Done => return Ok(i),
+                S::Data(left) => {
+                    let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    i += take;
+                    let left = left - take as u64;
+                    self.state = if left == 0 { S::DataCr } else { S::Data(left) };
+                    continue;
+                }
+                S::SizeStart => S::Size(hex(b).map(u64::from).ok_or(())?, 1),
+                S::Size(size, digits) => match (b, hex(b)) {
+                    (_, Some(d)) if digits < 15 => S::Size(size * 16 + u64::from(d), digits + 1),
+                    (b';' | b' ' | b'\t', _) => S::Extension(size),
+                    (b'\r', _) => S::SizeLf(size),
+                    _ => return Err(()),
+                },
+                S::Extension(size) => match b {
+                    b'\r' => S::SizeLf(size),
+                    b'\n' => return Err(()),
+                    _ => S::Extension(size),
+                },
+                S::SizeLf(size) => match (b, size) {
+                    (b'\n', 0) => S::TrailerStart,
+                    (b'\n', size) => S::Data(size),
+                    _ => return Err(()),
+                },
+                S::DataCr if b == b'\r' => S::DataLf,
+                S::DataLf if b == b'\n' => S::SizeStart,
+                S::TrailerStart if b == b'\r' => S::EndLf,
+                S::TrailerStart | S::TrailerLine if b != b'\r' && b != b'\n' => S::TrailerLine,
+                S::TrailerLine if b == b'\r' => S::TrailerLf,
+                S::TrailerLf if b == b'\n' => S::TrailerStart,
+                S::EndLf if b == b'\n' => S::Done,
+                _ => return Err(()),
+            };
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(parts: &[&[u8]]) -> Result<(usize, bool), ()> {
+        let mut chunks = Chunks::default();
+        let mut total = 0;
+        for part in parts {
+            total += chunks.scan(part)?;
+        }
+        Ok((total, chunks.done()))
+    }
+
+    #[test]
+    fn chunked_bodies_end_where_their_framing_says() {
+        let body: &[u8] = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n";
+        assert_eq!(scan_all(&[body]), Ok((body.len(), true)));
+        // Split at every byte: the same end.
+        for at in 0..body.len() {
+            assert_eq!(
+                scan_all(&[&body[..at], &body[at..]]),
+                Ok((body.len(), true)),
+                "{at}"
+            );
+        }
+        // Bytes after the end are not the body's.
+        let mut extra = body.to_vec();
+        extra.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(scan_all(&[&extra]), Ok((body.len(), true)));
+        assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok((5, true)));
+        assert_eq!(scan_all(&[b"a\r\n0123456789"]), Ok((13, false)));
+    }
+
+    #[test]
+    fn malformed_chunk_framing_is_refused() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\nhello",
+            b"5\r\nhelloX",
+            b"\r\n",
+            b"0\r\n\n",
+            b"1234567890abcdef0\r\n",
+        ] {
+            assert_eq!(
+                scan_all(&[bad]),
+                Err(()),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn content_lengths() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b" 42 "), Some(42));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1,1",
+            b"+5",
+            b"0x10",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(
+                parse_length(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn plain_targets() {
+        for plain in ["/", "/a/b?c=1&d=%20", "/users/42;v=1", "/@me:x"] {
+            assert!(is_plain_target(plain), "{plain}");
+        }
+        for unusual in [
+            "*",
+            "http://h/",
+            "/a#frag",
+            "/a b",
+            "/q?x[]=1",
+            "/\"",
+            "/a\\b",
+            "",
+        ] {
+            assert!(!is_plain_target(unusual), "{unusual}");
+        }
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(classify("Content-Length"), Name::ContentLength);
+        assert_eq!(classify("X-FORWARDED-FOR"), Name::XForwardedFor);
+        assert_eq!(classify("x-custom"), Name::Other);
+        assert!(is_reserved("X-Heapgate-Task"));
+        assert!(!is_reserved("X-Heapgat"));
+        assert_eq!(three_digits(204), *b"204");
+    }
+}
