@@ -1,7 +1,8 @@
 //! The one configurable stub app of the test suites: an HTTP/1.1 server on loopback that records
 //! every request it gets and answers what the test's handler says — including what a real app
 //! or a real proxy cannot be made to do on demand: forged `X-Heapgate-*` headers, bodies cut
-//! short, held open, paced or huge, late heads, upgrades, closes.
+//! short, held open, paced or huge, late heads, upgrades, closes, unannounced idle closes, and
+//! raw answers written verbatim.
 //!
 //! One thread per connection, keep-alive unless the client or the answer says close.
 
@@ -146,6 +147,15 @@ pub struct Answer {
     pub close: bool,
     /// After a 101: greets with these bytes, then echoes every byte on the upgraded connection.
     pub upgrade_greeting: Option<Vec<u8>>,
+    /// Written verbatim instead of a head and body made from the fields above (framing the
+    /// stub would never produce: chunk extensions, trailers, 1xx before the final answer,
+    /// contradictory lengths), for HEAD requests too. Only `delay`, `close` and `idle_close` still
+    /// apply.
+    pub raw: Option<Vec<u8>>,
+    /// After this answer (which advertises nothing of it), the connection closes this long
+    /// later without another request being read: an app's keep-alive timeout. A request sent
+    /// within that time is lost with the connection.
+    pub idle_close: Option<Duration>,
 }
 
 impl Answer {
@@ -159,7 +169,17 @@ impl Answer {
             delay: None,
             close: false,
             upgrade_greeting: None,
+            raw: None,
+            idle_close: None,
         }
+    }
+
+    /// `bytes` written verbatim as the whole answer (the `raw` field); the connection is
+    /// kept unless [`Answer::close`] says otherwise or the request asked to close.
+    pub fn raw(bytes: impl Into<Vec<u8>>) -> Answer {
+        let mut answer = Answer::status(200);
+        answer.raw = Some(bytes.into());
+        answer
     }
 
     /// 200 with a text body.
@@ -210,6 +230,12 @@ impl Answer {
 
     pub fn close(mut self) -> Answer {
         self.close = true;
+        self
+    }
+
+    /// Closes the connection `after` this answer, unannounced (the `idle_close` field).
+    pub fn idle_close(mut self, after: Duration) -> Answer {
+        self.idle_close = Some(after);
         self
     }
 }
@@ -333,6 +359,10 @@ fn serve(
         if !keep || answer.close || request.asks_close() {
             return;
         }
+        if let Some(after) = answer.idle_close {
+            std::thread::sleep(after);
+            return;
+        }
     }
 }
 
@@ -430,6 +460,12 @@ fn write_answer(
 ) -> io::Result<bool> {
     if let Some(delay) = answer.delay {
         std::thread::sleep(delay);
+    }
+    if let Some(raw) = &answer.raw {
+        let out = reader.get_mut();
+        out.write_all(raw)?;
+        out.flush()?;
+        return Ok(true);
     }
     let status = answer.status;
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));

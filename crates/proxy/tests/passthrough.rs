@@ -386,3 +386,693 @@ fn refused_upgrade_is_an_ordinary_response() {
     assert_eq!(answer.status, 426, "{answer:?}");
     assert_eq!(answer.body, b"upgrade required");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Framing and connection handling, one client connection at a time: what a hand-written HTTP/1
+// lane must keep doing exactly as the hyper path does. Each test checks what the client got, what
+// the app got, and that both connections stay in step (the next request on the same client
+// connection still gets its own answer).
+
+/// `METHOD target HTTP/1.1` with a Host, `extra` header lines (each ending CRLF) and no
+/// `Connection` header: the connection is kept.
+fn kept(method: &str, target: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {target} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
+}
+
+/// A client connection to the proxy.
+fn open(proxy: &ProxyProc) -> Conn {
+    Conn::open(proxy.listen, WAIT).unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Sends `bytes` on `conn` and reads the final answer (any 1xx before it skipped); `head` marks
+/// a HEAD request.
+fn ask(conn: &mut Conn, bytes: &[u8], head: bool) -> heapgate_tests::HttpResponse {
+    conn.send(bytes).unwrap_or_else(|e| panic!("send: {e}"));
+    final_answer(conn, head)
+}
+
+/// The next final answer on `conn`, skipping 1xx.
+fn final_answer(conn: &mut Conn, head: bool) -> heapgate_tests::HttpResponse {
+    loop {
+        let answer = conn
+            .response(head)
+            .unwrap_or_else(|e| panic!("reading the answer: {e}"))
+            .unwrap_or_else(|| panic!("closed before an answer"));
+        if answer.status >= 200 {
+            return answer;
+        }
+    }
+}
+
+/// Asserts a whole 200 with `body`, framed so that the connection can carry another answer
+/// (a length or chunks, not the close).
+fn assert_framed_ok(answer: &heapgate_tests::HttpResponse, body: &[u8]) {
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.complete, "body cut short: {answer:?}");
+    assert!(
+        answer.body == body,
+        "body differs: got {} bytes {:?}…, want {} bytes {:?}…",
+        answer.body.len(),
+        String::from_utf8_lossy(&answer.body[..answer.body.len().min(64)]),
+        body.len(),
+        String::from_utf8_lossy(&body[..body.len().min(64)]),
+    );
+    let chunked = answer
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+    let length = answer.header("content-length") == Some(body.len().to_string().as_str());
+    assert!(
+        chunked || length,
+        "neither chunked nor a Content-Length: {answer:?}"
+    );
+    assert_eq!(answer.header("connection"), None, "{answer:?}");
+}
+
+/// The paths the app got, in order, with the upstream connection each came on.
+fn seen_paths(app: &StubApp) -> Vec<(String, usize)> {
+    app.requests()
+        .iter()
+        .map(|r| (r.target.clone(), r.connection))
+        .collect()
+}
+
+/// "next" for `/next`; everything else from `answer`.
+fn app_with_next(answer: impl Fn(&StubRequest) -> Answer + Send + Sync + 'static) -> StubApp {
+    StubApp::start(move |request| {
+        if request.path() == "/next" {
+            Answer::ok("next")
+        } else {
+            answer(request)
+        }
+    })
+}
+
+/// Chunks with extensions (one of them a quoted string) and a leading-zero size.
+const CHUNKS: &str = "5;ext=1\r\nhello\r\n1;name=\"quoted; value\";flag\r\n \r\n0006\r\nworld!\r\n";
+
+/// The app answers `/chunked` with `CHUNKS` and then `last` (the last chunk, trailers and
+/// the end); the client asks for it and then `/next` on one connection. Returns the answer to
+/// `/chunked` and what the app saw.
+fn chunked_then_next(last: &'static str) -> (heapgate_tests::HttpResponse, Vec<(String, usize)>) {
+    let app = app_with_next(move |_| {
+        Answer::raw(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\
+             Trailer: X-Checksum\r\n\r\n{CHUNKS}{last}"
+        ))
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let answer = ask(&mut conn, &kept("GET", "/chunked", ""), false);
+    assert_framed_ok(&answer, b"hello world!");
+    assert_eq!(answer.header("content-type"), Some("text/plain"));
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+    (answer, seen_paths(&app))
+}
+
+#[test]
+fn chunked_answer_with_extensions_reuses_the_upstream_connection() {
+    let (_, seen) = chunked_then_next("0\r\n\r\n");
+    assert_eq!(
+        seen,
+        [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
+        "the upstream connection is reused after the last chunk"
+    );
+}
+
+#[test]
+fn chunked_answer_with_a_trailer_keeps_the_client_connection() {
+    let (_, seen) = chunked_then_next("0;end=1\r\nX-Checksum: abc123\r\nX-Other: 2\r\n\r\n");
+    let paths: Vec<&str> = seen.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(paths, ["/chunked", "/next"]);
+}
+
+#[test]
+#[ignore = "fails on current code: after a trailers frame hyper's server drops the response body \
+            without polling it to its end, so UpstreamBody never releases the connection to the \
+            pool (is_end_stream is still false); the next request opens a new one"]
+fn chunked_answer_with_a_trailer_reuses_the_upstream_connection() {
+    let (_, seen) = chunked_then_next("0\r\nX-Checksum: abc123\r\n\r\n");
+    assert_eq!(
+        seen,
+        [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
+        "the upstream connection is reused after the trailer"
+    );
+}
+
+#[test]
+fn close_delimited_answers_are_reframed_and_the_client_connection_kept() {
+    let app = app_with_next(|request| match request.path() {
+        // No Content-Length, no Transfer-Encoding, no `Connection: close`: only the close ends it.
+        "/raw" => Answer::raw("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close")
+            .close(),
+        // The same in pieces, with `Connection: close`.
+        _ => Answer::status(200).body(Body::Unframed(vec![
+            Part::Data(b"streamed ".to_vec()),
+            Part::Sleep(Duration::from_millis(50)),
+            Part::Data(b"until the close".to_vec()),
+        ])),
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let raw = ask(&mut conn, &kept("GET", "/raw", ""), false);
+    assert_framed_ok(&raw, b"until the close");
+    let streamed = ask(&mut conn, &kept("GET", "/streamed", ""), false);
+    assert_framed_ok(&streamed, b"streamed until the close");
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+    assert_eq!(
+        seen_paths(&app),
+        [
+            ("/raw".to_owned(), 0),
+            ("/streamed".to_owned(), 1),
+            ("/next".to_owned(), 2)
+        ],
+        "a new upstream connection after each close"
+    );
+}
+
+#[test]
+fn head_answer_with_a_content_length_has_no_body_and_no_desync() {
+    let app = StubApp::start(|request| {
+        if request.method == "HEAD" {
+            // What the GET would carry, and no body.
+            Answer::raw(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1234\r\n\r\n",
+            )
+        } else {
+            Answer::ok("the body of the GET")
+        }
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let head = ask(&mut conn, &kept("HEAD", "/doc", ""), true);
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("content-length"), Some("1234"), "{head:?}");
+    assert_eq!(head.header("content-type"), Some("text/plain"), "{head:?}");
+    assert!(head.body.is_empty());
+
+    let get = ask(&mut conn, &kept("GET", "/doc", ""), false);
+    assert_framed_ok(&get, b"the body of the GET");
+    let requests = app.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.connection))
+            .collect::<Vec<_>>(),
+        [("HEAD", 0), ("GET", 0)],
+        "the upstream connection is reused after the HEAD"
+    );
+}
+
+#[test]
+fn no_body_answers_keep_both_connections_in_step() {
+    let app = app_with_next(|request| match request.path() {
+        "/204" => Answer::raw("HTTP/1.1 204 No Content\r\nX-Kind: 204\r\n\r\n"),
+        // A 304 may carry the length of the representation it stands for; it has no body.
+        _ => {
+            Answer::raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 100\r\n\r\n")
+        }
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let no_content = ask(&mut conn, &kept("GET", "/204", ""), false);
+    assert_eq!(no_content.status, 204, "{no_content:?}");
+    assert_eq!(no_content.header("x-kind"), Some("204"), "{no_content:?}");
+    let not_modified = ask(
+        &mut conn,
+        &kept("GET", "/304", "If-None-Match: \"v1\"\r\n"),
+        false,
+    );
+    assert_eq!(not_modified.status, 304, "{not_modified:?}");
+    assert_eq!(
+        not_modified.header("etag"),
+        Some("\"v1\""),
+        "{not_modified:?}"
+    );
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+    // Nothing was left over on the client connection either.
+    conn.send(&request("GET", "/next", "")).unwrap();
+    let last = final_answer(&mut conn, false);
+    assert_eq!(last.text(), "next");
+    assert!(
+        conn.closed_by_server(),
+        "the proxy closes after `Connection: close`"
+    );
+    assert_eq!(
+        seen_paths(&app),
+        [
+            ("/204".to_owned(), 0),
+            ("/304".to_owned(), 0),
+            ("/next".to_owned(), 0),
+            ("/next".to_owned(), 0)
+        ],
+        "the upstream connection is reused after 204 and 304"
+    );
+}
+
+#[test]
+fn pipelined_pass_through_requests_are_answered_in_order() {
+    let app = StubApp::start(|request| {
+        let answer = match request.path() {
+            // The first answer is the slowest, the second chunked.
+            "/a" => Answer::ok("answer a").delay(Duration::from_millis(100)),
+            "/b" => Answer::status(200).body(Body::Chunked(vec![
+                Part::Data(b"answer ".to_vec()),
+                Part::Data(b"b".to_vec()),
+            ])),
+            _ => Answer::ok(format!("answer {}", request.path().trim_start_matches('/'))),
+        };
+        answer.header("X-Path", request.path().to_owned())
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut bytes = kept("GET", "/a", "");
+    bytes.extend_from_slice(&kept("GET", "/b", ""));
+    bytes.extend_from_slice(&request("GET", "/c", ""));
+    let Exchange {
+        responses, ended, ..
+    } = exchange(proxy.listen, &bytes, 3);
+    assert_eq!(responses.len(), 3, "{ended:?}");
+    for (answer, name) in responses.iter().zip(["a", "b", "c"]) {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.text(), format!("answer {name}"), "{answer:?}");
+        assert_eq!(
+            answer.header("x-path"),
+            Some(format!("/{name}").as_str()),
+            "{answer:?}"
+        );
+    }
+    let paths: Vec<String> = app.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(paths, ["/a", "/b", "/c"]);
+}
+
+#[test]
+fn request_bodies_arrive_exact_however_they_are_written() {
+    // Echoes the body and says how it was framed.
+    let app = StubApp::start(|request| {
+        let framing = |name| request.header(name).unwrap_or("none").to_owned();
+        Answer::new(200, request.body.clone())
+            .header("X-Saw-Content-Length", framing("content-length"))
+            .header("X-Saw-Transfer-Encoding", framing("transfer-encoding"))
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let length = |body: &[u8]| format!("Content-Length: {}\r\n", body.len());
+    let check = |answer: &heapgate_tests::HttpResponse, body: &[u8]| {
+        assert_framed_ok(answer, body);
+        assert_eq!(
+            answer.header("x-saw-content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        assert_eq!(answer.header("x-saw-transfer-encoding"), Some("none"));
+    };
+
+    // Head and body in one write.
+    let same: &[u8] = b"name=heapgate&x=1";
+    let mut bytes = kept("POST", "/same", &length(same));
+    bytes.extend_from_slice(same);
+    check(&ask(&mut conn, &bytes, false), same);
+
+    // The body in two later writes.
+    let later: &[u8] = b"{\"written\":\"later\",\"in\":\"two parts\"}";
+    conn.send(&kept("POST", "/later", &length(later))).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    conn.send(&later[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    conn.send(&later[10..]).unwrap();
+    check(&final_answer(&mut conn, false), later);
+
+    // `Expect: 100-continue`: the body once a 100 came, or after a second without one (as curl
+    // does); a final answer before the body would mean the app never got it.
+    let expected: &[u8] = b"sent after the interim answer";
+    let head = kept(
+        "POST",
+        "/expect",
+        &format!("{}Expect: 100-continue\r\n", length(expected)),
+    );
+    conn.send(&head).unwrap();
+    conn.stream()
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    match conn.response(false) {
+        Ok(Some(interim)) => assert_eq!(interim.status, 100, "{interim:?}"),
+        Ok(None) => panic!("closed before a 100 or an answer"),
+        Err(e) => assert!(heapgate_tests::http::is_timeout(&e), "{e}"),
+    }
+    conn.stream().set_read_timeout(Some(WAIT)).unwrap();
+    conn.send(expected).unwrap();
+    check(&final_answer(&mut conn, false), expected);
+
+    let requests = app.requests();
+    let bodies: Vec<&[u8]> = requests.iter().map(|r| &r.body[..]).collect();
+    assert_eq!(bodies, [same, later, expected]);
+    for (request, body) in requests.iter().zip([same, later, expected]) {
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.header_values("content-length"),
+            [body.len().to_string()],
+            "{request:?}"
+        );
+    }
+}
+
+#[test]
+fn client_connection_header_is_not_forwarded_and_close_closes() {
+    let (app, proxy) = ok_app();
+    let mut conn = open(&proxy);
+    let kept_alive = ask(
+        &mut conn,
+        &kept("GET", "/one", "Connection: keep-alive\r\n"),
+        false,
+    );
+    assert_framed_ok(&kept_alive, b"ok");
+    let closing = ask(&mut conn, &request("GET", "/two", ""), false);
+    assert_eq!((closing.status, closing.text().as_str()), (200, "ok"));
+    assert!(closing.complete, "{closing:?}");
+    assert_eq!(closing.header("connection"), Some("close"), "{closing:?}");
+    assert!(
+        conn.closed_by_server(),
+        "the proxy closes after `Connection: close`"
+    );
+
+    let requests = app.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.header("connection"), None, "{request:?}");
+        assert_eq!(request.header("keep-alive"), None, "{request:?}");
+        assert_eq!(request.version, "HTTP/1.1", "{request:?}");
+    }
+    assert_eq!(
+        app.connections(),
+        1,
+        "the client's close is not the upstream connection's"
+    );
+}
+
+#[test]
+fn http10_without_host_gets_the_upstreams_host_and_is_closed() {
+    let (app, proxy) = ok_app();
+    let mut conn = open(&proxy);
+    let answer = ask(&mut conn, b"GET /old HTTP/1.0\r\n\r\n", false);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "ok"));
+    assert!(answer.complete, "{answer:?}");
+    assert!(
+        conn.closed_by_server(),
+        "no keep-alive for HTTP/1.0 unasked"
+    );
+    let seen = only_request(&app);
+    assert_eq!(seen.header_values("host"), [app.addr().to_string()]);
+    assert_eq!(seen.target, "/old");
+
+    // Asked for, HTTP/1.0 keep-alive holds for the next request.
+    let mut conn = open(&proxy);
+    let keep = b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    let first = ask(&mut conn, keep, false);
+    assert_eq!((first.status, first.text().as_str()), (200, "ok"));
+    let second = ask(&mut conn, b"GET /again HTTP/1.0\r\n\r\n", false);
+    assert_eq!((second.status, second.text().as_str()), (200, "ok"));
+    assert!(conn.closed_by_server());
+    assert_eq!(app.hits(), 3);
+}
+
+#[test]
+fn app_closing_after_an_answer_costs_the_client_nothing() {
+    let app = app_with_next(|_| Answer::ok("closing").close());
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let closing = ask(&mut conn, &kept("GET", "/close", ""), false);
+    assert_framed_ok(&closing, b"closing");
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+    assert_eq!(
+        seen_paths(&app),
+        [("/close".to_owned(), 0), ("/next".to_owned(), 1)],
+        "the next request goes on a new upstream connection"
+    );
+}
+
+#[test]
+fn early_hints_before_the_final_answer() {
+    let app = app_with_next(|_| {
+        Answer::raw(
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    conn.send(&kept("GET", "/hints", "")).unwrap();
+    let mut informational = Vec::new();
+    let answer = loop {
+        let answer = conn.response(false).unwrap().unwrap();
+        if answer.status >= 200 {
+            break answer;
+        }
+        informational.push(answer.status);
+    };
+    assert!(
+        informational.iter().all(|status| *status == 103),
+        "{informational:?}"
+    );
+    assert_framed_ok(&answer, b"final");
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+    assert_eq!(
+        seen_paths(&app),
+        [("/hints".to_owned(), 0), ("/next".to_owned(), 0)]
+    );
+}
+
+/// FNV-1a, to tell large bodies apart in a failure message.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[test]
+fn ten_mib_answers_arrive_byte_identical() {
+    let payload = pseudo_random_bytes(10 << 20);
+    let served = payload.clone();
+    let app = StubApp::start(move |request| match request.path() {
+        "/fixed" => Answer::new(200, served.clone()),
+        _ => Answer::status(200).body(Body::Chunked(
+            served
+                .chunks(256 * 1024 + 7)
+                .map(|chunk| Part::Data(chunk.to_vec()))
+                .collect(),
+        )),
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    for target in ["/fixed", "/chunked"] {
+        let answer = ask(&mut conn, &kept("GET", target, ""), false);
+        assert_eq!(answer.status, 200, "{target}");
+        assert!(answer.complete, "{target}: cut short");
+        assert!(
+            answer.body == payload,
+            "{target}: got {} bytes (FNV-1a {:x}), want {} (FNV-1a {:x})",
+            answer.body.len(),
+            fnv1a(&answer.body),
+            payload.len(),
+            fnv1a(&payload)
+        );
+    }
+    let fixed_length = (10 << 20).to_string();
+    let answer = ask(&mut conn, &request("GET", "/fixed", ""), false);
+    assert_eq!(answer.header("content-length"), Some(fixed_length.as_str()));
+    assert_eq!(app.connections(), 1);
+}
+
+#[test]
+fn an_upstream_connection_the_app_closed_while_idle_is_not_a_502() {
+    // Keep-alive advertised, and the connection closed 300 ms after each answer (an app's
+    // keep-alive timeout shorter than the proxy's pool timeout).
+    let app = StubApp::start(|_| Answer::ok("fresh").idle_close(Duration::from_millis(300)));
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    for round in 0..4 {
+        let answer = ask(&mut conn, &kept("GET", &format!("/r{round}"), ""), false);
+        assert_eq!(
+            (answer.status, answer.text().as_str()),
+            (200, "fresh"),
+            "round {round}: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let connections: Vec<usize> = app.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [0, 1, 2, 3]);
+}
+
+#[test]
+fn contradictory_upstream_framing_is_502_or_a_close_never_a_desync() {
+    // Each bad head, then a body and a whole second answer right behind it on the same upstream
+    // connection: an answer a desynced reader would take for the next one.
+    const SMUGGLED: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
+    let cases: &[(&str, &str)] = &[
+        ("two lengths", "Content-Length: 5\r\nContent-Length: 6"),
+        ("a list of two lengths", "Content-Length: 5, 6"),
+        ("a non-numeric length", "Content-Length: five"),
+        ("a negative length", "Content-Length: -1"),
+        ("a signed length", "Content-Length: +6"),
+        ("a length with a fraction", "Content-Length: 6.0"),
+        // Not framing, but just as unreadable: an obsolete folded header line.
+        (
+            "a folded header line",
+            "X-Folded: one\r\n two\r\nContent-Length: 6",
+        ),
+    ];
+    let app = StubApp::start(move |request| {
+        let Some(case) = request.param("case").and_then(|i| i.parse::<usize>().ok()) else {
+            return Answer::ok("good");
+        };
+        let (_, framing) = cases[case];
+        Answer::raw(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{framing}\r\n\r\nhello!{SMUGGLED}"
+        ))
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let mut conn = open(&proxy);
+        conn.send(&kept("GET", &format!("/bad?case={i}"), ""))
+            .unwrap();
+        match conn.response(false) {
+            Ok(Some(answer)) => {
+                assert_eq!(answer.status, 502, "{name}: {answer:?}");
+                assert_eq!(answer.body, b"upstream unavailable\n", "{name}");
+                // Still in step: the next answer on this connection is its own.
+                conn.send(&kept("GET", "/good", "")).unwrap();
+                match conn.response(false) {
+                    Ok(Some(next)) => assert_framed_ok(&next, b"good"),
+                    Ok(None) => {}
+                    Err(e) => assert!(!heapgate_tests::http::is_timeout(&e), "{name}: hung"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => assert!(!heapgate_tests::http::is_timeout(&e), "{name}: hung"),
+        }
+        // And on a new connection.
+        let good = one_answer(&proxy, &request("GET", "/good", ""));
+        assert_eq!((good.status, good.text().as_str()), (200, "good"), "{name}");
+    }
+    assert_eq!(
+        app.hits_where(|r| r.path() == "/bad"),
+        cases.len(),
+        "each bad answer was asked for once"
+    );
+}
+
+#[test]
+#[ignore = "fails on current code: the Content-Length of an answer framed by Transfer-Encoding \
+            is forwarded (RFC 9112 6.3 says remove it), so hyper's server frames the de-chunked \
+            body by it: cut to 3 bytes when it says 3, no answer at all (closed) when it says 6"]
+fn chunked_answer_with_a_content_length_loses_the_length_or_is_502() {
+    // Transfer-Encoding overrides Content-Length; a proxy must drop the length when it forwards
+    // (or refuse the answer). Body: "hello" in chunks.
+    let app = app_with_next(|request| {
+        let length = request.param("length").unwrap_or("0").to_owned();
+        Answer::raw(format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: {length}\r\n\r\n\
+             3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
+        ))
+        .close()
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    for length in ["3", "6"] {
+        let mut conn = open(&proxy);
+        conn.send(&kept("GET", &format!("/both?length={length}"), ""))
+            .unwrap();
+        let answer = conn.response(false);
+        match &answer {
+            Ok(Some(answer)) if answer.status == 502 => {}
+            Ok(Some(answer)) => assert_framed_ok(answer, b"hello"),
+            _ => panic!("length {length}: neither the body nor a 502: {answer:?}"),
+        }
+        let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+        assert_framed_ok(&next, b"next");
+    }
+}
+
+#[test]
+fn unusual_but_valid_answer_heads_pass_through() {
+    // (case, the app's head, whether the upstream connection may be reused after it)
+    let cases: &[(&str, &str, bool)] = &[
+        (
+            "no reason phrase",
+            "HTTP/1.1 200\r\nContent-Length: 5",
+            true,
+        ),
+        (
+            "bare LF line ends",
+            "HTTP/1.1 200 OK\nX-Lf: 1\nContent-Length: 5",
+            true,
+        ),
+        (
+            "an HTTP/1.0 answer",
+            "HTTP/1.0 200 OK\r\nContent-Length: 5",
+            false,
+        ),
+        (
+            "an HTTP/1.0 keep-alive answer",
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5",
+            true,
+        ),
+        (
+            "a custom status and reason",
+            "HTTP/1.1 599 Custom Reason\r\nContent-Length: 5",
+            true,
+        ),
+        (
+            "repeated headers",
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nVary: Accept\r\nSet-Cookie: b=2; Path=/\r\n\
+             Content-Length: 5",
+            true,
+        ),
+    ];
+    let app = app_with_next(move |request| {
+        let case = request
+            .param("case")
+            .and_then(|i| i.parse::<usize>().ok())
+            .unwrap_or(0);
+        let (_, head, _) = cases[case];
+        // A head with bare LFs ends with a bare LF too.
+        let end = if head.contains("\r\n") {
+            "\r\n\r\n"
+        } else {
+            "\n\n"
+        };
+        Answer::raw(format!("{head}{end}hello"))
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    for (i, (name, head, reusable)) in cases.iter().enumerate() {
+        let mut conn = open(&proxy);
+        let answer = ask(
+            &mut conn,
+            &kept("GET", &format!("/odd?case={i}"), ""),
+            false,
+        );
+        let status = if head.contains(" 599 ") { 599 } else { 200 };
+        assert_eq!(answer.status, status, "{name}: {answer:?}");
+        assert_eq!(answer.text(), "hello", "{name}: {answer:?}");
+        assert!(answer.complete, "{name}: {answer:?}");
+        if name == &"repeated headers" {
+            assert_eq!(answer.header_values("set-cookie"), ["a=1", "b=2; Path=/"]);
+            assert_eq!(answer.header_values("vary"), ["Accept"]);
+        }
+        if name == &"bare LF line ends" {
+            assert_eq!(answer.header("x-lf"), Some("1"), "{name}");
+        }
+        let next = ask(&mut conn, &request("GET", "/next", ""), false);
+        assert_eq!(next.text(), "next", "{name}");
+        let requests = app.requests();
+        let [.., odd, next] = &requests[..] else {
+            panic!("{name}: {requests:?}");
+        };
+        assert_eq!(
+            odd.connection == next.connection,
+            *reusable,
+            "{name}: upstream connection reused: {requests:?}"
+        );
+    }
+}
