@@ -111,12 +111,19 @@ impl Pooled for RawConn {
         &RAW
     }
 
-    /// An idle HTTP/1 connection has nothing to say: any readiness is the app closing it (or
-    /// sending garbage). Tokio clears read readiness after a short read, so this needs no
-    /// syscall: it reads what the event loop last saw.
+    /// An idle HTTP/1 connection has nothing to say: anything readable is the app closing it
+    /// (or sending garbage). Tokio clears read readiness after a short read, so a healthy idle
+    /// socket usually costs no syscall here; after a read that filled its buffer the readiness
+    /// is only a maybe, and a non-blocking read settles it.
     fn is_closed(&self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.stream.poll_read_ready(&mut cx).is_ready()
+        if self.stream.poll_read_ready(&mut cx).is_pending() {
+            return false;
+        }
+        !matches!(
+            self.stream.try_read(&mut [0; 1]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
     }
 }
 

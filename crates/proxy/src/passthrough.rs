@@ -369,6 +369,11 @@ impl Upstream {
             let upgrade = upgrade.ok_or(ForwardError::UnexpectedUpgrade)?;
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
+        // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the body is re-framed for
+        // the client, so a length sent with it must not go on.
+        if response.headers().contains_key(TRANSFER_ENCODING) {
+            response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(response.headers_mut());
         strip_reserved(response.headers_mut());
         let reuse = Reuse {
