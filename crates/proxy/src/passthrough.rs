@@ -27,13 +27,15 @@
 //!   timeout, `504 upstream timed out`. The bodies never carry internal details (they could
 //!   reveal addresses or OS errors to the internet); the detail is logged at `warn` instead.
 //!   Bodies themselves have no timeout: a slow download or a long-lived stream is legitimate.
-//! - **Speed.** The sidecar must not cost more per request than nginx would in its place. Each
-//!   pass-through worker thread runs its own current-thread runtime ([`crate::workers`]); the
-//!   upstream connections a worker opens are driven on that thread and pooled per thread
-//!   ([`crate::conn_pool`]), so a request and its upstream exchange never wake another thread.
-//!   Connections are kept alive with `TCP_NODELAY`; the upstream URI reuses the already-parsed
-//!   pieces of the incoming one (no allocation without a path prefix); the client address for
-//!   `X-Forwarded-For` is formatted once per connection ([`Peer`]); header names are statics.
+//! - **Speed.** The sidecar must not cost more per request than nginx would in its place. Plain
+//!   requests never reach this module: the plain-request lane ([`crate::lane`]) passes them by
+//!   hand, and only what it leaves (upgrades, streamed uploads, HTTP/1.0, unusual targets, the
+//!   snapshot path's spellings) comes here, through hyper. Each worker thread runs its own
+//!   current-thread runtime ([`crate::workers`]); the upstream connections a worker opens are
+//!   driven on that thread and pooled per thread ([`crate::conn_pool`]), so a request and its
+//!   upstream exchange never wake another thread. Connections are kept alive with `TCP_NODELAY`;
+//!   the upstream URI reuses the already-parsed pieces of the incoming one; the client address
+//!   for `X-Forwarded-For` is formatted once per connection ([`Peer`]).
 //!   The idle-pool timeout ([`DEFAULT_POOL_IDLE_TIMEOUT`]) is deliberately shorter than Node's
 //!   default `keepAliveTimeout` of 5 s: reusing a connection that Node is closing at that very
 //!   moment is the classic cause of sporadic `ECONNRESET` → 502 behind a proxy. A request that

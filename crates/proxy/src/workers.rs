@@ -8,6 +8,10 @@
 //! per request, no lock on the way. The kernel wakes the threads waiting on the socket, and the
 //! one that is least busy tends to accept first.
 //!
+//! Each connection starts in the plain-request lane ([`crate::lane`]), which passes ordinary
+//! requests by hand; the first request it leaves, and everything after it on that connection,
+//! goes to hyper's server with the same routes as [`app::app`].
+//!
 //! The snapshot path is rare and heavy: its requests are handed to the runtime the proxy was
 //! started on (the "home" runtime, which also serves the admin listener), so the inspector
 //! session, the gate and the gateway's retries run there exactly as before, while the response

@@ -491,30 +491,19 @@ fn chunked_then_next(last: &'static str) -> (heapgate_tests::HttpResponse, Vec<(
 }
 
 #[test]
-fn chunked_answer_with_extensions_reuses_the_upstream_connection() {
-    let (_, seen) = chunked_then_next("0\r\n\r\n");
-    assert_eq!(
-        seen,
-        [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
-        "the upstream connection is reused after the last chunk"
-    );
-}
-
-#[test]
-fn chunked_answer_with_a_trailer_keeps_the_client_connection() {
-    let (_, seen) = chunked_then_next("0;end=1\r\nX-Checksum: abc123\r\nX-Other: 2\r\n\r\n");
-    let paths: Vec<&str> = seen.iter().map(|(path, _)| path.as_str()).collect();
-    assert_eq!(paths, ["/chunked", "/next"]);
-}
-
-#[test]
-fn chunked_answer_with_a_trailer_reuses_the_upstream_connection() {
-    let (_, seen) = chunked_then_next("0\r\nX-Checksum: abc123\r\n\r\n");
-    assert_eq!(
-        seen,
-        [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
-        "the upstream connection is reused after the trailer"
-    );
+fn chunked_answers_keep_both_connections_whatever_their_ending() {
+    for ending in [
+        "0\r\n\r\n",
+        "0;end=1\r\nX-Checksum: abc123\r\nX-Other: 2\r\n\r\n",
+        "0\r\nX-Checksum: abc123\r\n\r\n",
+    ] {
+        let (_, seen) = chunked_then_next(ending);
+        assert_eq!(
+            seen,
+            [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
+            "{ending:?}: the client connection and the upstream connection are both reused"
+        );
+    }
 }
 
 #[test]
