@@ -1070,3 +1070,129 @@ fn unusual_but_valid_answer_heads_pass_through() {
         );
     }
 }
+
+#[test]
+#[ignore = "defect: the lane drops an answer's Content-Length that `Connection` names and sends the body unframed on a kept connection"]
+fn an_answer_whose_connection_names_content_length_stays_framed() {
+    // The app's `Connection` names its own `Content-Length`: dropping that header is fine only
+    // if the proxy frames the body another way (chunks, or a length of its own).
+    let app = app_with_next(|_| {
+        Answer::raw(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    // A short read timeout: an unframed body on a kept connection never ends.
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(2)).unwrap();
+    conn.send(&kept("GET", "/listed", "")).unwrap();
+    let answer = conn.response(false);
+    match &answer {
+        Ok(Some(answer)) => assert_framed_ok(answer, b"hello"),
+        _ => panic!("no framed answer: {answer:?}"),
+    }
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+}
+
+#[test]
+#[ignore = "defect: the lane copies the app's chunked trailer section verbatim: forged X-Heapgate-* and hop-by-hop fields reach the client"]
+fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
+    // Trailers are header fields too: the app's `X-Heapgate-*` and hop-by-hop fields must not
+    // reach the client there either (the general path drops the trailer section whole).
+    let app = StubApp::start(|_| {
+        Answer::raw(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Heapgate-Task\r\n\r\n\
+             5\r\nhello\r\n0\r\nX-Heapgate-Task: forged\r\nConnection: close\r\n\
+             X-Heapgate-Series: forged\r\n\r\n",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    conn.send(&request("GET", "/trailer", "TE: trailers\r\n"))
+        .unwrap();
+    let mut raw = Vec::new();
+    loop {
+        match conn.read_some() {
+            Ok(bytes) if bytes.is_empty() => break,
+            Ok(bytes) => raw.extend_from_slice(&bytes),
+            Err(e) => panic!("no close after the answer: {e}; so far {raw:?}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(text.contains("hello"), "{text:?}");
+    assert!(
+        !text.contains("x-heapgate-"),
+        "forged fields reached the client: {text:?}"
+    );
+    assert!(
+        !text.contains("connection: close\r\n\r\n"),
+        "a hop-by-hop trailer reached the client: {text:?}"
+    );
+}
+
+#[test]
+#[ignore = "defect: the lane passes on a status code below 100 (`000`) that the general path answers 502"]
+fn an_answer_with_an_impossible_status_is_502() {
+    let app = app_with_next(|_| Answer::raw("HTTP/1.1 000 Zero\r\nContent-Length: 5\r\n\r\nhello"));
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let answer = conn
+        .send(&kept("GET", "/zero", ""))
+        .and_then(|()| conn.response(false));
+    match answer {
+        Ok(Some(answer)) => {
+            assert_eq!(answer.status, 502, "{answer:?}");
+            let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+            assert_framed_ok(&next, b"next");
+        }
+        // A parser that refuses the status line: the proxy sent it on.
+        other => panic!("not a 502: {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "defect: the lane runs the header timeout over the request body too: a slow small upload is cut without an answer, where the general path (and bodies over 64 KiB) have no body timeout"]
+fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
+    // The head arrives at once; the 20-byte body over ~2 s, with a 1 s header timeout. The
+    // same upload sent chunked (the general path) is answered: bodies have no timeout.
+    let (app, _) = ok_app();
+    let proxy = proxy_to(&app.url(), &["--header-timeout", "1s"]);
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(4)).unwrap();
+    conn.send(&kept("POST", "/upload", "Content-Length: 20\r\n"))
+        .unwrap();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = conn.send(b"x") {
+            panic!("the connection was cut mid-body: {e}");
+        }
+    }
+    let answer = conn.response(false);
+    match &answer {
+        Ok(Some(answer)) => assert_eq!((answer.status, answer.text().as_str()), (200, "ok")),
+        _ => panic!("no answer to a slow 20-byte upload: {answer:?}"),
+    }
+    assert_eq!(only_request(&app).body, b"xxxxxxxxxxxxxxxxxxxx");
+}
+
+#[test]
+#[ignore = "defect: at shutdown the lane keeps a kept-alive connection holding a partial next head open until the drain timeout; the general path closes it at once"]
+fn shutdown_closes_a_kept_connection_with_a_partial_head_at_once() {
+    let (_app, proxy) = {
+        let app = StubApp::start(|_| Answer::ok("ok"));
+        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "20s"]);
+        (app, proxy)
+    };
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
+    let first = ask(&mut conn, &kept("GET", "/first", ""), false);
+    assert_framed_ok(&first, b"ok");
+    // The start of the next request, then nothing: no request is in flight.
+    conn.send(b"GET /second HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    proxy.proc.signal("TERM");
+    assert!(
+        conn.closed_by_server(),
+        "still open {:?} after SIGTERM with nothing in flight",
+        asked.elapsed()
+    );
+}
