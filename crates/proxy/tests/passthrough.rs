@@ -1244,3 +1244,42 @@ fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
         "{used} ticks of proxy CPU for a {BODY}-byte body"
     );
 }
+
+#[test]
+#[ignore = "defect: at shutdown the lane's last answer lacks `Connection: close` and a request pipelined behind it is met with a reset instead of a clean close"]
+fn shutdown_mid_request_answers_with_connection_close() {
+    // The general path (hyper's graceful shutdown) answers the request in flight with
+    // `Connection: close` and closes cleanly: the client knows the next request was not taken.
+    let app = StubApp::start(|request| {
+        if request.path() == "/slow" {
+            Answer::ok("slow").delay(Duration::from_millis(500))
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "5s"]);
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
+    conn.send(&kept("GET", "/slow", "")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.proc.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    // Pipelined behind the request in flight.
+    conn.send(&kept("POST", "/next", "Content-Length: 0\r\n"))
+        .unwrap();
+    let answer = conn.response(false);
+    let answer = match answer {
+        Ok(Some(answer)) => answer,
+        other => panic!("the request in flight was not answered: {other:?}"),
+    };
+    assert_eq!(answer.text(), "slow");
+    assert_eq!(
+        answer.header("connection"),
+        Some("close"),
+        "the last answer before shutdown: {answer:?}"
+    );
+    match conn.read_some() {
+        Ok(rest) => assert!(rest.is_empty(), "more after the last answer: {rest:?}"),
+        Err(e) => panic!("not a clean close after the last answer: {e}"),
+    }
+    assert_eq!(app.hits_where(|r| r.path() == "/next"), 0);
+}
