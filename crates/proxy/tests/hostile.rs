@@ -1488,6 +1488,50 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     h.finish("pipelined_requests");
 }
 
+#[test]
+#[ignore = "defect: the lane drops a Content-Length that `Connection` names but still forwards the body: the app reads the body as a second request"]
+fn a_connection_listed_content_length_cannot_smuggle_a_request() {
+    // `Connection` may name any header as hop-by-hop; naming `Content-Length` must never leave
+    // the app with a body and no framing, where the body's bytes would be the next request.
+    let mut h = Hostile::tiny();
+    let inner = format!("GET {SNAPSHOT_ENDPOINT} HTTP/1.1\r\nHost: p\r\n\r\n");
+    let smuggling = |method: &str, connection: &str| {
+        with_body(
+            format!(
+                "{method} /pass HTTP/1.1\r\nHost: p\r\nContent-Length: {}\r\n\
+                 Connection: {connection}\r\n\r\n",
+                inner.len()
+            )
+            .into_bytes(),
+            inner.as_bytes(),
+        )
+    };
+    let cases = [
+        case(
+            "POST, Connection: content-length",
+            smuggling("POST", "content-length"),
+            Expect::Passed,
+        ),
+        case(
+            "GET, Connection: Content-Length",
+            smuggling("GET", "Content-Length"),
+            Expect::Passed,
+        ),
+        case(
+            "POST, Connection: keep-alive, CONTENT-LENGTH",
+            smuggling("POST", "keep-alive, CONTENT-LENGTH"),
+            Expect::Passed,
+        ),
+        case(
+            "PUT, Connection: close, content-length",
+            smuggling("PUT", "close, content-length"),
+            Expect::Passed,
+        ),
+    ];
+    h.run(&cases);
+    h.finish("a_connection_listed_content_length_cannot_smuggle_a_request");
+}
+
 /// Sends `prefix`, then one byte every `every` until the proxy closes the connection or `WAIT`
 /// passes. Returns whether it closed, after how long, and anything it sent back.
 fn trickle(addr: SocketAddr, prefix: &[u8], every: Duration) -> (bool, Duration, Vec<u8>) {

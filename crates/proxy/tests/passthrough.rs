@@ -1059,3 +1059,363 @@ fn unusual_but_valid_answer_heads_pass_through() {
         );
     }
 }
+
+#[test]
+#[ignore = "defect: the lane drops an answer's Content-Length that `Connection` names and sends the body unframed on a kept connection"]
+fn an_answer_whose_connection_names_content_length_stays_framed() {
+    // The app's `Connection` names its own `Content-Length`: dropping that header is fine only
+    // if the proxy frames the body another way (chunks, or a length of its own).
+    let app = app_with_next(|_| {
+        Answer::raw(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    // A short read timeout: an unframed body on a kept connection never ends.
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(2)).unwrap();
+    conn.send(&kept("GET", "/listed", "")).unwrap();
+    let answer = conn.response(false);
+    match &answer {
+        Ok(Some(answer)) => assert_framed_ok(answer, b"hello"),
+        _ => panic!("no framed answer: {answer:?}"),
+    }
+    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    assert_framed_ok(&next, b"next");
+}
+
+#[test]
+#[ignore = "defect: the lane copies the app's chunked trailer section verbatim: forged X-Heapgate-* and hop-by-hop fields reach the client"]
+fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
+    // Trailers are header fields too: the app's `X-Heapgate-*` and hop-by-hop fields must not
+    // reach the client there either (the general path drops the trailer section whole).
+    let app = StubApp::start(|_| {
+        Answer::raw(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Heapgate-Task\r\n\r\n\
+             5\r\nhello\r\n0\r\nX-Heapgate-Task: forged\r\nConnection: close\r\n\
+             X-Heapgate-Series: forged\r\n\r\n",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    conn.send(&request("GET", "/trailer", "TE: trailers\r\n"))
+        .unwrap();
+    let mut raw = Vec::new();
+    loop {
+        match conn.read_some() {
+            Ok(bytes) if bytes.is_empty() => break,
+            Ok(bytes) => raw.extend_from_slice(&bytes),
+            Err(e) => panic!("no close after the answer: {e}; so far {raw:?}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(text.contains("hello"), "{text:?}");
+    assert!(
+        !text.contains("x-heapgate-"),
+        "forged fields reached the client: {text:?}"
+    );
+    assert!(
+        !text.contains("connection: close\r\n\r\n"),
+        "a hop-by-hop trailer reached the client: {text:?}"
+    );
+}
+
+#[test]
+#[ignore = "defect: the lane passes on a status code below 100 (`000`) that the general path answers 502"]
+fn an_answer_with_an_impossible_status_is_502() {
+    let app = app_with_next(|_| Answer::raw("HTTP/1.1 000 Zero\r\nContent-Length: 5\r\n\r\nhello"));
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let answer = conn
+        .send(&kept("GET", "/zero", ""))
+        .and_then(|()| conn.response(false));
+    match answer {
+        Ok(Some(answer)) => {
+            assert_eq!(answer.status, 502, "{answer:?}");
+            let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+            assert_framed_ok(&next, b"next");
+        }
+        // A parser that refuses the status line: the proxy sent it on.
+        other => panic!("not a 502: {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "defect: the lane runs the header timeout over the request body too: a slow small upload is cut without an answer, where the general path (and bodies over 64 KiB) have no body timeout"]
+fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
+    // The head arrives at once; the 20-byte body over ~2 s, with a 1 s header timeout. The
+    // same upload sent chunked (the general path) is answered: bodies have no timeout.
+    let (app, _) = ok_app();
+    let proxy = proxy_to(&app.url(), &["--header-timeout", "1s"]);
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(4)).unwrap();
+    conn.send(&kept("POST", "/upload", "Content-Length: 20\r\n"))
+        .unwrap();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = conn.send(b"x") {
+            panic!("the connection was cut mid-body: {e}");
+        }
+    }
+    let answer = conn.response(false);
+    match &answer {
+        Ok(Some(answer)) => assert_eq!((answer.status, answer.text().as_str()), (200, "ok")),
+        _ => panic!("no answer to a slow 20-byte upload: {answer:?}"),
+    }
+    assert_eq!(only_request(&app).body, b"xxxxxxxxxxxxxxxxxxxx");
+}
+
+#[test]
+#[ignore = "defect: at shutdown the lane keeps a kept-alive connection holding a partial next head open until the drain timeout; the general path closes it at once"]
+fn shutdown_closes_a_kept_connection_with_a_partial_head_at_once() {
+    let (_app, proxy) = {
+        let app = StubApp::start(|_| Answer::ok("ok"));
+        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "20s"]);
+        (app, proxy)
+    };
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
+    let first = ask(&mut conn, &kept("GET", "/first", ""), false);
+    assert_framed_ok(&first, b"ok");
+    // The start of the next request, then nothing: no request is in flight.
+    conn.send(b"GET /second HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    proxy.proc.signal("TERM");
+    assert!(
+        conn.closed_by_server(),
+        "still open {:?} after SIGTERM with nothing in flight",
+        asked.elapsed()
+    );
+}
+
+/// CPU time (user + system) `pid` has used, in clock ticks (Linux: 100 a second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After `pid (comm)`: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Sends a POST with `header_bytes` of extra headers (95 lines) and a `body`-byte body, one
+/// byte per TCP segment; the proxy CPU ticks the body cost.
+fn dribble_cost(proxy: &ProxyProc, header_bytes: usize, body: usize) -> u64 {
+    let headers: String = (0..95)
+        .map(|i| format!("X-H{i:02}: {}\r\n", "v".repeat(header_bytes / 95)))
+        .collect();
+    let mut conn = Conn::open(proxy.listen, WAIT).unwrap();
+    conn.stream().set_nodelay(true).unwrap();
+    conn.send(&kept(
+        "POST",
+        "/dribble",
+        &format!("{headers}Content-Length: {body}\r\n"),
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(proxy.proc.pid());
+    for _ in 0..body {
+        conn.send(b"x").unwrap();
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let answer = final_answer(&mut conn, false);
+    assert_eq!(answer.status, 200);
+    cpu_ticks(proxy.proc.pid()) - before
+}
+
+#[test]
+#[ignore = "defect: the lane re-parses the whole request head on every read of the body: each body segment costs a head parse (~12 µs per 57 KiB of head)"]
+fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
+    // The same 10 000-byte body, one byte a segment, behind a 100-byte head and a 240 KiB one.
+    // Without re-parsing, the head's size does not matter; with it, the big head costs the
+    // proxy a 240 KiB parse per byte (an attacker's amplification).
+    let app = StubApp::start(|_| Answer::ok("ok"));
+    let proxy = proxy_to(&app.url(), &["--max-header-bytes", "262144"]);
+    const BODY: usize = 10_000;
+    let small = dribble_cost(&proxy, 100, BODY);
+    let big = dribble_cost(&proxy, 240 * 1024, BODY);
+    assert_eq!(app.hits(), 2);
+    assert!(
+        app.requests().iter().all(|r| r.body.len() == BODY),
+        "bodies arrived whole"
+    );
+    assert!(
+        big <= 2 * small + 10,
+        "proxy CPU for the body: {big} ticks behind a 240 KiB head, {small} behind a small one"
+    );
+}
+
+#[test]
+#[ignore = "defect: at shutdown the lane's last answer lacks `Connection: close` and a request pipelined behind it is met with a reset instead of a clean close"]
+fn shutdown_mid_request_answers_with_connection_close() {
+    // The general path (hyper's graceful shutdown) answers the request in flight with
+    // `Connection: close` and closes cleanly: the client knows the next request was not taken.
+    let app = StubApp::start(|request| {
+        if request.path() == "/slow" {
+            Answer::ok("slow").delay(Duration::from_millis(500))
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "5s"]);
+    let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
+    conn.send(&kept("GET", "/slow", "")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.proc.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    // Pipelined behind the request in flight.
+    conn.send(&kept("POST", "/next", "Content-Length: 0\r\n"))
+        .unwrap();
+    let answer = conn.response(false);
+    let answer = match answer {
+        Ok(Some(answer)) => answer,
+        other => panic!("the request in flight was not answered: {other:?}"),
+    };
+    assert_eq!(answer.text(), "slow");
+    assert_eq!(
+        answer.header("connection"),
+        Some("close"),
+        "the last answer before shutdown: {answer:?}"
+    );
+    match conn.read_some() {
+        Ok(rest) => assert!(rest.is_empty(), "more after the last answer: {rest:?}"),
+        Err(e) => panic!("not a clean close after the last answer: {e}"),
+    }
+    assert_eq!(app.hits_where(|r| r.path() == "/next"), 0);
+}
+
+#[test]
+#[ignore = "defect: the lane refuses (502) an answer head over 256 KiB that the general path (hyper's client, ~400 KiB) passes on"]
+fn a_300_kib_answer_head_passes_as_on_the_general_path() {
+    let app = app_with_next(|_| {
+        Answer::raw(format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 5\r\n\r\nhello",
+            "a".repeat(300 * 1024)
+        ))
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    // The general path, for reference: a chunked request body takes it (and the rest of the
+    // connection), so the lane gets a connection of its own.
+    let mut general_conn = open(&proxy);
+    let mut chunked = kept("POST", "/big-head", "Transfer-Encoding: chunked\r\n");
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let general = ask(&mut general_conn, &chunked, false);
+    assert_eq!(
+        (general.status, general.text().as_str()),
+        (200, "hello"),
+        "the general path"
+    );
+    let mut conn = open(&proxy);
+    let lane = ask(&mut conn, &kept("GET", "/big-head", ""), false);
+    assert_eq!(lane.status, 200, "the lane: {:?}", lane.text());
+    assert_eq!(lane.text(), "hello");
+}
+
+/// Waits up to `within` for `/metrics` on `proxy`'s admin port to have the line `line`;
+/// whether it did.
+fn metric_reaches(proxy: &ProxyProc, line: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
+        if metrics.lines().any(|l| l == line) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("{metrics}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An app that answers `/slow` after `delay`, and the proxy in front of it.
+fn slow_app(delay: Duration) -> (StubApp, ProxyProc) {
+    let app = StubApp::start(move |request| {
+        if request.path() == "/slow" {
+            Answer::ok("slow").delay(delay)
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    (app, proxy)
+}
+
+/// Sends `bytes` on a new connection, waits until the app has the request, then closes.
+fn leave_after_sending(proxy: &ProxyProc, app: &StubApp, bytes: &[u8]) {
+    let mut conn = open(proxy);
+    conn.send(bytes).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while app.hits_where(|r| r.path() == "/slow") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the app"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(conn);
+}
+
+#[test]
+#[ignore = "defect (workers.rs, general path): a client leaving before the app's answer head leaves the in-flight gauge at 1 forever"]
+fn in_flight_returns_to_zero_when_a_general_path_client_leaves() {
+    // `Connection::handle` counts the request in flight before awaiting the app, but only the
+    // answer's body takes it off again: hyper drops the handler when the client leaves first.
+    let (app, proxy) = slow_app(Duration::from_millis(500));
+    let mut chunked = kept("POST", "/slow", "Transfer-Encoding: chunked\r\n");
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    leave_after_sending(&proxy, &app, &chunked);
+    assert!(
+        metric_reaches(
+            &proxy,
+            "heapgate_in_flight_requests 0",
+            Duration::from_secs(3)
+        ),
+        "the gauge is stuck"
+    );
+}
+
+#[test]
+#[ignore = "defect: the lane does not notice a client that leaves while it waits for the app: the exchange runs on until the app answers or --request-timeout"]
+fn a_lane_request_whose_client_left_is_given_up() {
+    // The general path drops the upstream exchange as soon as the client has gone (hyper
+    // notices the close); the lane keeps the upstream connection and the request in flight.
+    let (app, proxy) = slow_app(Duration::from_secs(4));
+    leave_after_sending(&proxy, &app, &kept("GET", "/slow", ""));
+    assert!(
+        metric_reaches(
+            &proxy,
+            "heapgate_in_flight_requests 0",
+            Duration::from_millis(1500)
+        ),
+        "still in flight 1.5 s after the client left"
+    );
+}
+
+#[test]
+#[ignore = "defect: the lane tracks 8 names of an answer's `Connection`; the ones after the 8th reach the client, where the general path drops them all"]
+fn every_header_an_answers_connection_names_is_dropped() {
+    let names: Vec<String> = (1..=10).map(|i| format!("X-Hop{i}")).collect();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nConnection: {}\r\n{}Content-Length: 5\r\n\r\nhello",
+        names.join(", "),
+        names
+            .iter()
+            .map(|name| format!("{name}: x\r\n"))
+            .collect::<String>()
+    );
+    let app = app_with_next(move |_| Answer::raw(head.clone()));
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let answer = ask(&mut conn, &kept("GET", "/hops", ""), false);
+    assert_framed_ok(&answer, b"hello");
+    let leaked: Vec<&(String, String)> = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| name.starts_with("x-hop"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "hop-by-hop headers reached the client: {leaked:?}"
+    );
+}
