@@ -30,7 +30,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
@@ -51,8 +51,16 @@ pub(crate) const MAX_BUFFERED_BODY: usize = 64 * 1024;
 
 /// Header fields per message, as hyper's default.
 const MAX_HEADERS: usize = 100;
-/// The largest response head accepted from the app (hyper's client reads up to ~400 KiB).
-const MAX_RESPONSE_HEAD: usize = 256 * 1024;
+/// The largest answer head accepted from the app: what hyper's client reads (its default
+/// `max_buf_size`), so the general path and the lane refuse the same heads.
+const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
+/// A connection's buffers start this large, and shrink back to it after a larger exchange.
+const REQUEST_BUFFER: usize = 8 * 1024;
+const OUT_BUFFER: usize = 4 * 1024;
+/// How long a closing connection reads and drops what the client still sends, so that its
+/// close is a FIN rather than a reset that could destroy the last answer in flight (nginx's
+/// lingering close).
+const LINGER: Duration = Duration::from_secs(1);
 /// Reads of the app's answer.
 const READ_SIZE: usize = 16 * 1024;
 /// Answer bytes that go out in the same write as the head.
@@ -98,23 +106,34 @@ impl Lane<'_> {
         client: &mut Client,
         closing: &mut oneshot::Receiver<()>,
     ) -> Ending {
+        let mut closing = Closing {
+            signal: closing,
+            fired: false,
+        };
         let mut buffers = Buffers {
-            request: InBuf::new(8 * 1024),
+            request: InBuf::new(REQUEST_BUFFER),
             answer: InBuf::new(READ_SIZE),
-            out: Vec::with_capacity(4 * 1024),
+            out: Vec::with_capacity(OUT_BUFFER),
             head_wait: Deadline::new(),
             answer_wait: Deadline::new(),
         };
         loop {
-            let request = match self.next_request(client, &mut buffers, closing).await {
+            let request = match self.next_request(client, &mut buffers, &mut closing).await {
                 Next::Request(request) => request,
                 Next::General => return Ending::General(buffers.request.into_unread()),
-                Next::Done => return Ending::Done,
+                Next::Closed => return Ending::Done,
+                Next::Close => {
+                    linger(client, &mut buffers.request).await;
+                    return Ending::Done;
+                }
             };
-            let keep = self.exchange(client, &mut buffers, &request).await;
+            let keep = self
+                .exchange(client, &mut buffers, &request, &mut closing)
+                .await;
             buffers.request.consume(request.len);
+            buffers.shrink();
             if !keep {
-                let _ = client.shutdown().await;
+                linger(client, &mut buffers.request).await;
                 return Ending::Done;
             }
         }
@@ -126,16 +145,28 @@ impl Lane<'_> {
         &self,
         client: &mut Client,
         buffers: &mut Buffers,
-        closing: &mut oneshot::Receiver<()>,
+        closing: &mut Closing<'_>,
     ) -> Next {
         let read_limit = self.limits.max_header_bytes + MAX_BUFFERED_BODY;
+        // Once the head is whole: the bytes the request needs in all (it is not parsed again
+        // until they are there).
+        let mut need = 0;
         let mut waiting = false;
         loop {
-            if buffers.request.len() > 0 {
+            // No new request once the proxy is shutting down (as hyper's graceful shutdown).
+            if closing.fired_now() {
+                return if buffers.request.len() == 0 {
+                    Next::Closed
+                } else {
+                    Next::Close
+                };
+            }
+            if buffers.request.len() > 0 && buffers.request.len() >= need {
                 match self.plan(buffers.request.bytes(), &mut buffers.out) {
                     Planned::Ready(request) => return Next::Request(request),
                     Planned::General => return Next::General,
                     Planned::NeedMore => {}
+                    Planned::NeedBody(total) => need = total,
                 }
             }
             // Like hyper's header read timeout: from when the wait for a head begins (an idle
@@ -146,11 +177,10 @@ impl Lane<'_> {
                     .set(Instant::now() + self.limits.header_timeout);
                 waiting = true;
             }
-            let idle = buffers.request.len() == 0;
             let request = &mut buffers.request;
             let head_wait = &mut buffers.head_wait;
             let waited = poll_fn(|cx| {
-                if idle && Pin::new(&mut *closing).poll(cx).is_ready() {
+                if closing.poll(cx).is_ready() {
                     return Poll::Ready(Wait::Closing);
                 }
                 if let Poll::Ready(read) = request.poll_read(client, read_limit, cx) {
@@ -163,12 +193,15 @@ impl Lane<'_> {
             })
             .await;
             match waited {
-                Wait::Read(Ok(Read::Bytes)) => {}
+                Wait::Read(Ok(Read::Bytes)) | Wait::Closing => {}
                 Wait::Read(Ok(Read::Full)) => return Next::General,
-                Wait::Read(Ok(Read::Eof) | Err(_)) | Wait::Closing => return Next::Done,
+                Wait::Read(Ok(Read::Eof) | Err(_)) => return Next::Closed,
+                // The head came in time and its body is slow: hyper streams a body with no
+                // timeout of its own, so the general path takes it from here.
+                Wait::TimedOut if need > 0 => return Next::General,
                 Wait::TimedOut => {
                     tracing::debug!("read header from client timeout");
-                    return Next::Done;
+                    return Next::Close;
                 }
             }
         }
@@ -227,8 +260,10 @@ impl Lane<'_> {
                     for token in tokens(header.value) {
                         if token.eq_ignore_ascii_case(b"close") {
                             close = true;
-                        } else if token.eq_ignore_ascii_case(b"upgrade") || !listed.add(token) {
+                        } else if token.eq_ignore_ascii_case(b"upgrade") {
                             return Planned::General;
+                        } else {
+                            listed.add(token);
                         }
                     }
                 }
@@ -244,7 +279,7 @@ impl Lane<'_> {
             Some(_) => return Planned::General,
         };
         if bytes.len() < head_len + body_len {
-            return Planned::NeedMore;
+            return Planned::NeedBody(head_len + body_len);
         }
 
         // The request as the app gets it.
@@ -258,7 +293,7 @@ impl Lane<'_> {
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let (mut forwarded_for, mut forwarded_proto, mut forwarded_host) = (false, false, false);
         let kept = |header: &httparse::Header<'_>, name: Name| {
-            !name.is_hop_by_hop() && (name == Name::Host || !listed.names(header.name))
+            !name.is_hop_by_hop() && !listed.drops(header, name, headers)
         };
         for header in headers {
             let name = classify(header.name);
@@ -318,20 +353,29 @@ impl Lane<'_> {
         client: &mut Client,
         buffers: &mut Buffers,
         request: &Request,
+        closing: &mut Closing<'_>,
     ) -> bool {
         let metrics = &self.passing.metrics;
         let _in_flight = InFlight::new(metrics);
         let now = Instant::now();
-        let answered = self.answer_head(buffers, request, now).await;
+        let answered = self
+            .answer_head(client, buffers, request, closing, now)
+            .await;
         let (conn, head) = match answered {
             Ok(answer) => answer,
-            Err(err) => {
+            Err(Failure::ClientGone) => {
+                tracing::debug!("pass-through: the client left before the app answered");
+                metrics.request(Route::Passthrough, CLIENT_CLOSED_REQUEST);
+                return false;
+            }
+            Err(Failure::Forward(err)) => {
                 let path = std::str::from_utf8(&buffers.request.bytes()[request.path.clone()])
                     .unwrap_or_default();
                 log_failure(&request.method, path, &err);
                 metrics.request(Route::Passthrough, err.status());
-                error_answer(&mut buffers.out, &err, SystemTime::now(), request.close);
-                return client.write_all(&buffers.out).await.is_ok() && !request.close;
+                let close = request.close || closing.fired_now();
+                error_answer(&mut buffers.out, &err, SystemTime::now(), close);
+                return client.write_all(&buffers.out).await.is_ok() && !close;
             }
         };
         metrics.request(
@@ -347,28 +391,42 @@ impl Lane<'_> {
                     conn,
                     Instant::now().into_std(),
                 );
-                !request.close
+                !head.close
             }
-            Ok(None) => !request.close,
+            Ok(None) => !head.close,
             // The answer is cut short: closing the client connection is how it learns.
             Err(()) => false,
         }
     }
 
     /// Sends the request in `out` and reads the answer's head, whose rewritten form is left in
-    /// `out`. Bounded by the upstream head timeout, like the general path.
+    /// `out`. Bounded by the upstream head timeout, like the general path; given up as soon as
+    /// the client leaves (bytes it sends meanwhile are kept for later).
     async fn answer_head(
         &self,
+        client: &mut Client,
         buffers: &mut Buffers,
         request: &Request,
+        closing: &mut Closing<'_>,
         now: Instant,
-    ) -> Result<(RawConn, Head), ForwardError> {
+    ) -> Result<(RawConn, Head), Failure> {
         let upstream = &self.passing.upstream;
         match upstream.head_timeout() {
             Some(limit) => buffers.answer_wait.set(now + limit),
             None => buffers.answer_wait.clear(),
         }
-        let timed_out = || ForwardError::TimedOut(upstream.head_timeout().unwrap_or_default());
+        let timed_out = || {
+            Failure::Forward(ForwardError::TimedOut(
+                upstream.head_timeout().unwrap_or_default(),
+            ))
+        };
+        let gone = || {
+            Failure::Forward(unavailable(
+                "upstream closed the connection before answering",
+            ))
+        };
+        let read_limit = self.limits.max_header_bytes + MAX_BUFFERED_BODY;
+        let mut watch_client = true;
         loop {
             let (mut conn, reused) =
                 match conn_pool::checkout::<RawConn>(upstream.id(), now.into_std()) {
@@ -377,7 +435,8 @@ impl Lane<'_> {
                         let connect = upstream.connect_tcp();
                         let stream = within(&mut buffers.answer_wait, connect)
                             .await
-                            .ok_or_else(timed_out)??;
+                            .ok_or_else(timed_out)?
+                            .map_err(Failure::Forward)?;
                         (RawConn { stream }, false)
                     }
                 };
@@ -392,48 +451,70 @@ impl Lane<'_> {
                 if reused {
                     continue;
                 }
-                return Err(ForwardError::Unavailable(Box::new(err)));
+                return Err(Failure::Forward(ForwardError::Unavailable(Box::new(err))));
             }
             buffers.answer.clear();
             loop {
                 let answer = &mut buffers.answer;
                 let stream = &mut conn.stream;
+                let socket = client.get_ref();
                 let read = within(
                     &mut buffers.answer_wait,
-                    poll_fn(|cx| answer.poll_read(stream, MAX_RESPONSE_HEAD, cx)),
+                    poll_fn(|cx| {
+                        if let Poll::Ready(read) = answer.poll_read(stream, MAX_RESPONSE_HEAD, cx) {
+                            return Poll::Ready(Some(read));
+                        }
+                        // Readiness only: no syscall unless the client has sent something.
+                        if watch_client && socket.poll_read_ready(cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        Poll::Pending
+                    }),
                 )
                 .await
                 .ok_or_else(timed_out)?;
+                let Some(read) = read else {
+                    let request_buffer = &mut buffers.request;
+                    let polled =
+                        poll_fn(|cx| Poll::Ready(request_buffer.poll_read(client, read_limit, cx)))
+                            .await;
+                    match polled {
+                        Poll::Ready(Ok(Read::Eof) | Err(_)) => return Err(Failure::ClientGone),
+                        Poll::Ready(Ok(Read::Full)) => watch_client = false,
+                        Poll::Ready(Ok(Read::Bytes)) | Poll::Pending => {}
+                    }
+                    continue;
+                };
                 match read {
                     Ok(Read::Bytes) => {}
-                    Ok(Read::Full) => return Err(unavailable("response head too large")),
+                    Ok(Read::Full) => {
+                        return Err(Failure::Forward(unavailable("response head too large")));
+                    }
                     Ok(Read::Eof) | Err(_) if reused && buffers.answer.len() == 0 => {
                         // Closed as the request arrived: safe to send again only if repeating
                         // it cannot do harm.
                         if request.method.is_idempotent() {
                             break;
                         }
-                        return Err(unavailable(
-                            "upstream closed the connection before answering",
-                        ));
+                        return Err(gone());
                     }
-                    Ok(Read::Eof) => {
-                        return Err(unavailable(
-                            "upstream closed the connection before answering",
-                        ));
+                    Ok(Read::Eof) => return Err(gone()),
+                    Err(err) => {
+                        return Err(Failure::Forward(ForwardError::Unavailable(Box::new(err))));
                     }
-                    Err(err) => return Err(ForwardError::Unavailable(Box::new(err))),
                 }
                 loop {
+                    let close = request.close || closing.fired_now();
                     match plan_answer(
                         buffers.answer.bytes(),
                         request,
+                        close,
                         &mut buffers.out,
                         SystemTime::now,
                     ) {
                         Answer::NeedMore => break,
                         Answer::Informational(len) => buffers.answer.consume(len),
-                        Answer::Bad(err) => return Err(err),
+                        Answer::Bad(err) => return Err(Failure::Forward(err)),
                         Answer::Ready(head) => return Ok((conn, head)),
                     }
                 }
@@ -442,11 +523,73 @@ impl Lane<'_> {
     }
 }
 
+/// Why an exchange ended without an answer from the app.
+enum Failure {
+    /// Answered with the error's status.
+    Forward(ForwardError),
+    /// The client closed its connection while the app was still working.
+    ClientGone,
+}
+
+/// Recorded for an exchange the client left before the app answered (nginx's 499).
+const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
+/// The proxy's shutdown signal as one connection sees it; remembered once seen (a oneshot must
+/// not be polled after it has resolved).
+struct Closing<'a> {
+    signal: &'a mut oneshot::Receiver<()>,
+    fired: bool,
+}
+
+impl Closing<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.fired && Pin::new(&mut *self.signal).poll(cx).is_ready() {
+            self.fired = true;
+        }
+        if self.fired {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Whether shutdown has begun, without waiting.
+    fn fired_now(&mut self) -> bool {
+        self.poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+}
+
+/// Ends a connection: a FIN, then whatever the client still sends is read and dropped for a
+/// moment, so the last answer is not destroyed by a reset.
+async fn linger(client: &mut Client, buffer: &mut InBuf) {
+    if client.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        loop {
+            buffer.clear();
+            let limit = buffer.data.len();
+            match poll_fn(|cx| buffer.poll_read(client, limit, cx)).await {
+                Ok(Read::Bytes) => {}
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
 /// What [`Lane::next_request`] found.
 enum Next {
     Request(Request),
     General,
-    Done,
+    /// The client closed, or the connection failed.
+    Closed,
+    /// End the connection (shutdown, or the header timeout).
+    Close,
 }
 
 enum Wait {
@@ -457,7 +600,10 @@ enum Wait {
 
 enum Planned {
     Ready(Request),
+    /// The head is not whole yet.
     NeedMore,
+    /// The head is whole; the body is not: the request is this long in all.
+    NeedBody(usize),
     General,
 }
 
@@ -491,6 +637,8 @@ struct Head {
     framing: Framing,
     /// Whether the upstream connection may carry another request once the body is read.
     reusable: bool,
+    /// Whether the client connection ends with this answer (`Connection: close` sent).
+    close: bool,
 }
 
 enum Answer {
@@ -509,6 +657,7 @@ fn unavailable(why: &'static str) -> ForwardError {
 fn plan_answer(
     bytes: &[u8],
     request: &Request,
+    close: bool,
     out: &mut Vec<u8>,
     wall_clock: fn() -> SystemTime,
 ) -> Answer {
@@ -525,6 +674,7 @@ fn plan_answer(
         return Answer::Bad(unavailable("malformed response head"));
     };
     match status {
+        0..=99 => return Answer::Bad(unavailable("impossible status in the answer")),
         101 => return Answer::Bad(ForwardError::UnexpectedUpgrade),
         100..=199 => return Answer::Informational(head_len),
         _ => {}
@@ -532,7 +682,7 @@ fn plan_answer(
     let headers = &*parsed.headers;
     let mut length = None;
     let mut chunked = false;
-    let mut close = false;
+    let mut app_closes = false;
     let mut keep_alive = false;
     let mut has_date = false;
     let mut listed = Listed::default();
@@ -552,12 +702,11 @@ fn plan_answer(
             Name::Connection => {
                 for token in tokens(header.value) {
                     if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        app_closes = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
                         keep_alive = true;
-                    } else if !listed.add(token) {
-                        // Names more headers than we track: not worth keeping the connection.
-                        close = true;
+                    } else {
+                        listed.add(token);
                     }
                 }
             }
@@ -565,7 +714,7 @@ fn plan_answer(
             _ => {}
         }
     }
-    let mut reusable = !close && (version == 1 || keep_alive);
+    let mut reusable = !app_closes && (version == 1 || keep_alive);
     let framing = if request.method == Method::HEAD || status == 204 || status == 304 {
         Framing::Empty
     } else if chunked {
@@ -586,7 +735,7 @@ fn plan_answer(
     for header in headers {
         let name = classify(header.name);
         let dropped = name.is_hop_by_hop()
-            || listed.names(header.name)
+            || listed.drops(header, name, headers)
             || (name == Name::ContentLength && chunked)
             || is_reserved(header.name);
         if !dropped {
@@ -599,7 +748,7 @@ fn plan_answer(
     if !has_date {
         date_line(out, wall_clock());
     }
-    if request.close {
+    if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -608,6 +757,7 @@ fn plan_answer(
         status,
         framing,
         reusable,
+        close,
     })
 }
 
@@ -656,21 +806,37 @@ async fn relay_body(
             }
         }
         Framing::Chunked => {
+            // Decoded and chunked again, one chunk per read, as the general path does: the
+            // app's chunk extensions and trailer fields (which could speak for the proxy or
+            // name hop-by-hop headers) never reach the client.
             let mut chunks = Chunks::default();
-            let mut first = true;
             loop {
                 let bytes = answer.bytes();
-                let take = chunks.scan(bytes).map_err(|()| {
-                    tracing::warn!("pass-through: malformed chunked body from the app");
-                })?;
+                let size_at = out.len();
+                out.extend_from_slice(b"00000000\r\n");
+                let data_at = out.len();
+                let take = chunks
+                    .scan(bytes, |data| out.extend_from_slice(data))
+                    .map_err(|()| {
+                        tracing::warn!("pass-through: malformed chunked body from the app");
+                    })?;
                 reusable &= take == bytes.len();
-                if first {
-                    first = false;
-                    out.extend_from_slice(&bytes[..take]);
-                    client.write_all(out).await.map_err(drop)?;
+                let size = out.len() - data_at;
+                if size == 0 {
+                    out.truncate(size_at);
                 } else {
-                    client.write_all(&bytes[..take]).await.map_err(drop)?;
+                    // Leading zeros are allowed in a chunk size (RFC 9112 §7.1: 1*HEXDIG).
+                    let hex = format!("{size:08x}");
+                    out[size_at..size_at + 8].copy_from_slice(hex.as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
+                if chunks.done() {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
+                if !out.is_empty() {
+                    client.write_all(out).await.map_err(drop)?;
+                }
+                out.clear();
                 answer.clear();
                 if chunks.done() {
                     break;
@@ -794,6 +960,21 @@ impl Deadline {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+impl Buffers {
+    /// Gives back what one large exchange grew, once nothing is buffered.
+    fn shrink(&mut self) {
+        if self.request.len() == 0 && self.request.data.len() > REQUEST_BUFFER {
+            self.request = InBuf::new(REQUEST_BUFFER);
+        }
+        if self.answer.data.len() > READ_SIZE {
+            self.answer = InBuf::new(READ_SIZE);
+        }
+        if self.out.capacity() > 4 * READ_SIZE {
+            self.out = Vec::with_capacity(OUT_BUFFER);
+        }
+    }
 }
 
 /// A read buffer of initialized memory: `data[start..end]` is unread.
@@ -954,31 +1135,50 @@ fn is_reserved(name: &str) -> bool {
         && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
 }
 
-/// Header names listed in `Connection` (besides `close`, `keep-alive`, `upgrade`).
+/// The header names a message's `Connection` lists (RFC 9110 §7.6.1), dropped with it. `Host`
+/// and `Content-Length` are never dropped this way: they route and frame the message (the general
+/// path, which re-frames bodies itself, ends up sending both too).
 #[derive(Default)]
 struct Listed<'a> {
     names: [&'a [u8]; 8],
     count: usize,
+    /// More names than `names` holds: they are looked up in the `Connection` lines again.
+    overflow: bool,
 }
 
 impl<'a> Listed<'a> {
-    /// Records a listed name; `false` when there are more than we track.
-    fn add(&mut self, token: &'a [u8]) -> bool {
-        if token.eq_ignore_ascii_case(b"keep-alive") {
-            return true;
+    fn add(&mut self, token: &'a [u8]) {
+        if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
+            return;
         }
         if self.count == self.names.len() {
-            return false;
+            self.overflow = true;
+        } else {
+            self.names[self.count] = token;
+            self.count += 1;
         }
-        self.names[self.count] = token;
-        self.count += 1;
-        true
     }
 
-    fn names(&self, name: &str) -> bool {
-        self.names[..self.count]
-            .iter()
-            .any(|listed| listed.eq_ignore_ascii_case(name.as_bytes()))
+    /// Whether `header` (named `name`) goes with the `Connection` lines of `headers`.
+    fn drops(
+        &self,
+        header: &httparse::Header<'_>,
+        name: Name,
+        headers: &[httparse::Header<'_>],
+    ) -> bool {
+        if matches!(name, Name::Host | Name::ContentLength) {
+            return false;
+        }
+        let listed = |token: &[u8]| token.eq_ignore_ascii_case(header.name.as_bytes());
+        if self.overflow {
+            headers
+                .iter()
+                .filter(|h| classify(h.name) == Name::Connection)
+                .flat_map(|h| tokens(h.value))
+                .any(listed)
+        } else {
+            self.names[..self.count].iter().any(|token| listed(token))
+        }
     }
 }
 
@@ -1092,8 +1292,9 @@ impl Chunks {
         self.state == ChunkState::Done
     }
 
-    /// How many of `bytes` belong to the body (all, unless it ends within them).
-    fn scan(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+    /// How many of `bytes` belong to the body (all, unless it ends within them); `data` gets
+    /// the chunks' data bytes, in order.
+    fn scan(&mut self, bytes: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ()> {
         use ChunkState as S;
         let mut i = 0;
         while i < bytes.len() {
@@ -1102,6 +1303,7 @@ impl Chunks {
                 S::Done => return Ok(i),
                 S::Data(left) => {
                     let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    data(&bytes[i..i + take]);
                     i += take;
                     let left = left - take as u64;
                     self.state = if left == 0 { S::DataCr } else { S::Data(left) };
@@ -1156,7 +1358,7 @@ mod tests {
         let mut chunks = Chunks::default();
         let mut total = 0;
         for part in parts {
-            total += chunks.scan(part)?;
+            total += chunks.scan(part, |_| {})?;
         }
         Ok((total, chunks.done()))
     }
@@ -1165,6 +1367,15 @@ mod tests {
     fn chunked_bodies_end_where_their_framing_says() {
         let body: &[u8] = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n";
         assert_eq!(scan_all(&[body]), Ok((body.len(), true)));
+        // The data alone, without sizes, extensions or trailers.
+        let mut decoded = Vec::new();
+        let mut chunks = Chunks::default();
+        for byte in body.chunks(1) {
+            chunks
+                .scan(byte, |data| decoded.extend_from_slice(data))
+                .unwrap();
+        }
+        assert_eq!(decoded, b"hello world");
         // Split at every byte: the same end.
         for at in 0..body.len() {
             assert_eq!(

@@ -185,6 +185,10 @@ impl<S> SendTimeout<S> {
         }
     }
 
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// After a `Pending` write: arms the timer if this is the first, and fails once it fires.
     fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         if !self.armed {

@@ -311,21 +311,23 @@ impl Connection {
     /// The public route for one request: the same layers as [`app::app`] (requests in flight,
     /// `Host` checks), then the snapshot route or pass-through.
     async fn handle(self: Arc<Self>, mut request: http::Request<Incoming>) -> PublicResponse {
+        // Counted from here until the answer's body is sent or dropped, or this future is
+        // (hyper drops it when the client leaves before the answer).
+        let in_flight = InFlight::new(Arc::clone(&self));
         let state = &self.shared.state;
-        state.metrics.in_flight().inc();
         if let Err(why) = app::check_host(&mut request) {
             state
                 .metrics
                 .request(Route::Passthrough, StatusCode::BAD_REQUEST);
             let response = text(StatusCode::BAD_REQUEST, why);
-            return self.counted(response.map(Either::Right));
+            return counted(response.map(Either::Right), in_flight);
         }
         if request.uri().path() == self.shared.snapshot_path {
             let response = self.snapshot(request).await;
-            return self.counted(response.map(Either::Right));
+            return counted(response.map(Either::Right), in_flight);
         }
         let response = app::pass_through(state, request, &self.peer).await;
-        self.counted(response)
+        counted(response, in_flight)
     }
 
     /// Runs the snapshot route on the home runtime; the body streams back through this
@@ -344,17 +346,17 @@ impl Connection {
             }
         }
     }
+}
 
-    /// The response, counted in flight until its body has been sent or dropped.
-    fn counted(
-        self: Arc<Self>,
-        response: http::Response<Either<UpstreamBody, Body>>,
-    ) -> PublicResponse {
-        response.map(|body| Counted {
-            body,
-            _in_flight: InFlight(self),
-        })
-    }
+/// The response, counted in flight until its body has been sent or dropped.
+fn counted(
+    response: http::Response<Either<UpstreamBody, Body>>,
+    in_flight: InFlight,
+) -> PublicResponse {
+    response.map(|body| Counted {
+        body,
+        _in_flight: in_flight,
+    })
 }
 
 fn text(status: StatusCode, body: &'static str) -> axum::response::Response {
@@ -375,8 +377,15 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Decrements the in-flight gauge when dropped.
+/// A request counted in flight; the gauge goes down when this is dropped.
 struct InFlight(Arc<Connection>);
+
+impl InFlight {
+    fn new(connection: Arc<Connection>) -> InFlight {
+        connection.shared.state.metrics.in_flight().inc();
+        InFlight(connection)
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

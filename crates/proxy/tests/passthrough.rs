@@ -1061,7 +1061,6 @@ fn unusual_but_valid_answer_heads_pass_through() {
 }
 
 #[test]
-#[ignore = "defect: the lane drops an answer's Content-Length that `Connection` names and sends the body unframed on a kept connection"]
 fn an_answer_whose_connection_names_content_length_stays_framed() {
     // The app's `Connection` names its own `Content-Length`: dropping that header is fine only
     // if the proxy frames the body another way (chunks, or a length of its own).
@@ -1084,7 +1083,6 @@ fn an_answer_whose_connection_names_content_length_stays_framed() {
 }
 
 #[test]
-#[ignore = "defect: the lane copies the app's chunked trailer section verbatim: forged X-Heapgate-* and hop-by-hop fields reach the client"]
 fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
     // Trailers are header fields too: the app's `X-Heapgate-*` and hop-by-hop fields must not
     // reach the client there either (the general path drops the trailer section whole).
@@ -1113,14 +1111,15 @@ fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
         !text.contains("x-heapgate-"),
         "forged fields reached the client: {text:?}"
     );
+    // The request asked to close, so the head may say so; the trailer section may not.
+    let (_, body) = text.split_once("\r\n\r\n").expect("a whole head");
     assert!(
-        !text.contains("connection: close\r\n\r\n"),
+        !body.contains("connection"),
         "a hop-by-hop trailer reached the client: {text:?}"
     );
 }
 
 #[test]
-#[ignore = "defect: the lane passes on a status code below 100 (`000`) that the general path answers 502"]
 fn an_answer_with_an_impossible_status_is_502() {
     let app = app_with_next(|_| Answer::raw("HTTP/1.1 000 Zero\r\nContent-Length: 5\r\n\r\nhello"));
     let proxy = proxy_to(&app.url(), &[]);
@@ -1140,7 +1139,6 @@ fn an_answer_with_an_impossible_status_is_502() {
 }
 
 #[test]
-#[ignore = "defect: the lane runs the header timeout over the request body too: a slow small upload is cut without an answer, where the general path (and bodies over 64 KiB) have no body timeout"]
 fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
     // The head arrives at once; the 20-byte body over ~2 s, with a 1 s header timeout. The
     // same upload sent chunked (the general path) is answered: bodies have no timeout.
@@ -1164,7 +1162,6 @@ fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
 }
 
 #[test]
-#[ignore = "defect: at shutdown the lane keeps a kept-alive connection holding a partial next head open until the drain timeout; the general path closes it at once"]
 fn shutdown_closes_a_kept_connection_with_a_partial_head_at_once() {
     let (_app, proxy) = {
         let app = StubApp::start(|_| Answer::ok("ok"));
@@ -1224,7 +1221,6 @@ fn dribble_cost(proxy: &ProxyProc, header_bytes: usize, body: usize) -> u64 {
 }
 
 #[test]
-#[ignore = "defect: the lane re-parses the whole request head on every read of the body: each body segment costs a head parse (~12 µs per 57 KiB of head)"]
 fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
     // The same 10 000-byte body, one byte a segment, behind a 100-byte head and a 240 KiB one.
     // Without re-parsing, the head's size does not matter; with it, the big head costs the
@@ -1246,7 +1242,6 @@ fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
 }
 
 #[test]
-#[ignore = "defect: at shutdown the lane's last answer lacks `Connection: close` and a request pipelined behind it is met with a reset instead of a clean close"]
 fn shutdown_mid_request_answers_with_connection_close() {
     // The general path (hyper's graceful shutdown) answers the request in flight with
     // `Connection: close` and closes cleanly: the client knows the next request was not taken.
@@ -1285,7 +1280,6 @@ fn shutdown_mid_request_answers_with_connection_close() {
 }
 
 #[test]
-#[ignore = "defect: the lane refuses (502) an answer head over 256 KiB that the general path (hyper's client, ~400 KiB) passes on"]
 fn a_300_kib_answer_head_passes_as_on_the_general_path() {
     let app = app_with_next(|_| {
         Answer::raw(format!(
@@ -1357,7 +1351,6 @@ fn leave_after_sending(proxy: &ProxyProc, app: &StubApp, bytes: &[u8]) {
 }
 
 #[test]
-#[ignore = "defect (workers.rs, general path): a client leaving before the app's answer head leaves the in-flight gauge at 1 forever"]
 fn in_flight_returns_to_zero_when_a_general_path_client_leaves() {
     // `Connection::handle` counts the request in flight before awaiting the app, but only the
     // answer's body takes it off again: hyper drops the handler when the client leaves first.
@@ -1376,7 +1369,6 @@ fn in_flight_returns_to_zero_when_a_general_path_client_leaves() {
 }
 
 #[test]
-#[ignore = "defect: the lane does not notice a client that leaves while it waits for the app: the exchange runs on until the app answers or --request-timeout"]
 fn a_lane_request_whose_client_left_is_given_up() {
     // The general path drops the upstream exchange as soon as the client has gone (hyper
     // notices the close); the lane keeps the upstream connection and the request in flight.
@@ -1393,7 +1385,6 @@ fn a_lane_request_whose_client_left_is_given_up() {
 }
 
 #[test]
-#[ignore = "defect: the lane tracks 8 names of an answer's `Connection`; the ones after the 8th reach the client, where the general path drops them all"]
 fn every_header_an_answers_connection_names_is_dropped() {
     let names: Vec<String> = (1..=10).map(|i| format!("X-Hop{i}")).collect();
     let head = format!(
