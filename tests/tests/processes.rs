@@ -56,6 +56,11 @@ fn nginx_workers_stop_with_nginx() {
     let backends: Vec<SocketAddr> = vec![backend.local_addr().unwrap()];
     let nginx = Nginx::start(&nginx, &backends);
     let master = nginx.proc.pid();
+    // nginx answers on its port before its master has always forked the worker.
+    let forked = Instant::now() + Duration::from_secs(5);
+    while group_members(master).len() < 2 && Instant::now() < forked {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         group_members(master).len() >= 2,
         "a master and a worker: {:?}",

@@ -19,7 +19,7 @@ use http_body_util::Either;
 
 use crate::gate::SnapshotGate;
 use crate::guard::GuardedPaths;
-use crate::metrics::{Metrics, Route};
+use crate::metrics::{InFlight, Metrics, Route};
 use crate::passthrough::{Peer, Upstream, UpstreamBody};
 
 /// What pass-through needs.
@@ -176,22 +176,13 @@ async fn count_in_flight(
     request: Request,
     next: Next,
 ) -> Response {
-    metrics.in_flight().inc();
-    let guard = InFlight(metrics);
+    let guard = InFlight::start(&metrics);
     next.run(request).await.map(|body| {
         Body::new(GuardedBody {
             body,
             _guard: guard,
         })
     })
-}
-
-struct InFlight(Arc<Metrics>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight().dec();
-    }
 }
 
 struct GuardedBody {

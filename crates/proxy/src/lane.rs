@@ -41,7 +41,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::app::{Passing, is_host};
 use crate::conn_pool::{self, RawConn};
-use crate::metrics::{Metrics, Route};
+use crate::metrics::{InFlight, Route};
 use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, log_failure};
 use crate::server::{ConnLimits, SendTimeout};
 
@@ -356,7 +356,7 @@ impl Lane<'_> {
         closing: &mut Closing<'_>,
     ) -> bool {
         let metrics = &self.passing.metrics;
-        let _in_flight = InFlight::new(metrics);
+        let _in_flight = InFlight::start(metrics);
         let now = Instant::now();
         let answered = self
             .answer_head(client, buffers, request, closing, now)
@@ -1052,22 +1052,6 @@ impl InBuf {
         let n = free.filled().len();
         self.end += n;
         Poll::Ready(Ok(if n == 0 { Read::Eof } else { Read::Bytes }))
-    }
-}
-
-/// Counts a request in flight while it lives.
-struct InFlight<'a>(&'a Metrics);
-
-impl<'a> InFlight<'a> {
-    fn new(metrics: &'a Metrics) -> InFlight<'a> {
-        metrics.in_flight().inc();
-        InFlight(metrics)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight().dec();
     }
 }
 

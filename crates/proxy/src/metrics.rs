@@ -1,5 +1,7 @@
 //! Prometheus metrics, served as text on the admin listener's `/metrics`.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -359,5 +361,22 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A request counted in `heapgate_in_flight_requests` for as long as this lives: from when it is
+/// read until its answer has been sent or dropped (whichever path serves it).
+pub(crate) struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    pub(crate) fn start(metrics: &Arc<Metrics>) -> InFlight {
+        metrics.in_flight.inc();
+        InFlight(Arc::clone(metrics))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
     }
 }

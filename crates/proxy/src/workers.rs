@@ -44,7 +44,7 @@ use tower::ServiceExt;
 use crate::app::{self, Passing};
 use crate::conn_pool;
 use crate::lane::{Ending, Lane};
-use crate::metrics::Route;
+use crate::metrics::{InFlight, Route};
 use crate::passthrough::{Peer, UpstreamBody};
 use crate::server::{ConnLimits, Prefixed, SendTimeout, accept};
 
@@ -313,7 +313,7 @@ impl Connection {
     async fn handle(self: Arc<Self>, mut request: http::Request<Incoming>) -> PublicResponse {
         // Counted from here until the answer's body is sent or dropped, or this future is
         // (hyper drops it when the client leaves before the answer).
-        let in_flight = InFlight::new(Arc::clone(&self));
+        let in_flight = InFlight::start(&self.shared.state.metrics);
         let state = &self.shared.state;
         if let Err(why) = app::check_host(&mut request) {
             state
@@ -374,22 +374,6 @@ struct AbortOnDrop<T>(JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// A request counted in flight; the gauge goes down when this is dropped.
-struct InFlight(Arc<Connection>);
-
-impl InFlight {
-    fn new(connection: Arc<Connection>) -> InFlight {
-        connection.shared.state.metrics.in_flight().inc();
-        InFlight(connection)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.shared.state.metrics.in_flight().dec();
     }
 }
 
