@@ -1,0 +1,515 @@
+//! A second attack on the plain-request lane, aimed at the fixes of the first one: chunked
+//! answers decoded and re-chunked, slow bodies handed to the general path, the client watched
+//! while the app works, shutdown's `Connection: close` and lingering close, `Connection`
+//! listings, and the in-flight gauge. The real `heapgate-proxy` binary over raw TCP, in front
+//! of the harness's stub app. Where the lane must behave as the general path does, the general
+//! path (reached with a chunked request body) is asked first, as the reference.
+
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use heapgate_tests::http::Conn;
+use heapgate_tests::{
+    Answer, Body, HttpResponse, Part, ProxyProc, Release, StubApp, WAIT, http_get,
+};
+
+const SECRET: &str = "lane-fixes-secret-0123456789abcdef";
+
+fn proxy_to(upstream: &str, extra: &[&str]) -> ProxyProc {
+    let mut args = vec![
+        "--source",
+        "upstream",
+        "--task-id",
+        "t1",
+        "--upstream",
+        upstream,
+    ];
+    args.extend_from_slice(extra);
+    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
+}
+
+/// `METHOD target HTTP/1.1` with a Host and `extra` header lines; the connection is kept.
+fn kept(method: &str, target: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {target} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
+}
+
+/// The same request with an empty chunked body: it takes the general path (the reference).
+fn general(method: &str, target: &str) -> Vec<u8> {
+    let mut bytes = kept(method, target, "Transfer-Encoding: chunked\r\n");
+    bytes.extend_from_slice(b"0\r\n\r\n");
+    bytes
+}
+
+fn open(proxy: &ProxyProc, timeout: Duration) -> Conn {
+    Conn::open(proxy.listen, timeout).unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+fn answer(conn: &mut Conn, what: &str) -> HttpResponse {
+    match conn.response(false) {
+        Ok(Some(answer)) => answer,
+        other => panic!("{what}: no answer: {other:?}"),
+    }
+}
+
+/// Waits until the app has seen `n` requests for `path`.
+fn wait_for_hits(app: &StubApp, path: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while app.hits_where(|r| r.path() == path) < n {
+        assert!(Instant::now() < deadline, "{path} never reached the app");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to `within` for `/metrics` to have the line `line`; whether it did.
+fn metric_reaches(proxy: &ProxyProc, line: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
+        if metrics.lines().any(|l| l == line) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("{metrics}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn in_flight_back_to_zero(proxy: &ProxyProc) {
+    assert!(
+        metric_reaches(
+            proxy,
+            "heapgate_in_flight_requests 0",
+            Duration::from_secs(2)
+        ),
+        "the in-flight gauge did not return to 0"
+    );
+}
+
+/// `/slow` after 300 ms, everything else at once; both echo their path.
+fn slow_app() -> StubApp {
+    StubApp::start(|request| {
+        let answer = Answer::ok(request.path().to_owned());
+        if request.path().starts_with("/slow") {
+            answer.delay(Duration::from_millis(300))
+        } else {
+            answer
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client watched while the app works
+
+/// Sends `first`, waits until the app has it, then pipelines `/next` and half-closes; the
+/// answers that come back.
+fn pipeline_then_half_close(proxy: &ProxyProc, app: &StubApp, first: &[u8]) -> Vec<String> {
+    let mut conn = open(proxy, Duration::from_secs(3));
+    conn.send(first).unwrap();
+    wait_for_hits(app, "/slow", app.hits_where(|r| r.path() == "/slow") + 1);
+    conn.send(&kept("GET", "/next", "")).unwrap();
+    conn.stream().shutdown(Shutdown::Write).unwrap();
+    let mut texts = Vec::new();
+    while let Ok(Some(answer)) = conn.response(false) {
+        texts.push(answer.text());
+    }
+    texts
+}
+
+#[test]
+#[ignore = "defect: a client that pipelines a request and half-closes while the first is pending gets no answer at all from the lane (499); the general path answers the request in flight (hyper stops watching for EOF once a pipelined request is buffered)"]
+fn a_pipelining_client_that_half_closes_gets_every_answer() {
+    // A client that writes all its requests and then shuts its write side (`nc -N`, scripted
+    // pipelines) has said everything it will say; with a request already read behind the one in
+    // flight, the EOF is not "the client left". Suggested fix (lane.rs, `answer_head`): on
+    // `Read::Eof` while `buffers.request.len() > request.len`, stop watching
+    // (`watch_client = false`) instead of `Failure::ClientGone`, as hyper's
+    // `mid_message_detect_eof` does; `next_request` then serves the buffered request and sees
+    // the EOF after it.
+    let app = slow_app();
+    let proxy = proxy_to(&app.url(), &[]);
+    let reference = pipeline_then_half_close(&proxy, &app, &general("POST", "/slow"));
+    // hyper answers the request in flight at least (what it does with the pipelined one
+    // after the EOF is its own business).
+    assert_eq!(
+        reference.first().map(String::as_str),
+        Some("/slow"),
+        "the general path"
+    );
+    let lane = pipeline_then_half_close(&proxy, &app, &kept("GET", "/slow", ""));
+    assert_eq!(
+        lane.first().map(String::as_str),
+        Some("/slow"),
+        "the lane: {lane:?}"
+    );
+    let lane: Vec<&str> = lane.iter().map(String::as_str).collect();
+    assert!(["/slow", "/next"].starts_with(&lane), "the lane: {lane:?}");
+    in_flight_back_to_zero(&proxy);
+}
+
+#[test]
+fn a_client_pipelining_while_the_app_works_gets_both_answers_in_order() {
+    let app = slow_app();
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy, Duration::from_secs(3));
+    conn.send(&kept("GET", "/slow", "")).unwrap();
+    wait_for_hits(&app, "/slow", 1);
+    // A second request with a body, written in two pieces while the first is pending.
+    let mut second = kept("POST", "/second", "Content-Length: 5\r\n");
+    second.extend_from_slice(b"hello");
+    conn.send(&second[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    conn.send(&second[20..]).unwrap();
+    assert_eq!(answer(&mut conn, "first").text(), "/slow");
+    assert_eq!(answer(&mut conn, "second").text(), "/second");
+    let seen = app.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].body, b"hello");
+    in_flight_back_to_zero(&proxy);
+}
+
+#[test]
+fn a_client_sending_over_64_kib_while_the_app_works_is_served_in_order() {
+    // 100 KiB of the next request's body while the first is pending: the lane stops reading at
+    // its limit, and the rest goes on (the general path, the body being over 64 KiB).
+    let app = slow_app();
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy, Duration::from_secs(4));
+    conn.send(&kept("GET", "/slow", "")).unwrap();
+    wait_for_hits(&app, "/slow", 1);
+    let body = vec![b'z'; 100 * 1024];
+    let mut second = kept(
+        "POST",
+        "/big",
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
+    second.extend_from_slice(&body);
+    // Written from another thread: the proxy may stop reading until the first answer is out.
+    let writer = conn.stream().try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        use std::io::Write as _;
+        (&writer).write_all(&second)
+    });
+    assert_eq!(answer(&mut conn, "first").text(), "/slow");
+    assert_eq!(answer(&mut conn, "second").text(), "/big");
+    sending.join().unwrap().unwrap();
+    let seen = app.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].body == body, "the big body arrived altered");
+    in_flight_back_to_zero(&proxy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow bodies handed to the general path
+
+#[test]
+fn a_slow_body_handed_over_mid_way_arrives_once_and_the_pipeline_behind_it_follows() {
+    let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
+    let proxy = proxy_to(&app.url(), &["--header-timeout", "300ms"]);
+    let mut conn = open(&proxy, Duration::from_secs(3));
+    let mut first = kept("POST", "/upload", "Content-Length: 20\r\n");
+    first.extend_from_slice(b"0123456789");
+    conn.send(&first).unwrap();
+    // The lane's header timeout passes with the body half there: the general path takes over.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut rest = b"abcdefghij".to_vec();
+    rest.extend_from_slice(&kept("GET", "/next", ""));
+    let mut third = kept("POST", "/third", "Content-Length: 3\r\n");
+    third.extend_from_slice(b"xyz");
+    rest.extend_from_slice(&third);
+    conn.send(&rest).unwrap();
+    for path in ["/upload", "/next", "/third"] {
+        let got = answer(&mut conn, path);
+        assert_eq!((got.status, got.text()), (200, path.to_owned()));
+    }
+    let seen = app.requests();
+    let summary: Vec<(String, Vec<u8>)> = seen
+        .iter()
+        .map(|r| (r.target.clone(), r.body.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/upload".to_owned(), b"0123456789abcdefghij".to_vec()),
+            ("/next".to_owned(), Vec::new()),
+            ("/third".to_owned(), b"xyz".to_vec()),
+        ]
+    );
+    in_flight_back_to_zero(&proxy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+#[test]
+#[ignore = "defect: at shutdown the lane drops a request whose head is in and whose small body is still arriving, without an answer; the general path (hyper's graceful shutdown) finishes it with `Connection: close`"]
+fn shutdown_during_a_small_upload_still_answers_it() {
+    // hyper closes at shutdown only connections that are idle (no head read); once a head is
+    // in, the request is served. The lane's `next_request` returns `Next::Close` whenever the
+    // buffer is not empty, even with the head whole and only the body pending (`need > 0`).
+    // Suggested fix: when `closing` fires with `need > 0`, keep reading until the body is
+    // whole (or the header timeout hands it over), serve it with `Connection: close` (already
+    // done by `plan_answer` once `closing` fired), then close.
+    let upload = |proxy: &ProxyProc, head: Vec<u8>, first: &[u8], rest: &[u8]| {
+        let mut conn = open(proxy, Duration::from_secs(3));
+        conn.send(&head).unwrap();
+        conn.send(first).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        proxy.proc.signal("TERM");
+        std::thread::sleep(Duration::from_millis(100));
+        let sent = conn.send(rest);
+        (sent, conn.response(false))
+    };
+    // The reference: the same upload, chunked, on the general path.
+    {
+        let app = StubApp::start(|request| Answer::ok(request.body.clone()));
+        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "3s"]);
+        let head = kept("POST", "/upload", "Transfer-Encoding: chunked\r\n");
+        let (sent, got) = upload(&proxy, head, b"5\r\nhello\r\n", b"5\r\nworld\r\n0\r\n\r\n");
+        sent.unwrap();
+        let got = got.unwrap().expect("the general path answers");
+        assert_eq!((got.status, got.text().as_str()), (200, "helloworld"));
+        assert_eq!(got.header("connection"), Some("close"));
+    }
+    let app = StubApp::start(|request| Answer::ok(request.body.clone()));
+    let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "3s"]);
+    let head = kept("POST", "/upload", "Content-Length: 10\r\n");
+    let (sent, got) = upload(&proxy, head, b"hello", b"world");
+    match got {
+        Ok(Some(got)) => {
+            assert_eq!((got.status, got.text().as_str()), (200, "helloworld"));
+            assert_eq!(got.header("connection"), Some("close"));
+        }
+        other => panic!(
+            "the upload in progress at shutdown was dropped (rest sent: {sent:?}): {other:?}; the app saw {:?}",
+            app.requests()
+        ),
+    }
+}
+
+#[test]
+#[ignore = "defect: when shutdown begins while an answer's body is being sent, the lane then closes the connection without the lingering close: a request pipelined behind it is unread, so the close is a reset that destroys the answer's tail"]
+fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
+    // Shutdown begins after the answer's head went out (so it has no `Connection: close`);
+    // the lane finishes the body, `next_request` sees `closing` with nothing in *its* buffer
+    // (the pipelined request is still in the kernel's) and returns `Next::Closed`: the socket
+    // is dropped with unread data, Linux sends RST and discards what is still unsent.
+    // Suggested fix (lane.rs, `next_request`): once a request has been served on the
+    // connection, end with `Next::Close` (shutdown + `linger`) rather than `Next::Closed` when
+    // `closing` fires; a plain drop is only safe when the client was never answered or has
+    // sent its EOF.
+    // The general path (a chunked request) is the reference: it closes cleanly.
+    let run = |path: &str, first: &[u8]| {
+        const LEN: usize = 8 << 20;
+        let release = Release::new();
+        let parts = {
+            let release = release.clone();
+            vec![
+                Part::Data(vec![b'a'; 64 * 1024]),
+                Part::WaitFor(release),
+                Part::Data(vec![b'b'; LEN - 64 * 1024]),
+            ]
+        };
+        let app = StubApp::start(move |request| {
+            if request.path() == "/long" {
+                Answer::ok(Vec::new()).body(Body::Chunked(parts.clone()))
+            } else {
+                Answer::ok("next")
+            }
+        });
+        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "4s"]);
+        let mut conn = open(&proxy, Duration::from_secs(4));
+        conn.send(first).unwrap();
+        wait_for_hits(&app, "/long", 1);
+        std::thread::sleep(Duration::from_millis(100));
+        // The head is out; a request is pipelined behind the answer; shutdown begins.
+        conn.send(&kept("GET", "/next", "")).unwrap();
+        proxy.proc.signal("TERM");
+        std::thread::sleep(Duration::from_millis(100));
+        release.fire();
+        // Let the proxy write all it can into the socket buffers before reading any of it.
+        std::thread::sleep(Duration::from_millis(700));
+        let got = conn.response(false);
+        match got {
+            Ok(Some(got)) => {
+                assert!(
+                    got.complete,
+                    "{path}: the answer was cut: {} bytes",
+                    got.body.len()
+                );
+                assert_eq!(got.body.len(), LEN);
+            }
+            other => panic!("{path}: the answer in flight at shutdown was destroyed: {other:?}"),
+        }
+    };
+    run("the general path", &general("POST", "/long"));
+    run("the lane", &kept("GET", "/long", ""));
+}
+
+#[test]
+fn shutdown_closes_idle_connections_at_once_and_exits_in_time() {
+    let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
+    let mut proxy = proxy_to(&app.url(), &["--shutdown-timeout", "2s"]);
+    // One served and idle, one never used.
+    let mut used = open(&proxy, Duration::from_secs(3));
+    used.send(&kept("GET", "/a", "")).unwrap();
+    assert_eq!(answer(&mut used, "/a").text(), "/a");
+    let mut fresh = open(&proxy, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(100));
+    let signalled = Instant::now();
+    proxy.proc.signal("TERM");
+    assert!(used.closed_by_server(), "the used connection stayed open");
+    assert!(fresh.closed_by_server(), "the fresh connection stayed open");
+    assert!(
+        signalled.elapsed() < Duration::from_millis(500),
+        "idle connections closed after {:?}",
+        signalled.elapsed()
+    );
+    // Both clients keep their side open: the lingering close must not hold the exit.
+    let exit = proxy.proc.wait_exit(Duration::from_secs(3));
+    assert!(exit.is_some(), "still running 3 s after SIGTERM");
+    drop((used, fresh));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunked answers re-chunked
+
+/// Chunked answers cut at awkward places: an empty read between chunks, the last chunk split
+/// across writes, a huge chunk, CRLF alone.
+#[test]
+fn re_chunked_answers_survive_awkward_boundaries() {
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    type Case = (&'static str, Vec<Vec<u8>>, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            "last chunk split",
+            vec![
+                b"3\r\nabc\r\n0".to_vec(),
+                b"\r\n".to_vec(),
+                b"\r\n".to_vec(),
+            ],
+            b"abc".to_vec(),
+        ),
+        (
+            "CRLF alone",
+            vec![
+                b"3\r\nabc".to_vec(),
+                b"\r".to_vec(),
+                b"\n0\r\n\r\n".to_vec(),
+            ],
+            b"abc".to_vec(),
+        ),
+        (
+            "size split",
+            vec![
+                b"1".to_vec(),
+                b"0\r\n0123456789abcdef\r\n0\r\n\r\n".to_vec(),
+            ],
+            b"0123456789abcdef".to_vec(),
+        ),
+        (
+            "huge chunk",
+            vec![
+                format!("{:X}\r\n", big.len()).into_bytes(),
+                big.clone(),
+                b"\r\n0\r\n\r\n".to_vec(),
+            ],
+            big.clone(),
+        ),
+        ("empty body", vec![b"0\r\n\r\n".to_vec()], Vec::new()),
+    ];
+    for (name, pieces, want) in cases {
+        let mut parts = Vec::new();
+        for piece in pieces {
+            parts.push(Part::Data(piece));
+            parts.push(Part::Sleep(Duration::from_millis(30)));
+        }
+        let app = StubApp::start(move |request| {
+            if request.path() == "/next" {
+                return Answer::ok("next");
+            }
+            // Raw: the stub's own chunked writer frames each part itself.
+            let mut head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for part in &parts {
+                if let Part::Data(data) = part {
+                    head.extend_from_slice(data);
+                }
+            }
+            Answer::raw(head)
+        });
+        let proxy = proxy_to(&app.url(), &[]);
+        let mut conn = open(&proxy, Duration::from_secs(3));
+        conn.send(&kept("GET", "/c", "")).unwrap();
+        let got = answer(&mut conn, name);
+        assert!(got.complete, "{name}: cut");
+        assert!(
+            got.body == want,
+            "{name}: {} bytes, want {}",
+            got.body.len(),
+            want.len()
+        );
+        conn.send(&kept("GET", "/next", "")).unwrap();
+        assert_eq!(answer(&mut conn, name).text(), "next", "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `Connection` listings
+
+#[test]
+fn connection_listing_forwarding_headers_and_framing_is_handled_like_the_general_path() {
+    let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy, Duration::from_secs(3));
+    let listed = "Connection: X-FORWARDED-FOR, x-forwarded-host, HOST, content-LENGTH\r\n\
+                  Connection: x-a, X-A, x-b, x-c, x-d, x-e, x-f, x-g, x-h, X-Forwarded-Proto\r\n\
+                  X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n\
+                  X-Forwarded-Proto: https\r\nX-A: 1\r\nX-H: 1\r\nX-Kept: 1\r\n\
+                  Content-Length: 4\r\n";
+    let mut bytes = kept("POST", "/listed", listed);
+    bytes.extend_from_slice(b"body");
+    conn.send(&bytes).unwrap();
+    assert_eq!(answer(&mut conn, "listed").text(), "/listed");
+    conn.send(&kept("GET", "/after", "")).unwrap();
+    assert_eq!(answer(&mut conn, "after").text(), "/after");
+    let seen = app.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let r = &seen[0];
+    assert_eq!(r.body, b"body");
+    assert_eq!(r.header_values("host"), ["app.example"]);
+    assert_eq!(r.header_values("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(r.header_values("x-forwarded-host"), ["app.example"]);
+    assert_eq!(r.header_values("x-forwarded-proto"), ["http"]);
+    assert!(r.header_values("x-a").is_empty() && r.header_values("x-h").is_empty());
+    assert_eq!(r.header_values("x-kept"), ["1"]);
+}
+
+#[test]
+#[ignore = "defect: an answer whose `Connection` names `Date` leaves the lane with no Date at all; the general path (hyper's server) adds its own"]
+fn an_answer_whose_connection_names_date_still_has_a_date() {
+    // `plan_answer` sets `has_date` for the app's Date even when `Connection` drops it.
+    // Suggested fix: set `has_date` only for a Date line that is kept (after `listed.drops`).
+    let app = StubApp::start(|_| {
+        Answer::raw(
+            "HTTP/1.1 200 OK\r\nConnection: Date\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+             Content-Length: 2\r\n\r\nok",
+        )
+    });
+    let proxy = proxy_to(&app.url(), &[]);
+    let mut conn = open(&proxy, Duration::from_secs(3));
+    conn.send(&general("POST", "/general")).unwrap();
+    let reference = answer(&mut conn, "general");
+    assert_eq!(reference.text(), "ok");
+    assert_eq!(reference.header_values("date").len(), 1, "the general path");
+    assert_ne!(
+        reference.header("date"),
+        Some("Thu, 01 Jan 1970 00:00:00 GMT")
+    );
+    let mut conn = open(&proxy, Duration::from_secs(3));
+    conn.send(&kept("GET", "/lane", "")).unwrap();
+    let lane = answer(&mut conn, "lane");
+    assert_eq!(lane.text(), "ok");
+    assert_ne!(lane.header("date"), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+    assert_eq!(lane.header_values("date").len(), 1, "the lane: {lane:?}");
+}
