@@ -153,21 +153,25 @@ impl Lane<'_> {
         let mut need = 0;
         let mut waiting = false;
         loop {
-            // No new request once the proxy is shutting down (as hyper's graceful shutdown).
-            if closing.fired_now() {
-                return if buffers.request.len() == 0 {
-                    Next::Closed
-                } else {
-                    Next::Close
-                };
-            }
+            // No new request once the proxy is shutting down (as hyper's graceful shutdown),
+            // except one that is already in (whole, or its head): it is finished and answered
+            // with `Connection: close`. Nothing goes to the general path any more.
+            let finishing = closing.fired_now();
+            let general = if finishing {
+                Next::Close
+            } else {
+                Next::General
+            };
             if buffers.request.len() > 0 && buffers.request.len() >= need {
                 match self.plan(buffers.request.bytes(), &mut buffers.out) {
                     Planned::Ready(request) => return Next::Request(request),
-                    Planned::General => return Next::General,
+                    Planned::General => return general,
                     Planned::NeedMore => {}
                     Planned::NeedBody(total) => need = total,
                 }
+            }
+            if finishing && need == 0 {
+                return Next::Close;
             }
             // Like hyper's header read timeout: from when the wait for a head begins (an idle
             // keep-alive connection included) until the head is complete.
@@ -180,7 +184,7 @@ impl Lane<'_> {
             let request = &mut buffers.request;
             let head_wait = &mut buffers.head_wait;
             let waited = poll_fn(|cx| {
-                if closing.poll(cx).is_ready() {
+                if !finishing && closing.poll(cx).is_ready() {
                     return Poll::Ready(Wait::Closing);
                 }
                 if let Poll::Ready(read) = request.poll_read(client, read_limit, cx) {
@@ -194,11 +198,11 @@ impl Lane<'_> {
             .await;
             match waited {
                 Wait::Read(Ok(Read::Bytes)) | Wait::Closing => {}
-                Wait::Read(Ok(Read::Full)) => return Next::General,
+                Wait::Read(Ok(Read::Full)) => return general,
                 Wait::Read(Ok(Read::Eof) | Err(_)) => return Next::Closed,
                 // The head came in time and its body is slow: hyper streams a body with no
                 // timeout of its own, so the general path takes it from here.
-                Wait::TimedOut if need > 0 => return Next::General,
+                Wait::TimedOut if need > 0 => return general,
                 Wait::TimedOut => {
                     tracing::debug!("read header from client timeout");
                     return Next::Close;
@@ -479,6 +483,11 @@ impl Lane<'_> {
                         poll_fn(|cx| Poll::Ready(request_buffer.poll_read(client, read_limit, cx)))
                             .await;
                     match polled {
+                        // A client that half-closes after pipelining still wants its answers
+                        // (hyper's general path answers it too).
+                        Poll::Ready(Ok(Read::Eof)) if buffers.request.len() > request.len => {
+                            watch_client = false;
+                        }
                         Poll::Ready(Ok(Read::Eof) | Err(_)) => return Err(Failure::ClientGone),
                         Poll::Ready(Ok(Read::Full)) => watch_client = false,
                         Poll::Ready(Ok(Read::Bytes)) | Poll::Pending => {}
@@ -710,7 +719,6 @@ fn plan_answer(
                     }
                 }
             }
-            Name::Date => has_date = true,
             _ => {}
         }
     }
@@ -739,6 +747,7 @@ fn plan_answer(
             || (name == Name::ContentLength && chunked)
             || is_reserved(header.name);
         if !dropped {
+            has_date |= name == Name::Date;
             header_line(out, header.name.as_bytes(), header.value);
         }
     }
@@ -1252,10 +1261,10 @@ struct Chunks {
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
-    /// In a chunk size, with its value and digit count so far.
+    /// In a chunk size, with its value so far.
     #[default]
     SizeStart,
-    Size(u64, u8),
+    Size(u64),
     /// In chunk extensions, the size known.
     Extension(u64),
     SizeLf(u64),
@@ -1293,9 +1302,14 @@ impl Chunks {
                     self.state = if left == 0 { S::DataCr } else { S::Data(left) };
                     continue;
                 }
-                S::SizeStart => S::Size(hex(b).map(u64::from).ok_or(())?, 1),
-                S::Size(size, digits) => match (b, hex(b)) {
-                    (_, Some(d)) if digits < 15 => S::Size(size * 16 + u64::from(d), digits + 1),
+                S::SizeStart => S::Size(hex(b).map(u64::from).ok_or(())?),
+                S::Size(size) => match (b, hex(b)) {
+                    // Any number of digits (leading zeros too), as long as the value fits.
+                    (_, Some(d)) => S::Size(
+                        size.checked_mul(16)
+                            .and_then(|n| n.checked_add(u64::from(d)))
+                            .ok_or(())?,
+                    ),
                     (b';' | b' ' | b'\t', _) => S::Extension(size),
                     (b'\r', _) => S::SizeLf(size),
                     _ => return Err(()),
