@@ -69,6 +69,12 @@ pub fn request(method: &str, target: &str, extra: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `METHOD target HTTP/1.1` with `Host: app.example`, `extra` header lines (each ending CRLF)
+/// and no `Connection` header: the connection is kept.
+pub fn kept(method: &str, target: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {target} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
+}
+
 /// `GET target` as [`request`] makes it.
 pub fn get(target: &str) -> Vec<u8> {
     request("GET", target, "")

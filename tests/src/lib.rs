@@ -367,6 +367,9 @@ pub fn object_ids(snapshot: &serde_json::Value, class: &str) -> std::collections
         .collect()
 }
 
+/// The secret of [`ProxyProc::passing_to`].
+pub const PASSING_SECRET: &str = "passing-secret-0123456789abcdef0123";
+
 /// A running `heapgate-proxy` binary on free loopback ports.
 pub struct ProxyProc {
     pub proc: Proc,
@@ -383,6 +386,39 @@ impl ProxyProc {
         let mut args = vec!["--upstream", &upstream, "--inspector", &inspector];
         args.extend_from_slice(extra);
         ProxyProc::launch(&args, &[("HEAPGATE_SECRET", secret)])
+    }
+
+    /// This workspace's `heapgate-proxy` passing traffic to `upstream` (a URL), snapshots from
+    /// the upstream source, task `t1`, a fixed test secret, plus `extra` flags.
+    pub fn passing_to(upstream: &str, extra: &[&str]) -> ProxyProc {
+        let mut args = vec![
+            "--source",
+            "upstream",
+            "--task-id",
+            "t1",
+            "--upstream",
+            upstream,
+        ];
+        args.extend_from_slice(extra);
+        ProxyProc::launch(&args, &[("HEAPGATE_SECRET", PASSING_SECRET)])
+    }
+
+    /// `/metrics` from the admin port once it has the line `line`, waiting up to `within`; on
+    /// time out, `Err` with the last metrics seen.
+    pub fn metric_reaches(&self, line: &str, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let metrics = http_get(self.admin, "/metrics")
+                .map_err(|e| format!("GET /metrics: {e}"))?
+                .text();
+            if metrics.lines().any(|l| l == line) {
+                return Ok(metrics);
+            }
+            if Instant::now() >= deadline {
+                return Err(metrics);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// Starts this workspace's `heapgate-proxy` as [`ProxyProc::start`] does.

@@ -210,15 +210,9 @@ struct Hostile {
 impl Hostile {
     /// `/metrics` once it has `line`, waiting up to `within`; fails with `why` and the metrics.
     fn await_metric(&self, line: &str, within: Duration, why: &str) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let metrics = http_get(self.proxy.admin, "/metrics").unwrap().text();
-            if metrics.lines().any(|l| l == line) {
-                return metrics;
-            }
-            assert!(Instant::now() < deadline, "{why} ({within:?}):\n{metrics}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.proxy
+            .metric_reaches(line, within)
+            .unwrap_or_else(|metrics| panic!("{why} ({within:?}):\n{metrics}"))
     }
 
     /// The proxy with `--source upstream --upstream-path upstream_path` in front of a stub with

@@ -4,32 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use heapgate_tests::http::{Conn, request};
+use heapgate_tests::http::{Conn, kept, request};
 use heapgate_tests::{
     Answer, Body, Cmd, Exchange, Part, ProxyProc, Release, StubApp, StubRequest, WAIT, exchange,
     free_port, http_get,
 };
 
-const SECRET: &str = "passthrough-secret-0123456789abcdef";
-
-/// The proxy in front of `upstream` (a URL), with `extra` flags.
-fn proxy_to(upstream: &str, extra: &[&str]) -> ProxyProc {
-    let mut args = vec![
-        "--source",
-        "upstream",
-        "--task-id",
-        "t1",
-        "--upstream",
-        upstream,
-    ];
-    args.extend_from_slice(extra);
-    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
-}
-
 /// An app answering "ok" to everything, and the proxy in front of it.
 fn ok_app() -> (StubApp, ProxyProc) {
     let app = StubApp::start(|_| Answer::ok("ok"));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     (app, proxy)
 }
 
@@ -73,7 +57,7 @@ fn method_path_and_query_are_preserved() {
 #[test]
 fn path_prefix_of_the_upstream_url_is_prepended() {
     let app = StubApp::start(|_| Answer::ok("ok"));
-    let proxy = proxy_to(&format!("{}/base/", app.url()), &[]);
+    let proxy = ProxyProc::passing_to(&format!("{}/base/", app.url()), &[]);
     let answer = one_answer(&proxy, &request("GET", "/users?id=7", ""));
     assert_eq!(answer.status, 200, "{answer:?}");
     let seen = only_request(&app);
@@ -87,7 +71,7 @@ fn unusable_upstream_urls_are_rejected() {
         Cmd::proxy()
             .args(["--source", "upstream", "--task-id", "t1", "--upstream", url])
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .env("HEAPGATE_SECRET", SECRET)
+            .env("HEAPGATE_SECRET", heapgate_tests::PASSING_SECRET)
             .run()
     };
     for (url, reason) in [
@@ -101,7 +85,7 @@ fn unusable_upstream_urls_are_rejected() {
         assert!(run.stderr.contains(reason), "{url}: {}", run.stderr);
     }
     for url in ["http://127.0.0.1:3000", "http://localhost:3000/prefix"] {
-        let proxy = proxy_to(url, &[]);
+        let proxy = ProxyProc::passing_to(url, &[]);
         let healthz = http_get(proxy.admin, "/healthz").unwrap();
         assert_eq!(healthz.status, 200, "{url}");
     }
@@ -121,7 +105,7 @@ fn hop_app() -> StubApp {
 #[test]
 fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
     let app = hop_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let answer = one_answer(
         &proxy,
         b"GET /h HTTP/1.1\r\n\
@@ -212,7 +196,7 @@ fn streamed_upload_echoes_back_byte_identical() {
             .header("X-Saw-Content-Length", framing("content-length"))
             .header("X-Saw-Transfer-Encoding", framing("transfer-encoding"))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let payload = pseudo_random_bytes(4 * 1024 * 1024 + 123);
 
     // Chunked: the body is a stream of unknown length.
@@ -255,7 +239,7 @@ fn slow_response_arrives_incrementally() {
         Part::Data(b"second".to_vec()),
     ];
     let app = StubApp::start(move |_| Answer::status(200).body(Body::Chunked(parts.clone())));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
 
     let mut conn = Conn::open(proxy.listen, WAIT).unwrap();
     conn.send(&request("GET", "/events", "")).unwrap();
@@ -279,7 +263,7 @@ fn slow_response_arrives_incrementally() {
 #[test]
 fn unreachable_upstream_is_502_without_details() {
     // Nothing listens there.
-    let proxy = proxy_to(&format!("http://127.0.0.1:{}", free_port()), &[]);
+    let proxy = ProxyProc::passing_to(&format!("http://127.0.0.1:{}", free_port()), &[]);
     let answer = one_answer(&proxy, &request("GET", "/anything", ""));
     assert_eq!(answer.status, 502, "{answer:?}");
     assert_eq!(answer.body, b"upstream unavailable\n");
@@ -292,7 +276,7 @@ fn unreachable_upstream_is_502_without_details() {
 #[test]
 fn slow_response_head_is_504() {
     let app = StubApp::start(|_| Answer::ok("too late").delay(Duration::from_secs(30)));
-    let proxy = proxy_to(&app.url(), &["--request-timeout", "200ms"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--request-timeout", "200ms"]);
     let started = Instant::now();
     let answer = one_answer(&proxy, &request("GET", "/slow", ""));
     assert_eq!(answer.status, 504, "{answer:?}");
@@ -343,7 +327,7 @@ fn upgrade_echo_app() -> StubApp {
 #[test]
 fn websocket_upgrade_is_tunnelled_both_ways() {
     let app = upgrade_echo_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
 
     let mut conn = Conn::open(proxy.listen, WAIT).unwrap();
     conn.send(
@@ -377,7 +361,7 @@ fn websocket_upgrade_is_tunnelled_both_ways() {
 #[test]
 fn refused_upgrade_is_an_ordinary_response() {
     let app = upgrade_echo_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let answer = one_answer(
         &proxy,
         b"GET /socket HTTP/1.1\r\nHost: app.example\r\nConnection: close, Upgrade\r\n\
@@ -392,12 +376,6 @@ fn refused_upgrade_is_an_ordinary_response() {
 // lane must keep doing exactly as the hyper path does. Each test checks what the client got, what
 // the app got, and that both connections stay in step (the next request on the same client
 // connection still gets its own answer).
-
-/// `METHOD target HTTP/1.1` with a Host, `extra` header lines (each ending CRLF) and no
-/// `Connection` header: the connection is kept.
-fn kept(method: &str, target: &str, extra: &str) -> Vec<u8> {
-    format!("{method} {target} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
-}
 
 /// A client connection to the proxy.
 fn open(proxy: &ProxyProc) -> Conn {
@@ -480,7 +458,7 @@ fn chunked_then_next(last: &'static str) -> (heapgate_tests::HttpResponse, Vec<(
              Trailer: X-Checksum\r\n\r\n{CHUNKS}{last}"
         ))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let answer = ask(&mut conn, &kept("GET", "/chunked", ""), false);
     assert_framed_ok(&answer, b"hello world!");
@@ -519,7 +497,7 @@ fn close_delimited_answers_are_reframed_and_the_client_connection_kept() {
             Part::Data(b"until the close".to_vec()),
         ])),
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let raw = ask(&mut conn, &kept("GET", "/raw", ""), false);
     assert_framed_ok(&raw, b"until the close");
@@ -550,7 +528,7 @@ fn head_answer_with_a_content_length_has_no_body_and_no_desync() {
             Answer::ok("the body of the GET")
         }
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let head = ask(&mut conn, &kept("HEAD", "/doc", ""), true);
     assert_eq!(head.status, 200, "{head:?}");
@@ -580,7 +558,7 @@ fn no_body_answers_keep_both_connections_in_step() {
             Answer::raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 100\r\n\r\n")
         }
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let no_content = ask(&mut conn, &kept("GET", "/204", ""), false);
     assert_eq!(no_content.status, 204, "{no_content:?}");
@@ -632,7 +610,7 @@ fn pipelined_pass_through_requests_are_answered_in_order() {
         };
         answer.header("X-Path", request.path().to_owned())
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut bytes = kept("GET", "/a", "");
     bytes.extend_from_slice(&kept("GET", "/b", ""));
     bytes.extend_from_slice(&request("GET", "/c", ""));
@@ -662,7 +640,7 @@ fn request_bodies_arrive_exact_however_they_are_written() {
             .header("X-Saw-Content-Length", framing("content-length"))
             .header("X-Saw-Transfer-Encoding", framing("transfer-encoding"))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let length = |body: &[u8]| format!("Content-Length: {}\r\n", body.len());
     let check = |answer: &heapgate_tests::HttpResponse, body: &[u8]| {
@@ -785,7 +763,7 @@ fn http10_without_host_gets_the_upstreams_host_and_is_closed() {
 #[test]
 fn app_closing_after_an_answer_costs_the_client_nothing() {
     let app = app_with_next(|_| Answer::ok("closing").close());
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let closing = ask(&mut conn, &kept("GET", "/close", ""), false);
     assert_framed_ok(&closing, b"closing");
@@ -806,7 +784,7 @@ fn early_hints_before_the_final_answer() {
              HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal",
         )
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     conn.send(&kept("GET", "/hints", "")).unwrap();
     let mut informational = Vec::new();
@@ -850,7 +828,7 @@ fn ten_mib_answers_arrive_byte_identical() {
                 .collect(),
         )),
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     for target in ["/fixed", "/chunked"] {
         let answer = ask(&mut conn, &kept("GET", target, ""), false);
@@ -876,7 +854,7 @@ fn an_upstream_connection_the_app_closed_while_idle_is_not_a_502() {
     // Keep-alive advertised, and the connection closed 300 ms after each answer (an app's
     // keep-alive timeout shorter than the proxy's pool timeout).
     let app = StubApp::start(|_| Answer::ok("fresh").idle_close(Duration::from_millis(300)));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     for round in 0..4 {
         let answer = ask(&mut conn, &kept("GET", &format!("/r{round}"), ""), false);
@@ -918,7 +896,7 @@ fn contradictory_upstream_framing_is_502_or_a_close_never_a_desync() {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{framing}\r\n\r\nhello!{SMUGGLED}"
         ))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     for (i, (name, _)) in cases.iter().enumerate() {
         let mut conn = open(&proxy);
         conn.send(&kept("GET", &format!("/bad?case={i}"), ""))
@@ -961,7 +939,7 @@ fn chunked_answer_with_a_content_length_loses_the_length_or_is_502() {
         ))
         .close()
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     for length in ["3", "6"] {
         let mut conn = open(&proxy);
         conn.send(&kept("GET", &format!("/both?length={length}"), ""))
@@ -1027,7 +1005,7 @@ fn unusual_but_valid_answer_heads_pass_through() {
         };
         Answer::raw(format!("{head}{end}hello"))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     for (i, (name, head, reusable)) in cases.iter().enumerate() {
         let mut conn = open(&proxy);
         let answer = ask(
@@ -1069,7 +1047,7 @@ fn an_answer_whose_connection_names_content_length_stays_framed() {
             "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
         )
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     // A short read timeout: an unframed body on a kept connection never ends.
     let mut conn = Conn::open(proxy.listen, Duration::from_secs(2)).unwrap();
     conn.send(&kept("GET", "/listed", "")).unwrap();
@@ -1093,7 +1071,7 @@ fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
              X-Heapgate-Series: forged\r\n\r\n",
         )
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     conn.send(&request("GET", "/trailer", "TE: trailers\r\n"))
         .unwrap();
@@ -1122,7 +1100,7 @@ fn trailer_fields_from_the_app_do_not_speak_for_the_proxy() {
 #[test]
 fn an_answer_with_an_impossible_status_is_502() {
     let app = app_with_next(|_| Answer::raw("HTTP/1.1 000 Zero\r\nContent-Length: 5\r\n\r\nhello"));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let answer = conn
         .send(&kept("GET", "/zero", ""))
@@ -1143,7 +1121,7 @@ fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
     // The head arrives at once; the 20-byte body over ~2 s, with a 1 s header timeout. The
     // same upload sent chunked (the general path) is answered: bodies have no timeout.
     let (app, _) = ok_app();
-    let proxy = proxy_to(&app.url(), &["--header-timeout", "1s"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--header-timeout", "1s"]);
     let mut conn = Conn::open(proxy.listen, Duration::from_secs(4)).unwrap();
     conn.send(&kept("POST", "/upload", "Content-Length: 20\r\n"))
         .unwrap();
@@ -1165,7 +1143,7 @@ fn a_slow_small_request_body_is_not_cut_by_the_header_timeout() {
 fn shutdown_closes_a_kept_connection_with_a_partial_head_at_once() {
     let (_app, proxy) = {
         let app = StubApp::start(|_| Answer::ok("ok"));
-        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "20s"]);
+        let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "20s"]);
         (app, proxy)
     };
     let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
@@ -1226,7 +1204,7 @@ fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
     // Without re-parsing, the head's size does not matter; with it, the big head costs the
     // proxy a 240 KiB parse per byte (an attacker's amplification).
     let app = StubApp::start(|_| Answer::ok("ok"));
-    let proxy = proxy_to(&app.url(), &["--max-header-bytes", "262144"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--max-header-bytes", "262144"]);
     const BODY: usize = 10_000;
     let small = dribble_cost(&proxy, 100, BODY);
     let big = dribble_cost(&proxy, 240 * 1024, BODY);
@@ -1252,7 +1230,7 @@ fn shutdown_mid_request_answers_with_connection_close() {
             Answer::ok("ok")
         }
     });
-    let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "5s"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "5s"]);
     let mut conn = Conn::open(proxy.listen, Duration::from_secs(3)).unwrap();
     conn.send(&kept("GET", "/slow", "")).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -1287,7 +1265,7 @@ fn a_300_kib_answer_head_passes_as_on_the_general_path() {
             "a".repeat(300 * 1024)
         ))
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     // The general path, for reference: a chunked request body takes it (and the rest of the
     // connection), so the lane gets a connection of its own.
     let mut general_conn = open(&proxy);
@@ -1305,23 +1283,6 @@ fn a_300_kib_answer_head_passes_as_on_the_general_path() {
     assert_eq!(lane.text(), "hello");
 }
 
-/// Waits up to `within` for `/metrics` on `proxy`'s admin port to have the line `line`;
-/// whether it did.
-fn metric_reaches(proxy: &ProxyProc, line: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
-        if metrics.lines().any(|l| l == line) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            eprintln!("{metrics}");
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An app that answers `/slow` after `delay`, and the proxy in front of it.
 fn slow_app(delay: Duration) -> (StubApp, ProxyProc) {
     let app = StubApp::start(move |request| {
@@ -1331,7 +1292,7 @@ fn slow_app(delay: Duration) -> (StubApp, ProxyProc) {
             Answer::ok("ok")
         }
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     (app, proxy)
 }
 
@@ -1359,11 +1320,9 @@ fn in_flight_returns_to_zero_when_a_general_path_client_leaves() {
     chunked.extend_from_slice(b"0\r\n\r\n");
     leave_after_sending(&proxy, &app, &chunked);
     assert!(
-        metric_reaches(
-            &proxy,
-            "heapgate_in_flight_requests 0",
-            Duration::from_secs(3)
-        ),
+        proxy
+            .metric_reaches("heapgate_in_flight_requests 0", Duration::from_secs(3))
+            .is_ok(),
         "the gauge is stuck"
     );
 }
@@ -1375,11 +1334,9 @@ fn a_lane_request_whose_client_left_is_given_up() {
     let (app, proxy) = slow_app(Duration::from_secs(4));
     leave_after_sending(&proxy, &app, &kept("GET", "/slow", ""));
     assert!(
-        metric_reaches(
-            &proxy,
-            "heapgate_in_flight_requests 0",
-            Duration::from_millis(1500)
-        ),
+        proxy
+            .metric_reaches("heapgate_in_flight_requests 0", Duration::from_millis(1500))
+            .is_ok(),
         "still in flight 1.5 s after the client left"
     );
 }
@@ -1396,7 +1353,7 @@ fn every_header_an_answers_connection_names_is_dropped() {
             .collect::<String>()
     );
     let app = app_with_next(move |_| Answer::raw(head.clone()));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy);
     let answer = ask(&mut conn, &kept("GET", "/hops", ""), false);
     assert_framed_ok(&answer, b"hello");

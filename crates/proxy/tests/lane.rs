@@ -1,4 +1,4 @@
-//! A second attack on the plain-request lane, aimed at the fixes of the first one: chunked
+//! The plain-request lane under attack (the second round, aimed at the fixes of the first): chunked
 //! answers decoded and re-chunked, slow bodies handed to the general path, the client watched
 //! while the app works, shutdown's `Connection: close` and lingering close, `Connection`
 //! listings, and the in-flight gauge. The real `heapgate-proxy` binary over raw TCP, in front
@@ -8,30 +8,8 @@
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use heapgate_tests::http::Conn;
-use heapgate_tests::{
-    Answer, Body, HttpResponse, Part, ProxyProc, Release, StubApp, WAIT, http_get,
-};
-
-const SECRET: &str = "lane-fixes-secret-0123456789abcdef";
-
-fn proxy_to(upstream: &str, extra: &[&str]) -> ProxyProc {
-    let mut args = vec![
-        "--source",
-        "upstream",
-        "--task-id",
-        "t1",
-        "--upstream",
-        upstream,
-    ];
-    args.extend_from_slice(extra);
-    ProxyProc::launch(&args, &[("HEAPGATE_SECRET", SECRET)])
-}
-
-/// `METHOD target HTTP/1.1` with a Host and `extra` header lines; the connection is kept.
-fn kept(method: &str, target: &str, extra: &str) -> Vec<u8> {
-    format!("{method} {target} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
-}
+use heapgate_tests::http::{Conn, kept};
+use heapgate_tests::{Answer, Body, HttpResponse, Part, ProxyProc, Release, StubApp, WAIT};
 
 /// The same request with an empty chunked body: it takes the general path (the reference).
 fn general(method: &str, target: &str) -> Vec<u8> {
@@ -60,29 +38,11 @@ fn wait_for_hits(app: &StubApp, path: &str, n: usize) {
     }
 }
 
-/// Waits up to `within` for `/metrics` to have the line `line`; whether it did.
-fn metric_reaches(proxy: &ProxyProc, line: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
-        if metrics.lines().any(|l| l == line) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            eprintln!("{metrics}");
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 fn in_flight_back_to_zero(proxy: &ProxyProc) {
     assert!(
-        metric_reaches(
-            proxy,
-            "heapgate_in_flight_requests 0",
-            Duration::from_secs(2)
-        ),
+        proxy
+            .metric_reaches("heapgate_in_flight_requests 0", Duration::from_secs(2))
+            .is_ok(),
         "the in-flight gauge did not return to 0"
     );
 }
@@ -127,7 +87,7 @@ fn a_pipelining_client_that_half_closes_gets_every_answer() {
     // `mid_message_detect_eof` does; `next_request` then serves the buffered request and sees
     // the EOF after it.
     let app = slow_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let reference = pipeline_then_half_close(&proxy, &app, &general("POST", "/slow"));
     // hyper answers the request in flight at least (what it does with the pipelined one
     // after the EOF is its own business).
@@ -150,7 +110,7 @@ fn a_pipelining_client_that_half_closes_gets_every_answer() {
 #[test]
 fn a_client_pipelining_while_the_app_works_gets_both_answers_in_order() {
     let app = slow_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy, Duration::from_secs(3));
     conn.send(&kept("GET", "/slow", "")).unwrap();
     wait_for_hits(&app, "/slow", 1);
@@ -173,7 +133,7 @@ fn a_client_sending_over_64_kib_while_the_app_works_is_served_in_order() {
     // 100 KiB of the next request's body while the first is pending: the lane stops reading at
     // its limit, and the rest goes on (the general path, the body being over 64 KiB).
     let app = slow_app();
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy, Duration::from_secs(4));
     conn.send(&kept("GET", "/slow", "")).unwrap();
     wait_for_hits(&app, "/slow", 1);
@@ -205,7 +165,7 @@ fn a_client_sending_over_64_kib_while_the_app_works_is_served_in_order() {
 #[test]
 fn a_slow_body_handed_over_mid_way_arrives_once_and_the_pipeline_behind_it_follows() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
-    let proxy = proxy_to(&app.url(), &["--header-timeout", "300ms"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--header-timeout", "300ms"]);
     let mut conn = open(&proxy, Duration::from_secs(3));
     let mut first = kept("POST", "/upload", "Content-Length: 20\r\n");
     first.extend_from_slice(b"0123456789");
@@ -262,7 +222,7 @@ fn shutdown_during_a_small_upload_still_answers_it() {
     // The reference: the same upload, chunked, on the general path.
     {
         let app = StubApp::start(|request| Answer::ok(request.body.clone()));
-        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "3s"]);
+        let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "3s"]);
         let head = kept("POST", "/upload", "Transfer-Encoding: chunked\r\n");
         let (sent, got) = upload(&proxy, head, b"5\r\nhello\r\n", b"5\r\nworld\r\n0\r\n\r\n");
         sent.unwrap();
@@ -271,7 +231,7 @@ fn shutdown_during_a_small_upload_still_answers_it() {
         assert_eq!(got.header("connection"), Some("close"));
     }
     let app = StubApp::start(|request| Answer::ok(request.body.clone()));
-    let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "3s"]);
+    let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "3s"]);
     let head = kept("POST", "/upload", "Content-Length: 10\r\n");
     let (sent, got) = upload(&proxy, head, b"hello", b"world");
     match got {
@@ -315,7 +275,7 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
                 Answer::ok("next")
             }
         });
-        let proxy = proxy_to(&app.url(), &["--shutdown-timeout", "4s"]);
+        let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "4s"]);
         let mut conn = open(&proxy, Duration::from_secs(4));
         conn.send(first).unwrap();
         wait_for_hits(&app, "/long", 1);
@@ -347,7 +307,7 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
 #[test]
 fn shutdown_closes_idle_connections_at_once_and_exits_in_time() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
-    let mut proxy = proxy_to(&app.url(), &["--shutdown-timeout", "2s"]);
+    let mut proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "2s"]);
     // One served and idle, one never used.
     let mut used = open(&proxy, Duration::from_secs(3));
     used.send(&kept("GET", "/a", "")).unwrap();
@@ -435,7 +395,7 @@ fn re_chunked_answers_survive_awkward_boundaries() {
             }
             Answer::raw(head)
         });
-        let proxy = proxy_to(&app.url(), &[]);
+        let proxy = ProxyProc::passing_to(&app.url(), &[]);
         let mut conn = open(&proxy, Duration::from_secs(3));
         conn.send(&kept("GET", "/c", "")).unwrap();
         let got = answer(&mut conn, name);
@@ -457,7 +417,7 @@ fn re_chunked_answers_survive_awkward_boundaries() {
 #[test]
 fn connection_listing_forwarding_headers_and_framing_is_handled_like_the_general_path() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy, Duration::from_secs(3));
     let listed = "Connection: X-FORWARDED-FOR, x-forwarded-host, HOST, content-LENGTH\r\n\
                   Connection: x-a, X-A, x-b, x-c, x-d, x-e, x-f, x-g, x-h, X-Forwarded-Proto\r\n\
@@ -492,7 +452,7 @@ fn an_answer_whose_connection_names_date_still_has_a_date() {
              Content-Length: 2\r\n\r\nok",
         )
     });
-    let proxy = proxy_to(&app.url(), &[]);
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
     let mut conn = open(&proxy, Duration::from_secs(3));
     conn.send(&general("POST", "/general")).unwrap();
     let reference = answer(&mut conn, "general");
