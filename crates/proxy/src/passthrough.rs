@@ -606,7 +606,11 @@ impl http_body::Body for UpstreamBody {
         }
         let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
+            // Trailers are a chunked body's last frame (hyper's client has read the whole
+            // message to yield them), and hyper's server stops polling after them: release now,
+            // or the connection would be dropped with the body.
             Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => this.release(),
             // A broken body leaves the connection in an unknown state: never reuse it.
             Poll::Ready(Some(Err(_))) => this.reuse = None,
             _ => {}

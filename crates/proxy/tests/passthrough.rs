@@ -449,9 +449,13 @@ fn app_with_next(answer: impl Fn(&StubRequest) -> Answer + Send + Sync + 'static
 const CHUNKS: &str = "5;ext=1\r\nhello\r\n1;name=\"quoted; value\";flag\r\n \r\n0006\r\nworld!\r\n";
 
 /// The app answers `/chunked` with `CHUNKS` and then `last` (the last chunk, trailers and
-/// the end); the client asks for it and then `/next` on one connection. Returns the answer to
-/// `/chunked` and what the app saw.
-fn chunked_then_next(last: &'static str) -> (heapgate_tests::HttpResponse, Vec<(String, usize)>) {
+/// the end); the client asks for it and then `/next` on one connection, through the lane or
+/// (with `general`, each request carrying an empty chunked body) through hyper's general path.
+/// Returns the answer to `/chunked` and what the app saw.
+fn chunked_then_next(
+    last: &'static str,
+    general: bool,
+) -> (heapgate_tests::HttpResponse, Vec<(String, usize)>) {
     let app = app_with_next(move |_| {
         Answer::raw(format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\
@@ -459,28 +463,40 @@ fn chunked_then_next(last: &'static str) -> (heapgate_tests::HttpResponse, Vec<(
         ))
     });
     let proxy = ProxyProc::passing_to(&app.url(), &[]);
+    let get = |target: &str| {
+        if general {
+            let mut bytes = kept("GET", target, "Transfer-Encoding: chunked\r\n");
+            bytes.extend_from_slice(b"0\r\n\r\n");
+            bytes
+        } else {
+            kept("GET", target, "")
+        }
+    };
     let mut conn = open(&proxy);
-    let answer = ask(&mut conn, &kept("GET", "/chunked", ""), false);
+    let answer = ask(&mut conn, &get("/chunked"), false);
     assert_framed_ok(&answer, b"hello world!");
     assert_eq!(answer.header("content-type"), Some("text/plain"));
-    let next = ask(&mut conn, &kept("GET", "/next", ""), false);
+    let next = ask(&mut conn, &get("/next"), false);
     assert_framed_ok(&next, b"next");
     (answer, seen_paths(&app))
 }
 
 #[test]
 fn chunked_answers_keep_both_connections_whatever_their_ending() {
-    for ending in [
-        "0\r\n\r\n",
-        "0;end=1\r\nX-Checksum: abc123\r\nX-Other: 2\r\n\r\n",
-        "0\r\nX-Checksum: abc123\r\n\r\n",
-    ] {
-        let (_, seen) = chunked_then_next(ending);
-        assert_eq!(
-            seen,
-            [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
-            "{ending:?}: the client connection and the upstream connection are both reused"
-        );
+    for general in [false, true] {
+        for ending in [
+            "0\r\n\r\n",
+            "0;end=1\r\nX-Checksum: abc123\r\nX-Other: 2\r\n\r\n",
+            "0\r\nX-Checksum: abc123\r\n\r\n",
+        ] {
+            let (_, seen) = chunked_then_next(ending, general);
+            assert_eq!(
+                seen,
+                [("/chunked".to_owned(), 0), ("/next".to_owned(), 0)],
+                "{ending:?} (general path: {general}): the client connection and the upstream \
+                 connection are both reused"
+            );
+        }
     }
 }
 
