@@ -13,8 +13,9 @@
 //! connection, starting with the bytes already read: HTTP/1.0, `Transfer-Encoding` or `Expect`
 //! on a request, upgrades, absolute-form or unusual targets, the snapshot path and every spelling
 //! of it, health paths during a snapshot, malformed or oversized heads (hyper answers those with
-//! its 400 or 431), and bodies over [`MAX_BUFFERED_BODY`]. So every refusal, and every rare case,
-//! keeps exactly the general path's behaviour.
+//! its 400 or 431), bodies over [`MAX_BUFFERED_BODY`], and a body still incomplete when the
+//! header timeout passes (hyper streams it, with no timeout of its own). So every refusal, and
+//! every rare case, keeps exactly the general path's behaviour.
 //!
 //! What the lane does follows the general path's rules: hop-by-hop headers are dropped both ways
 //! (`Connection` and the headers it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
@@ -22,9 +23,16 @@
 //! dropped, failures get the same 502/504 and short bodies, and the same timeouts apply. Header
 //! names keep the case they were sent in. Request bodies (at most [`MAX_BUFFERED_BODY`]) are read
 //! whole before they are sent, like nginx's `proxy_request_buffering`; answers stream, with their
-//! framing checked so a confused app can never desynchronise the client's connection. An idle
-//! pooled connection the app has closed is never used; a request whose connection fails before
-//! any answer is retried on a new one when that is safe (idempotent methods, as nginx does).
+//! framing checked so a confused app can never desynchronise the client's connection (chunked
+//! answers are decoded and chunked again: the app's chunk extensions and trailer fields stay
+//! behind, as on the general path). `Host` and `Content-Length` are never dropped because
+//! `Connection` names them. An idle pooled connection the app has closed is never used; a
+//! request whose connection fails before any answer is retried on a new one when that is safe
+//! (idempotent methods, as nginx does). While the app works, the client's socket is watched:
+//! a client that leaves ends the exchange (recorded as 499, nginx's "client closed request").
+//! At shutdown, a request already in is finished and answered with `Connection: close`, and
+//! every connection ends with a lingering close (a FIN, then what the client still sends is
+//! read and dropped for up to [`LINGER`]), never a reset.
 
 use std::future::{Future, poll_fn};
 use std::io::{self, Write as _};
