@@ -843,8 +843,7 @@ async fn relay_body(
                     out.truncate(size_at);
                 } else {
                     // Leading zeros are allowed in a chunk size (RFC 9112 §7.1: 1*HEXDIG).
-                    let hex = format!("{size:08x}");
-                    out[size_at..size_at + 8].copy_from_slice(hex.as_bytes());
+                    out[size_at..size_at + 8].copy_from_slice(&hex8(size));
                     out.extend_from_slice(b"\r\n");
                 }
                 if chunks.done() {
@@ -1347,6 +1346,15 @@ impl Chunks {
     }
 }
 
+/// `n` as 8 hex digits, zero-padded (a read is far below 4 GiB).
+fn hex8(n: usize) -> [u8; 8] {
+    let mut digits = [b'0'; 8];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(n >> (4 * (7 - i))) & 0xf];
+    }
+    digits
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -1465,5 +1473,7 @@ mod tests {
         assert!(is_reserved("X-Heapgate-Task"));
         assert!(!is_reserved("X-Heapgat"));
         assert_eq!(three_digits(204), *b"204");
+        assert_eq!(hex8(0x4000), *b"00004000");
+        assert_eq!(hex8(11), *b"0000000b");
     }
 }
