@@ -348,7 +348,8 @@ impl Lane<'_> {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&bytes[head_len..head_len + body_len]);
 
-        // Where the path is, for logs (an offset: the buffer stays put until the exchange ends).
+        // Where the path is, for logs: an offset from the first unread byte, which stays valid
+        // while the buffer grows or compacts (the request is consumed after its exchange).
         let path_at = path.as_ptr().addr() - bytes.as_ptr().addr();
         Planned::Ready(Request {
             len: head_len + body_len,
