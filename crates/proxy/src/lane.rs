@@ -50,7 +50,7 @@ use tokio::time::{Instant, Sleep};
 use crate::app::{Passing, is_host};
 use crate::conn_pool::{self, RawConn};
 use crate::metrics::{InFlight, Route};
-use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, log_failure};
+use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, connection_tokens, log_failure};
 use crate::server::{ConnLimits, SendTimeout};
 
 /// Request bodies up to this size are read whole and sent with the head; larger ones, and
@@ -269,7 +269,7 @@ impl Lane<'_> {
                 },
                 Name::TransferEncoding | Name::Expect => return Planned::General,
                 Name::Connection => {
-                    for token in tokens(header.value) {
+                    for token in connection_tokens(header.value) {
                         if token.eq_ignore_ascii_case(b"close") {
                             close = true;
                         } else if token.eq_ignore_ascii_case(b"upgrade") {
@@ -391,10 +391,7 @@ impl Lane<'_> {
                 return client.write_all(&buffers.out).await.is_ok() && !close;
             }
         };
-        metrics.request(
-            Route::Passthrough,
-            StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY),
-        );
+        metrics.request(Route::Passthrough, head.status);
         match relay_body(client, conn, buffers, &head).await {
             Ok(Some(conn)) => {
                 let upstream = &self.passing.upstream;
@@ -651,7 +648,7 @@ enum Framing {
 struct Head {
     /// Its length in the answer buffer.
     len: usize,
-    status: u16,
+    status: StatusCode,
     framing: Framing,
     /// Whether the upstream connection may carry another request once the body is read.
     reusable: bool,
@@ -691,11 +688,15 @@ fn plan_answer(
     let (Some(status), Some(version)) = (parsed.code, parsed.version) else {
         return Answer::Bad(unavailable("malformed response head"));
     };
-    match status {
-        0..=99 => return Answer::Bad(unavailable("impossible status in the answer")),
-        101 => return Answer::Bad(ForwardError::UnexpectedUpgrade),
-        100..=199 => return Answer::Informational(head_len),
-        _ => {}
+    // Three digits (httparse), so 100..=999 is a status; 000..=099 is not.
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return Answer::Bad(unavailable("impossible status in the answer"));
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Answer::Bad(ForwardError::UnexpectedUpgrade);
+    }
+    if status.is_informational() {
+        return Answer::Informational(head_len);
     }
     let headers = &*parsed.headers;
     let mut length = None;
@@ -718,7 +719,7 @@ fn plan_answer(
                 chunked = true;
             }
             Name::Connection => {
-                for token in tokens(header.value) {
+                for token in connection_tokens(header.value) {
                     if token.eq_ignore_ascii_case(b"close") {
                         app_closes = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -732,7 +733,10 @@ fn plan_answer(
         }
     }
     let mut reusable = !app_closes && (version == 1 || keep_alive);
-    let framing = if request.method == Method::HEAD || status == 204 || status == 304 {
+    let framing = if request.method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
         Framing::Empty
     } else if chunked {
         Framing::Chunked
@@ -745,7 +749,7 @@ fn plan_answer(
 
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&three_digits(status));
+    out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -1175,20 +1179,12 @@ impl<'a> Listed<'a> {
             headers
                 .iter()
                 .filter(|h| classify(h.name) == Name::Connection)
-                .flat_map(|h| tokens(h.value))
+                .flat_map(|h| connection_tokens(h.value))
                 .any(listed)
         } else {
             self.names[..self.count].iter().any(|token| listed(token))
         }
     }
-}
-
-/// The comma-separated tokens of a `Connection` value.
-fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|token| !token.is_empty())
 }
 
 /// A `Content-Length` value: digits only (at most 18, so it cannot overflow).
@@ -1236,11 +1232,6 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn three_digits(status: u16) -> [u8; 3] {
-    let digit = |n: u16| b'0' + u8::try_from(n % 10).unwrap_or(0);
-    [digit(status / 100), digit(status / 10), digit(status)]
 }
 
 /// A `Date` line for `now`, as hyper's server adds to answers without one; the text is
@@ -1473,7 +1464,6 @@ mod tests {
         assert_eq!(classify("x-custom"), Name::Other);
         assert!(is_reserved("X-Heapgate-Task"));
         assert!(!is_reserved("X-Heapgat"));
-        assert_eq!(three_digits(204), *b"204");
         assert_eq!(hex8(0x4000), *b"00004000");
         assert_eq!(hex8(11), *b"0000000b");
     }

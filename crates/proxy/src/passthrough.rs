@@ -249,9 +249,7 @@ impl Peer {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.header.as_bytes()
     }
-}
 
-impl Peer {
     /// The peer of an incoming connection (IPv4-mapped IPv6 addresses shown as IPv4).
     pub(crate) fn new(addr: SocketAddr) -> Peer {
         Peer::from_ip(addr.ip().to_canonical())
@@ -699,7 +697,7 @@ impl ClientUpgrade {
         let asks = headers
             .get_all(CONNECTION)
             .iter()
-            .flat_map(connection_tokens)
+            .flat_map(|value| connection_tokens(value.as_bytes()))
             .any(|token| token.eq_ignore_ascii_case(b"upgrade"));
         let protocol = headers.get(UPGRADE).filter(|_| asks)?.clone();
         Some(Self {
@@ -777,13 +775,13 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
     let names_others = headers
         .get_all(CONNECTION)
         .iter()
-        .flat_map(connection_tokens)
+        .flat_map(|value| connection_tokens(value.as_bytes()))
         .any(|token| !is_common_connection_token(token));
     if names_others {
         let listed: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
-            .flat_map(connection_tokens)
+            .flat_map(|value| connection_tokens(value.as_bytes()))
             .filter_map(|token| HeaderName::from_bytes(token).ok())
             // `Connection: host` must not strip the request of its `Host`.
             .filter(|name| name != HOST)
@@ -811,10 +809,9 @@ pub(crate) fn strip_reserved(headers: &mut HeaderMap) {
 /// The prefix of the headers only the proxy may send (header names are lowercase in `http`).
 pub(crate) const RESERVED_PREFIX: &str = "x-heapgate-";
 
-/// The comma-separated tokens of one `Connection` header value.
-fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+/// The comma-separated tokens of one `Connection` header value (the lane reads raw bytes).
+pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
-        .as_bytes()
         .split(|&byte| byte == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|token| !token.is_empty())
