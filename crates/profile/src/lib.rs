@@ -32,9 +32,9 @@ mod scale;
 
 pub mod pprof;
 
-pub use analysis::{Comparison, Site, SiteDiff, Summary, compare, summarize};
+pub use analysis::{Comparison, Site, SiteDiff, Summary, TreeNode, compare, summarize};
 pub use error::ProfileError;
 pub use model::{CallFrame, HeapProfile, ProfileNode, ProfileSample};
 pub use profile::{Format, Frame, Profile, Stack};
-pub use read::{Kind, parse, parse_heapprofile, read, sniff, sniff_file};
+pub use read::{Kind, parse, parse_heapprofile, read, read_from, sniff, sniff_file, sniff_reader};
 pub use render::{render_diff, render_summary};

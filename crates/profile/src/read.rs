@@ -69,20 +69,34 @@ pub fn sniff(prefix: &[u8]) -> Kind {
 
 /// Tells what the file at `path` holds from its first bytes (zstd and gzip are looked into).
 pub fn sniff_file(path: &Path) -> Result<Kind, ProfileError> {
-    let file = std::fs::File::open(path)?;
-    let (_, reader) = heapgate_snapshot::decoded(file)?;
-    let mut prefix = Vec::with_capacity(4096);
-    // A file whose compression is broken is not a profile; the caller's other reader says why.
-    if reader.take(4096).read_to_end(&mut prefix).is_err() {
-        return Ok(Kind::Unknown);
+    sniff_reader(std::fs::File::open(path)?)
+}
+
+/// Tells what `reader` holds from its first bytes (zstd and gzip are looked into); a prefix of
+/// a compressed file is enough.
+pub fn sniff_reader(reader: impl Read + Send) -> Result<Kind, ProfileError> {
+    let (_, reader) = heapgate_snapshot::decoded(reader)?;
+    let mut prefix = vec![0; 4096];
+    let mut filled = 0;
+    // Whatever decodes before an error (a cut-off compressed prefix, a damaged file) decides.
+    let mut reader = reader;
+    while filled < prefix.len() {
+        match reader.read(&mut prefix[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
     }
-    Ok(sniff(&prefix))
+    Ok(sniff(&prefix[..filled]))
 }
 
 /// Reads a profile from a file in either format, plain, gzip or zstd.
 pub fn read(path: &Path) -> Result<Profile, ProfileError> {
-    let file = std::fs::File::open(path)?;
-    let (_, reader) = heapgate_snapshot::decoded(file)?;
+    read_from(std::fs::File::open(path)?)
+}
+
+/// Reads a profile in either format, plain, gzip or zstd, from `reader`.
+pub fn read_from(reader: impl Read + Send) -> Result<Profile, ProfileError> {
+    let (_, reader) = heapgate_snapshot::decoded(reader)?;
     let mut bytes = Vec::new();
     reader
         .take(MAX_PROFILE_BYTES + 1)
