@@ -4,7 +4,9 @@
 //! - the header names a sidecar answers with ([`TASK_HEADER`], [`SERIES_HEADER`],
 //!   [`REDACTED_HEADER`]);
 //! - [`TaskId`], the syntax of task and series ids;
-//! - [`SnapshotQuery`], the snapshot path's query, parsed strictly and written back;
+//! - [`Instrument`], what a token opens (snapshot or sampling heap profile), and the value each
+//!   signs; [`ProfileFormat`], the encodings the profile path serves;
+//! - [`SnapshotQuery`], the snapshot and profile paths' query, parsed strictly and written back;
 //! - [`Landing`], the land-on-a-task policy: what to do with each answer on the way to one chosen
 //!   task behind a load balancer, as a pure state machine (no I/O, no clock: it returns delays
 //!   and the caller sleeps).
@@ -23,10 +25,12 @@
 //! assert_eq!(landing.answer(&ours), Step::Deliver(t2));
 //! ```
 
+mod instrument;
 mod landing;
 mod query;
 mod task;
 
+pub use instrument::{Instrument, PROFILE_SUFFIX, ProfileFormat, UnknownFormat, UnknownInstrument};
 pub use landing::{
     Answer, BACKOFF_FIRST, BACKOFF_MAX, DEFAULT_ATTEMPTS, Head, Landing, MAX_RETRY_AFTER,
     NotReached, Retry, Step,

@@ -269,6 +269,7 @@ impl Gateway {
             task: landing.target().cloned(),
             probe: landing.probing(),
             repin: false,
+            format: None,
         };
         let Some(uri) = snapshot_uri(base, &self.config.path, &query.to_query_string()) else {
             return (
