@@ -77,8 +77,9 @@ pub enum Command {
     /// largest retained size first.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
-    /// growth, how it ended, and the snapshot files (which `diff` and `summary` read as they are,
-    /// `s3://` URLs included).
+    /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
+    /// snapshots the headroom rule held back), and the files (which `diff` and `summary` read as
+    /// they are, `s3://` URLs included).
     List(ListArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as

@@ -38,7 +38,8 @@ pub use landing::{
 pub use query::{QueryError, SnapshotQuery};
 pub use task::{InvalidTaskId, MAX_ID_LEN, TaskId, is_id_text};
 
-/// The task that answered, on the snapshot path's answers (200, 204, 421, 429, 502).
+/// The task that answered, on the snapshot and profile paths' answers (200, 204, 421, 429, 502,
+/// 507).
 pub const TASK_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-task");
 /// The inspector session a snapshot came from: equal values mean comparable object ids.
 pub const SERIES_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-series");
@@ -48,8 +49,8 @@ pub const REDACTED_HEADER: http::HeaderName = http::HeaderName::from_static("x-h
 /// answers so they cannot be forged.
 pub const RESERVED_HEADER_PREFIX: &str = "x-heapgate-";
 
-/// Statuses whose `X-Heapgate-Task` a client believes: only the snapshot path's own answers name
-/// a task.
+/// Statuses whose `X-Heapgate-Task` a client believes: only the snapshot and profile paths' own
+/// answers name a task (507: a snapshot that would not fit in the task's memory).
 pub fn names_task(status: u16) -> bool {
-    matches!(status, 200 | 204 | 421 | 429 | 502)
+    matches!(status, 200 | 204 | 421 | 429 | 502 | 507)
 }
