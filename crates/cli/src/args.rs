@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use heapgate_keys::SecretArgs;
+use heapgate_protocol::Instrument;
 
 /// Production heap snapshots of Node.js services behind an hour-scoped signed URL.
 ///
@@ -76,8 +77,9 @@ pub enum Command {
     /// largest retained size first.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
-    /// growth, how it ended, and the snapshot files (which `diff` and `summary` read as they are,
-    /// `s3://` URLs included).
+    /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
+    /// snapshots the headroom rule held back), and the files (which `diff` and `summary` read as
+    /// they are, `s3://` URLs included).
     List(ListArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
@@ -104,18 +106,19 @@ pub struct MintArgs {
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
 
+    /// What the token opens: `snapshot` signs --value unchanged (the Node.js one-liner's token);
+    /// `profile` signs VALUE + ":heapprofile" and opens only the sampling heap profile
+    /// (`/heapprofile`), never a snapshot.
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
+
     /// Print the full URL instead: BASE + --path + ?hash=HEX (+ &task=ID).
     #[arg(long, value_name = "BASE")]
     pub url: Option<String>,
 
-    /// The snapshot path joined to --url.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/heapdump",
-        requires = "url"
-    )]
-    pub path: String,
+    /// The path joined to --url [default: /heapdump, or /heapprofile with --for profile].
+    #[arg(long, value_name = "PATH", requires = "url")]
+    pub path: Option<String>,
 
     /// Ask for this task's snapshot (adds &task=ID to the URL; other tasks answer 421).
     #[arg(long, value_name = "ID", requires = "url")]
@@ -132,6 +135,10 @@ pub struct VerifyArgs {
     /// The token: 64 hex characters, either case.
     #[arg(value_name = "HASH")]
     pub hash: String,
+
+    /// What the token should open: `snapshot` (--value as is) or `profile` (VALUE + ":heapprofile").
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
 
     /// Verify as if it were INSTANT (RFC 3339).
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
@@ -310,4 +317,9 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2021-06-01T10:15:00Z"))
+}
+
+fn parse_instrument(text: &str) -> Result<Instrument, String> {
+    text.parse()
+        .map_err(|e: heapgate_protocol::UnknownInstrument| e.to_string())
 }

@@ -180,7 +180,10 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
             };
             let snapshots: Vec<String> = objects
                 .iter()
-                .filter(|p| p.as_ref().ends_with(".heapsnapshot.zst"))
+                .filter(|p| {
+                    let name = p.as_ref();
+                    name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
+                })
                 .map(|p| store.display(p))
                 .collect();
             found.push((
@@ -216,6 +219,22 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                         m.trigger.over_seconds,
                         mib(m.trigger.floor_from_bytes),
                         mib(m.trigger.floor_to_bytes),
+                    ),
+                )?;
+                let e = m.evidence();
+                let held = if e.held_back > 0 {
+                    format!(
+                        " ({} held back by the headroom rule: would not fit in the task's memory)",
+                        e.held_back
+                    )
+                } else {
+                    String::new()
+                };
+                w(
+                    out,
+                    format!(
+                        "  evidence: {} profile(s), {} snapshot(s){held}",
+                        e.profiles, e.snapshots
                     ),
                 )?;
             }

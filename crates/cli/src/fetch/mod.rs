@@ -263,6 +263,7 @@ impl Fetcher<'_, '_> {
             task: target.cloned(),
             probe: probing,
             repin: false,
+            format: None,
         };
         snapshot_url(&self.args.base_url, &self.args.path, &query)
     }
