@@ -184,9 +184,20 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 
-    /// The snapshot path joined to BASE_URL.
-    #[arg(long, value_name = "PATH", default_value = "/heapdump")]
-    pub path: String,
+    /// The path joined to BASE_URL [default: /heapdump, or /heapprofile with --profile].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Take sampling heap profiles instead of snapshots: live bytes by allocation site, a few
+    /// KiB that cost the app milliseconds, safe near its memory limit. Uses a profile token
+    /// (it signs VALUE:heapprofile and never opens the snapshot). `heapgate diff` reads them.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// With --profile, the format to save: heapprofile (DevTools' JSON; Memory tab → Load) or
+    /// pprof (gzipped profile.proto for go tool pprof, Pyroscope, speedscope).
+    #[arg(long, value_name = "FORMAT", requires = "profile", value_parser = ["heapprofile", "pprof"])]
+    pub format: Option<String>,
 
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
@@ -247,6 +258,34 @@ pub struct DiffArgs {
     /// values from the heap.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    /// What the series takes.
+    pub fn instrument(&self) -> Instrument {
+        if self.profile {
+            Instrument::Profile
+        } else {
+            Instrument::Snapshot
+        }
+    }
+
+    /// `--path`, or the instrument's usual path.
+    pub fn path(&self) -> &str {
+        self.path
+            .as_deref()
+            .unwrap_or_else(|| self.instrument().default_path())
+    }
+
+    /// The profile format asked for (`None` for snapshots).
+    pub fn profile_format(&self) -> Option<heapgate_protocol::ProfileFormat> {
+        self.profile.then(|| {
+            self.format
+                .as_deref()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]

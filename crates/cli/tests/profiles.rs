@@ -246,3 +246,211 @@ fn what_is_not_a_profile_fails_in_one_line_and_writes_nothing() {
     let run = heapgate(&["diff", &good, &good, "--fail-on-growth", "0"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn fetch_takes_a_profile_series_through_the_sidecar() {
+    let Some(node) = node_or_skip("fetch_takes_a_profile_series_through_the_sidecar") else {
+        return;
+    };
+    let secret = "profile-series-secret";
+    let app = heapgate_tests::NodeApp::start(&node, &[("LEAK_PER_SECOND", "20000")]);
+    let proxy = heapgate_tests::ProxyProc::in_front_of(
+        &app,
+        secret,
+        &[
+            "--task-id",
+            "t1",
+            "--profile-interval",
+            "64KiB",
+            "--profile-min-interval",
+            "0s",
+        ],
+    );
+    let base = format!("http://{}", proxy.listen);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let html = dir.path().join("series.html");
+    let run = Cmd::heapgate()
+        .env("HEAPGATE_SECRET", secret)
+        .arg("fetch")
+        .args([
+            &base,
+            "--profile",
+            "--count",
+            "2",
+            "--interval",
+            "2s",
+            "--out",
+            &out,
+        ])
+        .args(["--html", &html.display().to_string()])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let saved: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(saved.len(), 2, "{}", run.stdout);
+    for path in &saved {
+        assert!(path.ends_with(".heapprofile"), "{path}");
+        assert!(
+            Path::new(path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("t1-")
+        );
+    }
+    assert!(html.is_file(), "the series report");
+    // The leak grew between the two: its function tops the diff.
+    let run = heapgate(&["diff", saved[0], saved[1]]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let top = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Bytes Delta"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        top.contains(" leak ") && top.contains("leaky-app.js:"),
+        "{}",
+        run.stdout
+    );
+
+    // pprof, saved as .pb.gz and read back by heapgate.
+    let run = Cmd::heapgate()
+        .env("HEAPGATE_SECRET", secret)
+        .arg("fetch")
+        .args([&base, "--profile", "--format", "pprof", "--out", &out])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pprof = run.stdout.trim().to_owned();
+    assert!(pprof.ends_with(".pb.gz"), "{pprof}");
+    let run = heapgate(&["summary", &pprof]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("(pprof, sampled every 65536 bytes)"),
+        "{}",
+        run.stdout
+    );
+
+    // A profile fetch pointed at the snapshot path is refused there (a profile token does not
+    // open snapshots), and nothing is left behind.
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
+    let run = Cmd::heapgate()
+        .env("HEAPGATE_SECRET", secret)
+        .arg("fetch")
+        .args([
+            &base,
+            "--profile",
+            "--path",
+            "/heapdump",
+            "--out",
+            &out,
+            "--max-attempts",
+            "2",
+        ])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+}
+
+/// moto's S3 server, or `None` after a loud skip (a failure under CI).
+fn moto_or_skip(test: &str) -> Option<PathBuf> {
+    let moto =
+        PathBuf::from(std::env::var_os("MOTO_SERVER").unwrap_or_else(|| "moto_server".into()));
+    let works = std::process::Command::new(&moto)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(moto);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: moto_server not found, and CI=true forbids skipping"
+    );
+    loud(&format!(
+        "SKIPPED {test}: moto_server not found (pip install 'moto[server]')"
+    ));
+    None
+}
+
+#[test]
+fn diff_reads_stored_profiles_from_s3_in_any_format() {
+    let Some(node) = node_or_skip("diff_reads_stored_profiles_from_s3") else {
+        return;
+    };
+    let Some(moto) = moto_or_skip("diff_reads_stored_profiles_from_s3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    series(&node, dir.path());
+    let port = heapgate_tests::free_port();
+    let _moto = heapgate_tests::Proc::spawn(
+        std::process::Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONUNBUFFERED", "1"),
+    );
+    let s3 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let start = std::time::Instant::now();
+    while heapgate_tests::http_get(s3, "/").is_err() {
+        assert!(start.elapsed().as_secs() < 30, "moto_server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let put = |target: &str, body: &[u8]| {
+        let options = heapgate_tests::RequestOptions {
+            method: "PUT",
+            body,
+            ..Default::default()
+        };
+        let status = heapgate_tests::http_request(s3, target, &options)
+            .unwrap()
+            .status;
+        assert_eq!(status, 200, "PUT {target}");
+    };
+    put("/profiles", b"");
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    // A as V8 sent it, B as pprof, C zstd-compressed: told apart by content.
+    put("/profiles/t1/a.heapprofile", &read("a.heapprofile"));
+    let b = heapgate_profile::parse(&read("b.heapprofile")).unwrap();
+    put(
+        "/profiles/t1/b.pb.gz",
+        &heapgate_profile::pprof::encode(&b, None),
+    );
+    put(
+        "/profiles/t1/c.heapprofile.zst",
+        &zstd::encode_all(&read("c.heapprofile")[..], 3).unwrap(),
+    );
+    let endpoint = format!("http://{s3}");
+    let aws = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let remote = Cmd::heapgate()
+        .envs(&aws)
+        .args([
+            "diff",
+            "s3://profiles/t1/a.heapprofile",
+            "s3://profiles/t1/b.pb.gz",
+        ])
+        .arg("s3://profiles/t1/c.heapprofile.zst")
+        .run();
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    let local = files(
+        dir.path(),
+        &["a.heapprofile", "b.heapprofile", "c.heapprofile"],
+    );
+    let local = heapgate(&["diff", &local[0], &local[1], &local[2]]);
+    assert_eq!(remote.stdout, local.stdout);
+    let snapshot = repo_root().join("crates/snapshot/tests/data/small-base.heapsnapshot");
+    let run = Cmd::heapgate()
+        .envs(&aws)
+        .args(["diff", "s3://profiles/t1/a.heapprofile"])
+        .arg(&snapshot)
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot compare a heap profile with a heap snapshot")
+    );
+}

@@ -206,7 +206,12 @@ struct PlainSink<'a> {
     last: Option<u8>,
     /// Why the sink refused data; `io::Error` cannot carry a [`Failure`].
     failure: Option<Failure>,
+    /// For a profile: its bytes, read whole at the end to check it (profiles are small).
+    profile: Option<Vec<u8>>,
 }
+
+/// Profiles past this are not what a sidecar sends.
+const MAX_PROFILE_BYTES: usize = 256 << 20;
 
 impl PlainSink<'_> {
     fn accept(&mut self, data: &[u8]) -> Result<(), Failure> {
@@ -217,7 +222,15 @@ impl PlainSink<'_> {
                 return Ok(());
             }
         }
-        if self.prefix.len() < SNAPSHOT_PREFIX.len() {
+        if let Some(profile) = self.profile.as_mut() {
+            if profile.len() + data.len() > MAX_PROFILE_BYTES {
+                return Err(Failure::Stop(
+                    "the answer is larger than any heap profile; check BASE_URL and --path"
+                        .to_owned(),
+                ));
+            }
+            profile.extend_from_slice(data);
+        } else if self.prefix.len() < SNAPSHOT_PREFIX.len() {
             let take = (SNAPSHOT_PREFIX.len() - self.prefix.len()).min(data.len());
             self.prefix.extend_from_slice(&data[..take]);
             if !SNAPSHOT_PREFIX.starts_with(&self.prefix) {
@@ -244,6 +257,18 @@ impl PlainSink<'_> {
     fn check(&self) -> Result<u64, Failure> {
         if self.written == 0 {
             return Err(Failure::Retry("the answer was empty".to_owned()));
+        }
+        if let Some(profile) = &self.profile {
+            // The whole profile must read back, in either format.
+            return match heapgate_profile::parse(profile) {
+                Ok(_) => Ok(self.written),
+                Err(e @ heapgate_profile::ProfileError::Garbled { .. }) => Err(Failure::Retry(
+                    format!("the profile is incomplete or damaged: {e}"),
+                )),
+                Err(e) => Err(Failure::Stop(format!(
+                    "the answer is not a heap profile ({e}); check BASE_URL and --path"
+                ))),
+            };
         }
         if self.prefix.len() < SNAPSHOT_PREFIX.len() || self.last != Some(b'}') {
             return Err(Failure::Retry(format!(
@@ -329,6 +354,7 @@ pub(crate) async fn download(
     response: &mut Response,
     encoding: Encoding,
     keep: bool,
+    profile: bool,
     part: &mut Part,
     progress: &mut Progress<'_>,
 ) -> Result<Downloaded, Failure> {
@@ -345,6 +371,7 @@ pub(crate) async fn download(
         prefix: Vec::with_capacity(SNAPSHOT_PREFIX.len()),
         last: None,
         failure: None,
+        profile: profile.then(Vec::new),
     };
     let mut decode = Decode::new(encoding, sink)
         .map_err(|e| Failure::Stop(format!("cannot start the decoder: {e}")))?;
@@ -397,6 +424,7 @@ mod tests {
             prefix: Vec::new(),
             last: None,
             failure: None,
+            profile: None,
         }
     }
 
