@@ -268,7 +268,14 @@ impl SnapshotRule {
         };
         let prediction = self.headroom.check(&probe.usage, &probe.series, limit);
         if prediction.fits() {
-            tracing::info!(%prediction, "headroom rule: the snapshot fits");
+            tracing::info!(
+                %prediction,
+                need = prediction.need,
+                limit = prediction.limit,
+                factor = prediction.factor,
+                learned = prediction.learned,
+                "headroom rule: the snapshot fits"
+            );
             return Ok(Admitted {
                 before: Some(probe),
             });
