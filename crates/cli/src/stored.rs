@@ -63,6 +63,27 @@ pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
     Ok(Inputs { paths, _dir: dir })
 }
 
+/// The first `limit` bytes of the object at `url` (all of it when `limit` is `None`): enough to
+/// tell a profile from a snapshot, or a whole profile (profiles are small).
+pub(crate) fn object_bytes(url: &str, limit: Option<u64>) -> Result<Vec<u8>, Error> {
+    let (store, key) = open_url(url)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let failed = |e: object_store::Error| Error::Failed(format!("{url}: {e}"));
+        let size = store.objects().head(&key).await.map_err(failed)?.size;
+        let end = limit.map_or(size, |l| l.min(size));
+        if end == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = store
+            .objects()
+            .get_range(&key, 0..end)
+            .await
+            .map_err(failed)?;
+        Ok(bytes.to_vec())
+    })
+}
+
 fn copy(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
