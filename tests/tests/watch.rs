@@ -129,7 +129,10 @@ fn profile_by_function(profile: &serde_json::Value) -> Vec<(String, u64)> {
     let mut sums: std::collections::BTreeMap<String, u64> = Default::default();
     let mut stack = vec![&profile["head"]];
     while let Some(node) = stack.pop() {
-        let name = node["callFrame"]["functionName"].as_str().unwrap_or("").to_owned();
+        let name = node["callFrame"]["functionName"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         *sums.entry(name).or_default() += node["selfSize"].as_u64().unwrap_or(0);
         stack.extend(node["children"].as_array().into_iter().flatten());
     }

@@ -208,8 +208,8 @@ pub(crate) struct Admitted {
 pub(crate) enum Refused {
     /// It would not fit.
     TooBig(Prediction),
-    /// A limit is known but the app's memory could not be read.
-    Unreadable { limit: u64, why: String },
+    /// The app's memory could not be read, so nothing says the snapshot fits.
+    Unreadable { why: String },
 }
 
 impl fmt::Display for Refused {
@@ -219,10 +219,9 @@ impl fmt::Display for Refused {
                 f,
                 "a heap snapshot would not fit in this task's memory: {p}"
             ),
-            Refused::Unreadable { limit, why } => write!(
+            Refused::Unreadable { why } => write!(
                 f,
-                "the app's memory could not be read ({why}), so a heap snapshot cannot be known to fit under the limit {}",
-                mib(*limit)
+                "the app's memory could not be read ({why}), so nothing says a heap snapshot would fit in this task's memory"
             ),
         }
     }
@@ -246,14 +245,13 @@ impl SnapshotRule {
     pub(crate) async fn admit(&self) -> Result<Admitted, Refused> {
         let probe = match self.inspector.probe().await {
             Ok(probe) => probe,
+            // Fail closed: the limit may be near, and the snapshot would read the same inspector.
+            Err(e) if !self.unsafe_override => {
+                return Err(Refused::Unreadable { why: e.to_string() });
+            }
             Err(e) => {
-                return match &self.fixed_limit {
-                    Some((limit, _)) if !self.unsafe_override => Err(Refused::Unreadable {
-                        limit: *limit,
-                        why: e.to_string(),
-                    }),
-                    _ => Ok(Admitted { before: None }),
-                };
+                tracing::warn!(error = %e, "headroom rule: the app's memory could not be read; snapshot taken anyway (--unsafe-snapshot-without-headroom)");
+                return Ok(Admitted { before: None });
             }
         };
         let limit = self.fixed_limit.clone().or_else(|| {
@@ -270,7 +268,14 @@ impl SnapshotRule {
         };
         let prediction = self.headroom.check(&probe.usage, &probe.series, limit);
         if prediction.fits() {
-            tracing::info!(%prediction, "headroom rule: the snapshot fits");
+            tracing::info!(
+                %prediction,
+                need = prediction.need,
+                limit = prediction.limit,
+                factor = prediction.factor,
+                learned = prediction.learned,
+                "headroom rule: the snapshot fits"
+            );
             return Ok(Admitted {
                 before: Some(probe),
             });

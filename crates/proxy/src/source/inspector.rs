@@ -237,19 +237,26 @@ impl InspectorSource {
 
     /// Reads the app's heap usage and RSS over the session (opening one if none is live):
     /// `Runtime.getHeapUsage` and `Runtime.evaluate` of [`RSS_EXPRESSION`]. Never touches the
-    /// heap profiler. Refused while a snapshot is in flight (the app's loop is blocked then).
+    /// heap profiler. Waits while a snapshot or another probe is in flight, up to
+    /// [`PROBE_TIMEOUT`] in all.
     pub async fn probe(&self) -> Result<Probe, SourceError> {
         let (session, _) = self.live_or_connect().await?;
         let (reply, answer) = oneshot::channel();
-        if session.probes.try_send(ProbeRequest { reply }).is_err() {
-            return Err(SourceError::Failed(
-                "inspector session busy or closed; probe skipped".into(),
-            ));
-        }
-        let usage = timeout(PROBE_TIMEOUT, answer)
-            .await
-            .map_err(|_| SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}")))?
-            .map_err(|_| SourceError::Failed("inspector session closed during a probe".into()))??;
+        // Probes wait their turn (the headroom rule must never go unread because the leak watch
+        // was polling), but not longer than PROBE_TIMEOUT in all.
+        let asked = async {
+            session
+                .probes
+                .send(ProbeRequest { reply })
+                .await
+                .map_err(|_| SourceError::Failed("inspector session closed".into()))?;
+            answer.await.map_err(|_| {
+                SourceError::Failed("inspector session closed during a probe".into())
+            })?
+        };
+        let usage = timeout(PROBE_TIMEOUT, asked).await.map_err(|_| {
+            SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}"))
+        })??;
         Ok(Probe {
             usage,
             series: session.series,
