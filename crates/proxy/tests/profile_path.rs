@@ -132,6 +132,34 @@ fn the_profile_path_keeps_the_snapshot_paths_contract_with_its_own_tokens() {
     assert!(busy.header("retry-after").is_some());
     assert_eq!(busy.header("x-heapgate-task"), Some("p1"));
 
+    // pprof: gzipped profile.proto as it is (never compressed again), read back by
+    // heapgate-profile's decoder.
+    std::thread::sleep(Duration::from_secs(2));
+    let pprof = http_request(
+        proxy.listen,
+        &format!("/heapprofile?hash={profile_token}&format=pprof"),
+        &RequestOptions {
+            headers: &[("Accept-Encoding", "zstd, gzip")],
+            ..RequestOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(pprof.status, 200, "{}", pprof.text());
+    assert_eq!(pprof.header("content-encoding"), None);
+    assert_eq!(
+        pprof.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(
+        pprof
+            .header("content-disposition")
+            .is_some_and(|d| d.ends_with(".pb.gz\""))
+    );
+    assert_eq!(&pprof.body[..2], b"\x1f\x8b", "gzip magic");
+    let decoded = heapgate_profile::pprof::decode(&pprof.body).unwrap();
+    assert!(decoded.total_bytes() > 0 && decoded.total_objects() > 0);
+    assert_eq!(decoded.interval, Some(512 << 10));
+
     // Spellings of the profile path never reach the app.
     for target in [
         "/HeapProfile",
@@ -144,16 +172,13 @@ fn the_profile_path_keeps_the_snapshot_paths_contract_with_its_own_tokens() {
     }
     proxy
         .metric_reaches(
-            "heapgate_profiles_total{outcome=\"ok\"} 1",
+            "heapgate_profiles_total{outcome=\"ok\"} 2",
             Duration::from_secs(5),
         )
         .unwrap();
     let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
-    assert!(
-        metrics.contains("heapgate_requests_total{route=\"profile\",status=\"200\"} 1"),
-        "{metrics}"
-    );
     assert!(metrics.contains("heapgate_requests_total{route=\"profile\",status=\"429\"} 1"));
+    assert!(metrics.contains("heapgate_requests_total{route=\"profile\",status=\"200\"} 2"));
 
     // A gateway in front forwards the profile path too, to the same task.
     let gateway = ProxyProc::launch(

@@ -56,8 +56,6 @@ pub(crate) enum Refusal {
     SnapshotRunning(TaskId),
     /// The profile could not be read (502); the reason is for the log.
     ProfileUnavailable(TaskId, SourceError),
-    /// The format asked for cannot be served yet (406).
-    FormatUnavailable(&'static str),
 }
 
 impl Refusal {
@@ -67,8 +65,7 @@ impl Refusal {
             Refusal::MethodNotAllowed
             | Refusal::Query(_)
             | Refusal::Gateway(_)
-            | Refusal::FormatOnSnapshot
-            | Refusal::FormatUnavailable(_) => {}
+            | Refusal::FormatOnSnapshot => {}
             Refusal::Headroom { refused, .. } => {
                 tracing::warn!(reason = %refused, "snapshot refused by the headroom rule: 507");
                 metrics.snapshot(Outcome::Headroom);
@@ -165,11 +162,6 @@ impl IntoResponse for Refusal {
             Refusal::FormatOnSnapshot => (
                 StatusCode::BAD_REQUEST,
                 "bad request: format applies to the profile path only\n".into(),
-                None,
-            ),
-            Refusal::FormatUnavailable(why) => (
-                StatusCode::NOT_ACCEPTABLE,
-                format!("not acceptable: {why}\n"),
                 None,
             ),
             Refusal::Headroom {

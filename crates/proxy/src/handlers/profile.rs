@@ -95,7 +95,9 @@ async fn take(
         }
     };
     drop(permit);
-    let (body, content_type) = encode(format, profile.json, request.at.timestamp_nanos_opt())?;
+    let time_nanos = request.at.timestamp_nanos_opt();
+    let (body, content_type) = encode(format, profile.json, profile.interval, time_nanos)
+        .map_err(|e| Refusal::ProfileUnavailable(task.clone(), e))?;
     let plain_bytes = body.len() as u64;
     state.metrics.profile(Outcome::Ok, plain_bytes);
     tracing::info!(
@@ -112,7 +114,11 @@ async fn take(
         request.at.format("%Y%m%dT%H%M%SZ"),
         format.extension()
     );
-    let coding = encoding::negotiate(headers, &state.compression);
+    // pprof is gzipped by its own format; only the JSON is compressed for the wire.
+    let coding = match format {
+        ProfileFormat::HeapProfile => encoding::negotiate(headers, &state.compression),
+        ProfileFormat::Pprof => None,
+    };
     let mut response = match coding {
         Some(coding) => {
             let chunks = futures_util::stream::iter([Ok::<_, SourceError>(body)]);
@@ -141,21 +147,22 @@ async fn take(
     Ok(response)
 }
 
-/// The profile in the format asked for, and its content type. pprof is built from V8's JSON by
-/// heapgate-profile (object counts from V8's own scaling; the interval is recovered from the
-/// samples); `time_nanos` is when it was taken.
+/// The profile in the format asked for, and its content type. V8's JSON is passed on as it
+/// came; pprof is encoded by `heapgate-profile` (gzipped `profile.proto`, sample types
+/// `objects/count` and `space/bytes`, the sampling interval as the period).
 fn encode(
     format: ProfileFormat,
     json: Bytes,
+    interval: u64,
     time_nanos: Option<i64>,
-) -> Result<(Bytes, &'static str), Refusal> {
+) -> Result<(Bytes, &'static str), SourceError> {
     match format {
         ProfileFormat::HeapProfile => Ok((json, "application/json")),
         ProfileFormat::Pprof => {
-            let model = heapgate_profile::parse_heapprofile(&json).map_err(|_| {
-                Refusal::FormatUnavailable("V8 sent a profile heapgate cannot convert to pprof")
+            let v8 = heapgate_profile::parse_heapprofile(&json).map_err(|e| {
+                SourceError::Failed(format!("V8's sampling profile is unreadable: {e}"))
             })?;
-            let profile = heapgate_profile::Profile::from_heapprofile(&model, None);
+            let profile = heapgate_profile::Profile::from_heapprofile(&v8, Some(interval));
             let pprof = heapgate_profile::pprof::encode(&profile, time_nanos);
             Ok((Bytes::from(pprof), "application/octet-stream"))
         }

@@ -125,6 +125,8 @@ pub struct SampledProfile {
     pub series: String,
     /// Times sampling was restarted on this session (each forgets the older samples).
     pub restarts: u64,
+    /// The sampling interval, bytes.
+    pub interval: u64,
 }
 
 /// The app's memory, as read over the inspector.
@@ -198,11 +200,11 @@ impl InspectorSource {
     /// The app's live sampling heap profile (`HeapProfiler.getSamplingProfile`), opening a
     /// session first if none is live. Refused while a snapshot or another profile is in flight.
     pub async fn profile(&self) -> Result<SampledProfile, SourceError> {
-        if self.sampling.is_none() {
+        let Some(sampling) = self.sampling else {
             return Err(SourceError::Failed(
                 "sampling heap profiler off (--profile-interval 0)".into(),
             ));
-        }
+        };
         let (session, _) = self.live_or_connect().await?;
         let (reply, answer) = oneshot::channel();
         if session.profiles.try_send(ProfileRequest { reply }).is_err() {
@@ -222,6 +224,7 @@ impl InspectorSource {
             json,
             series: session.series,
             restarts,
+            interval: sampling.interval,
         })
     }
 
