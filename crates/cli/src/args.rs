@@ -53,7 +53,8 @@ pub enum Command {
     Mint(MintArgs),
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
     Verify(VerifyArgs),
-    /// Download heap snapshots from one task behind a load balancer, retrying until it answers.
+    /// Download heap snapshots (or, with --profile, sampling heap profiles) from one task behind
+    /// a load balancer, retrying until it answers.
     ///
     /// Every attempt mints a fresh token and opens a new connection, so a balancer without
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
@@ -72,9 +73,16 @@ pub enum Command {
     ///
     /// All files should come from the same process (the same X-Heapgate-Series); otherwise
     /// every object looks new, and a warning says so.
+    ///
+    /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`
+    /// takes them) are compared by allocation site instead: live bytes and objects per
+    /// function with file:line:column, bottom-up and top-down. With three profiles A B C, a
+    /// site's growth is what it gained from A to B and still holds at C, so a burst freed by C
+    /// counts zero. Profiles and snapshots cannot be mixed.
     Diff(DiffArgs),
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
-    /// largest retained size first.
+    /// largest retained size first. For a heap profile: live bytes and objects by allocation
+    /// site and by caller.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
     /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
