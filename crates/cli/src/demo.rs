@@ -241,35 +241,7 @@ impl Demo<'_, '_> {
         self.say(&format!(
             "taking the {name} snapshot through the proxy with a fresh token"
         ));
-        let args = FetchArgs {
-            base_url: format!("http://{proxy}"),
-            task: Some(TASK.to_owned()),
-            count: 1,
-            interval: Duration::ZERO.into(),
-            out: self.dir.join(name),
-            path: None,
-            profile: false,
-            format: None,
-            max_attempts: 5,
-            keep_compressed: false,
-            no_compression: false,
-            html: None,
-        };
-        let keys = demo_keys(self.secret)?;
-        let mut paths = Vec::new();
-        let mut io = Io {
-            now: self.io.now,
-            env: self.io.env,
-            stdout: &mut paths,
-            stderr: &mut *self.io.stderr,
-            stderr_is_terminal: self.io.stderr_is_terminal,
-        };
-        crate::fetch::run(&args, &keys, self.value, &mut io)?;
-        let path = String::from_utf8_lossy(&paths)
-            .lines()
-            .next()
-            .map(PathBuf::from);
-        path.ok_or_else(|| Error::Failed("the snapshot was not saved".to_owned()))
+        self.fetch(proxy, name, false)
     }
 
     /// The sampling heap profile through the proxy with `heapgate fetch --profile`'s own code.
@@ -277,14 +249,19 @@ impl Demo<'_, '_> {
         self.say(&format!(
             "taking the {name} heap profile through the proxy with a profile token (cheap: no snapshot)"
         ));
+        self.fetch(proxy, &format!("{name}-profile"), true)
+    }
+
+    /// One file through the proxy with `heapgate fetch`'s code, into subdirectory `dir`.
+    fn fetch(&mut self, proxy: SocketAddr, dir: &str, profile: bool) -> Result<PathBuf, Error> {
         let args = FetchArgs {
             base_url: format!("http://{proxy}"),
             task: Some(TASK.to_owned()),
             count: 1,
             interval: Duration::ZERO.into(),
-            out: self.dir.join(format!("{name}-profile")),
+            out: self.dir.join(dir),
             path: None,
-            profile: true,
+            profile,
             format: None,
             max_attempts: 5,
             keep_compressed: false,
@@ -305,7 +282,7 @@ impl Demo<'_, '_> {
             .lines()
             .next()
             .map(PathBuf::from);
-        path.ok_or_else(|| Error::Failed("the profile was not saved".to_owned()))
+        path.ok_or_else(|| Error::Failed(format!("the {} was not saved", args.instrument())))
     }
 
     /// Which function allocated what is still alive: the two profiles' diff, next to the
