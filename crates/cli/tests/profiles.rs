@@ -71,7 +71,7 @@ fn the_leak_is_named_and_the_burst_is_not_growth() {
         // the biggest thing alive at B, keeps at most sampling noise: one sample stands for
         // about one interval (64 KiB here) of allocation, and V8 keeps a few of the function's
         // objects for good (an object literal's boilerplate), so up to two intervals, against
-        // megabytes for the leak.
+        // megabytes for the leak. Any other site may show that much noise too.
         const INTERVAL: i64 = 65536;
         let run = heapgate(&["diff", abc[0], abc[1], abc[2]]);
         assert_eq!(run.code, 0, "{node:?}: {}", run.stderr);
@@ -104,7 +104,7 @@ fn the_leak_is_named_and_the_burst_is_not_growth() {
                 row.ends_with(&leak_row)
                     || row.ends_with(&caller_row)
                     || row.ends_with(" set")
-                    || (row.contains(" buildReport ") && kept(row) <= 2 * INTERVAL),
+                    || kept(row) <= 2 * INTERVAL,
                 "{node:?}: unexpected growth {row}: {}",
                 run.stdout
             );
@@ -136,7 +136,11 @@ fn the_leak_is_named_and_the_burst_is_not_growth() {
         // --fail-on-growth: exit 3 naming the leak, not the burst; JSON has the same first site.
         let run = heapgate(&["diff", abc[0], abc[1], abc[2], "--fail-on-growth", "500kB"]);
         assert_eq!(run.code, 3, "{}", run.stderr);
-        assert!(run.stderr.contains("rememberSession"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&leak_row) || run.stderr.contains(&caller_row),
+            "{}",
+            run.stderr
+        );
         assert!(!run.stderr.contains("buildReport"), "{}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
         let run = heapgate(&["diff", abc[0], abc[1], abc[2], "--fail-on-growth", "1GB"]);
