@@ -14,7 +14,8 @@ use crate::args::{DiffArgs, SummaryArgs};
 use crate::{Error, Io, output_error, warn};
 
 /// What each of `files` holds (local files and `s3://` objects, by their first bytes). A file
-/// that cannot be opened is `Unknown`: the snapshot reader names the problem as before.
+/// that cannot be opened, or is not a regular file, is `Unknown`: the snapshot reader takes it
+/// as before.
 fn kinds(files: &[PathBuf]) -> Result<Vec<Kind>, Error> {
     files
         .iter()
@@ -23,6 +24,9 @@ fn kinds(files: &[PathBuf]) -> Result<Vec<Kind>, Error> {
                 let prefix = crate::stored::object_bytes(url, Some(64 * 1024))?;
                 Ok(heapgate_profile::sniff_reader(&prefix[..]).unwrap_or(Kind::Unknown))
             }
+            // Only regular files are looked into: reading the start of a pipe (`<(zcat …)`)
+            // would take those bytes from the snapshot reader.
+            None if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) => Ok(Kind::Unknown),
             None => Ok(heapgate_profile::sniff_file(file).unwrap_or(Kind::Unknown)),
         })
         .collect()

@@ -486,3 +486,63 @@ fn diff_reads_stored_profiles_from_s3_in_any_format() {
             .contains("cannot compare a heap profile with a heap snapshot")
     );
 }
+
+/// Snapshots given as pipes (`<(zcat …)`) still reach the snapshot reader whole: telling a
+/// profile from a snapshot never reads from a pipe.
+#[test]
+fn snapshots_through_pipes_are_not_sniffed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = repo_root().join("crates/snapshot/tests/data");
+    let mut pipes = Vec::new();
+    let mut writers = Vec::new();
+    for name in ["small-base.heapsnapshot", "small-new.heapsnapshot"] {
+        let pipe = dir.path().join(format!("{name}.pipe"));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (source, target) = (data.join(name), pipe.clone());
+        writers.push(std::thread::spawn(move || {
+            let bytes = std::fs::read(source).unwrap();
+            // Opening a FIFO for writing waits for its reader.
+            let _ = std::fs::write(target, bytes);
+        }));
+        pipes.push(pipe.display().to_string());
+    }
+    // Bounded: a reader that lost the pipe's first bytes may wait for more forever.
+    let mut child = Cmd::heapgate()
+        .args(["diff", &pipes[0], &pipes[1]])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("heapgate diff on two pipes did not finish in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("LeakedRequestContext"),
+        "{stdout}"
+    );
+    for writer in writers {
+        writer.join().unwrap();
+    }
+}
