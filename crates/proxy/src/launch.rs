@@ -192,7 +192,7 @@ impl Proxy {
             &metrics,
             chrono::Utc::now,
             inspector.clone().map(|i| i as Arc<dyn Source>),
-            Own {
+            &Own {
                 inspector: inspector.clone(),
                 rule,
             },
@@ -371,7 +371,7 @@ impl Routes {
         metrics: &Arc<Metrics>,
         now: fn() -> chrono::DateTime<chrono::Utc>,
         source: Option<Arc<dyn Source>>,
-        own: Own,
+        own: &Own,
     ) -> Routes {
         let snapshot = &config.snapshot;
         let authorizer_for = |instrument| {

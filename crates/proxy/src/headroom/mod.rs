@@ -377,16 +377,11 @@ mod tests {
         assert!(other.learned);
         let fresh = 150.0 + learned.factor * LEARNED_MARGIN * 100.0;
         assert!((other.need as f64 / MIB as f64 - fresh).abs() < 1.0);
-        assert!(
-            !learn(
-                &HeapUsage {
-                    rss: None,
-                    ..before
-                },
-                &after
-            )
-            .is_some()
-        );
+        let no_rss = HeapUsage {
+            rss: None,
+            ..before
+        };
+        assert_eq!(learn(&no_rss, &after), None);
     }
 
     #[test]
