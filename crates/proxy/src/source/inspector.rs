@@ -788,9 +788,22 @@ impl Actor {
             (None, Some(mut result)) => result.get_mut("profile").map(serde_json::Value::take),
             (Some(error), _) => {
                 let err = error.into_source("HeapProfiler.getSamplingProfile");
-                tracing::warn!(series = %self.series, error = %err, "sampling profile refused");
+                tracing::warn!(series = %self.series, error = %err, "sampling profile refused; starting sampling again");
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(err));
+                }
+                // V8 stopped sampling behind our back (another session on the app disabled its
+                // heap profiler, which stops the isolate's one sampler): start it again, so the
+                // next request has a profile (from now on).
+                if let Some(sampling) = &mut self.sampling {
+                    sampling.restarts += 1;
+                    let interval = sampling.config.interval;
+                    self.send_command(
+                        "HeapProfiler.startSampling",
+                        serde_json::json!({ "samplingInterval": interval }),
+                    )
+                    .await
+                    .map_err(|e| format!("restarting sampling: {e}"))?;
                 }
                 return Ok(());
             }
