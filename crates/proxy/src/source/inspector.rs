@@ -96,7 +96,8 @@ const PROFILE_TIMEOUT: Duration = Duration::from_secs(30);
 /// unbounded growth is the other mode, which keeps collected objects' samples.) A restart
 /// (`stopSampling` + `startSampling`) forgets every sample of an object allocated before it — the
 /// long-lived objects a leak hunt is after — so it must not run on a blind timer. Instead, every
-/// `check_every` the actor reads the profile (the app pays one `getSamplingProfile`) and restarts
+/// `check_every` the actor reads the profile (the app pays one `getSamplingProfile`, which V8's
+/// inspector precedes with a full GC: hence a long default period) and restarts
 /// only when V8's bookkeeping has outgrown the live picture it describes: more stack nodes than
 /// [`SamplingConfig::max_nodes`] allows for the live samples. What a restart costs is logged
 /// and counted; `/heapprofile` answers say since when sampling runs (`X-Heapgate-Profile-Restarts`).
