@@ -94,6 +94,10 @@ pub(crate) enum Subjects<'a> {
 struct Walk {
     /// The first retainer `(node, edge)` of nodes already walked.
     first: FastMap<u32, Option<(u32, u32)>>,
+    /// Whether a WeakMap value is followed up through its key rather than the WeakMap's table
+    /// (DevTools lists the table first; but a WeakMap keeps a value only as long as its key, so
+    /// who holds the key holds the value). Off for the chains compared with DevTools.
+    through_keys: bool,
 }
 
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
@@ -355,7 +359,7 @@ impl Snapshot {
     /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
     /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
     /// edges and the root left out. Returns `(retainer, edge ordinal)`.
-    fn first_retainer(&self, target: usize) -> Option<(usize, usize)> {
+    fn first_retainer(&self, target: usize, through_keys: bool) -> Option<(usize, usize)> {
         let g = &self.graph;
         let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
@@ -372,6 +376,18 @@ impl Snapshot {
                 continue;
             }
             candidates.push((g.distance[source], source, e));
+        }
+        if through_keys {
+            // A WeakMap table's edge to a value names the table's id; the key's edge is kept.
+            let from_table = |&(_, source, e): &(i32, usize, usize)| {
+                let ty = self.heap.edge_type[e];
+                types.has_string_name(ty)
+                    && dominators::weak_map_edge(self.heap.string(self.heap.edge_name[e]))
+                        .is_some_and(|(table, _)| table == u64::from(self.heap.node_id[source]))
+            };
+            if candidates.iter().any(|c| !from_table(c)) {
+                candidates.retain(|c| !from_table(c));
+            }
         }
         let nearest = candidates.iter().map(|c| c.0).min()?;
         let mut best: Option<(String, usize, usize)> = None;
@@ -412,7 +428,9 @@ impl Snapshot {
             let next = match walk.first.get(&(at as u32)) {
                 Some(&next) => next,
                 None => {
-                    let next = self.first_retainer(at).map(|(s, e)| (s as u32, e as u32));
+                    let next = self
+                        .first_retainer(at, walk.through_keys)
+                        .map(|(s, e)| (s as u32, e as u32));
                     // The objects themselves are walked once each; their holders many times.
                     if at != ordinal {
                         walk.first.insert(at as u32, next);
@@ -553,7 +571,10 @@ impl Snapshot {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
-        let mut walk = Walk::default();
+        let mut walk = Walk {
+            through_keys: true,
+            ..Walk::default()
+        };
         let objects: Vec<usize> = (0..self.heap.node_count())
             .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
             .collect();

@@ -139,22 +139,43 @@ fn is_global(step: &PathStep) -> bool {
 
 /// The holder of the objects at the end of `path`; `None` when no edge on it is named.
 pub(crate) fn holder(path: &[PathStep]) -> Option<Holder> {
-    let container = collection(path);
-    let start = container.unwrap_or(path.len().checked_sub(1)?);
-    // Steps whose incoming edge may be the holder, nearest first; a WeakMap's entries are not.
-    let candidates: Vec<usize> = (1..=start)
-        .rev()
-        .filter(|&i| named(&path[i]))
-        .filter(|&i| path[i - 1].node != "WeakMap")
-        .collect();
+    let last = path.len().checked_sub(1)?;
+    // Steps whose incoming edge may be the holder, nearest to `start` first; a WeakMap's
+    // entries are not.
+    let candidates = |start: usize| -> Vec<usize> {
+        (1..=start)
+            .rev()
+            .filter(|&i| named(&path[i]))
+            .filter(|&i| path[i - 1].node != "WeakMap")
+            .collect()
+    };
+    // Owned by user code; a global's property only when its value is not Node's or a package's
+    // (`global.clearImmediate` is Node's way in, not the app's variable).
     let user = |i: usize| {
-        is_global(&path[i - 1])
-            || owner_location(path, i - 1).is_none_or(|l| code_of(l) == Code::User)
+        if is_global(&path[i - 1]) {
+            return path[i]
+                .location
+                .as_deref()
+                .is_none_or(|l| code_of(l) == Code::User);
+        }
+        owner_location(path, i - 1).is_none_or(|l| code_of(l) == Code::User)
     };
-    let (step, owned_by_user) = match candidates.iter().find(|&&i| user(i)) {
-        Some(&i) => (i, true),
-        None => (*candidates.first()?, false),
+    // The collection's holder; else (the objects are not entries of a collection that user code
+    // holds, e.g. they are such collections) the nearest from the objects themselves; else the
+    // nearest named edge, with its package.
+    let mut container = collection(path);
+    let from_collection = container.and_then(|c| candidates(c).into_iter().find(|&i| user(i)));
+    let (step, owned_by_user) = match from_collection {
+        Some(i) => (i, true),
+        None => match candidates(last).into_iter().find(|&i| user(i)) {
+            Some(i) => {
+                container = None;
+                (i, true)
+            }
+            None => (*candidates(container.unwrap_or(last)).first()?, false),
+        },
     };
+    let start = container.unwrap_or(last);
     let s = &path[step];
     let kind = if s.edge_type == "context" {
         "variable"
@@ -164,16 +185,23 @@ pub(crate) fn holder(path: &[PathStep]) -> Option<Holder> {
         "property"
     };
     // The package on the stretch from the holder to the objects: its first located step.
+    // Named by the function's name, else its class unless that is just `Function`.
+    let what = |p: &PathStep| {
+        p.name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| (p.node != "Function").then(|| p.node.clone()))
+    };
     let below = path[step..=start].iter().find_map(|p| {
         let location = p.location.as_deref()?;
         match code_of(location) {
-            Code::Package(name) => Some((name.to_owned(), p.name.clone().or(Some(p.node.clone())))),
-            Code::Node => Some(("node".to_owned(), p.name.clone().or(Some(p.node.clone())))),
+            Code::Package(name) => Some((name.to_owned(), what(p))),
+            Code::Node => Some(("node".to_owned(), what(p))),
             Code::User => None,
         }
     });
     let (package, via) = match below {
-        Some((package, via)) => (Some(package), via.filter(|v| !v.is_empty())),
+        Some((package, via)) => (Some(package), via),
         None if !owned_by_user => {
             let package = owner_location(path, step - 1).and_then(|l| match code_of(l) {
                 Code::Package(name) => Some(name.to_owned()),
@@ -190,9 +218,11 @@ pub(crate) fn holder(path: &[PathStep]) -> Option<Holder> {
         owner_location(path, step - 1).map(str::to_owned)
     };
     let collection = container.map(|c| {
-        // A plain backing object is named by the located class that owns it (`Hash`), if the
-        // step right above is one.
-        let class = if c > step && path[c].location.is_none() && path[c - 1].location.is_some() {
+        // A backing store is named by its owner: an engine array by its `Map` or `Set`, a plain
+        // object by the located class right above it (`Hash`).
+        let backing = path[c].node.starts_with('(')
+            || (path[c].node == "Object" && path[c - 1].location.is_some());
+        let class = if c > step && backing {
             &path[c - 1]
         } else {
             &path[c]
@@ -256,6 +286,100 @@ pub(crate) fn owners(path: &[PathStep]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step: `node` held by `edge` of type `ty`, optionally located.
+    fn step(edge: &str, ty: &str, node: &str, location: Option<&str>) -> PathStep {
+        PathStep {
+            node: node.to_owned(),
+            edge: edge.to_owned(),
+            edge_type: ty.to_owned(),
+            name: None,
+            location: location.map(str::to_owned),
+            keys: None,
+        }
+    }
+
+    fn keyed(mut s: PathStep, n: u64) -> PathStep {
+        s.keys = Some(n);
+        s.edge = format!("<{n} keys>");
+        s
+    }
+
+    const APP: Option<&str> = Some("/srv/app.js:75:21");
+    const LODASH: Option<&str> = Some("/srv/node_modules/lodash/lodash.js:10643:30");
+
+    /// The seed's path from the route handler down.
+    fn seed() -> Vec<PathStep> {
+        vec![
+            step("", "", "global", None),
+            step(
+                "handle",
+                "property",
+                "Function",
+                Some("node:_http_server:1:1"),
+            ),
+            step("[]", "element", "Function", APP),
+            step("context", "internal", "system / Context", None),
+            step("priceFor", "context", "Function", LODASH),
+            step("cache", "property", "MapCache", LODASH),
+            step("__data__", "property", "Object", None),
+            step("string", "property", "Hash", LODASH),
+            step("__data__", "property", "Object", None),
+            keyed(
+                step("", "property", "Quote", Some("/srv/app.js:9:26")),
+                3000,
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_holder_is_the_nearest_variable_user_code_owns() {
+        let path = seed();
+        let h = holder(&path).unwrap();
+        assert_eq!(
+            (h.kind, h.name.as_str(), h.step),
+            ("variable", "priceFor", 4)
+        );
+        assert_eq!(h.location.as_deref(), APP);
+        assert_eq!(h.package.as_deref(), Some("lodash"));
+        assert_eq!(h.collection.as_deref(), Some("Hash"));
+        assert_eq!(h.keys, Some(3000));
+        assert_eq!(
+            h.describe(),
+            "variable priceFor (/srv/app.js:75:21) → lodash → Hash, 3000 keys"
+        );
+        // The prefix up to the first user-code step is cut.
+        assert_eq!(shown_from(&path, Some(&h), 21), 2);
+        assert_eq!(owners(&path[1..2]), ["Node.js"]);
+        // Never more than the maximum.
+        assert_eq!(shown_from(&path, Some(&h), 4), path.len() - 4);
+    }
+
+    #[test]
+    fn without_user_code_the_nearest_named_edge_and_its_package() {
+        let path = vec![
+            step("", "", "(GC roots)", None),
+            step("x", "internal", "Server", Some("node:_http_server:1:1")),
+            step("_events", "property", "Object", None),
+            step("[]", "element", "Leak", None),
+        ];
+        let h = holder(&path).unwrap();
+        assert_eq!((h.kind, h.name.as_str()), ("property", "_events"));
+        assert_eq!(h.package.as_deref(), Some("node"));
+        assert_eq!(holder(&path[..1]), None);
+    }
+
+    #[test]
+    fn a_global_property_is_a_global_variable() {
+        let path = vec![
+            step("", "", "global", None),
+            step("openSessions", "property", "Array", None),
+            step("[]", "element", "Quote", APP),
+        ];
+        let h = holder(&path).unwrap();
+        assert_eq!((h.kind, h.name.as_str()), ("global", "openSessions"));
+        assert_eq!((h.location, h.collection.as_deref()), (None, Some("Array")));
+    }
 
     #[test]
     fn code_is_named_by_its_script() {

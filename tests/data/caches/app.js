@@ -13,63 +13,84 @@ const http = require("http");
 const { EventEmitter } = require("events");
 const Koa = require("koa");
 const Router = require("@koa/router");
-const _ = require("lodash");
-const memoize = require("memoizee");
-const { LRUCache } = require("lru-cache");
-const NodeCache = require("node-cache");
 
 const [mode, kind, dir, n] = process.argv.slice(2);
 const app = new Koa();
 const router = new Router();
 
-// Each kind: a function that leaks one Quote for request i; the variable that holds the cache is
-// named in the comment (what the corpus test expects as the holder).
-const kinds = {};
-// priceFor
-const priceFor = _.memoize((sku, region, at) => new Quote(sku, region, at), (sku, region, at) => `${sku}|${region}|${at}`);
-kinds["lodash-string"] = (i) => priceFor("sku" + (i % 10), "eu", Date.now() + i / 7);
-// quoteFor (object keys: lodash keeps them in a Map)
-const quoteFor = _.memoize((request) => new Quote(request.sku, "us", request.at));
-kinds["lodash-object"] = (i) => quoteFor({ sku: "sku" + i, at: i });
-// memoPrice
-const memoPrice = memoize((sku, at) => new Quote(sku, "eu", at), { primitive: true });
-kinds["memoizee"] = (i) => memoPrice("sku" + (i % 10), i);
-// recentQuotes
-const recentQuotes = new LRUCache({ max: 1000000 });
-kinds["lru-cache"] = (i) => recentQuotes.set("q" + i, new Quote("sku", "eu", i));
-// quickQuotes (quick-lru is ESM-only: loaded before the server starts)
-let quickQuotes;
-kinds["quick-lru"] = (i) => quickQuotes.set("q" + i, new Quote("sku", "eu", i));
-// quoteCache
-const quoteCache = new NodeCache({ useClones: false, checkperiod: 0 });
-kinds["node-cache"] = (i) => quoteCache.set("q" + i, new Quote("sku", "eu", i));
-// visitsById
-const visitsById = {};
-kinds["dictionary"] = (i) => { visitsById["visit-" + i] = new Quote("sku", "eu", i); };
-// quotesByKey
-const quotesByKey = Object.create(null);
-kinds["null-prototype"] = (i) => { quotesByKey["k" + i] = new Quote("sku", "eu", i); };
-// sessionQuotes
-const sessionQuotes = new Map();
-kinds["map"] = (i) => sessionQuotes.set("session-" + i, new Quote("sku", "eu", i));
-// seenQuotes
-const seenQuotes = new Set();
-kinds["set"] = (i) => seenQuotes.add(new Quote("sku", "eu", i));
-// bus (each request adds a listener closure over its Quote)
-const bus = new EventEmitter();
-bus.setMaxListeners(0);
-kinds["listener"] = (i) => { const quote = new Quote("sku", "eu", i); bus.on("price", function onPrice() { return quote.amount; }); };
-// history (a closure over an array)
-function makeTracker() { const history = []; return function track(quote) { history.push(quote); }; }
-const track = makeTracker();
-kinds["closure-array"] = (i) => track(new Quote("sku", "eu", i));
-// openSessions: the WeakMap only maps each session to its Quote; the array holds the sessions
-const quoteOfSession = new WeakMap();
-const openSessions = [];
-kinds["weakmap"] = (i) => { const session = { id: i }; openSessions.push(session); quoteOfSession.set(session, new Quote("sku", "eu", i)); };
+// Each kind: a factory (so that only its package is loaded) of the function that leaks one
+// Quote for request i; the variable that holds the cache is the one the corpus test expects as
+// the holder (CORPUS in crates/cli/tests/corpus.rs).
+const kinds = {
+  "lodash-string": () => {
+    const _ = require("lodash");
+    const priceFor = _.memoize((sku, region, at) => new Quote(sku, region, at), (sku, region, at) => `${sku}|${region}|${at}`);
+    return (i) => priceFor("sku" + (i % 10), "eu", Date.now() + i / 7);
+  },
+  // Object keys: lodash keeps them in a Map.
+  "lodash-object": () => {
+    const _ = require("lodash");
+    const quoteFor = _.memoize((request) => new Quote(request.sku, "us", request.at));
+    return (i) => quoteFor({ sku: "sku" + i, at: i });
+  },
+  "memoizee": () => {
+    const memoize = require("memoizee");
+    const memoPrice = memoize((sku, at) => new Quote(sku, "eu", at), { primitive: true });
+    return (i) => memoPrice("sku" + (i % 10), i);
+  },
+  "lru-cache": () => {
+    const { LRUCache } = require("lru-cache");
+    const recentQuotes = new LRUCache({ max: 100000 });
+    return (i) => recentQuotes.set("q" + i, new Quote("sku", "eu", i));
+  },
+  // quick-lru is ESM-only: its module is imported before the server starts.
+  "quick-lru": (QuickLRU) => {
+    const quickQuotes = new QuickLRU({ maxSize: 100000 });
+    return (i) => quickQuotes.set("q" + i, new Quote("sku", "eu", i));
+  },
+  "node-cache": () => {
+    const NodeCache = require("node-cache");
+    const quoteCache = new NodeCache({ useClones: false, checkperiod: 0 });
+    return (i) => quoteCache.set("q" + i, new Quote("sku", "eu", i));
+  },
+  "dictionary": () => {
+    const visitsById = {};
+    return (i) => { visitsById["visit-" + i] = new Quote("sku", "eu", i); };
+  },
+  "null-prototype": () => {
+    const quotesByKey = Object.create(null);
+    return (i) => { quotesByKey["k" + i] = new Quote("sku", "eu", i); };
+  },
+  "map": () => {
+    const sessionQuotes = new Map();
+    return (i) => sessionQuotes.set("session-" + i, new Quote("sku", "eu", i));
+  },
+  "set": () => {
+    const seenQuotes = new Set();
+    return (i) => seenQuotes.add(new Quote("sku", "eu", i));
+  },
+  // Each request adds a listener closure over its Quote.
+  "listener": () => {
+    const bus = new EventEmitter();
+    bus.setMaxListeners(0);
+    return (i) => { const quote = new Quote("sku", "eu", i); bus.on("price", function onPrice() { return quote.amount; }); };
+  },
+  // A closure over an array.
+  "closure-array": () => {
+    function makeTracker() { const history = []; return function track(quote) { history.push(quote); }; }
+    const track = makeTracker();
+    return (i) => track(new Quote("sku", "eu", i));
+  },
+  // The WeakMap only maps each session to its Quote; the array holds the sessions.
+  "weakmap": () => {
+    const quoteOfSession = new WeakMap();
+    const openSessions = [];
+    return (i) => { const session = { id: i }; openSessions.push(session); quoteOfSession.set(session, new Quote("sku", "eu", i)); };
+  },
+};
 
-const leak = kinds[kind];
-if (!leak) { console.error(`unknown kind ${kind}; one of ${Object.keys(kinds).join(", ")}`); process.exit(2); }
+if (!kinds[kind]) { console.error(`unknown kind ${kind}; one of ${Object.keys(kinds).join(", ")}`); process.exit(2); }
+let leak;
 let served = 0;
 router.get("/quote/:i", (ctx) => { leak(+ctx.params.i); served++; ctx.body = "ok"; });
 router.get("/ping", (ctx) => { ctx.body = { served }; });
@@ -77,7 +98,7 @@ router.get("/snap/:name", (ctx) => { v8.writeHeapSnapshot(`${dir}/${ctx.params.n
 app.use(router.routes());
 
 async function main() {
-  quickQuotes = new (await import("quick-lru")).default({ maxSize: 1000000 });
+  leak = kinds[kind](kind === "quick-lru" ? (await import("quick-lru")).default : undefined);
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 60000;
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
