@@ -64,6 +64,9 @@ pub struct Holder {
     pub kind: &'static str,
     /// The variable's or property's name.
     pub name: String,
+    /// Whether user code owns it (see the module documentation); when not, no edge on the path
+    /// has a user-code owner and this is the nearest named one.
+    pub user_code: bool,
     /// The index in the path of the step it holds (the value of the variable or property).
     pub step: usize,
     /// Where the code that owns the variable or property is: the nearest location at or above
@@ -90,6 +93,17 @@ impl Holder {
     /// `variable priceFor (app.js:75:21) → lodash memoized → Hash, 3000 keys`.
     pub fn describe(&self) -> String {
         let mut out = format!("{} {}", self.kind, self.name);
+        if !self.user_code {
+            // Nothing of the app's own holds them: say whose internals do.
+            let owner = match self.location.as_deref().map(code_of) {
+                Some(Code::Node) => "Node.js",
+                Some(Code::Package(p)) => p,
+                _ => "",
+            };
+            if !owner.is_empty() {
+                let _ = write!(out, " of {owner}");
+            }
+        }
         if let Some(location) = &self.location {
             let _ = write!(out, " ({location})");
         }
@@ -97,7 +111,7 @@ impl Holder {
             (Some(package), Some(via)) => {
                 let _ = write!(out, " → {package} {via}");
             }
-            (Some(package), None) => {
+            (Some(package), None) if self.user_code => {
                 let _ = write!(out, " → {package}");
             }
             _ => {}
@@ -134,7 +148,12 @@ fn collection(path: &[PathStep]) -> Option<usize> {
 
 /// Whether a step is the global object.
 fn is_global(step: &PathStep) -> bool {
-    step.node == "global" || step.node == "Window" || step.node.starts_with("Window /")
+    // `global`, or `global / ` / `Window / url` as some snapshots name the global object.
+    let node = step.node.trim_end();
+    node == "global"
+        || node.starts_with("global /")
+        || node == "Window"
+        || node.starts_with("Window /")
 }
 
 /// The holder of the objects at the end of `path`; `None` when no edge on it is named.
@@ -233,6 +252,7 @@ pub(crate) fn holder(path: &[PathStep]) -> Option<Holder> {
     Some(Holder {
         kind,
         name: s.edge.clone(),
+        user_code: owned_by_user,
         step,
         location,
         package,
