@@ -314,6 +314,7 @@
       r.retainers.forEach(function (g) {
         // The holder line heapgate worked out (the same as the text report's): variable or
         // property, where its owner's code is, the package on the way, the collection.
+        const text = [document.createTextNode(group.format(g.count) + " objects, " + bytes(g.retained_size) + " retained")];
         const h = g.holder;
         if (h) {
           text.push(document.createTextNode(" \u2014 held by " + h.kind + " "));
