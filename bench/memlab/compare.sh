@@ -8,7 +8,8 @@
 # crates/cli/tests/corpus.rs.
 #
 # Needs: `npm ci` in tests/data/caches and (PUPPETEER_SKIP_DOWNLOAD=1) in bench/memlab, and a
-# release build (`cargo build --release -p heapgate`). Usage: bench/memlab/compare.sh [LEAKS]
+# release build (`cargo build --release -p heapgate`).
+# Usage: [KINDS="map set"] [HEAPGATE=path] bench/memlab/compare.sh [LEAKS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 leaks="${1:-3000}"
@@ -16,8 +17,10 @@ heapgate="${HEAPGATE:-$root/target/release/heapgate}"
 memlab="$root/bench/memlab/node_modules/.bin/memlab"
 work="$(mktemp -d "${TMPDIR:-/tmp}/heapgate-memlab.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-kinds=(lodash-string lodash-object memoizee lru-cache quick-lru node-cache dictionary
-  null-prototype map set listener closure-array weakmap)
+default_kinds="lodash-string lodash-object memoizee lru-cache quick-lru node-cache dictionary
+  null-prototype map set listener closure-array weakmap"
+# shellcheck disable=SC2206 # a list of words
+kinds=(${KINDS:-$default_kinds})
 now() { date +%s.%N; }
 
 echo "| cache | kept Quotes | heapgate groups | heapgate top group | heapgate holder | memlab clusters | memlab top cluster | heapgate s | memlab s | time ratio |"
