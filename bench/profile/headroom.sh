@@ -35,10 +35,16 @@ for case in "$node20 objects" "$node24 objects" "$node20 strings" "$node24 strin
   until grep -q "heapgate-proxy started" "$work/proxy.log"; do sleep 0.1; done
   for n in 1 2; do
     echo 5 >"/proc/$app/clear_refs"
-    took=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$listen/heapdump?hash=$("$heapgate" mint)")
+    # A 429 (the last snapshot ended less than --min-interval ago) is retried.
+    while :; do
+      read -r status took < <(curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$listen/heapdump?hash=$("$heapgate" mint)")
+      [ "$status" = 429 ] || break
+      sleep 1
+    done
+    [ "$status" = 200 ] || { echo "snapshot answered $status" >&2; exit 1; }
     until [ "$(grep -c 'learned what a snapshot costs' "$work/proxy.log")" -ge $n ]; do sleep 0.2; done
     peak=$(awk '/VmHWM/ {print $2 * 1024}' /proc/$app/status)
-    read -r need learned < <(grep '"headroom rule: the snapshot fits"' "$work/proxy.log" | sed -n "${n}p" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["need"], d["learned"])')
+    read -r need learned < <(grep '"headroom rule: the snapshot fits"' "$work/proxy.log" | sed -n "${n}p" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["need"], str(d["learned"]).lower())')
     basis=$([ "$learned" = true ] && echo learned || echo default)
     echo "$version $kind $heap $n $(mib "$need") $(mib "$peak") $(awk -v a="$need" -v b="$peak" 'BEGIN {printf "%.2f", a / b}') $basis $took"
   done

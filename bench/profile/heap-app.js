@@ -7,7 +7,12 @@ const held = [];
 if (kind === 'objects') {
   for (let i = 0; i < 1_000_000; i++) held.push({ id: i, name: 'obj-' + i, next: null, tags: [i & 7, i & 15], at: i * 3 });
 } else {
-  for (let i = 0; i < 48_000; i++) held.push(String(i).padStart(8, '0') + 's'.repeat(4088));
+  // Flat one-byte strings of 4 KiB each (a concatenation or repeat() would stay a small cons string).
+  for (let i = 0; i < 48_000; i++) {
+    const bytes = Buffer.alloc(4096, 's');
+    bytes.write(String(i).padStart(8, '0'));
+    held.push(bytes.toString('latin1'));
+  }
 }
 globalThis.held = held;
 http.createServer((q, r) => r.end(JSON.stringify(process.memoryUsage()))).listen(+process.env.PORT, '127.0.0.1', () => {

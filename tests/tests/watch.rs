@@ -137,7 +137,7 @@ fn profile_by_function(profile: &serde_json::Value) -> Vec<(String, u64)> {
         stack.extend(node["children"].as_array().into_iter().flatten());
     }
     let mut sums: Vec<(String, u64)> = sums.into_iter().collect();
-    sums.sort_by(|a, b| b.1.cmp(&a.1));
+    sums.sort_by_key(|s| std::cmp::Reverse(s.1));
     sums
 }
 

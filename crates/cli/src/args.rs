@@ -242,15 +242,23 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
 
-    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta) or
-    /// kept (Kept Retained). Default: size, or kept with three snapshots.
-    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept"])]
+    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta),
+    /// kept (Kept Retained) or new-retained (what the new objects retain). Default: new-retained,
+    /// or kept with three snapshots; by these two, V8's bookkeeping classes ((compiled code),
+    /// (system), (object shape)) come after the others, and with three snapshots rows with no
+    /// kept object always come last.
+    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept", "new-retained"])]
     pub sort: Option<String>,
 
     /// For how many of the top classes to show who holds their new (or kept) objects; 0 turns
     /// the retainer paths off.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retainers: usize,
+
+    /// Show every step of the retainer paths: by default the way from the GC root through
+    /// Node.js and package internals to the first step in your own code is one line.
+    #[arg(long)]
+    pub full_paths: bool,
 
     /// Exit 3 when a class's retained size grew by more than SIZE (with three snapshots: its
     /// kept objects' retained size), e.g. 1MiB, 500kB, 2000000.

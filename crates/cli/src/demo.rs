@@ -15,7 +15,7 @@ use std::time::Duration;
 use heapgate_protocol::TaskId;
 use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy, Signals};
 use heapgate_snapshot::{
-    CompareOptions, Comparison, PathStep, SortBy, compare, render_retainers, render_table,
+    CompareOptions, Comparison, PathStep, compare, render_retainers, render_table,
 };
 use heapgate_token::{Key, Keys};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -32,13 +32,14 @@ const TASK: &str = "demo";
 /// A retainer path on one line: `global → .leakedRequestContexts → Array → [] → …`.
 fn chain(path: &[PathStep]) -> String {
     path.iter()
-        .map(|step| {
+        .enumerate()
+        .map(|(i, step)| {
             let node = match &step.location {
                 Some(location) => format!("{} ({location})", step.node.trim()),
                 None => step.node.trim().to_owned(),
             };
             match step.edge_type.as_str() {
-                "" => node,
+                _ if i == 0 => node,
                 "element" | "hidden" => format!("[] → {node}"),
                 "context" => format!("context variable {} → {node}", step.edge),
                 _ => format!(".{} → {node}", step.edge),
@@ -148,7 +149,7 @@ impl Demo<'_, '_> {
             "comparing the two snapshots (like DevTools' Comparison view) and finding who holds the new objects",
         );
         let options = CompareOptions {
-            sort: Some(SortBy::SizeDelta),
+            sort: None,
             retainer_classes: 1,
             groups_per_class: 1,
         };
@@ -161,7 +162,7 @@ impl Demo<'_, '_> {
         }
         let rows = &comparison.diff;
         let mut text = render_table(rows, Some(10));
-        text.push_str(&render_retainers(rows));
+        text.push_str(&render_retainers(rows, false));
         self.io
             .stdout
             .write_all(text.as_bytes())
@@ -173,11 +174,18 @@ impl Demo<'_, '_> {
                     top.new_count, top.size_delta, top.retained_size
                 ));
                 if let Some(group) = top.retainers.first() {
-                    self.say(&format!(
-                        "held by: {} ({} of the new objects)",
-                        chain(&group.path),
-                        group.count
-                    ));
+                    let holder = group.holder.as_ref();
+                    if let Some(h) = holder {
+                        self.say(&format!(
+                            "held by: {} ({} of the new objects, {} bytes retained)",
+                            h.describe(),
+                            group.count,
+                            group.retained_size
+                        ));
+                    }
+                    // The chain from the holder's owner down, as the text report shows it.
+                    let from = holder.map_or(0, |h| h.step - 1);
+                    self.say(&format!("path: {}", chain(&group.path[from..])));
                 }
             }
             Some(top) => self.say(&format!(

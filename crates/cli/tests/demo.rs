@@ -75,6 +75,17 @@ fn demo_finds_the_leak_and_cleans_up() {
         "the profile diff names {site}:\n{stdout}"
     );
     assert!(stderr.contains("allocated by: leak "), "{stderr}");
+    // The closing lines name the holder in one line, then the path from it.
+    assert!(
+        stderr.contains("held by: global leakedRequestContexts → Array (20000 of the new objects"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "path: global / → .leakedRequestContexts → Array → [] → LeakedRequestContext"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("cleaned up"), "{stderr}");
     // Only the kept copies remain in TMPDIR: the demo's temp dir is gone.
     let left: Vec<_> = std::fs::read_dir(tmp.path())

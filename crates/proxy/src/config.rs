@@ -72,12 +72,13 @@ pub struct Args {
     profile_interval: bytesize::ByteSize,
 
     /// How often the sampling profiler's bookkeeping is checked (it is restarted only when it
-    /// outgrew the live objects it describes).
+    /// outgrew the live objects it describes). Each check reads the profile, which costs the app
+    /// one full garbage collection.
     #[arg(
         long,
         env = "HEAPGATE_PROFILE_CHECK",
         value_name = "DURATION",
-        default_value = "10m"
+        default_value = "1h"
     )]
     profile_check: humantime::Duration,
 
@@ -592,7 +593,7 @@ impl Config {
             path: "/heapdump".to_owned(),
             profile_path: "/heapprofile".to_owned(),
             profile_interval: 512 << 10,
-            profile_check: Duration::from_secs(600),
+            profile_check: Duration::from_secs(3600),
             profile_min_interval: Duration::from_secs(1),
             upstream_profile_path: "/heapprofile".to_owned(),
             unsafe_snapshot_without_headroom: false,

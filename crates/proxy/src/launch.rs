@@ -123,12 +123,13 @@ impl Proxy {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let (task_id, origin) = task::discover(
+        let identity = task::discover(
             &config.task_id,
             environment.ecs_metadata_uri.as_deref(),
             environment.hostname,
         )
         .await?;
+        let (task_id, origin) = (identity.id.clone(), identity.origin);
         let upstream = Upstream::new(&config.upstream, Some(config.limits.request_timeout));
         tracing::info!(
             task = %task_id,
@@ -154,7 +155,8 @@ impl Proxy {
         let rule = match &inspector {
             Some(inspector) => {
                 let fixed =
-                    fixed_memory_limit(&config, environment.ecs_metadata_uri.as_deref()).await;
+                    fixed_memory_limit(&config, &identity, environment.ecs_metadata_uri.as_deref())
+                        .await;
                 if config.headroom.unsafe_override {
                     tracing::warn!(
                         "--unsafe-snapshot-without-headroom: snapshots are taken even when they are expected not to fit; the kernel may kill the app"
@@ -190,7 +192,7 @@ impl Proxy {
             &metrics,
             chrono::Utc::now,
             inspector.clone().map(|i| i as Arc<dyn Source>),
-            Own {
+            &Own {
                 inspector: inspector.clone(),
                 rule,
             },
@@ -265,18 +267,24 @@ fn inspector_source(config: &Config, addr: SocketAddr) -> InspectorSource {
     }
 }
 
-/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's. Without
-/// either, the headroom rule looks for the app's cgroup at each snapshot.
+/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's (read with
+/// the task id when that came from the metadata). Without either, the headroom rule looks for
+/// the app's cgroup at each snapshot.
 async fn fixed_memory_limit(
     config: &Config,
+    identity: &task::Identity,
     ecs_metadata_uri: Option<&str>,
 ) -> Option<(u64, String)> {
+    const ECS: &str = "the ECS task's memory";
     if let Some(limit) = config.headroom.app_memory_limit {
         return Some((limit, "--app-memory-limit".to_owned()));
     }
+    if identity.origin == task::TaskIdOrigin::EcsMetadata {
+        return identity.ecs_memory.map(|limit| (limit, ECS.to_owned()));
+    }
     let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
     match limit::ecs_task_memory(base).await {
-        Ok(found) => found.map(|limit| (limit, "the ECS task's memory".to_owned())),
+        Ok(found) => found.map(|limit| (limit, ECS.to_owned())),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom rule falls back to the app's cgroup");
             None
@@ -363,7 +371,7 @@ impl Routes {
         metrics: &Arc<Metrics>,
         now: fn() -> chrono::DateTime<chrono::Utc>,
         source: Option<Arc<dyn Source>>,
-        own: Own,
+        own: &Own,
     ) -> Routes {
         let snapshot = &config.snapshot;
         let authorizer_for = |instrument| {

@@ -94,7 +94,7 @@ pub mod testing {
             &metrics,
             now,
             Some(source),
-            crate::launch::Own::default(),
+            &crate::launch::Own::default(),
         );
         (
             routes.into_router(&config.snapshot.path, &config.profile.path),

@@ -213,3 +213,50 @@ fn the_profile_path_keeps_the_snapshot_paths_contract_with_its_own_tokens() {
     );
     drop(app);
 }
+
+/// Another client on the app stops V8's one sampler (closing its session disables its heap
+/// profiler): the next profile is a clean 502, logged; sampling is started again, and the one
+/// after is served again (counted as a restart).
+#[test]
+fn a_sampler_stopped_behind_the_proxys_back_is_a_502_then_restarted() {
+    let Some(node) = node_or_skip("profile_path::a_sampler_stopped") else {
+        return;
+    };
+    let app = NodeApp::start(
+        &node,
+        &[("LEAK_PER_SECOND", "20000"), ("LEAK_AT_START", "0")],
+    );
+    let opened = |proxy: &ProxyProc| {
+        proxy.proc.wait_for("the sampling session", |l| {
+            l.contains("inspector session opened").then_some(())
+        });
+    };
+    let ours = ProxyProc::in_front_of(
+        &app,
+        SECRET,
+        &["--task-id", "p1", "--profile-min-interval", "0s"],
+    );
+    opened(&ours);
+    let other = ProxyProc::in_front_of(&app, SECRET, &["--task-id", "p2"]);
+    opened(&other);
+    drop(other);
+    std::thread::sleep(Duration::from_millis(500));
+    let token = profile_token_now(SECRET);
+    let refused = get(&ours, &format!("/heapprofile?hash={token}"));
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert_eq!(refused.text(), "sampling heap profile unavailable\n");
+    assert_eq!(refused.header("x-heapgate-task"), Some("p1"));
+    assert!(ours.proc.output().contains("sampling profile refused"));
+    std::thread::sleep(Duration::from_millis(500));
+    let served = get(&ours, &format!("/heapprofile?hash={token}"));
+    assert_eq!(served.status, 200, "{}", served.text());
+    assert_eq!(served.header("x-heapgate-profile-restarts"), Some("1"));
+    let profile: serde_json::Value = serde_json::from_slice(&served.body).unwrap();
+    assert!(profile["head"].is_object());
+    ours.metric_reaches(
+        "heapgate_profiles_total{outcome=\"unreachable\"} 1",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    drop(app);
+}

@@ -59,8 +59,12 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// Logs and counts the refusal, then answers it.
-    fn record(self, metrics: &Metrics) -> Response {
+    /// Logs and counts the refusal (naming the path it came on), then answers it.
+    fn record(self, metrics: &Metrics, route: Route) -> Response {
+        let path = match route {
+            Route::Profile => "profile",
+            _ => "snapshot",
+        };
         match &self {
             Refusal::MethodNotAllowed
             | Refusal::Query(_)
@@ -79,20 +83,21 @@ impl Refusal {
             }
             Refusal::MissingHash => {
                 metrics.rejection(RejectReason::Missing);
-                tracing::warn!("snapshot request without hash: 400");
+                tracing::warn!(path, "request without hash: 400");
             }
             Refusal::MalformedHash(why) => {
                 metrics.rejection(RejectReason::Malformed);
-                tracing::warn!(reason = %Escaped(why), "snapshot request with malformed hash: 400");
+                tracing::warn!(path, reason = %Escaped(why), "request with malformed hash: 400");
             }
             Refusal::Forbidden => {
                 metrics.rejection(RejectReason::NoMatch);
-                tracing::warn!("snapshot request with an invalid or expired token: 403");
+                tracing::warn!(path, "request with an invalid or expired token: 403");
             }
             Refusal::Misdirected { wanted, .. } => {
                 tracing::info!(
+                    path,
                     wanted = wanted.as_str(),
-                    "snapshot request for another task: 421"
+                    "request for another task: 421"
                 );
             }
             Refusal::Busy(..) => metrics.snapshot(Outcome::Busy),
@@ -236,7 +241,7 @@ pub(crate) fn finish_on(
     metrics: &Metrics,
     result: Result<Response, Refusal>,
 ) -> Response {
-    let response = result.unwrap_or_else(|refusal| refusal.record(metrics));
+    let response = result.unwrap_or_else(|refusal| refusal.record(metrics, route));
     metrics.request(route, response.status());
     response
 }

@@ -31,7 +31,7 @@ pub(crate) async fn ecs_task_memory(base: &str) -> Result<Option<u64>, String> {
     task_memory(&body)
 }
 
-fn task_memory(body: &[u8]) -> Result<Option<u64>, String> {
+pub(crate) fn task_memory(body: &[u8]) -> Result<Option<u64>, String> {
     let task: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))?;
     Ok(task

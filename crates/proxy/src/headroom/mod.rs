@@ -30,8 +30,10 @@ use crate::source::inspector::{HeapUsage, InspectorSource, Probe};
 /// 13.9× measured on Node 20 with small objects, the worst case seen.
 pub(crate) const DEFAULT_COST_FACTOR: f64 = 15.0;
 
-/// Margin on a learned cost: the next snapshot of a grown heap may cost a little more per byte.
-pub(crate) const LEARNED_MARGIN: f64 = 1.10;
+/// Margin on a learned cost: the next snapshot may cost a little more than the last (measured
+/// here: the second snapshot of the same 178 MiB heap peaked 3–4 % above the first's
+/// prediction basis, `bench/profile/headroom.sh`), and a grown heap a little more per byte.
+pub(crate) const LEARNED_MARGIN: f64 = 1.15;
 
 /// The app's own cost, learned from its last snapshot.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -375,16 +377,11 @@ mod tests {
         assert!(other.learned);
         let fresh = 150.0 + learned.factor * LEARNED_MARGIN * 100.0;
         assert!((other.need as f64 / MIB as f64 - fresh).abs() < 1.0);
-        assert!(
-            !learn(
-                &HeapUsage {
-                    rss: None,
-                    ..before
-                },
-                &after
-            )
-            .is_some()
-        );
+        let no_rss = HeapUsage {
+            rss: None,
+            ..before
+        };
+        assert_eq!(learn(&no_rss, &after), None);
     }
 
     #[test]

@@ -96,7 +96,8 @@ const PROFILE_TIMEOUT: Duration = Duration::from_secs(30);
 /// unbounded growth is the other mode, which keeps collected objects' samples.) A restart
 /// (`stopSampling` + `startSampling`) forgets every sample of an object allocated before it — the
 /// long-lived objects a leak hunt is after — so it must not run on a blind timer. Instead, every
-/// `check_every` the actor reads the profile (the app pays one `getSamplingProfile`) and restarts
+/// `check_every` the actor reads the profile (the app pays one `getSamplingProfile`, which V8's
+/// inspector precedes with a full GC: hence a long default period) and restarts
 /// only when V8's bookkeeping has outgrown the live picture it describes: more stack nodes than
 /// [`SamplingConfig::max_nodes`] allows for the live samples. What a restart costs is logged
 /// and counted; `/heapprofile` answers say since when sampling runs (`X-Heapgate-Profile-Restarts`).
@@ -788,9 +789,22 @@ impl Actor {
             (None, Some(mut result)) => result.get_mut("profile").map(serde_json::Value::take),
             (Some(error), _) => {
                 let err = error.into_source("HeapProfiler.getSamplingProfile");
-                tracing::warn!(series = %self.series, error = %err, "sampling profile refused");
+                tracing::warn!(series = %self.series, error = %err, "sampling profile refused; starting sampling again");
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(err));
+                }
+                // V8 stopped sampling behind our back (another session on the app disabled its
+                // heap profiler, which stops the isolate's one sampler): start it again, so the
+                // next request has a profile (from now on).
+                if let Some(sampling) = &mut self.sampling {
+                    sampling.restarts += 1;
+                    let interval = sampling.config.interval;
+                    self.send_command(
+                        "HeapProfiler.startSampling",
+                        serde_json::json!({ "samplingInterval": interval }),
+                    )
+                    .await
+                    .map_err(|e| format!("restarting sampling: {e}"))?;
                 }
                 return Ok(());
             }
