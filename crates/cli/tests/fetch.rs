@@ -534,27 +534,59 @@ fn an_answer_from_another_task_is_never_saved() {
     stub.assert_one_request_per_connection();
 }
 
+/// A 200 that names no task is not a sidecar's (a wrong `--path`, or the app's own address): the
+/// first one stops fetch with one line, so the token reaches that server once, never 30 times.
 #[test]
-fn answers_that_name_no_task_are_never_saved() {
-    let stub = Stub::start(|req| Reply::Snapshot {
-        headers: vec![],
-        body: snapshot_json(req.task, 0),
-        ending: Ending::Complete,
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let run = fetch(
-        &stub,
-        dir.path(),
-        &["--task", "t2", "--max-attempts", "3"],
-        1,
-    );
-    assert!(
-        last_line(&run.stderr)
-            .starts_with("heapgate: task t2 not reached in 3 attempts (3 answers named no task;"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(files(dir.path()), Vec::<String>::new());
+fn a_200_that_names_no_task_stops_at_the_first_answer() {
+    fn app_page(_: &Req<'_>) -> Reply {
+        Reply::Status {
+            code: 200,
+            headers: vec![header("Content-Type", "text/html; charset=utf-8")],
+        }
+    }
+    fn unnamed_snapshot(req: &Req<'_>) -> Reply {
+        Reply::Snapshot {
+            headers: vec![],
+            body: snapshot_json(req.task, 0),
+            ending: Ending::Complete,
+        }
+    }
+    type Handler = fn(&Req<'_>) -> Reply;
+    let cases: [(Handler, &[&str], &str); 3] = [
+        (
+            app_page,
+            &["--path", "/nothere"],
+            "(text/html; charset=utf-8)",
+        ),
+        (app_page, &["--task", "t2"], "(text/html; charset=utf-8)"),
+        (unnamed_snapshot, &["--task", "t2"], "(application/json)"),
+    ];
+    for (reply, args, kind) in cases {
+        let stub = Stub::start(reply);
+        let dir = tempfile::tempdir().unwrap();
+        let run = fetch(&stub, dir.path(), args, 1);
+        let path = if args.contains(&"/nothere") {
+            "/nothere"
+        } else {
+            "/heapdump"
+        };
+        assert_eq!(
+            run.stderr,
+            format!(
+                "heapgate: {}{path} answered 200 OK {kind} without X-Heapgate-Task: that is not \
+                 heapgate-proxy's snapshot answer; check that BASE_URL is the sidecar's (or the \
+                 gateway's) address, not the app's, and that --path ({path}) is its snapshot path\n",
+                stub.url()
+            ),
+            "{args:?}"
+        );
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "{args:?}: the token was sent again"
+        );
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+    }
 }
 
 #[test]

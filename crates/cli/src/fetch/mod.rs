@@ -233,6 +233,9 @@ impl Fetcher<'_, '_> {
                 }
                 (Step::Stop(message), _) => {
                     let message = match &answer {
+                        Answer::Head(head) if head.status() == 200 && head.task().is_none() => {
+                            self.not_heapgate(&meta)
+                        }
                         Answer::Head(head) if head.task().is_none() => message,
                         _ => format!("{message} ({})", landing.describe(&answer)),
                     };
@@ -252,6 +255,29 @@ impl Fetcher<'_, '_> {
         } else {
             self.progress.line(text);
         }
+    }
+
+    /// What was reached when a 200 named no task: not a sidecar (the app itself, or a path the
+    /// sidecar passes through), and what to check. The token went there once; it is not sent
+    /// again.
+    fn not_heapgate(&self, meta: &Meta) -> String {
+        let reached = snapshot_url(
+            &self.args.base_url,
+            &self.args.path,
+            &SnapshotQuery::default(),
+        )
+        .unwrap_or_default();
+        let what = meta
+            .content_type
+            .as_deref()
+            .map_or_else(String::new, |kind| format!(" ({kind})"));
+        format!(
+            "{} answered 200 OK{what} without X-Heapgate-Task: that is not heapgate-proxy's \
+             snapshot answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
+             not the app's, and that --path ({}) is its snapshot path",
+            heapgate_keys::redact_userinfo(&reached),
+            self.args.path
+        )
     }
 
     /// A fresh token every time: a retry or a series can cross the hour.
