@@ -664,6 +664,38 @@ fn busy_and_unreachable_are_waited_out() {
     stub.assert_one_request_per_connection();
 }
 
+/// `--interval` is the time between the starts of the snapshots themselves: a first attempt
+/// that met 429 and waited does not shorten the gap to the next one.
+#[test]
+fn the_interval_counts_from_the_snapshot_that_was_taken() {
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&taken);
+    let stub = Stub::start(move |req| {
+        if req.wanted != Some(req.task) {
+            return proxy(req);
+        }
+        if req.mine == 0 {
+            return Reply::Status {
+                code: 429,
+                headers: vec![header("X-Heapgate-Task", "t2"), header("Retry-After", "1")],
+            };
+        }
+        seen.lock().unwrap().push(std::time::Instant::now());
+        snapshot(req.task, req.mine, "s", Ending::Complete)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--count", "2", "--interval", "2s"],
+        0,
+    );
+    let taken = taken.lock().unwrap();
+    assert_eq!(taken.len(), 2, "{}", run.stderr);
+    let gap = taken[1] - taken[0];
+    assert!(gap >= Duration::from_secs(2), "{gap:?}\n{}", run.stderr);
+}
+
 #[test]
 fn a_series_change_is_warned_about() {
     let stub = Stub::start(when_wanted(|req| {

@@ -104,6 +104,9 @@ struct Fetcher<'a, 'io> {
 struct Saved {
     path: PathBuf,
     series: Option<String>,
+    /// When the request that got it was sent: `--interval` counts from here, so time spent
+    /// waiting for a busy task before it never shortens the gap to the next snapshot.
+    started: Instant,
 }
 
 impl Fetcher<'_, '_> {
@@ -113,9 +116,9 @@ impl Fetcher<'_, '_> {
         let interval: Duration = self.args.interval.into();
         let mut previous: Option<Saved> = None;
         let mut saved_paths = Vec::new();
-        let mut next_start = Instant::now();
         for n in 1..=count {
-            if n > 1 {
+            if let Some(previous) = &previous {
+                let next_start = previous.started + interval;
                 let wait = next_start.saturating_duration_since(Instant::now());
                 if wait.is_zero() && !interval.is_zero() {
                     self.progress.line(&format!(
@@ -128,7 +131,6 @@ impl Fetcher<'_, '_> {
                     sleep_until(next_start).await;
                 }
             }
-            next_start = Instant::now() + interval;
             let saved = self.snapshot().await.map_err(|e| match e {
                 Error::Failed(message) if count > 1 => {
                     Error::Failed(format!("snapshot {n} of {count}: {message}"))
@@ -177,6 +179,7 @@ impl Fetcher<'_, '_> {
             } else {
                 attempt::ACCEPT_COMPRESSED
             };
+            let sent = Instant::now();
             let (answer, response, meta) = match attempt::send(&self.client, &url, accept).await {
                 Ok(response) => {
                     let (head, meta) = attempt::head_of(&response);
@@ -207,7 +210,7 @@ impl Fetcher<'_, '_> {
                             "pinned task {task} (it sent a snapshot instead of answering the probe)"
                         ));
                     }
-                    match self.save(&mut response, task.as_str(), &meta).await {
+                    match self.save(&mut response, task.as_str(), &meta, sent).await {
                         Ok(saved) => return Ok(saved),
                         Err(Failure::Stop(message)) => return Err(Error::Failed(message)),
                         Err(Failure::Retry(message)) => {
@@ -299,6 +302,7 @@ impl Fetcher<'_, '_> {
         response: &mut Response,
         task: &str,
         meta: &Meta,
+        sent: Instant,
     ) -> Result<Saved, Failure> {
         let encoding = attempt::encoding_of(response)?;
         let keep = self.args.keep_compressed;
@@ -349,6 +353,7 @@ impl Fetcher<'_, '_> {
         Ok(Saved {
             path,
             series: meta.series.clone(),
+            started: sent,
         })
     }
 }
