@@ -11,6 +11,7 @@ mod error;
 mod fetch;
 mod html;
 mod mint;
+mod mode;
 mod redact;
 mod stored;
 mod summary;

@@ -986,3 +986,51 @@ fn html_writes_the_report_of_the_series() {
     assert!(!html.contains(SECRET));
     assert!(html.contains("id=\"heapgate-data\""));
 }
+
+/// One mode rule for what heapgate writes: a snapshot holds the app's secrets, so fetched and
+/// redacted snapshots are the owner's alone (0600); a report is meant to be shared and gets the
+/// mode of any new file (0666 less the umask).
+#[test]
+fn snapshots_are_private_and_reports_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let umask = read("/proc/self/status")
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshot/tests/data");
+    let body = read(data.join("small-base.heapsnapshot"));
+    let stub = Stub::start(move |req| match proxy(req) {
+        Reply::Snapshot {
+            headers, ending, ..
+        } => Reply::Snapshot {
+            headers,
+            body: body.clone(),
+            ending,
+        },
+        other => other,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let run = fetch(&stub, dir.path(), &["--html", report.to_str().unwrap()], 0);
+    let snapshot = Path::new(run.stdout.trim_end());
+    assert_eq!(mode(snapshot), 0o600, "{}", snapshot.display());
+    assert_eq!(mode(&report), 0o666 & !umask);
+
+    let redacted = dir.path().join("redacted.heapsnapshot");
+    heapgate()
+        .arg("redact")
+        .arg(snapshot)
+        .arg(&redacted)
+        .expect_success();
+    assert_eq!(mode(&redacted), 0o600);
+    let summary = dir.path().join("summary.html");
+    heapgate()
+        .arg("summary")
+        .arg(&redacted)
+        .arg("--html")
+        .arg(&summary)
+        .expect_success();
+    assert_eq!(mode(&summary), 0o666 & !umask);
+}
