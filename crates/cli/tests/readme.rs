@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use heapgate_tests::{Proc, node_or_skip, workspace_binary};
+use heapgate_tests::{Proc, in_ci, loud, node_or_skip};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -35,6 +35,14 @@ fn console_blocks_print_what_they_show() {
         .register_bin("heapgate", Path::new(env!("CARGO_BIN_EXE_heapgate")))
         .env("NO_COLOR", "1");
     for doc in DOCS {
+        // trycmd skips, without failing, a command whose program it does not know.
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        for (n, line) in console_commands(&text) {
+            assert!(
+                line.starts_with("$ heapgate "),
+                "{doc}:{n}: a console block runs only heapgate (use ```sh tested for others): {line}"
+            );
+        }
         let name = Path::new(doc).file_name().unwrap();
         let link = dir.join(name);
         std::os::unix::fs::symlink(repo().join(doc).canonicalize().unwrap(), &link).unwrap();
@@ -42,6 +50,20 @@ fn console_blocks_print_what_they_show() {
         cases.case(&link);
     }
     cases.run();
+}
+
+/// The `$ ` lines of the ```` ```console ```` blocks of `text`, with their line numbers.
+fn console_commands(text: &str) -> Vec<(usize, &str)> {
+    let mut inside = false;
+    let mut commands = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with("```") {
+            inside = !inside && line.trim_end() == "```console";
+        } else if inside && line.starts_with("$ ") {
+            commands.push((n + 1, line));
+        }
+    }
+    commands
 }
 
 /// The ```` ```sh tested ```` blocks of `text`, with the line each starts on.
@@ -94,10 +116,21 @@ fn shell_recipes_run_against_the_demo() {
     let Some(node) = node_or_skip("readme::shell_recipes_run_against_the_demo") else {
         return;
     };
+    for tool in ["curl", "zstd"] {
+        let found = std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !found {
+            assert!(!in_ci(), "{tool} not found, and CI=true forbids skipping");
+            loud(&format!(
+                "SKIPPED readme::shell_recipes_run_against_the_demo: {tool} not found"
+            ));
+            return;
+        }
+    }
     let mut served = serve();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_heapgate")).parent().unwrap();
-    // heapgate-proxy for recipes that name it (built by `cargo test --workspace`).
-    let _ = workspace_binary("heapgate-proxy");
     let path = std::env::join_paths(
         [
             bin_dir.to_owned(),
