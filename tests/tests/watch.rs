@@ -217,6 +217,27 @@ fn one_series_lands_in_a_directory_and_diff_names_the_leak() {
     );
     let top = stdout.lines().take(4).collect::<Vec<_>>().join("\n");
     assert!(top.contains(LEAKED_CLASS), "diff's top rows:\n{top}");
+
+    // A guard holding the trigger back is logged once when it starts holding, with its field
+    // once: not on every sample while the series runs (5 s apart here, a sample a second).
+    let log = proxy.proc.output();
+    let held: Vec<&str> = log.lines().filter(|l| l.contains("held back")).collect();
+    for line in &held {
+        assert_eq!(line.matches("\"guard\":").count(), 1, "{line}");
+    }
+    for guard in ["series_running", "cooldown"] {
+        let lines = held.iter().filter(|l| l.contains(guard)).count();
+        assert!(
+            lines <= 1,
+            "{guard} logged {lines} times:\n{}",
+            held.join("\n")
+        );
+    }
+    let running = held.iter().find(|l| l.contains("series_running"));
+    assert!(
+        running.is_none_or(|l| !l.contains("WARN")),
+        "a series running is no warning: {running:?}"
+    );
     drop(app);
 }
 

@@ -19,47 +19,60 @@ use heapgate_protocol::Instrument;
     propagate_version = true,
     max_term_width = 100
 )]
-#[command(
-    after_help = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error, \
-                  130 fetch interrupted (SIGINT, SIGTERM)."
-)]
+#[command(after_help = EXIT_STATUS)]
 pub struct Cli {
-    #[command(flatten)]
-    pub token: TokenArgs,
-
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// The secret and the signed value; the same for every subcommand.
+/// Every exit status, for `--help` and the manual page.
+const EXIT_STATUS: &str = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or \
+                           configuration error, 3 diff --fail-on-growth exceeded, 130 fetch \
+                           interrupted (SIGINT, SIGTERM).";
+
+/// The value signed with the hour unless `--value` or `HEAPGATE_VALUE` says otherwise.
+pub(crate) const DEFAULT_VALUE: &str = "heapdump";
+
+/// The secret and the signed value, on the subcommands that mint or verify tokens (`mint`,
+/// `verify`, `fetch`) and only there.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     #[command(flatten)]
     pub secrets: SecretArgs,
 
     /// The value signed with the hour; must equal the verifier's.
-    #[arg(
-        long,
-        global = true,
-        env = "HEAPGATE_VALUE",
-        default_value = "heapdump"
-    )]
+    #[arg(long, env = "HEAPGATE_VALUE", default_value = DEFAULT_VALUE)]
     pub value: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the token for the current hour (or the hour of --at): 64 hex characters.
-    Mint(MintArgs),
+    Mint {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: MintArgs,
+    },
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
-    Verify(VerifyArgs),
+    Verify {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: VerifyArgs,
+    },
     /// Download heap snapshots (or, with --profile, sampling heap profiles) from one task behind
     /// a load balancer, retrying until it answers.
     ///
     /// Every attempt mints a fresh token and opens a new connection, so a balancer without
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
     /// printed on stdout, one per line; progress and retries go to stderr.
-    Fetch(FetchArgs),
+    Fetch {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: FetchArgs,
+    },
     /// Compare heap snapshots like Chrome DevTools' Comparison view: which classes grew, and
     /// who holds them.
     ///
@@ -104,8 +117,22 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `heapgate man | man -l -`.
-    Man,
+    /// Print a manual page (roff): `heapgate man | man -l -`, `heapgate man fetch | man -l -`;
+    /// or write every page to a directory: `heapgate man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page to print: a subcommand's (`fetch` prints heapgate-fetch(1)) or `heapgate-proxy`;
+    /// without it, heapgate(1).
+    #[arg(value_name = "PAGE", conflicts_with = "dir")]
+    pub page: Option<String>,
+
+    /// Write every page into DIR (heapgate.1, one per subcommand such as heapgate-fetch.1, and
+    /// heapgate-proxy.1) and print their paths.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +385,11 @@ pub struct DemoArgs {
     /// Also write the leak report as one self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Instead of the hunt: keep the app and heapgate-proxy running until Ctrl-C, to try the
+    /// sidecar's recipes on them. Prints `proxy URL`, `app URL` and `secret-file PATH` on stdout.
+    #[arg(long, conflicts_with_all = ["keep", "html", "leak"])]
+    pub serve: bool,
 }
 
 /// `1MiB`, `500kB`, `1.5 GB`, `2000000` (bytes).

@@ -7,7 +7,9 @@
 //! leaked class. Every process and file is cleaned up when the demo ends, Ctrl-C included: the
 //! app is killed on drop, the proxy is shut down, the temp dir removed.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -49,6 +51,10 @@ fn chain(path: &[PathStep]) -> String {
         .join(" → ")
 }
 
+/// `--min-interval` of the sidecar `--serve` keeps up: short, but long enough that a recipe
+/// taking two snapshots in a row meets the 429 a production sidecar (30 s) would give it.
+const SERVE_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Objects leaked per request of the generated traffic.
 const PER_REQUEST: u32 = 500;
 
@@ -81,20 +87,31 @@ pub(crate) fn run(args: &DemoArgs, value: &str, io: &mut Io<'_>) -> Result<(), E
         "starting the leaky demo app under node {node} with its inspector on loopback"
     ));
     let mut app = demo.interruptible(start_app(dir.path()))??;
-    let (stop_proxy, proxy) = demo.interruptible(start_proxy(&app, value, &secret))??;
+    let min_interval = if args.serve {
+        SERVE_MIN_INTERVAL
+    } else {
+        Duration::ZERO
+    };
+    let (stop_proxy, proxy) =
+        demo.interruptible(start_proxy(&app, value, &secret, min_interval))??;
     demo.say(&format!(
         "heapgate-proxy listens on {proxy} in front of the app (task `{TASK}`)"
     ));
 
-    let result = demo.hunt(args, proxy);
+    let result = if args.serve {
+        demo.serve(proxy, &app).map(|()| None)
+    } else {
+        demo.hunt(args, proxy).map(Some)
+    };
     // Cleanup on every path: the proxy drains, the app is killed, the temp dir goes.
     let _ = stop_proxy.send(());
     let _ = app.child.start_kill();
     runtime.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(5), app.child.wait()).await;
     });
-    let outcome = result?;
-    demo.keep_snapshots(args.keep.as_deref(), &outcome.snapshots)?;
+    if let Some(outcome) = result? {
+        demo.keep_snapshots(args.keep.as_deref(), &outcome.snapshots)?;
+    }
     demo.say("cleaned up: app stopped, proxy stopped, temp files removed");
     Ok(())
 }
@@ -127,6 +144,44 @@ impl Demo<'_, '_> {
                 signal = interrupts.recv() => Err(Error::Interrupted(signal)),
             }
         })
+    }
+
+    /// `--serve`: the app and the sidecar stay up for the README's recipes until Ctrl-C (or
+    /// SIGTERM), which ends the demo normally. Addresses and the secret file go to stdout, one
+    /// `name value` a line, for scripts; the same in words to stderr.
+    fn serve(&mut self, proxy: SocketAddr, app: &App) -> Result<(), Error> {
+        let secret_file = self.dir.join("heapgate-secret");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::mode::SNAPSHOT)
+            .open(&secret_file)
+            .and_then(|mut file| file.write_all(self.secret.as_bytes()))
+            .map_err(|e| Error::Failed(format!("cannot write the secret file: {e}")))?;
+        let lines = format!(
+            "proxy http://{proxy}\napp http://{}\nsecret-file {}\n",
+            app.http,
+            secret_file.display()
+        );
+        self.io
+            .stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.io.stdout.flush())
+            .map_err(|e| output_error(&e))?;
+        self.say(&format!(
+            "serving until Ctrl-C: the app at http://{}, heapgate-proxy at http://{proxy} (one \
+             snapshot per {} s), secret in {}",
+            app.http,
+            SERVE_MIN_INTERVAL.as_secs(),
+            secret_file.display()
+        ));
+        self.say(&format!(
+            "try: HEAPGATE_SECRET_FILE={} heapgate fetch http://{proxy}",
+            secret_file.display()
+        ));
+        let interrupts = &mut self.interrupts;
+        self.runtime.block_on(interrupts.recv());
+        Ok(())
     }
 
     /// Traffic, snapshot, more traffic, snapshot, diff.
@@ -448,13 +503,14 @@ async fn start_proxy(
     app: &App,
     value: &str,
     secret: &str,
+    min_interval: Duration,
 ) -> Result<(oneshot::Sender<()>, SocketAddr), Error> {
     let failed = |e: &dyn std::fmt::Display| Error::Failed(format!("cannot start the proxy: {e}"));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let config = ProxyConfig::builder(&format!("http://{}", app.http), demo_keys(secret)?)
         .inspector(&format!("http://{}", app.inspector))
         .task_id(TaskId::new(TASK).map_err(|e| failed(&e))?)
-        .min_interval(Duration::ZERO)
+        .min_interval(min_interval)
         .path("/heapdump")
         // A finer sampling interval than production's 512 KiB: the demo leaks only megabytes.
         .profile_interval(64 * 1024, Duration::from_secs(60))

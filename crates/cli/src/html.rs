@@ -572,6 +572,7 @@ pub(crate) fn write(
     };
     let written = tempfile::Builder::new()
         .prefix(".heapgate-report-")
+        .permissions(crate::mode::report())
         .tempfile_in(dir)
         .and_then(|mut file| {
             std::io::Write::write_all(&mut file, page.as_bytes())?;

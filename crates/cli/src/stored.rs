@@ -178,7 +178,9 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
                 Err(_) => None,
             };
-            let snapshots: Vec<String> = objects
+            // In the order they were taken (their names start with a UTC stamp), whatever
+            // order the store lists them in.
+            let mut snapshots: Vec<String> = objects
                 .iter()
                 .filter(|p| {
                     let name = p.as_ref();
@@ -186,6 +188,7 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                 })
                 .map(|p| store.display(p))
                 .collect();
+            snapshots.sort();
             found.push((
                 store.display(&ObjectPath::from(folder.as_str())),
                 manifest,
@@ -214,7 +217,7 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     format!(
                         "{folder}\n  task {}  started {}  heap floor +{:.1} MiB in {}s ({:.1} → {:.1} MiB)  ended: {ended}",
                         m.task,
-                        m.started_at,
+                        utc_seconds(&m.started_at),
                         mib(growth),
                         m.trigger.over_seconds,
                         mib(m.trigger.floor_from_bytes),
@@ -245,4 +248,17 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `2026-12-03T03:15:00Z`: a manifest's RFC 3339 time in UTC to the second, as `list` shows every
+/// time; a time that does not parse is shown as stored.
+fn utc_seconds(stored: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stored).map_or_else(
+        |_| stored.to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        },
+    )
 }

@@ -182,3 +182,43 @@ fn compressed_files_give_the_same_table_as_plain_ones() {
     let stderr = String::from_utf8_lossy(&truncated.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// A redacted copy is the same process as its original: diffing the two prints no "not the same
+/// process" warning (which said every object looks new while the table said nothing changed),
+/// and a redacted NEW gives the table of the original pair.
+#[test]
+fn a_redacted_copy_compares_as_the_same_process() {
+    let [base, new] = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let redacted = |path: &str, name: &str| {
+        let out = dir.path().join(name);
+        Cmd::heapgate()
+            .arg("redact")
+            .arg(path)
+            .arg(&out)
+            .expect_success();
+        out.display().to_string()
+    };
+    let base_redacted = redacted(&base, "base-redacted.heapsnapshot");
+    let new_redacted = redacted(&new, "new-redacted.heapsnapshot");
+
+    let same = diff(&[&base, &base_redacted]);
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(!stderr.contains("not the same process"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&same.stdout).contains("Total (0 classes)"),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    let original = diff(&[&base, &new]);
+    let mixed = diff(&[&base, &new_redacted]);
+    assert_eq!(
+        String::from_utf8_lossy(&mixed.stderr),
+        String::from_utf8_lossy(&original.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&mixed.stdout),
+        String::from_utf8_lossy(&original.stdout)
+    );
+}

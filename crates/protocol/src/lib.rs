@@ -33,7 +33,7 @@ mod task;
 pub use instrument::{Instrument, PROFILE_SUFFIX, ProfileFormat, UnknownFormat, UnknownInstrument};
 pub use landing::{
     Answer, BACKOFF_FIRST, BACKOFF_MAX, DEFAULT_ATTEMPTS, Head, Landing, MAX_RETRY_AFTER,
-    NotReached, Retry, Step,
+    NOT_HEAPGATE, NotReached, Retry, Step,
 };
 pub use query::{QueryError, SnapshotQuery};
 pub use task::{InvalidTaskId, MAX_ID_LEN, TaskId, is_id_text};

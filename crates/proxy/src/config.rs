@@ -26,7 +26,7 @@ use crate::passthrough::UpstreamUrl;
 /// Start the app with `node --inspect=127.0.0.1:9229 app.js`, then
 /// `heapgate-proxy --upstream http://127.0.0.1:3000 --secret-file /run/secrets/heapgate`.
 #[derive(Debug, Parser)]
-#[command(name = "heapgate-proxy", version, max_term_width = 100)]
+#[command(name = "heapgate-proxy", version = env!("HEAPGATE_VERSION"), max_term_width = 100)]
 #[command(after_help = "\
 Every flag can also be set through the environment variable shown; HEAPGATE_SECRET holds the secret
 itself when no --secret-file is given.

@@ -8,7 +8,8 @@ use std::io::{self, Write};
 use heapgate_protocol::{Head, REDACTED_HEADER, SERIES_HEADER, TASK_HEADER, TaskId, names_task};
 use heapgate_snapshot::Encoding;
 use reqwest::header::{
-    ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, HeaderName, RETRY_AFTER,
+    ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName,
+    RETRY_AFTER,
 };
 use reqwest::{Client, Response};
 
@@ -78,6 +79,8 @@ pub(crate) struct Meta {
     pub(crate) filename: Option<String>,
     /// `X-Heapgate-Redacted` (what the proxy redacted), on a snapshot answer.
     pub(crate) redacted: Option<String>,
+    /// `Content-Type`, printable ASCII only, to say what answered when it was not a sidecar.
+    pub(crate) content_type: Option<String>,
 }
 
 pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
@@ -111,6 +114,8 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
         redacted: header(REDACTED_HEADER)
             .filter(|_| status == 200)
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b',')),
+        content_type: header(CONTENT_TYPE)
+            .filter(|v| v.len() <= 80 && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')),
     };
     (head, meta)
 }

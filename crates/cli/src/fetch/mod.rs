@@ -104,6 +104,9 @@ struct Fetcher<'a, 'io> {
 struct Saved {
     path: PathBuf,
     series: Option<String>,
+    /// When the request that got it was sent: `--interval` counts from here, so time spent
+    /// waiting for a busy task before it never shortens the gap to the next snapshot.
+    started: Instant,
 }
 
 impl Fetcher<'_, '_> {
@@ -113,10 +116,10 @@ impl Fetcher<'_, '_> {
         let interval: Duration = self.args.interval.into();
         let mut previous: Option<Saved> = None;
         let mut saved_paths = Vec::new();
-        let mut next_start = Instant::now();
         let noun = self.args.instrument().as_str();
         for n in 1..=count {
-            if n > 1 {
+            if let Some(previous) = &previous {
+                let next_start = previous.started + interval;
                 let wait = next_start.saturating_duration_since(Instant::now());
                 if wait.is_zero() && !interval.is_zero() {
                     self.progress.line(&format!(
@@ -129,7 +132,6 @@ impl Fetcher<'_, '_> {
                     sleep_until(next_start).await;
                 }
             }
-            next_start = Instant::now() + interval;
             let saved = self.snapshot().await.map_err(|e| match e {
                 Error::Failed(message) if count > 1 => {
                     Error::Failed(format!("{noun} {n} of {count}: {message}"))
@@ -178,6 +180,7 @@ impl Fetcher<'_, '_> {
             } else {
                 attempt::ACCEPT_COMPRESSED
             };
+            let sent = Instant::now();
             let (answer, response, meta) = match attempt::send(&self.client, &url, accept).await {
                 Ok(response) => {
                     let (head, meta) = attempt::head_of(&response);
@@ -208,7 +211,7 @@ impl Fetcher<'_, '_> {
                             "pinned task {task} (it sent a snapshot instead of answering the probe)"
                         ));
                     }
-                    match self.save(&mut response, task.as_str(), &meta).await {
+                    match self.save(&mut response, task.as_str(), &meta, sent).await {
                         Ok(saved) => return Ok(saved),
                         Err(Failure::Stop(message)) => return Err(Error::Failed(message)),
                         Err(Failure::Retry(message)) => {
@@ -234,6 +237,9 @@ impl Fetcher<'_, '_> {
                 }
                 (Step::Stop(message), _) => {
                     let message = match &answer {
+                        Answer::Head(head) if head.status() == 200 && head.task().is_none() => {
+                            self.not_heapgate(&meta)
+                        }
                         Answer::Head(head) if head.task().is_none() => message,
                         _ => format!("{message} ({})", landing.describe(&answer)),
                     };
@@ -253,6 +259,29 @@ impl Fetcher<'_, '_> {
         } else {
             self.progress.line(text);
         }
+    }
+
+    /// What was reached when a 200 named no task: not a sidecar (the app itself, or a path the
+    /// sidecar passes through), and what to check. The token went there once; it is not sent
+    /// again.
+    fn not_heapgate(&self, meta: &Meta) -> String {
+        let reached = snapshot_url(
+            &self.args.base_url,
+            self.args.path(),
+            &SnapshotQuery::default(),
+        )
+        .unwrap_or_default();
+        let what = meta
+            .content_type
+            .as_deref()
+            .map_or_else(String::new, |kind| format!(" ({kind})"));
+        format!(
+            "{} answered 200 OK{what} without X-Heapgate-Task: that is not heapgate-proxy's \
+             answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
+             not the app's, and that --path ({}) is its snapshot path",
+            heapgate_keys::redact_userinfo(&reached),
+            self.args.path()
+        )
     }
 
     /// A fresh token every time: a retry or a series can cross the hour.
@@ -275,6 +304,7 @@ impl Fetcher<'_, '_> {
         response: &mut Response,
         task: &str,
         meta: &Meta,
+        sent: Instant,
     ) -> Result<Saved, Failure> {
         let encoding = attempt::encoding_of(response)?;
         let keep = self.args.keep_compressed;
@@ -338,6 +368,7 @@ impl Fetcher<'_, '_> {
         Ok(Saved {
             path,
             series: meta.series.clone(),
+            started: sent,
         })
     }
 }

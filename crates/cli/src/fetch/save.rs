@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -154,7 +155,12 @@ impl Part {
                 continue;
             }
             let path = dir.join(format!("{candidate}.part"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::mode::SNAPSHOT)
+                .open(&path)
+            {
                 Ok(file) => {
                     return Ok(Part {
                         dir: dir.to_owned(),

@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::source::inspector::{InspectorSource, Probe};
 use crate::source::{ChunkStream, SourceError};
 use store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord};
-use trigger::{Decision, Growth, Trigger, TriggerConfig};
+use trigger::{Decision, Growth, Guard, Trigger, TriggerConfig};
 
 /// Size of each uploaded part (S3 wants at least 5 MiB but the last).
 const PART_SIZE: usize = 8 << 20;
@@ -116,6 +116,7 @@ impl Watch {
             tokio::select! {
                 _ = ticker.tick() => {}
                 Some(_) = ended_rx.recv() => {
+                    held = None;
                     if let Some(trigger) = &mut trigger {
                         trigger.series_ended(Instant::now());
                     }
@@ -150,18 +151,31 @@ impl Watch {
                 session = Some(probe.series.clone());
             }
             match trigger.observe(Instant::now(), probe.usage) {
-                Decision::Quiet => held = None,
+                Decision::Quiet => {}
                 Decision::Held(guard, growth) => {
                     watch.metrics.watch_held(guard.label());
+                    // Once per guard, not per sample: the floor can dip below the threshold
+                    // and back while one guard holds. A running series is expected (it was
+                    // logged when it started); the other guards are worth a warning.
                     if held != Some(guard.label()) {
-                        tracing::warn!(
-                            guard = guard.label(),
-                            ?guard,
-                            floor_from = growth.from,
-                            floor_to = growth.to,
-                            over_s = growth.over.as_secs(),
-                            "leak watch: heap floor grew, series held back"
-                        );
+                        if matches!(guard, Guard::SeriesRunning) {
+                            tracing::info!(
+                                guard = guard.label(),
+                                floor_from = growth.from,
+                                floor_to = growth.to,
+                                over_s = growth.over.as_secs(),
+                                "leak watch: heap floor grew, series held back"
+                            );
+                        } else {
+                            tracing::warn!(
+                                guard = guard.label(),
+                                detail = ?guard,
+                                floor_from = growth.from,
+                                floor_to = growth.to,
+                                over_s = growth.over.as_secs(),
+                                "leak watch: heap floor grew, series held back"
+                            );
+                        }
                     }
                     held = Some(guard.label());
                 }
