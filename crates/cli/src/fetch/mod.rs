@@ -275,10 +275,11 @@ impl Fetcher<'_, '_> {
             .content_type
             .as_deref()
             .map_or_else(String::new, |kind| format!(" ({kind})"));
+        let noun = self.args.instrument().as_str();
         format!(
             "{} answered 200 OK{what} without X-Heapgate-Task: that is not heapgate-proxy's \
-             answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
-             not the app's, and that --path ({}) is its snapshot path",
+             {noun} answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
+             not the app's, and that --path ({}) is its {noun} path",
             heapgate_keys::redact_userinfo(&reached),
             self.args.path()
         )
