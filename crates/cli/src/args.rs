@@ -53,7 +53,8 @@ pub enum Command {
     Mint(MintArgs),
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
     Verify(VerifyArgs),
-    /// Download heap snapshots from one task behind a load balancer, retrying until it answers.
+    /// Download heap snapshots (or, with --profile, sampling heap profiles) from one task behind
+    /// a load balancer, retrying until it answers.
     ///
     /// Every attempt mints a fresh token and opens a new connection, so a balancer without
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
@@ -72,9 +73,16 @@ pub enum Command {
     ///
     /// All files should come from the same process (the same X-Heapgate-Series); otherwise
     /// every object looks new, and a warning says so.
+    ///
+    /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`
+    /// takes them) are compared by allocation site instead: live bytes and objects per
+    /// function with file:line:column, bottom-up and top-down. With three profiles A B C, a
+    /// site's growth is what it gained from A to B and still holds at C, so a burst freed by C
+    /// counts zero. Profiles and snapshots cannot be mixed.
     Diff(DiffArgs),
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
-    /// largest retained size first.
+    /// largest retained size first. For a heap profile: live bytes and objects by allocation
+    /// site and by caller.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
     /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
@@ -184,9 +192,20 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 
-    /// The snapshot path joined to BASE_URL.
-    #[arg(long, value_name = "PATH", default_value = "/heapdump")]
-    pub path: String,
+    /// The path joined to BASE_URL [default: /heapdump, or /heapprofile with --profile].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Take sampling heap profiles instead of snapshots: live bytes by allocation site, a few
+    /// KiB that cost the app milliseconds, safe near its memory limit. Uses a profile token
+    /// (it signs VALUE:heapprofile and never opens the snapshot). `heapgate diff` reads them.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// With --profile, the format to save: heapprofile (DevTools' JSON; Memory tab → Load) or
+    /// pprof (gzipped profile.proto for go tool pprof, Pyroscope, speedscope).
+    #[arg(long, value_name = "FORMAT", requires = "profile", value_parser = ["heapprofile", "pprof"])]
+    pub format: Option<String>,
 
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
@@ -223,15 +242,23 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
 
-    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta) or
-    /// kept (Kept Retained). Default: size, or kept with three snapshots.
-    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept"])]
+    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta),
+    /// kept (Kept Retained) or new-retained (what the new objects retain). Default: new-retained,
+    /// or kept with three snapshots; by these two, V8's bookkeeping classes ((compiled code),
+    /// (system), (object shape)) come after the others, and with three snapshots rows with no
+    /// kept object always come last.
+    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept", "new-retained"])]
     pub sort: Option<String>,
 
     /// For how many of the top classes to show who holds their new (or kept) objects; 0 turns
     /// the retainer paths off.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retainers: usize,
+
+    /// Show every step of the retainer paths: by default the way from the GC root through
+    /// Node.js and package internals to the first step in your own code is one line.
+    #[arg(long)]
+    pub full_paths: bool,
 
     /// Exit 3 when a class's retained size grew by more than SIZE (with three snapshots: its
     /// kept objects' retained size), e.g. 1MiB, 500kB, 2000000.
@@ -247,6 +274,34 @@ pub struct DiffArgs {
     /// values from the heap.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    /// What the series takes.
+    pub fn instrument(&self) -> Instrument {
+        if self.profile {
+            Instrument::Profile
+        } else {
+            Instrument::Snapshot
+        }
+    }
+
+    /// `--path`, or the instrument's usual path.
+    pub fn path(&self) -> &str {
+        self.path
+            .as_deref()
+            .unwrap_or_else(|| self.instrument().default_path())
+    }
+
+    /// The profile format asked for (`None` for snapshots).
+    pub fn profile_format(&self) -> Option<heapgate_protocol::ProfileFormat> {
+        self.profile.then(|| {
+            self.format
+                .as_deref()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]

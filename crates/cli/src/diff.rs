@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use heapgate_snapshot::{
-    Comparability, CompareOptions, Comparison, SortBy, compare, render_retainers, render_table,
+    Comparability, CompareOptions, Comparison, SortBy, compare, render_answer, render_retainers,
+    render_table,
 };
 
 use crate::args::DiffArgs;
@@ -79,7 +80,10 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
         json
     } else {
         let mut text = render_table(rows, Some(args.top));
-        text.push_str(&render_retainers(rows));
+        if let Some(answer) = render_answer(rows) {
+            text.push_str(&format!("\nWho holds it: {answer}\n"));
+        }
+        text.push_str(&render_retainers(rows, args.full_paths));
         text
     };
     io.stdout

@@ -229,6 +229,7 @@ fn sort_key(sort: SortBy) -> &'static str {
         SortBy::NewCount => "new_count",
         SortBy::RetainedDelta => "retained_size_delta",
         SortBy::Kept => "kept_retained_size",
+        SortBy::NewRetained => "new_retained_size",
     }
 }
 
@@ -243,7 +244,7 @@ pub(crate) fn diff_page(
     let sort = sort.unwrap_or(if three {
         SortBy::Kept
     } else {
-        SortBy::SizeDelta
+        SortBy::NewRetained
     });
     let rows = &comparison.diff.classes;
     let labels: Vec<String> = if three {

