@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use heapgate_keys::SecretArgs;
+use heapgate_protocol::Instrument;
 
 /// Production heap snapshots of Node.js services behind an hour-scoped signed URL.
 ///
@@ -52,7 +53,8 @@ pub enum Command {
     Mint(MintArgs),
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
     Verify(VerifyArgs),
-    /// Download heap snapshots from one task behind a load balancer, retrying until it answers.
+    /// Download heap snapshots (or, with --profile, sampling heap profiles) from one task behind
+    /// a load balancer, retrying until it answers.
     ///
     /// Every attempt mints a fresh token and opens a new connection, so a balancer without
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
@@ -71,13 +73,21 @@ pub enum Command {
     ///
     /// All files should come from the same process (the same X-Heapgate-Series); otherwise
     /// every object looks new, and a warning says so.
+    ///
+    /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`
+    /// takes them) are compared by allocation site instead: live bytes and objects per
+    /// function with file:line:column, bottom-up and top-down. With three profiles A B C, a
+    /// site's growth is what it gained from A to B and still holds at C, so a burst freed by C
+    /// counts zero. Profiles and snapshots cannot be mixed.
     Diff(DiffArgs),
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
-    /// largest retained size first.
+    /// largest retained size first. For a heap profile: live bytes and objects by allocation
+    /// site and by caller.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
-    /// growth, how it ended, and the snapshot files (which `diff` and `summary` read as they are,
-    /// `s3://` URLs included).
+    /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
+    /// snapshots the headroom rule held back), and the files (which `diff` and `summary` read as
+    /// they are, `s3://` URLs included).
     List(ListArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
@@ -104,18 +114,19 @@ pub struct MintArgs {
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
 
+    /// What the token opens: `snapshot` signs --value unchanged (the Node.js one-liner's token);
+    /// `profile` signs VALUE + ":heapprofile" and opens only the sampling heap profile
+    /// (`/heapprofile`), never a snapshot.
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
+
     /// Print the full URL instead: BASE + --path + ?hash=HEX (+ &task=ID).
     #[arg(long, value_name = "BASE")]
     pub url: Option<String>,
 
-    /// The snapshot path joined to --url.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/heapdump",
-        requires = "url"
-    )]
-    pub path: String,
+    /// The path joined to --url [default: /heapdump, or /heapprofile with --for profile].
+    #[arg(long, value_name = "PATH", requires = "url")]
+    pub path: Option<String>,
 
     /// Ask for this task's snapshot (adds &task=ID to the URL; other tasks answer 421).
     #[arg(long, value_name = "ID", requires = "url")]
@@ -132,6 +143,10 @@ pub struct VerifyArgs {
     /// The token: 64 hex characters, either case.
     #[arg(value_name = "HASH")]
     pub hash: String,
+
+    /// What the token should open: `snapshot` (--value as is) or `profile` (VALUE + ":heapprofile").
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
 
     /// Verify as if it were INSTANT (RFC 3339).
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
@@ -177,9 +192,20 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 
-    /// The snapshot path joined to BASE_URL.
-    #[arg(long, value_name = "PATH", default_value = "/heapdump")]
-    pub path: String,
+    /// The path joined to BASE_URL [default: /heapdump, or /heapprofile with --profile].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Take sampling heap profiles instead of snapshots: live bytes by allocation site, a few
+    /// KiB that cost the app milliseconds, safe near its memory limit. Uses a profile token
+    /// (it signs VALUE:heapprofile and never opens the snapshot). `heapgate diff` reads them.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// With --profile, the format to save: heapprofile (DevTools' JSON; Memory tab → Load) or
+    /// pprof (gzipped profile.proto for go tool pprof, Pyroscope, speedscope).
+    #[arg(long, value_name = "FORMAT", requires = "profile", value_parser = ["heapprofile", "pprof"])]
+    pub format: Option<String>,
 
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
@@ -250,6 +276,34 @@ pub struct DiffArgs {
     pub html: Option<PathBuf>,
 }
 
+impl FetchArgs {
+    /// What the series takes.
+    pub fn instrument(&self) -> Instrument {
+        if self.profile {
+            Instrument::Profile
+        } else {
+            Instrument::Snapshot
+        }
+    }
+
+    /// `--path`, or the instrument's usual path.
+    pub fn path(&self) -> &str {
+        self.path
+            .as_deref()
+            .unwrap_or_else(|| self.instrument().default_path())
+    }
+
+    /// The profile format asked for (`None` for snapshots).
+    pub fn profile_format(&self) -> Option<heapgate_protocol::ProfileFormat> {
+        self.profile.then(|| {
+            self.format
+                .as_deref()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_default()
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// A directory or s3://bucket/prefix, as given to heapgate-proxy --store.
@@ -318,4 +372,9 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2021-06-01T10:15:00Z"))
+}
+
+fn parse_instrument(text: &str) -> Result<Instrument, String> {
+    text.parse()
+        .map_err(|e: heapgate_protocol::UnknownInstrument| e.to_string())
 }

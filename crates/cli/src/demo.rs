@@ -137,11 +137,13 @@ impl Demo<'_, '_> {
         ));
         self.interruptible(traffic(proxy, requests))??;
         let first = self.snapshot(proxy, "base")?;
+        let first_profile = self.profile(proxy, "base")?;
         self.say(&format!(
             "driving traffic: {requests} requests through the proxy, each leaking {PER_REQUEST} {LEAKED_CLASS}"
         ));
         self.interruptible(traffic(proxy, requests))??;
         let second = self.snapshot(proxy, "new")?;
+        let second_profile = self.profile(proxy, "new")?;
 
         self.say(
             "comparing the two snapshots (like DevTools' Comparison view) and finding who holds the new objects",
@@ -192,6 +194,7 @@ impl Demo<'_, '_> {
             )),
             None => self.say("the diff is empty"),
         }
+        self.profile_diff(&first_profile, &second_profile)?;
         let snapshots = [first, second];
         if let Some(out) = &args.html {
             self.report(args, out, &comparison, &options, &snapshots)?;
@@ -246,13 +249,28 @@ impl Demo<'_, '_> {
         self.say(&format!(
             "taking the {name} snapshot through the proxy with a fresh token"
         ));
+        self.fetch(proxy, name, false)
+    }
+
+    /// The sampling heap profile through the proxy with `heapgate fetch --profile`'s own code.
+    fn profile(&mut self, proxy: SocketAddr, name: &str) -> Result<PathBuf, Error> {
+        self.say(&format!(
+            "taking the {name} heap profile through the proxy with a profile token (cheap: no snapshot)"
+        ));
+        self.fetch(proxy, &format!("{name}-profile"), true)
+    }
+
+    /// One file through the proxy with `heapgate fetch`'s code, into subdirectory `dir`.
+    fn fetch(&mut self, proxy: SocketAddr, dir: &str, profile: bool) -> Result<PathBuf, Error> {
         let args = FetchArgs {
             base_url: format!("http://{proxy}"),
             task: Some(TASK.to_owned()),
             count: 1,
             interval: Duration::ZERO.into(),
-            out: self.dir.join(name),
-            path: "/heapdump".to_owned(),
+            out: self.dir.join(dir),
+            path: None,
+            profile,
+            format: None,
             max_attempts: 5,
             keep_compressed: false,
             no_compression: false,
@@ -272,7 +290,29 @@ impl Demo<'_, '_> {
             .lines()
             .next()
             .map(PathBuf::from);
-        path.ok_or_else(|| Error::Failed("the snapshot was not saved".to_owned()))
+        path.ok_or_else(|| Error::Failed(format!("the {} was not saved", args.instrument())))
+    }
+
+    /// Which function allocated what is still alive: the two profiles' diff, next to the
+    /// snapshot's answer of who holds it.
+    fn profile_diff(&mut self, first: &Path, second: &Path) -> Result<(), Error> {
+        self.say("comparing the two heap profiles: which function allocated what is still alive");
+        let read = |p: &Path| {
+            heapgate_profile::read(p).map_err(|e| Error::Failed(format!("{}: {e}", p.display())))
+        };
+        let comparison = heapgate_profile::compare(&[read(first)?, read(second)?]);
+        let text = heapgate_profile::render_diff(&comparison, 5);
+        self.io
+            .stdout
+            .write_all(text.as_bytes())
+            .map_err(|e| output_error(&e))?;
+        if let Some(top) = comparison.sites.first().filter(|s| s.growth_bytes > 0) {
+            self.say(&format!(
+                "allocated by: {} (+{} live bytes sampled since the base profile)",
+                top.frame, top.growth_bytes
+            ));
+        }
+        Ok(())
     }
 
     fn keep_snapshots(
@@ -416,6 +456,9 @@ async fn start_proxy(
         .task_id(TaskId::new(TASK).map_err(|e| failed(&e))?)
         .min_interval(Duration::ZERO)
         .path("/heapdump")
+        // A finer sampling interval than production's 512 KiB: the demo leaks only megabytes.
+        .profile_interval(64 * 1024, Duration::from_secs(60))
+        .profile_min_interval(Duration::ZERO)
         .value(value)
         .listen(loopback, loopback)
         .build()

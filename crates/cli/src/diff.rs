@@ -47,6 +47,9 @@ pub(crate) fn write_report(
 }
 
 pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if crate::profiles::are_profiles(&args.files)? {
+        return crate::profiles::diff(args, io);
+    }
     let sort: Option<SortBy> = args
         .sort
         .as_deref()

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 
 const SCRIPT: &str = include_str!("html/report.js");
-const STYLE: &str = include_str!("html/report.css");
+pub(crate) const STYLE: &str = include_str!("html/report.css");
 
 /// Rows the page carries at most (the largest first; the totals cover all). Keeps the page
 /// small on snapshots with thousands of plain-object shapes.
@@ -367,7 +367,7 @@ fn human_bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().si().to_string()
 }
 
-fn csp_hash(source: &str) -> String {
+pub(crate) fn csp_hash(source: &str) -> String {
     let digest = Sha256::digest(source.as_bytes());
     format!(
         "'sha256-{}'",

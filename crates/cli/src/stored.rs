@@ -63,6 +63,27 @@ pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
     Ok(Inputs { paths, _dir: dir })
 }
 
+/// The first `limit` bytes of the object at `url` (all of it when `limit` is `None`): enough to
+/// tell a profile from a snapshot, or a whole profile (profiles are small).
+pub(crate) fn object_bytes(url: &str, limit: Option<u64>) -> Result<Vec<u8>, Error> {
+    let (store, key) = open_url(url)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let failed = |e: object_store::Error| Error::Failed(format!("{url}: {e}"));
+        let size = store.objects().head(&key).await.map_err(failed)?.size;
+        let end = limit.map_or(size, |l| l.min(size));
+        if end == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = store
+            .objects()
+            .get_range(&key, 0..end)
+            .await
+            .map_err(failed)?;
+        Ok(bytes.to_vec())
+    })
+}
+
 fn copy(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
@@ -159,7 +180,10 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
             };
             let snapshots: Vec<String> = objects
                 .iter()
-                .filter(|p| p.as_ref().ends_with(".heapsnapshot.zst"))
+                .filter(|p| {
+                    let name = p.as_ref();
+                    name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
+                })
                 .map(|p| store.display(p))
                 .collect();
             found.push((
@@ -195,6 +219,22 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                         m.trigger.over_seconds,
                         mib(m.trigger.floor_from_bytes),
                         mib(m.trigger.floor_to_bytes),
+                    ),
+                )?;
+                let e = m.evidence();
+                let held = if e.held_back > 0 {
+                    format!(
+                        " ({} held back by the headroom rule: would not fit in the task's memory)",
+                        e.held_back
+                    )
+                } else {
+                    String::new()
+                };
+                w(
+                    out,
+                    format!(
+                        "  evidence: {} profile(s), {} snapshot(s){held}",
+                        e.profiles, e.snapshots
                     ),
                 )?;
             }

@@ -282,6 +282,11 @@ impl Landing {
                 Step::Stop("token rejected: check the secret, --value and the clocks".to_owned())
             }
             404 => Step::Stop("not found (404): check the URL and --path".to_owned()),
+            507 => Step::Stop(
+                "refused (507): a heap snapshot would not fit in this task's memory; take its \
+                 sampling heap profile instead"
+                    .to_owned(),
+            ),
             300..=399 => Step::Stop(format!(
                 "redirected ({status}): heapgate does not send a token on to another address; \
                  use the final address"

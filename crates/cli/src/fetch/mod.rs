@@ -37,7 +37,7 @@ pub(crate) fn run(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     // Configuration errors exit 2 before anything is sent.
-    snapshot_url(&args.base_url, &args.path, &SnapshotQuery::default())?;
+    snapshot_url(&args.base_url, args.path(), &SnapshotQuery::default())?;
     let target = match args.task.as_deref() {
         Some(task) => Some(TaskId::new(task).map_err(|e| Error::Config(format!("--task: {e}")))?),
         None => None,
@@ -114,24 +114,25 @@ impl Fetcher<'_, '_> {
         let mut previous: Option<Saved> = None;
         let mut saved_paths = Vec::new();
         let mut next_start = Instant::now();
+        let noun = self.args.instrument().as_str();
         for n in 1..=count {
             if n > 1 {
                 let wait = next_start.saturating_duration_since(Instant::now());
                 if wait.is_zero() && !interval.is_zero() {
                     self.progress.line(&format!(
-                        "snapshot {} took longer than --interval; starting snapshot {n} of {count} now",
+                        "{noun} {} took longer than --interval; starting {noun} {n} of {count} now",
                         n - 1
                     ));
                 } else if !wait.is_zero() {
                     self.progress
-                        .line(&format!("snapshot {n} of {count} in {}", human(wait)));
+                        .line(&format!("{noun} {n} of {count} in {}", human(wait)));
                     sleep_until(next_start).await;
                 }
             }
             next_start = Instant::now() + interval;
             let saved = self.snapshot().await.map_err(|e| match e {
                 Error::Failed(message) if count > 1 => {
-                    Error::Failed(format!("snapshot {n} of {count}: {message}"))
+                    Error::Failed(format!("{noun} {n} of {count}: {message}"))
                 }
                 other => other,
             })?;
@@ -144,7 +145,7 @@ impl Fetcher<'_, '_> {
             ) {
                 if before != now {
                     let message = format!(
-                        "snapshots {} and {n} are not comparable: series {before} became {now} \
+                        "{noun}s {} and {n} are not comparable: series {before} became {now} \
                          (the app restarted or the proxy reopened its inspector session)",
                         n - 1
                     );
@@ -256,15 +257,16 @@ impl Fetcher<'_, '_> {
 
     /// A fresh token every time: a retry or a series can cross the hour.
     fn url(&self, target: Option<&TaskId>, probing: bool) -> Result<String, Error> {
+        // A profile token signs a value of its own, so it never opens the snapshot.
+        let value = self.args.instrument().signed_value(self.value);
         let query = SnapshotQuery {
-            hash: Some(
-                heapgate_token::mint(self.keys.signing(), self.value, (self.now)()).to_string(),
-            ),
+            hash: Some(heapgate_token::mint(self.keys.signing(), &value, (self.now)()).to_string()),
             task: target.cloned(),
             probe: probing,
             repin: false,
+            format: self.args.profile_format(),
         };
-        snapshot_url(&self.args.base_url, &self.args.path, &query)
+        snapshot_url(&self.args.base_url, self.args.path(), &query)
     }
 
     /// Streams the answer of `task` to `<name>.part`, then gives it its final name.
@@ -280,7 +282,13 @@ impl Fetcher<'_, '_> {
             .filename
             .as_deref()
             .and_then(save::sanitize)
-            .unwrap_or_else(|| save::fallback_name(task, (self.now)()));
+            .unwrap_or_else(|| {
+                let extension = self
+                    .args
+                    .profile_format()
+                    .map_or("heapsnapshot", |f| f.extension());
+                save::fallback_name(task, (self.now)(), extension)
+            });
         if keep {
             name.push_str(encoding.suffix());
         }
@@ -292,8 +300,15 @@ impl Fetcher<'_, '_> {
         })?;
         let started = Instant::now();
         self.progress.building(task);
-        let downloaded =
-            attempt::download(response, encoding, keep, &mut part, &mut self.progress).await;
+        let downloaded = attempt::download(
+            response,
+            encoding,
+            keep,
+            self.args.profile,
+            &mut part,
+            &mut self.progress,
+        )
+        .await;
         self.progress.done();
         let downloaded = downloaded?;
         let part_path = part.path().to_owned();
