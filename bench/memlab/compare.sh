@@ -31,7 +31,7 @@ for kind in "${kinds[@]}"; do
   (cd "$root/tests/data/caches" && node app.js corpus "$kind" "$dir" "$leaks" >/dev/null)
   files=("$dir/a.heapsnapshot" "$dir/b.heapsnapshot" "$dir/c.heapsnapshot")
   t0=$(now)
-  "$heapgate" diff "${files[@]}" --json --retainers 3 >"$dir/heapgate.json"
+  "$heapgate" diff "${files[@]}" --json --retainers 4 >"$dir/heapgate.json"
   t1=$(now)
   "$memlab" find-leaks --baseline "${files[0]}" --target "${files[1]}" --final "${files[2]}" \
     --trace-all-objects --work-dir "$dir/memlab" >"$dir/memlab.txt" 2>&1
