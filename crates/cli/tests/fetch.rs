@@ -574,7 +574,7 @@ fn a_200_that_names_no_task_stops_at_the_first_answer() {
             run.stderr,
             format!(
                 "heapgate: {}{path} answered 200 OK {kind} without X-Heapgate-Task: that is not \
-                 heapgate-proxy's snapshot answer; check that BASE_URL is the sidecar's (or the \
+                 heapgate-proxy's answer; check that BASE_URL is the sidecar's (or the \
                  gateway's) address, not the app's, and that --path ({path}) is its snapshot path\n",
                 stub.url()
             ),

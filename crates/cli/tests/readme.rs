@@ -1,4 +1,5 @@
-//! The README's command samples, run against the real binaries so a recipe cannot drift.
+//! The command samples of the README and of `docs/*.md`, run against the real binaries so a
+//! recipe cannot drift.
 //!
 //! Two markings, both in the README's Development section:
 //! - ```` ```console ```` blocks are [trycmd] sessions: each `$ heapgate …` line runs in
@@ -19,8 +20,22 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The markdown files whose samples are tested.
-const DOCS: &[&str] = &["README.md"];
+/// The markdown files whose samples are tested: the README and every `docs/*.md`, relative to
+/// the repository.
+fn docs() -> Vec<String> {
+    let mut docs = vec!["README.md".to_owned()];
+    let mut more: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    more.sort();
+    docs.extend(more);
+    docs
+}
 
 #[test]
 fn console_blocks_print_what_they_show() {
@@ -34,7 +49,7 @@ fn console_blocks_print_what_they_show() {
     cases
         .register_bin("heapgate", Path::new(env!("CARGO_BIN_EXE_heapgate")))
         .env("NO_COLOR", "1");
-    for doc in DOCS {
+    for doc in &docs() {
         // trycmd skips, without failing, a command whose program it does not know.
         let text = std::fs::read_to_string(repo().join(doc)).unwrap();
         for (n, line) in console_commands(&text) {
@@ -43,8 +58,7 @@ fn console_blocks_print_what_they_show() {
                 "{doc}:{n}: a console block runs only heapgate (use ```sh tested for others): {line}"
             );
         }
-        let name = Path::new(doc).file_name().unwrap();
-        let link = dir.join(name);
+        let link = dir.join(doc.replace('/', "-"));
         std::os::unix::fs::symlink(repo().join(doc).canonicalize().unwrap(), &link).unwrap();
         std::os::unix::fs::symlink(&fixtures, link.with_extension("in")).unwrap();
         cases.case(&link);
@@ -143,7 +157,7 @@ fn shell_recipes_run_against_the_demo() {
     )
     .unwrap();
     let mut ran = 0;
-    for doc in DOCS {
+    for doc in &docs() {
         let text = std::fs::read_to_string(repo().join(doc)).unwrap();
         for (line, script) in tested_shell_blocks(&text) {
             let work = tempfile::tempdir().unwrap();
