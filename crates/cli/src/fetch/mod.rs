@@ -278,7 +278,7 @@ impl Fetcher<'_, '_> {
         let noun = self.args.instrument().as_str();
         format!(
             "{} answered 200 OK{what} without X-Heapgate-Task: that is not heapgate-proxy's \
-             {noun} answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
+             answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
              not the app's, and that --path ({}) is its {noun} path",
             heapgate_keys::redact_userinfo(&reached),
             self.args.path()
