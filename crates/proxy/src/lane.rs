@@ -49,6 +49,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::app::{Passing, is_host};
 use crate::conn_pool::{self, RawConn};
+use crate::guard::Verdict;
 use crate::metrics::{InFlight, Route};
 use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, connection_tokens, log_failure};
 use crate::server::{ConnLimits, SendTimeout};
@@ -244,7 +245,7 @@ impl Lane<'_> {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
         let passing = self.passing;
         if path == self.snapshot_path
-            || passing.guarded_paths.covers(path)
+            || passing.guarded_paths.check(path) != Verdict::Pass
             || (passing.gate.is_running() && passing.health_paths.iter().any(|p| p == path))
         {
             return Planned::General;

@@ -67,7 +67,7 @@ pub mod testing {
     use heapgate_protocol::TaskId;
 
     pub use crate::body::encoding::Coding;
-    pub use crate::guard::GuardedPaths;
+    pub use crate::guard::{GuardedPaths, MAX_RESOLVED_PATH, Refusal, Verdict};
     pub use crate::metrics::Metrics;
     pub use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
     pub use crate::source::{Capture, ChunkStream, Source, SourceError};

@@ -892,6 +892,88 @@ fn dot_segment_and_backslash_spellings_never_reach_the_app() {
     h.finish("dot_segment_spellings");
 }
 
+/// Issue 21, item 1: an app that decodes the whole target before parsing it (`new URL(
+/// decodeURIComponent(req.url), base)`) reads a decoded `?` or `#` as the end of the path and
+/// trims decoded spaces and controls. Those spellings are refused (404), and any path whose
+/// decoded form holds a C0 control or DEL is refused outright (400); on the lane (a plain GET)
+/// and on the general path (the same request with a chunked body) alike.
+#[test]
+fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
+    let t = token();
+    let mut h = Hostile::start(&[("/heapdump", Endpoint::Tiny)], "/heapdump", &[]);
+    let cut = [
+        "/heapdump%3f",
+        "/heapdump%3F",
+        "/heapdump%23",
+        "/heapdump%3f/../x",
+        "/x/../heapdump%3f",
+        "/heapdump%20",
+        "/heapdump%20%20",
+        "/HEAPDUMP%3F",
+        "/%68eapdump%23x",
+    ];
+    let controls = [
+        "/heap%09dump",
+        "/heap%0adump",
+        "/hea%0dpdump",
+        "/heapdump%00",
+        "/heapdump%1f",
+        "/heapdump%7F",
+        "/other%00",
+    ];
+    let mut cases = Vec::new();
+    for (spellings, expect) in [(&cut[..], Expect::NotFound), (&controls[..], Expect::BadRequest)] {
+        for spelling in spellings {
+            for query in [String::new(), format!("?hash={t}")] {
+                let target = format!("{spelling}{query}");
+                cases.push(get_case(format!("lane {target}"), &target, expect));
+                cases.push(case(
+                    format!("general {target}"),
+                    with_body(
+                        request("GET", &target, "Transfer-Encoding: chunked\r\n"),
+                        b"0\r\n\r\n",
+                    ),
+                    expect,
+                ));
+            }
+        }
+    }
+    // Real paths with an escaped `#`, `?` or space elsewhere still reach the app.
+    for target in ["/tags/c%23", "/files/a%20b.txt", "/go/https%3A%2F%2Fx.example%2Fa%3Fb"] {
+        cases.push(get_case(format!("lane {target}"), target, Expect::Passed));
+    }
+    h.run(&cases);
+    h.finish("decode_first_spellings");
+}
+
+/// Issue 21, item 7: the guard's work is bounded. A path that needs resolving and is longer
+/// than the guard resolves is refused with 414 on both paths; a long plain path still passes.
+#[test]
+fn long_paths_that_need_resolving_are_414_on_both_paths() {
+    let mut h = Hostile::tiny();
+    let slashes = "/".repeat(60_000);
+    let escapes = format!("/{}", "%41".repeat(3_000));
+    let plain = format!("/{}", "pass/".repeat(8_000));
+    let mut cases = Vec::new();
+    for (name, target) in [("slashes", &slashes), ("escapes", &escapes)] {
+        cases.push(get_case(format!("lane {name}"), target, status(&[414])));
+        cases.push(case(
+            format!("general {name}"),
+            with_body(
+                request("GET", target, "Transfer-Encoding: chunked\r\n"),
+                b"0\r\n\r\n",
+            ),
+            status(&[414]),
+        ));
+    }
+    h.run(&cases);
+    let before = h.counts();
+    let answer = h.exchange("long plain path", &get(&plain), 1);
+    assert_eq!(answer.statuses(), [200], "a long plain path passes");
+    assert_eq!(h.counts().passthrough, before.passthrough + 1);
+    h.finish("long_paths");
+}
+
 /// Two `Host` headers are ambiguous (RFC 9112 §3.2): 400 on every route, nothing forwarded.
 #[test]
 fn two_host_headers_are_400() {
