@@ -803,6 +803,16 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
         "task%5B%5D=t2",
         "TASK=other",
         "Repin=1",
+        // Issue 21, item 2: keys any reader could take for ours (an HTML-escaped `&`, an
+        // escaped `=`).
+        "amp;probe=1",
+        "probe%3D1",
+        "probe%3Dtrue",
+        "amp;task=other",
+        "task%3Dother",
+        "amp;repin=1",
+        "x;probe=1",
+        "probe%20=1",
     ]
     .iter()
     .map(|query| {
