@@ -756,17 +756,30 @@ fn plan_answer(
     out.extend_from_slice(b"\r\n");
     for header in headers {
         let name = classify(header.name);
+        // The length is written once below, as the framing decided it.
         let dropped = name.is_hop_by_hop()
+            || name == Name::ContentLength
             || listed.drops(header, name, headers)
-            || (name == Name::ContentLength && chunked)
             || is_reserved(header.name);
         if !dropped {
             has_date |= name == Name::Date;
             header_line(out, header.name.as_bytes(), header.value);
         }
     }
-    if matches!(framing, Framing::Chunked | Framing::UntilClose) {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    // One answer-header policy with the general path (hyper's server): one `Content-Length`,
+    // digits as a number, when the body is length-framed or a HEAD answer announces it; none on
+    // a 204 or 304, or beside a chunked body.
+    match (framing, length) {
+        (Framing::Chunked | Framing::UntilClose, _) => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        (Framing::Length(length), _) => length_line(out, length),
+        (Framing::Empty, Some(length))
+            if !chunked && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) =>
+        {
+            length_line(out, length);
+        }
+        (Framing::Empty, _) => {}
     }
     if !has_date {
         date_line(out, wall_clock());
@@ -1226,6 +1239,11 @@ fn is_plain_target(target: &str) -> bool {
                         | b'%'
                 )
         })
+}
+
+/// `Content-Length: N`, N in decimal without leading zeros.
+fn length_line(out: &mut Vec<u8>, length: u64) {
+    let _ = write!(out, "Content-Length: {length}\r\n");
 }
 
 fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

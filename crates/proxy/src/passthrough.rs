@@ -376,6 +376,7 @@ impl Upstream {
         }
         strip_hop_by_hop(response.headers_mut());
         strip_reserved(response.headers_mut());
+        normalize_length(response.headers_mut());
         let reuse = Reuse {
             sender,
             upstream: self.inner.id,
@@ -791,6 +792,27 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
         }
     }
     headers.remove(CONNECTION);
+}
+
+/// One `Content-Length`, in decimal without leading zeros, as the lane writes it: hyper's client
+/// has checked that every value is the same number (`34` and `034` are), and hyper's server
+/// drops it from a 204 and beside `Transfer-Encoding` (already removed above).
+fn normalize_length(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return;
+    };
+    let text = first.as_bytes().trim_ascii();
+    let plain = values.next().is_none() && (text == b"0" || !text.starts_with(b"0"));
+    if plain && text.len() == first.len() {
+        return;
+    }
+    let length = std::str::from_utf8(text)
+        .ok()
+        .and_then(|digits| digits.parse::<u64>().ok());
+    if let Some(length) = length {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
 }
 
 /// Removes every `X-Heapgate-*` header. Those names are the proxy's voice (which task answered,
