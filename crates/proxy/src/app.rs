@@ -166,7 +166,11 @@ fn answered_here(state: &Passing, path: &str) -> Option<Response> {
             return Some((StatusCode::NOT_FOUND, "not found\n").into_response());
         }
         Verdict::Refused(why) => {
-            tracing::debug!(path, status = why.status().as_u16(), "refused a request path");
+            tracing::debug!(
+                path,
+                status = why.status().as_u16(),
+                "refused a request path"
+            );
             state.metrics.request(Route::Passthrough, why.status());
             return Some((why.status(), why.body()).into_response());
         }

@@ -202,7 +202,9 @@ fn has_control(path: &str) -> bool {
 fn reparsed(decoded: &str) -> &str {
     let is_space = |c: char| c <= ' ' || c.is_whitespace() || c == '\u{feff}';
     let trimmed = decoded.trim_matches(is_space);
-    let cut = trimmed.find(['?', '#']).map_or(trimmed, |end| &trimmed[..end]);
+    let cut = trimmed
+        .find(['?', '#'])
+        .map_or(trimmed, |end| &trimmed[..end]);
     cut.trim_matches(is_space)
 }
 

@@ -126,7 +126,13 @@ impl Proxy {
             environment.hostname,
         )
         .await?;
-        let upstream = Upstream::new(&config.upstream, Some(config.limits.request_timeout));
+        let metrics = Arc::new(Metrics::new());
+        let upstream = Upstream::new(
+            &config.upstream,
+            Some(config.limits.request_timeout),
+            metrics.upstream_oversent(),
+        )
+        .allowing_upgrades(&config.upgrades);
         tracing::info!(
             task = %task_id,
             task_origin = ?origin,
@@ -138,7 +144,6 @@ impl Proxy {
             threads = config.threads,
             "heapgate-proxy started"
         );
-        let metrics = Arc::new(Metrics::new());
         let gate = SnapshotGate::new(config.snapshot.min_interval);
         // One inspector source for requests and the leak watch: one session, comparable ids.
         let inspector = match &config.source {
@@ -183,6 +188,7 @@ impl Proxy {
                     send_timeout: config.limits.send_timeout,
                 },
                 threads: config.threads,
+                max_connections: config.limits.max_connections,
                 drain: config.shutdown_timeout,
             },
             metrics,

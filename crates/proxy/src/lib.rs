@@ -81,7 +81,9 @@ pub mod testing {
         now: fn() -> DateTime<Utc>,
     ) -> (axum::Router, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
-        let upstream = crate::passthrough::Upstream::new(&config.upstream, None);
+        let upstream =
+            crate::passthrough::Upstream::new(&config.upstream, None, metrics.upstream_oversent())
+                .allowing_upgrades(&config.upgrades);
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
         let routes =
             crate::launch::Routes::new(config, task, upstream, gate, &metrics, now, Some(source));

@@ -532,14 +532,21 @@ fn answer_headers_follow_one_policy_on_both_paths() {
         let lane = answer(&mut conn, &format!("lane {path}"));
         assert_eq!(lane.status, reference.status, "{path}");
         assert_eq!(lane.body, reference.body, "{path}");
-        assert_eq!(headers(&lane), headers(&reference), "{path}: lane vs general");
+        assert_eq!(
+            headers(&lane),
+            headers(&reference),
+            "{path}: lane vs general"
+        );
         let lengths = lane.header_values("content-length");
         match reference.status {
             204 => assert!(lengths.is_empty(), "{path}: {lengths:?}"),
             _ => assert!(lengths.len() <= 1, "{path}: {lengths:?}"),
         }
         if let [length] = lengths[..] {
-            assert!(!length.starts_with('0') || length == "0", "{path}: {length}");
+            assert!(
+                !length.starts_with('0') || length == "0",
+                "{path}: {length}"
+            );
         }
     }
 }
