@@ -110,6 +110,8 @@ const PREFIXES: &[&str] = &[
     "/..;/",
     "/.;/",
     "/x/%c0%ae%c0%ae/",
+    "/%2fx/",
+    "/%5c%5cx%2f",
 ];
 
 /// What may follow the segment.

@@ -271,12 +271,20 @@ pub(crate) fn resolutions(path: &str) -> Vec<String> {
         };
         // Decoded as a whole by the app, then parsed: cut and trimmed, and a `%2e` left by the
         // decoding (`%252e`) is a dot to the WHATWG parser.
+        // A decoded target that starts with two slashes is a scheme-relative URL to such an
+        // app: `/%2f..x%5cheapdump` decodes to `//..x\heapdump`, whose path is `/heapdump`.
         let reread = reparsed(&decoded);
         let reread_dots = dots_decoded(reread);
+        let relative = scheme_relative_path(reread);
+        let relative_dots = relative.map(dots_decoded);
         let decoded_readings = [
             Some(&*decoded),
             (reread != decoded).then_some(reread),
             (reread_dots != reread).then_some(&*reread_dots),
+            relative,
+            relative_dots
+                .as_deref()
+                .filter(|dots| Some(*dots) != relative),
         ];
         for decoded in decoded_readings.into_iter().flatten() {
             // A prefix-mounted handler matches before any dot segment is resolved.
@@ -531,6 +539,9 @@ mod tests {
             "/heapdump%c2%a0",
             "/x/..%2fheapdump%3f",
             "/x/%252e%252e/heapdump",
+            "/%2f%2E%2eheap%64umpheapdump%5cheapdump",
+            "/%2fhost/heapdump",
+            "/%5c%5chost%2fheapdump",
         ] {
             assert_eq!(guarded.check(path), Verdict::Guarded, "{path}");
         }
