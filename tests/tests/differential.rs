@@ -184,3 +184,42 @@ fn agrees_with_node_on_generated_cases() {
     }
     assert!(year_10000 >= 1, "the year-10000 edge case must be covered");
 }
+
+/// `heapgate mint --for profile` is the Node one-liner over `VALUE + ':heapprofile'` (the README's
+/// recipe), and `--for snapshot` the one-liner over VALUE: the two never coincide.
+#[test]
+fn profile_tokens_are_the_one_liner_over_the_suffixed_value() {
+    let Some(node) =
+        node_or_skip("differential::profile_tokens_are_the_one_liner_over_the_suffixed_value")
+    else {
+        return;
+    };
+    let at = "2026-12-06T05:40:00Z";
+    let reference = |value: &str| {
+        let out = Command::new(&node)
+            .arg(data("reference-token.js"))
+            .args(["s3cret", value, at])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let heapgate = |instrument: &str| {
+        let run = heapgate_tests::Cmd::heapgate()
+            .env("HEAPGATE_SECRET", "s3cret")
+            .args([
+                "--value", "heapdump", "mint", "--for", instrument, "--at", at,
+            ])
+            .expect_success();
+        run.stdout.trim().to_owned()
+    };
+    let profile = heapgate("profile");
+    assert_eq!(profile, reference("heapdump:heapprofile"));
+    let snapshot = heapgate("snapshot");
+    assert_eq!(snapshot, reference("heapdump"));
+    assert_ne!(profile, snapshot);
+}

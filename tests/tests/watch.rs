@@ -1,7 +1,8 @@
 //! Leak watch end to end: a real Node app whose heap grows steadily, the real proxy watching it
 //! over the inspector, series stored in a directory, read back with the real `heapgate` CLI.
-//! Faults: the store unwritable (then writable again), the app restarted mid-series, the
-//! headroom guard.
+//! Every capture stores the sampling heap profile first; snapshots join where the headroom rule
+//! lets them. Faults: the store unwritable (then writable again), the app restarted mid-series,
+//! a memory limit the snapshots do not fit in.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,14 +110,35 @@ fn ended_manifest(dir: &Path) -> Option<serde_json::Value> {
 }
 
 fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".heapsnapshot.zst")
+}
+
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".heapsnapshot.zst"))
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
         .collect();
     files.sort();
     files
+}
+
+/// The profile's live bytes by function name (self sizes summed over the tree).
+fn profile_by_function(profile: &serde_json::Value) -> Vec<(String, u64)> {
+    let mut sums: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut stack = vec![&profile["head"]];
+    while let Some(node) = stack.pop() {
+        let name = node["callFrame"]["functionName"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        *sums.entry(name).or_default() += node["selfSize"].as_u64().unwrap_or(0);
+        stack.extend(node["children"].as_array().into_iter().flatten());
+    }
+    let mut sums: Vec<(String, u64)> = sums.into_iter().collect();
+    sums.sort_by_key(|s| std::cmp::Reverse(s.1));
+    sums
 }
 
 #[test]
@@ -144,6 +166,10 @@ fn one_series_lands_in_a_directory_and_diff_names_the_leak() {
     assert_eq!(manifest["ended"]["reason"], "complete", "{manifest:#}");
     assert_eq!(manifest["task"], TASK);
     assert_eq!(manifest["captures"].as_array().map(Vec::len), Some(2));
+    for capture in manifest["captures"].as_array().unwrap() {
+        assert!(capture["profile"].as_str().is_some(), "{manifest:#}");
+        assert!(capture["file"].as_str().is_some(), "{manifest:#}");
+    }
     let trigger = &manifest["trigger"];
     assert!(
         trigger["floor_to_bytes"].as_u64().unwrap() - trigger["floor_from_bytes"].as_u64().unwrap()
@@ -163,6 +189,17 @@ fn one_series_lands_in_a_directory_and_diff_names_the_leak() {
 
     let files = snapshot_files(&dirs[0]);
     assert_eq!(files.len(), 2, "{files:?}");
+    let profiles = files_ending(&dirs[0], ".heapprofile");
+    assert_eq!(profiles.len(), 2, "{profiles:?}");
+    let listing = Command::new(workspace_binary("heapgate"))
+        .args(["list", store.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("evidence: 2 profile(s), 2 snapshot(s)\n"),
+        "{listing}"
+    );
     let bytes = std::fs::read(&files[1]).unwrap();
     let json = zstd::decode_all(&bytes[..]).unwrap();
     assert_valid_snapshot(&serde_json::from_slice(&json).unwrap());
@@ -180,6 +217,27 @@ fn one_series_lands_in_a_directory_and_diff_names_the_leak() {
     );
     let top = stdout.lines().take(4).collect::<Vec<_>>().join("\n");
     assert!(top.contains(LEAKED_CLASS), "diff's top rows:\n{top}");
+
+    // A guard holding the trigger back is logged once when it starts holding, with its field
+    // once: not on every sample while the series runs (5 s apart here, a sample a second).
+    let log = proxy.proc.output();
+    let held: Vec<&str> = log.lines().filter(|l| l.contains("held back")).collect();
+    for line in &held {
+        assert_eq!(line.matches("\"guard\":").count(), 1, "{line}");
+    }
+    for guard in ["series_running", "cooldown"] {
+        let lines = held.iter().filter(|l| l.contains(guard)).count();
+        assert!(
+            lines <= 1,
+            "{guard} logged {lines} times:\n{}",
+            held.join("\n")
+        );
+    }
+    let running = held.iter().find(|l| l.contains("series_running"));
+    assert!(
+        running.is_none_or(|l| !l.contains("WARN")),
+        "a series running is no warning: {running:?}"
+    );
     drop(app);
 }
 
@@ -261,27 +319,56 @@ fn an_app_restarted_mid_series_ends_it() {
     drop(app);
 }
 
+/// Snapshots that would not fit are held back, but the series still stores its profiles, and the
+/// profile names the leaking function.
 #[test]
-fn the_headroom_guard_holds_a_series_back() {
-    let Some(node) = node_or_skip("watch::the_headroom_guard") else {
+fn a_tight_memory_limit_keeps_the_profiles_and_holds_the_snapshots_back() {
+    let Some(node) = node_or_skip("watch::a_tight_memory_limit") else {
         return;
     };
     let store = tempfile::tempdir().unwrap();
     let app = start_app(&node);
-    // 10 × a heap of 20+ MiB does not fit in 128 MiB.
+    // 15 × a heap of 20+ MiB does not fit in 128 MiB.
     let proxy = start_proxy(
         &app,
         store.path().to_str().unwrap(),
         &[("--app-memory-limit", "128MiB")],
     );
-    wait_for("the headroom guard", &proxy, || {
-        metric(&proxy, "heapgate_watch_held_total{reason=\"headroom\"}")
+    let manifest = wait_for("a finished series", &proxy, || {
+        series_dirs(store.path())
+            .first()
+            .and_then(|d| ended_manifest(d))
     });
-    assert!(proxy.proc.output().contains("series held back"));
-    assert!(series_dirs(store.path()).is_empty());
-    assert_eq!(
-        metric(&proxy, "heapgate_watch_series_total{reason=\"complete\"}"),
-        None
+    assert_eq!(manifest["ended"]["reason"], "complete", "{manifest:#}");
+    let captures = manifest["captures"].as_array().unwrap();
+    assert_eq!(captures.len(), 2);
+    for capture in captures {
+        assert!(capture["file"].is_null(), "{manifest:#}");
+        let why = capture["snapshot_held_back"].as_str().unwrap();
+        assert!(why.contains("against the limit 128 MiB"), "{why}");
+    }
+    assert!(metric(&proxy, "heapgate_watch_held_total{reason=\"headroom\"}").is_some());
+    let dir = &series_dirs(store.path())[0];
+    assert!(snapshot_files(dir).is_empty());
+    let profiles = files_ending(dir, ".heapprofile");
+    assert_eq!(profiles.len(), 2);
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profiles[1]).unwrap()).unwrap();
+    let top = profile_by_function(&profile);
+    assert!(
+        top.iter()
+            .take(3)
+            .any(|(name, _)| name == "leak" || name == "LeakedRequestContext"),
+        "top allocating functions: {top:?}"
+    );
+    let listing = Command::new(workspace_binary("heapgate"))
+        .args(["list", store.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("evidence: 2 profile(s), 0 snapshot(s) (2 held back by the headroom rule"),
+        "{listing}"
     );
     drop(app);
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use heapgate_keys::SecretArgs;
+use heapgate_protocol::Instrument;
 
 /// Production heap snapshots of Node.js services behind an hour-scoped signed URL.
 ///
@@ -18,46 +19,60 @@ use heapgate_keys::SecretArgs;
     propagate_version = true,
     max_term_width = 100
 )]
-#[command(
-    after_help = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error, \
-                  130 fetch interrupted (SIGINT, SIGTERM)."
-)]
+#[command(after_help = EXIT_STATUS)]
 pub struct Cli {
-    #[command(flatten)]
-    pub token: TokenArgs,
-
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// The secret and the signed value; the same for every subcommand.
+/// Every exit status, for `--help` and the manual page.
+const EXIT_STATUS: &str = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or \
+                           configuration error, 3 diff --fail-on-growth exceeded, 130 fetch \
+                           interrupted (SIGINT, SIGTERM).";
+
+/// The value signed with the hour unless `--value` or `HEAPGATE_VALUE` says otherwise.
+pub(crate) const DEFAULT_VALUE: &str = "heapdump";
+
+/// The secret and the signed value, on the subcommands that mint or verify tokens (`mint`,
+/// `verify`, `fetch`) and only there.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     #[command(flatten)]
     pub secrets: SecretArgs,
 
     /// The value signed with the hour; must equal the verifier's.
-    #[arg(
-        long,
-        global = true,
-        env = "HEAPGATE_VALUE",
-        default_value = "heapdump"
-    )]
+    #[arg(long, env = "HEAPGATE_VALUE", default_value = DEFAULT_VALUE)]
     pub value: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the token for the current hour (or the hour of --at): 64 hex characters.
-    Mint(MintArgs),
+    Mint {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: MintArgs,
+    },
     /// Check a token: exit 0 and name the hour it was minted for, or exit 1 with the reason.
-    Verify(VerifyArgs),
-    /// Download heap snapshots from one task behind a load balancer, retrying until it answers.
+    Verify {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: VerifyArgs,
+    },
+    /// Download heap snapshots (or, with --profile, sampling heap profiles) from one task behind
+    /// a load balancer, retrying until it answers.
     ///
     /// Every attempt mints a fresh token and opens a new connection, so a balancer without
     /// stickiness spreads attempts over the tasks until the wanted one answers. Saved paths are
     /// printed on stdout, one per line; progress and retries go to stderr.
-    Fetch(FetchArgs),
+    Fetch {
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        args: FetchArgs,
+    },
     /// Compare heap snapshots like Chrome DevTools' Comparison view: which classes grew, and
     /// who holds them.
     ///
@@ -71,13 +86,21 @@ pub enum Command {
     ///
     /// All files should come from the same process (the same X-Heapgate-Series); otherwise
     /// every object looks new, and a warning says so.
+    ///
+    /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`
+    /// takes them) are compared by allocation site instead: live bytes and objects per
+    /// function with file:line:column, bottom-up and top-down. With three profiles A B C, a
+    /// site's growth is what it gained from A to B and still holds at C, so a burst freed by C
+    /// counts zero. Profiles and snapshots cannot be mixed.
     Diff(DiffArgs),
     /// DevTools' Summary view of one snapshot: per class Count, Shallow Size and Retained Size,
-    /// largest retained size first.
+    /// largest retained size first. For a heap profile: live bytes and objects by allocation
+    /// site and by caller.
     Summary(SummaryArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
-    /// growth, how it ended, and the snapshot files (which `diff` and `summary` read as they are,
-    /// `s3://` URLs included).
+    /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
+    /// snapshots the headroom rule held back), and the files (which `diff` and `summary` read as
+    /// they are, `s3://` URLs included).
     List(ListArgs),
     /// Replace the string values in a snapshot taken without --redact (plain, zstd or gzip) by a
     /// placeholder, keeping class, property and edge names, counts, sizes and ids, as
@@ -94,8 +117,22 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `heapgate man | man -l -`.
-    Man,
+    /// Print a manual page (roff): `heapgate man | man -l -`, `heapgate man fetch | man -l -`;
+    /// or write every page to a directory: `heapgate man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page to print: a subcommand's (`fetch` prints heapgate-fetch(1)) or `heapgate-proxy`;
+    /// without it, heapgate(1).
+    #[arg(value_name = "PAGE", conflicts_with = "dir")]
+    pub page: Option<String>,
+
+    /// Write every page into DIR (heapgate.1, one per subcommand such as heapgate-fetch.1, and
+    /// heapgate-proxy.1) and print their paths.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -104,18 +141,19 @@ pub struct MintArgs {
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
     pub at: Option<DateTime<Utc>>,
 
+    /// What the token opens: `snapshot` signs --value unchanged (the Node.js one-liner's token);
+    /// `profile` signs VALUE + ":heapprofile" and opens only the sampling heap profile
+    /// (`/heapprofile`), never a snapshot.
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
+
     /// Print the full URL instead: BASE + --path + ?hash=HEX (+ &task=ID).
     #[arg(long, value_name = "BASE")]
     pub url: Option<String>,
 
-    /// The snapshot path joined to --url.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/heapdump",
-        requires = "url"
-    )]
-    pub path: String,
+    /// The path joined to --url [default: /heapdump, or /heapprofile with --for profile].
+    #[arg(long, value_name = "PATH", requires = "url")]
+    pub path: Option<String>,
 
     /// Ask for this task's snapshot (adds &task=ID to the URL; other tasks answer 421).
     #[arg(long, value_name = "ID", requires = "url")]
@@ -132,6 +170,10 @@ pub struct VerifyArgs {
     /// The token: 64 hex characters, either case.
     #[arg(value_name = "HASH")]
     pub hash: String,
+
+    /// What the token should open: `snapshot` (--value as is) or `profile` (VALUE + ":heapprofile").
+    #[arg(long = "for", value_name = "INSTRUMENT", default_value = "snapshot", value_parser = parse_instrument)]
+    pub instrument: Instrument,
 
     /// Verify as if it were INSTANT (RFC 3339).
     #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
@@ -177,9 +219,20 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 
-    /// The snapshot path joined to BASE_URL.
-    #[arg(long, value_name = "PATH", default_value = "/heapdump")]
-    pub path: String,
+    /// The path joined to BASE_URL [default: /heapdump, or /heapprofile with --profile].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Take sampling heap profiles instead of snapshots: live bytes by allocation site, a few
+    /// KiB that cost the app milliseconds, safe near its memory limit. Uses a profile token
+    /// (it signs VALUE:heapprofile and never opens the snapshot). `heapgate diff` reads them.
+    #[arg(long)]
+    pub profile: bool,
+
+    /// With --profile, the format to save: heapprofile (DevTools' JSON; Memory tab → Load) or
+    /// pprof (gzipped profile.proto for go tool pprof, Pyroscope, speedscope).
+    #[arg(long, value_name = "FORMAT", requires = "profile", value_parser = ["heapprofile", "pprof"])]
+    pub format: Option<String>,
 
     /// Give up on a snapshot after this many requests.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
@@ -216,15 +269,23 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
 
-    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta) or
-    /// kept (Kept Retained). Default: size, or kept with three snapshots.
-    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept"])]
+    /// Order: size (Size Delta), delta (# Delta), count (# New), retained (Retained Delta),
+    /// kept (Kept Retained) or new-retained (what the new objects retain). Default: new-retained,
+    /// or kept with three snapshots; by these two, V8's bookkeeping classes ((compiled code),
+    /// (system), (object shape)) come after the others, and with three snapshots rows with no
+    /// kept object always come last.
+    #[arg(long, value_name = "ORDER", value_parser = ["size", "delta", "count", "retained", "kept", "new-retained"])]
     pub sort: Option<String>,
 
     /// For how many of the top classes to show who holds their new (or kept) objects; 0 turns
     /// the retainer paths off.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retainers: usize,
+
+    /// Show every step of the retainer paths: by default the way from the GC root through
+    /// Node.js and package internals to the first step in your own code is one line.
+    #[arg(long)]
+    pub full_paths: bool,
 
     /// Exit 3 when a class's retained size grew by more than SIZE (with three snapshots: its
     /// kept objects' retained size), e.g. 1MiB, 500kB, 2000000.
@@ -240,6 +301,34 @@ pub struct DiffArgs {
     /// values from the heap.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    /// What the series takes.
+    pub fn instrument(&self) -> Instrument {
+        if self.profile {
+            Instrument::Profile
+        } else {
+            Instrument::Snapshot
+        }
+    }
+
+    /// `--path`, or the instrument's usual path.
+    pub fn path(&self) -> &str {
+        self.path
+            .as_deref()
+            .unwrap_or_else(|| self.instrument().default_path())
+    }
+
+    /// The profile format asked for (`None` for snapshots).
+    pub fn profile_format(&self) -> Option<heapgate_protocol::ProfileFormat> {
+        self.profile.then(|| {
+            self.format
+                .as_deref()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +385,11 @@ pub struct DemoArgs {
     /// Also write the leak report as one self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Instead of the hunt: keep the app and heapgate-proxy running until Ctrl-C, to try the
+    /// sidecar's recipes on them. Prints `proxy URL`, `app URL` and `secret-file PATH` on stdout.
+    #[arg(long, conflicts_with_all = ["keep", "html", "leak"])]
+    pub serve: bool,
 }
 
 /// `1MiB`, `500kB`, `1.5 GB`, `2000000` (bytes).
@@ -310,4 +404,9 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2021-06-01T10:15:00Z"))
+}
+
+fn parse_instrument(text: &str) -> Result<Instrument, String> {
+    text.parse()
+        .map_err(|e: heapgate_protocol::UnknownInstrument| e.to_string())
 }

@@ -7,7 +7,9 @@
 //! leaked class. Every process and file is cleaned up when the demo ends, Ctrl-C included: the
 //! app is killed on drop, the proxy is shut down, the temp dir removed.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use heapgate_protocol::TaskId;
 use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy, Signals};
 use heapgate_snapshot::{
-    CompareOptions, Comparison, PathStep, SortBy, compare, render_retainers, render_table,
+    CompareOptions, Comparison, PathStep, compare, render_retainers, render_table,
 };
 use heapgate_token::{Key, Keys};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -32,13 +34,14 @@ const TASK: &str = "demo";
 /// A retainer path on one line: `global → .leakedRequestContexts → Array → [] → …`.
 fn chain(path: &[PathStep]) -> String {
     path.iter()
-        .map(|step| {
+        .enumerate()
+        .map(|(i, step)| {
             let node = match &step.location {
                 Some(location) => format!("{} ({location})", step.node.trim()),
                 None => step.node.trim().to_owned(),
             };
             match step.edge_type.as_str() {
-                "" => node,
+                _ if i == 0 => node,
                 "element" | "hidden" => format!("[] → {node}"),
                 "context" => format!("context variable {} → {node}", step.edge),
                 _ => format!(".{} → {node}", step.edge),
@@ -47,6 +50,10 @@ fn chain(path: &[PathStep]) -> String {
         .collect::<Vec<_>>()
         .join(" → ")
 }
+
+/// `--min-interval` of the sidecar `--serve` keeps up: short, but long enough that a recipe
+/// taking two snapshots in a row meets the 429 a production sidecar (30 s) would give it.
+const SERVE_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Objects leaked per request of the generated traffic.
 const PER_REQUEST: u32 = 500;
@@ -80,20 +87,31 @@ pub(crate) fn run(args: &DemoArgs, value: &str, io: &mut Io<'_>) -> Result<(), E
         "starting the leaky demo app under node {node} with its inspector on loopback"
     ));
     let mut app = demo.interruptible(start_app(dir.path()))??;
-    let (stop_proxy, proxy) = demo.interruptible(start_proxy(&app, value, &secret))??;
+    let min_interval = if args.serve {
+        SERVE_MIN_INTERVAL
+    } else {
+        Duration::ZERO
+    };
+    let (stop_proxy, proxy) =
+        demo.interruptible(start_proxy(&app, value, &secret, min_interval))??;
     demo.say(&format!(
         "heapgate-proxy listens on {proxy} in front of the app (task `{TASK}`)"
     ));
 
-    let result = demo.hunt(args, proxy);
+    let result = if args.serve {
+        demo.serve(proxy, &app).map(|()| None)
+    } else {
+        demo.hunt(args, proxy).map(Some)
+    };
     // Cleanup on every path: the proxy drains, the app is killed, the temp dir goes.
     let _ = stop_proxy.send(());
     let _ = app.child.start_kill();
     runtime.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(5), app.child.wait()).await;
     });
-    let outcome = result?;
-    demo.keep_snapshots(args.keep.as_deref(), &outcome.snapshots)?;
+    if let Some(outcome) = result? {
+        demo.keep_snapshots(args.keep.as_deref(), &outcome.snapshots)?;
+    }
     demo.say("cleaned up: app stopped, proxy stopped, temp files removed");
     Ok(())
 }
@@ -128,6 +146,44 @@ impl Demo<'_, '_> {
         })
     }
 
+    /// `--serve`: the app and the sidecar stay up for the README's recipes until Ctrl-C (or
+    /// SIGTERM), which ends the demo normally. Addresses and the secret file go to stdout, one
+    /// `name value` a line, for scripts; the same in words to stderr.
+    fn serve(&mut self, proxy: SocketAddr, app: &App) -> Result<(), Error> {
+        let secret_file = self.dir.join("heapgate-secret");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::mode::SNAPSHOT)
+            .open(&secret_file)
+            .and_then(|mut file| file.write_all(self.secret.as_bytes()))
+            .map_err(|e| Error::Failed(format!("cannot write the secret file: {e}")))?;
+        let lines = format!(
+            "proxy http://{proxy}\napp http://{}\nsecret-file {}\n",
+            app.http,
+            secret_file.display()
+        );
+        self.io
+            .stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.io.stdout.flush())
+            .map_err(|e| output_error(&e))?;
+        self.say(&format!(
+            "serving until Ctrl-C: the app at http://{}, heapgate-proxy at http://{proxy} (one \
+             snapshot per {} s), secret in {}",
+            app.http,
+            SERVE_MIN_INTERVAL.as_secs(),
+            secret_file.display()
+        ));
+        self.say(&format!(
+            "try: HEAPGATE_SECRET_FILE={} heapgate fetch http://{proxy}",
+            secret_file.display()
+        ));
+        let interrupts = &mut self.interrupts;
+        self.runtime.block_on(interrupts.recv());
+        Ok(())
+    }
+
     /// Traffic, snapshot, more traffic, snapshot, diff.
     fn hunt(&mut self, args: &DemoArgs, proxy: SocketAddr) -> Result<Outcome, Error> {
         let requests = args.leak.div_ceil(PER_REQUEST).max(1);
@@ -136,17 +192,19 @@ impl Demo<'_, '_> {
         ));
         self.interruptible(traffic(proxy, requests))??;
         let first = self.snapshot(proxy, "base")?;
+        let first_profile = self.profile(proxy, "base")?;
         self.say(&format!(
             "driving traffic: {requests} requests through the proxy, each leaking {PER_REQUEST} {LEAKED_CLASS}"
         ));
         self.interruptible(traffic(proxy, requests))??;
         let second = self.snapshot(proxy, "new")?;
+        let second_profile = self.profile(proxy, "new")?;
 
         self.say(
             "comparing the two snapshots (like DevTools' Comparison view) and finding who holds the new objects",
         );
         let options = CompareOptions {
-            sort: Some(SortBy::SizeDelta),
+            sort: None,
             retainer_classes: 1,
             groups_per_class: 1,
         };
@@ -159,7 +217,7 @@ impl Demo<'_, '_> {
         }
         let rows = &comparison.diff;
         let mut text = render_table(rows, Some(10));
-        text.push_str(&render_retainers(rows));
+        text.push_str(&render_retainers(rows, false));
         self.io
             .stdout
             .write_all(text.as_bytes())
@@ -171,11 +229,18 @@ impl Demo<'_, '_> {
                     top.new_count, top.size_delta, top.retained_size
                 ));
                 if let Some(group) = top.retainers.first() {
-                    self.say(&format!(
-                        "held by: {} ({} of the new objects)",
-                        chain(&group.path),
-                        group.count
-                    ));
+                    let holder = group.holder.as_ref();
+                    if let Some(h) = holder {
+                        self.say(&format!(
+                            "held by: {} ({} of the new objects, {} bytes retained)",
+                            h.describe(),
+                            group.count,
+                            group.retained_size
+                        ));
+                    }
+                    // The chain from the holder's owner down, as the text report shows it.
+                    let from = holder.map_or(0, |h| h.step - 1);
+                    self.say(&format!("path: {}", chain(&group.path[from..])));
                 }
             }
             Some(top) => self.say(&format!(
@@ -184,6 +249,7 @@ impl Demo<'_, '_> {
             )),
             None => self.say("the diff is empty"),
         }
+        self.profile_diff(&first_profile, &second_profile)?;
         let snapshots = [first, second];
         if let Some(out) = &args.html {
             self.report(args, out, &comparison, &options, &snapshots)?;
@@ -238,13 +304,28 @@ impl Demo<'_, '_> {
         self.say(&format!(
             "taking the {name} snapshot through the proxy with a fresh token"
         ));
+        self.fetch(proxy, name, false)
+    }
+
+    /// The sampling heap profile through the proxy with `heapgate fetch --profile`'s own code.
+    fn profile(&mut self, proxy: SocketAddr, name: &str) -> Result<PathBuf, Error> {
+        self.say(&format!(
+            "taking the {name} heap profile through the proxy with a profile token (cheap: no snapshot)"
+        ));
+        self.fetch(proxy, &format!("{name}-profile"), true)
+    }
+
+    /// One file through the proxy with `heapgate fetch`'s code, into subdirectory `dir`.
+    fn fetch(&mut self, proxy: SocketAddr, dir: &str, profile: bool) -> Result<PathBuf, Error> {
         let args = FetchArgs {
             base_url: format!("http://{proxy}"),
             task: Some(TASK.to_owned()),
             count: 1,
             interval: Duration::ZERO.into(),
-            out: self.dir.join(name),
-            path: "/heapdump".to_owned(),
+            out: self.dir.join(dir),
+            path: None,
+            profile,
+            format: None,
             max_attempts: 5,
             keep_compressed: false,
             no_compression: false,
@@ -264,7 +345,29 @@ impl Demo<'_, '_> {
             .lines()
             .next()
             .map(PathBuf::from);
-        path.ok_or_else(|| Error::Failed("the snapshot was not saved".to_owned()))
+        path.ok_or_else(|| Error::Failed(format!("the {} was not saved", args.instrument())))
+    }
+
+    /// Which function allocated what is still alive: the two profiles' diff, next to the
+    /// snapshot's answer of who holds it.
+    fn profile_diff(&mut self, first: &Path, second: &Path) -> Result<(), Error> {
+        self.say("comparing the two heap profiles: which function allocated what is still alive");
+        let read = |p: &Path| {
+            heapgate_profile::read(p).map_err(|e| Error::Failed(format!("{}: {e}", p.display())))
+        };
+        let comparison = heapgate_profile::compare(&[read(first)?, read(second)?]);
+        let text = heapgate_profile::render_diff(&comparison, 5);
+        self.io
+            .stdout
+            .write_all(text.as_bytes())
+            .map_err(|e| output_error(&e))?;
+        if let Some(top) = comparison.sites.first().filter(|s| s.growth_bytes > 0) {
+            self.say(&format!(
+                "allocated by: {} (+{} live bytes sampled since the base profile)",
+                top.frame, top.growth_bytes
+            ));
+        }
+        Ok(())
     }
 
     fn keep_snapshots(
@@ -400,14 +503,18 @@ async fn start_proxy(
     app: &App,
     value: &str,
     secret: &str,
+    min_interval: Duration,
 ) -> Result<(oneshot::Sender<()>, SocketAddr), Error> {
     let failed = |e: &dyn std::fmt::Display| Error::Failed(format!("cannot start the proxy: {e}"));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let config = ProxyConfig::builder(&format!("http://{}", app.http), demo_keys(secret)?)
         .inspector(&format!("http://{}", app.inspector))
         .task_id(TaskId::new(TASK).map_err(|e| failed(&e))?)
-        .min_interval(Duration::ZERO)
+        .min_interval(min_interval)
         .path("/heapdump")
+        // A finer sampling interval than production's 512 KiB: the demo leaks only megabytes.
+        .profile_interval(64 * 1024, Duration::from_secs(60))
+        .profile_min_interval(Duration::ZERO)
         .value(value)
         .listen(loopback, loopback)
         .build()

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use heapgate_snapshot::{
-    Comparability, CompareOptions, Comparison, SortBy, compare, render_retainers, render_table,
+    Comparability, CompareOptions, Comparison, SortBy, compare, render_answer, render_retainers,
+    render_table,
 };
 
 use crate::args::DiffArgs;
@@ -46,6 +47,9 @@ pub(crate) fn write_report(
 }
 
 pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if crate::profiles::are_profiles(&args.files)? {
+        return crate::profiles::diff(args, io);
+    }
     let sort: Option<SortBy> = args
         .sort
         .as_deref()
@@ -76,7 +80,10 @@ pub(crate) fn run(args: &DiffArgs, io: &mut Io<'_>) -> Result<(), Error> {
         json
     } else {
         let mut text = render_table(rows, Some(args.top));
-        text.push_str(&render_retainers(rows));
+        if let Some(answer) = render_answer(rows) {
+            text.push_str(&format!("\nWho holds it: {answer}\n"));
+        }
+        text.push_str(&render_retainers(rows, args.full_paths));
         text
     };
     io.stdout

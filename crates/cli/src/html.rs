@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 
 const SCRIPT: &str = include_str!("html/report.js");
-const STYLE: &str = include_str!("html/report.css");
+pub(crate) const STYLE: &str = include_str!("html/report.css");
 
 /// Rows the page carries at most (the largest first; the totals cover all). Keeps the page
 /// small on snapshots with thousands of plain-object shapes.
@@ -229,6 +229,7 @@ fn sort_key(sort: SortBy) -> &'static str {
         SortBy::NewCount => "new_count",
         SortBy::RetainedDelta => "retained_size_delta",
         SortBy::Kept => "kept_retained_size",
+        SortBy::NewRetained => "new_retained_size",
     }
 }
 
@@ -243,7 +244,7 @@ pub(crate) fn diff_page(
     let sort = sort.unwrap_or(if three {
         SortBy::Kept
     } else {
-        SortBy::SizeDelta
+        SortBy::NewRetained
     });
     let rows = &comparison.diff.classes;
     let labels: Vec<String> = if three {
@@ -366,7 +367,7 @@ fn human_bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().si().to_string()
 }
 
-fn csp_hash(source: &str) -> String {
+pub(crate) fn csp_hash(source: &str) -> String {
     let digest = Sha256::digest(source.as_bytes());
     format!(
         "'sha256-{}'",
@@ -571,6 +572,7 @@ pub(crate) fn write(
     };
     let written = tempfile::Builder::new()
         .prefix(".heapgate-report-")
+        .permissions(crate::mode::report())
         .tempfile_in(dir)
         .and_then(|mut file| {
             std::io::Write::write_all(&mut file, page.as_bytes())?;

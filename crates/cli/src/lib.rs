@@ -10,7 +10,11 @@ mod diff;
 mod error;
 mod fetch;
 mod html;
+mod html_profile;
+mod man;
 mod mint;
+mod mode;
+mod profiles;
 mod redact;
 mod stored;
 mod summary;
@@ -40,42 +44,42 @@ pub struct Io<'a> {
 
 /// Runs a parsed command line.
 pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
-    // Commands that need no secret.
     match &cli.command {
+        args::Command::Mint { token, args } => {
+            let keys = keys(token, io)?;
+            mint::run(args, &keys, &token.value, io)
+        }
+        args::Command::Verify { token, args } => {
+            let keys = keys(token, io)?;
+            verify::run(args, &keys, &token.value, io)
+        }
+        args::Command::Fetch { token, args } => {
+            let keys = keys(token, io)?;
+            fetch::run(args, &keys, &token.value, io)
+        }
+        // Commands that need no secret.
         args::Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "heapgate", io.stdout);
-            return Ok(());
+            Ok(())
         }
-        args::Command::Man => {
-            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
-            return page.render(io.stdout).map_err(|e| output_error(&e));
-        }
-        args::Command::Diff(args) => return diff::run(args, io),
-        args::Command::Redact(args) => return redact::run(args, io),
-        args::Command::Summary(args) => return summary::run(args, io),
-        args::Command::List(args) => return stored::list(&args.store, io.stdout),
-        args::Command::Demo(args) => return demo::run(args, &cli.token.value, io),
-        _ => {}
+        args::Command::Man(args) => man::run(args, io),
+        args::Command::Diff(args) => diff::run(args, io),
+        args::Command::Redact(args) => redact::run(args, io),
+        args::Command::Summary(args) => summary::run(args, io),
+        args::Command::List(args) => stored::list(&args.store, io.stdout),
+        args::Command::Demo(args) => demo::run(args, args::DEFAULT_VALUE, io),
     }
-    let LoadedKeys { keys, warnings } = heapgate_keys::load(&cli.token.secrets, io.env)
-        .map_err(|e| Error::Config(e.to_string()))?;
+}
+
+/// The keys of `--secret-file`, `HEAPGATE_SECRET` or `--secret`, with their warnings printed.
+fn keys(token: &args::TokenArgs, io: &mut Io<'_>) -> Result<heapgate_token::Keys, Error> {
+    let LoadedKeys { keys, warnings } =
+        heapgate_keys::load(&token.secrets, io.env).map_err(|e| Error::Config(e.to_string()))?;
     for warning in warnings {
         warn(io, &warning);
     }
-    let value = &cli.token.value;
-    match &cli.command {
-        args::Command::Mint(args) => mint::run(args, &keys, value, io),
-        args::Command::Verify(args) => verify::run(args, &keys, value, io),
-        args::Command::Fetch(args) => fetch::run(args, &keys, value, io),
-        args::Command::Completions { .. }
-        | args::Command::Man
-        | args::Command::Diff(_)
-        | args::Command::Redact(_)
-        | args::Command::Summary(_)
-        | args::Command::List(_)
-        | args::Command::Demo(_) => Ok(()),
-    }
+    Ok(keys)
 }
 
 /// Prints `heapgate: warning: …` on stderr. A failed write to stderr is not worth failing for.

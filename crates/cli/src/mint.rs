@@ -18,7 +18,8 @@ struct Minted<'a> {
 }
 
 pub(crate) fn run(args: &MintArgs, keys: &Keys, value: &str, io: &mut Io<'_>) -> Result<(), Error> {
-    let token = mint(keys.signing(), value, args.at.unwrap_or_else(io.now));
+    let value = args.instrument.signed_value(value);
+    let token = mint(keys.signing(), &value, args.at.unwrap_or_else(io.now));
     let hash = token.to_string();
     let task = match args.task.as_deref() {
         Some(task) => Some(TaskId::new(task).map_err(|e| Error::Config(format!("--task: {e}")))?),
@@ -32,7 +33,13 @@ pub(crate) fn run(args: &MintArgs, keys: &Keys, value: &str, io: &mut Io<'_>) ->
     let url = args
         .url
         .as_deref()
-        .map(|base| snapshot_url(base, &args.path, &query))
+        .map(|base| {
+            let path = args
+                .path
+                .as_deref()
+                .unwrap_or(args.instrument.default_path());
+            snapshot_url(base, path, &query)
+        })
         .transpose()?;
 
     let line = if args.json {

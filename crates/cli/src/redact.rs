@@ -29,6 +29,7 @@ pub(crate) fn run(args: &RedactArgs, io: &mut Io<'_>) -> Result<(), Error> {
     // Written beside OUT and given its name only when complete (deleted on any failure).
     let temp = tempfile::Builder::new()
         .prefix(".heapgate-redact-")
+        .permissions(crate::mode::snapshot())
         .tempfile_in(dir)
         .map_err(|e| Error::Failed(format!("cannot write in {}: {e}", dir.display())))?;
     let out_encoding = if args.plain {

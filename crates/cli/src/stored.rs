@@ -63,6 +63,27 @@ pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
     Ok(Inputs { paths, _dir: dir })
 }
 
+/// The first `limit` bytes of the object at `url` (all of it when `limit` is `None`): enough to
+/// tell a profile from a snapshot, or a whole profile (profiles are small).
+pub(crate) fn object_bytes(url: &str, limit: Option<u64>) -> Result<Vec<u8>, Error> {
+    let (store, key) = open_url(url)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let failed = |e: object_store::Error| Error::Failed(format!("{url}: {e}"));
+        let size = store.objects().head(&key).await.map_err(failed)?.size;
+        let end = limit.map_or(size, |l| l.min(size));
+        if end == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = store
+            .objects()
+            .get_range(&key, 0..end)
+            .await
+            .map_err(failed)?;
+        Ok(bytes.to_vec())
+    })
+}
+
 fn copy(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
@@ -157,11 +178,17 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
                 Err(_) => None,
             };
-            let snapshots: Vec<String> = objects
+            // In the order they were taken (their names start with a UTC stamp), whatever
+            // order the store lists them in.
+            let mut snapshots: Vec<String> = objects
                 .iter()
-                .filter(|p| p.as_ref().ends_with(".heapsnapshot.zst"))
+                .filter(|p| {
+                    let name = p.as_ref();
+                    name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
+                })
                 .map(|p| store.display(p))
                 .collect();
+            snapshots.sort();
             found.push((
                 store.display(&ObjectPath::from(folder.as_str())),
                 manifest,
@@ -190,11 +217,27 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     format!(
                         "{folder}\n  task {}  started {}  heap floor +{:.1} MiB in {}s ({:.1} → {:.1} MiB)  ended: {ended}",
                         m.task,
-                        m.started_at,
+                        utc_seconds(&m.started_at),
                         mib(growth),
                         m.trigger.over_seconds,
                         mib(m.trigger.floor_from_bytes),
                         mib(m.trigger.floor_to_bytes),
+                    ),
+                )?;
+                let e = m.evidence();
+                let held = if e.held_back > 0 {
+                    format!(
+                        " ({} held back by the headroom rule: would not fit in the task's memory)",
+                        e.held_back
+                    )
+                } else {
+                    String::new()
+                };
+                w(
+                    out,
+                    format!(
+                        "  evidence: {} profile(s), {} snapshot(s){held}",
+                        e.profiles, e.snapshots
                     ),
                 )?;
             }
@@ -205,4 +248,17 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `2026-12-03T03:15:00Z`: a manifest's RFC 3339 time in UTC to the second, as `list` shows every
+/// time; a time that does not parse is shown as stored.
+fn utc_seconds(stored: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stored).map_or_else(
+        |_| stored.to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        },
+    )
 }

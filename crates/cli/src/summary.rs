@@ -8,6 +8,9 @@ use crate::args::SummaryArgs;
 use crate::{Error, Io, html, output_error};
 
 pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if crate::profiles::are_profiles(std::slice::from_ref(&args.file))? {
+        return crate::profiles::summary(args, io);
+    }
     if let Some(out) = &args.html {
         html::check_target(out, std::slice::from_ref(&args.file))?;
     }

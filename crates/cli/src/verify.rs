@@ -15,6 +15,7 @@ pub(crate) fn run(
     value: &str,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
+    let value = &*args.instrument.signed_value(value);
     let now = args.at.unwrap_or_else(io.now);
     let window = Window::new(*args.grace, *args.skew).map_err(|e| Error::Config(e.to_string()))?;
     if args.explain {

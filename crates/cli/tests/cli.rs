@@ -455,20 +455,151 @@ fn completions_for_every_shell_need_no_secret() {
     assert_eq!(heapgate(&["completions", "tcsh"], &[]).code, 2);
 }
 
+/// `heapgate man --dir` writes heapgate(1), a page per subcommand and heapgate-proxy(1): every
+/// `heapgate-…(1)` a page names exists, and `heapgate man SUBCOMMAND` prints that page.
 #[test]
-fn man_page_documents_the_subcommands() {
-    let run = heapgate(&["man"], &[]);
+fn man_writes_every_page_it_refers_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = heapgate(&["man", "--dir", dir.path().to_str().unwrap()], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.starts_with(".ie") || run.stdout.contains(".TH heapgate 1"),
-        "roff"
-    );
-    for word in ["mint", "verify", "fetch", "completions"] {
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    for page in [
+        "heapgate.1",
+        "heapgate-fetch.1",
+        "heapgate-list.1",
+        "heapgate-proxy.1",
+    ] {
         assert!(
-            run.stdout.contains(word),
-            "{word} missing from the man page"
+            written.iter().any(|w| w == page),
+            "{page} not in {written:?}"
         );
     }
+    assert_eq!(run.stdout.lines().count(), written.len(), "{}", run.stdout);
+    for page in &written {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH "), "{page} is not roff");
+        // roff writes `heapgate\-fetch(1)`.
+        for (at, _) in text.match_indices("(1)") {
+            let name: String = text[..at]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '\\')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<String>()
+                .replace("\\-", "-");
+            if name.starts_with("heapgate") {
+                assert!(
+                    written.contains(&format!("{name}.1")),
+                    "{page} refers to {name}(1), which was not written"
+                );
+            }
+        }
+    }
+    let fetch = heapgate(&["man", "fetch"], &[]);
+    assert_eq!(fetch.code, 0, "{}", fetch.stderr);
+    assert!(
+        fetch.stdout.contains(".TH heapgate-fetch 1"),
+        "{}",
+        fetch.stdout
+    );
+    let proxy = heapgate(&["man", "heapgate-proxy"], &[]);
+    assert!(proxy.stdout.contains("\\-\\-upstream"), "{}", proxy.stdout);
+    let unknown = heapgate(&["man", "nope"], &[]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("heapgate-fetch"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// Exit status 3 (`diff --fail-on-growth`) is in `--help` and in the manual page.
+#[test]
+fn help_and_man_name_exit_status_3() {
+    let help = heapgate(&["--help"], &[]);
+    let words = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("3 diff --fail-on-growth exceeded"),
+        "{}",
+        help.stdout
+    );
+    let man = heapgate(&["man"], &[]);
+    assert!(
+        man.stdout
+            .contains("3 diff \\-\\-fail\\-on\\-growth exceeded"),
+        "{}",
+        man.stdout
+    );
+    let diff = heapgate(&["diff", "--help"], &[]);
+    assert!(
+        diff.stdout.contains("3 --fail-on-growth"),
+        "{}",
+        diff.stdout
+    );
+}
+
+/// `--secret`, `--secret-file` and `--value` belong to the subcommands that mint or verify
+/// tokens, and appear nowhere else: not in their help, manual pages or completions.
+#[test]
+fn token_flags_only_where_tokens_are_made() {
+    let token_flags = ["--secret-file", "--secret ", "--value"];
+    for sub in ["mint", "verify", "fetch"] {
+        let help = heapgate(&[sub, "--help"], &[]);
+        for flag in token_flags {
+            assert!(
+                help.stdout.contains(flag),
+                "{flag} missing from {sub} --help"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    heapgate(&["man", "--dir", dir.path().to_str().unwrap()], &[]);
+    for sub in [
+        "man",
+        "completions",
+        "list",
+        "diff",
+        "redact",
+        "summary",
+        "demo",
+    ] {
+        let help = heapgate(&[sub, "--help"], &[]);
+        let page = std::fs::read_to_string(dir.path().join(format!("heapgate-{sub}.1"))).unwrap();
+        for flag in token_flags {
+            assert!(
+                !help.stdout.contains(flag),
+                "{flag} in {sub} --help:\n{}",
+                help.stdout
+            );
+        }
+        assert!(
+            !page.contains("\\-\\-secret"),
+            "heapgate-{sub}(1) names --secret"
+        );
+        assert!(
+            !page.contains("\\-\\-value"),
+            "heapgate-{sub}(1) names --value"
+        );
+    }
+    let top = heapgate(&["--help"], &[]);
+    assert!(!top.stdout.contains("--secret"), "{}", top.stdout);
+    let misplaced = heapgate(&["diff", "--secret", "s", "a", "b"], &[]);
+    assert_eq!(misplaced.code, 2, "{}", misplaced.stderr);
+    // Completions: the flags are offered after `fetch`, not after `diff`.
+    let bash = heapgate(&["completions", "bash"], &[]).stdout;
+    let section = |name: &str| {
+        let start = bash.find(&format!("heapgate__subcmd__{name})")).unwrap();
+        let rest = &bash[start..];
+        rest[..rest.find(";;").unwrap()].to_owned()
+    };
+    assert!(section("fetch").contains("--secret-file"));
+    assert!(!section("diff").contains("--secret"), "{}", section("diff"));
 }
 
 #[test]

@@ -55,6 +55,37 @@ fn demo_finds_the_leak_and_cleans_up() {
         stderr.contains("found it: LeakedRequestContext"),
         "{stderr}"
     );
+    // The heap profiles, taken with profile tokens through the proxy, name the function that
+    // allocated the leaked objects at V8's position for it (1-based line:column of `function
+    // leak(`), next to who holds them.
+    let app = std::fs::read_to_string(heapgate_tests::data("leaky-app.js")).unwrap();
+    let line = app
+        .lines()
+        .position(|l| l.starts_with("function leak("))
+        .unwrap()
+        + 1;
+    let site = format!("leaky-app.js:{line}:{}", "function leak".len() + 1);
+    let profile_top = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Bytes Delta"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        profile_top.trim_start().starts_with('+') && profile_top.ends_with(&site),
+        "the profile diff names {site}:\n{stdout}"
+    );
+    assert!(stderr.contains("allocated by: leak "), "{stderr}");
+    // The closing lines name the holder in one line, then the path from it.
+    assert!(
+        stderr.contains("held by: global leakedRequestContexts → Array (20000 of the new objects"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "path: global / → .leakedRequestContexts → Array → [] → LeakedRequestContext"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("cleaned up"), "{stderr}");
     // Only the kept copies remain in TMPDIR: the demo's temp dir is gone.
     let left: Vec<_> = std::fs::read_dir(tmp.path())

@@ -56,18 +56,26 @@ fn table_matches_the_known_comparison_and_needs_no_secret() {
             "0",
             "+216",
             "216",
-            "+216"
+            "+216",
+            "216"
         ]
     );
     // Retained sizes as DevTools' Summary view gives them (checked with its HeapSnapshot.ts).
     assert_eq!(
         rows[2],
-        ["{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64"]
+        [
+            "{url}", "2", "0", "+2", "64", "0", "+64", "116", "+64", "84"
+        ]
     );
     assert_eq!(rows[5][0], "Total");
-    // Then who holds the new objects: the leaked contexts sit in `keep`'s elements.
+    // Then who holds the new objects, in one line (#25: the same holder the HTML report and the
+    // demo name) and as a path: the leaked contexts sit in `keep`'s elements.
     assert!(
-        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained:\n    global\n    ─ keep (property) → Array\n"),
+        stdout.contains("\nWho holds it: LeakedRequestContext: 3 new objects (216 bytes retained), held by global keep → Array\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("LeakedRequestContext: 3 new objects, held by:\n  3 objects, 216 bytes retained, held by global keep → Array:\n    global\n    ─ keep (property) → Array\n"),
         "{stdout}"
     );
 }
@@ -173,4 +181,44 @@ fn compressed_files_give_the_same_table_as_plain_ones() {
     assert_eq!(truncated.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&truncated.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A redacted copy is the same process as its original: diffing the two prints no "not the same
+/// process" warning (which said every object looks new while the table said nothing changed),
+/// and a redacted NEW gives the table of the original pair.
+#[test]
+fn a_redacted_copy_compares_as_the_same_process() {
+    let [base, new] = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let redacted = |path: &str, name: &str| {
+        let out = dir.path().join(name);
+        Cmd::heapgate()
+            .arg("redact")
+            .arg(path)
+            .arg(&out)
+            .expect_success();
+        out.display().to_string()
+    };
+    let base_redacted = redacted(&base, "base-redacted.heapsnapshot");
+    let new_redacted = redacted(&new, "new-redacted.heapsnapshot");
+
+    let same = diff(&[&base, &base_redacted]);
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(!stderr.contains("not the same process"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&same.stdout).contains("Total (0 classes)"),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    let original = diff(&[&base, &new]);
+    let mixed = diff(&[&base, &new_redacted]);
+    assert_eq!(
+        String::from_utf8_lossy(&mixed.stderr),
+        String::from_utf8_lossy(&original.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&mixed.stdout),
+        String::from_utf8_lossy(&original.stdout)
+    );
 }

@@ -534,27 +534,59 @@ fn an_answer_from_another_task_is_never_saved() {
     stub.assert_one_request_per_connection();
 }
 
+/// A 200 that names no task is not a sidecar's (a wrong `--path`, or the app's own address): the
+/// first one stops fetch with one line, so the token reaches that server once, never 30 times.
 #[test]
-fn answers_that_name_no_task_are_never_saved() {
-    let stub = Stub::start(|req| Reply::Snapshot {
-        headers: vec![],
-        body: snapshot_json(req.task, 0),
-        ending: Ending::Complete,
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let run = fetch(
-        &stub,
-        dir.path(),
-        &["--task", "t2", "--max-attempts", "3"],
-        1,
-    );
-    assert!(
-        last_line(&run.stderr)
-            .starts_with("heapgate: task t2 not reached in 3 attempts (3 answers named no task;"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(files(dir.path()), Vec::<String>::new());
+fn a_200_that_names_no_task_stops_at_the_first_answer() {
+    fn app_page(_: &Req<'_>) -> Reply {
+        Reply::Status {
+            code: 200,
+            headers: vec![header("Content-Type", "text/html; charset=utf-8")],
+        }
+    }
+    fn unnamed_snapshot(req: &Req<'_>) -> Reply {
+        Reply::Snapshot {
+            headers: vec![],
+            body: snapshot_json(req.task, 0),
+            ending: Ending::Complete,
+        }
+    }
+    type Handler = fn(&Req<'_>) -> Reply;
+    let cases: [(Handler, &[&str], &str); 3] = [
+        (
+            app_page,
+            &["--path", "/nothere"],
+            "(text/html; charset=utf-8)",
+        ),
+        (app_page, &["--task", "t2"], "(text/html; charset=utf-8)"),
+        (unnamed_snapshot, &["--task", "t2"], "(application/json)"),
+    ];
+    for (reply, args, kind) in cases {
+        let stub = Stub::start(reply);
+        let dir = tempfile::tempdir().unwrap();
+        let run = fetch(&stub, dir.path(), args, 1);
+        let path = if args.contains(&"/nothere") {
+            "/nothere"
+        } else {
+            "/heapdump"
+        };
+        assert_eq!(
+            run.stderr,
+            format!(
+                "heapgate: {}{path} answered 200 OK {kind} without X-Heapgate-Task: that is not \
+                 heapgate-proxy's answer; check that BASE_URL is the sidecar's (or the \
+                 gateway's) address, not the app's, and that --path ({path}) is its snapshot path\n",
+                stub.url()
+            ),
+            "{args:?}"
+        );
+        assert_eq!(
+            stub.requests().len(),
+            1,
+            "{args:?}: the token was sent again"
+        );
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+    }
 }
 
 #[test]
@@ -630,6 +662,38 @@ fn busy_and_unreachable_are_waited_out() {
         snapshot_json("t2", 2)
     );
     stub.assert_one_request_per_connection();
+}
+
+/// `--interval` is the time between the starts of the snapshots themselves: a first attempt
+/// that met 429 and waited does not shorten the gap to the next one.
+#[test]
+fn the_interval_counts_from_the_snapshot_that_was_taken() {
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&taken);
+    let stub = Stub::start(move |req| {
+        if req.wanted != Some(req.task) {
+            return proxy(req);
+        }
+        if req.mine == 0 {
+            return Reply::Status {
+                code: 429,
+                headers: vec![header("X-Heapgate-Task", "t2"), header("Retry-After", "1")],
+            };
+        }
+        seen.lock().unwrap().push(std::time::Instant::now());
+        snapshot(req.task, req.mine, "s", Ending::Complete)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let run = fetch(
+        &stub,
+        dir.path(),
+        &["--task", "t2", "--count", "2", "--interval", "2s"],
+        0,
+    );
+    let taken = taken.lock().unwrap();
+    assert_eq!(taken.len(), 2, "{}", run.stderr);
+    let gap = taken[1] - taken[0];
+    assert!(gap >= Duration::from_secs(2), "{gap:?}\n{}", run.stderr);
 }
 
 #[test]
@@ -921,4 +985,52 @@ fn html_writes_the_report_of_the_series() {
     assert!(html.contains("heapgate diff "), "and the diff of the files");
     assert!(!html.contains(SECRET));
     assert!(html.contains("id=\"heapgate-data\""));
+}
+
+/// One mode rule for what heapgate writes: a snapshot holds the app's secrets, so fetched and
+/// redacted snapshots are the owner's alone (0600); a report is meant to be shared and gets the
+/// mode of any new file (0666 less the umask).
+#[test]
+fn snapshots_are_private_and_reports_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let umask = read("/proc/self/status")
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshot/tests/data");
+    let body = read(data.join("small-base.heapsnapshot"));
+    let stub = Stub::start(move |req| match proxy(req) {
+        Reply::Snapshot {
+            headers, ending, ..
+        } => Reply::Snapshot {
+            headers,
+            body: body.clone(),
+            ending,
+        },
+        other => other,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let run = fetch(&stub, dir.path(), &["--html", report.to_str().unwrap()], 0);
+    let snapshot = Path::new(run.stdout.trim_end());
+    assert_eq!(mode(snapshot), 0o600, "{}", snapshot.display());
+    assert_eq!(mode(&report), 0o666 & !umask);
+
+    let redacted = dir.path().join("redacted.heapsnapshot");
+    heapgate()
+        .arg("redact")
+        .arg(snapshot)
+        .arg(&redacted)
+        .expect_success();
+    assert_eq!(mode(&redacted), 0o600);
+    let summary = dir.path().join("summary.html");
+    heapgate()
+        .arg("summary")
+        .arg(&redacted)
+        .arg("--html")
+        .arg(&summary)
+        .expect_success();
+    assert_eq!(mode(&summary), 0o666 & !umask);
 }

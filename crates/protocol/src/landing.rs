@@ -23,6 +23,10 @@ pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(4);
 /// Other tasks named in a [`NotReached`] report before it says `…`.
 const LISTED_TASKS: usize = 8;
+/// Why a 200 that names no task stops the landing at once.
+pub const NOT_HEAPGATE: &str = "a 200 without X-Heapgate-Task is not heapgate-proxy's answer; \
+     check that the URL is the sidecar's or the gateway's (not the app's) and that the path is its \
+     snapshot path";
 
 /// What one attempt produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,8 +254,10 @@ impl Landing {
             // ignores `probe=1` took one: keep it).
             200 => match task {
                 Some(task) => Step::Deliver(task.clone()),
-                // Never keep what does not say whose it is.
-                None => self.elsewhere(None),
+                // A sidecar names its task on every snapshot answer, so a 200 that names none
+                // came from something else (the app itself, a wrong path): never keep it, and
+                // never ask again, which would only hand the token to that again.
+                None => Step::Stop(NOT_HEAPGATE.to_owned()),
             },
             204 if !self.probe => Step::Stop("unexpected 204 to a snapshot request".to_owned()),
             204 => match task {
@@ -282,6 +288,11 @@ impl Landing {
                 Step::Stop("token rejected: check the secret, --value and the clocks".to_owned())
             }
             404 => Step::Stop("not found (404): check the URL and --path".to_owned()),
+            507 => Step::Stop(
+                "refused (507): a heap snapshot would not fit in this task's memory; take its \
+                 sampling heap profile instead"
+                    .to_owned(),
+            ),
             300..=399 => Step::Stop(format!(
                 "redirected ({status}): heapgate does not send a token on to another address; \
                  use the final address"
@@ -429,7 +440,6 @@ mod tests {
         let t2 = Some("t2");
         assert_eq!(step(t2, &head(200, t2)), Step::Deliver(id("t2")));
         assert!(is_elsewhere(&step(t2, &head(200, Some("t1"))), Some("t1")));
-        assert!(is_elsewhere(&step(t2, &head(200, None)), None));
         assert!(is_elsewhere(&step(t2, &head(421, Some("t3"))), Some("t3")));
         assert!(is_elsewhere(&step(t2, &head(421, None)), None));
     }
@@ -467,7 +477,6 @@ mod tests {
         );
         // A server without probe support sends a snapshot: it is kept.
         assert_eq!(step(None, &head(200, Some("t1"))), Step::Deliver(id("t1")));
-        assert!(is_elsewhere(&step(None, &head(200, None)), None));
         assert!(matches!(
             step(Some("t2"), &head(204, Some("t2"))),
             Step::Stop(_)
@@ -495,6 +504,18 @@ mod tests {
             assert!(is_backoff(&step(t2, &busy(unusable))), "{unusable}");
         }
         assert!(is_backoff(&step(t2, &head(429, Some("t2")))));
+    }
+
+    /// The app (or anything but a sidecar) answering 200 gets the token once, never again.
+    #[test]
+    fn a_200_that_names_no_task_stops_at_once() {
+        for target in [None, Some("t2")] {
+            assert_eq!(
+                step(target, &head(200, None)),
+                Step::Stop(NOT_HEAPGATE.to_owned()),
+                "{target:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - the header names a sidecar answers with ([`TASK_HEADER`], [`SERIES_HEADER`],
 //!   [`REDACTED_HEADER`]);
 //! - [`TaskId`], the syntax of task and series ids;
-//! - [`SnapshotQuery`], the snapshot path's query, parsed strictly and written back;
+//! - [`Instrument`], what a token opens (snapshot or sampling heap profile), and the value each
+//!   signs; [`ProfileFormat`], the encodings the profile path serves;
+//! - [`SnapshotQuery`], the snapshot and profile paths' query, parsed strictly and written back;
 //! - [`Landing`], the land-on-a-task policy: what to do with each answer on the way to one chosen
 //!   task behind a load balancer, as a pure state machine (no I/O, no clock: it returns delays
 //!   and the caller sleeps).
@@ -23,18 +25,21 @@
 //! assert_eq!(landing.answer(&ours), Step::Deliver(t2));
 //! ```
 
+mod instrument;
 mod landing;
 mod query;
 mod task;
 
+pub use instrument::{Instrument, PROFILE_SUFFIX, ProfileFormat, UnknownFormat, UnknownInstrument};
 pub use landing::{
     Answer, BACKOFF_FIRST, BACKOFF_MAX, DEFAULT_ATTEMPTS, Head, Landing, MAX_RETRY_AFTER,
-    NotReached, Retry, Step,
+    NOT_HEAPGATE, NotReached, Retry, Step,
 };
 pub use query::{QueryError, SnapshotQuery};
 pub use task::{InvalidTaskId, MAX_ID_LEN, TaskId, is_id_text};
 
-/// The task that answered, on the snapshot path's answers (200, 204, 421, 429, 502).
+/// The task that answered, on the snapshot and profile paths' answers (200, 204, 421, 429, 502,
+/// 507).
 pub const TASK_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-task");
 /// The inspector session a snapshot came from: equal values mean comparable object ids.
 pub const SERIES_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-series");
@@ -44,8 +49,8 @@ pub const REDACTED_HEADER: http::HeaderName = http::HeaderName::from_static("x-h
 /// answers so they cannot be forged.
 pub const RESERVED_HEADER_PREFIX: &str = "x-heapgate-";
 
-/// Statuses whose `X-Heapgate-Task` a client believes: only the snapshot path's own answers name
-/// a task.
+/// Statuses whose `X-Heapgate-Task` a client believes: only the snapshot and profile paths' own
+/// answers name a task (507: a snapshot that would not fit in the task's memory).
 pub fn names_task(status: u16) -> bool {
-    matches!(status, 200 | 204 | 421 | 429 | 502)
+    matches!(status, 200 | 204 | 421 | 429 | 502 | 507)
 }

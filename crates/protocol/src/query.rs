@@ -1,5 +1,7 @@
-//! The snapshot path's query: `hash=HEX[&task=ID][&probe=1][&repin=1]`.
+//! The snapshot and profile paths' query: `hash=HEX[&task=ID][&probe=1][&repin=1]`, and on the
+//! profile path `[&format=heapprofile|pprof]`.
 
+use crate::instrument::ProfileFormat;
 use crate::task::TaskId;
 
 /// What a snapshot request asks for.
@@ -13,6 +15,8 @@ pub struct SnapshotQuery {
     pub probe: bool,
     /// Gateway: forget the pinned task and choose anew.
     pub repin: bool,
+    /// The profile path's encoding; the snapshot path refuses it.
+    pub format: Option<ProfileFormat>,
 }
 
 /// Why a query was refused; the text is one line, fit for a 400's body.
@@ -27,17 +31,18 @@ impl SnapshotQuery {
     /// there); a key that folds to one of ours (`Probe`, `probe[]`, `probe%00`) is refused.
     /// Other parameters are ignored (cache busters).
     pub fn parse(query: &str) -> Result<SnapshotQuery, QueryError> {
-        let (mut hash, mut task, mut probe, mut repin) = (None, None, None, None);
+        let (mut hash, mut task, mut probe, mut repin, mut format) = (None, None, None, None, None);
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match &*key {
                 "hash" => &mut hash,
                 "task" => &mut task,
                 "probe" => &mut probe,
                 "repin" => &mut repin,
+                "format" => &mut format,
                 other => {
                     if is_look_alike(other) {
                         return Err(QueryError(
-                            "misspelt query parameter (use hash, task, probe, repin)",
+                            "misspelt query parameter (use hash, task, probe, repin, format)",
                         ));
                     }
                     continue;
@@ -57,11 +62,19 @@ impl SnapshotQuery {
                     QueryError("task must be 1-128 characters of A-Z a-z 0-9 . _ -")
                 })?),
             };
+        let format = match format {
+            None => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|_| QueryError("format takes heapprofile or pprof"))?,
+            ),
+        };
         Ok(SnapshotQuery {
             hash,
             task,
             probe: flag(probe.as_deref(), "probe takes 1 or true")?,
             repin: flag(repin.as_deref(), "repin takes 1 or true")?,
+            format,
         })
     }
 
@@ -80,12 +93,15 @@ impl SnapshotQuery {
         if self.repin {
             query.append_pair("repin", "1");
         }
+        if let Some(format) = self.format {
+            query.append_pair("format", format.as_str());
+        }
         query.finish()
     }
 }
 
 /// The query's keys.
-const KEYS: [&str; 4] = ["hash", "task", "probe", "repin"];
+const KEYS: [&str; 5] = ["hash", "task", "probe", "repin", "format"];
 
 /// Whether `key` (decoded, not one of ours) could be read as one of ours by anyone: a client
 /// meant it, and guessing would take a snapshot it did not ask for, or answer for a task it did
@@ -124,6 +140,7 @@ mod tests {
                 task: Some(TaskId::new("t-1").unwrap()),
                 probe: true,
                 repin: false,
+                format: None,
             }
         );
         assert_eq!(q.to_query_string(), "hash=ab&task=t-1&probe=1");
@@ -131,6 +148,9 @@ mod tests {
         assert_eq!(SnapshotQuery::parse("").unwrap(), SnapshotQuery::default());
         assert!(SnapshotQuery::parse("repin=1").unwrap().repin);
         assert!(SnapshotQuery::parse("probe=true&repin=true").unwrap().repin);
+        let q = SnapshotQuery::parse("hash=ab&format=pprof").unwrap();
+        assert_eq!(q.format, Some(ProfileFormat::Pprof));
+        assert_eq!(q.to_query_string(), "hash=ab&format=pprof");
         assert_eq!(
             SnapshotQuery::parse("x=1;y&cache=2").unwrap(),
             SnapshotQuery::default()
@@ -187,6 +207,12 @@ mod tests {
             "probe+=1",
             "pro-be=1",
             "task_id=t2",
+            "format=json",
+            "format=PPROF",
+            "format=",
+            "format=pprof&format=pprof",
+            "Format=pprof",
+            "format[]=pprof",
         ] {
             assert!(SnapshotQuery::parse(query).is_err(), "{query}");
         }

@@ -1,5 +1,5 @@
-//! The public router, assembled: the snapshot path's handler for the mode, health paths during a
-//! snapshot, everything else to the app.
+//! The public router, assembled: the snapshot and profile paths' handlers for the mode, health
+//! paths during a snapshot, everything else to the app.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,12 +33,20 @@ pub(crate) struct Passing {
     pub(crate) metrics: Arc<Metrics>,
 }
 
-/// The public router: `snapshot` (the mode's handler, with its state) on `path`, the rest to
-/// the app.
-pub(crate) fn app(path: &str, snapshot: MethodRouter, passing: Arc<Passing>) -> Router {
+/// The public router: `snapshot` (the mode's handler, with its state) on `path`, the profile
+/// handler on its path when served, the rest to the app.
+pub(crate) fn app(
+    path: &str,
+    snapshot: MethodRouter,
+    profile: Option<(&str, MethodRouter)>,
+    passing: Arc<Passing>,
+) -> Router {
     let metrics = Arc::clone(&passing.metrics);
-    Router::new()
-        .route_service(path, snapshot)
+    let mut router = Router::new().route_service(path, snapshot);
+    if let Some((path, profile)) = profile {
+        router = router.route_service(path, profile);
+    }
+    router
         .fallback(passthrough)
         .with_state(passing)
         .layer(middleware::from_fn_with_state(

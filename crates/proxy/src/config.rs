@@ -26,12 +26,15 @@ use crate::passthrough::UpstreamUrl;
 /// Start the app with `node --inspect=127.0.0.1:9229 app.js`, then
 /// `heapgate-proxy --upstream http://127.0.0.1:3000 --secret-file /run/secrets/heapgate`.
 #[derive(Debug, Parser)]
-#[command(name = "heapgate-proxy", version, max_term_width = 100)]
+#[command(name = "heapgate-proxy", version = env!("HEAPGATE_VERSION"), max_term_width = 100)]
 #[command(after_help = "\
 Every flag can also be set through the environment variable shown; HEAPGATE_SECRET holds the secret
 itself when no --secret-file is given.
 Snapshot path answers: 200 snapshot, 204 probe, 400 missing/malformed hash, 403 invalid token,
-405 not GET, 421 another task's request, 429 busy (Retry-After), 502 source unreachable.")]
+405 not GET, 421 another task's request, 429 busy (Retry-After), 502 source unreachable,
+507 the snapshot would not fit in the app's memory (use the profile path).
+The profile path (--profile-path) answers the same way, with a profile token
+(`heapgate mint --for profile`).")]
 pub struct Args {
     /// Address to serve traffic on.
     #[arg(long, env = "HEAPGATE_LISTEN", default_value = "0.0.0.0:8080")]
@@ -52,6 +55,46 @@ pub struct Args {
     /// The snapshot path.
     #[arg(long, env = "HEAPGATE_PATH", default_value = "/heapdump")]
     path: String,
+
+    /// The sampling heap profile's path (DevTools .heapprofile JSON, or pprof with
+    /// `format=pprof`); its tokens sign VALUE:heapprofile (`heapgate mint --for profile`).
+    #[arg(long, env = "HEAPGATE_PROFILE_PATH", default_value = "/heapprofile")]
+    profile_path: String,
+
+    /// Run V8's sampling heap profiler from the start, one sample per this many bytes allocated
+    /// on average (0: off, and the profile path answers 502).
+    #[arg(
+        long,
+        env = "HEAPGATE_PROFILE_INTERVAL",
+        value_name = "SIZE",
+        default_value = "512KiB"
+    )]
+    profile_interval: bytesize::ByteSize,
+
+    /// How often the sampling profiler's bookkeeping is checked (it is restarted only when it
+    /// outgrew the live objects it describes). Each check reads the profile, which costs the app
+    /// one full garbage collection.
+    #[arg(
+        long,
+        env = "HEAPGATE_PROFILE_CHECK",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
+    profile_check: humantime::Duration,
+
+    /// Refuse a new profile (429) until this long after the last one.
+    #[arg(
+        long,
+        env = "HEAPGATE_PROFILE_MIN_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s"
+    )]
+    profile_min_interval: humantime::Duration,
+
+    /// DANGEROUS: take snapshots even when the headroom rule expects them not to fit in the app's
+    /// memory limit. The kernel may then kill the app mid-snapshot (OOM).
+    #[arg(long, env = "HEAPGATE_UNSAFE_SNAPSHOT_WITHOUT_HEADROOM")]
+    unsafe_snapshot_without_headroom: bool,
 
     #[command(flatten)]
     secrets: SecretArgs,
@@ -106,6 +149,14 @@ pub struct Args {
     /// With --source gateway: the sidecars' snapshot path.
     #[arg(long, env = "HEAPGATE_UPSTREAM_PATH", default_value = "/heapdump")]
     upstream_path: String,
+
+    /// With --source gateway: the sidecars' profile path.
+    #[arg(
+        long,
+        env = "HEAPGATE_UPSTREAM_PROFILE_PATH",
+        default_value = "/heapprofile"
+    )]
+    upstream_profile_path: String,
 
     /// Gateway: how long the pinned task (the first that answered a request without `task=`)
     /// stays chosen after its last use. `repin=1` in a request chooses anew.
@@ -316,15 +367,10 @@ pub struct Args {
     )]
     watch_cooldown: humantime::Duration,
 
-    /// Leak watch: the app's memory limit (e.g. 2GiB); a series is held back when
-    /// RSS + 10 × heap used would exceed it. Default on ECS: the task's memory from the task
-    /// metadata.
-    #[arg(
-        long,
-        env = "HEAPGATE_APP_MEMORY_LIMIT",
-        value_name = "SIZE",
-        help_heading = "Leak watch"
-    )]
+    /// The app's memory limit (e.g. 2GiB): a snapshot expected to peak above it is refused (507).
+    /// Default: the ECS task's memory (task metadata), else the memory cgroup of the app's process
+    /// when this sidecar can see it.
+    #[arg(long, env = "HEAPGATE_APP_MEMORY_LIMIT", value_name = "SIZE")]
     app_memory_limit: Option<bytesize::ByteSize>,
 
     /// Leak watch: where series are stored, a directory or s3://bucket/prefix (credentials
@@ -378,6 +424,26 @@ pub(crate) enum SourceConfig {
     Gateway(GatewayConfig),
 }
 
+/// The profile path's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProfileConfig {
+    pub(crate) path: String,
+    /// The sampling interval; `None`: sampling off.
+    pub(crate) sampling: Option<crate::source::inspector::SamplingConfig>,
+    pub(crate) min_interval: Duration,
+    /// Gateway: the sidecars' profile path.
+    pub(crate) upstream_path: String,
+}
+
+/// The headroom rule's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadroomConfig {
+    /// `--app-memory-limit`; `None`: found at launch (ECS, the app's cgroup).
+    pub(crate) app_memory_limit: Option<u64>,
+    /// `--unsafe-snapshot-without-headroom`.
+    pub(crate) unsafe_override: bool,
+}
+
 /// The snapshot path's settings, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct SnapshotConfig {
@@ -409,7 +475,6 @@ pub(crate) struct WatchConfig {
     pub(crate) every: Option<Duration>,
     /// The trigger and where its series go; `None`: metrics only.
     pub(crate) leak: Option<LeakConfig>,
-    pub(crate) app_memory_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -441,6 +506,8 @@ pub struct Config {
     /// Protocols pass-through may switch to (`websocket`, and `--allow-upgrade`), lowercase.
     pub(crate) upgrades: Vec<String>,
     pub(crate) snapshot: SnapshotConfig,
+    pub(crate) profile: ProfileConfig,
+    pub(crate) headroom: HeadroomConfig,
     pub(crate) task_id: TaskIdSource,
     pub(crate) source: SourceConfig,
     pub(crate) shutdown_timeout: Duration,
@@ -508,6 +575,12 @@ impl Config {
             admin_listen: args.admin_listen,
             upstream: args.upstream,
             path: args.path,
+            profile_path: args.profile_path,
+            profile_interval: args.profile_interval.as_u64(),
+            profile_check: *args.profile_check,
+            profile_min_interval: *args.profile_min_interval,
+            upstream_profile_path: args.upstream_profile_path,
+            unsafe_snapshot_without_headroom: args.unsafe_snapshot_without_headroom,
             keys: loaded.keys,
             value: args.value,
             grace: *args.grace,
@@ -555,6 +628,12 @@ impl Config {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             upstream: vec![upstream.to_owned()],
             path: "/heapdump".to_owned(),
+            profile_path: "/heapprofile".to_owned(),
+            profile_interval: 512 << 10,
+            profile_check: Duration::from_secs(3600),
+            profile_min_interval: Duration::from_secs(1),
+            upstream_profile_path: "/heapprofile".to_owned(),
+            unsafe_snapshot_without_headroom: false,
             keys,
             value: "heapdump".to_owned(),
             grace: Duration::from_secs(300),
@@ -615,6 +694,12 @@ pub struct ConfigBuilder {
     admin_listen: SocketAddr,
     upstream: Vec<String>,
     path: String,
+    profile_path: String,
+    profile_interval: u64,
+    profile_check: Duration,
+    profile_min_interval: Duration,
+    upstream_profile_path: String,
+    unsafe_snapshot_without_headroom: bool,
     keys: Keys,
     value: String,
     grace: Duration,
@@ -677,6 +762,31 @@ impl ConfigBuilder {
     /// `--app-memory-limit`.
     pub fn app_memory_limit(mut self, bytes: u64) -> Self {
         self.app_memory_limit = Some(bytes);
+        self
+    }
+
+    /// `--profile-path`.
+    pub fn profile_path(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.profile_path);
+        self
+    }
+
+    /// `--profile-interval` in bytes (0: sampling off) and `--profile-check`.
+    pub fn profile_interval(mut self, bytes: u64, check: Duration) -> Self {
+        self.profile_interval = bytes;
+        self.profile_check = check;
+        self
+    }
+
+    /// `--profile-min-interval`.
+    pub fn profile_min_interval(mut self, interval: Duration) -> Self {
+        self.profile_min_interval = interval;
+        self
+    }
+
+    /// `--unsafe-snapshot-without-headroom`. Dangerous: see the flag.
+    pub fn unsafe_snapshot_without_headroom(mut self, on: bool) -> Self {
+        self.unsafe_snapshot_without_headroom = on;
         self
     }
 
@@ -775,6 +885,35 @@ impl ConfigBuilder {
         if health_paths.contains(&path) {
             return Err(error("--health-path must differ from --path"));
         }
+        let profile_path = absolute_path("--profile-path", &self.profile_path)?;
+        let upstream_profile_path =
+            absolute_path("--upstream-profile-path", &self.upstream_profile_path)?;
+        let (a, b) = (
+            crate::guard::canonical(&path),
+            crate::guard::canonical(&profile_path),
+        );
+        let nested = |outer: &str, inner: &str| {
+            inner == outer || inner.starts_with(&format!("{}/", outer.trim_end_matches('/')))
+        };
+        if nested(&a, &b) || nested(&b, &a) {
+            return Err(error(
+                "--profile-path and --path must differ, and neither may be below the other",
+            ));
+        }
+        if health_paths.contains(&profile_path) {
+            return Err(error("--health-path must differ from --profile-path"));
+        }
+        if self.profile_check.is_zero() {
+            return Err(error("--profile-check must be more than 0s"));
+        }
+        let sampling =
+            (self.profile_interval > 0).then_some(crate::source::inspector::SamplingConfig {
+                interval: self.profile_interval,
+                check_every: self.profile_check,
+            });
+        if self.app_memory_limit == Some(0) {
+            return Err(error("--app-memory-limit must be more than 0"));
+        }
         let window = Window::new(self.grace, self.skew)
             .map_err(|e| error(format!("--grace/--skew: {e}")))?;
         if self.keepalive.is_zero() {
@@ -817,8 +956,13 @@ impl ConfigBuilder {
         let (upstream, targets) = upstreams(&self.upstream, self.source)?;
         let mut warnings = self.warnings.clone();
         let watch = watch_config(&self, &mut warnings)?;
-        let guarded_paths = GuardedPaths::new([path.as_str(), self.upstream_path.as_str()])
-            .under_prefix(upstream.path());
+        let guarded_paths = GuardedPaths::new([
+            path.as_str(),
+            self.upstream_path.as_str(),
+            profile_path.as_str(),
+            upstream_profile_path.as_str(),
+        ])
+        .under_prefix(upstream.path());
         let source = match self.source {
             SourceKind::Inspector => SourceConfig::Inspector {
                 addr: inspector_addr(&self.inspector, self.allow_remote_inspector)?,
@@ -855,6 +999,16 @@ impl ConfigBuilder {
                 compression,
                 redact_strings,
             },
+            profile: ProfileConfig {
+                path: profile_path,
+                sampling,
+                min_interval: self.profile_min_interval,
+                upstream_path: upstream_profile_path,
+            },
+            headroom: HeadroomConfig {
+                app_memory_limit: self.app_memory_limit,
+                unsafe_override: self.unsafe_snapshot_without_headroom,
+            },
             task_id: self.task_id,
             source,
             shutdown_timeout: self.shutdown_timeout,
@@ -877,9 +1031,6 @@ impl ConfigBuilder {
 fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchConfig, ConfigError> {
     let inspector = b.source == SourceKind::Inspector;
     let every = (!b.watch_every.is_zero() && inspector).then_some(b.watch_every);
-    if b.app_memory_limit == Some(0) {
-        return Err(error("--app-memory-limit must be more than 0"));
-    }
     let store = b
         .store
         .as_deref()
@@ -893,11 +1044,7 @@ fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchCo
             warnings
                 .push("--store is set without --watch-growth: nothing will be stored".to_owned());
         }
-        return Ok(WatchConfig {
-            every,
-            leak: None,
-            app_memory_limit: b.app_memory_limit,
-        });
+        return Ok(WatchConfig { every, leak: None });
     };
     if !inspector {
         return Err(error(
@@ -936,7 +1083,6 @@ fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchCo
             cooldown: b.watch_cooldown,
             store,
         }),
-        app_memory_limit: b.app_memory_limit,
     })
 }
 

@@ -17,9 +17,11 @@ use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
 use crate::gate::SnapshotGate;
 use crate::handlers::gateway::{Gateway, Routing};
+use crate::handlers::profile::Profiles;
 use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
-use crate::metrics::Metrics;
+use crate::headroom::{SnapshotRule, limit};
+use crate::metrics::{Metrics, Route};
 use crate::passthrough::Upstream;
 use crate::server::{ConnLimits, serve};
 use crate::source::Source;
@@ -28,8 +30,9 @@ use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
 use crate::watch::store::Store;
 use crate::watch::trigger::TriggerConfig;
-use crate::watch::{SeriesConfig, Watch, limit};
+use crate::watch::{SeriesConfig, Watch};
 use crate::workers::{self, Workers};
+use heapgate_protocol::Instrument;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,12 +123,13 @@ impl Proxy {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let (task_id, origin) = task::discover(
+        let identity = task::discover(
             &config.task_id,
             environment.ecs_metadata_uri.as_deref(),
             environment.hostname,
         )
         .await?;
+        let (task_id, origin) = (identity.id.clone(), identity.origin);
         let metrics = Arc::new(Metrics::new());
         let upstream = Upstream::new(
             &config.upstream,
@@ -141,31 +145,49 @@ impl Proxy {
             upstream = %config.upstream,
             source = source_kind(&config.source),
             snapshot_path = %config.snapshot.path,
+            profile_path = %config.profile.path,
+            profile_interval = config.profile.sampling.map(|s| s.interval),
             threads = config.threads,
             "heapgate-proxy started"
         );
         let gate = SnapshotGate::new(config.snapshot.min_interval);
-        // One inspector source for requests and the leak watch: one session, comparable ids.
+        // One inspector source for requests, profiles and the leak watch: one session,
+        // comparable ids, one sampling profiler.
         let inspector = match &config.source {
-            SourceConfig::Inspector { addr } => Some(Arc::new(InspectorSource::new(
-                *addr,
-                DEFAULT_SPILL_MEM_LIMIT,
-            ))),
+            SourceConfig::Inspector { addr } => Some(Arc::new(inspector_source(&config, *addr))),
             _ => None,
         };
-        let watcher = match &inspector {
+        let rule = match &inspector {
             Some(inspector) => {
+                let fixed =
+                    fixed_memory_limit(&config, &identity, environment.ecs_metadata_uri.as_deref())
+                        .await;
+                if config.headroom.unsafe_override {
+                    tracing::warn!(
+                        "--unsafe-snapshot-without-headroom: snapshots are taken even when they are expected not to fit; the kernel may kill the app"
+                    );
+                }
+                Some(Arc::new(SnapshotRule::new(
+                    Arc::clone(inspector),
+                    fixed,
+                    config.headroom.unsafe_override,
+                )))
+            }
+            None => None,
+        };
+        let watcher = match (&inspector, &rule) {
+            (Some(inspector), Some(rule)) => {
                 watch(
                     &config,
                     &task_id,
                     Arc::clone(inspector),
+                    Arc::clone(rule),
                     &gate,
                     &metrics,
-                    environment.ecs_metadata_uri.as_deref(),
                 )
                 .await?
             }
-            None => None,
+            _ => None,
         };
         let routes = Routes::new(
             &config,
@@ -174,13 +196,22 @@ impl Proxy {
             Arc::clone(&gate),
             &metrics,
             chrono::Utc::now,
-            inspector.map(|i| i as Arc<dyn Source>),
+            inspector.clone().map(|i| i as Arc<dyn Source>),
+            &Own {
+                inspector: inspector.clone(),
+                rule,
+            },
         );
+        let mut own_routes = Router::new().route_service(&config.snapshot.path, routes.snapshot);
+        let profile_path = routes.profile.as_ref().map(|_| config.profile.path.clone());
+        if let Some(profile) = routes.profile {
+            own_routes = own_routes.route_service(&config.profile.path, profile);
+        }
         let serving = Serving {
             public: Workers {
                 snapshot_path: config.snapshot.path.clone(),
-                snapshot_routes: Router::new()
-                    .route_service(&config.snapshot.path, routes.snapshot),
+                profile_path,
+                snapshot_routes: own_routes,
                 passing: routes.passing,
                 limits: ConnLimits {
                     max_header_bytes: config.limits.max_header_bytes,
@@ -194,22 +225,87 @@ impl Proxy {
             metrics,
         };
         let watcher = watcher.map(|watch| tokio::spawn(watch.run()));
+        // Sampling runs from the start, not from the first request: keep a session open.
+        let sampler = inspector
+            .filter(|inspector| inspector.samples())
+            .map(|inspector| tokio::spawn(keep_session(inspector)));
         run(public, admin, serving, shutdown).await;
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let Some(sampler) = sampler {
+            sampler.abort();
         }
         Ok(())
     }
 }
 
-/// The leak watch for `config`, if polling is on: the store opened, the memory limit found.
+/// How often a sampling sidecar without a session tries to open one (the app may start later,
+/// or restart).
+const SESSION_RETRY: Duration = Duration::from_secs(5);
+
+/// Opens the inspector session at start and again whenever it is gone, so the sampling heap
+/// profiler always runs (a probe opens it; between snapshots it costs the app one
+/// `Runtime.evaluate`).
+async fn keep_session(inspector: Arc<InspectorSource>) {
+    let mut told = false;
+    loop {
+        if inspector.series().is_none() {
+            match inspector.probe().await {
+                Ok(_) => told = false,
+                Err(e) if !told => {
+                    tracing::warn!(error = %e, "cannot open the inspector session for sampling yet; retrying");
+                    told = true;
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(SESSION_RETRY).await;
+    }
+}
+
+/// The inspector source for `config`, sampling if configured.
+fn inspector_source(config: &Config, addr: SocketAddr) -> InspectorSource {
+    let source = InspectorSource::new(addr, DEFAULT_SPILL_MEM_LIMIT);
+    match config.profile.sampling {
+        Some(sampling) => source.with_sampling(sampling),
+        None => source,
+    }
+}
+
+/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's (read with
+/// the task id when that came from the metadata). Without either, the headroom rule looks for
+/// the app's cgroup at each snapshot.
+async fn fixed_memory_limit(
+    config: &Config,
+    identity: &task::Identity,
+    ecs_metadata_uri: Option<&str>,
+) -> Option<(u64, String)> {
+    const ECS: &str = "the ECS task's memory";
+    if let Some(limit) = config.headroom.app_memory_limit {
+        return Some((limit, "--app-memory-limit".to_owned()));
+    }
+    if identity.origin == task::TaskIdOrigin::EcsMetadata {
+        return identity.ecs_memory.map(|limit| (limit, ECS.to_owned()));
+    }
+    let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
+    match limit::ecs_task_memory(base).await {
+        Ok(found) => found.map(|limit| (limit, ECS.to_owned())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom rule falls back to the app's cgroup");
+            None
+        }
+    }
+}
+
+/// The leak watch for `config`, if polling is on: the store opened.
 async fn watch(
     config: &Config,
     task: &heapgate_protocol::TaskId,
     inspector: Arc<InspectorSource>,
+    rule: Arc<SnapshotRule>,
     gate: &Arc<SnapshotGate>,
     metrics: &Arc<Metrics>,
-    ecs_metadata_uri: Option<&str>,
 ) -> Result<Option<Watch>, StartError> {
     let Some(every) = config.watch.every else {
         return Ok(None);
@@ -218,17 +314,6 @@ async fn watch(
         None => None,
         Some(leak) => {
             let store = Store::open(&leak.store).map_err(StartError::Store)?;
-            let mut memory_limit = config.watch.app_memory_limit;
-            if memory_limit.is_none() {
-                if let Some(base) = ecs_metadata_uri.filter(|u| !u.is_empty()) {
-                    match limit::ecs_task_memory(base).await {
-                        Ok(found) => memory_limit = found,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom guard is off");
-                        }
-                    }
-                }
-            }
             tracing::info!(
                 store = %leak.store,
                 growth = leak.growth,
@@ -236,20 +321,13 @@ async fn watch(
                 count = leak.count,
                 interval_s = leak.interval.as_secs(),
                 cooldown_s = leak.cooldown.as_secs(),
-                memory_limit,
                 "leak watch on"
             );
-            if memory_limit.is_none() {
-                tracing::warn!(
-                    "leak watch: no --app-memory-limit known; the headroom guard is off"
-                );
-            }
             Some((
                 TriggerConfig {
                     growth: leak.growth,
                     window: leak.window,
                     cooldown: leak.cooldown,
-                    memory_limit,
                 },
                 SeriesConfig {
                     count: leak.count,
@@ -261,6 +339,7 @@ async fn watch(
     };
     Ok(Some(Watch {
         inspector,
+        rule,
         gate: Arc::clone(gate),
         metrics: Arc::clone(metrics),
         task: task.clone(),
@@ -271,14 +350,25 @@ async fn watch(
     }))
 }
 
-/// What the public listener serves for `config`: the mode's snapshot handler, and pass-through.
+/// What the public listener serves for `config`: the mode's snapshot handler, the profile
+/// handler (inspector and gateway modes), and pass-through.
 pub(crate) struct Routes {
     pub(crate) snapshot: MethodRouter,
+    pub(crate) profile: Option<MethodRouter>,
     pub(crate) passing: Arc<Passing>,
+}
+
+/// The inspector pieces the routes share with the leak watch (none in other modes, or in tests
+/// that inject a stub source).
+#[derive(Default)]
+pub(crate) struct Own {
+    pub(crate) inspector: Option<Arc<InspectorSource>>,
+    pub(crate) rule: Option<Arc<SnapshotRule>>,
 }
 
 impl Routes {
     /// `source` replaces the configured snapshot source (tests inject stubs).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &Config,
         task: &heapgate_protocol::TaskId,
@@ -287,14 +377,19 @@ impl Routes {
         metrics: &Arc<Metrics>,
         now: fn() -> chrono::DateTime<chrono::Utc>,
         source: Option<Arc<dyn Source>>,
+        own: &Own,
     ) -> Routes {
         let snapshot = &config.snapshot;
-        let authorizer = Authorizer::new(
-            snapshot.keys.clone(),
-            snapshot.value.clone(),
-            snapshot.window,
-            now,
-        );
+        let authorizer_for = |instrument| {
+            Authorizer::new(
+                snapshot.keys.clone(),
+                &snapshot.value,
+                instrument,
+                snapshot.window,
+                now,
+            )
+        };
+        let authorizer = authorizer_for(Instrument::Snapshot);
         let local = |source: Arc<dyn Source>| -> MethodRouter {
             any(handlers::snapshot::handle).with_state(Arc::new(Snapshots {
                 authorizer: authorizer.clone(),
@@ -305,23 +400,45 @@ impl Routes {
                 compression: snapshot.compression.clone(),
                 redact_strings: snapshot.redact_strings,
                 keepalive: snapshot.keepalive,
+                headroom: own.rule.clone(),
+                profile_path: config.profile.path.clone(),
             }))
         };
+        let mut profile = own.inspector.as_ref().map(|inspector| {
+            any(handlers::profile::handle).with_state(Arc::new(Profiles {
+                authorizer: authorizer_for(Instrument::Profile),
+                task: task.clone(),
+                inspector: Arc::clone(inspector),
+                rate: SnapshotGate::new(config.profile.min_interval),
+                snapshots: Arc::clone(&gate),
+                metrics: Arc::clone(metrics),
+                compression: snapshot.compression.clone(),
+            }))
+        });
         let handler = match (&config.source, source) {
             (_, Some(source)) => local(source),
-            (SourceConfig::Inspector { addr }, None) => local(Arc::new(InspectorSource::new(
-                *addr,
-                DEFAULT_SPILL_MEM_LIMIT,
-            ))),
+            (SourceConfig::Inspector { addr }, None) => {
+                local(Arc::new(inspector_source(config, *addr)))
+            }
             (SourceConfig::Upstream { path }, None) => local(Arc::new(UpstreamSource::new(
                 config.upstream.uri().clone(),
                 path.clone(),
             ))),
             (SourceConfig::Gateway(gateway), None) => {
+                let shared = Arc::new(Gateway::new(gateway.clone()));
+                profile = Some(any(handlers::gateway::handle).with_state(Arc::new(Routing {
+                    authorizer: authorizer_for(Instrument::Profile),
+                    gateway: Arc::clone(&shared),
+                    metrics: Arc::clone(metrics),
+                    route: Route::Profile,
+                    upstream_path: config.profile.upstream_path.clone(),
+                })));
                 any(handlers::gateway::handle).with_state(Arc::new(Routing {
                     authorizer: authorizer.clone(),
-                    gateway: Gateway::new(gateway.clone()),
+                    gateway: shared,
                     metrics: Arc::clone(metrics),
+                    route: Route::Snapshot,
+                    upstream_path: gateway.path.clone(),
                 }))
             }
         };
@@ -334,13 +451,15 @@ impl Routes {
         });
         Routes {
             snapshot: handler,
+            profile,
             passing,
         }
     }
 
     /// As one axum router (the in-process tests drive it with `oneshot`).
-    pub(crate) fn into_router(self, path: &str) -> Router {
-        app(path, self.snapshot, self.passing)
+    pub(crate) fn into_router(self, path: &str, profile_path: &str) -> Router {
+        let profile = self.profile.map(|profile| (profile_path, profile));
+        app(path, self.snapshot, profile, self.passing)
     }
 }
 

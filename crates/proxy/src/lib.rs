@@ -34,6 +34,7 @@ mod conn_pool;
 mod gate;
 mod guard;
 mod handlers;
+mod headroom;
 mod lane;
 mod launch;
 mod log_text;
@@ -54,7 +55,7 @@ pub use shutdown::Signals;
 /// `heapgate list` and the readers of stored snapshots.
 pub mod storage {
     pub use crate::watch::store::{
-        CaptureRecord, EndRecord, MANIFEST, Manifest, Store, StoreLocation, TriggerRecord,
+        CaptureRecord, EndRecord, Evidence, MANIFEST, Manifest, Store, StoreLocation, TriggerRecord,
     };
 }
 
@@ -69,7 +70,9 @@ pub mod testing {
     pub use crate::body::encoding::Coding;
     pub use crate::guard::{GuardedPaths, MAX_RESOLVED_PATH, Refusal, Verdict};
     pub use crate::metrics::Metrics;
-    pub use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
+    pub use crate::source::inspector::{
+        DEFAULT_SPILL_MEM_LIMIT, HeapUsage, InspectorSource, SamplingConfig,
+    };
     pub use crate::source::{Capture, ChunkStream, Source, SourceError};
 
     /// The public router `config` gives, with `source` as its snapshot source and `now` as its
@@ -85,8 +88,19 @@ pub mod testing {
             crate::passthrough::Upstream::new(&config.upstream, None, metrics.upstream_oversent())
                 .allowing_upgrades(&config.upgrades);
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
-        let routes =
-            crate::launch::Routes::new(config, task, upstream, gate, &metrics, now, Some(source));
-        (routes.into_router(&config.snapshot.path), metrics)
+        let routes = crate::launch::Routes::new(
+            config,
+            task,
+            upstream,
+            gate,
+            &metrics,
+            now,
+            Some(source),
+            &crate::launch::Own::default(),
+        );
+        (
+            routes.into_router(&config.snapshot.path, &config.profile.path),
+            metrics,
+        )
     }
 }

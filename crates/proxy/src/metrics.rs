@@ -16,6 +16,8 @@ pub enum Route {
     Passthrough,
     /// The snapshot path.
     Snapshot,
+    /// The sampling heap profile's path.
+    Profile,
     /// A health path answered by the proxy while a snapshot runs.
     Health,
 }
@@ -25,6 +27,7 @@ impl Route {
         match self {
             Route::Passthrough => "passthrough",
             Route::Snapshot => "snapshot",
+            Route::Profile => "profile",
             Route::Health => "health",
         }
     }
@@ -72,6 +75,8 @@ pub enum Outcome {
     Unreachable,
     /// Refused because one was running or the interval had not passed.
     Busy,
+    /// Refused by the headroom rule: it would not fit in the app's memory.
+    Headroom,
 }
 
 impl Outcome {
@@ -82,6 +87,7 @@ impl Outcome {
             Outcome::ClientGone => "client_gone",
             Outcome::Unreachable => "unreachable",
             Outcome::Busy => "busy",
+            Outcome::Headroom => "headroom",
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Metrics {
     passthrough_ok: Counter,
     rejections: Family<RejectLabels, Counter>,
     snapshots: Family<OutcomeLabels, Counter>,
+    profiles: Family<OutcomeLabels, Counter>,
+    profile_bytes: Counter,
     snapshot_bytes: Counter,
     snapshot_seconds: Histogram,
     in_flight: Gauge,
@@ -136,6 +144,8 @@ impl Metrics {
         let rejections = Family::<RejectLabels, Counter>::default();
         let snapshots = Family::<OutcomeLabels, Counter>::default();
         let snapshot_bytes = Counter::default();
+        let profiles = Family::<OutcomeLabels, Counter>::default();
+        let profile_bytes = Counter::default();
         // 0.5 s … ~17 min: snapshots of small heaps take about a second, 1 GiB heaps minutes.
         let snapshot_seconds =
             Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 1000.0]);
@@ -156,6 +166,16 @@ impl Metrics {
             "snapshots",
             "Snapshot attempts after a valid token, by outcome",
             snapshots.clone(),
+        );
+        registry.register(
+            "profiles",
+            "Sampling heap profile requests after a valid token, by outcome",
+            profiles.clone(),
+        );
+        registry.register(
+            "profile_bytes",
+            "Sampling heap profile bytes sent to clients (before compression)",
+            profile_bytes.clone(),
         );
         registry.register(
             "snapshot_bytes",
@@ -255,6 +275,8 @@ impl Metrics {
             passthrough_ok,
             rejections,
             snapshots,
+            profiles,
+            profile_bytes,
             snapshot_bytes,
             snapshot_seconds,
             in_flight,
@@ -347,6 +369,15 @@ impl Metrics {
                 outcome: outcome.label(),
             })
             .inc();
+    }
+
+    pub fn profile(&self, outcome: Outcome, bytes: u64) {
+        self.profiles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
+        self.profile_bytes.inc_by(bytes);
     }
 
     pub fn snapshot_finished(&self, seconds: f64) {

@@ -36,28 +36,45 @@ pub(crate) enum TaskIdOrigin {
     Hostname,
 }
 
+/// This instance's identity, and the task's memory when the ECS metadata said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) id: TaskId,
+    pub(crate) origin: TaskIdOrigin,
+    /// `Limits.Memory` of the task, bytes, when read from the metadata (one request for both).
+    pub(crate) ecs_memory: Option<u64>,
+}
+
 /// Determines the task id: the given one, else ECS metadata at `ecs_metadata_uri`, else
 /// `hostname`.
 pub(crate) async fn discover(
     source: &TaskIdSource,
     ecs_metadata_uri: Option<&str>,
     hostname: Option<String>,
-) -> Result<(TaskId, TaskIdOrigin), TaskIdError> {
+) -> Result<Identity, TaskIdError> {
+    let identity = |id, origin| Identity {
+        id,
+        origin,
+        ecs_memory: None,
+    };
     if let TaskIdSource::Given(id) = source {
-        return Ok((id.clone(), TaskIdOrigin::Flag));
+        return Ok(identity(id.clone(), TaskIdOrigin::Flag));
     }
     if let Some(base) = ecs_metadata_uri.filter(|u| !u.is_empty()) {
         let url = format!("{}/task", base.trim_end_matches('/'));
-        let arn = fetch_task_arn(&url)
+        let (arn, memory) = fetch_task_arn(&url)
             .await
             .map_err(|reason| TaskIdError::Metadata {
                 url: url.clone(),
                 reason,
             })?;
-        return Ok((task_id_from_arn(&arn)?, TaskIdOrigin::EcsMetadata));
+        return Ok(Identity {
+            ecs_memory: memory,
+            ..identity(task_id_from_arn(&arn)?, TaskIdOrigin::EcsMetadata)
+        });
     }
     match hostname.filter(|h| !h.is_empty()) {
-        Some(host) => Ok((TaskId::new(&host)?, TaskIdOrigin::Hostname)),
+        Some(host) => Ok(identity(TaskId::new(&host)?, TaskIdOrigin::Hostname)),
         None => Err(TaskIdError::Missing),
     }
 }
@@ -67,8 +84,9 @@ fn task_id_from_arn(arn: &str) -> Result<TaskId, TaskIdError> {
     Ok(TaskId::new(arn.rsplit('/').next().unwrap_or(arn))?)
 }
 
-/// `TaskARN` from the metadata endpoint, retried briefly: the agent may start after us.
-async fn fetch_task_arn(url: &str) -> Result<String, String> {
+/// `TaskARN` (and `Limits.Memory`) from the metadata endpoint, retried briefly: the agent may
+/// start after us.
+async fn fetch_task_arn(url: &str) -> Result<(String, Option<u64>), String> {
     const ATTEMPTS: u32 = 3;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
@@ -84,7 +102,7 @@ async fn fetch_task_arn(url: &str) -> Result<String, String> {
     Err(last)
 }
 
-async fn get_task_arn(url: &str) -> Result<String, String> {
+async fn get_task_arn(url: &str) -> Result<(String, Option<u64>), String> {
     let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_owned())?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
     let response = client.get(uri).await.map_err(|e| e.to_string())?;
@@ -102,7 +120,8 @@ async fn get_task_arn(url: &str) -> Result<String, String> {
         task_arn: String,
     }
     let task: Task = serde_json::from_slice(&body).map_err(|e| format!("bad JSON: {e}"))?;
-    Ok(task.task_arn)
+    let memory = crate::headroom::limit::task_memory(&body).ok().flatten();
+    Ok((task.task_arn, memory))
 }
 
 #[cfg(test)]
@@ -127,14 +146,20 @@ mod tests {
     #[tokio::test]
     async fn flag_wins_then_hostname() {
         let given = TaskIdSource::Given(TaskId::new("t1").unwrap());
-        let (id, origin) = discover(&given, Some("http://127.0.0.1:1"), Some("h".into()))
+        let found = discover(&given, Some("http://127.0.0.1:1"), Some("h".into()))
             .await
             .unwrap();
-        assert_eq!((id.as_str(), origin), ("t1", TaskIdOrigin::Flag));
-        let (id, origin) = discover(&TaskIdSource::Discover, None, Some("pod-1".into()))
+        assert_eq!(
+            (found.id.as_str(), found.origin),
+            ("t1", TaskIdOrigin::Flag)
+        );
+        let found = discover(&TaskIdSource::Discover, None, Some("pod-1".into()))
             .await
             .unwrap();
-        assert_eq!((id.as_str(), origin), ("pod-1", TaskIdOrigin::Hostname));
+        assert_eq!(
+            (found.id.as_str(), found.origin),
+            ("pod-1", TaskIdOrigin::Hostname)
+        );
         assert_eq!(
             discover(&TaskIdSource::Discover, None, None)
                 .await

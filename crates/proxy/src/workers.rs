@@ -62,8 +62,10 @@ pub(crate) fn default_threads() -> usize {
 pub(crate) struct Workers {
     /// Pass-through's state.
     pub(crate) passing: Arc<Passing>,
-    /// The snapshot path, and the router that answers it (the mode's handler).
+    /// The snapshot path, the profile path (when served), and the router that answers them
+    /// (the mode's handlers).
     pub(crate) snapshot_path: String,
+    pub(crate) profile_path: Option<String>,
     pub(crate) snapshot_routes: Router,
     pub(crate) limits: ConnLimits,
     pub(crate) threads: usize,
@@ -103,6 +105,7 @@ pub(crate) async fn serve(
             shared: Arc::new(Shared {
                 state: Arc::clone(&workers.passing),
                 snapshot_path: workers.snapshot_path.clone(),
+                profile_path: workers.profile_path.clone(),
                 snapshot_routes: workers.snapshot_routes.clone(),
                 home: home.clone(),
             }),
@@ -156,6 +159,7 @@ pub(crate) async fn serve(
 struct Shared {
     state: Arc<Passing>,
     snapshot_path: String,
+    profile_path: Option<String>,
     snapshot_routes: Router,
     home: Handle,
 }
@@ -341,7 +345,8 @@ impl Connection {
             let response = text(StatusCode::BAD_REQUEST, why);
             return counted(response.map(Either::Right), in_flight);
         }
-        if request.uri().path() == self.shared.snapshot_path {
+        let path = request.uri().path();
+        if path == self.shared.snapshot_path || self.shared.profile_path.as_deref() == Some(path) {
             let response = self.snapshot(request).await;
             return counted(response.map(Either::Right), in_flight);
         }

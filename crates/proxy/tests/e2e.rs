@@ -456,6 +456,28 @@ fn configuration_errors_exit_2_with_one_line() {
     );
 }
 
+/// `heapgate-proxy --version` names the revision it was built from, like `heapgate --version`.
+#[test]
+fn proxy_version_names_the_revision() {
+    let run = Cmd::proxy().arg("--version").expect_success();
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short=7", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let expected = format!("heapgate-proxy {}", env!("CARGO_PKG_VERSION"));
+    assert!(run.stdout.starts_with(&expected), "{}", run.stdout);
+    if let Some(rev) = rev {
+        assert!(
+            run.stdout.contains(&format!("({rev}")),
+            "{} lacks {rev}",
+            run.stdout
+        );
+    }
+}
+
 #[test]
 fn help_names_every_flag_and_its_environment_variable() {
     let help = Cmd::proxy().arg("--help").expect_success().stdout;

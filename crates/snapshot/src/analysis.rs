@@ -11,8 +11,9 @@ use serde::Serialize;
 use crate::classify;
 use crate::dominators::{self, BASE_UNREACHABLE_DISTANCE, EdgeTypes, Graph};
 use crate::error::SnapshotError;
-use crate::fxhash::FastMap;
+use crate::fxhash::{FastMap, FastSet};
 use crate::graph;
+use crate::holder::{self, Holder};
 use crate::layout::NodeKind;
 use crate::model::Location;
 use crate::parse::{EDGE_TARGET_MASK, Heap};
@@ -46,7 +47,25 @@ pub struct PathStep {
     /// `script N:line:column` when the snapshot does not name the script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Set when the edge into this step is a collapsed key (see [`MIN_KEYS`]): how many distinct
+    /// keys the group's objects are held by here. `edge` then reads `<N keys>`; the keys
+    /// themselves are data and are never shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
 }
+
+/// The key rule. Paths that run through the same containers and differ only in the names of
+/// the edges out of one container object are one group: when the objects being grouped leave
+/// one object (the same node, not just the same class) by at least this many differently named
+/// `property` or `context` edges, those names are keys of a collection — a dictionary-mode
+/// object, a hash table, a module's or closure's variables — and are collapsed to `<N keys>`.
+/// Index edges (arrays, `Map`/`Set` backing stores) are collapsed to `[]` always. Two or fewer
+/// names out of one object stay apart: they are more likely two fields (`global.a`, `global.b`)
+/// than two keys.
+pub const MIN_KEYS: usize = 3;
+
+/// The `edge` of a collapsed step until the group's key count is known.
+const KEY_EDGE: &str = "<keys>";
 
 /// Objects that share a retainer path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +76,17 @@ pub struct RetainerGroup {
     pub retained_size: u64,
     /// From the root side to the object.
     pub path: Vec<PathStep>,
+    /// Who holds them, in one line (see [`Holder`]); `None` when no edge on the path is named.
+    pub holder: Option<Holder>,
+}
+
+/// Which objects [`Snapshot::open_for_compare`] sums up per class (see [`Snapshot::kept`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Subjects<'a> {
+    /// The objects with these ids (sorted): the kept objects of three files.
+    Ids(&'a [u32]),
+    /// The objects whose ids are not among these (sorted): the new objects of two files.
+    NotIn(&'a [u32]),
 }
 
 /// Caches for walking many retainer chains.
@@ -64,6 +94,10 @@ pub struct RetainerGroup {
 struct Walk {
     /// The first retainer `(node, edge)` of nodes already walked.
     first: FastMap<u32, Option<(u32, u32)>>,
+    /// Whether a WeakMap value is followed up through its key rather than the WeakMap's table
+    /// (DevTools lists the table first; but a WeakMap keeps a value only as long as its key, so
+    /// who holds the key holds the value). Off for the chains compared with DevTools.
+    through_keys: bool,
 }
 
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
@@ -101,17 +135,17 @@ impl Snapshot {
     }
 
     /// What [`crate::compare`] needs of its last file: [`Snapshot::open`] with the class sums
-    /// of the objects with ids in `kept_ids` (sorted; see [`Snapshot::kept`]) worked out while
-    /// the dominator tree is there, which is then dropped.
+    /// of the `subjects` (see [`Snapshot::kept`]) worked out while the dominator tree is there,
+    /// which is then dropped.
     pub(crate) fn open_for_compare(
         path: &Path,
-        kept_ids: Option<&[u32]>,
+        subjects: Subjects<'_>,
     ) -> Result<Snapshot, SnapshotError> {
         let heap = summary::read_heap(summary::open(path)?, path)?;
-        summary::built(summary::build(heap, true, Some(kept_ids)))
+        summary::built(summary::build(heap, true, Some(subjects)))
     }
 
-    /// [`Snapshot::retained_of`] the ids given to [`Snapshot::open_for_compare`].
+    /// [`Snapshot::retained_of`] the subjects given to [`Snapshot::open_for_compare`].
     pub(crate) fn kept(&self) -> Option<&ClassCounts> {
         self.kept.as_ref()
     }
@@ -123,7 +157,7 @@ impl Snapshot {
         node_group: Vec<u32>,
         detached: Vec<bool>,
         spilled: Option<crate::spill::Spilled>,
-        compare: Option<Option<&[u32]>>,
+        compare: Option<Subjects<'_>>,
     ) -> std::io::Result<Snapshot> {
         let names = summary.group_names(&summary.interfaces);
         let mut keys = Vec::new();
@@ -164,8 +198,15 @@ impl Snapshot {
             },
             |_| true,
         );
-        if let Some(kept_ids) = compare {
-            snapshot.kept = kept_ids.map(|ids| snapshot.retained_of(ids));
+        if let Some(subjects) = compare {
+            snapshot.kept = match subjects {
+                Subjects::Ids(ids) => Some(snapshot.retained_of_marked(&snapshot.mark(ids))),
+                Subjects::NotIn(ids) => {
+                    let mut marked = snapshot.mark(ids);
+                    marked.iter_mut().for_each(|m| *m = !*m);
+                    Some(snapshot.retained_of_marked(&marked))
+                }
+            };
             // Nothing a comparison asks later needs the tree.
             snapshot.graph.dominator = Vec::new();
         }
@@ -256,7 +297,11 @@ impl Snapshot {
     /// Per class key, how many counted objects have an id in `ids` (sorted), and their
     /// retained size counted as the Summary view counts a class's.
     pub fn retained_of(&self, ids: &[u32]) -> HashMap<(String, Option<Location>), (u64, u64)> {
-        let marked = self.mark(ids);
+        self.retained_of_marked(&self.mark(ids))
+    }
+
+    /// [`Snapshot::retained_of`] the objects marked in `marked` (by ordinal).
+    fn retained_of_marked(&self, marked: &[bool]) -> ClassCounts {
         let retained = self.class_retained(|o| marked[o]);
         let mut counts = vec![0u64; self.keys.len()];
         for (o, &m) in marked.iter().enumerate() {
@@ -314,7 +359,7 @@ impl Snapshot {
     /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
     /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
     /// edges and the root left out. Returns `(retainer, edge ordinal)`.
-    fn first_retainer(&self, target: usize) -> Option<(usize, usize)> {
+    fn first_retainer(&self, target: usize, through_keys: bool) -> Option<(usize, usize)> {
         let g = &self.graph;
         let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
@@ -331,6 +376,18 @@ impl Snapshot {
                 continue;
             }
             candidates.push((g.distance[source], source, e));
+        }
+        if through_keys {
+            // A WeakMap table's edge to a value names the table's id; the key's edge is kept.
+            let from_table = |&(_, source, e): &(i32, usize, usize)| {
+                let ty = self.heap.edge_type[e];
+                types.has_string_name(ty)
+                    && dominators::weak_map_edge(self.heap.string(self.heap.edge_name[e]))
+                        .is_some_and(|(table, _)| table == u64::from(self.heap.node_id[source]))
+            };
+            if candidates.iter().any(|c| !from_table(c)) {
+                candidates.retain(|c| !from_table(c));
+            }
         }
         let nearest = candidates.iter().map(|c| c.0).min()?;
         let mut best: Option<(String, usize, usize)> = None;
@@ -371,7 +428,9 @@ impl Snapshot {
             let next = match walk.first.get(&(at as u32)) {
                 Some(&next) => next,
                 None => {
-                    let next = self.first_retainer(at).map(|(s, e)| (s as u32, e as u32));
+                    let next = self
+                        .first_retainer(at, walk.through_keys)
+                        .map(|(s, e)| (s as u32, e as u32));
                     // The objects themselves are walked once each; their holders many times.
                     if at != ordinal {
                         walk.first.insert(at as u32, next);
@@ -447,12 +506,19 @@ impl Snapshot {
             edge_type,
             name,
             location,
+            keys: None,
         }
     }
 
     /// The path of the object at `ordinal`, root side first.
     fn path(&self, ordinal: usize, walk: &mut Walk) -> Vec<PathStep> {
         let chain = self.retainer_chain(ordinal, walk);
+        self.steps(ordinal, &chain)
+    }
+
+    /// The steps of `chain` (the object at `ordinal` and its retainers), root side first: step
+    /// `k > 0` is held by `chain[chain.len() - k]`.
+    fn steps(&self, ordinal: usize, chain: &[(usize, usize)]) -> Vec<PathStep> {
         let mut steps = Vec::with_capacity(chain.len() + 1);
         // Walk down: each node is held by the edge of the next chain entry below it.
         for i in (0..chain.len()).rev() {
@@ -499,35 +565,91 @@ impl Snapshot {
         Some(self.path(ordinal, &mut Walk::default()))
     }
 
-    /// The objects with ids in `ids` (sorted), grouped by retainer path, largest retained size
-    /// first; at most `limit` groups.
+    /// The objects with ids in `ids` (sorted), grouped by retainer path with keys collapsed
+    /// (see [`MIN_KEYS`]), largest retained size first; at most `limit` groups.
     pub fn retainer_groups(&self, ids: &[u32], limit: usize) -> Vec<RetainerGroup> {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
-        let mut walk = Walk::default();
-        // (count, retained size, order of first appearance): ties are broken by node order, so
-        // the same file always gives the same groups.
-        let mut groups: HashMap<Vec<PathStep>, (u64, u64, usize)> = HashMap::new();
-        for (o, id) in self.heap.node_id.iter().enumerate() {
-            if ids.binary_search(id).is_err() {
-                continue;
+        let mut walk = Walk {
+            through_keys: true,
+            ..Walk::default()
+        };
+        let objects: Vec<usize> = (0..self.heap.node_count())
+            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
+            .collect();
+        let types = EdgeTypes::of(&self.heap);
+        let names = &self.heap.layout.edges.type_names;
+        let keyable = |e: usize| {
+            let ty = self.heap.edge_type[e];
+            matches!(names[usize::from(ty)].as_str(), "property" | "context")
+                && edge_label(&self.heap, types, e) != "[]"
+        };
+        // Pass 1: which containers the objects leave by many names (up to MIN_KEYS counted).
+        let mut fans: FastMap<u32, ([u32; MIN_KEYS], usize)> = FastMap::default();
+        for &o in &objects {
+            for (source, e) in self.retainer_chain(o, &mut walk) {
+                if !keyable(e) {
+                    continue;
+                }
+                let (edges, n) = fans.entry(source as u32).or_insert(([0; MIN_KEYS], 0));
+                if *n < MIN_KEYS && !edges[..*n].contains(&(e as u32)) {
+                    edges[*n] = e as u32;
+                    *n += 1;
+                }
             }
-            let path = self.path(o, &mut walk);
+        }
+        let keyed = |source: usize| fans.get(&(source as u32)).is_some_and(|f| f.1 >= MIN_KEYS);
+        // Pass 2: the paths with keys collapsed. Per group: count, retained size, order of
+        // first appearance (ties are broken by node order, so the same file always gives the
+        // same groups) and the distinct key edges per collapsed step.
+        struct Acc {
+            count: u64,
+            retained: u64,
+            first: usize,
+            keys: FastSet<(u32, u32)>,
+        }
+        let mut groups: HashMap<Vec<PathStep>, Acc> = HashMap::new();
+        for &o in &objects {
+            let chain = self.retainer_chain(o, &mut walk);
+            let mut path = self.steps(o, &chain);
+            let mut collapsed: Vec<(u32, u32)> = Vec::new();
+            for (k, step) in path.iter_mut().enumerate().skip(1) {
+                let (source, e) = chain[chain.len() - k];
+                if keyed(source) && keyable(e) {
+                    step.edge = KEY_EDGE.to_owned();
+                    step.keys = Some(0);
+                    collapsed.push((k as u32, e as u32));
+                }
+            }
             let seen = groups.len();
-            let entry = groups.entry(path).or_insert((0, 0, seen));
-            entry.0 += 1;
-            entry.1 += self.graph.retained[o];
+            let entry = groups.entry(path).or_insert_with(|| Acc {
+                count: 0,
+                retained: 0,
+                first: seen,
+                keys: FastSet::default(),
+            });
+            entry.count += 1;
+            entry.retained += self.graph.retained[o];
+            entry.keys.extend(collapsed);
         }
         let mut out: Vec<(usize, RetainerGroup)> = groups
             .into_iter()
-            .map(|(path, (count, retained_size, first))| {
+            .map(|(mut path, acc)| {
+                for (k, step) in path.iter_mut().enumerate() {
+                    if step.keys.is_some() {
+                        let n = acc.keys.iter().filter(|(at, _)| *at as usize == k).count();
+                        step.keys = Some(n as u64);
+                        step.edge = format!("<{n} keys>");
+                    }
+                }
                 let group = RetainerGroup {
-                    count,
-                    retained_size,
+                    count: acc.count,
+                    retained_size: acc.retained,
+                    holder: holder::holder(&path),
                     path,
                 };
-                (first, group)
+                (acc.first, group)
             })
             .collect();
         out.sort_by(|(first_a, a), (first_b, b)| {

@@ -45,6 +45,10 @@ pub struct ClassDiff {
     /// (objects dominated by another kept object of the class counted once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_retained_size: Option<u64>,
+    /// Two snapshots only: the retained size of the new objects in NEW (objects dominated by
+    /// another new object of the class counted once), what `--sort new-retained` ranks by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_retained_size: Option<u64>,
     /// The name of the script at `location`, when the snapshot names it.
     pub script: Option<String>,
     /// Who holds the new (or kept) objects: groups by retainer path, largest first; empty for
@@ -93,16 +97,24 @@ pub enum SortBy {
     RetainedDelta,
     /// Retained size of the kept objects (`--sort kept`, three snapshots; the default there).
     Kept,
+    /// What the new objects retain (two snapshots; the default there): a class whose new
+    /// objects hold new strings, numbers or arrays retains them, so it ranks above them, while a
+    /// string retains only itself.
+    NewRetained,
 }
+
+/// V8's bookkeeping classes: code, hidden classes and other internal objects.
+pub const ENGINE_CLASSES: [&str; 3] = ["(compiled code)", "(system)", "(object shape)"];
 
 impl SortBy {
     /// The names `FromStr` accepts, for help texts.
-    pub const NAMES: [&'static str; 5] = ["size", "delta", "count", "retained", "kept"];
+    pub const NAMES: [&'static str; 6] =
+        ["size", "delta", "count", "retained", "kept", "new-retained"];
 }
 
 /// An unknown `--sort` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown sort order {0:?}; use size, delta, count, retained or kept")]
+#[error("unknown sort order {0:?}; use size, delta, count, retained, kept or new-retained")]
 pub struct UnknownSortBy(pub String);
 
 impl FromStr for SortBy {
@@ -114,6 +126,7 @@ impl FromStr for SortBy {
             "count" => Ok(SortBy::NewCount),
             "retained" => Ok(SortBy::RetainedDelta),
             "kept" => Ok(SortBy::Kept),
+            "new-retained" => Ok(SortBy::NewRetained),
             _ => Err(UnknownSortBy(s.to_owned())),
         }
     }
@@ -127,13 +140,29 @@ impl fmt::Display for SortBy {
             SortBy::NewCount => "count",
             SortBy::RetainedDelta => "retained",
             SortBy::Kept => "kept",
+            SortBy::NewRetained => "new-retained",
         })
     }
 }
 
 impl Diff {
-    /// Re-sorts the rows.
+    /// Re-sorts the rows, largest first. With three snapshots, rows with no kept object come
+    /// after those with kept objects whatever the order: they are not the leak. By `kept` and
+    /// `new-retained` (the defaults), V8's bookkeeping classes — [`ENGINE_CLASSES`] — come after
+    /// the others that have kept (or new) objects: they grow with any code V8 compiles or shape
+    /// it meets while traffic runs, and are never what the app keeps.
     pub fn sort(&mut self, by: SortBy) {
+        let tier = |c: &ClassDiff| -> u8 {
+            if c.kept_count == Some(0) {
+                2
+            } else if matches!(by, SortBy::Kept | SortBy::NewRetained)
+                && ENGINE_CLASSES.contains(&c.name.as_str())
+            {
+                1
+            } else {
+                0
+            }
+        };
         let key = |c: &ClassDiff| -> i128 {
             match by {
                 SortBy::SizeDelta => i128::from(c.size_delta),
@@ -141,11 +170,13 @@ impl Diff {
                 SortBy::NewCount => i128::from(c.new_count),
                 SortBy::RetainedDelta => i128::from(c.retained_size_delta),
                 SortBy::Kept => i128::from(c.kept_retained_size.unwrap_or_default()),
+                SortBy::NewRetained => i128::from(c.new_retained_size.unwrap_or_default()),
             }
         };
         self.classes.sort_by(|a, b| {
-            key(b)
-                .cmp(&key(a))
+            tier(a)
+                .cmp(&tier(b))
+                .then_with(|| key(b).cmp(&key(a)))
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| a.location.cmp(&b.location))
         });
@@ -248,6 +279,7 @@ fn compare_class(
         retained_size_delta: 0,
         kept_count: None,
         kept_retained_size: None,
+        new_retained_size: None,
         script: None,
         retainers: Vec::new(),
     }

@@ -9,7 +9,8 @@
 //! Id overlap alone cannot tell the two apart: both processes use the dense range 1, 3, 5, …, so
 //! almost every id of BASE also exists in NEW either way. What differs is what the id points to.
 //! In the same process an id is the same object, with the same type, name and self size (strings
-//! are immutable, and a string's name is its content). In another process the same id is some
+//! are immutable, and a string's name is its content; when either file is redacted, strings are
+//! compared by type and size only, so a redacted copy still matches its original). In another process the same id is some
 //! other object as soon as the two heaps diverge. So the check takes a sample of odd ids (V8 heap
 //! objects; even ids are embedder objects, renumbered on every snapshot), fingerprints each
 //! node's type, name and self size, and looks at the ids present in both files:
@@ -74,7 +75,20 @@ impl SampleRate {
 #[derive(Clone, Debug)]
 pub(crate) struct IdentitySample {
     pub(crate) rate: SampleRate,
-    pub(crate) entries: Vec<(u32, u64)>,
+    pub(crate) entries: Vec<(u32, Fingerprint)>,
+    /// Whether string values were redacted (`heapgate redact`, the proxy's `--redact strings`):
+    /// then strings can only be matched by type and size.
+    pub(crate) redacted: bool,
+}
+
+/// One sampled node's fingerprints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    /// Type, name and self size.
+    pub(crate) exact: u64,
+    /// The same, leaving out a string's name (its content, which redaction replaces): what a
+    /// redacted copy still has in common with its original.
+    pub(crate) unnamed_strings: u64,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -140,12 +154,23 @@ impl Comparability {
 /// Whether `base` and `new` look like two snapshots of the same process, `base` first.
 pub fn comparability(base: &Summary, new: &Summary) -> Comparability {
     let rate = base.identity.rate.sparser(new.identity.rate);
+    // A redacted file's strings all read `<redacted>`: compare them by type and size only.
+    let redacted = base.identity.redacted || new.identity.redacted;
     let pick = |s: &Summary| -> Vec<(u32, u64)> {
         s.identity
             .entries
             .iter()
-            .copied()
-            .filter(|&(id, _)| rate.includes(id))
+            .filter(|&&(id, _)| rate.includes(id))
+            .map(|&(id, fp)| {
+                (
+                    id,
+                    if redacted {
+                        fp.unnamed_strings
+                    } else {
+                        fp.exact
+                    },
+                )
+            })
             .collect()
     };
     let (a, b) = (pick(base), pick(new));

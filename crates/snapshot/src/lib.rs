@@ -58,6 +58,7 @@ mod dominators;
 mod error;
 mod fxhash;
 mod graph;
+mod holder;
 mod identity;
 mod input;
 mod layout;
@@ -69,14 +70,17 @@ mod report;
 mod spill;
 mod summary;
 
-pub use analysis::{PathStep, RetainerGroup, Snapshot};
+pub use analysis::{MIN_KEYS, PathStep, RetainerGroup, Snapshot};
 pub use decode::{Encoding, decoded};
-pub use diff::{ClassDiff, Diff, SortBy, Totals, UnknownSortBy, diff};
+pub use diff::{ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, diff};
 pub use error::SnapshotError;
+pub use holder::Holder;
 pub use identity::{Comparability, Verdict, comparability};
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
 pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
-pub use render::{MAX_NAME_WIDTH, render_retainers, render_summary, render_table};
+pub use render::{
+    MAX_NAME_WIDTH, SHOWN_STEPS, render_answer, render_retainers, render_summary, render_table,
+};
 pub use report::{CompareOptions, Comparison, FileClasses, compare};
 pub use summary::{Summary, load};
 

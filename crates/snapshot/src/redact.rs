@@ -22,6 +22,12 @@ use std::io::{self, Read, Write};
 /// What a redacted string value reads as.
 pub const PLACEHOLDER: &str = "<redacted>";
 
+/// Whether nodes of this type are string values (`string`, `concatenated string`, `sliced
+/// string`, …): their name is their content, which redaction replaces.
+pub(crate) fn is_string_type(type_name: &str) -> bool {
+    type_name == "string" || type_name.ends_with(" string")
+}
+
 /// The largest `snapshot` meta object accepted (V8's is a few kilobytes).
 const MAX_META: usize = 1 << 20;
 /// The largest string index accepted: 268 million strings, far beyond any real snapshot, and
@@ -133,10 +139,7 @@ impl Layout {
             node_fields: meta.node_fields.len(),
             node_type: position(&meta.node_fields, "type")?,
             node_name: position(&meta.node_fields, "name")?,
-            string_types: node_types
-                .iter()
-                .map(|t| t == "string" || t.ends_with(" string"))
-                .collect(),
+            string_types: node_types.iter().map(|t| is_string_type(t)).collect(),
             edge_fields: meta.edge_fields.len(),
             edge_type: position(&meta.edge_fields, "type")?,
             edge_name: position(&meta.edge_fields, "name_or_index")?,

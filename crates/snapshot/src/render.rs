@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::analysis::PathStep;
 use crate::diff::{ClassDiff, Diff};
+use crate::holder;
 use crate::model::{ClassSummary, Location};
 
 /// Widest class column, in characters.
@@ -29,6 +30,9 @@ const HEADERS: [&str; 9] = [
 
 const KEPT_HEADERS: [&str; 2] = ["# Kept", "Kept Retained"];
 
+/// Two snapshots: what the new objects retain (the default order).
+const NEW_RETAINED_HEADER: &str = "New Retained";
+
 /// The rows of `diff` (the first `top` of them, if given) as a table with a header and a totals
 /// row, each line ending in `\n`. Rows with `# Kept` (three snapshots) get its two columns.
 pub fn render_table(diff: &Diff, top: Option<usize>) -> String {
@@ -37,12 +41,15 @@ pub fn render_table(diff: &Diff, top: Option<usize>) -> String {
         None => &diff.classes[..],
     };
     let kept = diff.classes.iter().any(|c| c.kept_count.is_some());
+    let held = diff.classes.iter().any(|c| c.new_retained_size.is_some());
     let t = &diff.totals;
     let mut headers: Vec<String> = HEADERS.iter().map(|h| (*h).to_owned()).collect();
     if kept {
         headers.extend(KEPT_HEADERS.iter().map(|h| (*h).to_owned()));
+    } else if held {
+        headers.push(NEW_RETAINED_HEADER.to_owned());
     }
-    let mut rows: Vec<Vec<String>> = shown.iter().map(|c| row(c, kept)).collect();
+    let mut rows: Vec<Vec<String>> = shown.iter().map(|c| row(c, kept, held)).collect();
     let hidden = diff.classes.len() - shown.len();
     let mut total = vec![
         if hidden > 0 {
@@ -63,6 +70,8 @@ pub fn render_table(diff: &Diff, top: Option<usize>) -> String {
     if kept {
         let count: u64 = diff.classes.iter().filter_map(|c| c.kept_count).sum();
         total.extend([count.to_string(), String::new()]);
+    } else if held {
+        total.push(String::new());
     }
     rows.push(total);
     aligned(&headers, &rows)
@@ -115,7 +124,7 @@ fn class_label(name: &str, location: Option<Location>, script: Option<&str>) -> 
     label
 }
 
-fn row(c: &ClassDiff, kept: bool) -> Vec<String> {
+fn row(c: &ClassDiff, kept: bool, held: bool) -> Vec<String> {
     let mut cells = vec![
         class_label(&c.name, c.location, c.script.as_deref()),
         c.new_count.to_string(),
@@ -130,13 +139,21 @@ fn row(c: &ClassDiff, kept: bool) -> Vec<String> {
     if kept {
         cells.push(c.kept_count.unwrap_or_default().to_string());
         cells.push(c.kept_retained_size.unwrap_or_default().to_string());
+    } else if held {
+        cells.push(c.new_retained_size.unwrap_or_default().to_string());
     }
     cells
 }
 
-/// The retainer groups of the rows that have them, as indented chains from the root side to
-/// the object. Empty when no row has any.
-pub fn render_retainers(diff: &Diff) -> String {
+/// How many steps of a path the default view shows at most (with its two header lines and the
+/// line for the cut prefix, a group fits in 25 lines).
+pub const SHOWN_STEPS: usize = 21;
+
+/// The retainer groups of the rows that have them, each with its holder line and its path from
+/// the root side to the object. Unless `full_paths`, a path's prefix through Node.js and package
+/// internals (before the first step in user code or the holder's owner) is one line with its
+/// step count, and at most [`SHOWN_STEPS`] steps are shown. Empty when no row has any.
+pub fn render_retainers(diff: &Diff, full_paths: bool) -> String {
     let mut out = String::new();
     for c in diff.classes.iter().filter(|c| !c.retainers.is_empty()) {
         let (what, count) = match c.kept_count {
@@ -149,19 +166,43 @@ pub fn render_retainers(diff: &Diff) -> String {
             class_label(&c.name, c.location, c.script.as_deref())
         );
         for group in &c.retainers {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "  {} objects, {} bytes retained:",
+                "  {} objects, {} bytes retained",
                 group.count, group.retained_size
             );
-            for (i, step) in group.path.iter().enumerate() {
-                if i == 0 {
+            match &group.holder {
+                Some(h) => {
+                    let _ = writeln!(out, ", held by {}:", h.describe());
+                }
+                None => out.push_str(":\n"),
+            }
+            let from = if full_paths {
+                0
+            } else {
+                holder::shown_from(&group.path, group.holder.as_ref(), SHOWN_STEPS)
+            };
+            if from > 0 {
+                let owners = holder::owners(&group.path[1..from]);
+                let _ = writeln!(
+                    out,
+                    "    {} ─ … {from} steps{} … (--full-paths shows them)",
+                    node_label(&group.path[0]),
+                    if owners.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" through {}", owners.join(", "))
+                    }
+                );
+            }
+            for (i, step) in group.path.iter().enumerate().skip(from) {
+                if i == from {
                     let _ = writeln!(out, "    {}", node_label(step));
                 } else {
                     let _ = writeln!(
                         out,
                         "    {}─ {} ({}) → {}",
-                        " ".repeat(2 * (i - 1)),
+                        " ".repeat(2 * (i - from - 1)),
                         shorten(&step.edge),
                         step.edge_type,
                         node_label(step)
@@ -171,6 +212,32 @@ pub fn render_retainers(diff: &Diff) -> String {
         }
     }
     out
+}
+
+/// The one-line answer for the first row with retainers: `Quote (app.js:5:26): 3000 kept objects
+/// (576000 bytes), held by variable priceFor (…) → lodash memoized → Hash, 3000 keys`; `None`
+/// when no row has retainers.
+pub fn render_answer(diff: &Diff) -> Option<String> {
+    let c = diff.classes.iter().find(|c| !c.retainers.is_empty())?;
+    let group = &c.retainers[0];
+    let (what, count, size) = match (c.kept_count, c.kept_retained_size) {
+        (Some(kept), Some(size)) => ("kept", kept, size),
+        _ => ("new", c.new_count, c.new_retained_size.unwrap_or_default()),
+    };
+    let mut line = format!(
+        "{}: {count} {what} objects ({size} bytes retained)",
+        class_label(&c.name, c.location, c.script.as_deref())
+    );
+    match &group.holder {
+        Some(h) => {
+            let _ = write!(line, ", held by {}", h.describe());
+        }
+        None => line.push_str(", held by the path below"),
+    }
+    if group.count != count {
+        let _ = write!(line, " ({} of them)", group.count);
+    }
+    Some(line)
 }
 
 fn node_label(step: &PathStep) -> String {

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::analysis::Snapshot;
+use crate::analysis::{Snapshot, Subjects};
 use crate::diff::{Diff, SortBy, diff};
 use crate::error::SnapshotError;
 use crate::identity::{Comparability, comparability};
@@ -26,7 +26,8 @@ use crate::summary::{Summary, load};
 /// What [`compare`] adds beyond the Comparison rows.
 #[derive(Clone, Copy, Debug)]
 pub struct CompareOptions {
-    /// Row order; `None` means [`SortBy::SizeDelta`] for two files, [`SortBy::Kept`] for three.
+    /// Row order; `None` means [`SortBy::NewRetained`] for two files, [`SortBy::Kept`] for
+    /// three.
     pub sort: Option<SortBy>,
     /// For how many of the top rows to find retainer paths (0: none).
     pub retainer_classes: usize,
@@ -156,11 +157,16 @@ pub fn compare(
     } else {
         BeforeLast::Two(first)
     };
-    let kept_ids = match &before_last {
-        BeforeLast::Three { new_ids, .. } => Some(new_ids.as_slice()),
-        BeforeLast::Two(_) => None,
+    // Two files: the new objects are those whose ids BASE does not have.
+    let base_ids = match &before_last {
+        BeforeLast::Two(first) => all_ids(first),
+        BeforeLast::Three { .. } => Vec::new(),
     };
-    let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), kept_ids)?;
+    let subjects = match &before_last {
+        BeforeLast::Three { new_ids, .. } => Subjects::Ids(new_ids),
+        BeforeLast::Two(_) => Subjects::NotIn(&base_ids),
+    };
+    let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), subjects)?;
 
     let (mut rows, middle_new, subjects, files) = match before_last {
         BeforeLast::Three {
@@ -195,8 +201,17 @@ pub fn compare(
         }
         BeforeLast::Two(first) => {
             checks.push(comparability(&first, last.summary()));
-            let rows = diff(&first, last.summary());
-            let new_ids = new_ids(last.summary(), &all_ids(&first));
+            let mut rows = diff(&first, last.summary());
+            let no_new = HashMap::new();
+            let held = last.kept().unwrap_or(&no_new);
+            for row in &mut rows.classes {
+                let (_, retained) = held
+                    .get(&(row.name.clone(), row.location))
+                    .copied()
+                    .unwrap_or_default();
+                row.new_retained_size = Some(retained);
+            }
+            let new_ids = new_ids(last.summary(), &base_ids);
             let definitions = last.summary().interfaces();
             let files = vec![
                 FileClasses::of(&first, definitions),
@@ -208,7 +223,7 @@ pub fn compare(
     let sort = options.sort.unwrap_or(if middle_new {
         SortBy::Kept
     } else {
-        SortBy::SizeDelta
+        SortBy::NewRetained
     });
     rows.sort(sort);
     // The top classes that have objects to show: a class none of whose new objects was kept

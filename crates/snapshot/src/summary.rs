@@ -313,7 +313,7 @@ impl Interner {
 pub(crate) fn build(
     mut heap: Heap,
     paths: bool,
-    compare: Option<Option<&[u32]>>,
+    compare: Option<crate::analysis::Subjects<'_>>,
 ) -> io::Result<Snapshot> {
     let n = heap.node_count();
     let sample = heap.sample;
@@ -330,6 +330,8 @@ pub(crate) fn build(
         interface_count: 0,
     };
     let mut identity_entries = Vec::new();
+    let mut redacted = false;
+    let placeholder = identity::hash_bytes(crate::PLACEHOLDER.as_bytes());
     for ordinal in 0..n {
         let id = heap.node_id[ordinal];
         if id % 2 == 1 {
@@ -343,9 +345,20 @@ pub(crate) fn build(
                 .get(&heap.node_name[ordinal])
                 .copied()
                 .unwrap_or_default();
+            let size = heap.node_size[ordinal];
+            let exact = identity::fingerprint(type_name, name_hash, size);
+            let unnamed_strings = if crate::redact::is_string_type(type_name) {
+                redacted |= name_hash == placeholder;
+                identity::fingerprint(type_name, 0, size)
+            } else {
+                exact
+            };
             identity_entries.push((
                 id,
-                identity::fingerprint(type_name, name_hash, heap.node_size[ordinal]),
+                identity::Fingerprint {
+                    exact,
+                    unnamed_strings,
+                },
             ));
         }
     }
@@ -542,6 +555,7 @@ pub(crate) fn build(
         identity: IdentitySample {
             rate: sample,
             entries: identity_entries,
+            redacted,
         },
         retained: HashMap::new(),
         group_retained: Vec::new(),

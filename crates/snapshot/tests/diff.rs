@@ -127,7 +127,7 @@ fn rows_sort_by_size_delta_count_delta_or_new_count() {
     let bad = "bytes".parse::<SortBy>().unwrap_err();
     assert_eq!(
         bad.to_string(),
-        "unknown sort order \"bytes\"; use size, delta, count, retained or kept"
+        "unknown sort order \"bytes\"; use size, delta, count, retained, kept or new-retained"
     );
     for name in SortBy::NAMES {
         assert_eq!(name.parse::<SortBy>().unwrap().to_string(), name);
@@ -215,4 +215,78 @@ Function                  0          1       -1            0          32        
 Total (4 classes)         6          2       +4          300          52        +248
 ";
     assert_eq!(render_table(&rows, None), expected);
+}
+
+/// A row of a comparison with the growth columns the default orders use.
+fn grown(
+    name: &str,
+    size_delta: i64,
+    kept: Option<(u64, u64)>,
+    new_retained: Option<u64>,
+) -> ClassDiff {
+    let (mut base, mut new) = (Snap::new(), Snap::new());
+    base.node("object", "Other", 3, 8);
+    new.node("object", name, 5, size_delta.max(1) as u64);
+    let mut row = diff(&base.summary(), &new.summary())
+        .class(name)
+        .unwrap()
+        .clone();
+    row.size_delta = size_delta;
+    row.kept_count = kept.map(|k| k.0);
+    row.kept_retained_size = kept.map(|k| k.1);
+    row.new_retained_size = new_retained;
+    row
+}
+
+fn order(rows: Vec<ClassDiff>, by: SortBy) -> Vec<String> {
+    let (base, new) = (Snap::new(), Snap::new());
+    let mut d = diff(&base.summary(), &new.summary());
+    d.classes = rows;
+    d.sort(by);
+    d.classes.into_iter().map(|c| c.name).collect()
+}
+
+#[test]
+fn two_files_rank_by_what_new_objects_retain_so_holders_come_before_their_strings() {
+    // The strings and numbers the Quotes hold grew more by self size than the Quotes did, but
+    // the Quotes retain them.
+    let rows = || {
+        vec![
+            grown("(string)", 213_104, None, Some(212_824)),
+            grown("(concatenated string)", 150_000, None, Some(150_000)),
+            grown("Quote", 168_000, None, Some(576_000)),
+            grown("(compiled code)", 716_872, None, Some(900_000)),
+        ]
+    };
+    assert_eq!(
+        order(rows(), SortBy::NewRetained),
+        [
+            "Quote",
+            "(string)",
+            "(concatenated string)",
+            "(compiled code)"
+        ]
+    );
+    // By Size Delta (as before, and on request) the strings would be on top.
+    assert_eq!(order(rows(), SortBy::SizeDelta)[1], "(string)");
+}
+
+#[test]
+fn three_files_put_rows_without_kept_objects_last_whatever_the_order() {
+    let rows = || {
+        vec![
+            grown("TransientBuffer", 900_000, Some((0, 0)), None),
+            grown("(compiled code)", 700_000, Some((1_330, 515_696)), None),
+            grown("Quote", 168_000, Some((3_000, 336_000)), None),
+            grown("(string)", 213_104, Some((6_008, 212_824)), None),
+        ]
+    };
+    assert_eq!(
+        order(rows(), SortBy::Kept),
+        ["Quote", "(string)", "(compiled code)", "TransientBuffer"]
+    );
+    assert_eq!(
+        order(rows(), SortBy::SizeDelta),
+        ["(compiled code)", "(string)", "Quote", "TransientBuffer"]
+    );
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::Snap;
-use heapgate_snapshot::{ClassSummary, Location, Summary, diff};
+use heapgate_snapshot::{ClassSummary, Location, Snapshot, Summary, diff};
 
 /// `(name, count, self size)` of every class, sorted by name.
 fn classes(summary: &Summary) -> Vec<(String, u64, u64)> {
@@ -277,4 +277,129 @@ fn without_user_roots_sizes_stay_where_v8_put_them() {
         classes(&summary),
         vec![class("(array)", 1, 100), class("Request", 1, 40)]
     );
+}
+
+// ---- retainer paths: which objects are one group ----
+
+/// `count` Entry objects held by `holder` (an object held by `global.<variable>`) through
+/// property edges named by `key(i)`; returns the snapshot and the entries' ids.
+fn dictionary(variable: &str, count: u32, key: impl Fn(u32) -> String) -> (Snap, Vec<u32>) {
+    let mut s = Snap::new();
+    let global = s.user_root(3);
+    let dict = s.node("object", "Object", 5, 32);
+    s.edge(global, "property", variable, dict);
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let id = 101 + 2 * i;
+        let entry = s.node("object", "Entry", id, 16);
+        s.edge(dict, "property", &key(i), entry);
+        ids.push(id);
+    }
+    (s, ids)
+}
+
+fn groups(s: &Snap, ids: &[u32]) -> Vec<heapgate_snapshot::RetainerGroup> {
+    let snapshot = Snapshot::from_reader(s.json().as_bytes(), "t.heapsnapshot").unwrap();
+    snapshot.retainer_groups(ids, 3)
+}
+
+#[test]
+fn keys_out_of_one_dictionary_are_one_group_counted_not_shown() {
+    // Memo keys: every entry's last edge has its own name (they hold data: an e-mail here).
+    let (s, ids) = dictionary("visitsById", 50, |i| format!("user{i}@example.com|eu"));
+    let groups = groups(&s, &ids);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    let g = &groups[0];
+    assert_eq!((g.count, g.retained_size), (50, 50 * 16));
+    let last = g.path.last().unwrap();
+    assert_eq!((last.edge.as_str(), last.keys), ("<50 keys>", Some(50)));
+    // No key appears anywhere in the group.
+    let json = serde_json::to_string(g).unwrap();
+    assert!(!json.contains("example.com"), "{json}");
+    let holder = g.holder.as_ref().unwrap();
+    assert_eq!(
+        (holder.kind, holder.name.as_str()),
+        ("global", "visitsById")
+    );
+    assert_eq!(holder.keys, Some(50));
+    assert_eq!(holder.collection.as_deref(), Some("Object"));
+}
+
+#[test]
+fn two_names_out_of_one_object_are_fields_not_keys() {
+    // global.a and global.b hold one Entry each: two groups (below MIN_KEYS names).
+    assert_eq!(heapgate_snapshot::MIN_KEYS, 3);
+    let (s, ids) = dictionary("x", 2, |i| ["a", "b"][i as usize].to_owned());
+    let groups = groups(&s, &ids);
+    assert_eq!(groups.len(), 2, "{groups:#?}");
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.path.iter().all(|s| s.keys.is_none()))
+    );
+    // Three names are keys.
+    let (s, ids) = dictionary("x", 3, |i| ["a", "b", "c"][i as usize].to_owned());
+    assert_eq!(self::groups(&s, &ids).len(), 1);
+}
+
+#[test]
+fn the_same_names_out_of_different_objects_stay_one_group_without_keys() {
+    // Many Request objects, each with its own `.ctx`: not keys (one name per container).
+    let mut s = Snap::new();
+    let global = s.user_root(3);
+    let list = s.node("object", "Array", 5, 32);
+    s.edge(global, "property", "pending", list);
+    let mut ids = Vec::new();
+    for i in 0..10u32 {
+        let request = s.node("object", "Request", 1001 + 2 * i, 24);
+        let ctx = s.node("object", "Entry", 2001 + 2 * i, 16);
+        s.edge(list, "element", &i.to_string(), request)
+            .edge(request, "property", "ctx", ctx);
+        ids.push(2001 + 2 * i);
+    }
+    let groups = groups(&s, &ids);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0].path.last().unwrap().edge, "ctx");
+    // The holder is that of the collection (the array), not each entry's own field.
+    assert_eq!(groups[0].holder.as_ref().unwrap().name, "pending");
+}
+
+#[test]
+fn a_weak_map_value_is_held_by_whoever_holds_its_key() {
+    // global.app.openSessions = [session…]; global.quoteOf = WeakMap {session → Quote}. V8 gives
+    // each Quote two retainers with the same edge name: the WeakMap's table (nearer the root,
+    // so DevTools lists it first) and the session (the key).
+    let mut s = Snap::new();
+    let global = s.user_root(3);
+    let app = s.node("object", "App", 5, 16);
+    let sessions = s.node("object", "Array", 7, 32);
+    let weak = s.node("object", "WeakMap", 9, 24);
+    let table = s.node("array", "(array)", 11, 64);
+    s.edge(global, "property", "app", app)
+        .edge(app, "property", "openSessions", sessions)
+        .edge(global, "property", "quoteOf", weak)
+        .edge(weak, "internal", "table", table);
+    let mut ids = Vec::new();
+    for i in 0..20u32 {
+        let (key, value) = (1001 + 2 * i, 2001 + 2 * i);
+        let session = s.node("object", "Session", key, 16);
+        let quote = s.node("object", "Quote", value, 56);
+        let pair = format!(
+            "{i} / part of key (Session @{key}) -> value (Quote @{value}) pair in WeakMap (table @11)"
+        );
+        s.edge(sessions, "element", &i.to_string(), session)
+            .edge(session, "internal", &pair, quote)
+            .edge(table, "internal", &pair, quote);
+        ids.push(value);
+    }
+    let snapshot = Snapshot::from_reader(s.json().as_bytes(), "t.heapsnapshot").unwrap();
+    // DevTools' first retainer is the table…
+    let devtools = snapshot.first_retainer_path(2001).unwrap();
+    assert_eq!(devtools[1].node, "WeakMap", "{devtools:#?}");
+    // …but the group follows the key.
+    let groups = snapshot.retainer_groups(&ids, 3);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    let holder = groups[0].holder.as_ref().unwrap();
+    assert_eq!(holder.name, "openSessions", "{groups:#?}");
+    assert!(groups[0].path.iter().all(|s| s.node != "WeakMap"));
 }

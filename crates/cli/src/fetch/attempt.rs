@@ -8,7 +8,8 @@ use std::io::{self, Write};
 use heapgate_protocol::{Head, REDACTED_HEADER, SERIES_HEADER, TASK_HEADER, TaskId, names_task};
 use heapgate_snapshot::Encoding;
 use reqwest::header::{
-    ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, HeaderName, RETRY_AFTER,
+    ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName,
+    RETRY_AFTER,
 };
 use reqwest::{Client, Response};
 
@@ -78,6 +79,8 @@ pub(crate) struct Meta {
     pub(crate) filename: Option<String>,
     /// `X-Heapgate-Redacted` (what the proxy redacted), on a snapshot answer.
     pub(crate) redacted: Option<String>,
+    /// `Content-Type`, printable ASCII only, to say what answered when it was not a sidecar.
+    pub(crate) content_type: Option<String>,
 }
 
 pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
@@ -111,6 +114,8 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
         redacted: header(REDACTED_HEADER)
             .filter(|_| status == 200)
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b',')),
+        content_type: header(CONTENT_TYPE)
+            .filter(|v| v.len() <= 80 && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')),
     };
     (head, meta)
 }
@@ -206,7 +211,14 @@ struct PlainSink<'a> {
     last: Option<u8>,
     /// Why the sink refused data; `io::Error` cannot carry a [`Failure`].
     failure: Option<Failure>,
+    /// For a profile: its bytes, read whole at the end to check it (profiles are small).
+    profile: Option<Vec<u8>>,
 }
+
+/// Profiles past this are not what a sidecar sends.
+const MAX_PROFILE_BYTES: usize = 256 << 20;
+/// Enough of a profile's start to tell it from other answers.
+const SNIFF_BYTES: usize = 16;
 
 impl PlainSink<'_> {
     fn accept(&mut self, data: &[u8]) -> Result<(), Failure> {
@@ -217,7 +229,34 @@ impl PlainSink<'_> {
                 return Ok(());
             }
         }
-        if self.prefix.len() < SNAPSHOT_PREFIX.len() {
+        if let Some(profile) = self.profile.as_mut() {
+            if profile.len() + data.len() > MAX_PROFILE_BYTES {
+                return Err(Failure::Stop(
+                    "the answer is larger than any heap profile; check BASE_URL and --path"
+                        .to_owned(),
+                ));
+            }
+            let before = profile.len();
+            profile.extend_from_slice(data);
+            // Say early when the answer is plainly something else (a snapshot, a CPU profile,
+            // a page), rather than after reading all of it. gzip is pprof's own wrapping.
+            if before < SNIFF_BYTES
+                && profile.len() >= SNIFF_BYTES
+                && !profile.starts_with(&[0x1F, 0x8B])
+            {
+                let kind = heapgate_profile::sniff(profile);
+                if !kind.is_profile() {
+                    let what = match kind {
+                        heapgate_profile::Kind::Snapshot => "a heap snapshot",
+                        heapgate_profile::Kind::CpuProfile => "a CPU profile",
+                        _ => "neither a .heapprofile nor a pprof profile",
+                    };
+                    return Err(Failure::Stop(format!(
+                        "the answer is not a heap profile ({what}); check BASE_URL and --path"
+                    )));
+                }
+            }
+        } else if self.prefix.len() < SNAPSHOT_PREFIX.len() {
             let take = (SNAPSHOT_PREFIX.len() - self.prefix.len()).min(data.len());
             self.prefix.extend_from_slice(&data[..take]);
             if !SNAPSHOT_PREFIX.starts_with(&self.prefix) {
@@ -244,6 +283,18 @@ impl PlainSink<'_> {
     fn check(&self) -> Result<u64, Failure> {
         if self.written == 0 {
             return Err(Failure::Retry("the answer was empty".to_owned()));
+        }
+        if let Some(profile) = &self.profile {
+            // The whole profile must read back, in either format.
+            return match heapgate_profile::parse(profile) {
+                Ok(_) => Ok(self.written),
+                Err(e @ heapgate_profile::ProfileError::Garbled { .. }) => Err(Failure::Retry(
+                    format!("the profile is incomplete or damaged: {e}"),
+                )),
+                Err(e) => Err(Failure::Stop(format!(
+                    "the answer is not a heap profile ({e}); check BASE_URL and --path"
+                ))),
+            };
         }
         if self.prefix.len() < SNAPSHOT_PREFIX.len() || self.last != Some(b'}') {
             return Err(Failure::Retry(format!(
@@ -329,6 +380,7 @@ pub(crate) async fn download(
     response: &mut Response,
     encoding: Encoding,
     keep: bool,
+    profile: bool,
     part: &mut Part,
     progress: &mut Progress<'_>,
 ) -> Result<Downloaded, Failure> {
@@ -345,6 +397,7 @@ pub(crate) async fn download(
         prefix: Vec::with_capacity(SNAPSHOT_PREFIX.len()),
         last: None,
         failure: None,
+        profile: profile.then(Vec::new),
     };
     let mut decode = Decode::new(encoding, sink)
         .map_err(|e| Failure::Stop(format!("cannot start the decoder: {e}")))?;
@@ -397,6 +450,7 @@ mod tests {
             prefix: Vec::new(),
             last: None,
             failure: None,
+            profile: None,
         }
     }
 
@@ -447,5 +501,71 @@ mod tests {
     fn a_compressed_non_snapshot_stops() {
         let html = zstd::encode_all(&b"<html>oops</html>"[..], 1).unwrap();
         assert!(matches!(run(Encoding::Zstd, &html), Err(Failure::Stop(_))));
+    }
+
+    /// What a `--profile` download accepts: a whole profile in either format; a cut one is
+    /// retried; anything else stops, a big one as soon as its start says so.
+    #[test]
+    fn profile_answers_are_checked_whole() {
+        const PROFILE: &[u8] = include_bytes!("../../../profile/tests/data/leak.heapprofile");
+        let run_profile = |encoding: Encoding, wire: &[u8]| {
+            let mut sink = sink();
+            sink.profile = Some(Vec::new());
+            let mut decode = Decode::new(encoding, sink).unwrap();
+            for piece in wire.chunks(7) {
+                decode.write_all(piece).map_err(|e| decode.failure(&e, 0))?;
+            }
+            decode.finish().map_err(|e| decode.failure(&e, 0))?;
+            decode.sink().check()
+        };
+        let pprof =
+            heapgate_profile::pprof::encode(&heapgate_profile::parse(PROFILE).unwrap(), None);
+        let big_snapshot = [JSON, &vec![b' '; 1 << 20][..]].concat();
+        let cases: Vec<(&str, Encoding, Vec<u8>, &str)> = vec![
+            ("heapprofile", Encoding::Plain, PROFILE.to_vec(), "ok"),
+            (
+                "zstd heapprofile",
+                Encoding::Zstd,
+                zstd::encode_all(PROFILE, 1).unwrap(),
+                "ok",
+            ),
+            ("pprof", Encoding::Plain, pprof.clone(), "ok"),
+            (
+                "cut heapprofile",
+                Encoding::Plain,
+                PROFILE[..PROFILE.len() - 9].to_vec(),
+                "retry",
+            ),
+            (
+                "cut pprof",
+                Encoding::Plain,
+                pprof[..pprof.len() / 2].to_vec(),
+                "retry",
+            ),
+            (
+                "snapshot",
+                Encoding::Plain,
+                big_snapshot,
+                "stop: a heap snapshot",
+            ),
+            (
+                "page",
+                Encoding::Plain,
+                b"<html>not found, sorry</html>".to_vec(),
+                "stop: neither",
+            ),
+        ];
+        for (name, encoding, wire, expected) in cases {
+            let got = match run_profile(encoding, &wire) {
+                Ok(_) => "ok".to_owned(),
+                Err(Failure::Retry(_)) => "retry".to_owned(),
+                Err(Failure::Stop(m)) => format!("stop: {m}"),
+            };
+            let want = expected.trim_start_matches("stop: ");
+            assert!(
+                got == expected || (expected.starts_with("stop") && got.contains(want)),
+                "{name}: {got}"
+            );
+        }
     }
 }

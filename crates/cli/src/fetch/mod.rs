@@ -37,7 +37,7 @@ pub(crate) fn run(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     // Configuration errors exit 2 before anything is sent.
-    snapshot_url(&args.base_url, &args.path, &SnapshotQuery::default())?;
+    snapshot_url(&args.base_url, args.path(), &SnapshotQuery::default())?;
     let target = match args.task.as_deref() {
         Some(task) => Some(TaskId::new(task).map_err(|e| Error::Config(format!("--task: {e}")))?),
         None => None,
@@ -104,6 +104,9 @@ struct Fetcher<'a, 'io> {
 struct Saved {
     path: PathBuf,
     series: Option<String>,
+    /// When the request that got it was sent: `--interval` counts from here, so time spent
+    /// waiting for a busy task before it never shortens the gap to the next snapshot.
+    started: Instant,
 }
 
 impl Fetcher<'_, '_> {
@@ -113,25 +116,25 @@ impl Fetcher<'_, '_> {
         let interval: Duration = self.args.interval.into();
         let mut previous: Option<Saved> = None;
         let mut saved_paths = Vec::new();
-        let mut next_start = Instant::now();
+        let noun = self.args.instrument().as_str();
         for n in 1..=count {
-            if n > 1 {
+            if let Some(previous) = &previous {
+                let next_start = previous.started + interval;
                 let wait = next_start.saturating_duration_since(Instant::now());
                 if wait.is_zero() && !interval.is_zero() {
                     self.progress.line(&format!(
-                        "snapshot {} took longer than --interval; starting snapshot {n} of {count} now",
+                        "{noun} {} took longer than --interval; starting {noun} {n} of {count} now",
                         n - 1
                     ));
                 } else if !wait.is_zero() {
                     self.progress
-                        .line(&format!("snapshot {n} of {count} in {}", human(wait)));
+                        .line(&format!("{noun} {n} of {count} in {}", human(wait)));
                     sleep_until(next_start).await;
                 }
             }
-            next_start = Instant::now() + interval;
             let saved = self.snapshot().await.map_err(|e| match e {
                 Error::Failed(message) if count > 1 => {
-                    Error::Failed(format!("snapshot {n} of {count}: {message}"))
+                    Error::Failed(format!("{noun} {n} of {count}: {message}"))
                 }
                 other => other,
             })?;
@@ -144,7 +147,7 @@ impl Fetcher<'_, '_> {
             ) {
                 if before != now {
                     let message = format!(
-                        "snapshots {} and {n} are not comparable: series {before} became {now} \
+                        "{noun}s {} and {n} are not comparable: series {before} became {now} \
                          (the app restarted or the proxy reopened its inspector session)",
                         n - 1
                     );
@@ -177,6 +180,7 @@ impl Fetcher<'_, '_> {
             } else {
                 attempt::ACCEPT_COMPRESSED
             };
+            let sent = Instant::now();
             let (answer, response, meta) = match attempt::send(&self.client, &url, accept).await {
                 Ok(response) => {
                     let (head, meta) = attempt::head_of(&response);
@@ -207,7 +211,7 @@ impl Fetcher<'_, '_> {
                             "pinned task {task} (it sent a snapshot instead of answering the probe)"
                         ));
                     }
-                    match self.save(&mut response, task.as_str(), &meta).await {
+                    match self.save(&mut response, task.as_str(), &meta, sent).await {
                         Ok(saved) => return Ok(saved),
                         Err(Failure::Stop(message)) => return Err(Error::Failed(message)),
                         Err(Failure::Retry(message)) => {
@@ -233,6 +237,9 @@ impl Fetcher<'_, '_> {
                 }
                 (Step::Stop(message), _) => {
                     let message = match &answer {
+                        Answer::Head(head) if head.status() == 200 && head.task().is_none() => {
+                            self.not_heapgate(&meta)
+                        }
                         Answer::Head(head) if head.task().is_none() => message,
                         _ => format!("{message} ({})", landing.describe(&answer)),
                     };
@@ -254,17 +261,41 @@ impl Fetcher<'_, '_> {
         }
     }
 
+    /// What was reached when a 200 named no task: not a sidecar (the app itself, or a path the
+    /// sidecar passes through), and what to check. The token went there once; it is not sent
+    /// again.
+    fn not_heapgate(&self, meta: &Meta) -> String {
+        let reached = snapshot_url(
+            &self.args.base_url,
+            self.args.path(),
+            &SnapshotQuery::default(),
+        )
+        .unwrap_or_default();
+        let what = meta
+            .content_type
+            .as_deref()
+            .map_or_else(String::new, |kind| format!(" ({kind})"));
+        format!(
+            "{} answered 200 OK{what} without X-Heapgate-Task: that is not heapgate-proxy's \
+             answer; check that BASE_URL is the sidecar's (or the gateway's) address, \
+             not the app's, and that --path ({}) is its snapshot path",
+            heapgate_keys::redact_userinfo(&reached),
+            self.args.path()
+        )
+    }
+
     /// A fresh token every time: a retry or a series can cross the hour.
     fn url(&self, target: Option<&TaskId>, probing: bool) -> Result<String, Error> {
+        // A profile token signs a value of its own, so it never opens the snapshot.
+        let value = self.args.instrument().signed_value(self.value);
         let query = SnapshotQuery {
-            hash: Some(
-                heapgate_token::mint(self.keys.signing(), self.value, (self.now)()).to_string(),
-            ),
+            hash: Some(heapgate_token::mint(self.keys.signing(), &value, (self.now)()).to_string()),
             task: target.cloned(),
             probe: probing,
             repin: false,
+            format: self.args.profile_format(),
         };
-        snapshot_url(&self.args.base_url, &self.args.path, &query)
+        snapshot_url(&self.args.base_url, self.args.path(), &query)
     }
 
     /// Streams the answer of `task` to `<name>.part`, then gives it its final name.
@@ -273,6 +304,7 @@ impl Fetcher<'_, '_> {
         response: &mut Response,
         task: &str,
         meta: &Meta,
+        sent: Instant,
     ) -> Result<Saved, Failure> {
         let encoding = attempt::encoding_of(response)?;
         let keep = self.args.keep_compressed;
@@ -280,7 +312,13 @@ impl Fetcher<'_, '_> {
             .filename
             .as_deref()
             .and_then(save::sanitize)
-            .unwrap_or_else(|| save::fallback_name(task, (self.now)()));
+            .unwrap_or_else(|| {
+                let extension = self
+                    .args
+                    .profile_format()
+                    .map_or("heapsnapshot", |f| f.extension());
+                save::fallback_name(task, (self.now)(), extension)
+            });
         if keep {
             name.push_str(encoding.suffix());
         }
@@ -292,8 +330,15 @@ impl Fetcher<'_, '_> {
         })?;
         let started = Instant::now();
         self.progress.building(task);
-        let downloaded =
-            attempt::download(response, encoding, keep, &mut part, &mut self.progress).await;
+        let downloaded = attempt::download(
+            response,
+            encoding,
+            keep,
+            self.args.profile,
+            &mut part,
+            &mut self.progress,
+        )
+        .await;
         self.progress.done();
         let downloaded = downloaded?;
         let part_path = part.path().to_owned();
@@ -323,6 +368,7 @@ impl Fetcher<'_, '_> {
         Ok(Saved {
             path,
             series: meta.series.clone(),
+            started: sent,
         })
     }
 }

@@ -36,8 +36,14 @@ fn fetch_command(args: &FetchArgs, task: Option<&str>, out: &Path) -> String {
         "--out".to_owned(),
         args.out.display().to_string(),
     ]);
-    if args.path != "/heapdump" {
-        words.extend(["--path".to_owned(), args.path.clone()]);
+    if let Some(path) = &args.path {
+        words.extend(["--path".to_owned(), path.clone()]);
+    }
+    if args.profile {
+        words.push("--profile".to_owned());
+    }
+    if let Some(format) = &args.format {
+        words.extend(["--format".to_owned(), format.clone()]);
     }
     if args.keep_compressed {
         words.push("--keep-compressed".to_owned());
@@ -59,6 +65,9 @@ pub(super) fn write(
 ) -> Result<(), Error> {
     let files = chosen(saved);
     let fetch = fetch_command(args, task, out);
+    if args.profile {
+        return crate::profiles::write_report(&files, &fetch, out, io);
+    }
     if let [file] = files.as_slice() {
         let summary = load(file).map_err(|e| Error::Failed(e.to_string()))?;
         let classes = summary.classes();

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -104,11 +105,18 @@ pub(crate) fn sanitize(name: &str) -> Option<String> {
         .then_some(name)
 }
 
-/// The name used when the server sends none: `<task>-<UTC stamp>.heapsnapshot`.
-pub(crate) fn fallback_name(task: &str, now: DateTime<Utc>) -> String {
+/// The name used when the server sends none: `<task>-<UTC stamp>.<extension>`
+/// (`heapsnapshot`, `heapprofile`, `pb.gz`).
+pub(crate) fn fallback_name(task: &str, now: DateTime<Utc>, extension: &str) -> String {
     let stamp = now.format("%Y%m%dT%H%M%SZ");
-    sanitize(&format!("{task}-{stamp}.heapsnapshot"))
-        .unwrap_or_else(|| format!("snapshot-{stamp}.heapsnapshot"))
+    sanitize(&format!("{task}-{stamp}.{extension}")).unwrap_or_else(|| {
+        let what = if extension == "heapsnapshot" {
+            "snapshot"
+        } else {
+            "profile"
+        };
+        format!("{what}-{stamp}.{extension}")
+    })
 }
 
 /// `name` with `-n` before its extension: `a.heapsnapshot` → `a-1.heapsnapshot`.
@@ -147,7 +155,12 @@ impl Part {
                 continue;
             }
             let path = dir.join(format!("{candidate}.part"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::mode::SNAPSHOT)
+                .open(&path)
+            {
                 Ok(file) => {
                     return Ok(Part {
                         dir: dir.to_owned(),
@@ -307,9 +320,12 @@ mod tests {
     #[test]
     fn fallback_names_are_stamped_and_safe() {
         let now = "2021-06-01T10:15:00Z".parse().unwrap();
-        assert_eq!(fallback_name("t2", now), "t2-20210601T101500Z.heapsnapshot");
         assert_eq!(
-            fallback_name("../t", now),
+            fallback_name("t2", now, "heapsnapshot"),
+            "t2-20210601T101500Z.heapsnapshot"
+        );
+        assert_eq!(
+            fallback_name("../t", now, "heapsnapshot"),
             "_t-20210601T101500Z.heapsnapshot"
         );
     }

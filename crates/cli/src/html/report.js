@@ -41,7 +41,8 @@
     ["delta_count", "# Delta", "signed"], ["alloc_size", "Alloc. Size", "bytes"],
     ["freed_size", "Freed Size", "bytes"], ["size_delta", "Size Delta", "sbytes"],
     ["retained_size", "Retained Size", "bytes"], ["retained_size_delta", "Retained Delta", "sbytes"],
-  ].concat(D.three ? [["kept_count", "# Kept"], ["kept_retained_size", "Kept Retained", "bytes"]] : [])
+  ].concat(D.three ? [["kept_count", "# Kept"], ["kept_retained_size", "Kept Retained", "bytes"]]
+    : [["new_retained_size", "New Retained", "bytes"]])
     : [["name", "Class"], ["count", "Count"], ["self_size", "Shallow Size", "bytes"],
       ["retained_size", "Retained Size", "bytes"]];
   function cell(kind, v) {
@@ -69,12 +70,17 @@
   });
   thead.appendChild(hr);
   // Leaking: a top class (one whose holders the report shows) that grew by at least a tenth of
-  // the most any top class grew (three files: what its kept objects retain; two: its retained
-  // size delta). Churn such as compiled code stays unmarked.
-  function growth(r) { return D.three ? (r.kept_retained_size || 0) : r.retained_size_delta; }
+  // the most any top class grew (by what its kept objects retain, or with two files its new
+  // objects). Churn such as compiled code stays unmarked.
+  function growth(r) { return D.three ? (r.kept_retained_size || 0) : (r.new_retained_size || 0); }
   function explained(r) { return isDiff && r.retainers && r.retainers.length > 0; }
   const most = rows.filter(explained).reduce(function (m, r) { return Math.max(m, growth(r)); }, 0);
-  function leaking(r) { return explained(r) && growth(r) > 0 && growth(r) * 10 >= most; }
+  // V8's own classes (strings, numbers, compiled code: names in parentheses) are what other
+  // objects hold; they are marked only when nothing else explains the growth.
+  const anyCode = rows.some(function (r) { return explained(r) && r.name.charAt(0) !== "("; });
+  function leaking(r) {
+    return explained(r) && growth(r) > 0 && growth(r) * 10 >= most && !(anyCode && r.name.charAt(0) === "(");
+  }
   // Rows are built when first shown: a page of thousands of classes renders its first rows only.
   const trs = new Array(rows.length);
   function rowEl(index) {
@@ -287,14 +293,6 @@
     return li;
   }
   function kids(li) { return li.querySelector(":scope > ul"); }
-  // The nearest named holder from the object's side: a property or a closure's variable.
-  function holder(path) {
-    for (let i = path.length - 1; i > 0; i--) {
-      const s = path[i];
-      if ((s.edge_type === "property" || s.edge_type === "context") && s.edge !== "[]") return i;
-    }
-    return -1;
-  }
   function nodeLabel(s) {
     const out = [el("span", "cls", s.node)];
     if (s.name) out.push(document.createTextNode(" " + s.name));
@@ -314,22 +312,16 @@
         .concat([document.createTextNode(" — " + what + " objects, class retains " + bytes(r.retained_size))]), true);
       cls.id = "holders-" + index;
       r.retainers.forEach(function (g) {
-        const h = holder(g.path);
+        // The holder line heapgate worked out (the same as the text report's): variable or
+        // property, where its owner's code is, the package on the way, the collection.
         const text = [document.createTextNode(group.format(g.count) + " objects, " + bytes(g.retained_size) + " retained")];
-        if (h >= 0) {
-          const s = g.path[h];
-          text.push(document.createTextNode(" — held by " + (s.edge_type === "context" ? "variable " : "property ")));
-          text.push(el("code", "edge holder", s.edge));
-          text.push(document.createTextNode(" \u2192 "));
-          text.push.apply(text, nodeLabel(s));
-          // Whose variable or property it is: the nearest step above with a location.
-          for (let i = h - 1; i >= 0; i--) {
-            if (g.path[i].location) {
-              text.push(document.createTextNode(", in "));
-              text.push.apply(text, nodeLabel(g.path[i]));
-              break;
-            }
-          }
+        const h = g.holder;
+        if (h) {
+          text.push(document.createTextNode(" \u2014 held by " + h.kind + " "));
+          text.push(el("code", "edge holder", h.name));
+          if (h.location) text.push(el("span", "loc", " (" + h.location + ")"));
+          if (h.package) text.push(document.createTextNode(" \u2192 " + h.package + (h.via ? " " + h.via : "")));
+          if (h.collection) text.push(document.createTextNode(" \u2192 " + h.collection + (h.keys ? ", " + group.format(h.keys) + " keys" : "")));
         }
         const gi = treeitem(kids(cls), 2, text, true);
         // The chain from the object up to a root, as DevTools' Retainers pane lists it.

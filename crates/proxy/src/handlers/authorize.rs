@@ -2,15 +2,17 @@
 
 use axum::http::{Method, Uri};
 use chrono::{DateTime, Utc};
-use heapgate_protocol::SnapshotQuery;
+use heapgate_protocol::{Instrument, SnapshotQuery};
 use heapgate_token::{Keys, Rejection, Window, verify};
 
 use super::Refusal;
 
-/// Checks method, query and token.
+/// Checks method, query and token for one instrument: a profile token never opens the snapshot
+/// path, nor a snapshot token the profile path.
 #[derive(Debug, Clone)]
 pub(crate) struct Authorizer {
     keys: Keys,
+    /// The value this instrument's tokens sign ([`Instrument::signed_value`]).
     value: String,
     window: Window,
     /// The wall clock tokens are checked against; a parameter so tests can fix it.
@@ -28,15 +30,17 @@ pub(crate) struct Authorized {
 }
 
 impl Authorizer {
+    /// For `instrument`'s path; `value` is the configured value (`--value`).
     pub(crate) fn new(
         keys: Keys,
-        value: String,
+        value: &str,
+        instrument: Instrument,
         window: Window,
         now: fn() -> DateTime<Utc>,
     ) -> Authorizer {
         Authorizer {
             keys,
-            value,
+            value: instrument.signed_value(value).into_owned(),
             window,
             now,
         }

@@ -34,9 +34,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use super::{Authorizer, Refusal, finish};
+use super::{Authorizer, Refusal, finish_on};
 use crate::log_text::Escaped;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Route};
 use crate::source::upstream::snapshot_uri;
 
 /// Longest wait for one attempt's response head (sidecars send theirs at once).
@@ -61,11 +61,16 @@ pub(crate) struct GatewayConfig {
     pub max_attempts: u32,
 }
 
-/// What the gateway handler needs.
+/// What the gateway handler needs: one per path (snapshot, profile), sharing one [`Gateway`] so
+/// both land on the same pinned task.
 pub(crate) struct Routing {
     pub(crate) authorizer: Authorizer,
-    pub(crate) gateway: Gateway,
+    pub(crate) gateway: Arc<Gateway>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Which path this is, for metrics.
+    pub(crate) route: Route,
+    /// The same path on the sidecars.
+    pub(crate) upstream_path: String,
 }
 
 /// `GET <path>?hash=…[&task=…][&probe=1][&repin=1]`, routed to the chosen task.
@@ -75,7 +80,11 @@ pub(crate) async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    finish(&state.metrics, route(&state, &method, &uri, &headers).await)
+    finish_on(
+        state.route,
+        &state.metrics,
+        route(&state, &method, &uri, &headers).await,
+    )
 }
 
 async fn route(
@@ -88,6 +97,7 @@ async fn route(
     let (result, attempts) = state
         .gateway
         .route(RouteRequest {
+            path: &state.upstream_path,
             hash: &request.hash,
             query: &request.query,
             accept_encoding: headers.get(header::ACCEPT_ENCODING),
@@ -113,6 +123,8 @@ async fn route(
 /// What a client asked the gateway for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteRequest<'a> {
+    /// The path on the sidecars (their snapshot or profile path).
+    pub(crate) path: &'a str,
     /// The (already verified) token, forwarded as it is.
     pub(crate) hash: &'a str,
     pub(crate) query: &'a SnapshotQuery,
@@ -269,8 +281,9 @@ impl Gateway {
             task: landing.target().cloned(),
             probe: landing.probing(),
             repin: false,
+            format: request.query.format,
         };
-        let Some(uri) = snapshot_uri(base, &self.config.path, &query.to_query_string()) else {
+        let Some(uri) = snapshot_uri(base, request.path, &query.to_query_string()) else {
             return (
                 Answer::Transport("the target URL cannot be formed".into()),
                 None,

@@ -10,6 +10,7 @@
 
 mod authorize;
 pub(crate) mod gateway;
+pub(crate) mod profile;
 pub(crate) mod snapshot;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,6 +20,7 @@ use heapgate_protocol::{QueryError, TASK_HEADER, TaskId};
 pub(crate) use self::authorize::Authorizer;
 use self::gateway::GatewayError;
 use crate::gate::Busy;
+use crate::headroom::Refused;
 use crate::log_text::Escaped;
 use crate::metrics::{Metrics, Outcome, RejectReason, Route};
 use crate::source::SourceError;
@@ -40,29 +42,62 @@ pub(crate) enum Refusal {
     Busy(TaskId, Busy),
     Unreachable(TaskId, SourceError),
     Gateway(GatewayError),
+    /// `format=` on the snapshot path.
+    FormatOnSnapshot,
+    /// The headroom rule refused the snapshot (507); the text says why.
+    Headroom {
+        task: TaskId,
+        refused: Refused,
+        profile_path: String,
+    },
+    /// A profile asked for too soon after the last one (429).
+    ProfileBusy(TaskId, Busy),
+    /// A profile asked for while a snapshot blocks the app (429).
+    SnapshotRunning(TaskId),
+    /// The profile could not be read (502); the reason is for the log.
+    ProfileUnavailable(TaskId, SourceError),
 }
 
 impl Refusal {
-    /// Logs and counts the refusal, then answers it.
-    fn record(self, metrics: &Metrics) -> Response {
+    /// Logs and counts the refusal (naming the path it came on), then answers it.
+    fn record(self, metrics: &Metrics, route: Route) -> Response {
+        let path = match route {
+            Route::Profile => "profile",
+            _ => "snapshot",
+        };
         match &self {
-            Refusal::MethodNotAllowed | Refusal::Query(_) | Refusal::Gateway(_) => {}
+            Refusal::MethodNotAllowed
+            | Refusal::Query(_)
+            | Refusal::Gateway(_)
+            | Refusal::FormatOnSnapshot => {}
+            Refusal::Headroom { refused, .. } => {
+                tracing::warn!(reason = %refused, "snapshot refused by the headroom rule: 507");
+                metrics.snapshot(Outcome::Headroom);
+            }
+            Refusal::ProfileBusy(..) | Refusal::SnapshotRunning(_) => {
+                metrics.profile(Outcome::Busy, 0);
+            }
+            Refusal::ProfileUnavailable(_, e) => {
+                tracing::warn!(error = %Escaped(e), "sampling heap profile unavailable: 502");
+                metrics.profile(Outcome::Unreachable, 0);
+            }
             Refusal::MissingHash => {
                 metrics.rejection(RejectReason::Missing);
-                tracing::warn!("snapshot request without hash: 400");
+                tracing::warn!(path, "request without hash: 400");
             }
             Refusal::MalformedHash(why) => {
                 metrics.rejection(RejectReason::Malformed);
-                tracing::warn!(reason = %Escaped(why), "snapshot request with malformed hash: 400");
+                tracing::warn!(path, reason = %Escaped(why), "request with malformed hash: 400");
             }
             Refusal::Forbidden => {
                 metrics.rejection(RejectReason::NoMatch);
-                tracing::warn!("snapshot request with an invalid or expired token: 403");
+                tracing::warn!(path, "request with an invalid or expired token: 403");
             }
             Refusal::Misdirected { wanted, .. } => {
                 tracing::info!(
+                    path,
                     wanted = wanted.as_str(),
-                    "snapshot request for another task: 421"
+                    "request for another task: 421"
                 );
             }
             Refusal::Busy(..) => metrics.snapshot(Outcome::Busy),
@@ -129,6 +164,55 @@ impl IntoResponse for Refusal {
                 Some(task),
             ),
             Refusal::Gateway(e) => return e.into_response(),
+            Refusal::FormatOnSnapshot => (
+                StatusCode::BAD_REQUEST,
+                "bad request: format applies to the profile path only\n".into(),
+                None,
+            ),
+            Refusal::Headroom {
+                task,
+                refused,
+                profile_path,
+            } => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "refused: {refused}.\nThe sampling heap profile is the safe instrument: GET \
+                     {profile_path}?hash=… with a profile token (heapgate mint --for profile) \
+                     shows which lines allocated what is still alive, for milliseconds of the \
+                     app's time and no extra memory.\n"
+                ),
+                Some(task),
+            ),
+            Refusal::ProfileBusy(task, busy) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "busy: a profile was taken just now; retry later\n",
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(busy.retry_after_secs()),
+                );
+                with_task(&mut response, &task);
+                return response;
+            }
+            Refusal::SnapshotRunning(task) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "busy: a snapshot is being taken; retry later\n",
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(5u32));
+                with_task(&mut response, &task);
+                return response;
+            }
+            Refusal::ProfileUnavailable(task, _) => (
+                StatusCode::BAD_GATEWAY,
+                "sampling heap profile unavailable\n".into(),
+                Some(task),
+            ),
         };
         let mut response = (status, body).into_response();
         if let Some(task) = task {
@@ -148,7 +232,16 @@ fn with_task(response: &mut Response, task: &TaskId) {
 /// The one place a snapshot-path request ends: refusals are logged and counted, and every answer
 /// is counted by status. (A streamed snapshot also records how its stream ended, when it ends.)
 pub(crate) fn finish(metrics: &Metrics, result: Result<Response, Refusal>) -> Response {
-    let response = result.unwrap_or_else(|refusal| refusal.record(metrics));
-    metrics.request(Route::Snapshot, response.status());
+    finish_on(Route::Snapshot, metrics, result)
+}
+
+/// [`finish`] for the route that answered (the snapshot or the profile path).
+pub(crate) fn finish_on(
+    route: Route,
+    metrics: &Metrics,
+    result: Result<Response, Refusal>,
+) -> Response {
+    let response = result.unwrap_or_else(|refusal| refusal.record(metrics, route));
+    metrics.request(route, response.status());
     response
 }

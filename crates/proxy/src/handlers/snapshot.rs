@@ -20,6 +20,7 @@ use crate::body::encoding::{self, Coding};
 use crate::body::keepalive::KeepAlive;
 use crate::body::redaction;
 use crate::gate::{SnapshotGate, SnapshotPermit};
+use crate::headroom::{Admitted, SnapshotRule};
 use crate::metrics::{Metrics, Outcome};
 use crate::source::{ChunkStream, Source, SourceError, spill};
 
@@ -35,6 +36,10 @@ pub(crate) struct Snapshots {
     pub(crate) redact_strings: bool,
     /// Whitespace sent this often while the snapshot is being built and no bytes flow.
     pub(crate) keepalive: Duration,
+    /// The headroom rule, where the app's memory can be read (the inspector source).
+    pub(crate) headroom: Option<Arc<SnapshotRule>>,
+    /// The profile path, named in a 507's body.
+    pub(crate) profile_path: String,
 }
 
 /// `GET <path>?hash=…[&task=…][&probe=1]`.
@@ -54,6 +59,9 @@ async fn take(
     headers: &HeaderMap,
 ) -> Result<Response, Refusal> {
     let request = state.authorizer.check(method, uri)?;
+    if request.query.format.is_some() {
+        return Err(Refusal::FormatOnSnapshot);
+    }
     let task = &state.task;
     if let Some(wanted) = request.query.task.filter(|wanted| wanted != task) {
         return Err(Refusal::Misdirected {
@@ -70,6 +78,20 @@ async fn take(
         .gate
         .try_start(Instant::now())
         .map_err(|busy| Refusal::Busy(task.clone(), busy))?;
+    let admitted = match &state.headroom {
+        None => None,
+        Some(rule) => match rule.admit().await {
+            Ok(admitted) => Some((Arc::clone(rule), admitted)),
+            Err(refused) => {
+                permit.release_uncharged();
+                return Err(Refusal::Headroom {
+                    task: task.clone(),
+                    refused,
+                    profile_path: state.profile_path.clone(),
+                });
+            }
+        },
+    };
     let capture = match state.source.take(uri.query().unwrap_or_default()).await {
         Ok(capture) => capture,
         Err(e) => {
@@ -107,7 +129,7 @@ async fn take(
         Some(coding) => Box::pin(encoding::compress(plain, coding, spill::DEFAULT_MEM_LIMIT)),
         None => Box::pin(plain),
     };
-    let body = Tracked::new(wire, permit, Arc::clone(&state.metrics));
+    let body = Tracked::new(wire, permit, Arc::clone(&state.metrics), admitted);
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
@@ -142,10 +164,17 @@ struct Tracked {
     metrics: Arc<Metrics>,
     started: Instant,
     bytes: u64,
+    /// The headroom rule learns what a complete snapshot cost.
+    admitted: Option<(Arc<SnapshotRule>, Admitted)>,
 }
 
 impl Tracked {
-    fn new(inner: ChunkStream, permit: SnapshotPermit, metrics: Arc<Metrics>) -> Tracked {
+    fn new(
+        inner: ChunkStream,
+        permit: SnapshotPermit,
+        metrics: Arc<Metrics>,
+        admitted: Option<(Arc<SnapshotRule>, Admitted)>,
+    ) -> Tracked {
         metrics.snapshot_running().set(1);
         Tracked {
             inner,
@@ -153,6 +182,7 @@ impl Tracked {
             metrics,
             started: Instant::now(),
             bytes: 0,
+            admitted,
         }
     }
 
@@ -173,6 +203,12 @@ impl Tracked {
                 ),
             }
             drop(permit);
+            // What V8 built is now sent (or discarded): the app's peak is behind it.
+            if let (Outcome::Ok, Some((rule, admitted))) = (outcome, self.admitted.take()) {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { rule.learn(admitted).await });
+                }
+            }
         }
     }
 }

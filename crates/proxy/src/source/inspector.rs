@@ -18,6 +18,11 @@
 //! client at its own pace. If the client goes away, the actor keeps draining (and discarding)
 //! until V8 says the snapshot is complete, so the session stays usable for the next one.
 //!
+//! Sampling heap profile: when configured, the same session runs V8's sampling heap profiler
+//! (`HeapProfiler.startSampling`) from the moment it opens, so `/heapprofile` can answer the live
+//! allocation picture at any time for the cost of one `HeapProfiler.getSamplingProfile`. See
+//! [`SamplingConfig`] for how its buffers stay bounded.
+//!
 //! Security: the inspector can run arbitrary code in the app; point this only at a loopback
 //! address. `/json/list` is asked with a `Host: 127.0.0.1:PORT` header (Node answers 400 to
 //! non-IP hosts) and the WebSocket URL is built from the configured address and the target id,
@@ -41,6 +46,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use futures_util::future::BoxFuture;
 
+use crate::log_text::Escaped;
 use crate::source::spill::{self, SpillReader, SpillWriter};
 use crate::source::{Capture, Source, SourceError};
 
@@ -67,10 +73,62 @@ const REQUEST_QUEUE: usize = 4;
 /// Time allowed for a heap-usage probe's two answers. The app's main thread answers them.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the app reads for its resident set size: one call, no allocation to speak of, and
-/// nothing kept (`returnByValue`). `process.memoryUsage.rss()` (Node ≥ 14.18) reads the RSS
-/// without walking the heap spaces, unlike `process.memoryUsage()`.
-const RSS_EXPRESSION: &str = "process.memoryUsage.rss()";
+/// What the app reads for its memory: a constant expression (no client input ever reaches
+/// `Runtime.evaluate`), no allocation to speak of, nothing kept (`returnByValue`).
+/// `process.memoryUsage.rss()` (Node ≥ 14.18) reads the RSS without walking the heap spaces;
+/// `process.resourceUsage().maxRSS` is the process's peak RSS in KiB, which tells what a
+/// snapshot cost; `process.pid` lets the sidecar find the app's memory cgroup when it shares the
+/// app's PID namespace.
+const RSS_EXPRESSION: &str =
+    "[process.memoryUsage.rss(), process.resourceUsage().maxRSS * 1024, process.pid]";
+
+/// Time allowed for `HeapProfiler.getSamplingProfile` (the app's main thread builds it: about
+/// 30 ms for a 150 MiB heap at the default interval).
+const PROFILE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How V8's sampling heap profiler runs on the session.
+///
+/// Why its buffers stay bounded without restarting it blindly: V8 keeps one sample per sampled
+/// object that is still alive. Sampling runs without `includeObjectsCollectedByMajorGC`/`…MinorGC`,
+/// so when a sampled object is collected its sample is dropped and stack nodes left without
+/// samples are pruned; the profiler's memory follows the *live* heap (about live bytes ÷
+/// interval samples), not the time it has run or the bytes allocated. (pprof-nodejs#357's
+/// unbounded growth is the other mode, which keeps collected objects' samples.) A restart
+/// (`stopSampling` + `startSampling`) forgets every sample of an object allocated before it — the
+/// long-lived objects a leak hunt is after — so it must not run on a blind timer. Instead, every
+/// `check_every` the actor reads the profile (the app pays one `getSamplingProfile`, which V8's
+/// inspector precedes with a full GC: hence a long default period) and restarts
+/// only when V8's bookkeeping has outgrown the live picture it describes: more stack nodes than
+/// [`SamplingConfig::max_nodes`] allows for the live samples. What a restart costs is logged
+/// and counted; `/heapprofile` answers say since when sampling runs (`X-Heapgate-Profile-Restarts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SamplingConfig {
+    /// Average bytes between samples (V8's `samplingInterval`).
+    pub interval: u64,
+    /// How often the bookkeeping is checked.
+    pub check_every: Duration,
+}
+
+impl SamplingConfig {
+    /// Stack nodes allowed for `samples` live samples before a restart: every live sample may
+    /// sit on its own stack of up to 64 frames, and a floor keeps small heaps from restarting.
+    pub fn max_nodes(samples: usize) -> usize {
+        samples.saturating_mul(64).max(50_000)
+    }
+}
+
+/// A sampling heap profile as V8 answered it.
+#[derive(Debug, Clone)]
+pub struct SampledProfile {
+    /// DevTools' `.heapprofile` JSON (`HeapProfiler.SamplingHeapProfile`).
+    pub json: Bytes,
+    /// The session it came from.
+    pub series: String,
+    /// Times sampling was restarted on this session (each forgets the older samples).
+    pub restarts: u64,
+    /// The sampling interval, bytes.
+    pub interval: u64,
+}
 
 /// The app's memory, as read over the inspector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +139,10 @@ pub struct HeapUsage {
     pub total: u64,
     /// The process's resident set size, bytes, when it could be read.
     pub rss: Option<u64>,
+    /// The process's peak resident set size so far, bytes (`process.resourceUsage().maxRSS`).
+    pub max_rss: Option<u64>,
+    /// The app's process id as it sees it.
+    pub pid: Option<u32>,
 }
 
 /// A heap-usage probe read: the usage, and the session (series) it was read on.
@@ -96,6 +158,7 @@ pub struct Probe {
 pub struct InspectorSource {
     addr: SocketAddr,
     spill_mem_limit: usize,
+    sampling: Option<SamplingConfig>,
     session: Mutex<Option<SessionHandle>>,
     /// Held while opening a session, so concurrent `take()`s open only one.
     connecting: tokio::sync::Mutex<()>,
@@ -118,9 +181,52 @@ impl InspectorSource {
         Self {
             addr,
             spill_mem_limit,
+            sampling: None,
             session: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Runs V8's sampling heap profiler on every session this source opens.
+    pub fn with_sampling(mut self, sampling: SamplingConfig) -> Self {
+        self.sampling = Some(sampling);
+        self
+    }
+
+    /// Whether sessions run the sampling heap profiler.
+    pub fn samples(&self) -> bool {
+        self.sampling.is_some()
+    }
+
+    /// The app's live sampling heap profile (`HeapProfiler.getSamplingProfile`), opening a
+    /// session first if none is live. Refused while a snapshot or another profile is in flight.
+    pub async fn profile(&self) -> Result<SampledProfile, SourceError> {
+        let Some(sampling) = self.sampling else {
+            return Err(SourceError::Failed(
+                "sampling heap profiler off (--profile-interval 0)".into(),
+            ));
+        };
+        let (session, _) = self.live_or_connect().await?;
+        let (reply, answer) = oneshot::channel();
+        if session.profiles.try_send(ProfileRequest { reply }).is_err() {
+            return Err(SourceError::Failed(
+                "inspector session busy or closed; profile not taken".into(),
+            ));
+        }
+        let (json, restarts) = timeout(PROFILE_TIMEOUT, answer)
+            .await
+            .map_err(|_| {
+                SourceError::Failed(format!("no sampling profile within {PROFILE_TIMEOUT:?}"))
+            })?
+            .map_err(|_| {
+                SourceError::Failed("inspector session closed while reading the profile".into())
+            })??;
+        Ok(SampledProfile {
+            json,
+            series: session.series,
+            restarts,
+            interval: sampling.interval,
+        })
     }
 
     /// The inspector address this source talks to.
@@ -135,19 +241,26 @@ impl InspectorSource {
 
     /// Reads the app's heap usage and RSS over the session (opening one if none is live):
     /// `Runtime.getHeapUsage` and `Runtime.evaluate` of [`RSS_EXPRESSION`]. Never touches the
-    /// heap profiler. Refused while a snapshot is in flight (the app's loop is blocked then).
+    /// heap profiler. Waits while a snapshot or another probe is in flight, up to
+    /// [`PROBE_TIMEOUT`] in all.
     pub async fn probe(&self) -> Result<Probe, SourceError> {
         let (session, _) = self.live_or_connect().await?;
         let (reply, answer) = oneshot::channel();
-        if session.probes.try_send(ProbeRequest { reply }).is_err() {
-            return Err(SourceError::Failed(
-                "inspector session busy or closed; probe skipped".into(),
-            ));
-        }
-        let usage = timeout(PROBE_TIMEOUT, answer)
-            .await
-            .map_err(|_| SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}")))?
-            .map_err(|_| SourceError::Failed("inspector session closed during a probe".into()))??;
+        // Probes wait their turn (the headroom rule must never go unread because the leak watch
+        // was polling), but not longer than PROBE_TIMEOUT in all.
+        let asked = async {
+            session
+                .probes
+                .send(ProbeRequest { reply })
+                .await
+                .map_err(|_| SourceError::Failed("inspector session closed".into()))?;
+            answer.await.map_err(|_| {
+                SourceError::Failed("inspector session closed during a probe".into())
+            })?
+        };
+        let usage = timeout(PROBE_TIMEOUT, asked).await.map_err(|_| {
+            SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}"))
+        })??;
         Ok(Probe {
             usage,
             series: session.series,
@@ -188,7 +301,7 @@ impl InspectorSource {
         if let Some(session) = self.live_session() {
             return Ok((session, false));
         }
-        let session = connect(self.addr).await?;
+        let session = connect(self.addr, self.sampling).await?;
         *self.lock_session() = Some(session.clone());
         Ok((session, true))
     }
@@ -211,6 +324,7 @@ struct SessionHandle {
     series: String,
     requests: mpsc::Sender<SnapshotRequest>,
     probes: mpsc::Sender<ProbeRequest>,
+    profiles: mpsc::Sender<ProfileRequest>,
 }
 
 impl SessionHandle {
@@ -256,9 +370,35 @@ struct SnapshotRequest {
     started: oneshot::Sender<Result<(), SourceError>>,
 }
 
+/// What [`RSS_EXPRESSION`] answered.
+#[derive(Clone, Copy)]
+struct MemoryRead {
+    rss: Option<u64>,
+    max_rss: Option<u64>,
+    pid: Option<u32>,
+}
+
 /// Asks the actor for the app's heap usage, between snapshots.
 struct ProbeRequest {
     reply: oneshot::Sender<Result<HeapUsage, SourceError>>,
+}
+
+/// Asks the actor for the sampling heap profile: its JSON and the restarts so far.
+struct ProfileRequest {
+    reply: oneshot::Sender<Result<(Bytes, u64), SourceError>>,
+}
+
+/// A `getSamplingProfile` that is out: for a client (`reply`), or the actor's own check.
+struct ProfileInFlight {
+    id: u64,
+    reply: Option<oneshot::Sender<Result<(Bytes, u64), SourceError>>>,
+}
+
+/// The sampling heap profiler's state on this session.
+struct Sampling {
+    config: SamplingConfig,
+    /// Times it was restarted because its bookkeeping outgrew the live picture.
+    restarts: u64,
 }
 
 /// A probe whose two commands are out.
@@ -266,26 +406,45 @@ struct ProbeInFlight {
     usage_id: u64,
     rss_id: u64,
     usage: Option<(u64, u64)>,
-    rss: Option<Option<u64>>,
+    rss: Option<MemoryRead>,
     reply: oneshot::Sender<Result<HeapUsage, SourceError>>,
 }
 
 /// Opens a session: finds the Node target, connects, enables the heap profiler, starts the actor.
-async fn connect(addr: SocketAddr) -> Result<SessionHandle, SourceError> {
+async fn connect(
+    addr: SocketAddr,
+    sampling: Option<SamplingConfig>,
+) -> Result<SessionHandle, SourceError> {
     let target = find_node_target(addr).await?;
     let ws = open_websocket(addr, &target).await?;
     let series = new_series()?;
     let mut actor = Actor::new(ws, series.clone());
     actor.enable_heap_profiler().await?;
+    if let Some(config) = sampling {
+        match actor.start_sampling(config.interval).await {
+            Ok(()) => {
+                actor.sampling = Some(Sampling {
+                    config,
+                    restarts: 0,
+                });
+            }
+            // The snapshot path still works: only /heapprofile answers 502.
+            Err(e) => {
+                tracing::warn!(series = %series, error = %Escaped(&e), "the sampling heap profiler could not be started; /heapprofile answers 502 on this session");
+            }
+        }
+    }
     let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
-    // One probe at a time: a second while one is out is skipped, not queued.
+    // One probe (and one profile) at a time: a second while one is out is refused, not queued.
     let (probes, probes_rx) = mpsc::channel(1);
-    tracing::info!(%addr, target = %target, series = %series, "inspector session opened");
-    tokio::spawn(actor.run(requests_rx, probes_rx));
+    let (profiles, profiles_rx) = mpsc::channel(1);
+    tracing::info!(%addr, target = %target, series = %series, sampling_interval = sampling.map(|s| s.interval), "inspector session opened");
+    tokio::spawn(actor.run(requests_rx, probes_rx, profiles_rx));
     Ok(SessionHandle {
         series,
         requests,
         probes,
+        profiles,
     })
 }
 
@@ -424,6 +583,8 @@ struct Actor {
     series: String,
     next_id: u64,
     probe: Option<ProbeInFlight>,
+    sampling: Option<Sampling>,
+    profile: Option<ProfileInFlight>,
 }
 
 /// A snapshot in flight. `sink` is `None` once it has failed; the actor still reads until the
@@ -448,6 +609,8 @@ impl Actor {
             series,
             next_id: 1,
             probe: None,
+            sampling: None,
+            profile: None,
         }
     }
 
@@ -464,17 +627,35 @@ impl Actor {
     }
 
     async fn enable_heap_profiler(&mut self) -> Result<(), SourceError> {
-        const ENABLE: &str = "HeapProfiler.enable";
-        let id = self
-            .send_command(ENABLE, serde_json::json!({}))
+        self.command("HeapProfiler.enable", serde_json::json!({}))
             .await
-            .map_err(|e| SourceError::Failed(format!("sending {ENABLE}: {e}")))?;
+    }
+
+    /// `HeapProfiler.startSampling`, live objects only (see [`SamplingConfig`]).
+    async fn start_sampling(&mut self, interval: u64) -> Result<(), SourceError> {
+        self.command(
+            "HeapProfiler.startSampling",
+            serde_json::json!({ "samplingInterval": interval }),
+        )
+        .await
+    }
+
+    /// Sends `method` and waits for its answer (only before the actor runs).
+    async fn command(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<(), SourceError> {
+        let id = self
+            .send_command(method, params)
+            .await
+            .map_err(|e| SourceError::Failed(format!("sending {method}: {e}")))?;
         match timeout(ENABLE_TIMEOUT, self.response_to(id)).await {
             Ok(Ok(None)) => Ok(()),
-            Ok(Ok(Some(error))) => Err(error.into_source(ENABLE)),
-            Ok(Err(lost)) => Err(SourceError::Failed(format!("{lost} (during {ENABLE})"))),
+            Ok(Ok(Some(error))) => Err(error.into_source(method)),
+            Ok(Err(lost)) => Err(SourceError::Failed(format!("{lost} (during {method})"))),
             Err(_) => Err(SourceError::Failed(format!(
-                "inspector did not answer {ENABLE} within {ENABLE_TIMEOUT:?}"
+                "inspector did not answer {method} within {ENABLE_TIMEOUT:?}"
             ))),
         }
     }
@@ -502,18 +683,36 @@ impl Actor {
         mut self,
         mut requests: mpsc::Receiver<SnapshotRequest>,
         mut probes: mpsc::Receiver<ProbeRequest>,
+        mut profiles: mpsc::Receiver<ProfileRequest>,
     ) {
         let mut active: Option<Active> = None;
+        let check_every = self
+            .sampling
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |s| s.config.check_every);
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             tokio::select! {
                 biased;
                 frame = self.ws.next() => {
-                    if let Flow::Lost(reason) = self.on_frame(frame, &mut active) {
+                    if let Flow::Lost(reason) = self.on_frame(frame, &mut active).await {
                         break reason;
                     }
                 }
                 Some(probe) = probes.recv(), if active.is_none() && self.probe.is_none() => {
                     if let Err(reason) = self.start_probe(probe).await {
+                        break reason;
+                    }
+                }
+                Some(request) = profiles.recv(), if active.is_none() && self.profile.is_none() => {
+                    if let Err(reason) = self.start_profile(Some(request.reply)).await {
+                        break reason;
+                    }
+                }
+                _ = check.tick(), if self.sampling.is_some() && active.is_none() && self.profile.is_none() => {
+                    if let Err(reason) = self.start_profile(None).await {
                         break reason;
                     }
                 }
@@ -535,9 +734,118 @@ impl Actor {
                 .reply
                 .send(Err(SourceError::Failed(format!("{reason} during a probe"))));
         }
+        if let Some(reply) = self.profile.take().and_then(|p| p.reply) {
+            let _ = reply.send(Err(SourceError::Failed(format!(
+                "{reason} while reading the profile"
+            ))));
+        }
         if let Some(mut active) = active {
             active.fail(SourceError::Failed(format!("{reason} mid-snapshot")));
         }
+    }
+
+    /// Sends `HeapProfiler.getSamplingProfile`, for a client (`reply`) or the bookkeeping check.
+    async fn start_profile(
+        &mut self,
+        reply: Option<oneshot::Sender<Result<(Bytes, u64), SourceError>>>,
+    ) -> Result<(), String> {
+        if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
+            return Ok(());
+        }
+        if self.sampling.is_none() {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(SourceError::Failed(
+                    "the sampling heap profiler is not running on this session".into(),
+                )));
+            }
+            return Ok(());
+        }
+        match self
+            .send_command("HeapProfiler.getSamplingProfile", serde_json::json!({}))
+            .await
+        {
+            Ok(id) => {
+                self.profile = Some(ProfileInFlight { id, reply });
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("sending HeapProfiler.getSamplingProfile: {e}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(SourceError::Failed(reason.clone())));
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes `getSamplingProfile`'s answer: hands it to the client, or checks the bookkeeping
+    /// and restarts sampling when it outgrew the live picture (see [`SamplingConfig`]).
+    async fn on_profile_answer(&mut self, message: Incoming) -> Result<(), String> {
+        let Some(ProfileInFlight { reply, .. }) = self.profile.take() else {
+            return Ok(());
+        };
+        let restarts = self.sampling.as_ref().map_or(0, |s| s.restarts);
+        let profile = match (message.error, message.result) {
+            (None, Some(mut result)) => result.get_mut("profile").map(serde_json::Value::take),
+            (Some(error), _) => {
+                let err = error.into_source("HeapProfiler.getSamplingProfile");
+                tracing::warn!(series = %self.series, error = %err, "sampling profile refused; starting sampling again");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(err));
+                }
+                // V8 stopped sampling behind our back (another session on the app disabled its
+                // heap profiler, which stops the isolate's one sampler): start it again, so the
+                // next request has a profile (from now on).
+                if let Some(sampling) = &mut self.sampling {
+                    sampling.restarts += 1;
+                    let interval = sampling.config.interval;
+                    self.send_command(
+                        "HeapProfiler.startSampling",
+                        serde_json::json!({ "samplingInterval": interval }),
+                    )
+                    .await
+                    .map_err(|e| format!("restarting sampling: {e}"))?;
+                }
+                return Ok(());
+            }
+            (None, None) => None,
+        };
+        let Some(profile) = profile.filter(serde_json::Value::is_object) else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(SourceError::Failed(
+                    "HeapProfiler.getSamplingProfile answered no profile".into(),
+                )));
+            }
+            return Ok(());
+        };
+        if let Some(reply) = reply {
+            let json = serde_json::to_vec(&profile).map_err(|e| e.to_string())?;
+            let _ = reply.send(Ok((Bytes::from(json), restarts)));
+            return Ok(());
+        }
+        let (nodes, samples) = profile_size(&profile);
+        if nodes <= SamplingConfig::max_nodes(samples) {
+            tracing::debug!(series = %self.series, nodes, samples, "sampling profiler bookkeeping checked");
+            return Ok(());
+        }
+        let Some(sampling) = &mut self.sampling else {
+            return Ok(());
+        };
+        sampling.restarts += 1;
+        let interval = sampling.config.interval;
+        tracing::warn!(series = %self.series, nodes, samples, restarts = sampling.restarts, "restarting the sampling heap profiler: its stack nodes outgrew the live samples; objects allocated before now leave the profile");
+        let sent = async {
+            self.send_command("HeapProfiler.stopSampling", serde_json::json!({}))
+                .await?;
+            self.send_command(
+                "HeapProfiler.startSampling",
+                serde_json::json!({ "samplingInterval": interval }),
+            )
+            .await
+        };
+        sent.await
+            .map(drop)
+            .map_err(|e| format!("restarting sampling: {e}"))
     }
 
     /// Sends the probe's two commands; their answers are matched in `on_text`.
@@ -607,21 +915,37 @@ impl Actor {
                 }
             }
         } else if id == probe.rss_id {
-            // `{result: {type: "number", value: N}}`; an exception (an old Node) leaves it unread.
+            // `{result: {type: "object", value: [rss, maxRSS, pid]}}`; an exception (an old Node)
+            // leaves them unread.
             let value = message
                 .result
                 .as_ref()
                 .filter(|r| r.get("exceptionDetails").is_none())
-                .and_then(|r| r.pointer("/result/value"))
-                .and_then(serde_json::Value::as_f64)
-                .map(|n| n as u64);
-            probe.rss = Some(value);
+                .and_then(|r| r.pointer("/result/value"));
+            let number = |i: usize| {
+                value
+                    .and_then(|v| v.get(i))
+                    .and_then(serde_json::Value::as_f64)
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .map(|n| n as u64)
+            };
+            probe.rss = Some(MemoryRead {
+                rss: number(0),
+                max_rss: number(1),
+                pid: number(2).and_then(|n| u32::try_from(n).ok()),
+            });
         } else {
             return false;
         }
-        if let (Some((used, total)), Some(rss)) = (probe.usage, probe.rss) {
+        if let (Some((used, total)), Some(read)) = (probe.usage, probe.rss) {
             if let Some(probe) = self.probe.take() {
-                let _ = probe.reply.send(Ok(HeapUsage { used, total, rss }));
+                let _ = probe.reply.send(Ok(HeapUsage {
+                    used,
+                    total,
+                    rss: read.rss,
+                    max_rss: read.max_rss,
+                    pid: read.pid,
+                }));
             }
         }
         true
@@ -652,16 +976,16 @@ impl Actor {
         }
     }
 
-    fn on_frame(
+    async fn on_frame(
         &mut self,
         frame: Option<tungstenite::Result<Message>>,
         active: &mut Option<Active>,
     ) -> Flow {
         match frame {
-            Some(Ok(Message::Text(text))) => {
-                self.on_text(text.as_str(), active);
-                Flow::Continue
-            }
+            Some(Ok(Message::Text(text))) => match self.on_text(text.as_str(), active).await {
+                Ok(()) => Flow::Continue,
+                Err(reason) => Flow::Lost(reason),
+            },
             Some(Ok(Message::Close(_))) | None => Flow::Lost("inspector closed the session".into()),
             // Pings are answered by tungstenite on the next read.
             Some(Ok(_)) => Flow::Continue,
@@ -669,7 +993,7 @@ impl Actor {
         }
     }
 
-    fn on_text(&mut self, text: &str, active: &mut Option<Active>) {
+    async fn on_text(&mut self, text: &str, active: &mut Option<Active>) -> Result<(), String> {
         let message: Incoming = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(e) => {
@@ -677,15 +1001,18 @@ impl Actor {
                 if let Some(active) = active {
                     active.fail(SourceError::Failed(format!("unreadable CDP message: {e}")));
                 }
-                return;
+                return Ok(());
             }
         };
         if self.on_probe_answer(&message) {
-            return;
+            return Ok(());
+        }
+        if message.id.is_some() && self.profile.as_ref().map(|p| p.id) == message.id {
+            return self.on_profile_answer(message).await;
         }
         let Some(current) = active else {
             tracing::debug!(series = %self.series, method = ?message.method, "CDP message between snapshots");
-            return;
+            return Ok(());
         };
         if message.method.as_deref() == Some(CHUNK_EVENT) {
             let chunk = message.params.and_then(|p| p.chunk).unwrap_or_default();
@@ -696,6 +1023,7 @@ impl Actor {
                 self.complete(done, message.error);
             }
         }
+        Ok(())
     }
 
     fn complete(&self, mut done: Active, error: Option<CdpError>) {
@@ -756,9 +1084,43 @@ impl Active {
     }
 }
 
+/// A sampling profile's stack nodes and live samples (`head`'s tree, `samples`).
+fn profile_size(profile: &serde_json::Value) -> (usize, usize) {
+    let samples = profile
+        .get("samples")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    let mut nodes = 0;
+    let mut stack: Vec<&serde_json::Value> = profile.get("head").into_iter().collect();
+    while let Some(node) = stack.pop() {
+        nodes += 1;
+        if let Some(children) = node.get("children").and_then(serde_json::Value::as_array) {
+            stack.extend(children);
+        }
+    }
+    (nodes, samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_size_counts_nodes_and_samples() {
+        let profile = serde_json::json!({
+            "head": {"callFrame": {}, "selfSize": 0, "id": 1, "children": [
+                {"callFrame": {}, "selfSize": 10, "id": 2, "children": [
+                    {"callFrame": {}, "selfSize": 5, "id": 3, "children": []}
+                ]},
+                {"callFrame": {}, "selfSize": 1, "id": 4, "children": []}
+            ]},
+            "samples": [{"size": 10, "nodeId": 2, "ordinal": 1}]
+        });
+        assert_eq!(profile_size(&profile), (4, 1));
+        assert_eq!(profile_size(&serde_json::json!({})), (0, 0));
+        assert!(SamplingConfig::max_nodes(0) >= 50_000);
+        assert_eq!(SamplingConfig::max_nodes(10_000), 640_000);
+    }
 
     #[test]
     fn picks_first_node_target_and_checks_its_id() {

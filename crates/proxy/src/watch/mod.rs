@@ -1,5 +1,8 @@
-//! Leak watch: the heap's figures on `/metrics`, and, on sustained growth, a series of snapshots
-//! stored where they outlive the task.
+//! Leak watch: the heap's figures on `/metrics`, and, on sustained growth, a series of evidence
+//! stored where it outlives the task: profile first. Each capture of a series stores the sampling
+//! heap profile (cheap, always allowed), then a snapshot only where the headroom rule
+//! ([`crate::headroom`]) says it fits; the manifest records which evidence each capture holds
+//! and why a snapshot was held back.
 //!
 //! Polling rides the proxy's one inspector session ([`InspectorSource::probe`]):
 //! `Runtime.getHeapUsage` and one `Runtime.evaluate` of `process.memoryUsage.rss()`, never
@@ -9,7 +12,6 @@
 //! works in between, and streams each one compressed (and redacted if configured) into a
 //! multipart upload ([`store`]).
 
-pub(crate) mod limit;
 pub(crate) mod store;
 pub(crate) mod trigger;
 
@@ -27,11 +29,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::body::encoding::{Coding, Encoder};
 use crate::body::redaction;
 use crate::gate::{SnapshotGate, SnapshotPermit};
+use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
 use crate::source::inspector::{InspectorSource, Probe};
 use crate::source::{ChunkStream, SourceError};
 use store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord};
-use trigger::{Decision, Growth, Trigger, TriggerConfig};
+use trigger::{Decision, Growth, Guard, Trigger, TriggerConfig};
 
 /// Size of each uploaded part (S3 wants at least 5 MiB but the last).
 const PART_SIZE: usize = 8 << 20;
@@ -52,6 +55,8 @@ pub(crate) struct SeriesConfig {
 /// Everything the watcher needs.
 pub(crate) struct Watch {
     pub(crate) inspector: Arc<InspectorSource>,
+    /// The headroom rule, shared with the snapshot path (it learns from both).
+    pub(crate) rule: Arc<SnapshotRule>,
     pub(crate) gate: Arc<SnapshotGate>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) task: TaskId,
@@ -68,8 +73,6 @@ pub(crate) enum End {
     Complete,
     /// The inspector session changed or dropped: the process is not the one the series began on.
     AppRestarted(String),
-    /// Not enough memory left for the next snapshot.
-    Headroom(String),
     StorageFailed(String),
     SnapshotFailed(String),
     GateBusy,
@@ -80,7 +83,6 @@ impl End {
         match self {
             End::Complete => "complete",
             End::AppRestarted(_) => "app_restarted",
-            End::Headroom(_) => "headroom",
             End::StorageFailed(_) => "storage_failed",
             End::SnapshotFailed(_) => "snapshot_failed",
             End::GateBusy => "gate_busy",
@@ -89,12 +91,9 @@ impl End {
 
     fn detail(&self) -> String {
         match self {
-            End::Complete => "all snapshots stored".to_owned(),
+            End::Complete => "all captures stored".to_owned(),
             End::GateBusy => format!("the snapshot gate stayed busy for {GATE_WAIT:?}"),
-            End::AppRestarted(d)
-            | End::Headroom(d)
-            | End::StorageFailed(d)
-            | End::SnapshotFailed(d) => d.clone(),
+            End::AppRestarted(d) | End::StorageFailed(d) | End::SnapshotFailed(d) => d.clone(),
         }
     }
 }
@@ -117,6 +116,7 @@ impl Watch {
             tokio::select! {
                 _ = ticker.tick() => {}
                 Some(_) = ended_rx.recv() => {
+                    held = None;
                     if let Some(trigger) = &mut trigger {
                         trigger.series_ended(Instant::now());
                     }
@@ -151,18 +151,31 @@ impl Watch {
                 session = Some(probe.series.clone());
             }
             match trigger.observe(Instant::now(), probe.usage) {
-                Decision::Quiet => held = None,
+                Decision::Quiet => {}
                 Decision::Held(guard, growth) => {
                     watch.metrics.watch_held(guard.label());
+                    // Once per guard, not per sample: the floor can dip below the threshold
+                    // and back while one guard holds. A running series is expected (it was
+                    // logged when it started); the other guards are worth a warning.
                     if held != Some(guard.label()) {
-                        tracing::warn!(
-                            guard = guard.label(),
-                            ?guard,
-                            floor_from = growth.from,
-                            floor_to = growth.to,
-                            over_s = growth.over.as_secs(),
-                            "leak watch: heap floor grew, series held back"
-                        );
+                        if matches!(guard, Guard::SeriesRunning) {
+                            tracing::info!(
+                                guard = guard.label(),
+                                floor_from = growth.from,
+                                floor_to = growth.to,
+                                over_s = growth.over.as_secs(),
+                                "leak watch: heap floor grew, series held back"
+                            );
+                        } else {
+                            tracing::warn!(
+                                guard = guard.label(),
+                                detail = ?guard,
+                                floor_from = growth.from,
+                                floor_to = growth.to,
+                                over_s = growth.over.as_secs(),
+                                "leak watch: heap floor grew, series held back"
+                            );
+                        }
                     }
                     held = Some(guard.label());
                 }
@@ -219,9 +232,9 @@ impl Watch {
             if n > 0 {
                 tokio::time::sleep(series.interval).await;
             }
-            match self.capture(store, &folder, &first.series, trigger).await {
+            match self.capture(store, &folder, &first.series).await {
                 Ok(record) => {
-                    tracing::info!(series = %id, file = %record.file, stored_bytes = record.stored_bytes, "leak watch: snapshot stored");
+                    tracing::info!(series = %id, profile = record.profile.as_deref(), snapshot = record.file.as_deref(), held_back = record.snapshot_held_back.as_deref(), stored_bytes = record.stored_bytes, "leak watch: capture stored");
                     manifest.captures.push(record);
                     if n + 1 < series.count {
                         self.write_manifest(store, &folder, &manifest).await;
@@ -242,22 +255,22 @@ impl Watch {
         self.metrics.watch_series(end.label());
         match &end {
             End::Complete => {
-                tracing::info!(series = %id, snapshots = manifest.captures.len(), store = %store.display(&store.path(&folder)), "leak watch: series complete");
+                tracing::info!(series = %id, captures = manifest.captures.len(), store = %store.display(&store.path(&folder)), "leak watch: series complete");
             }
             _ => {
-                tracing::warn!(series = %id, snapshots = manifest.captures.len(), ended = end.label(), detail = %end.detail(), "leak watch: series ended early");
+                tracing::warn!(series = %id, captures = manifest.captures.len(), ended = end.label(), detail = %end.detail(), "leak watch: series ended early");
             }
         }
         end
     }
 
-    /// One snapshot of the series: gate, checks, upload started, snapshot streamed in.
+    /// One capture of the series: under the gate (so no snapshot blocks the app meanwhile), the
+    /// profile, then the snapshot if the headroom rule lets it through.
     async fn capture(
         &self,
         store: &Store,
         folder: &str,
         session: &str,
-        trigger: &TriggerConfig,
     ) -> Result<CaptureRecord, End> {
         let permit = self.wait_for_gate().await?;
         let probe = match self.inspector.probe().await {
@@ -272,13 +285,49 @@ impl Watch {
             permit.release_uncharged();
             return Err(restarted(session));
         }
-        if let Err(guard) = trigger::headroom(probe.usage, trigger.memory_limit) {
-            permit.release_uncharged();
-            self.metrics.watch_held(guard.label());
-            return Err(End::Headroom(format!("{guard:?}")));
-        }
         let at = (self.now)();
-        let file = format!("{}.heapsnapshot.zst", at.format("%Y%m%dT%H%M%SZ"));
+        let stamp = at.format("%Y%m%dT%H%M%SZ").to_string();
+        let mut record = CaptureRecord {
+            file: None,
+            profile: None,
+            snapshot_held_back: None,
+            at: at.to_rfc3339(),
+            heap_used_bytes: probe.usage.used,
+            heap_total_bytes: probe.usage.total,
+            rss_bytes: probe.usage.rss,
+            stored_bytes: 0,
+        };
+        if self.inspector.samples() {
+            match self.store_profile(store, folder, session, &stamp).await {
+                Ok((name, bytes)) => {
+                    record.profile = Some(name);
+                    record.stored_bytes += bytes;
+                }
+                Err(end @ End::AppRestarted(_)) => {
+                    permit.release_uncharged();
+                    return Err(end);
+                }
+                Err(other) => {
+                    tracing::warn!(detail = %other.detail(), "leak watch: no profile stored for this capture");
+                }
+            }
+        }
+        let admitted = match self.rule.admit().await {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                permit.release_uncharged();
+                self.metrics.watch_held("headroom");
+                tracing::warn!(reason = %refused, "leak watch: snapshot held back by the headroom rule; the profile stands in for it");
+                record.snapshot_held_back = Some(refused.to_string());
+                if record.profile.is_none() {
+                    return Err(End::SnapshotFailed(format!(
+                        "no profile could be stored and the snapshot was held back: {refused}"
+                    )));
+                }
+                return Ok(record);
+            }
+        };
+        let file = format!("{stamp}.heapsnapshot.zst");
         let path = store.path(&format!("{folder}/{file}"));
         let writer = match self.begin(store, &path).await {
             Ok(writer) => writer,
@@ -311,14 +360,10 @@ impl Watch {
         match streamed {
             Ok(stored_bytes) => {
                 self.metrics.watch_upload("ok");
-                Ok(CaptureRecord {
-                    file,
-                    at: at.to_rfc3339(),
-                    heap_used_bytes: probe.usage.used,
-                    heap_total_bytes: probe.usage.total,
-                    rss_bytes: probe.usage.rss,
-                    stored_bytes,
-                })
+                self.rule.learn(admitted).await;
+                record.file = Some(file);
+                record.stored_bytes += stored_bytes;
+                Ok(record)
             }
             Err(Failure::Source(e)) => {
                 self.metrics.watch_upload("aborted");
@@ -332,6 +377,43 @@ impl Watch {
                 self.metrics.watch_upload("failed");
                 tracing::error!(object = %store.display(&path), error = %e, "leak watch: upload failed; aborted");
                 Err(End::StorageFailed(e))
+            }
+        }
+    }
+
+    /// Reads the sampling heap profile and stores it as `<stamp>.heapprofile`: its name and size.
+    async fn store_profile(
+        &self,
+        store: &Store,
+        folder: &str,
+        session: &str,
+        stamp: &str,
+    ) -> Result<(String, u64), End> {
+        let profile = self
+            .inspector
+            .profile()
+            .await
+            .map_err(|e| End::SnapshotFailed(format!("sampling heap profile: {e}")))?;
+        if profile.series != session {
+            return Err(restarted(session));
+        }
+        let name = format!("{stamp}.heapprofile");
+        let path = store.path(&format!("{folder}/{name}"));
+        let bytes = profile.json.len() as u64;
+        match store
+            .objects()
+            .put(&path, PutPayload::from(profile.json))
+            .await
+        {
+            Ok(_) => {
+                self.metrics.watch_upload("ok");
+                self.metrics.watch_stored_bytes(bytes);
+                Ok((name, bytes))
+            }
+            Err(e) => {
+                self.metrics.watch_upload("failed");
+                tracing::error!(object = %store.display(&path), error = %e, "leak watch: cannot store the profile");
+                Err(End::StorageFailed(format!("{}: {e}", store.display(&path))))
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Storage that outlives the task: a directory or an S3 bucket, through `object_store`.
 //!
-//! Layout under the store's prefix: `<task>/<series>/<UTC stamp>.heapsnapshot.zst` for each
-//! snapshot, and `<task>/<series>/manifest.json`. Snapshots are written as multipart uploads,
+//! Layout under the store's prefix: `<task>/<series>/<UTC stamp>.heapprofile` for each sampling
+//! heap profile (DevTools' JSON, a few KiB), `<task>/<series>/<UTC stamp>.heapsnapshot.zst` for
+//! each snapshot, and `<task>/<series>/manifest.json`. Snapshots are written as multipart uploads,
 //! part by part as the compressed bytes come, so memory stays bounded and nothing is copied to
 //! local disk first; an upload that does not finish is aborted, so no object that looks complete
 //! is left (S3 shows nothing until completion; a directory gets the file only when it is renamed
@@ -189,6 +190,31 @@ pub struct Manifest {
     pub ended: Option<EndRecord>,
 }
 
+/// What one stored series holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// Sampling heap profiles stored.
+    pub profiles: usize,
+    /// Heap snapshots stored.
+    pub snapshots: usize,
+    /// Snapshots the headroom rule held back (a profile was stored instead).
+    pub held_back: usize,
+}
+
+impl Manifest {
+    /// The evidence kinds its captures hold (manifests written before profiles existed list
+    /// only snapshots).
+    pub fn evidence(&self) -> Evidence {
+        let mut evidence = Evidence::default();
+        for capture in &self.captures {
+            evidence.profiles += usize::from(capture.profile.is_some());
+            evidence.snapshots += usize::from(capture.file.is_some());
+            evidence.held_back += usize::from(capture.snapshot_held_back.is_some());
+        }
+        evidence
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TriggerRecord {
     pub reason: String,
@@ -199,13 +225,20 @@ pub struct TriggerRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CaptureRecord {
-    /// The object's name within the series' folder.
-    pub file: String,
+    /// The snapshot's object name within the series' folder; `None` when none was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The sampling heap profile's object name within the series' folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Why the headroom rule held the snapshot back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_held_back: Option<String>,
     pub at: String,
     pub heap_used_bytes: u64,
     pub heap_total_bytes: u64,
     pub rss_bytes: Option<u64>,
-    /// Compressed bytes stored.
+    /// Bytes stored (the snapshot compressed, and the profile).
     pub stored_bytes: u64,
 }
 

@@ -1,4 +1,6 @@
 //! When to take a series: the heap's floor grew by `growth` within `window`, and no guard holds.
+//! Memory is not a guard here: a series always stores sampling heap profiles, and each of its
+//! snapshots passes the headroom rule ([`crate::headroom`]) on its own.
 //!
 //! A pure state machine: samples and the time come in as parameters, decisions go out, so every
 //! rule is unit-tested without a clock or an app.
@@ -18,13 +20,6 @@ use crate::source::inspector::HeapUsage;
 /// Samples the floor is the minimum of (one minute at the default 15 s polling).
 pub(crate) const FLOOR_SAMPLES: usize = 4;
 
-/// Extra memory a snapshot is expected to cost the app, as a multiple of the heap used.
-///
-/// Node's docs say "about twice the size of the heap"; this project measured more with the
-/// inspector (NOTES.md, "Cost of a snapshot": +2.1 GiB of RSS for a 205 MiB heap, +100 MiB for
-/// 10 MiB), so the guard uses the measured ratio, rounded up.
-pub(crate) const SNAPSHOT_COST_FACTOR: u64 = 10;
-
 /// The trigger's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TriggerConfig {
@@ -33,8 +28,6 @@ pub(crate) struct TriggerConfig {
     pub(crate) window: Duration,
     /// No new series until this long after the last one ended.
     pub(crate) cooldown: Duration,
-    /// The app's memory limit, bytes, when known.
-    pub(crate) memory_limit: Option<u64>,
 }
 
 /// How much the floor grew, and over how long.
@@ -52,8 +45,6 @@ pub(crate) enum Guard {
     SeriesRunning,
     /// The last series ended less than the cooldown ago.
     Cooldown { left: Duration },
-    /// The snapshot's expected extra memory would not fit under the limit.
-    Headroom { need: u64, limit: u64 },
 }
 
 impl Guard {
@@ -62,7 +53,6 @@ impl Guard {
         match self {
             Guard::SeriesRunning => "series_running",
             Guard::Cooldown { .. } => "cooldown",
-            Guard::Headroom { .. } => "headroom",
         }
     }
 }
@@ -76,18 +66,6 @@ pub(crate) enum Decision {
     Fire(Growth),
     /// Growth worth a series, held back.
     Held(Guard, Growth),
-}
-
-/// Whether a snapshot fits: the app's RSS (its heap total when the RSS is unknown) plus the
-/// snapshot's expected extra memory must stay under `limit`.
-pub(crate) fn headroom(usage: HeapUsage, limit: Option<u64>) -> Result<(), Guard> {
-    let Some(limit) = limit else { return Ok(()) };
-    let resident = usage.rss.unwrap_or(usage.total);
-    let need = resident.saturating_add(usage.used.saturating_mul(SNAPSHOT_COST_FACTOR));
-    if need > limit {
-        return Err(Guard::Headroom { need, limit });
-    }
-    Ok(())
 }
 
 /// The trigger's state.
@@ -172,9 +150,6 @@ impl Trigger {
                 return Decision::Held(Guard::Cooldown { left: ready - now }, growth);
             }
         }
-        if let Err(guard) = headroom(usage, self.config.memory_limit) {
-            return Decision::Held(guard, growth);
-        }
         Decision::Fire(growth)
     }
 }
@@ -191,7 +166,6 @@ mod tests {
             growth: 20 * MIB,
             window: Duration::from_secs(30 * 60),
             cooldown: Duration::from_secs(6 * 3600),
-            memory_limit: None,
         }
     }
 
@@ -200,6 +174,8 @@ mod tests {
             used: mib * MIB,
             total: mib * MIB + 8 * MIB,
             rss: Some(mib * MIB + 40 * MIB),
+            max_rss: None,
+            pid: None,
         }
     }
 
@@ -290,43 +266,6 @@ mod tests {
         let later = now + Duration::from_secs(6 * 3600);
         let (decisions, _) = feed(&mut trigger, later, (0..30).map(|i| 200 + i));
         assert_eq!(fired(&decisions), 7);
-    }
-
-    #[test]
-    fn headroom_rule() {
-        let usage = HeapUsage {
-            used: 100 * MIB,
-            total: 120 * MIB,
-            rss: Some(200 * MIB),
-        };
-        // 200 + 10 × 100 = 1200 MiB needed.
-        assert_eq!(headroom(usage, None), Ok(()));
-        assert_eq!(headroom(usage, Some(1200 * MIB)), Ok(()));
-        assert_eq!(
-            headroom(usage, Some(1199 * MIB)),
-            Err(Guard::Headroom {
-                need: 1200 * MIB,
-                limit: 1199 * MIB
-            })
-        );
-        // Without an RSS, the heap total stands in for it.
-        let no_rss = HeapUsage { rss: None, ..usage };
-        assert_eq!(headroom(no_rss, Some(1120 * MIB)), Ok(()));
-        assert!(headroom(no_rss, Some(1119 * MIB)).is_err());
-    }
-
-    #[test]
-    fn the_headroom_guard_holds_growth_back() {
-        let mut trigger = Trigger::new(TriggerConfig {
-            memory_limit: Some(512 * MIB),
-            ..config()
-        });
-        let (decisions, _) = feed(&mut trigger, Instant::now(), (0..30).map(|i| 100 + i));
-        assert_eq!(fired(&decisions), 0);
-        assert!(matches!(
-            decisions.last(),
-            Some(Decision::Held(Guard::Headroom { .. }, _))
-        ));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Puts the git revision into `heapgate --version` when built from a checkout
-//! (`0.1.0 (3cbecab)`); a build from a source tarball says just the version.
+//! Build script of `heapgate` and `heapgate-proxy` (both name it in their Cargo.toml): puts
+//! the git revision into `--version` when built from a checkout (`0.1.0 (3cbecab)`, `0.1.0
+//! (3cbecab, modified)`). Outside git (a source tarball) `HEAPGATE_REVISION`, when set at build
+//! time, is shown instead; without either, just the version.
 
 use std::process::Command;
 
@@ -18,6 +20,12 @@ fn main() {
         .output()
         .ok()
         .is_some_and(|out| out.status.success() && !out.stdout.is_empty());
+    let revision = revision.or_else(|| {
+        std::env::var("HEAPGATE_REVISION")
+            .ok()
+            .map(|rev| rev.trim().to_owned())
+            .filter(|rev| !rev.is_empty())
+    });
     let full = match revision {
         Some(rev) if dirty => format!("{version} ({rev}, modified)"),
         Some(rev) => format!("{version} ({rev})"),
@@ -35,5 +43,6 @@ fn main() {
             println!("cargo:rerun-if-changed={git_dir}/index");
         }
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../revision.rs");
+    println!("cargo:rerun-if-env-changed=HEAPGATE_REVISION");
 }
