@@ -1,10 +1,12 @@
 //! The pass-through guard on arbitrary request paths: never panics, and no path that a router
-//! could resolve to the snapshot path is passed through. "A router" is read two ways that do not
-//! share code with the guard: the WHATWG URL parser (the `url` crate, as Node's `new URL`), and
-//! a decode-then-resolve reading done here by hand.
+//! could resolve to the snapshot path is passed through. "A router" is read in ways that do not
+//! share code with the guard: the WHATWG URL parser (the `url` crate, as Node's `new URL`), a
+//! decode-then-resolve reading done here by hand, and an app that decodes the whole target
+//! before parsing it (`new URL(decodeURIComponent(req.url), base)`), which reads a decoded `?`
+//! or `#` as the end of the path and trims decoded spaces and controls.
 #![no_main]
 
-use heapgate_proxy::testing::GuardedPaths;
+use heapgate_proxy::testing::{GuardedPaths, MAX_RESOLVED_PATH, Refusal, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 const GUARDED: &str = "/heapdump";
@@ -20,7 +22,19 @@ fuzz_target!(|data: &[u8]| {
     let target = target.split('#').next().unwrap_or_default();
     let path = target.split('?').next().unwrap_or_default();
     let guard = GuardedPaths::new([GUARDED]);
-    let covered = guard.covers(path);
+    let verdict = guard.check(path);
+    let covered = verdict != Verdict::Pass;
+    // Refusals are exactly the documented ones.
+    if let Verdict::Refused(why) = verdict {
+        let decoded = decode(path);
+        match why {
+            Refusal::TooLong => assert!(path.len() > MAX_RESOLVED_PATH, "{path:?}"),
+            Refusal::Control => assert!(
+                decoded.chars().any(|c| c < ' ' || c == '\u{7f}'),
+                "{path:?} refused without a decoded control"
+            ),
+        }
+    }
     let base = url::Url::parse("http://app.internal/").expect("base URL");
     if let Ok(url) = base.join(target) {
         if loosely_equal(&decode(url.path()), GUARDED) {
@@ -29,6 +43,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if loosely_equal(&resolve(&decode(path)), GUARDED) {
         assert!(covered, "{path:?} resolves (decode, dots) to the guarded path");
+    }
+    // Decode first, then parse: the decoded `?` or `#` ends the path.
+    if let Ok(url) = base.join(&decode(target)) {
+        if loosely_equal(&decode(url.path()), GUARDED) {
+            assert!(covered, "{target:?} decoded, then parsed (WHATWG), is {:?}", url.path());
+        }
     }
 });
 

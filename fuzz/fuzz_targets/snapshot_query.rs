@@ -1,5 +1,7 @@
 //! The snapshot path's query parsing on arbitrary input: never panics, a repeated `hash` or
-//! `task` is always refused, and what it accepts agrees with an independent reading.
+//! `task` is always refused, a key that any reader could take for one of ours (`amp;probe`,
+//! `probe=1` from `probe%3D1`, `Probe`) is always refused, and what it accepts agrees with an
+//! independent reading.
 #![no_main]
 
 use heapgate_protocol::SnapshotQuery;
@@ -10,6 +12,19 @@ fuzz_target!(|data: &[u8]| {
     let parsed = SnapshotQuery::parse(query);
     let pairs: Vec<(String, String)> = form_urlencoded_pairs(query);
     let count = |key: &str| pairs.iter().filter(|(k, _)| k == key).count();
+    let look_alike = pairs.iter().any(|(k, _)| {
+        let lower = k.to_ascii_lowercase();
+        !KEYS.contains(&k.as_str())
+            && lower
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .chain(std::iter::once(
+                    lower.chars().filter(char::is_ascii_alphanumeric).collect::<String>().as_str(),
+                ))
+                .any(|word| KEYS.contains(&word))
+    });
+    if look_alike {
+        assert!(parsed.is_err(), "a key read as one of ours must be refused: {query:?}");
+    }
     if count("hash") > 1 || count("task") > 1 {
         assert!(parsed.is_err(), "repeated hash/task must be refused: {query:?}");
     } else if let Ok(parsed) = parsed {
@@ -20,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(SnapshotQuery::parse(&parsed.to_query_string()).ok(), Some(parsed));
     }
 });
+
+const KEYS: [&str; 4] = ["hash", "task", "probe", "repin"];
 
 /// An independent reading of `application/x-www-form-urlencoded`, for comparison.
 fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {

@@ -213,6 +213,11 @@ impl Proc {
         proc_status_kib(self.pid(), "VmHWM:") * 1024
     }
 
+    /// The child's resident set size now, in bytes (0 if unreadable).
+    pub fn rss(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:") * 1024
+    }
+
     /// Kills the child and every process of its group, and reaps the child. Idempotent.
     pub fn kill(&mut self) {
         kill_group(self.pid());

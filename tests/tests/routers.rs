@@ -2,8 +2,9 @@
 //! app's own `/heapdump` route through `heapgate-proxy`.
 //!
 //! `tests/data/routers/apps.js` runs Express 4, Express 5, Fastify 5 (permissive router options),
-//! Koa + @koa/router, Hono on @hono/node-server (default and `strict: false`) and a plain `http`
-//! app routing on the WHATWG URL parser, each with an unguarded `GET /heapdump` (which every one
+//! Koa + @koa/router, Hono on @hono/node-server (default and `strict: false`), plain `http` apps
+//! routing on the WHATWG URL parser, and apps that decode the whole target before parsing it
+//! (`decodeURIComponent` or `decodeURI`, then `new URL` or `url.parse`), each with an unguarded `GET /heapdump` (which every one
 //! also runs for HEAD). A generated corpus of request-target spellings (case, percent-escapes, dot
 //! segments, repeated slashes, backslashes, `;params`, absolute form, queries; GET and some HEAD)
 //! is sent as raw bytes — any HTTP client library would normalise them:
@@ -27,7 +28,7 @@ use heapgate_tests::{
 };
 
 const SECRET: &str = "routers-secret-0123456789abcdef";
-const APPS: [&str; 9] = [
+const APPS: [&str; 12] = [
     "express4",
     "express5",
     "fastify",
@@ -37,6 +38,9 @@ const APPS: [&str; 9] = [
     "whatwg",
     "express_mount",
     "host_url",
+    "decode_whatwg",
+    "decodeuri_whatwg",
+    "decodeuri_urlparse",
 ];
 /// Paths that are not the snapshot path and must still reach every app through the proxy.
 const ORDINARY: [&str; 5] = ["/", "/hello", "/heapdumps", "/static/app.js", "/heap/dump"];
@@ -63,6 +67,9 @@ const NAMES: &[&str] = &[
     "%2568eapdump",
     "heapdump%20",
     "heap%09dump",
+    "heapdump%3f",
+    "heap%0adump",
+    "heapdump%00",
 ];
 
 /// What may come before the segment: repeated slashes, dot segments raw and escaped, backslashes
@@ -103,6 +110,8 @@ const PREFIXES: &[&str] = &[
     "/..;/",
     "/.;/",
     "/x/%c0%ae%c0%ae/",
+    "/%2fx/",
+    "/%5c%5cx%2f",
 ];
 
 /// What may follow the segment.
@@ -134,6 +143,11 @@ const SUFFIXES: &[&str] = &[
     "%2f",
     ".",
     "#x",
+    "%3f",
+    "%23",
+    "%3f/../x",
+    "%20",
+    "%1f",
 ];
 
 /// Absolute-form spellings of the origin (and `http:` with no authority); the first is always
@@ -219,7 +233,10 @@ fn features(request: &str) -> Vec<&'static str> {
         .as_bytes()
         .windows(3)
         .any(|w| w[0] == b'%' && matches!(w[1], b'4'..=b'7') && w[2].is_ascii_hexdigit());
-    let checks: [(&'static str, bool); 14] = [
+    let decode_first = ["%3f", "%23", "%20", "%0", "%1", "%7f"]
+        .iter()
+        .any(|escape| path.contains(escape));
+    let checks: [(&'static str, bool); 15] = [
         ("HEAD", request.starts_with("HEAD ")),
         ("absolute-form", absolute),
         ("#fragment", target.contains('#')),
@@ -241,6 +258,7 @@ fn features(request: &str) -> Vec<&'static str> {
         ("%2f", path.contains("%2f")),
         (";param", path.contains(';') || path.contains("%3b")),
         ("trailing slash", path.len() > 1 && path.ends_with('/')),
+        ("escaped ?, #, space or control", decode_first),
     ];
     checks
         .into_iter()

@@ -100,18 +100,22 @@ impl SnapshotQuery {
     }
 }
 
-/// `Probe`, `probe[]`, `probe%00`: a client meant one of ours; guessing would take a snapshot it
-/// did not ask for.
+/// The query's keys.
+const KEYS: [&str; 5] = ["hash", "task", "probe", "repin", "format"];
+
+/// Whether `key` (decoded, not one of ours) could be read as one of ours by anyone: a client
+/// meant it, and guessing would take a snapshot it did not ask for, or answer for a task it did
+/// not name. Refused when, ASCII case ignored, the key with everything but letters and digits
+/// dropped is ours (`Probe`, `probe[]`, `probe%00`, `pro-be`), or when any run of letters and
+/// digits in it is (`amp;probe` from an HTML-escaped `&amp;probe=1`, `probe=1` from an escaped
+/// `probe%3D1`, `x;probe`, `probe =1`).
 fn is_look_alike(key: &str) -> bool {
-    let folded: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    matches!(
-        folded.as_str(),
-        "hash" | "task" | "probe" | "repin" | "format"
-    )
+    let lower = key.to_ascii_lowercase();
+    let folded: String = lower.chars().filter(char::is_ascii_alphanumeric).collect();
+    KEYS.contains(&folded.as_str())
+        || lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| KEYS.contains(&word))
 }
 
 fn flag(value: Option<&str>, why: &'static str) -> Result<bool, QueryError> {
@@ -151,6 +155,11 @@ mod tests {
             SnapshotQuery::parse("x=1;y&cache=2").unwrap(),
             SnapshotQuery::default()
         );
+        // Cache busters that name nothing of ours are still ignored.
+        assert_eq!(
+            SnapshotQuery::parse("_=1&t=2&cachebust=3&probes=1&tasks=x&rehash=1").unwrap(),
+            SnapshotQuery::default()
+        );
     }
 
     /// Anything but a clear yes or no is refused, so a client that meant to probe never costs
@@ -185,6 +194,19 @@ mod tests {
             "task%5B%5D=t2",
             "Repin=1",
             "HASH=ab",
+            // Issue 21: read as ours by an HTML-unescaping or decoding reader.
+            "hash=ab&amp;probe=1",
+            "hash=ab&probe%3D1",
+            "hash=ab&probe%3Dtrue",
+            "hash=ab&amp;task=other",
+            "hash=ab&task%3Dother",
+            "hash=ab&amp;repin=1",
+            "hash=ab&amp;hash=cd",
+            "x;probe=1",
+            "probe%20=1",
+            "probe+=1",
+            "pro-be=1",
+            "task_id=t2",
             "format=json",
             "format=PPROF",
             "format=",

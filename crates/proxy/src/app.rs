@@ -18,7 +18,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::Either;
 
 use crate::gate::SnapshotGate;
-use crate::guard::GuardedPaths;
+use crate::guard::{GuardedPaths, Verdict};
 use crate::metrics::{InFlight, Metrics, Route};
 use crate::passthrough::{Peer, Upstream, UpstreamBody};
 
@@ -160,16 +160,28 @@ where
 /// The answers the proxy gives itself on the pass-through route: spellings of the snapshot path
 /// are refused, and health paths answer while a snapshot runs.
 fn answered_here(state: &Passing, path: &str) -> Option<Response> {
-    if state.guarded_paths.covers(path) {
-        // `path` is recorded as a string field: escaped in text and JSON logs alike.
-        tracing::warn!(
-            path,
-            "refused a spelling of a snapshot path on the pass-through route"
-        );
-        state
-            .metrics
-            .request(Route::Snapshot, StatusCode::NOT_FOUND);
-        return Some((StatusCode::NOT_FOUND, "not found\n").into_response());
+    match state.guarded_paths.check(path) {
+        Verdict::Pass => {}
+        Verdict::Guarded => {
+            // `path` is recorded as a string field: escaped in text and JSON logs alike.
+            tracing::warn!(
+                path,
+                "refused a spelling of a snapshot path on the pass-through route"
+            );
+            state
+                .metrics
+                .request(Route::Snapshot, StatusCode::NOT_FOUND);
+            return Some((StatusCode::NOT_FOUND, "not found\n").into_response());
+        }
+        Verdict::Refused(why) => {
+            tracing::debug!(
+                path,
+                status = why.status().as_u16(),
+                "refused a request path"
+            );
+            state.metrics.request(Route::Passthrough, why.status());
+            return Some((why.status(), why.body()).into_response());
+        }
     }
     if state.gate.is_running() && state.health_paths.iter().any(|p| p == path) {
         state.metrics.request(Route::Health, StatusCode::OK);

@@ -206,6 +206,17 @@ pub struct Args {
     )]
     health_path: Vec<String>,
 
+    /// A protocol the app may switch a pass-through connection to, besides WebSocket (always
+    /// allowed), e.g. h2c. Other `Upgrade` requests are passed on as ordinary requests.
+    /// Repeatable; the env var takes a comma-separated list.
+    #[arg(
+        long,
+        env = "HEAPGATE_ALLOW_UPGRADE",
+        value_name = "PROTOCOL",
+        value_delimiter = ','
+    )]
+    allow_upgrade: Vec<String>,
+
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "HEAPGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
     admin_listen: SocketAddr,
@@ -253,6 +264,17 @@ pub struct Args {
         default_value = "60s"
     )]
     send_timeout: humantime::Duration,
+
+    /// Most client connections open at once on the public listener (at least 1). Past it, new
+    /// connections wait in the kernel's accept queue until one closes; idle ones close after
+    /// --header-timeout.
+    #[arg(
+        long,
+        env = "HEAPGATE_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_CONNECTIONS
+    )]
+    max_connections: usize,
 
     /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
     #[arg(
@@ -439,6 +461,7 @@ pub(crate) struct SnapshotConfig {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
     pub(crate) max_header_bytes: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) send_timeout: Duration,
@@ -480,6 +503,8 @@ pub struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) upstream: UpstreamUrl,
+    /// Protocols pass-through may switch to (`websocket`, and `--allow-upgrade`), lowercase.
+    pub(crate) upgrades: Vec<String>,
     pub(crate) snapshot: SnapshotConfig,
     pub(crate) profile: ProfileConfig,
     pub(crate) headroom: HeadroomConfig,
@@ -510,6 +535,16 @@ fn codings(args: &[CompressionArg]) -> Result<Vec<Coding>, ConfigError> {
         out.push(coding);
     }
     Ok(out)
+}
+
+/// `--max-connections` by default: an idle connection costs the proxy about a kilobyte and its
+/// socket, so this bounds what idle clients can take (a few MiB) far above what a balancer in
+/// front of one task opens.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// A `tchar` of RFC 9110 §5.6.2 (a protocol name in `Upgrade` is a token).
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 /// Upper bound of `--threads`: far above any CPU count a sidecar gets, low enough to catch typos.
@@ -560,12 +595,14 @@ impl Config {
             min_interval: *args.min_interval,
             keepalive: *args.keepalive,
             health_paths: args.health_path,
+            allow_upgrade: args.allow_upgrade,
             shutdown_timeout: *args.shutdown_timeout,
             threads: args.threads,
             request_timeout: *args.request_timeout,
             header_timeout: *args.header_timeout,
             send_timeout: *args.send_timeout,
             max_header_bytes: args.max_header_bytes,
+            max_connections: args.max_connections,
             compression: args.compression,
             redact: args.redact,
             log_format: args.log_format,
@@ -611,12 +648,14 @@ impl Config {
             min_interval: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
             health_paths: Vec::new(),
+            allow_upgrade: Vec::new(),
             shutdown_timeout: Duration::from_secs(25),
             threads: None,
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(60),
             max_header_bytes: 65536,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             compression: vec![CompressionArg::Zstd, CompressionArg::Gzip],
             redact: RedactArg::Off,
             log_format: LogFormat::Text,
@@ -675,12 +714,14 @@ pub struct ConfigBuilder {
     min_interval: Duration,
     keepalive: Duration,
     health_paths: Vec<String>,
+    allow_upgrade: Vec<String>,
     shutdown_timeout: Duration,
     threads: Option<usize>,
     request_timeout: Duration,
     header_timeout: Duration,
     send_timeout: Duration,
     max_header_bytes: usize,
+    max_connections: usize,
     compression: Vec<CompressionArg>,
     redact: RedactArg,
     log_format: LogFormat,
@@ -821,6 +862,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// `--allow-upgrade`: a protocol besides WebSocket that pass-through may switch to.
+    pub fn allow_upgrade(mut self, protocol: &str) -> Self {
+        self.allow_upgrade.push(protocol.to_owned());
+        self
+    }
+
+    /// `--max-connections` (default 4096).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
     /// Checks everything, as for the command line.
     pub fn build(self) -> Result<Config, ConfigError> {
         let path = absolute_path("--path", &self.path)?;
@@ -869,6 +922,9 @@ impl ConfigBuilder {
         if self.send_timeout.is_zero() {
             return Err(error("--send-timeout must be more than 0s"));
         }
+        if self.max_connections == 0 {
+            return Err(error("--max-connections must be at least 1"));
+        }
         if self.max_header_bytes < 8192 {
             return Err(error("--max-header-bytes must be at least 8192"));
         }
@@ -878,6 +934,19 @@ impl ConfigBuilder {
             Some(_) => return Err(error(format!("--threads must be 1 to {MAX_THREADS}"))),
         };
         let compression = codings(&self.compression)?;
+        let mut upgrades = vec!["websocket".to_owned()];
+        for protocol in &self.allow_upgrade {
+            let name = protocol.trim();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(error(
+                    "--allow-upgrade takes protocol names such as h2c (letters, digits, !#$%&'*+-.^_`|~)",
+                ));
+            }
+            let name = name.to_ascii_lowercase();
+            if !upgrades.contains(&name) {
+                upgrades.push(name);
+            }
+        }
         let redact_strings = self.redact == RedactArg::Strings;
         if redact_strings && self.source == SourceKind::Gateway {
             return Err(error(
@@ -917,6 +986,7 @@ impl ConfigBuilder {
             listen: self.listen,
             admin_listen: self.admin_listen,
             upstream,
+            upgrades,
             snapshot: SnapshotConfig {
                 path,
                 keys: self.keys,
@@ -944,6 +1014,7 @@ impl ConfigBuilder {
             shutdown_timeout: self.shutdown_timeout,
             threads,
             limits: Limits {
+                max_connections: self.max_connections,
                 max_header_bytes: self.max_header_bytes,
                 header_timeout: self.header_timeout,
                 send_timeout: self.send_timeout,

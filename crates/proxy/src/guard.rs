@@ -11,8 +11,63 @@
 //! So every pass-through target is reduced to its [`canonical`] form — the union of what those
 //! routers could make of it — and refused when that form is a guarded path. Refusing a few odd
 //! spellings of one path costs nothing; letting one through costs a production snapshot.
+//!
+//! Apps that decode the whole target before parsing it (`new URL(decodeURIComponent(req.url),
+//! base)`, `url.parse(decodeURI(req.url))`) read a decoded `?` or `#` as the end of the path
+//! and trim decoded spaces and controls, so the decoded readings are also cut there and trimmed
+//! (`/heapdump%3f/x`, `/heapdump%20`). Decoded controls go further: [`GuardedPaths::check`]
+//! refuses (400) any path whose decoded form holds a C0 control or DEL, whatever it spells.
+//! Parsers disagree about them (the WHATWG parser drops tabs and newlines anywhere, Node's
+//! `url.parse` trims controls at the ends, most routers keep them), no URL a browser or client
+//! library builds for a resource holds them, and RFC 3986 allows them only escaped, so no real
+//! app needs one in a path. A decoded `?` or `#` is not refused: `/tags/c%23` is a real path.
+//!
+//! The work is linear in the path's length, and bounded: a path that needs resolving (an escape,
+//! a dot segment, a `;`, a backslash, an empty segment) longer than [`MAX_RESOLVED_PATH`] is
+//! refused (414), as nginx refuses request lines over 8 KiB by default; plain paths of any length
+//! take a single pass.
 
 use std::borrow::Cow;
+
+/// Longest path the guard resolves (see the module docs); longer non-plain paths answer 414.
+pub const MAX_RESOLVED_PATH: usize = 8 * 1024;
+
+/// What the pass-through route does with a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it.
+    Pass,
+    /// Some spelling of a guarded path: refused as not found.
+    Guarded,
+    /// Refused before any router could read it.
+    Refused(Refusal),
+}
+
+/// Why a path is refused outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its decoded form holds a C0 control or DEL (400).
+    Control,
+    /// It needs resolving and is longer than [`MAX_RESOLVED_PATH`] (414).
+    TooLong,
+}
+
+impl Refusal {
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Refusal::Control => http::StatusCode::BAD_REQUEST,
+            Refusal::TooLong => http::StatusCode::URI_TOO_LONG,
+        }
+    }
+
+    /// The answer's body: one line, naming no client text.
+    pub fn body(self) -> &'static str {
+        match self {
+            Refusal::Control => "bad request: control character in the path\n",
+            Refusal::TooLong => "uri too long\n",
+        }
+    }
+}
 
 /// Canonical snapshot paths, refused on the pass-through route together with everything below
 /// them (an app may mount its handler as a prefix: `app.use('/heapdump', …)`).
@@ -50,15 +105,46 @@ impl GuardedPaths {
         self
     }
 
-    /// Whether the request target's `path` (as received; for an absolute-form target, its path
-    /// part) is some spelling of a guarded path or of a path below one.
-    pub fn covers(&self, path: &str) -> bool {
-        // Ordinary traffic has nothing to decode or resolve: compare without allocating.
+    /// What to do with the request target's `path` (as received; for an absolute-form target,
+    /// its path part): refuse it outright, refuse it as a spelling of a guarded path, or pass it.
+    pub fn check(&self, path: &str) -> Verdict {
         if is_plain(path) {
-            let trimmed = path.trim_end_matches('/');
-            let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-            return self.canonical.iter().any(|g| within(trimmed, g));
+            return self.plain_covers(path);
         }
+        if path.len() > MAX_RESOLVED_PATH {
+            return Verdict::Refused(Refusal::TooLong);
+        }
+        if has_control(path) {
+            return Verdict::Refused(Refusal::Control);
+        }
+        if self.covers_resolved(path) {
+            Verdict::Guarded
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Whether the request target's `path` (as received; for an absolute-form target, its path
+    /// part) is some spelling of a guarded path or of a path below one, however long.
+    pub fn covers(&self, path: &str) -> bool {
+        if is_plain(path) {
+            return self.plain_covers(path) == Verdict::Guarded;
+        }
+        self.covers_resolved(path)
+    }
+
+    /// Ordinary traffic has nothing to decode or resolve: compare without allocating.
+    fn plain_covers(&self, path: &str) -> Verdict {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        if self.canonical.iter().any(|g| within(trimmed, g)) {
+            Verdict::Guarded
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    fn covers_resolved(&self, path: &str) -> bool {
         let hit = |candidates: Vec<String>, guarded: &[String]| {
             candidates
                 .iter()
@@ -94,6 +180,32 @@ fn is_plain(path: &str) -> bool {
         previous = byte;
     }
     true
+}
+
+/// Whether `path`, raw or percent-decoded once, holds a C0 control or DEL.
+fn has_control(path: &str) -> bool {
+    let is_control = |b: u8| b < b' ' || b == 0x7f;
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        is_control(b)
+            || (b == b'%'
+                && bytes.get(i + 1..i + 3).is_some_and(|hex| {
+                    matches!(hex[0], b'0' | b'1') && hex[1].is_ascii_hexdigit()
+                        || hex[0] == b'7' && hex[1].eq_ignore_ascii_case(&b'f')
+                }))
+    })
+}
+
+/// A decoded path as an app that decodes the whole target before parsing it reads it: parsers
+/// trim spaces (and controls, refused before this) at both ends, and end the path at a `?` or
+/// `#` (`/heapdump%3f/../x` decodes to `/heapdump?/../x`, whose path is `/heapdump`).
+fn reparsed(decoded: &str) -> &str {
+    let is_space = |c: char| c <= ' ' || c.is_whitespace() || c == '\u{feff}';
+    let trimmed = decoded.trim_matches(is_space);
+    let cut = trimmed
+        .find(['?', '#'])
+        .map_or(trimmed, |end| &trimmed[..end]);
+    cut.trim_matches(is_space)
 }
 
 /// The canonical spelling of a guarded path: `/`-separated, lowercase, no empty, `.` or `..`
@@ -137,25 +249,78 @@ pub(crate) fn resolutions(path: &str) -> Vec<String> {
         .flatten()
     {
         let decoded = percent_decode(path);
-        // A prefix-mounted handler matches before any dot segment is resolved.
-        found.push(resolve(
-            &decoded,
-            Empties::DroppedFirst,
-            Params::Kept,
-            Dots::Kept,
-        ));
-        for empties in [Empties::DroppedFirst, Empties::KeptWhileResolving] {
-            for params in [Params::Dropped, Params::Kept, Params::EndPath] {
-                found.push(resolve(&decoded, empties, params, Dots::Resolved));
+        // Readings that cannot differ for this path are made once: `;` readings without a `;`,
+        // empty-segment orders without an empty segment, decoding before or after resolving
+        // without an escape. So the cost of an odd path is a few passes over it, not thirty.
+        let escaped = path.contains('%');
+        let params: &[Params] = if decoded.contains(';') {
+            &[Params::Dropped, Params::Kept, Params::EndPath]
+        } else {
+            &[Params::Kept]
+        };
+        let has_empty = |text: &str| {
+            let bytes = text.as_bytes();
+            bytes
+                .windows(2)
+                .any(|w| matches!(w[0], b'/' | b'\\') && matches!(w[1], b'/' | b'\\'))
+        };
+        let empties: &[Empties] = if has_empty(path) || has_empty(&decoded) {
+            &[Empties::DroppedFirst, Empties::KeptWhileResolving]
+        } else {
+            &[Empties::DroppedFirst]
+        };
+        // Decoded as a whole by the app, then parsed: cut and trimmed, and a `%2e` left by the
+        // decoding (`%252e`) is a dot to the WHATWG parser.
+        // A decoded target that starts with two slashes is a scheme-relative URL to such an
+        // app: `/%2f..x%5cheapdump` decodes to `//..x\heapdump`, whose path is `/heapdump`.
+        let reread = reparsed(&decoded);
+        let reread_dots = dots_decoded(reread);
+        let relative = scheme_relative_path(reread);
+        let relative_dots = relative.map(dots_decoded);
+        let decoded_readings = [
+            Some(&*decoded),
+            (reread != decoded).then_some(reread),
+            (reread_dots != reread).then_some(&*reread_dots),
+            relative,
+            relative_dots
+                .as_deref()
+                .filter(|dots| Some(*dots) != relative),
+        ];
+        for decoded in decoded_readings.into_iter().flatten() {
+            // A prefix-mounted handler matches before any dot segment is resolved.
+            found.push(resolve(
+                decoded,
+                Empties::DroppedFirst,
+                Params::Kept,
+                Dots::Kept,
+            ));
+            for &empties in empties {
+                for &params in params {
+                    found.push(resolve(decoded, empties, params, Dots::Resolved));
+                }
+            }
+        }
+        if !escaped {
+            continue;
+        }
+        for &empties in empties {
+            for &params in params {
                 // A router that decodes after routing still trims and compares
                 // case-insensitively.
                 let resolved = resolve(&dots_decoded(path), empties, params, Dots::Resolved);
-                found.push(resolve(
-                    &percent_decode(&resolved),
-                    Empties::DroppedFirst,
-                    params,
-                    Dots::Resolved,
-                ));
+                let decoded = percent_decode(&resolved);
+                let reread = reparsed(&decoded);
+                for decoded in [Some(&*decoded), (reread != decoded).then_some(reread)]
+                    .into_iter()
+                    .flatten()
+                {
+                    found.push(resolve(
+                        decoded,
+                        Empties::DroppedFirst,
+                        params,
+                        Dots::Resolved,
+                    ));
+                }
             }
         }
     }
@@ -307,7 +472,9 @@ mod tests {
     fn catches_the_spellings_routers_treat_as_equal() {
         let guarded = GuardedPaths::new(["/heapdump", "/debug/Snapshot"]);
         for (spelling, form) in CANONICAL {
-            let below = *form == "/heapdump" || form.starts_with("/heapdump/");
+            // An app that decodes the whole target, then parses it, reads `%252e` as a dot.
+            let decode_first = *spelling == "/%252e/heapdump";
+            let below = *form == "/heapdump" || form.starts_with("/heapdump/") || decode_first;
             assert_eq!(guarded.covers(spelling), below, "{spelling}");
         }
         for path in [
@@ -351,6 +518,79 @@ mod tests {
         ] {
             assert!(!guarded.covers(path), "{path}");
         }
+    }
+
+    /// Issue 21: apps that decode the whole target before parsing it (`new URL(
+    /// decodeURIComponent(req.url), base)`, `url.parse(decodeURI(req.url))`) end the path at a
+    /// decoded `?` or `#` and trim decoded spaces and controls.
+    #[test]
+    fn decode_first_readings_are_cut_and_trimmed_and_controls_refused() {
+        let guarded = GuardedPaths::new(["/heapdump"]);
+        for path in [
+            "/heapdump%3f",
+            "/heapdump%3F",
+            "/heapdump%23",
+            "/heapdump%3f/../x",
+            "/x/../heapdump%3f",
+            "/heapdump%23/x",
+            "/heapdump%20",
+            "/heapdump%20%20",
+            "/HEAP%64UMP%3Fhash=x",
+            "/heapdump%c2%a0",
+            "/x/..%2fheapdump%3f",
+            "/x/%252e%252e/heapdump",
+            "/%2f%2E%2eheap%64umpheapdump%5cheapdump",
+            "/%2fhost/heapdump",
+            "/%5c%5chost%2fheapdump",
+        ] {
+            assert_eq!(guarded.check(path), Verdict::Guarded, "{path}");
+        }
+        for path in [
+            "/heap%09dump",
+            "/heap%0adump",
+            "/hea%0dpdump",
+            "/heapdump%00",
+            "/heapdump%1f",
+            "/heapdump%1F",
+            "/heapdump%7f",
+            "/anything%00",
+            "/x%0A",
+        ] {
+            assert_eq!(
+                guarded.check(path),
+                Verdict::Refused(Refusal::Control),
+                "{path}"
+            );
+        }
+        // Real paths with a decoded `?`, `#` or space elsewhere still pass.
+        for path in [
+            "/tags/c%23",
+            "/files/a%20b.txt",
+            "/redirect/https%3A%2F%2Fexample.com%2Fx%3Fa%3D1",
+            "/heapdumps%3f",
+            "/%2509",
+        ] {
+            assert_eq!(guarded.check(path), Verdict::Pass, "{path}");
+        }
+    }
+
+    /// Issue 21: the guard's work is bounded. A path that needs resolving is refused past
+    /// `MAX_RESOLVED_PATH`; a plain one of any length takes the single pass.
+    #[test]
+    fn long_odd_paths_are_refused_and_long_plain_ones_pass() {
+        let guarded = GuardedPaths::new(["/heapdump"]);
+        let slashes = "/".repeat(60_000);
+        assert_eq!(guarded.check(&slashes), Verdict::Refused(Refusal::TooLong));
+        let escapes = format!("/{}", "%41".repeat(MAX_RESOLVED_PATH / 3 + 1));
+        assert_eq!(guarded.check(&escapes), Verdict::Refused(Refusal::TooLong));
+        let at_limit = format!("/{}", "a/".repeat((MAX_RESOLVED_PATH - 3) / 2)) + "%41";
+        assert!(at_limit.len() <= MAX_RESOLVED_PATH);
+        assert_eq!(guarded.check(&at_limit), Verdict::Pass);
+        let plain = format!("/{}", "a/b".repeat(20_000));
+        assert_eq!(guarded.check(&plain), Verdict::Pass);
+        // Readings that cannot differ are made once: a path of slashes is read a few times,
+        // not thirty.
+        assert!(resolutions(&"/".repeat(100)).len() <= 6);
     }
 
     /// The fast path agrees with the full rule on the paths it takes.

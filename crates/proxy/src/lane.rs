@@ -29,7 +29,8 @@
 //! `Connection` names them. An idle pooled connection the app has closed is never used; a
 //! request whose connection fails before any answer is retried on a new one when that is safe
 //! (idempotent methods, as nginx does). While the app works, the client's socket is watched:
-//! a client that leaves ends the exchange (recorded as 499, nginx's "client closed request").
+//! a client that leaves ends the exchange (recorded as 499, nginx's "client closed request"),
+//! and so does a half-close with no further request behind the one in flight.
 //! At shutdown, a request already in is finished and answered with `Connection: close`, and
 //! every connection ends with a lingering close (a FIN, then what the client still sends is
 //! read and dropped for up to [`LINGER`]), never a reset.
@@ -48,7 +49,8 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::app::{Passing, is_host};
-use crate::conn_pool::{self, RawConn};
+use crate::conn_pool::{self, RawConn, Unread};
+use crate::guard::Verdict;
 use crate::metrics::{InFlight, Route};
 use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, connection_tokens, log_failure};
 use crate::server::{ConnLimits, SendTimeout};
@@ -62,7 +64,8 @@ const MAX_HEADERS: usize = 100;
 /// The largest answer head accepted from the app: what hyper's client reads (its default
 /// `max_buf_size`), so the general path and the lane refuse the same heads.
 const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
-/// A connection's buffers start this large, and shrink back to it after a larger exchange.
+/// A connection's buffers, taken when a request arrives and given back when it waits for the
+/// next (see [`spare`]): this large to start with.
 const REQUEST_BUFFER: usize = 8 * 1024;
 const OUT_BUFFER: usize = 4 * 1024;
 /// How long a closing connection reads and drops what the client still sends, so that its
@@ -118,10 +121,12 @@ impl Lane<'_> {
             signal: closing,
             fired: false,
         };
+        // No memory until the client sends something: an idle connection costs its socket and
+        // its task, nothing more.
         let mut buffers = Buffers {
-            request: InBuf::new(REQUEST_BUFFER),
-            answer: InBuf::new(READ_SIZE),
-            out: Vec::with_capacity(OUT_BUFFER),
+            request: InBuf::new(Spare::Request),
+            answer: InBuf::new(Spare::Answer),
+            out: Vec::new(),
             head_wait: Deadline::new(),
             answer_wait: Deadline::new(),
         };
@@ -135,11 +140,9 @@ impl Lane<'_> {
                     return Ending::Done;
                 }
             };
-            let keep = self
-                .exchange(client, &mut buffers, &request, &mut closing)
-                .await;
+            // Boxed, so that the connection's task stays small while it waits for a request.
+            let keep = Box::pin(self.exchange(client, &mut buffers, &request, &mut closing)).await;
             buffers.request.consume(request.len);
-            buffers.shrink();
             if !keep {
                 linger(client, &mut buffers.request).await;
                 return Ending::Done;
@@ -189,15 +192,24 @@ impl Lane<'_> {
                     .set(Instant::now() + self.limits.header_timeout);
                 waiting = true;
             }
-            let request = &mut buffers.request;
-            let head_wait = &mut buffers.head_wait;
             let waited = poll_fn(|cx| {
                 if !finishing && closing.poll(cx).is_ready() {
                     return Poll::Ready(Wait::Closing);
                 }
-                if let Poll::Ready(read) = request.poll_read(client, read_limit, cx) {
-                    return Poll::Ready(Wait::Read(read));
+                // A buffer is taken only once the client may have sent something, and given
+                // back as soon as a read finds nothing and nothing is buffered: a connection
+                // waiting for its next request holds no memory.
+                let readable = buffers.request.is_allocated()
+                    || client.get_ref().poll_read_ready(cx).is_ready();
+                if readable {
+                    if let Poll::Ready(read) = buffers.request.poll_read(client, read_limit, cx) {
+                        return Poll::Ready(Wait::Read(read));
+                    }
+                    if buffers.request.len() == 0 {
+                        buffers.release();
+                    }
                 }
+                let head_wait = &mut buffers.head_wait;
                 if head_wait.poll(cx).is_ready() {
                     return Poll::Ready(Wait::TimedOut);
                 }
@@ -244,7 +256,7 @@ impl Lane<'_> {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
         let passing = self.passing;
         if path == self.snapshot_path
-            || passing.guarded_paths.covers(path)
+            || passing.guarded_paths.check(path) != Verdict::Pass
             || (passing.gate.is_running() && passing.health_paths.iter().any(|p| p == path))
         {
             return Planned::General;
@@ -296,6 +308,9 @@ impl Lane<'_> {
 
         // The request as the app gets it.
         out.clear();
+        if out.capacity() == 0 {
+            *out = spare::take(Spare::Out);
+        }
         out.extend_from_slice(method.as_bytes());
         out.push(b' ');
         if let Some(prefix) = passing.upstream.prefix() {
@@ -392,18 +407,23 @@ impl Lane<'_> {
             }
         };
         metrics.request(Route::Passthrough, head.status);
+        let upstream = &self.passing.upstream;
         match relay_body(client, conn, buffers, &head).await {
-            Ok(Some(conn)) => {
-                let upstream = &self.passing.upstream;
+            Ok(Relayed::Reusable(conn)) => {
                 conn_pool::checkin(
                     upstream.id(),
                     upstream.idle_timeout(),
+                    upstream.oversent(),
                     conn,
                     Instant::now().into_std(),
                 );
                 !head.close
             }
-            Ok(None) => !head.close,
+            Ok(Relayed::Oversent) => {
+                conn_pool::retire(upstream.oversent());
+                !head.close
+            }
+            Ok(Relayed::Done) => !head.close,
             // The answer is cut short: closing the client connection is how it learns.
             Err(()) => false,
         }
@@ -450,6 +470,18 @@ impl Lane<'_> {
                         (RawConn { stream }, false)
                     }
                 };
+            // Bytes already there before the request goes out cannot be its answer: the app sent
+            // them outside any answer. The connection is retired and another one used.
+            if reused {
+                match conn_pool::unread(&conn.stream) {
+                    Unread::Nothing => {}
+                    Unread::Bytes => {
+                        conn_pool::retire(upstream.oversent());
+                        continue;
+                    }
+                    Unread::Closed => continue,
+                }
+            }
             let sent = within(
                 &mut buffers.answer_wait,
                 conn.stream.write_all(&buffers.out),
@@ -489,8 +521,10 @@ impl Lane<'_> {
                         poll_fn(|cx| Poll::Ready(request_buffer.poll_read(client, read_limit, cx)))
                             .await;
                     match polled {
-                        // A client that half-closes after pipelining still wants its answers
-                        // (hyper's general path answers it too).
+                        // A client that half-closes after pipelining more requests still
+                        // wants their answers. One that half-closes with only this request
+                        // in is taken as gone (below), as nginx and hyper's server (without
+                        // `half_close`) take it: most clients close both ways when they leave.
                         Poll::Ready(Ok(Read::Eof)) if buffers.request.len() > request.len => {
                             watch_client = false;
                         }
@@ -587,8 +621,7 @@ async fn linger(client: &mut Client, buffer: &mut InBuf) {
     let drain = async {
         loop {
             buffer.clear();
-            let limit = buffer.data.len();
-            match poll_fn(|cx| buffer.poll_read(client, limit, cx)).await {
+            match poll_fn(|cx| buffer.poll_read(client, REQUEST_BUFFER, cx)).await {
                 Ok(Read::Bytes) => {}
                 _ => break,
             }
@@ -755,17 +788,30 @@ fn plan_answer(
     out.extend_from_slice(b"\r\n");
     for header in headers {
         let name = classify(header.name);
+        // The length is written once below, as the framing decided it.
         let dropped = name.is_hop_by_hop()
+            || name == Name::ContentLength
             || listed.drops(header, name, headers)
-            || (name == Name::ContentLength && chunked)
             || is_reserved(header.name);
         if !dropped {
             has_date |= name == Name::Date;
             header_line(out, header.name.as_bytes(), header.value);
         }
     }
-    if matches!(framing, Framing::Chunked | Framing::UntilClose) {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    // One answer-header policy with the general path (hyper's server): one `Content-Length`,
+    // digits as a number, when the body is length-framed or a HEAD answer announces it; none on
+    // a 204 or 304, or beside a chunked body.
+    match (framing, length) {
+        (Framing::Chunked | Framing::UntilClose, _) => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        (Framing::Length(length), _) => length_line(out, length),
+        (Framing::Empty, Some(length))
+            if !chunked && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) =>
+        {
+            length_line(out, length);
+        }
+        (Framing::Empty, _) => {}
     }
     if !has_date {
         date_line(out, wall_clock());
@@ -783,20 +829,30 @@ fn plan_answer(
     })
 }
 
-/// Sends the answer head (in `out`) and body to the client. Returns the upstream connection if
-/// it can be reused, or `Err` if the answer could not be sent whole.
+/// What became of the upstream connection once an answer was relayed.
+enum Relayed {
+    Reusable(RawConn),
+    /// The app sent more than the answer's framing: retired.
+    Oversent,
+    /// Not reusable (the app closes it, or the body ended with the connection).
+    Done,
+}
+
+/// Sends the answer head (in `out`) and body to the client. Returns what became of the upstream
+/// connection, or `Err` if the answer could not be sent whole.
 async fn relay_body(
     client: &mut Client,
     mut conn: RawConn,
     buffers: &mut Buffers,
     head: &Head,
-) -> Result<Option<RawConn>, ()> {
+) -> Result<Relayed, ()> {
     let Buffers { answer, out, .. } = buffers;
     answer.consume(head.len);
-    let mut reusable = head.reusable;
+    // Bytes after the answer's end, in the same read: the app sent more than it framed.
+    let mut oversent = false;
     match head.framing {
         Framing::Empty => {
-            reusable &= answer.len() == 0;
+            oversent = answer.len() > 0;
             client.write_all(out).await.map_err(drop)?;
         }
         Framing::Length(length) => {
@@ -806,7 +862,7 @@ async fn relay_body(
                 let bytes = answer.bytes();
                 let take = bytes.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 // More than announced: the connection's state is unknown.
-                reusable &= take == bytes.len();
+                oversent |= take != bytes.len();
                 left -= take as u64;
                 if first {
                     first = false;
@@ -842,7 +898,7 @@ async fn relay_body(
                     .map_err(|()| {
                         tracing::warn!("pass-through: malformed chunked body from the app");
                     })?;
-                reusable &= take == bytes.len();
+                oversent |= take != bytes.len();
                 let size = out.len() - data_at;
                 if size == 0 {
                     out.truncate(size_at);
@@ -885,7 +941,13 @@ async fn relay_body(
             client.write_all(b"0\r\n\r\n").await.map_err(drop)?;
         }
     }
-    Ok(reusable.then_some(conn))
+    Ok(if oversent {
+        Relayed::Oversent
+    } else if head.reusable {
+        Relayed::Reusable(conn)
+    } else {
+        Relayed::Done
+    })
 }
 
 /// The next bytes of an answer body; the app closing before its end is an error.
@@ -984,25 +1046,106 @@ fn far_future() -> Instant {
 }
 
 impl Buffers {
-    /// Gives back what one large exchange grew, once nothing is buffered.
-    fn shrink(&mut self) {
-        if self.request.len() == 0 && self.request.data.len() > REQUEST_BUFFER {
-            self.request = InBuf::new(REQUEST_BUFFER);
+    /// Gives the buffers back once nothing is buffered (a pipelined request keeps them).
+    fn release(&mut self) {
+        if self.request.len() == 0 && self.request.is_allocated() {
+            self.request.release();
+            self.answer.release();
+            spare::give(Spare::Out, std::mem::take(&mut self.out));
         }
-        if self.answer.data.len() > READ_SIZE {
-            self.answer = InBuf::new(READ_SIZE);
+    }
+}
+
+/// The kinds of buffer a connection takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    Request,
+    Answer,
+    Out,
+}
+
+impl Spare {
+    /// The size buffers of this kind start with.
+    const fn size(self) -> usize {
+        match self {
+            Spare::Request => REQUEST_BUFFER,
+            Spare::Answer => READ_SIZE,
+            Spare::Out => OUT_BUFFER,
         }
-        if self.out.capacity() > 4 * READ_SIZE {
-            self.out = Vec::with_capacity(OUT_BUFFER);
+    }
+}
+
+/// Buffers given back by connections waiting for their next request, per thread, for the next
+/// request to take: a busy thread does not allocate (or zero) per request, an idle connection
+/// holds no buffer, and after a burst at most [`spare::KEPT`] of each kind stay per thread (the
+/// rest, and any that grew past their size, are freed).
+mod spare {
+    use std::cell::RefCell;
+
+    use super::Spare;
+
+    /// Spare buffers kept per kind and thread.
+    pub(super) const KEPT: usize = 64;
+
+    thread_local! {
+        static SPARE: RefCell<[Vec<Vec<u8>>; 3]> = const {
+            RefCell::new([Vec::new(), Vec::new(), Vec::new()])
+        };
+    }
+
+    fn index(kind: Spare) -> usize {
+        match kind {
+            Spare::Request => 0,
+            Spare::Answer => 1,
+            Spare::Out => 2,
         }
+    }
+
+    /// A buffer of `kind`'s size: `len` that size for read buffers (initialized memory), empty
+    /// with that capacity for `Out`.
+    pub(super) fn take(kind: Spare) -> Vec<u8> {
+        let reused = SPARE
+            .try_with(|spare| spare.borrow_mut()[index(kind)].pop())
+            .ok()
+            .flatten();
+        let mut buffer = reused.unwrap_or_else(|| match kind {
+            Spare::Out => Vec::with_capacity(kind.size()),
+            Spare::Request | Spare::Answer => vec![0; kind.size()],
+        });
+        if kind == Spare::Out {
+            buffer.clear();
+        }
+        buffer
+    }
+
+    /// Gives `buffer` back; kept for reuse if it has its kind's size and there is room.
+    pub(super) fn give(kind: Spare, buffer: Vec<u8>) {
+        let fits = match kind {
+            Spare::Out => buffer.capacity() == kind.size(),
+            Spare::Request | Spare::Answer => {
+                buffer.len() == kind.size() && buffer.capacity() == kind.size()
+            }
+        };
+        if !fits {
+            return;
+        }
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let kept = &mut spare[index(kind)];
+            if kept.len() < KEPT {
+                kept.push(buffer);
+            }
+        });
     }
 }
 
 /// A read buffer of initialized memory: `data[start..end]` is unread.
 struct InBuf {
+    /// Empty until the first read.
     data: Vec<u8>,
     start: usize,
     end: usize,
+    kind: Spare,
 }
 
 enum Read {
@@ -1014,12 +1157,24 @@ enum Read {
 }
 
 impl InBuf {
-    fn new(capacity: usize) -> InBuf {
+    /// A buffer that takes its memory at the first read.
+    fn new(kind: Spare) -> InBuf {
         InBuf {
-            data: vec![0; capacity],
+            data: Vec::new(),
             start: 0,
             end: 0,
+            kind,
         }
+    }
+
+    fn is_allocated(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Gives the memory back (what is unread is dropped).
+    fn release(&mut self) {
+        spare::give(self.kind, std::mem::take(&mut self.data));
+        self.clear();
     }
 
     fn bytes(&self) -> &[u8] {
@@ -1061,6 +1216,9 @@ impl InBuf {
                 self.data.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
+            } else if self.data.is_empty() && limit > 0 {
+                self.data = spare::take(self.kind);
+                self.data.truncate(limit);
             } else if self.data.len() < limit {
                 let grown = (self.data.len() * 2).min(limit);
                 self.data.resize(grown, 0);
@@ -1225,6 +1383,11 @@ fn is_plain_target(target: &str) -> bool {
                         | b'%'
                 )
         })
+}
+
+/// `Content-Length: N`, N in decimal without leading zeros.
+fn length_line(out: &mut Vec<u8>, length: u64) {
+    let _ = write!(out, "Content-Length: {length}\r\n");
 }
 
 fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -130,7 +130,13 @@ impl Proxy {
         )
         .await?;
         let (task_id, origin) = (identity.id.clone(), identity.origin);
-        let upstream = Upstream::new(&config.upstream, Some(config.limits.request_timeout));
+        let metrics = Arc::new(Metrics::new());
+        let upstream = Upstream::new(
+            &config.upstream,
+            Some(config.limits.request_timeout),
+            metrics.upstream_oversent(),
+        )
+        .allowing_upgrades(&config.upgrades);
         tracing::info!(
             task = %task_id,
             task_origin = ?origin,
@@ -144,7 +150,6 @@ impl Proxy {
             threads = config.threads,
             "heapgate-proxy started"
         );
-        let metrics = Arc::new(Metrics::new());
         let gate = SnapshotGate::new(config.snapshot.min_interval);
         // One inspector source for requests, profiles and the leak watch: one session,
         // comparable ids, one sampling profiler.
@@ -214,6 +219,7 @@ impl Proxy {
                     send_timeout: config.limits.send_timeout,
                 },
                 threads: config.threads,
+                max_connections: config.limits.max_connections,
                 drain: config.shutdown_timeout,
             },
             metrics,

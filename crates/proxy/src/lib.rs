@@ -68,7 +68,7 @@ pub mod testing {
     use heapgate_protocol::TaskId;
 
     pub use crate::body::encoding::Coding;
-    pub use crate::guard::GuardedPaths;
+    pub use crate::guard::{GuardedPaths, MAX_RESOLVED_PATH, Refusal, Verdict};
     pub use crate::metrics::Metrics;
     pub use crate::source::inspector::{
         DEFAULT_SPILL_MEM_LIMIT, HeapUsage, InspectorSource, SamplingConfig,
@@ -84,7 +84,9 @@ pub mod testing {
         now: fn() -> DateTime<Utc>,
     ) -> (axum::Router, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
-        let upstream = crate::passthrough::Upstream::new(&config.upstream, None);
+        let upstream =
+            crate::passthrough::Upstream::new(&config.upstream, None, metrics.upstream_oversent())
+                .allowing_upgrades(&config.upgrades);
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
         let routes = crate::launch::Routes::new(
             config,

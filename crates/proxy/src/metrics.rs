@@ -128,6 +128,7 @@ pub struct Metrics {
     watch_uploads: Family<OutcomeLabels, Counter>,
     watch_upload_retries: Counter,
     watch_stored_bytes: Counter,
+    upstream_oversent: Counter,
 }
 
 impl Default for Metrics {
@@ -210,6 +211,13 @@ impl Metrics {
         let watch_uploads = Family::<OutcomeLabels, Counter>::default();
         let watch_upload_retries = Counter::default();
         let watch_stored_bytes = Counter::default();
+        let upstream_oversent = Counter::default();
+        registry.register(
+            "upstream_oversent",
+            "Upstream connections retired because the app sent bytes outside an answer (more than \
+             its Content-Length, say)",
+            upstream_oversent.clone(),
+        );
         registry.register(
             "app_heap_used_bytes",
             "The app's V8 heap in use (Runtime.getHeapUsage usedSize), at the last sample",
@@ -283,7 +291,13 @@ impl Metrics {
             watch_uploads,
             watch_upload_retries,
             watch_stored_bytes,
+            upstream_oversent,
         }
+    }
+
+    /// `heapgate_upstream_oversent_total`, for the connection pools to count in.
+    pub(crate) fn upstream_oversent(&self) -> Counter {
+        self.upstream_oversent.clone()
     }
 
     /// The app's memory at the last sample.

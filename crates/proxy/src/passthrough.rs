@@ -19,9 +19,13 @@
 //! - **Streaming.** Bodies are handed frame by frame between the two hyper connections; nothing
 //!   is buffered whole, so uploads and downloads of any size cost constant memory and a
 //!   server-sent-events or long-poll response reaches the client as the app writes it.
-//! - **Upgrades.** A request that asks for a protocol switch (WebSocket) keeps its
-//!   `Connection: upgrade` / `Upgrade` headers; when the app answers `101`, both connections are
-//!   taken over from hyper and bytes are copied both ways until either side closes.
+//! - **Upgrades.** A request that asks to switch to WebSocket (or a protocol allowed with
+//!   `--allow-upgrade`) keeps its `Connection: upgrade` / `Upgrade` headers, naming only the
+//!   allowed protocols; any other `Upgrade` (`h2c` with `HTTP2-Settings`, say) is dropped as the
+//!   hop-by-hop header it is, and the request goes on as an ordinary one. When the app answers
+//!   `101` with one of the protocols asked for, both connections are taken over from hyper and
+//!   bytes are copied both ways until either side closes; a `101` to anything else is a 502 (the
+//!   proxy would otherwise stop reading the client's requests, snapshot path included).
 //! - **Failures are the sidecar's, not the app's.** If the app cannot be reached the client gets
 //!   `502 upstream unavailable`; if it does not start answering within the configured head
 //!   timeout, `504 upstream timed out`. The bodies never carry internal details (they could
@@ -72,7 +76,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::conn_pool::{self, UpstreamConn};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::conn_pool::{self, UpstreamConn, Watch, Watched};
 
 /// How long an idle upstream connection stays in the pool. Below Node's default
 /// `server.keepAliveTimeout` (5 s) so the sidecar, not Node, closes idle connections.
@@ -283,6 +289,10 @@ struct Inner {
     prefix: Option<Box<str>>,
     head_timeout: Option<Duration>,
     idle_timeout: Duration,
+    /// `heapgate_upstream_oversent_total`.
+    oversent: Counter,
+    /// Protocols a connection may switch to, lowercase (`websocket` and `--allow-upgrade`).
+    upgrades: Box<[String]>,
 }
 
 impl Upstream {
@@ -293,7 +303,11 @@ impl Upstream {
     /// if the app reads the whole body before answering, so allow for slow uploads.
     ///
     /// Needs no runtime; forwarding must run inside Tokio.
-    pub(crate) fn new(base: &UpstreamUrl, head_timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        base: &UpstreamUrl,
+        head_timeout: Option<Duration>,
+        oversent: Counter,
+    ) -> Self {
         let authority = base.authority.clone();
         let host = base.host.clone();
         let prefix = path_prefix(base.path());
@@ -305,8 +319,19 @@ impl Upstream {
                 prefix,
                 head_timeout,
                 idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+                oversent,
+                upgrades: Box::new(["websocket".to_owned()]),
             }),
         }
+    }
+
+    /// The protocols a pass-through connection may switch to (lowercase); WebSocket only by
+    /// default. For a new upstream, before it is shared.
+    pub(crate) fn allowing_upgrades(mut self, protocols: &[String]) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.upgrades = protocols.iter().map(|p| p.to_ascii_lowercase()).collect();
+        }
+        self
     }
 
     /// Passes `req` to the upstream and returns its response, or a short 4xx/5xx text response
@@ -357,7 +382,7 @@ impl Upstream {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let upgrade = ClientUpgrade::take(&mut req);
+        let upgrade = ClientUpgrade::take(&mut req, &self.inner.upgrades);
         let protocol = upgrade.as_ref().map(|u| u.protocol.clone());
         let upstream_req = self.upstream_request(req, peer, protocol)?;
         let (mut response, sender) = self.send(upstream_req).await?;
@@ -366,7 +391,9 @@ impl Upstream {
             // The connection now belongs to the tunnel, never to the pool; its I/O must still be
             // polled until it hands over the socket.
             sender.detach();
-            let upgrade = upgrade.ok_or(ForwardError::UnexpectedUpgrade)?;
+            let upgrade = upgrade
+                .filter(|upgrade| upgrade.answered_by(response.headers()))
+                .ok_or(ForwardError::UnexpectedUpgrade)?;
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the body is re-framed for
@@ -376,10 +403,12 @@ impl Upstream {
         }
         strip_hop_by_hop(response.headers_mut());
         strip_reserved(response.headers_mut());
+        normalize_length(response.headers_mut());
         let reuse = Reuse {
             sender,
             upstream: self.inner.id,
             idle_timeout: self.inner.idle_timeout,
+            oversent: self.inner.oversent.clone(),
         };
         Ok(response.map(|body| UpstreamBody {
             inner: Some(body),
@@ -479,6 +508,14 @@ impl Upstream {
             })
             .await;
             match sent {
+                // Bytes were waiting right before the request was written: what came back may be
+                // them, not the answer. Never used again, nor its answer.
+                Ok(_) if conn.oversent() => {
+                    conn_pool::retire(&self.inner.oversent);
+                    return Err(ForwardError::Unavailable(
+                        "the app sent bytes outside an answer".into(),
+                    ));
+                }
                 Ok(response) => return Ok((response, conn)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => req = unsent,
@@ -530,14 +567,20 @@ impl Upstream {
         self.inner.idle_timeout
     }
 
+    /// `heapgate_upstream_oversent_total`.
+    pub(crate) fn oversent(&self) -> &Counter {
+        &self.inner.oversent
+    }
+
     /// Opens a connection to the upstream (driven by whoever uses it, see [`conn_pool`]).
     async fn connect(&self) -> Result<UpstreamConn, ForwardError> {
         let stream = self.connect_tcp().await?;
+        let watch = Arc::new(Watch::default());
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(Watched::new(stream, Arc::clone(&watch))))
             .await
             .map_err(|err| ForwardError::Unavailable(Box::new(err)))?;
-        Ok(UpstreamConn::new(sender, connection.with_upgrades()))
+        Ok(UpstreamConn::new(sender, connection.with_upgrades(), watch))
     }
 }
 
@@ -558,6 +601,7 @@ struct Reuse {
     sender: UpstreamConn,
     upstream: u64,
     idle_timeout: Duration,
+    oversent: Counter,
 }
 
 impl UpstreamBody {
@@ -573,6 +617,7 @@ impl UpstreamBody {
             conn_pool::checkin(
                 reuse.upstream,
                 reuse.idle_timeout,
+                &reuse.oversent,
                 reuse.sender,
                 Instant::now(),
             );
@@ -684,27 +729,61 @@ fn with_prefix(prefix: &str, path_and_query: &PathAndQuery) -> Result<PathAndQue
 
 /// The client side of a requested protocol switch.
 struct ClientUpgrade {
-    /// The `Upgrade` header to pass on (e.g. `websocket`).
+    /// The `Upgrade` header to pass on: the allowed protocols the client asked for, in its
+    /// order (e.g. `websocket`).
     protocol: HeaderValue,
     /// Resolves to the client connection once our `101` has been written.
     on_upgrade: OnUpgrade,
 }
 
 impl ClientUpgrade {
-    /// Takes the upgrade handle out of `req` if it asks for a protocol switch.
-    fn take<B>(req: &mut Request<B>) -> Option<Self> {
+    /// Takes the upgrade handle out of `req` if it asks for a switch to one of `allowed`
+    /// (lowercase protocol names, matched without a version: `websocket` allows `WebSocket/13`).
+    fn take<B>(req: &mut Request<B>, allowed: &[String]) -> Option<Self> {
         let headers = req.headers();
         let asks = headers
             .get_all(CONNECTION)
             .iter()
             .flat_map(|value| connection_tokens(value.as_bytes()))
             .any(|token| token.eq_ignore_ascii_case(b"upgrade"));
-        let protocol = headers.get(UPGRADE).filter(|_| asks)?.clone();
+        if !asks {
+            return None;
+        }
+        let kept: Vec<&[u8]> = headers
+            .get_all(UPGRADE)
+            .iter()
+            .flat_map(|value| connection_tokens(value.as_bytes()))
+            .filter(|protocol| is_allowed(protocol, allowed))
+            .collect();
+        if kept.is_empty() {
+            return None;
+        }
+        let protocol = HeaderValue::from_bytes(&kept.join(&b", "[..])).ok()?;
         Some(Self {
             protocol,
             on_upgrade: hyper::upgrade::on(req),
         })
     }
+
+    /// Whether a `101`'s `Upgrade` names exactly one protocol, one this request asked for.
+    fn answered_by(&self, headers: &HeaderMap) -> bool {
+        let mut answers = headers
+            .get_all(UPGRADE)
+            .iter()
+            .flat_map(|value| connection_tokens(value.as_bytes()));
+        let (Some(answer), None) = (answers.next(), answers.next()) else {
+            return false;
+        };
+        connection_tokens(self.protocol.as_bytes()).any(|asked| asked.eq_ignore_ascii_case(answer))
+    }
+}
+
+/// Whether `protocol` (`name[/version]` from an `Upgrade` header) is one of `allowed`.
+fn is_allowed(protocol: &[u8], allowed: &[String]) -> bool {
+    let name = protocol.split(|&b| b == b'/').next().unwrap_or_default();
+    allowed
+        .iter()
+        .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Turns the upstream's `101` into ours and spawns the byte copy between the two connections.
@@ -791,6 +870,27 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
         }
     }
     headers.remove(CONNECTION);
+}
+
+/// One `Content-Length`, in decimal without leading zeros, as the lane writes it: hyper's client
+/// has checked that every value is the same number (`34` and `034` are), and hyper's server
+/// drops it from a 204 and beside `Transfer-Encoding` (already removed above).
+fn normalize_length(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return;
+    };
+    let text = first.as_bytes().trim_ascii();
+    let plain = values.next().is_none() && (text == b"0" || !text.starts_with(b"0"));
+    if plain && text.len() == first.len() {
+        return;
+    }
+    let length = std::str::from_utf8(text)
+        .ok()
+        .and_then(|digits| digits.parse::<u64>().ok());
+    if let Some(length) = length {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
 }
 
 /// Removes every `X-Heapgate-*` header. Those names are the proxy's voice (which task answered,

@@ -37,7 +37,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -69,6 +69,8 @@ pub(crate) struct Workers {
     pub(crate) snapshot_routes: Router,
     pub(crate) limits: ConnLimits,
     pub(crate) threads: usize,
+    /// Client connections open at once, over all workers (`--max-connections`).
+    pub(crate) max_connections: usize,
     pub(crate) drain: Duration,
 }
 
@@ -84,6 +86,11 @@ pub(crate) async fn serve(
     let (stop, stopped) = watch::channel(false);
     // Every open connection, on any worker, holds a clone.
     let connections = Arc::new(());
+    // A permit per open connection: at the cap, workers stop accepting (new connections wait in
+    // the kernel's queue) until one closes.
+    let permits = Arc::new(Semaphore::new(
+        workers.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut finished = Vec::with_capacity(workers.threads);
     for index in 0..workers.threads {
         let listener = match listener.try_clone() {
@@ -105,6 +112,7 @@ pub(crate) async fn serve(
             limits: workers.limits,
             stopped: stopped.clone(),
             connections: Arc::clone(&connections),
+            permits: Arc::clone(&permits),
             drain: workers.drain,
         };
         let (done, finished_one) = oneshot::channel();
@@ -162,6 +170,7 @@ struct Worker {
     limits: ConnLimits,
     stopped: watch::Receiver<bool>,
     connections: Arc<()>,
+    permits: Arc<Semaphore>,
     drain: Duration,
 }
 
@@ -190,6 +199,7 @@ impl Worker {
             limits,
             mut stopped,
             connections,
+            permits,
             drain,
         } = self;
         let listener = match TcpListener::from_std(listener) {
@@ -209,16 +219,21 @@ impl Worker {
         // One shutdown signal per connection: a oneshot costs a connection's poll two atomic
         // loads, where a shared `watch` would take a lock on every wake-up.
         let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut permit = None;
         loop {
             let (stream, remote) = tokio::select! {
                 biased;
                 _ = stopped.changed() => break,
-                accepted = accept(&listener) => accepted,
                 _ = sweep.tick() => {
                     conn_pool::sweep(Instant::now());
                     closers.retain(|closer| !closer.is_closed());
                     continue;
                 }
+                acquired = Arc::clone(&permits).acquire_owned(), if permit.is_none() => {
+                    permit = acquired.ok();
+                    continue;
+                }
+                accepted = accept(&listener), if permit.is_some() => accepted,
             };
             let _ = stream.set_nodelay(true);
             let (closer, closing) = oneshot::channel::<()>();
@@ -227,6 +242,7 @@ impl Worker {
                 open.clone(),
                 Arc::clone(&connections),
                 Arc::clone(&this_worker),
+                permit.take(),
             );
             tokio::spawn(serve_connection(
                 Arc::clone(&shared),
@@ -281,11 +297,14 @@ async fn serve_connection<T>(
         let connection = Arc::clone(&connection);
         async move { Ok::<_, Infallible>(connection.handle(request).await) }
     });
-    let serving = limits
-        .http1()
-        .serve_connection(TokioIo::new(Prefixed::new(unread, socket)), service)
-        .with_upgrades();
-    tokio::pin!(serving);
+    // Boxed: a connection's task is as large as its largest state, and most connections never
+    // get here; an idle one then costs its socket and a small task.
+    let mut serving = Box::pin(
+        limits
+            .http1()
+            .serve_connection(TokioIo::new(Prefixed::new(unread, socket)), service)
+            .with_upgrades(),
+    );
     let result = tokio::select! {
         biased;
         result = serving.as_mut() => result,

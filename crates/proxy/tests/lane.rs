@@ -469,3 +469,84 @@ fn an_answer_whose_connection_names_date_still_has_a_date() {
     assert_ne!(lane.header("date"), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
     assert_eq!(lane.header_values("date").len(), 1, "the lane: {lane:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// One answer-header policy
+
+/// Issue 21, item 6: the lane and the general path give the client the same answer headers for
+/// the same answer from the app: no `Content-Length` on a 204 or 1xx, one normalised
+/// `Content-Length` for duplicate equal ones (`34` and `034`), none beside a chunked body.
+#[test]
+fn answer_headers_follow_one_policy_on_both_paths() {
+    let answers: &[(&str, &str)] = &[
+        (
+            "/no-content",
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-App: 1\r\n\r\n",
+        ),
+        (
+            "/duplicate-lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 002\r\nX-App: 1\r\n\r\nok",
+        ),
+        (
+            "/padded-length",
+            "HTTP/1.1 200 OK\r\nContent-Length: 02\r\nX-App: 1\r\n\r\nok",
+        ),
+        (
+            "/not-modified",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nETag: \"x\"\r\n\r\n",
+        ),
+        (
+            "/chunked-and-length",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: 1\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        ),
+    ];
+    let table: Vec<(String, String)> = answers
+        .iter()
+        .map(|(path, raw)| ((*path).to_owned(), (*raw).to_owned()))
+        .collect();
+    let app = StubApp::start(move |request| {
+        let raw = table
+            .iter()
+            .find(|(path, _)| path == request.path())
+            .map_or_else(String::new, |(_, raw)| raw.clone());
+        Answer::raw(raw)
+    });
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
+    // Header lines a client sees, Date aside (it changes by the second), names lowercased.
+    let headers = |answer: &HttpResponse| {
+        let mut lines: Vec<(String, String)> = answer
+            .headers
+            .iter()
+            .filter(|(name, _)| name != "date")
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .collect();
+        lines.sort();
+        lines
+    };
+    for (path, _) in answers {
+        let mut conn = open(&proxy, Duration::from_secs(3));
+        conn.send(&general("GET", path)).unwrap();
+        let reference = answer(&mut conn, &format!("general {path}"));
+        let mut conn = open(&proxy, Duration::from_secs(3));
+        conn.send(&kept("GET", path, "")).unwrap();
+        let lane = answer(&mut conn, &format!("lane {path}"));
+        assert_eq!(lane.status, reference.status, "{path}");
+        assert_eq!(lane.body, reference.body, "{path}");
+        assert_eq!(
+            headers(&lane),
+            headers(&reference),
+            "{path}: lane vs general"
+        );
+        let lengths = lane.header_values("content-length");
+        match reference.status {
+            204 => assert!(lengths.is_empty(), "{path}: {lengths:?}"),
+            _ => assert!(lengths.len() <= 1, "{path}: {lengths:?}"),
+        }
+        if let [length] = lengths[..] {
+            assert!(
+                !length.starts_with('0') || length == "0",
+                "{path}: {length}"
+            );
+        }
+    }
+}

@@ -1383,3 +1383,163 @@ fn every_header_an_answers_connection_names_is_dropped() {
         "hop-by-hop headers reached the client: {leaked:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// An app that writes more than it framed
+
+/// A real Node app that announces `Content-Length: 5`, writes `hello`, and 200 ms later
+/// `res.end(<a whole forged answer>)` (Node 20 does not enforce the length); every other path
+/// answers `real <path>`.
+const LATE_BYTES_APP: &str = r#"
+const http = require('node:http');
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/late')) {
+    res.setHeader('Content-Length', '5');
+    res.write('hello');
+    setTimeout(() => res.end('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Forged: 1\r\n\r\nforged'), 200);
+  } else {
+    res.end('real ' + req.url);
+  }
+});
+server.keepAliveTimeout = 60000;
+server.listen(0, '127.0.0.1', () => console.log(`port ${server.address().port}`));
+"#;
+
+/// Issue 21, item 3: bytes the app sends after its answer's end never become the next client's
+/// answer: the pooled connection they arrived on is retired before reuse (and counted), on the
+/// lane and on the general path. Before: the next request on that connection got `forged`.
+#[test]
+fn late_bytes_from_the_app_never_answer_the_next_client() {
+    let Some(node) = heapgate_tests::node_or_skip("passthrough::late_bytes") else {
+        return;
+    };
+    let app =
+        heapgate_tests::Proc::spawn(std::process::Command::new(node).args(["-e", LATE_BYTES_APP]));
+    let port: u16 = app.wait_for("the app's port", |line| {
+        line.strip_prefix("out port ")
+            .and_then(|port| port.trim().parse().ok())
+    });
+    let proxy = ProxyProc::passing_to(&format!("http://127.0.0.1:{port}"), &["--threads", "1"]);
+    // The general path: the same request with an empty chunked body.
+    let general = |target: &str| {
+        let mut bytes = kept("GET", target, "Transfer-Encoding: chunked\r\n");
+        bytes.extend_from_slice(b"0\r\n\r\n");
+        bytes
+    };
+    let lane = |target: &str| kept("GET", target, "");
+    for (name, request) in [
+        ("lane", &lane as &dyn Fn(&str) -> Vec<u8>),
+        ("general", &general),
+    ] {
+        for round in 0..3 {
+            let late = one_answer(&proxy, &request("/late"));
+            assert_eq!(
+                late.text(),
+                "hello",
+                "{name} {round}: the app's framed answer; proxy log:\n{}",
+                proxy.proc.output()
+            );
+            // The late bytes reach the pooled connection.
+            std::thread::sleep(Duration::from_millis(600));
+            let victim = format!("/victim-{name}-{round}");
+            let answer = one_answer(&proxy, &request(&victim));
+            assert_eq!(
+                (answer.status, answer.text()),
+                (200, format!("real {victim}")),
+                "{name} {round}: the next client got the app's late bytes as its answer"
+            );
+            assert_eq!(answer.header("x-forged"), None, "{name} {round}");
+        }
+    }
+    proxy
+        .metric_reaches("heapgate_upstream_oversent_total 6", WAIT)
+        .unwrap_or_else(|metrics| panic!("each over-sent connection counted:\n{metrics}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which upgrades are tunnelled
+
+/// Answers any request asking for an upgrade with `101` to `h2c` (whatever it asked for), then
+/// greets and echoes; every other request `ok <path>`.
+fn h2c_app() -> StubApp {
+    StubApp::start(|request| {
+        if request.header("upgrade").is_some() {
+            Answer::upgrade("h2c", b"h2c-greeting\n")
+        } else {
+            Answer::ok(format!("ok {}", request.path()))
+        }
+    })
+}
+
+const H2C_REQUEST: &[u8] = b"GET /x HTTP/1.1\r\nHost: app.example\r\n\
+    Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+
+/// Issue 21, item 5: only WebSocket upgrades (and those allowed with `--allow-upgrade`) are
+/// passed on. An `Upgrade: h2c` request reaches the app as an ordinary request (no `Upgrade`, no
+/// `HTTP2-Settings`), so the connection stays HTTP/1.1 and the proxy keeps reading it: a
+/// `GET /heapdump` after it is the proxy's own snapshot route, not bytes tunnelled to the app.
+#[test]
+fn an_upgrade_to_a_protocol_not_allowed_is_an_ordinary_request() {
+    let app = h2c_app();
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
+    let mut conn = open(&proxy);
+    let answer = ask(&mut conn, H2C_REQUEST, false);
+    assert_eq!((answer.status, answer.text()), (200, "ok /x".to_owned()));
+    let seen = app.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    for gone in ["upgrade", "http2-settings", "connection"] {
+        assert!(
+            seen[0].header_values(gone).is_empty(),
+            "{gone} reached the app"
+        );
+    }
+    // Still HTTP/1.1 between client and proxy: the snapshot path is the proxy's.
+    let snapshot = ask(&mut conn, &kept("GET", "/heapdump", ""), false);
+    assert_eq!(snapshot.status, 400, "{snapshot:?}");
+    assert_eq!(app.hits(), 1, "the snapshot path reached the app");
+}
+
+/// Issue 21, item 5: a `101` must switch to a protocol the client asked for: the app answering
+/// `h2c` to a WebSocket request is a 502, never a tunnel.
+#[test]
+fn a_switch_to_another_protocol_than_asked_is_502() {
+    let app = h2c_app();
+    let proxy = ProxyProc::passing_to(&app.url(), &[]);
+    let answer = one_answer(
+        &proxy,
+        b"GET /socket HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(answer.status, 502, "{answer:?}");
+    assert_eq!(answer.text(), "upstream unavailable\n");
+}
+
+/// With `--allow-upgrade h2c` (here `HEAPGATE_ALLOW_UPGRADE`), the same request is tunnelled.
+#[test]
+fn an_allowed_upgrade_is_tunnelled() {
+    let app = h2c_app();
+    let upstream = app.url();
+    let proxy = ProxyProc::launch(
+        &[
+            "--source",
+            "upstream",
+            "--task-id",
+            "t1",
+            "--upstream",
+            &upstream,
+        ],
+        &[
+            ("HEAPGATE_SECRET", heapgate_tests::PASSING_SECRET),
+            ("HEAPGATE_ALLOW_UPGRADE", "h2c"),
+        ],
+    );
+    let mut conn = open(&proxy);
+    conn.send(H2C_REQUEST).unwrap();
+    let head = conn.response(true).unwrap().expect("an answer");
+    assert_eq!(head.status, 101, "{head:?}");
+    assert_eq!(head.header("upgrade"), Some("h2c"), "{head:?}");
+    assert_eq!(conn.read_exact(13).unwrap(), b"h2c-greeting\n");
+    conn.send(b"ping").unwrap();
+    assert_eq!(conn.read_exact(4).unwrap(), b"ping");
+}

@@ -17,6 +17,11 @@
 // - "whatwg": plain `http`, routing on `new URL(req.url, base).pathname === '/heapdump'`.
 // - "express_mount": Express 4 with `app.use('/heapdump', handler)` (a prefix mount).
 // - "host_url": plain `http`, routing on `new URL(`http://${host}${req.url}`).pathname`.
+// - "decode_whatwg": plain `http`, decoding the whole target first:
+//   `new URL(decodeURIComponent(req.url), base).pathname` (a decoded `?` or `#` ends the path,
+//   decoded spaces and controls are trimmed or dropped).
+// - "decodeuri_whatwg": the same with `decodeURI` (which keeps `%3f`, `%23`, `%2f` escaped).
+// - "decodeuri_urlparse": `url.parse(decodeURI(req.url)).pathname`, the legacy parser.
 'use strict';
 
 const http = require('node:http');
@@ -174,6 +179,24 @@ function hostUrlApp() {
   );
 }
 
+// Routes on a target decoded as a whole before it is parsed (`decode` throws on bad escapes:
+// then it is just not the snapshot route).
+function decodeFirstApp(name, pathnameOf) {
+  register(name);
+  return listen(
+    http.createServer((req, res) => {
+      let pathname = null;
+      try {
+        pathname = pathnameOf(req.url);
+      } catch {
+        // Not decodable or not parsable: not the snapshot route.
+      }
+      res.setHeader('content-type', 'text/plain');
+      res.end(pathname === '/heapdump' ? heapdump(name, req.url, res) : other(name, res));
+    }),
+  );
+}
+
 async function main() {
   const ports = {
     express4: await expressApp(require('express'), 'express4'),
@@ -185,6 +208,19 @@ async function main() {
     whatwg: await whatwgApp(),
     express_mount: await expressMountApp(require('express')),
     host_url: await hostUrlApp(),
+    decode_whatwg: await decodeFirstApp(
+      'decode_whatwg',
+      (target) => new URL(decodeURIComponent(target), 'http://x').pathname,
+    ),
+    decodeuri_whatwg: await decodeFirstApp(
+      'decodeuri_whatwg',
+      (target) => new URL(decodeURI(target), 'http://x').pathname,
+    ),
+    decodeuri_urlparse: await decodeFirstApp(
+      'decodeuri_urlparse',
+      // eslint-disable-next-line n/no-deprecated-api
+      (target) => require('node:url').parse(decodeURI(target)).pathname,
+    ),
     control: await controlServer(),
   };
   process.stdout.write(`${JSON.stringify(ports)}\n`);
