@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use heapgate_tests::{
     LEAKED_CLASS, NodeApp, Proc, ProxyProc, RequestOptions, assert_valid_snapshot, free_port,
-    http_get, http_request, in_ci, loud, node_or_skip, workspace_binary,
+    http_get, http_request, moto_or_skip, node_or_skip, workspace_binary,
 };
 
 const SECRET: &str = "watch-secret-0123456789abcdef0123";
@@ -371,28 +371,6 @@ fn a_tight_memory_limit_keeps_the_profiles_and_holds_the_snapshots_back() {
         "{listing}"
     );
     drop(app);
-}
-
-/// moto's S3 server (`pip install 'moto[server]'`), or `None` after a loud skip (a failure
-/// under CI=true).
-fn moto_or_skip(test: &str) -> Option<PathBuf> {
-    let moto =
-        PathBuf::from(std::env::var_os("MOTO_SERVER").unwrap_or_else(|| "moto_server".into()));
-    let works = Command::new(&moto)
-        .arg("--help")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if works {
-        return Some(moto);
-    }
-    assert!(
-        !in_ci(),
-        "{test}: moto_server not found, and CI=true forbids skipping; pip install 'moto[server]'"
-    );
-    loud(&format!(
-        "SKIPPED {test}: moto_server not found on PATH (pip install 'moto[server]')"
-    ));
-    None
 }
 
 #[test]
