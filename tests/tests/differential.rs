@@ -212,7 +212,7 @@ fn profile_tokens_are_the_one_liner_over_the_suffixed_value() {
         let run = heapgate_tests::Cmd::heapgate()
             .env("HEAPGATE_SECRET", "s3cret")
             .args([
-                "--value", "heapdump", "mint", "--for", instrument, "--at", at,
+                "mint", "--value", "heapdump", "--for", instrument, "--at", at,
             ])
             .expect_success();
         run.stdout.trim().to_owned()
