@@ -813,6 +813,21 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
         "amp;repin=1",
         "x;probe=1",
         "probe%20=1",
+        // Issue 21, re-run: a pair of ours inside another key's value, and keys that Unicode
+        // folding turns into ours.
+        "x=y;probe=1",
+        "x=y;task=other",
+        "x=a%26probe%3D1",
+        "x=y%3Bprobe=1",
+        "x=1%3Bprobe%3D1",
+        "utm=%3Bprobe%3D1",
+        "x=probe=1",
+        "x=y%0Aprobe=1",
+        "x=1,probe=1",
+        "%EF%BD%90robe=1",
+        "tas%E2%84%AA=other",
+        "ha%C5%BFh=x",
+        "rep%C4%B1n=1",
     ]
     .iter()
     .map(|query| {
@@ -834,6 +849,11 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
     cases.push(get_case(
         "plain request",
         &format!("/heapdump?hash={t}"),
+        Expect::Snapshot,
+    ));
+    cases.push(get_case(
+        "a key word as a plain value",
+        &format!("/heapdump?hash={t}&ref=probe"),
         Expect::Snapshot,
     ));
     h.run(&cases);
