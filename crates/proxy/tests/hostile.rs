@@ -941,7 +941,30 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         "/heapdump%20%20",
         "/HEAPDUMP%3F",
         "/%68eapdump%23x",
-    ];
+    ]
+    .map(String::from)
+    .into_iter()
+    // Issue 21, re-run: an escaped slash or backslash after the first `/` decodes to a
+    // scheme-relative target whose path is `/heapdump` (`/%2fx/heapdump` → `//x/heapdump`).
+    .chain(
+        [
+            "/%2fx/heapdump",
+            "/%2F%2Fx/heapdump",
+            "/%2F/x/heapdump",
+            "/%2f127.0.0.1/heapdump",
+            "/%5cx/heapdump",
+            "/%5c%5cx/heapdump",
+            "/%2fuser@x/heapdump",
+            "/%2fx:80/heapdump",
+            "/%2fx/x/../heapdump",
+        ]
+        .into_iter()
+        .flat_map(|spelling| {
+            ["", "%3f", "%3fx", "%23", "%23x", "%20", "%3f/../x"]
+                .map(|suffix| format!("{spelling}{suffix}"))
+        }),
+    )
+    .collect::<Vec<_>>();
     let controls = [
         "/heap%09dump",
         "/heap%0adump",
@@ -950,7 +973,8 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         "/heapdump%1f",
         "/heapdump%7F",
         "/other%00",
-    ];
+    ]
+    .map(String::from);
     let mut cases = Vec::new();
     for (spellings, expect) in [
         (&cut[..], Expect::NotFound),
