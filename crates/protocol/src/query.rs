@@ -109,10 +109,18 @@ impl SnapshotQuery {
 const KEYS: [&str; 5] = ["hash", "task", "probe", "repin", "format"];
 
 /// The readings of a decoded key or value that some reader could act on: as decoded, decoded
-/// once more (a proxy or framework that decodes twice), each folded as [`fold`] does.
+/// once more (a proxy or framework that decodes twice), each with ASCII case ignored (where any
+/// other character separates words: `aｐhash` holds `hash`) and folded as [`fold`] does (where
+/// it may join them: `ｐrobe` is `probe`).
 fn readings(text: &str) -> impl Iterator<Item = String> {
     let twice = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
-    [fold(text), fold(&twice)].into_iter()
+    [
+        text.to_ascii_lowercase(),
+        fold(text),
+        twice.to_ascii_lowercase(),
+        fold(&twice),
+    ]
+    .into_iter()
 }
 
 /// Lowercase, with the compatibility forms that Unicode-aware readers (JS `toLowerCase`,
@@ -298,6 +306,7 @@ mod tests {
             "hash=ab&ha%C5%BFh=x",
             "hash=ab&rep%C4%B1n=1",
             "hash=ab&%F0%9D%90%A9robe=1",
+            "hash=ab&+a%EF%BD%90hash%EF%BD%90[]=hash",
         ] {
             assert!(SnapshotQuery::parse(query).is_err(), "{query}");
         }
