@@ -1,7 +1,7 @@
 //! The snapshot path's query parsing on arbitrary input: never panics, a repeated `hash` or
 //! `task` is always refused, a key that any reader could take for one of ours (`amp;probe`,
-//! `probe=1` from `probe%3D1`, `Probe`) is always refused, and what it accepts agrees with an
-//! independent reading.
+//! `probe=1` from `probe%3D1`, `Probe`) is always refused, so is a pair of ours inside another
+//! key's value (`x=y;probe=1`), and what it accepts agrees with an independent reading.
 #![no_main]
 
 use heapgate_protocol::SnapshotQuery;
@@ -25,6 +25,27 @@ fuzz_target!(|data: &[u8]| {
     if look_alike {
         assert!(parsed.is_err(), "a key read as one of ours must be refused: {query:?}");
     }
+    // A pair of ours inside another key's value (`x=y;probe=1`, `x=a%26probe%3D1`): one of our
+    // keys as a word followed by `=` before the next letter or digit.
+    let pair_in_value = pairs.iter().any(|(k, v)| {
+        !KEYS.contains(&k.as_str()) && {
+            let lower = v.to_ascii_lowercase();
+            let mut rest = lower.as_str();
+            let mut found = false;
+            while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric()) {
+                let run = &rest[start..];
+                let end = run.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(run.len());
+                let after = &run[end..];
+                let gap = &after[..after.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(after.len())];
+                found |= KEYS.contains(&&run[..end]) && gap.contains('=');
+                rest = after;
+            }
+            found
+        }
+    });
+    if pair_in_value {
+        assert!(parsed.is_err(), "a pair of ours inside a value must be refused: {query:?}");
+    }
     if count("hash") > 1 || count("task") > 1 {
         assert!(parsed.is_err(), "repeated hash/task must be refused: {query:?}");
     } else if let Ok(parsed) = parsed {
@@ -36,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-const KEYS: [&str; 4] = ["hash", "task", "probe", "repin"];
+const KEYS: [&str; 5] = ["hash", "task", "probe", "repin", "format"];
 
 /// An independent reading of `application/x-www-form-urlencoded`, for comparison.
 fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {

@@ -112,6 +112,11 @@ const PREFIXES: &[&str] = &[
     "/x/%c0%ae%c0%ae/",
     "/%2fx/",
     "/%5c%5cx%2f",
+    // Issue 21, re-run: more hosts of a decoded scheme-relative target.
+    "/%2F%2Fx/",
+    "/%5cx/",
+    "/%2fuser@x/",
+    "/%2fx:80/",
 ];
 
 /// What may follow the segment.

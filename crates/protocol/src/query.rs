@@ -40,9 +40,14 @@ impl SnapshotQuery {
                 "repin" => &mut repin,
                 "format" => &mut format,
                 other => {
-                    if is_look_alike(other) {
+                    if readings(other).any(|key| is_look_alike(&key)) {
                         return Err(QueryError(
                             "misspelt query parameter (use hash, task, probe, repin, format)",
+                        ));
+                    }
+                    if readings(&value).any(|value| holds_a_pair_of_ours(&value)) {
+                        return Err(QueryError(
+                            "a query value holds one of hash, task, probe, repin, format followed by '='",
                         ));
                     }
                     continue;
@@ -103,19 +108,82 @@ impl SnapshotQuery {
 /// The query's keys.
 const KEYS: [&str; 5] = ["hash", "task", "probe", "repin", "format"];
 
-/// Whether `key` (decoded, not one of ours) could be read as one of ours by anyone: a client
-/// meant it, and guessing would take a snapshot it did not ask for, or answer for a task it did
-/// not name. Refused when, ASCII case ignored, the key with everything but letters and digits
-/// dropped is ours (`Probe`, `probe[]`, `probe%00`, `pro-be`), or when any run of letters and
+/// The readings of a decoded key or value that some reader could act on: as decoded, decoded
+/// once more (a proxy or framework that decodes twice), each with ASCII case ignored (where any
+/// other character separates words: `aｐhash` holds `hash`) and folded as [`fold`] does (where
+/// it may join them: `ｐrobe` is `probe`).
+fn readings(text: &str) -> impl Iterator<Item = String> {
+    let twice = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    [
+        text.to_ascii_lowercase(),
+        fold(text),
+        twice.to_ascii_lowercase(),
+        fold(&twice),
+    ]
+    .into_iter()
+}
+
+/// Lowercase, with the compatibility forms that Unicode-aware readers (JS `toLowerCase`,
+/// `toUpperCase` round trips, NFKC) turn into ASCII mapped to it: `ſ` (long s) → `s`, `K`
+/// (Kelvin sign) → `k`, `ı`/`İ` → `i`, full-width forms U+FF01–FF5E and the mathematical
+/// alphanumerics (`𝐩`) → ASCII. Other characters stay as they are (and are no letter of ours).
+fn fold(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            '\u{131}' | '\u{130}' => 'i',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{1D400}'..='\u{1D6A3}' => {
+                let n = (c as u32 - 0x1D400) % 52;
+                let base = if n < 26 {
+                    b'a' + n as u8
+                } else {
+                    b'a' + (n - 26) as u8
+                };
+                base as char
+            }
+            '\u{1D7CE}'..='\u{1D7FF}' => (b'0' + ((c as u32 - 0x1D7CE) % 10) as u8) as char,
+            c => c,
+        })
+        .collect()
+}
+
+/// Whether `key` (decoded and folded, not one of ours) could be read as one of ours by anyone: a
+/// client meant it, and guessing would take a snapshot it did not ask for, or answer for a task
+/// it did not name. Refused when the key with everything but ASCII letters and digits dropped is
+/// ours (`Probe`, `probe[]`, `probe%00`, `pro-be`, `ｐrobe`), or when any run of letters and
 /// digits in it is (`amp;probe` from an HTML-escaped `&amp;probe=1`, `probe=1` from an escaped
 /// `probe%3D1`, `x;probe`, `probe =1`).
 fn is_look_alike(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    let folded: String = lower.chars().filter(char::is_ascii_alphanumeric).collect();
-    KEYS.contains(&folded.as_str())
-        || lower
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|word| KEYS.contains(&word))
+    let folded: String = key.chars().filter(char::is_ascii_alphanumeric).collect();
+    KEYS.contains(&folded.as_str()) || words(key).any(|(word, _)| KEYS.contains(&word))
+}
+
+/// Whether a value (decoded and folded, of a key not ours) holds a `key=value` pair of ours for
+/// a reader that splits parameters at `;`, `,`, a newline or a decoded `&`, or that reads the
+/// first `=` of `x=probe=1` as its own: refused when a run of ASCII letters and digits that is
+/// one of our keys is followed, before the next letter or digit, by `=` (`y;probe=1`,
+/// `a&task=other`, `probe=1`, `1,probe =1`). A key word alone (`?ref=probe`, `utm=task force`) is
+/// a value like any other and stays allowed.
+fn holds_a_pair_of_ours(value: &str) -> bool {
+    words(value).any(|(word, gap)| KEYS.contains(&word) && gap.contains('='))
+}
+
+/// The runs of ASCII letters and digits in `text`, each with the text after it up to the next run.
+fn words(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let is_word = |c: char| c.is_ascii_alphanumeric();
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let start = rest.find(is_word)?;
+        let run = &rest[start..];
+        let end = run.find(|c: char| !is_word(c)).unwrap_or(run.len());
+        let after = &run[end..];
+        let gap_end = after.find(is_word).unwrap_or(after.len());
+        rest = after;
+        Some((&run[..end], &after[..gap_end]))
+    })
 }
 
 fn flag(value: Option<&str>, why: &'static str) -> Result<bool, QueryError> {
@@ -158,6 +226,11 @@ mod tests {
         // Cache busters that name nothing of ours are still ignored.
         assert_eq!(
             SnapshotQuery::parse("_=1&t=2&cachebust=3&probes=1&tasks=x&rehash=1").unwrap(),
+            SnapshotQuery::default()
+        );
+        // A key word as a plain value (no `=` after it) is a value like any other.
+        assert_eq!(
+            SnapshotQuery::parse("ref=probe&utm_source=task%20force&q=a,hash;x=1").unwrap(),
             SnapshotQuery::default()
         );
     }
@@ -213,6 +286,27 @@ mod tests {
             "format=pprof&format=pprof",
             "Format=pprof",
             "format[]=pprof",
+            // Issue 21, re-run: a pair of ours inside an unknown key's value, for readers that
+            // split at `;`, `,`, newlines or a decoded `&`, or decode twice.
+            "hash=ab&x=y;probe=1",
+            "hash=ab&x=y;task=other",
+            "hash=ab&x=a%26probe%3D1",
+            "hash=ab&x=y%3Bprobe=1",
+            "hash=ab&x=1%3Bprobe%3D1",
+            "hash=ab&utm=%3Bprobe%3D1",
+            "hash=ab&x=probe=1",
+            "hash=ab&x=y%0Aprobe=1",
+            "hash=ab&x=1,probe=1",
+            "hash=ab&x=1,Repin%20=1",
+            "hash=ab&x=a%2526task%253Dother",
+            "hash=ab&%2570robe=1",
+            // Keys that Unicode case folding or compatibility mapping turns into ours.
+            "hash=ab&%EF%BD%90robe=1",
+            "hash=ab&tas%E2%84%AA=other",
+            "hash=ab&ha%C5%BFh=x",
+            "hash=ab&rep%C4%B1n=1",
+            "hash=ab&%F0%9D%90%A9robe=1",
+            "hash=ab&+a%EF%BD%90hash%EF%BD%90[]=hash",
         ] {
             assert!(SnapshotQuery::parse(query).is_err(), "{query}");
         }

@@ -574,6 +574,34 @@ mod tests {
         }
     }
 
+    /// Issue 21, re-run: an escaped slash or backslash after the first `/` decodes to a
+    /// scheme-relative target (`/%2fx/heapdump` → `//x/heapdump`), whose path to `new URL(
+    /// decodeURIComponent(req.url), base)` (or, for `%5c`, `decodeURI`) is `/heapdump`, with or
+    /// without a decoded `?`, `#` or space after it.
+    #[test]
+    fn decoded_scheme_relative_targets_are_guarded() {
+        let guarded = GuardedPaths::new(["/heapdump"]);
+        let mut checked = 0;
+        for path in [
+            "/%2fx/heapdump",
+            "/%2F%2Fx/heapdump",
+            "/%2F/x/heapdump",
+            "/%2f127.0.0.1/heapdump",
+            "/%5cx/heapdump",
+            "/%5c%5cx/heapdump",
+            "/%2fuser@x/heapdump",
+            "/%2fx:80/heapdump",
+            "/%2fx/x/../heapdump",
+        ] {
+            for suffix in ["", "%3f", "%3fx", "%23", "%23x", "%20", "%3f/../x"] {
+                let path = format!("{path}{suffix}");
+                assert_ne!(guarded.check(&path), Verdict::Pass, "{path}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 63);
+    }
+
     /// Issue 21: the guard's work is bounded. A path that needs resolving is refused past
     /// `MAX_RESOLVED_PATH`; a plain one of any length takes the single pass.
     #[test]

@@ -52,7 +52,10 @@ use crate::app::{Passing, is_host};
 use crate::conn_pool::{self, RawConn, Unread};
 use crate::guard::Verdict;
 use crate::metrics::{InFlight, Route};
-use crate::passthrough::{ForwardError, Peer, RESERVED_PREFIX, connection_tokens, log_failure};
+use crate::passthrough::{
+    AnswerFraming, ForwardError, Peer, RESERVED_PREFIX, connection_tokens, log_failure,
+    parse_length,
+};
 use crate::server::{ConnLimits, SendTimeout};
 
 /// Request bodies up to this size are read whole and sent with the head; larger ones, and
@@ -732,24 +735,22 @@ fn plan_answer(
         return Answer::Informational(head_len);
     }
     let headers = &*parsed.headers;
-    let mut length = None;
-    let mut chunked = false;
+    let mut framed = AnswerFraming::default();
     let mut app_closes = false;
     let mut keep_alive = false;
     let mut has_date = false;
     let mut listed = Listed::default();
     for header in headers {
         match classify(header.name) {
-            Name::ContentLength => match (length, parse_length(header.value)) {
-                (None, Some(n)) => length = Some(n),
-                (Some(m), Some(n)) if m == n => {}
-                _ => return Answer::Bad(unavailable("invalid Content-Length in the answer")),
-            },
-            Name::TransferEncoding => {
-                if chunked || !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Answer::Bad(unavailable("unsupported Transfer-Encoding in the answer"));
+            Name::ContentLength => {
+                if let Err(err) = framed.content_length(header.value) {
+                    return Answer::Bad(err);
                 }
-                chunked = true;
+            }
+            Name::TransferEncoding => {
+                if let Err(err) = framed.transfer_encoding(header.value) {
+                    return Answer::Bad(err);
+                }
             }
             Name::Connection => {
                 for token in connection_tokens(header.value) {
@@ -765,6 +766,7 @@ fn plan_answer(
             _ => {}
         }
     }
+    let AnswerFraming { length, chunked } = framed;
     let mut reusable = !app_closes && (version == 1 || keep_alive);
     let framing = if request.method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -1343,15 +1345,6 @@ impl<'a> Listed<'a> {
             self.names[..self.count].iter().any(|token| listed(token))
         }
     }
-}
-
-/// A `Content-Length` value: digits only (at most 18, so it cannot overflow).
-fn parse_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// An origin-form target of unreserved, sub-delim, `:`, `@`, `/`, `?` and `%` bytes: one the

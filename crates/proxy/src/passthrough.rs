@@ -396,6 +396,13 @@ impl Upstream {
                 .ok_or(ForwardError::UnexpectedUpgrade)?;
             return Ok(splice_upgrade(upgrade.on_upgrade, response));
         }
+        let mut framing = AnswerFraming::default();
+        for value in response.headers().get_all(http::header::CONTENT_LENGTH) {
+            framing.content_length(value.as_bytes())?;
+        }
+        for value in response.headers().get_all(TRANSFER_ENCODING) {
+            framing.transfer_encoding(value.as_bytes())?;
+        }
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the body is re-framed for
         // the client, so a length sent with it must not go on.
         if response.headers().contains_key(TRANSFER_ENCODING) {
@@ -870,6 +877,51 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
         }
     }
     headers.remove(CONNECTION);
+}
+
+/// The answer-framing rule both paths follow (the lane while parsing the app's head, the
+/// general path on what hyper's client parsed): every `Content-Length` is digits only (no
+/// `5, 5` lists) and all are the same number; `Transfer-Encoding` appears once and is exactly
+/// `chunked` (a coding such as `gzip, chunked` would be dropped on re-chunking, and `chunked,
+/// gzip` is read to close). Anything else is a 502: an app that frames oddly is not guessed at.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerFraming {
+    pub(crate) length: Option<u64>,
+    pub(crate) chunked: bool,
+}
+
+impl AnswerFraming {
+    pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<(), ForwardError> {
+        match (self.length, parse_length(value)) {
+            (None, Some(n)) => self.length = Some(n),
+            (Some(m), Some(n)) if m == n => {}
+            _ => {
+                return Err(ForwardError::Unavailable(
+                    "invalid Content-Length in the answer".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn transfer_encoding(&mut self, value: &[u8]) -> Result<(), ForwardError> {
+        if self.chunked || !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Err(ForwardError::Unavailable(
+                "unsupported Transfer-Encoding in the answer".into(),
+            ));
+        }
+        self.chunked = true;
+        Ok(())
+    }
+}
+
+/// A `Content-Length` value: digits only (at most 18, so it cannot overflow).
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// One `Content-Length`, in decimal without leading zeros, as the lane writes it: hyper's client

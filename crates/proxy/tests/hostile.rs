@@ -813,6 +813,21 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
         "amp;repin=1",
         "x;probe=1",
         "probe%20=1",
+        // Issue 21, re-run: a pair of ours inside another key's value, and keys that Unicode
+        // folding turns into ours.
+        "x=y;probe=1",
+        "x=y;task=other",
+        "x=a%26probe%3D1",
+        "x=y%3Bprobe=1",
+        "x=1%3Bprobe%3D1",
+        "utm=%3Bprobe%3D1",
+        "x=probe=1",
+        "x=y%0Aprobe=1",
+        "x=1,probe=1",
+        "%EF%BD%90robe=1",
+        "tas%E2%84%AA=other",
+        "ha%C5%BFh=x",
+        "rep%C4%B1n=1",
     ]
     .iter()
     .map(|query| {
@@ -834,6 +849,11 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
     cases.push(get_case(
         "plain request",
         &format!("/heapdump?hash={t}"),
+        Expect::Snapshot,
+    ));
+    cases.push(get_case(
+        "a key word as a plain value",
+        &format!("/heapdump?hash={t}&ref=probe"),
         Expect::Snapshot,
     ));
     h.run(&cases);
@@ -921,7 +941,30 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         "/heapdump%20%20",
         "/HEAPDUMP%3F",
         "/%68eapdump%23x",
-    ];
+    ]
+    .map(String::from)
+    .into_iter()
+    // Issue 21, re-run: an escaped slash or backslash after the first `/` decodes to a
+    // scheme-relative target whose path is `/heapdump` (`/%2fx/heapdump` → `//x/heapdump`).
+    .chain(
+        [
+            "/%2fx/heapdump",
+            "/%2F%2Fx/heapdump",
+            "/%2F/x/heapdump",
+            "/%2f127.0.0.1/heapdump",
+            "/%5cx/heapdump",
+            "/%5c%5cx/heapdump",
+            "/%2fuser@x/heapdump",
+            "/%2fx:80/heapdump",
+            "/%2fx/x/../heapdump",
+        ]
+        .into_iter()
+        .flat_map(|spelling| {
+            ["", "%3f", "%3fx", "%23", "%23x", "%20", "%3f/../x"]
+                .map(|suffix| format!("{spelling}{suffix}"))
+        }),
+    )
+    .collect::<Vec<_>>();
     let controls = [
         "/heap%09dump",
         "/heap%0adump",
@@ -930,7 +973,8 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         "/heapdump%1f",
         "/heapdump%7F",
         "/other%00",
-    ];
+    ]
+    .map(String::from);
     let mut cases = Vec::new();
     for (spellings, expect) in [
         (&cut[..], Expect::NotFound),
