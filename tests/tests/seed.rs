@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use heapgate_tests::{Cmd, NodeApp, Proc, ProxyProc, data, http_get, in_ci, loud, node_or_skip};
+use heapgate_tests::{Cmd, NodeApp, Proc, ProxyProc, http_get, node_or_skip, npm_data_or_skip};
 
 const SECRET: &str = "seed-secret-0123456789abcdef0123456789";
 
@@ -54,19 +54,9 @@ fn the_seed_leak_is_answered_in_the_first_screen() {
     let Some(node) = node_or_skip(test) else {
         return;
     };
-    let dir = data("caches");
-    if !dir.join("node_modules").is_dir() {
-        assert!(
-            !in_ci(),
-            "{test}: {}/node_modules missing, and CI=true forbids skipping; run `npm ci` there",
-            dir.display()
-        );
-        loud(&format!(
-            "SKIPPED {test}: {}/node_modules missing (run `cd tests/data/caches && npm ci`)",
-            dir.display()
-        ));
+    let Some(dir) = npm_data_or_skip(test, "caches") else {
         return;
-    }
+    };
     let app = start_app(&node, &dir, "lodash-string");
     let proxy = ProxyProc::in_front_of(&app, SECRET, &["--min-interval", "0s"]);
     let out = tempfile::Builder::new()

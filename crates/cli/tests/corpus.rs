@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use heapgate_tests::{Cmd, data, in_ci, loud, node_or_skip};
+use heapgate_tests::{Cmd, node_or_skip, npm_data_or_skip};
 use serde_json::Value;
 
 /// Leaks per kind.
@@ -20,19 +20,7 @@ const LEAKS: &str = "1000";
 /// The corpus directory with its packages, or `None` after a loud notice (a panic in CI).
 fn corpus_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
     let node = node_or_skip(test)?;
-    let dir = data("caches");
-    if !dir.join("node_modules").is_dir() {
-        assert!(
-            !in_ci(),
-            "{test}: {}/node_modules missing, and CI=true forbids skipping; run `npm ci` there",
-            dir.display()
-        );
-        loud(&format!(
-            "SKIPPED {test}: {}/node_modules missing (run `cd tests/data/caches && npm ci`)",
-            dir.display()
-        ));
-        return None;
-    }
+    let dir = npm_data_or_skip(test, "caches")?;
     Some((node, dir))
 }
 
