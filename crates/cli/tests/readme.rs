@@ -186,3 +186,237 @@ fn shell_recipes_run_against_the_demo() {
         served.proc.output()
     );
 }
+
+/// The lines of `text` outside fenced code blocks, with their line numbers.
+fn prose(text: &str) -> Vec<(usize, &str)> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside;
+        } else if !inside {
+            lines.push((n + 1, line));
+        }
+    }
+    lines
+}
+
+/// GitHub's anchor for a heading: lowercased, punctuation other than `-` and `_` dropped, spaces
+/// as `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of the headings of `text`, numbered as GitHub numbers repeated ones.
+fn anchors(text: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for (_, line) in prose(text) {
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
+        let base = slug(heading.trim_start_matches('#'));
+        let repeats = seen
+            .iter()
+            .filter(|s| **s == base || s.starts_with(&format!("{base}-")))
+            .count();
+        seen.push(if repeats == 0 {
+            base
+        } else {
+            format!("{base}-{repeats}")
+        });
+    }
+    seen
+}
+
+/// The targets of the markdown links and images of `text` (`[x](target)`), with line numbers.
+fn link_targets(text: &str) -> Vec<(usize, &str)> {
+    let mut targets = Vec::new();
+    for (n, line) in prose(text) {
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                targets.push((n, &rest[..end]));
+                rest = &rest[end..];
+            }
+        }
+    }
+    targets
+}
+
+/// A newcomer follows links from the README into `docs/` and back: every relative link names a
+/// file of the repository, and every `#anchor` a heading of its page.
+#[test]
+fn links_between_the_pages_resolve() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for doc in &docs() {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        let dir = Path::new(doc).parent().unwrap_or(Path::new(""));
+        for (n, target) in link_targets(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() {
+                repo().join(doc)
+            } else {
+                repo().join(dir).join(file)
+            };
+            if !path.exists() {
+                broken.push(format!("{doc}:{n}: {target}: no such file"));
+                continue;
+            }
+            if anchor.is_empty() {
+                continue;
+            }
+            let page = std::fs::read_to_string(&path).unwrap_or_default();
+            if !anchors(&page).iter().any(|a| a == anchor) {
+                broken.push(format!("{doc}:{n}: {target}: no such heading"));
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// A ```` ```rust ```` example runs as a doctest only from a page `heapgate-token` includes.
+#[test]
+fn rust_examples_are_doctests() {
+    let lib = std::fs::read_to_string(repo().join("crates/token/src/lib.rs")).unwrap();
+    for doc in &docs() {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        if text.lines().any(|l| l.trim_end() == "```rust") {
+            assert!(
+                lib.contains(&format!("include_str!(\"../../../{doc}\")")),
+                "{doc} has a Rust example that no doctest runs: include it in crates/token/src/lib.rs"
+            );
+        }
+    }
+}
+
+/// What `heapgate SUBCOMMAND --help` prints.
+fn help(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heapgate"))
+        .args(args)
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .env_remove("HEAPGATE_SECRET")
+        .env_remove("HEAPGATE_SECRET_FILE")
+        .env_remove("HEAPGATE_VALUE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "heapgate {args:?} --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The subcommands `heapgate --help` lists (without `help`).
+fn subcommands() -> Vec<String> {
+    let top = help(&[]);
+    let list = top
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("a Commands: list in heapgate --help");
+    list.lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The long flags a help text defines (the lines that start with `-`), without help and version.
+fn defined_flags(help: &str) -> Vec<String> {
+    help.lines()
+        // Flags are indented at most 6 columns, their descriptions 10.
+        .filter(|line| line.len() - line.trim_start().len() <= 6)
+        .map(str::trim_start)
+        .filter(|line| line.starts_with('-'))
+        .flat_map(|line| {
+            line.split([' ', ','])
+                .take_while(|word| word.starts_with('-') || word.is_empty())
+                .filter(|word| word.starts_with("--"))
+                .map(|word| word.split('=').next().unwrap_or(word).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|flag| flag != "--help" && flag != "--version")
+        .collect()
+}
+
+/// `docs/cli.md` and the binary agree: every subcommand has its section, every flag of a
+/// subcommand's `--help` is documented, and every flag in a section's table exists on the
+/// subcommands the section heading names. A flag or command that disappears fails here.
+#[test]
+fn cli_reference_matches_the_binary() {
+    let text = std::fs::read_to_string(repo().join("docs/cli.md")).unwrap();
+    let commands = subcommands();
+    assert!(commands.len() >= 8, "subcommands: {commands:?}");
+    let headings: Vec<(usize, &str)> = prose(&text)
+        .into_iter()
+        .filter(|(_, line)| line.starts_with("## "))
+        .collect();
+    let mut problems = Vec::new();
+    for command in &commands {
+        let named = format!("`heapgate {command}");
+        if !headings.iter().any(|(_, h)| h.contains(&named)) {
+            problems.push(format!("docs/cli.md: no section for `heapgate {command}`"));
+        }
+        for flag in defined_flags(&help(&[command])) {
+            if !text.contains(&format!("`{flag}")) && !text.contains(&format!("{command} {flag}")) {
+                problems.push(format!(
+                    "docs/cli.md: `heapgate {command} {flag}` undocumented"
+                ));
+            }
+        }
+    }
+    // Each table row's flag against the subcommands named in its section's heading.
+    let mut section: Vec<String> = Vec::new();
+    let mut rows = 0;
+    for (n, line) in prose(&text) {
+        if line.starts_with("## ") {
+            section = commands
+                .iter()
+                .filter(|c| {
+                    line.contains(&format!("`{c}`"))
+                        || line.contains(&format!("`heapgate {c}"))
+                        || line.contains(&format!("`{c} "))
+                })
+                .cloned()
+                .collect();
+            continue;
+        }
+        let Some(flag) = line
+            .strip_prefix("| `--")
+            .and_then(|rest| rest.split(['`', ' ', '=']).next())
+        else {
+            continue;
+        };
+        let flag = format!("--{flag}");
+        rows += 1;
+        if section.is_empty() {
+            problems.push(format!(
+                "docs/cli.md:{n}: {flag} in a section whose heading names no subcommand"
+            ));
+        }
+        for command in &section {
+            if !defined_flags(&help(&[command])).contains(&flag) {
+                problems.push(format!(
+                    "docs/cli.md:{n}: {flag} is not a flag of `heapgate {command}`"
+                ));
+            }
+        }
+    }
+    assert!(rows > 20, "only {rows} flag rows in docs/cli.md");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -478,49 +478,64 @@ fn proxy_version_names_the_revision() {
     }
 }
 
+/// `--help` and the flag table of `docs/sidecar.md` list the same flags with the same environment
+/// variables: a flag that disappears, or one added without its documentation, fails here.
 #[test]
-fn help_names_every_flag_and_its_environment_variable() {
+fn help_and_the_docs_name_the_same_flags_and_variables() {
     let help = Cmd::proxy().arg("--help").expect_success().stdout;
-    for (flag, env) in [
-        ("--listen", "HEAPGATE_LISTEN"),
-        ("--upstream", "HEAPGATE_UPSTREAM"),
-        ("--path", "HEAPGATE_PATH"),
-        ("--secret-file", "HEAPGATE_SECRET_FILE"),
-        ("--value", "HEAPGATE_VALUE"),
-        ("--grace", "HEAPGATE_GRACE"),
-        ("--skew", "HEAPGATE_SKEW"),
-        ("--task-id", "HEAPGATE_TASK_ID"),
-        ("--source", "HEAPGATE_SOURCE"),
-        ("--inspector", "HEAPGATE_INSPECTOR"),
-        (
-            "--allow-remote-inspector",
-            "HEAPGATE_ALLOW_REMOTE_INSPECTOR",
-        ),
-        ("--upstream-path", "HEAPGATE_UPSTREAM_PATH"),
-        ("--min-interval", "HEAPGATE_MIN_INTERVAL"),
-        ("--keepalive", "HEAPGATE_KEEPALIVE"),
-        ("--health-path", "HEAPGATE_HEALTH_PATH"),
-        ("--admin-listen", "HEAPGATE_ADMIN_LISTEN"),
-        ("--shutdown-timeout", "HEAPGATE_SHUTDOWN_TIMEOUT"),
-        ("--request-timeout", "HEAPGATE_REQUEST_TIMEOUT"),
-        ("--header-timeout", "HEAPGATE_HEADER_TIMEOUT"),
-        ("--max-header-bytes", "HEAPGATE_MAX_HEADER_BYTES"),
-        ("--log-format", "HEAPGATE_LOG_FORMAT"),
-        ("--pin-ttl", "HEAPGATE_PIN_TTL"),
-        ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
-        ("--compression", "HEAPGATE_COMPRESSION"),
-        ("--redact", "HEAPGATE_REDACT"),
-    ] {
-        assert!(help.contains(flag), "{flag} missing from --help");
-        assert!(help.contains(env), "{env} missing from --help");
-        let readme = include_str!("../../../README.md");
+    // (flag, env) as --help defines them: a line `      --flag <V>`, later `[env: NAME=]`.
+    let mut defined: Vec<(String, Option<String>)> = Vec::new();
+    for line in help.lines() {
+        // Flags are indented at most 6 columns, their descriptions 10.
+        let indent = line.len() - line.trim_start().len();
+        let line = line.trim_start();
+        if let Some(rest) = line.strip_prefix("--").filter(|_| indent <= 6) {
+            let name = rest.split([' ', '=']).next().unwrap_or(rest);
+            if name != "help" && name != "version" {
+                defined.push((format!("--{name}"), None));
+            }
+        } else if let Some(rest) = line.strip_prefix("[env: ") {
+            let env = rest.split('=').next().unwrap_or(rest).to_owned();
+            defined.last_mut().expect("an env line after a flag").1 = Some(env);
+        }
+    }
+    assert!(defined.len() > 30, "flags in --help: {defined:?}");
+    // (flag, env) as the table under `## Flags` documents them: `| `--flag V` | `ENV` … |`.
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sidecar.md"),
+    )
+    .unwrap();
+    let table = docs
+        .split("\n## Flags\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a `## Flags` section in docs/sidecar.md");
+    let mut documented: Vec<(String, Option<String>)> = Vec::new();
+    for row in table.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let flag = cells[0].trim_start_matches("| `");
+        let flag = flag.split(['`', ' ']).next().unwrap().to_owned();
+        let env = cells
+            .get(1)
+            .and_then(|cell| cell.strip_prefix('`'))
+            .and_then(|cell| cell.split('`').next())
+            .map(str::to_owned);
+        documented.push((flag, env));
+    }
+    for (flag, env) in &defined {
         assert!(
-            readme.contains(&format!("`{flag}")),
-            "{flag} missing from the README"
+            documented.contains(&(flag.clone(), env.clone())),
+            "{flag} (env {env:?}) is in --help but not in the flag table of docs/sidecar.md"
         );
-        assert!(readme.contains(env), "{env} missing from the README");
+    }
+    for (flag, env) in &documented {
+        assert!(
+            defined.contains(&(flag.clone(), env.clone())),
+            "docs/sidecar.md documents {flag} (env {env:?}), which --help does not define"
+        );
     }
     assert!(help.contains("HEAPGATE_SECRET"));
+    assert!(docs.contains("| — | `HEAPGATE_SECRET` |"));
 }
 
 fn decode(coding: &str, wire: &[u8]) -> Vec<u8> {

@@ -44,7 +44,9 @@ pub use payload::payload;
 pub use token::{Malformed, Token, decode, mint};
 pub use window::{Rejection, Verified, Window, WindowError, locate, verify};
 
-/// The README's Rust examples, compiled and run as doctests so they stay true.
+/// The Rust examples of the README and of `docs/tokens.md`, compiled and run as doctests so they
+/// stay true (`crates/cli/tests/readme.rs` fails when another page gets a Rust example).
 #[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../../../docs/tokens.md")]
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+pub struct DocsDoctests;
