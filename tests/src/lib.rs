@@ -681,7 +681,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 /// A profile token for `secret` and the default value: the one-liner over `heapdump:heapprofile`
-/// (README, "One token per instrument"), minted now.
+/// (docs/tokens.md, "One token per instrument"), minted now.
 pub fn profile_token_now(secret: &str) -> String {
     let key = heapgate_token::Key::new(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     heapgate_token::mint(&key, "heapdump:heapprofile", chrono::Utc::now()).to_string()

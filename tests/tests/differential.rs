@@ -185,8 +185,9 @@ fn agrees_with_node_on_generated_cases() {
     assert!(year_10000 >= 1, "the year-10000 edge case must be covered");
 }
 
-/// `heapgate mint --for profile` is the Node one-liner over `VALUE + ':heapprofile'` (the README's
-/// recipe), and `--for snapshot` the one-liner over VALUE: the two never coincide.
+/// `heapgate mint --for profile` is the Node one-liner over `VALUE + ':heapprofile'`
+/// (docs/tokens.md, "One token per instrument"), and `--for snapshot` the one-liner over VALUE:
+/// the two never coincide.
 #[test]
 fn profile_tokens_are_the_one_liner_over_the_suffixed_value() {
     let Some(node) =
