@@ -538,6 +538,78 @@ fn help_and_the_docs_name_the_same_flags_and_variables() {
     assert!(docs.contains("| — | `HEAPGATE_SECRET` |"));
 }
 
+/// Every metric family `/metrics` serves is a row of the metrics table of `docs/sidecar.md`, and
+/// every row names a family the proxy registers (labelled families with no sample yet are not
+/// served, so those are looked up in the source: `register("requests", …)`).
+#[test]
+fn metrics_and_the_docs_name_the_same_families() {
+    let proxy = ProxyProc::launch(
+        &["--upstream", "http://127.0.0.1:9", "--task-id", "docs"],
+        &[("HEAPGATE_SECRET", SECRET)],
+    );
+    let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
+    let mut served: Vec<String> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let mut words = rest.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            match words.next() {
+                Some("counter") => format!("{name}_total"),
+                _ => name.to_owned(),
+            }
+        })
+        .collect();
+    assert!(served.len() > 10, "families: {served:?}");
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sidecar.md"),
+    )
+    .unwrap();
+    let table = docs
+        .split("\n## Admin endpoints and metrics\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("an `## Admin endpoints and metrics` section in docs/sidecar.md");
+    // A row's first cell names one or more families: `| `a`, `b` | labels | meaning |`.
+    let mut documented: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `heapgate_"))
+        .flat_map(|row| {
+            let cell = row.split(" | ").next().unwrap_or_default();
+            cell.split('`')
+                .filter(|word| word.starts_with("heapgate_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for family in &served {
+        assert!(
+            documented.contains(family),
+            "{family} is served on /metrics but not in the metrics table of docs/sidecar.md"
+        );
+    }
+    let mut source = String::new();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                source.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    for family in &documented {
+        let stem = family.strip_prefix("heapgate_").unwrap_or(family);
+        let stem = stem.strip_suffix("_total").unwrap_or(stem);
+        assert!(
+            served.contains(family) || source.contains(&format!("\"{stem}\"")),
+            "docs/sidecar.md documents {family}, which the proxy does not register"
+        );
+    }
+}
+
 fn decode(coding: &str, wire: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
