@@ -15,12 +15,13 @@ use tokio::sync::oneshot;
 use crate::admin::{AdminState, admin_app};
 use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
+use crate::ecs::EcsTask;
 use crate::gate::SnapshotGate;
 use crate::handlers::gateway::{Gateway, Routing};
 use crate::handlers::profile::Profiles;
 use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
-use crate::headroom::{SnapshotRule, limit};
+use crate::headroom::SnapshotRule;
 use crate::metrics::{Metrics, Route};
 use crate::passthrough::Upstream;
 use crate::server::{ConnLimits, serve};
@@ -123,12 +124,8 @@ impl Proxy {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let identity = task::discover(
-            &config.task_id,
-            environment.ecs_metadata_uri.as_deref(),
-            environment.hostname,
-        )
-        .await?;
+        let ecs = read_ecs_task(&config, environment.ecs_metadata_uri.as_deref()).await;
+        let identity = task::discover(&config.task_id, ecs.as_ref(), environment.hostname)?;
         let (task_id, origin) = (identity.id.clone(), identity.origin);
         let metrics = Arc::new(Metrics::new());
         let upstream = Upstream::new(
@@ -159,9 +156,10 @@ impl Proxy {
         };
         let rule = match &inspector {
             Some(inspector) => {
-                let fixed =
-                    fixed_memory_limit(&config, &identity, environment.ecs_metadata_uri.as_deref())
-                        .await;
+                let fixed = fixed_memory_limit(&config, ecs.as_ref());
+                if let Some((limit, from)) = &fixed {
+                    tracing::info!(limit, from = %from, "headroom rule: the app's memory limit");
+                }
                 if config.headroom.unsafe_override {
                     tracing::warn!(
                         "--unsafe-snapshot-without-headroom: snapshots are taken even when they are expected not to fit; the kernel may kill the app"
@@ -273,24 +271,29 @@ fn inspector_source(config: &Config, addr: SocketAddr) -> InspectorSource {
     }
 }
 
-/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's (read with
-/// the task id when that came from the metadata). Without either, the headroom rule looks for
-/// the app's cgroup at each snapshot.
-async fn fixed_memory_limit(
-    config: &Config,
-    identity: &task::Identity,
-    ecs_metadata_uri: Option<&str>,
-) -> Option<(u64, String)> {
-    const ECS: &str = "the ECS task's memory";
+/// The ECS task metadata, read once, when on ECS (`ecs_metadata_uri`) and something needs it:
+/// the task id, or the app's memory limit for the inspector's headroom rule.
+async fn read_ecs_task(config: &Config, ecs_metadata_uri: Option<&str>) -> Option<EcsTask> {
+    let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
+    let for_id = matches!(config.task_id, crate::config::TaskIdSource::Discover);
+    let for_limit = matches!(config.source, SourceConfig::Inspector { .. })
+        && config.headroom.app_memory_limit.is_none();
+    if !(for_id || for_limit) {
+        return None;
+    }
+    Some(EcsTask::read(base).await)
+}
+
+/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's. Without
+/// either, the headroom rule looks for the app's cgroup at each snapshot.
+fn fixed_memory_limit(config: &Config, ecs: Option<&EcsTask>) -> Option<(u64, String)> {
     if let Some(limit) = config.headroom.app_memory_limit {
         return Some((limit, "--app-memory-limit".to_owned()));
     }
-    if identity.origin == task::TaskIdOrigin::EcsMetadata {
-        return identity.ecs_memory.map(|limit| (limit, ECS.to_owned()));
-    }
-    let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
-    match limit::ecs_task_memory(base).await {
-        Ok(found) => found.map(|limit| (limit, ECS.to_owned())),
+    match &ecs?.read {
+        Ok(task) => task
+            .memory
+            .map(|limit| (limit, "the ECS task's memory".to_owned())),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom rule falls back to the app's cgroup");
             None

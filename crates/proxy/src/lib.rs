@@ -31,6 +31,7 @@ mod app;
 mod body;
 mod config;
 mod conn_pool;
+mod ecs;
 mod gate;
 mod guard;
 mod handlers;

@@ -250,13 +250,14 @@ fn normal_traffic_and_uploads_pass_through() {
     assert!(echoed.body == upload, "upload echoed back byte for byte");
 }
 
-/// A stand-in for the ECS task metadata endpoint v4: the task document at `/v4/abc/task`.
+/// A stand-in for the ECS task metadata endpoint v4: the task document at `/v4/abc/task`, a
+/// 512 MiB task.
 fn ecs_metadata_stub() -> StubApp {
     StubApp::start(|request| {
         if request.method == "GET" && request.target == "/v4/abc/task" {
             Answer::new(
                 200,
-                r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665"}"#,
+                r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665","Limits":{"CPU":0.25,"Memory":512}}"#,
             )
         } else {
             Answer::status(404)
@@ -289,12 +290,32 @@ fn task_id_comes_from_ecs_metadata() {
     assert_eq!(
         metadata.hits_where(|r| r.target == "/v4/abc/task"),
         1,
-        "the task id was asked for once"
+        "the task id and the memory limit were asked for once"
     );
+    let logs = proxy.proc.output();
     assert!(
-        proxy.proc.output().contains("EcsMetadata"),
+        logs.contains("EcsMetadata"),
         "the origin of the id is logged"
     );
+    assert!(
+        logs.contains(r#""limit":536870912,"from":"the ECS task's memory""#),
+        "the task's memory limit is the headroom rule's, and logged:\n{logs}"
+    );
+
+    // With --task-id the document is still read once, for the memory limit alone.
+    let metadata = ecs_metadata_stub();
+    let uri = format!("{}/v4/abc", metadata.url());
+    let proxy = ProxyProc::launch(
+        &["--upstream", &upstream, "--task-id", "given"],
+        &[
+            ("HEAPGATE_SECRET", SECRET),
+            ("ECS_CONTAINER_METADATA_URI_V4", &uri),
+        ],
+    );
+    let probe = http_get(proxy.listen, &snapshot_target("&probe=1")).unwrap();
+    assert_eq!(probe.header("x-heapgate-task"), Some("given"));
+    assert_eq!(metadata.hits_where(|r| r.target == "/v4/abc/task"), 1);
+    assert!(proxy.proc.output().contains("the ECS task's memory"));
 }
 
 #[test]
