@@ -29,11 +29,9 @@ use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
-use crate::watch::trigger::TriggerConfig;
-use crate::watch::{SeriesConfig, Watch};
+use crate::watch::Watch;
 use crate::workers::{self, Workers};
 use heapgate_protocol::Instrument;
-use heapgate_store::Store;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -174,17 +172,19 @@ impl Proxy {
             None => None,
         };
         let watcher = match (&inspector, &rule) {
-            (Some(inspector), Some(rule)) => {
-                watch(
-                    &config,
-                    &task_id,
-                    Arc::clone(inspector),
-                    Arc::clone(rule),
-                    &gate,
-                    &metrics,
-                )
-                .await?
-            }
+            (Some(inspector), Some(rule)) => Watch::new(
+                &config.watch,
+                config.snapshot.redact_strings,
+                crate::watch::Shared {
+                    inspector: Arc::clone(inspector),
+                    rule: Arc::clone(rule),
+                    gate: Arc::clone(&gate),
+                    metrics: Arc::clone(&metrics),
+                    task: task_id.clone(),
+                },
+                chrono::Utc::now,
+            )
+            .map_err(StartError::Store)?,
             _ => None,
         };
         let routes = Routes::new(
@@ -299,58 +299,6 @@ fn fixed_memory_limit(config: &Config, ecs: Option<&EcsTask>) -> Option<(u64, St
             None
         }
     }
-}
-
-/// The leak watch for `config`, if polling is on: the store opened.
-async fn watch(
-    config: &Config,
-    task: &heapgate_protocol::TaskId,
-    inspector: Arc<InspectorSource>,
-    rule: Arc<SnapshotRule>,
-    gate: &Arc<SnapshotGate>,
-    metrics: &Arc<Metrics>,
-) -> Result<Option<Watch>, StartError> {
-    let Some(every) = config.watch.every else {
-        return Ok(None);
-    };
-    let leak = match &config.watch.leak {
-        None => None,
-        Some(leak) => {
-            let store = Store::open(&leak.store).map_err(StartError::Store)?;
-            tracing::info!(
-                store = %leak.store,
-                growth = leak.growth,
-                window_s = leak.window.as_secs(),
-                count = leak.count,
-                interval_s = leak.interval.as_secs(),
-                cooldown_s = leak.cooldown.as_secs(),
-                "leak watch on"
-            );
-            Some((
-                TriggerConfig {
-                    growth: leak.growth,
-                    window: leak.window,
-                    cooldown: leak.cooldown,
-                },
-                SeriesConfig {
-                    count: leak.count,
-                    interval: leak.interval,
-                },
-                store,
-            ))
-        }
-    };
-    Ok(Some(Watch {
-        inspector,
-        rule,
-        gate: Arc::clone(gate),
-        metrics: Arc::clone(metrics),
-        task: task.clone(),
-        every,
-        leak,
-        redact_strings: config.snapshot.redact_strings,
-        now: chrono::Utc::now,
-    }))
 }
 
 /// What the public listener serves for `config`: the mode's snapshot handler, the profile

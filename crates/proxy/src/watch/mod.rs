@@ -28,6 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::body::encoding::{Coding, Encoder};
 use crate::body::redaction;
+use crate::config::WatchConfig;
 use crate::gate::{SnapshotGate, SnapshotPermit};
 use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
@@ -51,19 +52,30 @@ pub(crate) struct SeriesConfig {
     pub(crate) interval: Duration,
 }
 
-/// Everything the watcher needs.
-pub(crate) struct Watch {
+/// What the watch shares with the rest of the proxy.
+pub(crate) struct Shared {
+    /// The proxy's one inspector session.
     pub(crate) inspector: Arc<InspectorSource>,
     /// The headroom rule, shared with the snapshot path (it learns from both).
     pub(crate) rule: Arc<SnapshotRule>,
+    /// The snapshot gate: the watch's snapshots and requested ones never overlap.
     pub(crate) gate: Arc<SnapshotGate>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) task: TaskId,
-    pub(crate) every: Duration,
+}
+
+/// The leak watch, ready to [`run`](Watch::run).
+pub(crate) struct Watch {
+    inspector: Arc<InspectorSource>,
+    rule: Arc<SnapshotRule>,
+    gate: Arc<SnapshotGate>,
+    metrics: Arc<Metrics>,
+    task: TaskId,
+    every: Duration,
     /// The trigger, series and store; `None`: metrics only.
-    pub(crate) leak: Option<(TriggerConfig, SeriesConfig, Store)>,
-    pub(crate) redact_strings: bool,
-    pub(crate) now: fn() -> DateTime<Utc>,
+    leak: Option<(TriggerConfig, SeriesConfig, Store)>,
+    redact_strings: bool,
+    now: fn() -> DateTime<Utc>,
 }
 
 /// Why a series ended.
@@ -98,6 +110,64 @@ impl End {
 }
 
 impl Watch {
+    /// The watch `config` asks for, its store opened (the error says why it cannot be); `None`
+    /// when polling is off.
+    pub(crate) fn new(
+        config: &WatchConfig,
+        redact_strings: bool,
+        shared: Shared,
+        now: fn() -> DateTime<Utc>,
+    ) -> Result<Option<Watch>, String> {
+        let Some(every) = config.every else {
+            return Ok(None);
+        };
+        let leak = match &config.leak {
+            None => None,
+            Some(leak) => {
+                let store = Store::open(&leak.store)?;
+                tracing::info!(
+                    store = %leak.store,
+                    growth = leak.growth,
+                    window_s = leak.window.as_secs(),
+                    count = leak.count,
+                    interval_s = leak.interval.as_secs(),
+                    cooldown_s = leak.cooldown.as_secs(),
+                    "leak watch on"
+                );
+                Some((
+                    TriggerConfig {
+                        growth: leak.growth,
+                        window: leak.window,
+                        cooldown: leak.cooldown,
+                    },
+                    SeriesConfig {
+                        count: leak.count,
+                        interval: leak.interval,
+                    },
+                    store,
+                ))
+            }
+        };
+        let Shared {
+            inspector,
+            rule,
+            gate,
+            metrics,
+            task,
+        } = shared;
+        Ok(Some(Watch {
+            inspector,
+            rule,
+            gate,
+            metrics,
+            task,
+            every,
+            leak,
+            redact_strings,
+            now,
+        }))
+    }
+
     /// Polls until the task is dropped (the proxy stops).
     pub(crate) async fn run(self) {
         let watch = Arc::new(self);
