@@ -243,13 +243,13 @@ impl Proxy {
 const SESSION_RETRY: Duration = Duration::from_secs(5);
 
 /// Opens the inspector session at start and again whenever it is gone, so the sampling heap
-/// profiler always runs (a probe opens it; between snapshots it costs the app one
+/// profiler always runs (a heap sample opens it; between snapshots it costs the app one
 /// `Runtime.evaluate`).
 async fn keep_session(inspector: Arc<InspectorSource>) {
     let mut told = false;
     loop {
-        if inspector.series().is_none() {
-            match inspector.probe().await {
+        if inspector.session().is_none() {
+            match inspector.sample_heap().await {
                 Ok(_) => told = false,
                 Err(e) if !told => {
                     tracing::warn!(error = %e, "cannot open the inspector session for sampling yet; retrying");
@@ -350,7 +350,7 @@ impl Routes {
                 metrics: Arc::clone(metrics),
                 compression: snapshot.compression.clone(),
                 redact_strings: snapshot.redact_strings,
-                keepalive: snapshot.keepalive,
+                heartbeat: snapshot.heartbeat,
                 headroom: own.rule.clone(),
                 profile_path: config.profile.path.clone(),
             }))

@@ -108,12 +108,20 @@ fn snapshot_through_the_proxy_is_a_complete_heapsnapshot() {
         "{disposition}"
     );
     assert!(disposition.ends_with("Z.heapsnapshot\""), "{disposition}");
-    assert_eq!(response.header("x-heapgate-series").map(str::len), Some(16));
+    assert_eq!(
+        response.header("x-heapgate-session").map(str::len),
+        Some(16)
+    );
+    assert_eq!(
+        response.header("x-heapgate-series"),
+        response.header("x-heapgate-session"),
+        "the legacy name carries the same session for one release"
+    );
 }
 
 #[test]
-fn two_snapshots_share_the_series_and_the_leaked_objects_ids() {
-    let Some(node) = node("two_snapshots_share_the_series") else {
+fn two_snapshots_share_the_session_and_the_leaked_objects_ids() {
+    let Some(node) = node("two_snapshots_share_the_session") else {
         return;
     };
     let app = NodeApp::start(&node, &[]);
@@ -122,8 +130,8 @@ fn two_snapshots_share_the_series_and_the_leaked_objects_ids() {
     assert!(app.get("/leak?n=25").contains("\"leaked\":125"));
     let second = http_get(proxy.listen, &snapshot_target("")).unwrap();
     assert_eq!(
-        first.header("x-heapgate-series"),
-        second.header("x-heapgate-series")
+        first.header("x-heapgate-session"),
+        second.header("x-heapgate-session")
     );
     let before = object_ids(&parse(&first), LEAKED_CLASS);
     let after = object_ids(&parse(&second), LEAKED_CLASS);

@@ -219,8 +219,8 @@ pub struct Args {
     )]
     pub(super) min_interval: humantime::Duration,
 
-    /// While a snapshot is being built and no bytes flow, send a whitespace byte this often so
-    /// load balancers' idle timeouts (ALB: 60 s) do not cut the response.
+    /// The heartbeat: while a snapshot is being built and no bytes flow, send a whitespace byte
+    /// this often so load balancers' idle timeouts (ALB: 60 s) do not cut the response.
     #[arg(
         long,
         env = "HEAPGATE_KEEPALIVE",

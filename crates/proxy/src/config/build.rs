@@ -138,7 +138,7 @@ impl ConfigBuilder {
                 value: self.value,
                 window,
                 min_interval: self.min_interval,
-                keepalive: self.keepalive,
+                heartbeat: self.keepalive,
                 guarded_paths,
                 health_paths,
                 compression,

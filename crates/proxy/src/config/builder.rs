@@ -211,10 +211,16 @@ impl ConfigBuilder {
         self
     }
 
-    /// `--keepalive`.
-    pub fn keepalive(mut self, every: Duration) -> Self {
+    /// `--keepalive`: the heartbeat, whitespace sent this often while a snapshot is being built.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
         self.keepalive = every;
         self
+    }
+
+    /// The name [`ConfigBuilder::heartbeat`] had until 0.1.
+    #[deprecated(note = "renamed heartbeat (keep-alive is HTTP's word for reused connections)")]
+    pub fn keepalive(self, every: Duration) -> Self {
+        self.heartbeat(every)
     }
 
     /// `--health-path`, repeatable.

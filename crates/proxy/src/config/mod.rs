@@ -62,7 +62,7 @@ pub(crate) struct SnapshotConfig {
     pub(crate) value: String,
     pub(crate) window: Window,
     pub(crate) min_interval: Duration,
-    pub(crate) keepalive: Duration,
+    pub(crate) heartbeat: Duration,
     pub(crate) health_paths: Vec<String>,
     pub(crate) compression: Vec<Coding>,
     pub(crate) redact_strings: bool,
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(config.admin_listen, "127.0.0.1:9091".parse().unwrap());
         assert_eq!(config.snapshot.path, "/heapdump");
         assert_eq!(config.snapshot.min_interval, Duration::from_secs(30));
-        assert_eq!(config.snapshot.keepalive, Duration::from_secs(15));
+        assert_eq!(config.snapshot.heartbeat, Duration::from_secs(15));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(
             config.source,

@@ -4,7 +4,7 @@
 //! ([`crate::headroom`]) says it fits; the manifest records which evidence each capture holds
 //! and why a snapshot was held back.
 //!
-//! Polling rides the proxy's one inspector session ([`InspectorSource::probe`]):
+//! Polling rides the proxy's one inspector session ([`InspectorSource::sample_heap`]):
 //! `Runtime.getHeapUsage` and one `Runtime.evaluate` of `process.memoryUsage.rss()`, never
 //! touching the heap profiler. A sample is skipped while a snapshot runs (the app's loop is
 //! blocked then, and the gate says so). The [`trigger`] decides; a series takes its snapshots
@@ -32,7 +32,7 @@ use crate::config::WatchConfig;
 use crate::gate::{SnapshotGate, SnapshotPermit};
 use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
-use crate::source::inspector::{InspectorSource, Probe};
+use crate::source::inspector::{HeapSample, InspectorSource};
 use crate::source::{ChunkStream, SourceError};
 use trigger::{Decision, Growth, Guard, Trigger, TriggerConfig};
 
@@ -193,14 +193,14 @@ impl Watch {
                 }
             }
             if watch.gate.is_running() {
-                watch.metrics.watch_probe("skipped");
+                watch.metrics.watch_sample("skipped");
                 tracing::debug!("heap sample skipped: a snapshot is running");
                 continue;
             }
-            let probe = match watch.inspector.probe().await {
-                Ok(probe) => probe,
+            let sample = match watch.inspector.sample_heap().await {
+                Ok(sample) => sample,
                 Err(e) => {
-                    watch.metrics.watch_probe("failed");
+                    watch.metrics.watch_sample("failed");
                     if !failing {
                         tracing::warn!(error = %e, "cannot read the app's heap usage");
                     }
@@ -209,17 +209,17 @@ impl Watch {
                 }
             };
             failing = false;
-            watch.metrics.watch_probe("ok");
-            watch.metrics.app_memory(probe.usage);
+            watch.metrics.watch_sample("ok");
+            watch.metrics.app_memory(sample.usage);
             let Some(trigger) = &mut trigger else {
                 continue;
             };
-            if session.as_deref() != Some(probe.series.as_str()) {
+            if session.as_deref() != Some(sample.session.as_str()) {
                 // A new inspector session: the app restarted (or this is the first sample).
                 trigger.reset();
-                session = Some(probe.series.clone());
+                session = Some(sample.session.clone());
             }
-            match trigger.observe(Instant::now(), probe.usage) {
+            match trigger.observe(Instant::now(), sample.usage) {
                 Decision::Quiet => {}
                 Decision::Held(guard, growth) => {
                     watch.metrics.watch_held(guard.label());
@@ -260,7 +260,7 @@ impl Watch {
                     let watch = Arc::clone(&watch);
                     let ended = ended_tx.clone();
                     tokio::spawn(async move {
-                        let end = watch.series(growth, &probe).await;
+                        let end = watch.series(growth, &sample).await;
                         let _ = ended.send(end).await;
                     });
                 }
@@ -269,16 +269,16 @@ impl Watch {
     }
 
     /// Takes and stores one series; logs and counts how it ended.
-    async fn series(&self, growth: Growth, first: &Probe) -> End {
+    async fn series(&self, growth: Growth, first: &HeapSample) -> End {
         let Some((trigger, series, store)) = &self.leak else {
             return End::Complete;
         };
         let started = (self.now)();
-        let id = layout::series_id(started, &first.series);
+        let id = layout::series_id(started, &first.session);
         let mut manifest = Manifest {
             task: self.task.to_string(),
             series: id.clone(),
-            session: first.series.clone(),
+            session: first.session.clone(),
             heapgate_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: started.to_rfc3339(),
             trigger: TriggerRecord {
@@ -301,7 +301,7 @@ impl Watch {
             if n > 0 {
                 tokio::time::sleep(series.interval).await;
             }
-            match self.capture(store, &folder, &first.series).await {
+            match self.capture(store, &folder, &first.session).await {
                 Ok(record) => {
                     tracing::info!(series = %id, profile = record.profile.as_deref(), snapshot = record.file.as_deref(), held_back = record.snapshot_held_back.as_deref(), stored_bytes = record.stored_bytes, "leak watch: capture stored");
                     manifest.captures.push(record);
@@ -342,15 +342,15 @@ impl Watch {
         session: &str,
     ) -> Result<CaptureRecord, End> {
         let permit = self.wait_for_gate().await?;
-        let probe = match self.inspector.probe().await {
-            Ok(probe) => probe,
+        let sample = match self.inspector.sample_heap().await {
+            Ok(sample) => sample,
             Err(e) => {
                 permit.release_uncharged();
                 return Err(End::AppRestarted(format!("inspector: {e}")));
             }
         };
-        self.metrics.app_memory(probe.usage);
-        if probe.series != session {
+        self.metrics.app_memory(sample.usage);
+        if sample.session != session {
             permit.release_uncharged();
             return Err(restarted(session));
         }
@@ -360,9 +360,9 @@ impl Watch {
             profile: None,
             snapshot_held_back: None,
             at: at.to_rfc3339(),
-            heap_used_bytes: probe.usage.used,
-            heap_total_bytes: probe.usage.total,
-            rss_bytes: probe.usage.rss,
+            heap_used_bytes: sample.usage.used,
+            heap_total_bytes: sample.usage.total,
+            rss_bytes: sample.usage.rss,
             stored_bytes: 0,
         };
         if self.inspector.samples() {
@@ -412,7 +412,7 @@ impl Watch {
                 return Err(End::AppRestarted(format!("inspector: {e}")));
             }
         };
-        if capture.series.as_deref() != Some(session) {
+        if capture.session.as_deref() != Some(session) {
             abort(writer, &path).await;
             return Err(restarted(session));
         }
@@ -436,7 +436,7 @@ impl Watch {
             Err(Failure::Source(e)) => {
                 self.metrics.watch_upload("aborted");
                 tracing::warn!(object = %store.display(&path), error = %e, "leak watch: snapshot failed; upload aborted");
-                if self.inspector.series().as_deref() != Some(session) {
+                if self.inspector.session().as_deref() != Some(session) {
                     return Err(restarted(session));
                 }
                 Err(End::SnapshotFailed(e.to_string()))
@@ -462,7 +462,7 @@ impl Watch {
             .profile()
             .await
             .map_err(|e| End::SnapshotFailed(format!("sampling heap profile: {e}")))?;
-        if profile.series != session {
+        if profile.session != session {
             return Err(restarted(session));
         }
         let name = layout::profile_name(at);
