@@ -11,12 +11,13 @@ use heapgate_token::Window;
 use super::args::{CompressionArg, RedactArg, SourceKind};
 use super::{
     Config, ConfigBuilder, ConfigError, HeadroomConfig, LeakConfig, Limits, ProfileConfig,
-    SnapshotConfig, SourceConfig, WatchConfig, error,
+    SeriesConfig, SnapshotConfig, SourceConfig, WatchConfig, error,
 };
 use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::{GatewayConfig, Targets};
 use crate::passthrough::UpstreamUrl;
+use crate::watch::trigger::TriggerConfig;
 
 impl ConfigBuilder {
     /// Checks everything, as for the command line.
@@ -245,11 +246,15 @@ fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchCo
     Ok(WatchConfig {
         every: Some(every),
         leak: Some(LeakConfig {
-            growth,
-            window: b.watch_window,
-            count: b.watch_count,
-            interval: b.watch_interval,
-            cooldown: b.watch_cooldown,
+            trigger: TriggerConfig {
+                growth,
+                window: b.watch_window,
+                cooldown: b.watch_cooldown,
+            },
+            series: SeriesConfig {
+                count: b.watch_count,
+                interval: b.watch_interval,
+            },
             store,
         }),
     })

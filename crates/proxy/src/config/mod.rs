@@ -25,6 +25,7 @@ use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::GatewayConfig;
 use crate::passthrough::UpstreamUrl;
+use crate::watch::trigger::TriggerConfig;
 
 /// Where snapshots come from, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +88,19 @@ pub(crate) struct WatchConfig {
     pub(crate) leak: Option<LeakConfig>,
 }
 
+/// The leak trigger, its series and their store, as the watch runs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LeakConfig {
-    pub(crate) growth: u64,
-    pub(crate) window: Duration,
+    pub(crate) trigger: TriggerConfig,
+    pub(crate) series: SeriesConfig,
+    pub(crate) store: heapgate_store::StoreLocation,
+}
+
+/// A series: how many captures, how far apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesConfig {
     pub(crate) count: u32,
     pub(crate) interval: Duration,
-    pub(crate) cooldown: Duration,
-    pub(crate) store: heapgate_store::StoreLocation,
 }
 
 /// Where this instance's task id comes from.

@@ -28,7 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::body::encoding::{Coding, Encoder};
 use crate::body::redaction;
-use crate::config::WatchConfig;
+use crate::config::{SeriesConfig, WatchConfig};
 use crate::gate::{SnapshotGate, SnapshotPermit};
 use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
@@ -44,13 +44,6 @@ const PARTS_IN_FLIGHT: usize = 2;
 const BEGIN_ATTEMPTS: u32 = 4;
 /// Longest wait for the gate before a series gives a snapshot up.
 const GATE_WAIT: Duration = Duration::from_secs(600);
-
-/// The series settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SeriesConfig {
-    pub(crate) count: u32,
-    pub(crate) interval: Duration,
-}
 
 /// What the watch shares with the rest of the proxy.
 pub(crate) struct Shared {
@@ -127,25 +120,14 @@ impl Watch {
                 let store = Store::open(&leak.store)?;
                 tracing::info!(
                     store = %leak.store,
-                    growth = leak.growth,
-                    window_s = leak.window.as_secs(),
-                    count = leak.count,
-                    interval_s = leak.interval.as_secs(),
-                    cooldown_s = leak.cooldown.as_secs(),
+                    growth = leak.trigger.growth,
+                    window_s = leak.trigger.window.as_secs(),
+                    count = leak.series.count,
+                    interval_s = leak.series.interval.as_secs(),
+                    cooldown_s = leak.trigger.cooldown.as_secs(),
                     "leak watch on"
                 );
-                Some((
-                    TriggerConfig {
-                        growth: leak.growth,
-                        window: leak.window,
-                        cooldown: leak.cooldown,
-                    },
-                    SeriesConfig {
-                        count: leak.count,
-                        interval: leak.interval,
-                    },
-                    store,
-                ))
+                Some((leak.trigger, leak.series, store))
             }
         };
         let Shared {
