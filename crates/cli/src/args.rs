@@ -19,16 +19,15 @@ use heapgate_protocol::Instrument;
     propagate_version = true,
     max_term_width = 100
 )]
-#[command(after_help = EXIT_STATUS)]
+#[command(after_help = concat!(
+    "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or configuration error, \
+     3 diff --fail-on-growth exceeded, 130 fetch interrupted (SIGINT, SIGTERM).\n",
+    "Reference: `heapgate man SUBCOMMAND`, and docs/cli.md in the source (recipes: README.md)."
+))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
-
-/// Every exit status, for `--help` and the manual page.
-const EXIT_STATUS: &str = "Exit status: 0 ok, 1 token invalid or operation failed, 2 usage or \
-                           configuration error, 3 diff --fail-on-growth exceeded, 130 fetch \
-                           interrupted (SIGINT, SIGTERM).";
 
 /// The value signed with the hour unless `--value` or `HEAPGATE_VALUE` says otherwise.
 pub(crate) const DEFAULT_VALUE: &str = "heapdump";

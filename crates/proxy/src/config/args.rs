@@ -67,7 +67,9 @@ Snapshot path answers: 200 snapshot, 204 probe, 400 missing/malformed hash, 403 
 405 not GET, 421 another task's request, 429 busy (Retry-After), 502 source unreachable,
 507 the snapshot would not fit in the app's memory (use the profile path).
 The profile path (--profile-path) answers the same way, with a profile token
-(`heapgate mint --for profile`).")]
+(`heapgate mint --for profile`).
+Reference (answers, metrics, every flag): docs/sidecar.md in the source, or
+`heapgate man heapgate-proxy`.")]
 pub struct Args {
     /// Address to serve traffic on.
     #[arg(long, env = "HEAPGATE_LISTEN", default_value = defaults::LISTEN)]
