@@ -443,3 +443,46 @@ fn cli_reference_matches_the_binary() {
     assert!(rows > 20, "only {rows} flag rows in docs/cli.md");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// One word per concept (issue 23): spellings the pages must not use in prose, with the word
+/// that replaced them. Wire and metric names in backticks (`X-Heapgate-Series`,
+/// `route="passthrough"`, `--keepalive`) are exempt: users depend on them.
+const RETIRED_WORDS: &[(&str, &str)] = &[
+    (
+        "series id",
+        "session id: `X-Heapgate-Session` names the inspector session",
+    ),
+    ("inspector series", "inspector session"),
+    (
+        "keep-alive whitespace",
+        "heartbeat (keep-alive is only HTTP's reused connections)",
+    ),
+    ("whitespace keep-alive", "heartbeat"),
+    ("keep-alive spaces", "heartbeat spaces"),
+    ("heap probe", "heap sample (a probe is only `probe=1`)"),
+    (
+        "passthrough",
+        "pass-through (`passthrough` only as a label value in backticks)",
+    ),
+    ("pass through path", "pass-through path"),
+    ("hyper path", "the general path"),
+];
+
+#[test]
+fn pages_use_one_word_per_concept() {
+    let mut found = Vec::new();
+    for doc in &docs() {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        for (n, line) in prose(&text) {
+            // Drop `code spans`: wire names, flags and labels keep their spelling.
+            let words: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+            let words = words.to_lowercase();
+            for (retired, instead) in RETIRED_WORDS {
+                if words.contains(retired) {
+                    found.push(format!("{doc}:{n}: \"{retired}\": say {instead}"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
