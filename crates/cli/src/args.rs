@@ -111,6 +111,14 @@ pub enum Command {
     /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
     Demo(DemoArgs),
+    /// Serve heapgate's analyses to AI agents over the Model Context Protocol (stdio).
+    ///
+    /// Tools: list_evidence, summary, diff, holders, object, query (and take_snapshot with
+    /// --capture). Answers start with a one-sentence verdict, carry structured content with an
+    /// output schema, stay under --max-bytes (cursors page the rest) and never contain string
+    /// values from the heap unless --allow-strings. Files are read only under --root. See
+    /// docs/mcp.md for client configuration.
+    Mcp(McpArgs),
     /// Print a shell completion script: `heapgate completions bash > /etc/bash_completion.d/heapgate`.
     Completions {
         /// The shell to complete for.
@@ -120,6 +128,33 @@ pub enum Command {
     /// Print a manual page (roff): `heapgate man | man -l -`, `heapgate man fetch | man -l -`;
     /// or write every page to a directory: `heapgate man --dir /usr/local/share/man/man1`.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// A directory or s3://bucket/prefix the tools may read (repeat for more). Any other path,
+    /// and anything a symlink leads out of a root to, is refused.
+    #[arg(long = "root", value_name = "DIR|URL", required = true)]
+    pub roots: Vec<String>,
+
+    /// Let string values from the heap appear in answers (object details). Off by default:
+    /// snapshots hold users' data and secrets, and an agent's transcript is not a safe place.
+    #[arg(long)]
+    pub allow_strings: bool,
+
+    /// Enable the take_snapshot tool for this sidecar (http(s)://host[:port][/prefix]; repeat
+    /// for more). Needs HEAPGATE_SECRET or HEAPGATE_SECRET_FILE in the environment; files land
+    /// in --capture-dir as `heapgate fetch` saves them.
+    #[arg(long = "capture", value_name = "BASE_URL")]
+    pub capture: Vec<String>,
+
+    /// Where take_snapshot saves; must be under a local --root [default: the first local root].
+    #[arg(long, value_name = "DIR", requires = "capture")]
+    pub capture_dir: Option<PathBuf>,
+
+    /// Most bytes of text per answer; longer lists are paged with cursors.
+    #[arg(long, value_name = "BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Args)]

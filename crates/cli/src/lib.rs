@@ -12,6 +12,7 @@ mod fetch;
 mod html;
 mod html_profile;
 mod man;
+mod mcp;
 mod mint;
 mod mode;
 mod profiles;
@@ -64,6 +65,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
             Ok(())
         }
         args::Command::Man(args) => man::run(args, io),
+        args::Command::Mcp(args) => mcp::run(args, io),
         args::Command::Diff(args) => diff::run(args, io),
         args::Command::Redact(args) => redact::run(args, io),
         args::Command::Summary(args) => summary::run(args, io),

@@ -139,11 +139,48 @@ fn open_url(url: &str) -> Result<(Store, ObjectPath), Error> {
     Ok((store, ObjectPath::from(prefix.as_str())))
 }
 
-/// `heapgate list DIR|s3://bucket/prefix`: one block per stored series.
-pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
-    let location =
-        StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
-    if let StoreLocation::Dir(dir) = &location {
+/// One folder of a store that holds evidence files.
+pub(crate) struct Folder {
+    /// How a user names the folder (a path or an `s3://` URL).
+    pub(crate) name: String,
+    pub(crate) manifest: FolderManifest,
+    /// Its evidence files, in the order they were taken (their names start with a UTC stamp).
+    pub(crate) files: Vec<StoredFile>,
+}
+
+/// Whether a folder is a series the leak watch stored.
+pub(crate) enum FolderManifest {
+    /// No `manifest.json`: files put there some other way (`heapgate fetch --out`).
+    None,
+    /// A `manifest.json` that does not parse.
+    Unreadable,
+    Read(Box<Manifest>),
+}
+
+/// One evidence file in a store.
+pub(crate) struct StoredFile {
+    /// How a user names it (a path or an `s3://` URL).
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `name` is a snapshot or profile file, plain or compressed.
+pub(crate) fn is_evidence(name: &str) -> bool {
+    [
+        ".heapsnapshot",
+        ".heapsnapshot.zst",
+        ".heapsnapshot.gz",
+        ".heapprofile",
+        ".pb.gz",
+    ]
+    .iter()
+    .any(|suffix| name.ends_with(suffix))
+}
+
+/// Every folder under `location` that holds evidence files or a manifest.
+pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
+    if let StoreLocation::Dir(dir) = location {
         if !dir.is_dir() {
             return Err(Error::Failed(format!(
                 "{}: no such directory",
@@ -151,52 +188,91 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
             )));
         }
     }
-    let store = Store::open(&location).map_err(Error::Failed)?;
+    let store = Store::open(location).map_err(Error::Failed)?;
     let runtime = runtime()?;
-    let series = runtime.block_on(async {
-        let mut by_series: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
+    runtime.block_on(async {
+        let mut by_folder: BTreeMap<String, Vec<object_store::ObjectMeta>> = BTreeMap::new();
         let mut listing = store.objects().list(Some(store.prefix()));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
-            let path = meta.location;
-            let Some((folder, _)) = path.as_ref().rsplit_once('/') else {
-                continue;
-            };
-            by_series.entry(folder.to_owned()).or_default().push(path);
+            let folder = meta
+                .location
+                .as_ref()
+                .rsplit_once('/')
+                .map_or("", |(folder, _)| folder)
+                .to_owned();
+            by_folder.entry(folder).or_default().push(meta);
         }
         let mut found = Vec::new();
-        for (folder, objects) in by_series {
-            let manifest_path = ObjectPath::from(format!("{folder}/{MANIFEST}"));
-            if !objects.contains(&manifest_path) {
+        for (folder, objects) in by_folder {
+            let manifest_path = if folder.is_empty() {
+                ObjectPath::from(MANIFEST)
+            } else {
+                ObjectPath::from(format!("{folder}/{MANIFEST}"))
+            };
+            let manifest = if objects.iter().any(|m| m.location == manifest_path) {
+                match store.objects().get(&manifest_path).await {
+                    Ok(got) => got
+                        .bytes()
+                        .await
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+                        .map_or(FolderManifest::Unreadable, |m| {
+                            FolderManifest::Read(Box::new(m))
+                        }),
+                    Err(_) => FolderManifest::Unreadable,
+                }
+            } else {
+                FolderManifest::None
+            };
+            let mut files: Vec<StoredFile> = objects
+                .iter()
+                .filter(|m| is_evidence(m.location.as_ref()))
+                .map(|m| StoredFile {
+                    name: store.display(&m.location),
+                    size: m.size,
+                    modified: m.last_modified,
+                })
+                .collect();
+            if files.is_empty() && matches!(manifest, FolderManifest::None) {
                 continue;
             }
-            let manifest = match store.objects().get(&manifest_path).await {
-                Ok(got) => got
-                    .bytes()
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
-                Err(_) => None,
+            files.sort_by(|a, b| a.name.cmp(&b.name));
+            found.push(Folder {
+                name: store.display(&ObjectPath::from(folder.as_str())),
+                manifest,
+                files,
+            });
+        }
+        Ok(found)
+    })
+}
+
+/// `heapgate list DIR|s3://bucket/prefix`: one block per stored series.
+pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
+    let location =
+        StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
+    // The series the leak watch stored: folders with a manifest, and their snapshots and
+    // profiles as the watch names them.
+    let series: Vec<(String, Option<Manifest>, Vec<String>)> = folders(&location)?
+        .into_iter()
+        .filter_map(|folder| {
+            let manifest = match folder.manifest {
+                FolderManifest::None => return None,
+                FolderManifest::Unreadable => None,
+                FolderManifest::Read(m) => Some(*m),
             };
-            // In the order they were taken (their names start with a UTC stamp), whatever
-            // order the store lists them in.
-            let mut snapshots: Vec<String> = objects
-                .iter()
-                .filter(|p| {
-                    let name = p.as_ref();
+            let files = folder
+                .files
+                .into_iter()
+                .map(|f| f.name)
+                .filter(|name| {
                     name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
                 })
-                .map(|p| store.display(p))
                 .collect();
-            snapshots.sort();
-            found.push((
-                store.display(&ObjectPath::from(folder.as_str())),
-                manifest,
-                snapshots,
-            ));
-        }
-        Ok::<_, Error>(found)
-    })?;
+            Some((folder.name, manifest, files))
+        })
+        .collect();
     let w = |out: &mut dyn Write, text: String| {
         writeln!(out, "{text}").map_err(|e| crate::output_error(&e))
     };
