@@ -20,8 +20,9 @@ use crate::analysis::{Snapshot, Subjects};
 use crate::diff::{Diff, SortBy, diff};
 use crate::error::SnapshotError;
 use crate::identity::{Comparability, comparability};
+use crate::load::load;
 use crate::model::{ClassSummary, Location, SnapshotInfo};
-use crate::summary::{Summary, load};
+use crate::summary::Summary;
 
 /// What [`compare`] adds beyond the Comparison rows.
 #[derive(Clone, Copy, Debug)]
