@@ -119,6 +119,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Works out [`Snapshot::kept`] for `subjects` (needs the dominator tree).
+    pub(crate) fn set_subjects(&mut self, subjects: Subjects<'_>) {
+        self.kept = match subjects {
+            Subjects::Ids(ids) => Some(self.retained_of_marked(&self.mark(ids))),
+            Subjects::NotIn(ids) => {
+                let mut marked = self.mark(ids);
+                marked.iter_mut().for_each(|m| *m = !*m);
+                Some(self.retained_of_marked(&marked))
+            }
+        };
+    }
+
     /// [`Snapshot::retained_of`] the subjects given to [`Snapshot::open_for_compare`].
     pub(crate) fn kept(&self) -> Option<&ClassCounts> {
         self.kept.as_ref()
@@ -174,14 +186,7 @@ impl Snapshot {
             |_| true,
         );
         if let Some(subjects) = compare {
-            snapshot.kept = match subjects {
-                Subjects::Ids(ids) => Some(snapshot.retained_of_marked(&snapshot.mark(ids))),
-                Subjects::NotIn(ids) => {
-                    let mut marked = snapshot.mark(ids);
-                    marked.iter_mut().for_each(|m| *m = !*m);
-                    Some(snapshot.retained_of_marked(&marked))
-                }
-            };
+            snapshot.set_subjects(subjects);
             // Nothing a comparison asks later needs the tree.
             snapshot.graph.dominator = Vec::new();
         }

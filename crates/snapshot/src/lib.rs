@@ -80,6 +80,7 @@ mod parse;
 mod query;
 mod redact;
 mod render;
+mod render_drill;
 mod report;
 mod spill;
 mod summary;
@@ -102,7 +103,8 @@ pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
 pub use render::{
     MAX_NAME_WIDTH, SHOWN_STEPS, render_answer, render_retainers, render_summary, render_table,
 };
-pub use report::{CompareOptions, Comparison, FileClasses, compare};
+pub use render_drill::{render_holders, render_largest, render_object, render_query};
+pub use report::{CompareOptions, Comparison, FileClasses, compare, compare_with};
 pub use summary::Summary;
 pub use work::{Progress, Stage, Work};
 
