@@ -58,6 +58,16 @@ impl SampleRate {
         }
     }
 
+    /// The rate as stored in an index.
+    pub(crate) fn shift(self) -> u32 {
+        self.shift
+    }
+
+    /// A rate read back from an index; `None` if out of range.
+    pub(crate) fn from_shift(shift: u32) -> Option<SampleRate> {
+        (shift < 32).then_some(SampleRate { shift })
+    }
+
     pub(crate) fn includes(self, id: u32) -> bool {
         // Fibonacci hashing spreads consecutive ids evenly over the top bits.
         id % 2 == 1 && (self.shift == 0 || id.wrapping_mul(0x9E37_79B1) >> (32 - self.shift) == 0)

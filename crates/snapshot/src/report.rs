@@ -20,8 +20,10 @@ use crate::analysis::{Snapshot, Subjects};
 use crate::diff::{Diff, SortBy, diff};
 use crate::error::SnapshotError;
 use crate::identity::{Comparability, comparability};
+use crate::index::{OpenOptions, SourceIdentity};
+use crate::load::load;
 use crate::model::{ClassSummary, Location, SnapshotInfo};
-use crate::summary::{Summary, load};
+use crate::summary::Summary;
 
 /// What [`compare`] adds beyond the Comparison rows.
 #[derive(Clone, Copy, Debug)]
@@ -131,12 +133,70 @@ pub fn compare(
         files.len() == 2 || files.len() == 3,
         "compare takes two or three files"
     );
-    let first = load(&files[0])?;
+    let last = files.len() - 1;
+    compare_by(
+        files.len(),
+        options,
+        |i| load(&files[i]),
+        |subjects| Snapshot::open_for_compare(files[last].as_ref(), subjects),
+    )
+}
+
+/// [`compare`] with each file opened by [`Snapshot::open_with`]: from its index when the cache
+/// has one (else the index is written), with `open`'s progress and cancellation. `identities`
+/// names the sources whose paths cannot (pipes fed from `s3://`); it may be shorter than
+/// `files`. Returns the comparison and the cache's one-line warnings.
+///
+/// # Panics
+/// When `files` does not hold two or three paths, as [`compare`].
+pub fn compare_with(
+    files: &[impl AsRef<Path>],
+    identities: &[Option<SourceIdentity>],
+    options: &CompareOptions,
+    open: &OpenOptions,
+) -> Result<(Comparison, Vec<String>), SnapshotError> {
+    assert!(
+        files.len() == 2 || files.len() == 3,
+        "compare takes two or three files"
+    );
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let opened = |i: usize| {
+        let mut options = open.clone();
+        if let Some(Some(identity)) = identities.get(i) {
+            options = options.identity(identity.clone());
+        }
+        let opened = Snapshot::open_with(files[i].as_ref(), &options)?;
+        warnings.borrow_mut().extend(opened.warnings);
+        Ok::<_, SnapshotError>(opened.snapshot)
+    };
+    let last = files.len() - 1;
+    let comparison = compare_by(
+        files.len(),
+        options,
+        |i| opened(i).map(Snapshot::into_summary),
+        |subjects| {
+            let mut snapshot = opened(last)?;
+            snapshot.set_subjects(subjects);
+            Ok(snapshot)
+        },
+    )?;
+    Ok((comparison, warnings.into_inner()))
+}
+
+/// The comparison of `files` (2 or 3) files, given how to summarise file `i` and how to open
+/// the last one with its subjects' class sums.
+fn compare_by(
+    files: usize,
+    options: &CompareOptions,
+    mut summary: impl FnMut(usize) -> Result<Summary, SnapshotError>,
+    last: impl FnOnce(Subjects<'_>) -> Result<Snapshot, SnapshotError>,
+) -> Result<Comparison, SnapshotError> {
+    let first = summary(0)?;
     let mut checks = Vec::new();
     // With three files, everything A is needed for is worked out before C is read, so that A
     // is gone when C's graph (the peak) is built.
-    let before_last = if files.len() == 3 {
-        let middle = load(&files[1])?;
+    let before_last = if files == 3 {
+        let middle = summary(1)?;
         checks.push(comparability(&first, &middle));
         let rows = diff(&first, &middle);
         // Retained sizes are named with the definitions the rows use (B's).
@@ -166,7 +226,7 @@ pub fn compare(
         BeforeLast::Three { new_ids, .. } => Subjects::Ids(new_ids),
         BeforeLast::Two(_) => Subjects::NotIn(&base_ids),
     };
-    let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), subjects)?;
+    let last = last(subjects)?;
 
     let (mut rows, middle_new, subjects, files) = match before_last {
         BeforeLast::Three {
