@@ -152,6 +152,20 @@ pub struct McpArgs {
     #[arg(long, value_name = "DIR", requires = "capture")]
     pub capture_dir: Option<PathBuf>,
 
+    /// Where snapshot indexes are kept, so a second question on a file is instant
+    /// [default: $XDG_CACHE_HOME/heapgate or ~/.cache/heapgate].
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "HEAPGATE_CACHE_DIR",
+        conflicts_with = "no_cache"
+    )]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Keep no index: every question reads the file again.
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Most bytes of text per answer; longer lists are paged with cursors.
     #[arg(long, value_name = "BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
     pub max_bytes: u64,

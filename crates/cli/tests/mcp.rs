@@ -47,6 +47,8 @@ struct Series {
     files: [PathBuf; 3],
     big: PathBuf,
     outside: tempfile::TempDir,
+    /// The servers' index cache (never the user's).
+    cache: PathBuf,
 }
 
 /// The series, taken once for all tests here; `None` after a loud skip.
@@ -86,7 +88,9 @@ fn series(test: &str) -> Option<&'static Series> {
             let root = std::fs::canonicalize(root).unwrap();
             let files = ["a", "b", "c"].map(|n| root.join(format!("{n}.heapsnapshot")));
             let big = root.join("big/big.heapsnapshot");
+            let cache = dir.path().join("cache");
             Some(Series {
+                cache,
                 _dir: dir,
                 root,
                 files,
@@ -121,7 +125,7 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
     );
     let config = json!({
         "command": heapgate(),
-        "args": ["mcp", "--root", s(&series.root)],
+        "args": ["mcp", "--root", s(&series.root), "--cache-dir", s(&series.cache)],
         "root": s(&series.root),
         "series": series.files.iter().map(|f| s(f)).collect::<Vec<_>>(),
         "big": s(&series.big),
@@ -163,7 +167,14 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    for tool in ["list_evidence", "summary", "diff"] {
+    for tool in [
+        "list_evidence",
+        "summary",
+        "diff",
+        "holders",
+        "query",
+        "object",
+    ] {
         assert!(tools.contains(&tool), "{tool} missing: {tools:?}");
         assert!(
             report["calls"][tool].as_u64().unwrap() > 0,
@@ -230,7 +241,7 @@ console.log(all.includes("customer-secret-") ? "LEAKED" : "CLEAN", all.length);
     std::fs::write(&path, script).unwrap();
     let config = json!({
         "command": heapgate(),
-        "args": ["mcp", "--root", s(&series.root)],
+        "args": ["mcp", "--root", s(&series.root), "--cache-dir", s(&series.cache)],
         "series": series.files.iter().map(|f| s(f)).collect::<Vec<_>>(),
     });
     let out = Command::new(node)
@@ -271,6 +282,8 @@ fn the_inspector_cli_lists_and_calls_the_tools() {
             .arg("--cli")
             .args([heapgate(), "mcp", "--root"])
             .arg(&series.root)
+            .arg("--cache-dir")
+            .arg(&series.cache)
             .args(extra)
             // The Inspector keeps a catalog and secrets under HOME: a throwaway one.
             .env("HOME", home.path())

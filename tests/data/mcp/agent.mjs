@@ -110,6 +110,9 @@ try {
     assert.ok(biggest && biggest.id, `query found nothing: ${found.verdict}`);
     const object = await agent("object", { file: c, id: biggest.id });
     report.objectVerdict = object.verdict;
+    assert.equal(object.object.id, biggest.id);
+    assert.ok(object.paths[0]?.path.some((s) => s.node === "Map"), "the object's path runs through the Map");
+    report.objectPath = object.paths[0].path.map((s) => `${s.edge ?? ""}→${s.node}`).join(" ");
     report.biggest = biggest.id;
   }
 

@@ -145,7 +145,7 @@ pub(crate) async fn take(call: &Call, input: CaptureInput) -> Result<CallToolRes
     let stop = call.cancel_flag();
     let noun = if profile { "profile" } else { "snapshot" };
     let saved = call
-        .heavy(&format!("taking {count} {noun}(s)"), move || {
+        .heavy(&format!("taking {count} {noun}(s)"), move |_work| {
             let env = |name: &str| std::env::var_os(name);
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let mut io = crate::Io {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use heapgate_snapshot::{Cache, Progress as EngineProgress, Snapshot, Work};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
@@ -39,17 +40,28 @@ pub(crate) struct Config {
     capture: Option<tools::Capture>,
     /// `--max-bytes`.
     max_bytes: usize,
+    /// Where indexes are kept (`None`: `--no-cache`, or no home to put them in).
+    cache: Option<Cache>,
 }
 
 impl Config {
     fn new(args: &McpArgs, io: &Io<'_>) -> Result<Config, Error> {
         let roots = Roots::new(&args.roots).map_err(Error::Config)?;
         let capture = tools::Capture::new(args, &roots, io.env)?;
+        let cache = if args.no_cache {
+            None
+        } else {
+            args.cache_dir
+                .clone()
+                .or_else(|| Cache::default_dir(io.env))
+                .map(Cache::new)
+        };
         Ok(Config {
             roots,
             strings: args.allow_strings,
             capture,
             max_bytes: usize::try_from(args.max_bytes).unwrap_or(usize::MAX),
+            cache,
         })
     }
 }
@@ -102,6 +114,9 @@ struct Inner {
     config: Config,
     answers: Answers,
     heavy: Arc<Semaphore>,
+    /// The last snapshot opened for drill-down, by file identity: the handle later calls on
+    /// the same file use (one, so that memory stays one snapshot's graph).
+    opened: std::sync::Mutex<Option<(String, Arc<Snapshot>)>>,
 }
 
 impl Server {
@@ -111,6 +126,7 @@ impl Server {
                 config,
                 answers: Answers::default(),
                 heavy: Arc::new(Semaphore::new(1)),
+                opened: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -134,43 +150,60 @@ impl Call {
         &self.inner.answers
     }
 
+    /// What a blocking job needs to open snapshots: the cache, the kept handle.
+    pub(crate) fn opener(&self) -> Opener {
+        Opener {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// The flag the engine polls; set when the client cancels.
     pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancelled.clone()
     }
 
-    /// Runs `work` (blocking: parsing, analysing) on a worker thread, one heavy job at a time,
-    /// reporting progress every second while it runs, and gives up when the client cancels.
+    /// Runs `job` (blocking: parsing, analysing) on a worker thread, one heavy job at a time,
+    /// forwarding the engine's progress, and gives up when the client cancels.
     pub(crate) async fn heavy<T: Send + 'static>(
         &self,
         what: &str,
-        work: impl FnOnce() -> Result<T, String> + Send + 'static,
+        job: impl FnOnce(Work) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         let permit = tokio::select! {
             permit = self.inner.heavy.clone().acquire_owned() => permit.map_err(|_| "server shutting down".to_owned())?,
             () = self.ct.cancelled() => return Err(CANCELLED.to_owned()),
         };
-        // The permit goes with the work: a cancelled job holds it until the engine has stopped,
+        // The permit goes with the job: a cancelled job holds it until the engine has stopped,
         // so the next one never runs beside it.
-        self.blocking(what, move || {
-            let result = work();
+        self.blocking(what, move |work| {
+            let result = job(work);
             drop(permit);
             result
         })
         .await
     }
 
-    /// Runs `work` on a blocking thread with progress and cancellation, without waiting for
-    /// heavy work to finish (listing a store, a small profile).
+    /// Runs `job` on a blocking thread with a [`Work`] whose progress reaches the client and
+    /// whose flag the client's cancellation sets, without waiting for heavy work (listing a
+    /// store). Without engine progress, a line every second says it is still running.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         what: &str,
-        work: impl FnOnce() -> Result<T, String> + Send + 'static,
+        job: impl FnOnce(Work) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         let started = Instant::now();
-        let mut job = tokio::task::spawn_blocking(work);
+        let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel::<EngineProgress>();
+        let work = Work::new()
+            .on_progress(move |p| {
+                let _ = sender.send(p);
+            })
+            .cancel_when(self.cancelled.clone());
+        let mut job = tokio::task::spawn_blocking(move || job(work));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
+        // MCP progress must grow with every notification: count them.
+        let mut sent = 0u32;
+        let mut last: Option<EngineProgress> = None;
         loop {
             tokio::select! {
                 joined = &mut job => {
@@ -181,9 +214,22 @@ impl Call {
                     self.cancelled.store(true, Ordering::Relaxed);
                     return Err(CANCELLED.to_owned());
                 }
+                Some(report) = reports.recv() => last = Some(report),
                 _ = tick.tick() => {
                     let seconds = started.elapsed().as_secs();
-                    self.progress(seconds as f64, None, format!("{what}: {seconds} s")).await;
+                    let message = match last.take() {
+                        Some(p) => match p.total {
+                            Some(total) if total > 0 => format!(
+                                "{what}: {} {}% ({seconds} s)",
+                                p.stage.describe(),
+                                p.done.saturating_mul(100) / total
+                            ),
+                            _ => format!("{what}: {} ({seconds} s)", p.stage.describe()),
+                        },
+                        None => format!("{what}: {seconds} s"),
+                    };
+                    sent += 1;
+                    self.progress(f64::from(sent), None, message).await;
                 }
             }
         }
@@ -202,8 +248,44 @@ impl Call {
     }
 }
 
+/// Opens snapshots for drill-down inside a blocking job, keeping the last one.
+pub(crate) struct Opener {
+    inner: Arc<Inner>,
+}
+
+impl Opener {
+    pub(crate) fn cache(&self) -> Option<Cache> {
+        self.inner.config.cache.clone()
+    }
+
+    /// The snapshot `key` names, opened now (from its index when there is one) unless it is
+    /// the one kept.
+    pub(crate) fn open(
+        &self,
+        key: &str,
+        open: impl FnOnce() -> Result<Snapshot, String>,
+    ) -> Result<Arc<Snapshot>, String> {
+        let lock = || {
+            self.inner
+                .opened
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((kept, snapshot)) = lock().as_ref() {
+            if kept == key {
+                return Ok(snapshot.clone());
+            }
+        }
+        // Drop the kept graph before reading another: one graph in memory at a time.
+        *lock() = None;
+        let snapshot = Arc::new(open()?);
+        *lock() = Some((key.to_owned(), snapshot.clone()));
+        Ok(snapshot)
+    }
+}
+
 /// The answer to a cancelled call (the client has stopped waiting; rmcp drops it).
-const CANCELLED: &str = "cancelled by the client";
+pub(crate) const CANCELLED: &str = "cancelled by the client";
 
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use heapgate_snapshot::{ClassDiff, CompareOptions, PathStep, RetainerGroup, render_answer};
+use heapgate_snapshot::{
+    ClassDiff, CompareOptions, ObjectOptions, ObjectRef, OpenOptions, Paging, PathStep, Query,
+    RetainerGroup, Snapshot, SnapshotError, Strings, Work, render_answer,
+};
 use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -15,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::page::Answer;
 use super::roots::{Allowed, Root, quoted};
-use super::{Call, Config};
+use super::{CANCELLED, Call, Config, Opener};
 
 pub(crate) use super::capture::Capture;
 
@@ -44,6 +47,22 @@ pub(crate) fn list(config: &Config) -> Vec<Tool> {
              classes grew (with 3 files: objects new in the 2nd still alive in the 3rd, the \
              leak) and who holds them, with the retainer path from the GC root. One call answers \
              'what leaks and who holds it'.",
+        ),
+        tool::<HoldersInput, Paged<HoldersHead, HolderItem>>(
+            "holders",
+            "Who holds the objects of one class in one snapshot: their retainer paths from the GC \
+             root, grouped, with the holding variable or property and the collection.",
+        ),
+        tool::<QueryInput, Paged<QueryHead, ObjectItem>>(
+            "query",
+            "Objects of one snapshot by class (and constructor location), property name and \
+             minimum retained size, largest retained size first: ids to open with object.",
+        ),
+        tool::<ObjectInput, Paged<ObjectHead, EdgeItem>>(
+            "object",
+            "One object by id (@12345, from query, holders or diff on the same file): class, \
+             sizes, distance, dominator, its retainer paths, then its retainers and outgoing \
+             references.",
         ),
     ];
     for tool in &mut tools {
@@ -126,7 +145,10 @@ pub(crate) async fn call(
     let max = call.config().max_bytes;
     // A cursor names a kept answer: the same list, further on.
     if let Some(cursor) = arguments.get("cursor").and_then(Value::as_str) {
-        if matches!(name, "list_evidence" | "summary" | "diff" | "take_snapshot") {
+        if matches!(
+            name,
+            "list_evidence" | "summary" | "diff" | "holders" | "query" | "object" | "take_snapshot"
+        ) {
             return call.answers().page(cursor, max).map(Some);
         }
     }
@@ -134,6 +156,9 @@ pub(crate) async fn call(
         "list_evidence" => list_evidence(call, parse(name, arguments)?).await?,
         "summary" => summary(call, parse(name, arguments)?).await?,
         "diff" => diff(call, parse(name, arguments)?).await?,
+        "holders" => holders(call, parse(name, arguments)?).await?,
+        "query" => query(call, parse(name, arguments)?).await?,
+        "object" => object(call, parse(name, arguments)?).await?,
         "take_snapshot" if call.config().capture.is_some() => {
             super::capture::take(call, parse(name, arguments)?).await?
         }
@@ -298,7 +323,7 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
     };
     let listed: Vec<String> = places.iter().map(ToString::to_string).collect();
     let (items, series) = call
-        .blocking("listing", move || {
+        .blocking("listing", move |_work| {
             let mut items = Vec::new();
             let mut series = 0usize;
             for place in &places {
@@ -429,8 +454,9 @@ async fn summary(call: &Call, input: SummaryInput) -> Result<CallToolResult, Str
     }
     let shown = file.display();
     let what = format!("summary of {shown}");
+    let opener = call.opener();
     let answer = call
-        .heavy(&what, move || {
+        .heavy(&what, move |work| {
             let path = file.path();
             let paths = std::slice::from_ref(&path);
             if crate::profiles::are_profiles(paths).map_err(|e| e.to_string())? {
@@ -465,8 +491,8 @@ async fn summary(call: &Call, input: SummaryInput) -> Result<CallToolResult, Str
                     to_values(items),
                 ));
             }
-            let inputs = crate::stored::inputs(paths).map_err(|e| e.to_string())?;
-            let summary = heapgate_snapshot::load(&inputs.paths[0]).map_err(|e| e.to_string())?;
+            let snapshot = open_snapshot(&opener, &file, work)?;
+            let summary = snapshot.summary();
             let classes = summary.classes();
             let info = summary.info();
             let items: Vec<ClassItem> = classes
@@ -669,8 +695,9 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
         return Ok(page);
     }
     let what = format!("diff of {} files", files.len());
+    let cache = call.config().cache.clone();
     let (verdict, head, items) = call
-        .heavy(&what, move || {
+        .heavy(&what, move |work| {
             let paths: Vec<PathBuf> = files.iter().map(Allowed::path).collect();
             let shown: Vec<String> = files.iter().map(Allowed::display).collect();
             if crate::profiles::are_profiles(&paths).map_err(|e| e.to_string())? {
@@ -682,9 +709,12 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
                 retainer_classes: retainers,
                 groups_per_class: 3,
             };
-            let comparison =
-                heapgate_snapshot::compare(&inputs.paths, &options).map_err(|e| e.to_string())?;
-            let warnings = crate::diff::warnings(&paths, &comparison.checks);
+            let open = OpenOptions::new().cache(cache).work(work);
+            let (comparison, cache_warnings) =
+                heapgate_snapshot::compare_with(&inputs.paths, &[], &options, &open)
+                    .map_err(|e| engine_error(&e))?;
+            let mut warnings = crate::diff::warnings(&paths, &comparison.checks);
+            warnings.extend(cache_warnings);
             let newest = &comparison.newest;
             let item = |c: &ClassDiff| DiffItem {
                 name: c.name.clone(),
@@ -768,6 +798,392 @@ fn diff_profiles(
             warnings: comparison.warnings.clone(),
         },
         to_values(items),
+    ))
+}
+
+// ---- drill-down: holders, query, object ----
+
+/// The snapshot `file` names, from the kept handle, its index or the file.
+fn open_snapshot(opener: &Opener, file: &Allowed, work: Work) -> Result<Arc<Snapshot>, String> {
+    opener.open(&identity(file), || {
+        let path = file.path();
+        let inputs =
+            crate::stored::inputs(std::slice::from_ref(&path)).map_err(|e| e.to_string())?;
+        let options = OpenOptions::new().cache(opener.cache()).work(work);
+        let opened =
+            Snapshot::open_with(&inputs.paths[0], &options).map_err(|e| engine_error(&e))?;
+        for warning in &opened.warnings {
+            eprintln!("heapgate mcp: {warning}");
+        }
+        Ok(opened.snapshot)
+    })
+}
+
+/// The engine's error with what to do next.
+fn engine_error(e: &SnapshotError) -> String {
+    match e {
+        SnapshotError::Cancelled => CANCELLED.to_owned(),
+        SnapshotError::NoSuchObject { .. } => format!(
+            "{e}; ids belong to one snapshot: take one from query, holders or object on this file"
+        ),
+        SnapshotError::NoSuchClass { .. } => {
+            format!("{e}; summary lists the classes of this file")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn strings(call: &Call) -> Strings {
+    if call.config().strings {
+        Strings::Shown
+    } else {
+        Strings::Hidden
+    }
+}
+
+fn snapshot_file(call: &Call, file: Option<String>, tool: &str) -> Result<Allowed, String> {
+    let Some(file) = file else {
+        return Err(format!(
+            "{tool} needs file: a snapshot path from list_evidence"
+        ));
+    };
+    call.config().roots.resolve(&file)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HoldersInput {
+    /// A snapshot (path or s3:// URL from list_evidence).
+    file: Option<String>,
+    /// The class, as summary or diff names it (`Order`, `{id, url}`, `(string)`).
+    class: Option<String>,
+    /// Only the class's objects constructed at a location containing this text (`app.js:12`).
+    location: Option<String>,
+    /// next_cursor from the previous page (the other arguments are then ignored).
+    #[allow(dead_code)]
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct HoldersHead {
+    /// The snapshot.
+    file: String,
+    /// The class.
+    class: String,
+    /// Objects of the class.
+    count: u64,
+    /// The class's retained size (all its constructor locations that matched), in bytes.
+    retained_size: u64,
+}
+
+async fn holders(call: &Call, input: HoldersInput) -> Result<CallToolResult, String> {
+    let file = snapshot_file(call, input.file, "holders")?;
+    let Some(class) = input.class else {
+        return Err("holders needs class: a class name from summary or diff".to_owned());
+    };
+    let key = format!(
+        "holders\u{0}{}\u{0}{class}\u{0}{}",
+        identity(&file),
+        input.location.as_deref().unwrap_or_default()
+    );
+    if let Some(page) = reuse(call, &key) {
+        return Ok(page);
+    }
+    let opener = call.opener();
+    let location = input.location;
+    let (verdict, head, items) = call
+        .heavy(&format!("holders of {class}"), move |work| {
+            let snapshot = open_snapshot(&opener, &file, work)?;
+            let held = snapshot
+                .holders(&class, location.as_deref(), 10)
+                .map_err(|e| engine_error(&e))?;
+            let items: Vec<HolderItem> = held.groups.iter().map(holder_item).collect();
+            let verdict = match held.groups.first() {
+                Some(g) => format!(
+                    "{} {} objects; {} of them ({} bytes retained) held by {}.",
+                    held.count,
+                    held.class,
+                    g.count,
+                    g.retained_size,
+                    g.holder.as_ref().map_or_else(
+                        || "the path below".to_owned(),
+                        heapgate_snapshot::Holder::describe
+                    )
+                ),
+                None => format!(
+                    "{} {} objects, none held on a path from the roots.",
+                    held.count, held.class
+                ),
+            };
+            let head = HoldersHead {
+                file: file.display(),
+                class: held.class.clone(),
+                count: held.count,
+                retained_size: held.rows.iter().map(|r| r.retained_size).sum(),
+            };
+            Ok((verdict, head, to_values(items)))
+        })
+        .await?;
+    Ok(first_page(
+        call,
+        Answer {
+            verdict,
+            head: to_map(head),
+            items,
+            key: Some(key),
+        },
+    ))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct QueryInput {
+    /// A snapshot (path or s3:// URL from list_evidence).
+    file: Option<String>,
+    /// Only objects of this class.
+    class: Option<String>,
+    /// Only objects constructed at a location containing this text (`app.js:12`).
+    location: Option<String>,
+    /// Only objects with a property (or other named edge) of this name.
+    edge: Option<String>,
+    /// Only objects retaining at least this many bytes.
+    min_retained_size: Option<u64>,
+    /// How many of the largest to return (default 20, at most 500).
+    limit: Option<usize>,
+    /// Skip this many of the largest first.
+    offset: Option<usize>,
+    /// next_cursor from the previous page (the other arguments are then ignored).
+    #[allow(dead_code)]
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct QueryHead {
+    /// The snapshot.
+    file: String,
+    /// Objects matching, in all.
+    matching: usize,
+}
+
+/// An object in a list.
+#[derive(Serialize, JsonSchema)]
+struct ObjectItem {
+    /// The node id (DevTools writes `@id`): pass it to object with the same file.
+    id: u32,
+    /// Its class.
+    class: String,
+    /// Where its constructor (or function) is defined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<String>,
+    /// Self size in bytes.
+    self_size: u64,
+    /// Retained size in bytes.
+    retained_size: u64,
+    /// Distance from the GC roots.
+    distance: i32,
+}
+
+fn object_item(o: &ObjectRef) -> ObjectItem {
+    ObjectItem {
+        id: o.id,
+        class: o.class.clone(),
+        location: o.location.clone(),
+        self_size: o.self_size,
+        retained_size: o.retained_size,
+        distance: o.distance,
+    }
+}
+
+async fn query(call: &Call, input: QueryInput) -> Result<CallToolResult, String> {
+    let file = snapshot_file(call, input.file, "query")?;
+    let paging = Paging {
+        offset: input.offset.unwrap_or(0),
+        limit: input.limit.unwrap_or(20).clamp(1, 500),
+    };
+    let query = Query {
+        class: input.class,
+        location: input.location,
+        edge: input.edge,
+        min_retained_size: input.min_retained_size.unwrap_or(0),
+        paging,
+        strings: strings(call),
+    };
+    let opener = call.opener();
+    let (verdict, head, items) = call
+        .heavy("query", move |work| {
+            let snapshot = open_snapshot(&opener, &file, work)?;
+            let answer = snapshot.query(&query).map_err(|e| engine_error(&e))?;
+            let page = answer.objects;
+            let verdict = match page.items.first() {
+                Some(o) => format!(
+                    "{} objects match; the largest here: @{} {}{} retains {} bytes.",
+                    page.total,
+                    o.id,
+                    o.class,
+                    o.location
+                        .as_ref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default(),
+                    o.retained_size
+                ),
+                None => format!(
+                    "{} objects match; none from offset {}.",
+                    page.total, page.offset
+                ),
+            };
+            let head = QueryHead {
+                file: file.display(),
+                matching: page.total,
+            };
+            Ok((verdict, head, to_values(page.items.iter().map(object_item))))
+        })
+        .await?;
+    Ok(first_page(
+        call,
+        Answer {
+            verdict,
+            head: to_map(head),
+            items,
+            key: None,
+        },
+    ))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum IdArg {
+    Number(u32),
+    Text(String),
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ObjectInput {
+    /// The snapshot the id comes from.
+    file: Option<String>,
+    /// The object's id: 12345 or "@12345".
+    id: Option<IdArg>,
+    /// next_cursor from the previous page (the other arguments are then ignored).
+    #[allow(dead_code)]
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ObjectHead {
+    /// The snapshot.
+    file: String,
+    /// The object.
+    object: ObjectItem,
+    /// Its V8 node type (`object`, `closure`, `array`…).
+    node_type: String,
+    /// A function's name (closures); never a string's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// The object that, freed, would free this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dominator: Option<ObjectItem>,
+    /// Its retainer paths from the GC roots, grouped.
+    paths: Vec<HolderItem>,
+    /// Retainers and outgoing references in all (the list pages through both).
+    retainers: usize,
+    edges: usize,
+}
+
+/// A reference to or from the object.
+#[derive(Serialize, JsonSchema)]
+struct EdgeItem {
+    /// `retainer` (holds the object) or `edge` (held by it).
+    direction: &'static str,
+    /// The property name, variable name or index; names that may be data read `<key>`.
+    name: String,
+    /// `property`, `element`, `context`, `internal`…
+    edge_type: String,
+    /// The object at the other end.
+    node: ObjectItem,
+}
+
+/// Retainers and outgoing references shown per object (the first of each).
+const OBJECT_EDGES: usize = 200;
+
+async fn object(call: &Call, input: ObjectInput) -> Result<CallToolResult, String> {
+    let file = snapshot_file(call, input.file, "object")?;
+    let id = match input.id {
+        Some(IdArg::Number(n)) => n,
+        Some(IdArg::Text(text)) => text
+            .trim()
+            .trim_start_matches('@')
+            .parse()
+            .map_err(|_| format!("id {} is not an object id such as @12345", quoted(&text)))?,
+        None => return Err("object needs id: an id from query, holders or diff".to_owned()),
+    };
+    let options = ObjectOptions {
+        edges: Paging::first(OBJECT_EDGES),
+        retainers: Paging::first(OBJECT_EDGES),
+        paths: 3,
+        strings: strings(call),
+    };
+    let opener = call.opener();
+    let (verdict, head, items) = call
+        .heavy(&format!("object @{id}"), move |work| {
+            let snapshot = open_snapshot(&opener, &file, work)?;
+            let view = snapshot
+                .object(id, &options)
+                .map_err(|e| engine_error(&e))?;
+            let o = &view.object;
+            let held = view
+                .paths
+                .first()
+                .and_then(|g| g.holder.as_ref())
+                .map(|h| format!("; held by {}", h.describe()))
+                .unwrap_or_default();
+            let verdict = format!(
+                "@{} {}{} retains {} bytes (self {}), {} steps from the roots{held}.",
+                o.id,
+                o.class,
+                o.location
+                    .as_ref()
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default(),
+                o.retained_size,
+                o.self_size,
+                o.distance
+            );
+            let edge = |direction: &'static str| {
+                move |e: &heapgate_snapshot::EdgeView| EdgeItem {
+                    direction,
+                    name: e.name.clone(),
+                    edge_type: e.edge_type.clone(),
+                    node: object_item(&e.node),
+                }
+            };
+            let items: Vec<EdgeItem> = view
+                .retainers
+                .items
+                .iter()
+                .map(edge("retainer"))
+                .chain(view.edges.items.iter().map(edge("edge")))
+                .collect();
+            let head = ObjectHead {
+                file: file.display(),
+                object: object_item(o),
+                node_type: view.node_type.clone(),
+                name: view.name.clone(),
+                dominator: view.dominator.as_ref().map(object_item),
+                paths: view.paths.iter().map(holder_item).collect(),
+                retainers: view.retainers.total,
+                edges: view.edges.total,
+            };
+            Ok((verdict, head, to_values(items)))
+        })
+        .await?;
+    Ok(first_page(
+        call,
+        Answer {
+            verdict,
+            head: to_map(head),
+            items,
+            key: None,
+        },
     ))
 }
 
