@@ -339,3 +339,109 @@ fn the_inspector_cli_lists_and_calls_the_tools() {
     assert!(text.contains("outside the roots"), "{code:?}: {text}");
     assert!(!text.contains("root:x:0"), "{text}");
 }
+
+/// `take_snapshot` through a real sidecar in front of a real Node.js app: absent unless the
+/// operator allows it, refuses a sidecar the operator did not name, and lands the files under
+/// the root where `diff` reads them. Without a secret in the environment the server does not
+/// start.
+#[test]
+fn take_snapshot_lands_through_the_sidecar_only_when_allowed() {
+    let test = "mcp::take_snapshot";
+    let (Some(node), Some(clients)) = (node_or_skip(test), npm_data_or_skip(test, "mcp")) else {
+        return;
+    };
+    let secret = "mcp-capture-secret";
+    let app = heapgate_tests::NodeApp::start(&node, &[("LEAK_PER_SECOND", "20000")]);
+    let proxy = heapgate_tests::ProxyProc::in_front_of(
+        &app,
+        secret,
+        &[
+            "--task-id",
+            "t1",
+            "--profile-interval",
+            "64KiB",
+            "--profile-min-interval",
+            "0s",
+            "--min-interval",
+            "0s",
+        ],
+    );
+    let base = format!("http://{}", proxy.listen);
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+
+    // No secret: a configuration error, before any tool exists.
+    let refused = Command::new(heapgate())
+        .args(["mcp", "--root"])
+        .arg(&root)
+        .args(["--capture", &base])
+        .env_remove("HEAPGATE_SECRET")
+        .env_remove("HEAPGATE_SECRET_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no secret"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let script = r#"
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+const config = JSON.parse(process.argv[2]);
+const connect = async (args, env) => {
+  const client = new Client({ name: "capture", version: "1" });
+  await client.connect(new StdioClientTransport({ command: config.command, args, env: { PATH: process.env.PATH, ...env } }));
+  return client;
+};
+const plain = await connect(config.plain, {});
+assert.ok(!(await plain.listTools()).tools.some((t) => t.name === "take_snapshot"), "take_snapshot without --capture");
+const off = await plain.callTool({ name: "take_snapshot", arguments: {} }).catch((e) => ({ error: String(e) }));
+assert.ok(off.error || off.isError, "take_snapshot answered without --capture");
+await plain.close();
+const client = await connect(config.capture, { HEAPGATE_SECRET: config.secret });
+assert.ok((await client.listTools()).tools.some((t) => t.name === "take_snapshot"));
+const other = await client.callTool({ name: "take_snapshot", arguments: { sidecar: "http://169.254.169.254" } });
+assert.ok(other.isError && /not one the operator allowed/.test(other.content[0].text), JSON.stringify(other));
+const took = await client.callTool({ name: "take_snapshot", arguments: { profile: true, count: 2, interval: "1s" } }, undefined, { timeout: 120000 });
+assert.ok(!took.isError, JSON.stringify(took));
+const files = took.structuredContent.items.map((i) => i.path);
+assert.equal(files.length, 2);
+const diff = await client.callTool({ name: "diff", arguments: { files } });
+assert.ok(!diff.isError, JSON.stringify(diff));
+assert.equal(diff.structuredContent.kind, "profiles");
+await client.close();
+console.log(JSON.stringify({ files, verdict: took.structuredContent.verdict, diff: diff.structuredContent.verdict }));
+"#;
+    let path = clients.join(".capture-check.mjs");
+    std::fs::write(&path, script).unwrap();
+    let root_arg = s(&root);
+    let cache = s(&root.join(".cache"));
+    let config = json!({
+        "command": heapgate(),
+        "plain": ["mcp", "--root", root_arg, "--cache-dir", cache],
+        "capture": ["mcp", "--root", root_arg, "--cache-dir", cache, "--capture", base],
+        "secret": secret,
+    });
+    let out = Command::new(node)
+        .current_dir(&clients)
+        .arg(&path)
+        .arg(config.to_string())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    for file in report["files"].as_array().unwrap() {
+        let file = Path::new(file.as_str().unwrap());
+        assert!(file.starts_with(&root), "{}", file.display());
+        assert!(file.is_file());
+    }
+}
