@@ -180,13 +180,13 @@ pub(crate) fn is_evidence(name: &str) -> bool {
 
 /// Every folder under `location` that holds evidence files or a manifest.
 pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
-    if let StoreLocation::Dir(dir) = location {
-        if !dir.is_dir() {
-            return Err(Error::Failed(format!(
-                "{}: no such directory",
-                dir.display()
-            )));
-        }
+    if let StoreLocation::Dir(dir) = location
+        && !dir.is_dir()
+    {
+        return Err(Error::Failed(format!(
+            "{}: no such directory",
+            dir.display()
+        )));
     }
     let store = Store::open(location).map_err(Error::Failed)?;
     let runtime = runtime()?;

@@ -40,7 +40,7 @@ pub(crate) fn run(
     value: &str,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    take(args, keys, value, io, Stop::Signals).map(|_| ())
+    take(args, keys, value, io, &Stop::Signals).map(|_| ())
 }
 
 /// What ends a series early, leaving no partial file: SIGINT or SIGTERM for the command; for
@@ -56,7 +56,7 @@ pub(crate) fn take(
     keys: &Keys,
     value: &str,
     io: &mut Io<'_>,
-    stop: Stop,
+    stop: &Stop,
 ) -> Result<Vec<PathBuf>, Error> {
     // Configuration errors exit 2 before anything is sent.
     snapshot_url(&args.base_url, args.path(), &SnapshotQuery::default())?;
@@ -84,7 +84,7 @@ pub(crate) fn take(
             Stop::Flag(_) => None,
         };
         let stopped = async {
-            match (&mut signals, &stop) {
+            match (&mut signals, stop) {
                 (Some(signals), _) => signals.recv().await,
                 (None, Stop::Flag(flag)) => {
                     while !flag.load(Ordering::Relaxed) {
@@ -182,16 +182,15 @@ impl Fetcher<'_, '_> {
             if let (Some(before), Some(now)) = (
                 previous.as_ref().and_then(|p| p.series.as_deref()),
                 saved.series.as_deref(),
-            ) {
-                if before != now {
-                    let message = format!(
-                        "{noun}s {} and {n} are not comparable: series {before} became {now} \
-                         (the app restarted or the proxy reopened its inspector session)",
-                        n - 1
-                    );
-                    self.progress.warn(&message);
-                    self.warnings.push(message);
-                }
+            ) && before != now
+            {
+                let message = format!(
+                    "{noun}s {} and {n} are not comparable: series {before} became {now} \
+                     (the app restarted or the proxy reopened its inspector session)",
+                    n - 1
+                );
+                self.progress.warn(&message);
+                self.warnings.push(message);
             }
             saved_paths.push(saved.path.clone());
             previous = Some(saved);
@@ -417,7 +416,7 @@ fn human(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
-    } else if ms < 10_000 && ms % 1000 != 0 {
+    } else if ms < 10_000 && !ms.is_multiple_of(1000) {
         format!("{:.1} s", duration.as_secs_f64())
     } else if ms < 60_000 {
         format!("{} s", duration.as_secs())

@@ -160,7 +160,7 @@ pub(crate) async fn take(call: &Call, input: CaptureInput) -> Result<CallToolRes
                 &keys,
                 &value,
                 &mut io,
-                crate::fetch::Stop::Flag(stop),
+                &crate::fetch::Stop::Flag(stop),
             )
             .map_err(|e| e.to_string())
         })

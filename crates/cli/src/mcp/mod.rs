@@ -271,10 +271,10 @@ impl Opener {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        if let Some((kept, snapshot)) = lock().as_ref() {
-            if kept == key {
-                return Ok(snapshot.clone());
-            }
+        if let Some((kept, snapshot)) = lock().as_ref()
+            && kept == key
+        {
+            return Ok(snapshot.clone());
         }
         // Drop the kept graph before reading another: one graph in memory at a time.
         *lock() = None;
@@ -313,7 +313,7 @@ impl ServerHandler for Server {
         let token = request
             .meta
             .as_ref()
-            .and_then(|m| m.get_progress_token())
+            .and_then(rmcp::model::RequestMetaObject::get_progress_token)
             .or_else(|| context.meta.get_progress_token());
         let call = Call {
             inner: self.inner.clone(),

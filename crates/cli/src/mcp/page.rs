@@ -27,9 +27,16 @@ pub(crate) struct Answer {
     pub(crate) key: Option<String>,
 }
 
+/// The last handle given, and the kept answers by handle, oldest first.
+#[derive(Default)]
+struct Kept {
+    last: u64,
+    answers: VecDeque<(u64, Arc<Answer>)>,
+}
+
 #[derive(Default)]
 pub(crate) struct Answers {
-    kept: Mutex<(u64, VecDeque<(u64, Arc<Answer>)>)>,
+    kept: Mutex<Kept>,
 }
 
 impl Answers {
@@ -38,11 +45,11 @@ impl Answers {
         let answer = Arc::new(answer);
         let handle = {
             let mut kept = self.lock();
-            kept.0 += 1;
-            let handle = kept.0;
-            kept.1.push_back((handle, answer.clone()));
-            while kept.1.len() > KEPT {
-                kept.1.pop_front();
+            kept.last += 1;
+            let handle = kept.last;
+            kept.answers.push_back((handle, answer.clone()));
+            while kept.answers.len() > KEPT {
+                kept.answers.pop_front();
             }
             handle
         };
@@ -52,7 +59,7 @@ impl Answers {
     /// The answer kept under `key`, if any (a repeated call on the same files).
     pub(crate) fn find(&self, key: &str) -> Option<(u64, Arc<Answer>)> {
         self.lock()
-            .1
+            .answers
             .iter()
             .rev()
             .find(|(_, a)| a.key.as_deref() == Some(key))
@@ -83,7 +90,7 @@ impl Answers {
         };
         let answer = self
             .lock()
-            .1
+            .answers
             .iter()
             .find(|(h, _)| *h == handle)
             .map(|(_, a)| a.clone());
@@ -99,7 +106,7 @@ impl Answers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<(u64, Arc<Answer>)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

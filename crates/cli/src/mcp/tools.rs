@@ -144,13 +144,13 @@ pub(crate) async fn call(
 ) -> Result<Option<CallToolResult>, String> {
     let max = call.config().max_bytes;
     // A cursor names a kept answer: the same list, further on.
-    if let Some(cursor) = arguments.get("cursor").and_then(Value::as_str) {
-        if matches!(
+    if let Some(cursor) = arguments.get("cursor").and_then(Value::as_str)
+        && matches!(
             name,
             "list_evidence" | "summary" | "diff" | "holders" | "query" | "object" | "take_snapshot"
-        ) {
-            return call.answers().page(cursor, max).map(Some);
-        }
+        )
+    {
+        return call.answers().page(cursor, max).map(Some);
     }
     let answer = match name {
         "list_evidence" => list_evidence(call, parse(name, arguments)?).await?,
