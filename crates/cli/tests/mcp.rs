@@ -101,6 +101,11 @@ fn series(test: &str) -> Option<&'static Series> {
         .as_ref()
 }
 
+/// The README's sample store: one series the leak watch stored, with its manifest.
+fn stored_sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readme/heap-evidence")
+}
+
 fn heapgate() -> &'static str {
     env!("CARGO_BIN_EXE_heapgate")
 }
@@ -125,7 +130,11 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
     );
     let config = json!({
         "command": heapgate(),
-        "args": ["mcp", "--root", s(&series.root), "--cache-dir", s(&series.cache)],
+        // A second root: a store the leak watch wrote (the README's sample store).
+        "args": [
+            "mcp", "--root", s(&series.root), "--root", s(&stored_sample()),
+            "--cache-dir", s(&series.cache),
+        ],
         "root": s(&series.root),
         "series": series.files.iter().map(|f| s(f)).collect::<Vec<_>>(),
         "big": s(&series.big),

@@ -350,7 +350,7 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
                             task: manifest.map(|m| m.task.clone()).or_else(|| {
                                 crate::fetch::task_from_filename(base).map(str::to_owned)
                             }),
-                            started: manifest.map(|m| m.started_at.clone()),
+                            started: manifest.map(|m| crate::stored::utc_seconds(&m.started_at)),
                             ended: manifest.map(|m| {
                                 m.ended
                                     .as_ref()
