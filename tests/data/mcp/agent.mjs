@@ -115,8 +115,13 @@ try {
     const object = await agent("object", { file: c, id: biggest.id });
     report.objectVerdict = object.verdict;
     assert.equal(object.object.id, biggest.id);
-
-    report.objectPath = object.paths[0].path.map((s) => `${s.edge ?? ""}→${s.node}`).join(" ");
+    // Its paths from the roots, one per retainer (the nearest may be a stack root's): one runs
+    // through the Map and names its variable.
+    const viaMap = object.paths.find((p) => p.path.some((s) => s.node === "Map"));
+    assert.ok(viaMap, `no path through the Map: ${JSON.stringify(object.paths)}`);
+    assert.equal(viaMap.path[viaMap.path.length - 1].node, config.leak.class, "the path ends at it");
+    assert.match(object.verdict, new RegExp(`held by variable ${config.leak.variable}`));
+    report.objectPath = viaMap.path.map((s) => `${s.edge ?? ""}→${s.node}`).join(" ");
     report.biggest = biggest.id;
   }
 

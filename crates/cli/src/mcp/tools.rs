@@ -1130,10 +1130,11 @@ async fn object(call: &Call, input: ObjectInput) -> Result<CallToolResult, Strin
                 .object(id, &options)
                 .map_err(|e| engine_error(&e))?;
             let o = &view.object;
+            // The first path with a named holder (the nearest path may be a stack root's).
             let held = view
                 .paths
-                .first()
-                .and_then(|g| g.holder.as_ref())
+                .iter()
+                .find_map(|g| g.holder.as_ref())
                 .map(|h| format!("; held by {}", h.describe()))
                 .unwrap_or_default();
             let verdict = format!(
