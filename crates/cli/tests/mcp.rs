@@ -85,6 +85,10 @@ fn series(test: &str) -> Option<&'static Series> {
                 root.join("link.heapsnapshot"),
             )
             .unwrap();
+            // A snapshot cut short, as a full disk or a killed writer leaves one.
+            let whole = std::fs::read(root.join("a.heapsnapshot")).unwrap();
+            std::fs::create_dir_all(root.join("bad")).unwrap();
+            std::fs::write(root.join("bad/cut.heapsnapshot"), &whole[..whole.len() / 2]).unwrap();
             let root = std::fs::canonicalize(root).unwrap();
             let files = ["a", "b", "c"].map(|n| root.join(format!("{n}.heapsnapshot")));
             let big = root.join("big/big.heapsnapshot");
@@ -140,6 +144,7 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
         "big": s(&series.big),
         "leak": {"class": "Order", "count": LEAK, "variable": "orders"},
         "hidden": s(&series.root.join("link.heapsnapshot")),
+        "truncated": s(&series.root.join("bad/cut.heapsnapshot")),
         "outside": [
             "/etc/passwd",
             s(&series.outside.path().join("secret.heapsnapshot")),

@@ -164,6 +164,19 @@ try {
       report.refused++;
     }
   }
+  // Bad input is a one-line tool error, and the server lives on.
+  for (const [name, args] of [
+    ["summary", { file: config.truncated }],
+    ["diff", { files: [a, config.truncated] }],
+    ["object", { file: c, id: "@not-an-id" }],
+    ["query", { file: c, class: "NoSuchClass" }],
+    ["summary", { file: c, bogus: 1 }],
+  ]) {
+    const r = await call(name, args);
+    assert.ok(r.error, `${name} ${JSON.stringify(args)} succeeded`);
+    one_line(name, r.error);
+    (report.badInput ??= []).push(r.error);
+  }
   const unknown = await call("diff", { files: [a] });
   assert.ok(unknown.error, "a 1-file diff is a tool error");
   one_line("diff", unknown.error);
