@@ -110,6 +110,7 @@ pub enum Command {
     Redact(RedactArgs),
     /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Serve heapgate's analyses to AI agents over the Model Context Protocol (stdio).
     ///
@@ -421,6 +422,7 @@ pub struct RedactArgs {
     pub plain: bool,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Objects the demo app leaks between the two snapshots.

@@ -6,12 +6,12 @@
 //! a file. Credentials and endpoint come from the standard AWS environment (`AWS_ENDPOINT_URL`
 //! for another S3-compatible server), as for `heapgate-proxy --store`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
-use heapgate_proxy::storage::{MANIFEST, Manifest, Store, StoreLocation};
+use heapgate_store::{Manifest, Store, StoreLocation};
 use object_store::path::Path as ObjectPath;
 
 use crate::Error;
@@ -139,22 +139,15 @@ fn open_url(url: &str) -> Result<(Store, ObjectPath), Error> {
     Ok((store, ObjectPath::from(prefix.as_str())))
 }
 
-/// One folder of a store that holds evidence files.
+/// One folder of a store that holds evidence files (`heapgate mcp`'s `list_evidence`).
 pub(crate) struct Folder {
     /// How a user names the folder (a path or an `s3://` URL).
     pub(crate) name: String,
-    pub(crate) manifest: FolderManifest,
-    /// Its evidence files, in the order they were taken (their names start with a UTC stamp).
+    /// Set when the folder is a series the leak watch stored: its manifest, or why it cannot
+    /// be read.
+    pub(crate) manifest: Option<Result<Manifest, String>>,
+    /// Its evidence files, in name order (the watch's names start with a UTC stamp).
     pub(crate) files: Vec<StoredFile>,
-}
-
-/// Whether a folder is a series the leak watch stored.
-pub(crate) enum FolderManifest {
-    /// No `manifest.json`: files put there some other way (`heapgate fetch --out`).
-    None,
-    /// A `manifest.json` that does not parse.
-    Unreadable,
-    Read(Box<Manifest>),
 }
 
 /// One evidence file in a store.
@@ -165,8 +158,9 @@ pub(crate) struct StoredFile {
     pub(crate) modified: chrono::DateTime<chrono::Utc>,
 }
 
-/// Whether `name` is a snapshot or profile file, plain or compressed.
-pub(crate) fn is_evidence(name: &str) -> bool {
+/// Whether `name` is a snapshot or profile file, plain or compressed, however it got there
+/// (the watch's names, `heapgate fetch --out`, a copy).
+pub(crate) fn is_evidence_file(name: &str) -> bool {
     [
         ".heapsnapshot",
         ".heapsnapshot.zst",
@@ -178,7 +172,8 @@ pub(crate) fn is_evidence(name: &str) -> bool {
     .any(|suffix| name.ends_with(suffix))
 }
 
-/// Every folder under `location` that holds evidence files or a manifest.
+/// Every folder under `location` that holds evidence files, with the series' manifests
+/// ([`Store::series`]) where the leak watch stored one.
 pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
     if let StoreLocation::Dir(dir) = location
         && !dir.is_dir()
@@ -189,62 +184,45 @@ pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
         )));
     }
     let store = Store::open(location).map_err(Error::Failed)?;
-    let runtime = runtime()?;
-    runtime.block_on(async {
-        let mut by_folder: BTreeMap<String, Vec<object_store::ObjectMeta>> = BTreeMap::new();
+    let failed = |e: object_store::Error| Error::Failed(format!("listing {location}: {e}"));
+    runtime()?.block_on(async {
+        let mut manifests: HashMap<String, Result<Manifest, String>> = store
+            .series()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|s| (s.folder.to_string(), s.manifest))
+            .collect();
+        let mut by_folder: BTreeMap<String, Vec<StoredFile>> = BTreeMap::new();
         let mut listing = store.objects().list(Some(store.prefix()));
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
+            let meta = meta.map_err(failed)?;
+            if !is_evidence_file(meta.location.as_ref()) {
+                continue;
+            }
             let folder = meta
                 .location
                 .as_ref()
                 .rsplit_once('/')
                 .map_or("", |(folder, _)| folder)
                 .to_owned();
-            by_folder.entry(folder).or_default().push(meta);
-        }
-        let mut found = Vec::new();
-        for (folder, objects) in by_folder {
-            let manifest_path = if folder.is_empty() {
-                ObjectPath::from(MANIFEST)
-            } else {
-                ObjectPath::from(format!("{folder}/{MANIFEST}"))
-            };
-            let manifest = if objects.iter().any(|m| m.location == manifest_path) {
-                match store.objects().get(&manifest_path).await {
-                    Ok(got) => got
-                        .bytes()
-                        .await
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-                        .map_or(FolderManifest::Unreadable, |m| {
-                            FolderManifest::Read(Box::new(m))
-                        }),
-                    Err(_) => FolderManifest::Unreadable,
-                }
-            } else {
-                FolderManifest::None
-            };
-            let mut files: Vec<StoredFile> = objects
-                .iter()
-                .filter(|m| is_evidence(m.location.as_ref()))
-                .map(|m| StoredFile {
-                    name: store.display(&m.location),
-                    size: m.size,
-                    modified: m.last_modified,
-                })
-                .collect();
-            if files.is_empty() && matches!(manifest, FolderManifest::None) {
-                continue;
-            }
-            files.sort_by(|a, b| a.name.cmp(&b.name));
-            found.push(Folder {
-                name: store.display(&ObjectPath::from(folder.as_str())),
-                manifest,
-                files,
+            by_folder.entry(folder).or_default().push(StoredFile {
+                name: store.display(&meta.location),
+                size: meta.size,
+                modified: meta.last_modified,
             });
         }
-        Ok(found)
+        Ok(by_folder
+            .into_iter()
+            .map(|(folder, mut files)| {
+                files.sort_by(|a, b| a.name.cmp(&b.name));
+                Folder {
+                    name: store.display(&ObjectPath::from(folder.as_str())),
+                    manifest: manifests.remove(&folder),
+                    files,
+                }
+            })
+            .collect())
     })
 }
 
@@ -252,36 +230,28 @@ pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
 pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
     let location =
         StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
-    // The series the leak watch stored: folders with a manifest, and their snapshots and
-    // profiles as the watch names them.
-    let series: Vec<(String, Option<Manifest>, Vec<String>)> = folders(&location)?
-        .into_iter()
-        .filter_map(|folder| {
-            let manifest = match folder.manifest {
-                FolderManifest::None => return None,
-                FolderManifest::Unreadable => None,
-                FolderManifest::Read(m) => Some(*m),
-            };
-            let files = folder
-                .files
-                .into_iter()
-                .map(|f| f.name)
-                .filter(|name| {
-                    name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
-                })
-                .collect();
-            Some((folder.name, manifest, files))
-        })
-        .collect();
+    if let StoreLocation::Dir(dir) = &location {
+        if !dir.is_dir() {
+            return Err(Error::Failed(format!(
+                "{}: no such directory",
+                dir.display()
+            )));
+        }
+    }
+    let store = Store::open(&location).map_err(Error::Failed)?;
+    let series = runtime()?
+        .block_on(store.series())
+        .map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
     let w = |out: &mut dyn Write, text: String| {
         writeln!(out, "{text}").map_err(|e| crate::output_error(&e))
     };
     if series.is_empty() {
         return w(out, format!("no stored series in {location}"));
     }
-    for (folder, manifest, snapshots) in series {
-        match manifest {
-            Some(m) => {
+    for series in series {
+        let folder = store.display(&series.folder);
+        match series.manifest {
+            Ok(m) => {
                 let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
                 let growth = m
                     .trigger
@@ -317,10 +287,10 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     ),
                 )?;
             }
-            None => w(out, format!("{folder}\n  (unreadable manifest)"))?,
+            Err(e) => w(out, format!("{folder}\n  (unreadable manifest: {e})"))?,
         }
-        for snapshot in snapshots {
-            w(out, format!("  {snapshot}"))?;
+        for object in &series.evidence {
+            w(out, format!("  {}", store.display(object)))?;
         }
     }
     Ok(())

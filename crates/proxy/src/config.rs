@@ -484,7 +484,7 @@ pub(crate) struct LeakConfig {
     pub(crate) count: u32,
     pub(crate) interval: Duration,
     pub(crate) cooldown: Duration,
-    pub(crate) store: crate::watch::store::StoreLocation,
+    pub(crate) store: heapgate_store::StoreLocation,
 }
 
 /// Where this instance's task id comes from.
@@ -1035,8 +1035,7 @@ fn watch_config(b: &ConfigBuilder, warnings: &mut Vec<String>) -> Result<WatchCo
         .store
         .as_deref()
         .map(|text| {
-            crate::watch::store::StoreLocation::parse(text)
-                .map_err(|e| error(format!("--store: {e}")))
+            heapgate_store::StoreLocation::parse(text).map_err(|e| error(format!("--store: {e}")))
         })
         .transpose()?;
     let Some(growth) = b.watch_growth else {

@@ -28,11 +28,11 @@ use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
-use crate::watch::store::Store;
 use crate::watch::trigger::TriggerConfig;
 use crate::watch::{SeriesConfig, Watch};
 use crate::workers::{self, Workers};
 use heapgate_protocol::Instrument;
+use heapgate_store::Store;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use heapgate_protocol::{Answer, Landing, MAX_RETRY_AFTER, SnapshotQuery, Step, TaskId};
-use heapgate_proxy::Signals;
+use heapgate_signals::Signals;
 use heapgate_snapshot::Encoding;
 use heapgate_token::Keys;
 use indicatif::HumanBytes;

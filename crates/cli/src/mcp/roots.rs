@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use heapgate_proxy::storage::StoreLocation;
+use heapgate_store::StoreLocation;
 
 /// One `--root`.
 #[derive(Clone, Debug)]

@@ -292,12 +292,12 @@ fn kind_of(name: &str) -> &'static str {
 
 async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, String> {
     let roots = call.config().roots.clone();
-    let places: Vec<heapgate_proxy::storage::StoreLocation> = match &input.store {
+    let places: Vec<heapgate_store::StoreLocation> = match &input.store {
         Some(store) => {
             let allowed = roots.resolve(store)?;
             vec![match allowed {
                 Allowed::Local(dir) if dir.is_dir() => {
-                    heapgate_proxy::storage::StoreLocation::Dir(dir)
+                    heapgate_store::StoreLocation::Dir(dir)
                 }
                 Allowed::Local(file) => {
                     return Err(format!(
@@ -305,7 +305,7 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
                         file.display()
                     ));
                 }
-                Allowed::S3(url) => heapgate_proxy::storage::StoreLocation::parse(&url)
+                Allowed::S3(url) => heapgate_store::StoreLocation::parse(&url)
                     .map_err(|e| format!("{}: {e}", quoted(&url)))?,
             }]
         }
@@ -313,8 +313,8 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
             .all()
             .iter()
             .map(|root| match root {
-                Root::Dir(dir) => heapgate_proxy::storage::StoreLocation::Dir(dir.clone()),
-                Root::S3 { bucket, prefix } => heapgate_proxy::storage::StoreLocation::S3 {
+                Root::Dir(dir) => heapgate_store::StoreLocation::Dir(dir.clone()),
+                Root::S3 { bucket, prefix } => heapgate_store::StoreLocation::S3 {
                     bucket: bucket.clone(),
                     prefix: prefix.clone(),
                 },
@@ -329,10 +329,7 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
             for place in &places {
                 let folders = crate::stored::folders(place).map_err(|e| e.to_string())?;
                 for folder in folders {
-                    let manifest = match &folder.manifest {
-                        crate::stored::FolderManifest::Read(m) => Some(m),
-                        _ => None,
-                    };
+                    let manifest = folder.manifest.as_ref().and_then(|m| m.as_ref().ok());
                     series += usize::from(manifest.is_some());
                     for file in folder.files {
                         // A symlink inside a root may lead out of it: what cannot be read is

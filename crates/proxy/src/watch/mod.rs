@@ -10,9 +10,8 @@
 //! blocked then, and the gate says so). The [`trigger`] decides; a series takes its snapshots
 //! through the same gate as requests (waiting while it is busy), so a manual request still
 //! works in between, and streams each one compressed (and redacted if configured) into a
-//! multipart upload ([`store`]).
+//! multipart upload (`heapgate_store` says where).
 
-pub(crate) mod store;
 pub(crate) mod trigger;
 
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use heapgate_protocol::TaskId;
+use heapgate_store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord, layout};
 use object_store::path::Path;
 use object_store::{PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
@@ -33,7 +33,6 @@ use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
 use crate::source::inspector::{InspectorSource, Probe};
 use crate::source::{ChunkStream, SourceError};
-use store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord};
 use trigger::{Decision, Growth, Guard, Trigger, TriggerConfig};
 
 /// Size of each uploaded part (S3 wants at least 5 MiB but the last).
@@ -205,7 +204,7 @@ impl Watch {
             return End::Complete;
         };
         let started = (self.now)();
-        let id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), first.series);
+        let id = layout::series_id(started, &first.series);
         let mut manifest = Manifest {
             task: self.task.to_string(),
             series: id.clone(),
@@ -226,7 +225,7 @@ impl Watch {
             captures: Vec::new(),
             ended: None,
         };
-        let folder = format!("{}/{id}", self.task);
+        let folder = layout::series_folder(self.task.as_str(), &id);
         let mut end = End::Complete;
         for n in 0..series.count {
             if n > 0 {
@@ -286,7 +285,6 @@ impl Watch {
             return Err(restarted(session));
         }
         let at = (self.now)();
-        let stamp = at.format("%Y%m%dT%H%M%SZ").to_string();
         let mut record = CaptureRecord {
             file: None,
             profile: None,
@@ -298,7 +296,7 @@ impl Watch {
             stored_bytes: 0,
         };
         if self.inspector.samples() {
-            match self.store_profile(store, folder, session, &stamp).await {
+            match self.store_profile(store, folder, session, at).await {
                 Ok((name, bytes)) => {
                     record.profile = Some(name);
                     record.stored_bytes += bytes;
@@ -327,7 +325,7 @@ impl Watch {
                 return Ok(record);
             }
         };
-        let file = format!("{stamp}.heapsnapshot.zst");
+        let file = layout::snapshot_name(at);
         let path = store.path(&format!("{folder}/{file}"));
         let writer = match self.begin(store, &path).await {
             Ok(writer) => writer,
@@ -381,13 +379,13 @@ impl Watch {
         }
     }
 
-    /// Reads the sampling heap profile and stores it as `<stamp>.heapprofile`: its name and size.
+    /// Reads the sampling heap profile and stores it: its name and size.
     async fn store_profile(
         &self,
         store: &Store,
         folder: &str,
         session: &str,
-        stamp: &str,
+        at: DateTime<Utc>,
     ) -> Result<(String, u64), End> {
         let profile = self
             .inspector
@@ -397,7 +395,7 @@ impl Watch {
         if profile.series != session {
             return Err(restarted(session));
         }
-        let name = format!("{stamp}.heapprofile");
+        let name = layout::profile_name(at);
         let path = store.path(&format!("{folder}/{name}"));
         let bytes = profile.json.len() as u64;
         match store
