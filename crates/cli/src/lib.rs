@@ -5,12 +5,15 @@
 //! with values it can trust and every configuration error exits with status 2.
 
 mod args;
+mod cache;
 mod demo;
 mod diff;
 mod error;
 mod fetch;
 mod html;
+mod html_inspect;
 mod html_profile;
+mod inspect;
 mod man;
 mod mint;
 mod mode;
@@ -67,6 +70,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Diff(args) => diff::run(args, io),
         args::Command::Redact(args) => redact::run(args, io),
         args::Command::Summary(args) => summary::run(args, io),
+        args::Command::Inspect(args) => inspect::run(args, io),
         args::Command::List(args) => stored::list(&args.store, io.stdout),
         args::Command::Demo(args) => demo::run(args, args::DEFAULT_VALUE, io),
     }
