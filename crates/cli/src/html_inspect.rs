@@ -174,9 +174,9 @@ pub(crate) fn page(answer: &Answer, command: &str, now: DateTime<Utc>) -> Result
             h,
             "<h2>Objects</h2>\n<p class=\"note\">{}</p>\n<div class=\"scroll\"><table \
              class=\"rows\"><thead><tr>{OBJECT_HEAD}</tr></thead><tbody>",
-            text(&page_note(&objects.objects))
+            text(&page_note(objects))
         );
-        for o in &objects.objects.items {
+        for o in &objects.items {
             h.push_str("<tr>");
             object_row(&mut h, o);
         }

@@ -2,8 +2,8 @@
 //! class), or the largest objects of the largest classes; text, `--json` or `--html`.
 
 use heapgate_snapshot::{
-    ClassInstances, Holders, ObjectOptions, ObjectView, Paging, Query, QueryAnswer, Strings,
-    render_holders, render_largest, render_object, render_query,
+    ClassInstances, Holders, ObjectOptions, ObjectRef, ObjectView, Page, Paging, Query,
+    QueryAnswer, Strings, render_holders, render_largest, render_object, render_query,
 };
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub(crate) struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) holders: Option<Holders>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) objects: Option<QueryAnswer>,
+    pub(crate) objects: Option<Page<ObjectRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) largest: Option<Vec<ClassInstances>>,
 }
@@ -74,7 +74,7 @@ pub(crate) fn run(args: &InspectArgs, io: &mut Io<'_>) -> Result<(), Error> {
             paging,
             strings,
         };
-        answer.objects = Some(snapshot.query(&query).map_err(failed)?);
+        answer.objects = Some(snapshot.query(&query).map_err(failed)?.objects);
     } else {
         answer.largest = Some(snapshot.largest(args.top, args.limit));
     }
@@ -94,7 +94,9 @@ pub(crate) fn run(args: &InspectArgs, io: &mut Io<'_>) -> Result<(), Error> {
             text.push('\n');
         }
         if let Some(objects) = &answer.objects {
-            text.push_str(&render_query(objects));
+            text.push_str(&render_query(&QueryAnswer {
+                objects: objects.clone(),
+            }));
         }
         if let Some(largest) = &answer.largest {
             text.push_str(&render_largest(largest));
