@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use heapgate_snapshot::{Cache, OpenOptions, Progress, Snapshot, SourceIdentity, Stage, Work};
+use heapgate_snapshot::{
+    Cache, OpenOptions, Progress, Snapshot, SnapshotError, SourceIdentity, Stage, Summary, Work,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::CacheArgs;
@@ -69,6 +71,46 @@ fn is_url(file: &Path) -> Option<&str> {
 /// Opens `file` (a path or an `s3://` URL) for any question, through the cache; warnings go to
 /// stderr.
 pub(crate) fn open(file: &Path, args: &CacheArgs, io: &mut Io<'_>) -> Result<Snapshot, Error> {
+    open_as(
+        file,
+        args,
+        io,
+        Cache::load,
+        |path, options| Snapshot::open_with(path, options).map(|o| (o.snapshot, o.warnings)),
+    )
+}
+
+/// [`open`] for a summary only: from an index, just the summary's part of it.
+pub(crate) fn open_summary(
+    file: &Path,
+    args: &CacheArgs,
+    io: &mut Io<'_>,
+) -> Result<Summary, Error> {
+    open_as(
+        file,
+        args,
+        io,
+        Cache::load_summary,
+        |path, options| Summary::open_with(path, options).map(|o| (o.summary, o.warnings)),
+    )
+}
+
+type Warnings = Vec<String>;
+
+/// Opens `file` as a `T`: an `s3://` object from its index without downloading it when the
+/// cache has one (`cached`), else streamed through a pipe and `opened` with its identity.
+fn open_as<T>(
+    file: &Path,
+    args: &CacheArgs,
+    io: &mut Io<'_>,
+    cached: impl FnOnce(
+        &Cache,
+        &SourceIdentity,
+        &Work,
+        &mut Warnings,
+    ) -> Result<Option<T>, SnapshotError>,
+    opened: impl FnOnce(&Path, &OpenOptions) -> Result<(T, Warnings), SnapshotError>,
+) -> Result<T, Error> {
     let cache = cache(args, io);
     let (work, bar) = work(io);
     let mut options = OpenOptions::new().cache(cache.clone()).work(work.clone());
@@ -79,23 +121,20 @@ pub(crate) fn open(file: &Path, args: &CacheArgs, io: &mut Io<'_>) -> Result<Sna
             None => file.to_owned(),
             Some(url) => {
                 let identity = crate::stored::identity(url)?;
-                if let Some(cache) = &cache {
-                    // Straight from the index: the object is not downloaded at all.
-                    if let Some(snapshot) = cache
-                        .load(&identity, &work, &mut warnings)
+                if let Some(cache) = &cache
+                    && let Some(found) = cached(cache, &identity, &work, &mut warnings)
                         .map_err(|e| Error::Failed(format!("{url}: {e}")))?
-                    {
-                        return Ok(snapshot);
-                    }
+                {
+                    return Ok(found);
                 }
                 options = options.identity(identity);
-                let opened = crate::stored::inputs(std::slice::from_ref(&file.to_owned()))?;
-                let path = opened.paths[0].clone();
-                inputs = Some(opened);
+                let streamed = crate::stored::inputs(std::slice::from_ref(&file.to_owned()))?;
+                let path = streamed.paths[0].clone();
+                inputs = Some(streamed);
                 path
             }
         };
-        let opened = Snapshot::open_with(&path, &options).map_err(|e| {
+        let (found, more) = opened(&path, &options).map_err(|e| {
             Error::Failed(match is_url(file) {
                 // The error names the pipe; the user named the URL.
                 Some(url) => e.to_string().replace(&path.display().to_string(), url),
@@ -103,8 +142,8 @@ pub(crate) fn open(file: &Path, args: &CacheArgs, io: &mut Io<'_>) -> Result<Sna
             })
         })?;
         drop(inputs);
-        warnings.extend(opened.warnings);
-        Ok(opened.snapshot)
+        warnings.extend(more);
+        Ok(found)
     })();
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -16,7 +16,7 @@ pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
     }
     let summary = if crate::cache::cache(&args.cache, io).is_some() {
         // Through the index: the first summary of a file writes it, later ones load it.
-        crate::cache::open(&args.file, &args.cache, io)?.into_summary()
+        crate::cache::open_summary(&args.file, &args.cache, io)?
     } else {
         let inputs = crate::stored::inputs(std::slice::from_ref(&args.file))?;
         load(&inputs.paths[0]).map_err(|e| Error::Failed(e.to_string()))?
