@@ -71,13 +71,9 @@ fn is_url(file: &Path) -> Option<&str> {
 /// Opens `file` (a path or an `s3://` URL) for any question, through the cache; warnings go to
 /// stderr.
 pub(crate) fn open(file: &Path, args: &CacheArgs, io: &mut Io<'_>) -> Result<Snapshot, Error> {
-    open_as(
-        file,
-        args,
-        io,
-        Cache::load,
-        |path, options| Snapshot::open_with(path, options).map(|o| (o.snapshot, o.warnings)),
-    )
+    open_as(file, args, io, Cache::load, |path, options| {
+        Snapshot::open_with(path, options).map(|o| (o.snapshot, o.warnings))
+    })
 }
 
 /// [`open`] for a summary only: from an index, just the summary's part of it.
@@ -86,13 +82,9 @@ pub(crate) fn open_summary(
     args: &CacheArgs,
     io: &mut Io<'_>,
 ) -> Result<Summary, Error> {
-    open_as(
-        file,
-        args,
-        io,
-        Cache::load_summary,
-        |path, options| Summary::open_with(path, options).map(|o| (o.summary, o.warnings)),
-    )
+    open_as(file, args, io, Cache::load_summary, |path, options| {
+        Summary::open_with(path, options).map(|o| (o.summary, o.warnings))
+    })
 }
 
 type Warnings = Vec<String>;
