@@ -230,3 +230,110 @@ fn html_is_one_static_page_without_script() {
     assert!(page.contains("LeakedRequestContext"));
     assert!(page.contains("heapgate inspect"));
 }
+
+/// `s3://` objects (a real S3 API: moto_server): the first question indexes the object, the
+/// next one answers from the index without reading the object (its identity is the store's
+/// size, ETag and time), and another object is another source.
+#[test]
+fn s3_objects_are_indexed_by_their_identity() {
+    let Some(moto) = heapgate_tests::moto_or_skip("s3_objects_are_indexed_by_their_identity")
+    else {
+        return;
+    };
+    let port = heapgate_tests::free_port();
+    let _moto = heapgate_tests::Proc::spawn(
+        std::process::Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONUNBUFFERED", "1"),
+    );
+    let s3 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let start = std::time::Instant::now();
+    while heapgate_tests::http_get(s3, "/").is_err() {
+        assert!(start.elapsed().as_secs() < 30, "moto_server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // (This moto refuses overwrites and deletes: a changed object is another identity by its
+    // ETag and size, which `SourceIdentity::of_object` takes as they are.)
+    let send = |method: &'static str, target: &str, body: &[u8]| {
+        let options = heapgate_tests::RequestOptions {
+            method,
+            body,
+            ..Default::default()
+        };
+        let answer = heapgate_tests::http_request(s3, target, &options).unwrap();
+        assert!(
+            matches!(answer.status, 200 | 204),
+            "{method} {target}: {}",
+            answer.status
+        );
+    };
+    let put = |target: &str, body: &[u8]| send("PUT", target, body);
+    put("/evidence", b"");
+    put(
+        "/evidence/t1/a.heapsnapshot",
+        &fs::read(data("small-new.heapsnapshot")).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let endpoint = format!("http://{s3}");
+    let mut env_pairs = cached(&cache_dir);
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        env_pairs.push((k, v.to_owned()));
+    }
+    let on = env(&env_pairs);
+    let url = "s3://evidence/t1/a.heapsnapshot";
+    let expected = ok(&heapgate(
+        &[
+            "inspect",
+            &data("small-new.heapsnapshot").display().to_string(),
+            "@23",
+        ],
+        &[],
+    ));
+    let first = heapgate(&["inspect", url, "@23"], &on);
+    assert_eq!(ok(&first), expected);
+    assert_eq!(stderr(&first), "");
+    let indexes = || fs::read_dir(&cache_dir).unwrap().count();
+    assert_eq!(indexes(), 1);
+    // An index is replaced by a rename when written: the same inode means it was only read.
+    let inode = || {
+        use std::os::unix::fs::MetadataExt;
+        let index = fs::read_dir(&cache_dir).unwrap().next().unwrap().unwrap();
+        index.metadata().unwrap().ino()
+    };
+    let written = inode();
+    let second = heapgate(&["inspect", url, "@23"], &on);
+    assert_eq!(ok(&second), expected);
+    assert_eq!(indexes(), 1);
+    assert_eq!(inode(), written, "answered from the index");
+    let summary = heapgate(&["summary", url, "--json"], &on);
+    assert_eq!(
+        ok(&summary),
+        ok(&heapgate(
+            &[
+                "summary",
+                &data("small-new.heapsnapshot").display().to_string(),
+                "--json"
+            ],
+            &[]
+        ))
+    );
+    // Another object is another source: its own index.
+    put(
+        "/evidence/t1/b.heapsnapshot",
+        &fs::read(data("small-base.heapsnapshot")).unwrap(),
+    );
+    let other = heapgate(&["inspect", "s3://evidence/t1/b.heapsnapshot", "@23"], &on);
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("no object @23"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(indexes(), 2);
+}
