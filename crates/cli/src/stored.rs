@@ -21,6 +21,23 @@ use crate::Error;
 pub(crate) struct Inputs {
     pub(crate) paths: Vec<PathBuf>,
     _dir: Option<tempfile::TempDir>,
+    /// The pipes, to release their writers if nobody read them (an index answered instead).
+    pipes: Vec<PathBuf>,
+}
+
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        /// Linux's `O_NONBLOCK`: opening a FIFO's read end this way never waits.
+        const O_NONBLOCK: i32 = 0o4000;
+        for pipe in &self.pipes {
+            // A writer still waiting for a reader gets one, then a broken pipe, and ends.
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(O_NONBLOCK)
+                .open(pipe);
+        }
+    }
 }
 
 /// Opens each of `files` as a path the analysis can read: local files as they are, `s3://`
@@ -28,6 +45,7 @@ pub(crate) struct Inputs {
 pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
     let mut dir = None;
     let mut paths = Vec::with_capacity(files.len());
+    let mut pipes = Vec::new();
     for (n, file) in files.iter().enumerate() {
         let Some(url) = file.to_str().filter(|f| f.starts_with("s3://")) else {
             paths.push(file.clone());
@@ -58,9 +76,30 @@ pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
                 eprintln!("heapgate: {url}: {e}");
             }
         });
+        pipes.push(pipe.clone());
         paths.push(pipe);
     }
-    Ok(Inputs { paths, _dir: dir })
+    Ok(Inputs {
+        paths,
+        _dir: dir,
+        pipes,
+    })
+}
+
+/// The identity of the object at `url` for the index cache: its URL, size, ETag and
+/// modification time as the store reports them.
+pub(crate) fn identity(url: &str) -> Result<heapgate_snapshot::SourceIdentity, Error> {
+    let (store, key) = open_url(url)?;
+    let runtime = runtime()?;
+    let meta = runtime
+        .block_on(store.objects().head(&key))
+        .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+    Ok(heapgate_snapshot::SourceIdentity::of_object(
+        url,
+        meta.size,
+        meta.e_tag.as_deref(),
+        Some(&meta.last_modified.to_rfc3339()),
+    ))
 }
 
 /// The first `limit` bytes of the object at `url` (all of it when `limit` is `None`): enough to

@@ -555,13 +555,21 @@ impl Snapshot {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
+        let objects: Vec<usize> = (0..self.heap.node_count())
+            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
+            .collect();
+        self.retainer_groups_of(&objects, limit)
+    }
+
+    /// [`Snapshot::retainer_groups`] of the objects at `objects` (ordinals, ascending).
+    pub(crate) fn retainer_groups_of(&self, objects: &[usize], limit: usize) -> Vec<RetainerGroup> {
+        if limit == 0 || objects.is_empty() {
+            return Vec::new();
+        }
         let mut walk = Walk {
             through_keys: true,
             ..Walk::default()
         };
-        let objects: Vec<usize> = (0..self.heap.node_count())
-            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
-            .collect();
         let types = EdgeTypes::of(&self.heap);
         let names = &self.heap.layout.edges.type_names;
         let keyable = |e: usize| {
@@ -571,7 +579,7 @@ impl Snapshot {
         };
         // Pass 1: which containers the objects leave by many names (up to MIN_KEYS counted).
         let mut fans: FastMap<u32, ([u32; MIN_KEYS], usize)> = FastMap::default();
-        for &o in &objects {
+        for &o in objects {
             for (source, e) in self.retainer_chain(o, &mut walk) {
                 if !keyable(e) {
                     continue;
@@ -594,7 +602,7 @@ impl Snapshot {
             keys: FastSet<(u32, u32)>,
         }
         let mut groups: HashMap<Vec<PathStep>, Acc> = HashMap::new();
-        for &o in &objects {
+        for &o in objects {
             let chain = self.retainer_chain(o, &mut walk);
             let mut path = self.steps(o, &chain);
             let mut collapsed: Vec<(u32, u32)> = Vec::new();

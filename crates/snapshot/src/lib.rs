@@ -92,7 +92,9 @@ pub use diff::{ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, d
 pub use error::SnapshotError;
 pub use holder::Holder;
 pub use identity::{Comparability, Verdict, comparability};
-pub use index::{Cache, DEFAULT_MAX_BYTES, IndexUse, OpenOptions, Opened, SourceIdentity};
+pub use index::{
+    Cache, DEFAULT_MAX_BYTES, IndexUse, OpenOptions, Opened, OpenedSummary, SourceIdentity,
+};
 pub use load::load;
 pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
 pub use object::{

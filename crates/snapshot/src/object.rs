@@ -309,23 +309,34 @@ impl Snapshot {
         }
     }
 
-    /// Every `(retainer, edge)` of the node at `ordinal`, as DevTools' Retainers pane sorts
-    /// them: by distance, ties in retainer-list order.
+    /// The retainers of the node at `ordinal` as DevTools' Retainers pane lists them: weak and
+    /// invisible edges and the root left out, nearest to the roots first, then by the
+    /// retainer's name, then in retainer-list order. `(retainer, edge)` each.
     fn retainers_of(&self, ordinal: usize) -> Vec<(usize, usize)> {
         let g = &self.graph;
+        let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
             g.first_retainer[ordinal] as usize,
             g.first_retainer[ordinal + 1] as usize,
         );
-        let mut out: Vec<(i32, usize, usize)> = (start..end)
-            .map(|r| {
+        let mut out: Vec<(i32, String, usize, usize)> = (start..end)
+            .filter_map(|r| {
                 let e = g.retainer_edge(r);
                 let source = self.source_of(e);
-                (g.distance.get(source).copied().unwrap_or(-5), source, e)
+                let ty = u16::from(self.heap.edge_type[e]);
+                if source == self.root || ty == types.weak || ty == types.invisible {
+                    return None;
+                }
+                let distance = g.distance.get(source).copied().unwrap_or(-5);
+                Some((distance, self.js_name(source), source, e))
             })
             .collect();
-        out.sort_by_key(|&(d, _, _)| d);
-        out.into_iter().map(|(_, s, e)| (s, e)).collect()
+        // Stable: equal keys keep the retainer-list order.
+        out.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| crate::classify::cmp_utf16(&a.1, &b.1))
+        });
+        out.into_iter().map(|(_, _, s, e)| (s, e)).collect()
     }
 
     /// The retainer paths through each retainer of the object at `ordinal` (weak and invisible

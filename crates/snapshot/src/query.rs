@@ -180,11 +180,9 @@ impl Snapshot {
                 name: class.to_owned(),
             });
         }
-        let mut ids: Vec<u32> = (0..self.heap.node_count())
+        let objects: Vec<usize> = (0..self.heap.node_count())
             .filter(|&o| self.key_of(o).is_some_and(|k| keys[k as usize]))
-            .map(|o| self.heap.node_id[o])
             .collect();
-        ids.sort_unstable();
         let rows: Vec<ClassSummary> = self
             .summary
             .classes()
@@ -200,8 +198,8 @@ impl Snapshot {
         Ok(Holders {
             class: class.to_owned(),
             rows,
-            count: ids.len() as u64,
-            groups: self.retainer_groups(&ids, groups),
+            count: objects.len() as u64,
+            groups: self.retainer_groups_of(&objects, groups),
         })
     }
 }

@@ -160,27 +160,38 @@ pub fn compare_with(
         "compare takes two or three files"
     );
     let warnings = std::cell::RefCell::new(Vec::new());
-    let opened = |i: usize| {
-        let mut options = open.clone();
-        if let Some(Some(identity)) = identities.get(i) {
-            options = options.identity(identity.clone());
-        }
-        let opened = Snapshot::open_with(files[i].as_ref(), &options)?;
-        warnings.borrow_mut().extend(opened.warnings);
-        Ok::<_, SnapshotError>(opened.snapshot)
+    let open_options = |i: usize| match identities.get(i) {
+        Some(Some(identity)) => open.clone().identity(identity.clone()),
+        _ => open.clone(),
     };
     let last = files.len() - 1;
     let comparison = compare_by(
         files.len(),
         options,
-        |i| opened(i).map(Snapshot::into_summary),
+        options_summary(&open_options, files, &warnings),
         |subjects| {
-            let mut snapshot = opened(last)?;
-            snapshot.set_subjects(subjects);
-            Ok(snapshot)
+            Snapshot::open_for_compare_with(
+                files[last].as_ref(),
+                &open_options(last),
+                subjects,
+                &mut warnings.borrow_mut(),
+            )
         },
     )?;
     Ok((comparison, warnings.into_inner()))
+}
+
+/// How [`compare_with`] summarises file `i`: from the summary's part of its index, if any.
+fn options_summary<'a, P: AsRef<Path>>(
+    options: &'a impl Fn(usize) -> OpenOptions,
+    files: &'a [P],
+    warnings: &'a std::cell::RefCell<Vec<String>>,
+) -> impl FnMut(usize) -> Result<Summary, SnapshotError> + 'a {
+    move |i| {
+        let opened = Summary::open_with(files[i].as_ref(), &options(i))?;
+        warnings.borrow_mut().extend(opened.warnings);
+        Ok(opened.summary)
+    }
 }
 
 /// The comparison of `files` (2 or 3) files, given how to summarise file `i` and how to open

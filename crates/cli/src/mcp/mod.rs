@@ -48,14 +48,7 @@ impl Config {
     fn new(args: &McpArgs, io: &Io<'_>) -> Result<Config, Error> {
         let roots = Roots::new(&args.roots).map_err(Error::Config)?;
         let capture = tools::Capture::new(args, &roots, io.env)?;
-        let cache = if args.no_cache {
-            None
-        } else {
-            args.cache_dir
-                .clone()
-                .or_else(|| Cache::default_dir(io.env))
-                .map(Cache::new)
-        };
+        let cache = crate::cache::cache(&args.cache, io);
         Ok(Config {
             roots,
             strings: args.allow_strings,

@@ -700,6 +700,8 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
             if crate::profiles::are_profiles(&paths).map_err(|e| e.to_string())? {
                 return diff_profiles(&paths, shown);
             }
+            let identities =
+                crate::cache::identities(&paths, cache.as_ref()).map_err(|e| e.to_string())?;
             let inputs = crate::stored::inputs(&paths).map_err(|e| e.to_string())?;
             let options = CompareOptions {
                 sort: None,
@@ -708,7 +710,7 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
             };
             let open = OpenOptions::new().cache(cache).work(work);
             let (comparison, cache_warnings) =
-                heapgate_snapshot::compare_with(&inputs.paths, &[], &options, &open)
+                heapgate_snapshot::compare_with(&inputs.paths, &identities, &options, &open)
                     .map_err(|e| engine_error(&e))?;
             let mut warnings = crate::diff::warnings(&paths, &comparison.checks);
             warnings.extend(cache_warnings);
@@ -804,9 +806,17 @@ fn diff_profiles(
 fn open_snapshot(opener: &Opener, file: &Allowed, work: Work) -> Result<Arc<Snapshot>, String> {
     opener.open(&identity(file), || {
         let path = file.path();
-        let inputs =
-            crate::stored::inputs(std::slice::from_ref(&path)).map_err(|e| e.to_string())?;
-        let options = OpenOptions::new().cache(opener.cache()).work(work);
+        let paths = std::slice::from_ref(&path);
+        let cache = opener.cache();
+        let identity = crate::cache::identities(paths, cache.as_ref())
+            .map_err(|e| e.to_string())?
+            .pop()
+            .flatten();
+        let inputs = crate::stored::inputs(paths).map_err(|e| e.to_string())?;
+        let mut options = OpenOptions::new().cache(cache).work(work);
+        if let Some(identity) = identity {
+            options = options.identity(identity);
+        }
         let opened =
             Snapshot::open_with(&inputs.paths[0], &options).map_err(|e| engine_error(&e))?;
         for warning in &opened.warnings {

@@ -30,7 +30,7 @@ use crate::work::{Stage, Work};
 /// The first bytes of every index file.
 const MAGIC: &[u8; 8] = b"HGINDEX\n";
 /// Bumped whenever the layout below changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// This build's version: an index written by another is rebuilt.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// zstd level: fast, and still about 3× on these columns.
@@ -48,7 +48,8 @@ pub(crate) fn write(
     out: &mut impl Write,
     work: &Work,
 ) -> io::Result<u64> {
-    let stored = on_workers(work, Stage::WritingIndex, |i| {
+    let all: Vec<usize> = (0..SECTIONS).collect();
+    let stored = on_workers(work, Stage::WritingIndex, &all, |i| {
         let raw = encode(snapshot, i);
         compress(&raw).map(|c| (raw.len() as u64, c))
     });
@@ -78,11 +79,12 @@ pub(crate) fn write(
     Ok(total)
 }
 
-/// `job(i)` for every section, on a few threads (sections are independent); `None` for the
+/// `job(i)` for every section `i` of `jobs`, on a few threads (sections are independent); `None` for the
 /// sections not done because `work` was cancelled.
 fn on_workers<T: Send>(
     work: &Work,
     stage: Stage,
+    jobs: &[usize],
     job: impl Fn(usize) -> T + Sync,
 ) -> Vec<Option<T>> {
     let next = AtomicUsize::new(0);
@@ -97,13 +99,14 @@ fn on_workers<T: Send>(
                 scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= SECTIONS || work.is_cancelled() {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= jobs.len() || work.is_cancelled() {
                             break;
                         }
+                        let i = jobs[k];
                         let result = job(i);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        work.stage(stage, n as u64, Some(SECTIONS as u64));
+                        work.stage(stage, n as u64, Some(jobs.len() as u64));
                         mine.push((i, result));
                     }
                     mine
@@ -127,55 +130,17 @@ fn compress(raw: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Reads the index at `path` if it was written by this version for `identity`.
-pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot, Bad> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut head = vec![0u8; (64 * 1024).min(file_len as usize)];
-    file.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let mut dec = Dec::new(&head);
-    if dec.bytes(MAGIC.len())? != MAGIC {
-        return Err("not a heapgate index".into());
-    }
-    let format = dec.u32()?;
-    let version = dec.str()?;
-    if format != FORMAT || version != VERSION {
-        return Err(format!("written by heapgate {version} (format {format})"));
-    }
-    if dec.str()? != identity {
-        return Err("written for another file".into());
-    }
-    if dec.u32()? as usize != SECTIONS {
-        return Err("wrong section count".into());
-    }
-    let mut lengths = Vec::with_capacity(SECTIONS);
-    for _ in 0..SECTIONS {
-        lengths.push((dec.u64()?, dec.u64()?));
-    }
-    let header_len = dec.at as u64;
-    let stored: u64 = lengths.iter().map(|l| l.1).sum();
-    if header_len.checked_add(stored) != Some(file_len) {
-        return Err("truncated or padded".into());
-    }
-    let mut offsets = Vec::with_capacity(SECTIONS);
-    let mut at = header_len;
-    for &(raw, len) in &lengths {
-        offsets.push((at, len, raw));
-        at += len;
-    }
-    let parts = on_workers(work, Stage::ReadingIndex, |i| {
-        let (offset, len, raw) = offsets[i];
-        read_section(path, offset, len, raw).and_then(|bytes| decode(i, &bytes))
-    });
-    if work.is_cancelled() {
-        return Err("cancelled".into());
-    }
-    let mut parts = parts
-        .into_iter()
-        .map(|p| p.unwrap_or_else(|| Err("a section was not read".into())))
-        .collect::<Result<Vec<Part>, Bad>>()?
-        .into_iter();
-    let mut take = || parts.next().ok_or_else(|| Bad::from("missing section"));
+/// Reads the index at `path` if it was written by this version for `identity`; without
+/// `edges`, the edges' targets are left out (a comparison's last file does not need them).
+pub(crate) fn read(path: &Path, identity: &str, work: &Work, edges: bool) -> Result<Snapshot, Bad> {
+    let wanted: Vec<usize> = (0..SECTIONS).filter(|&i| edges || i != 5).collect();
+    let mut parts = read_parts(path, identity, work, &wanted)?.into_iter();
+    let mut take = || match parts.next() {
+        Some(Some(part)) => Ok(part),
+        // Left out on purpose: an empty column.
+        Some(None) => Ok(Part::Edges(Vec::new())),
+        None => Err(Bad::from("missing section")),
+    };
     let (
         Part::Meta(meta),
         Part::Strings(strings),
@@ -211,6 +176,79 @@ pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot,
         (first_retainer, retainer_edge),
         (retained, distance, dominator),
     )
+}
+
+/// Only the [`Summary`] of the index at `path` (what `summary` and the files of a comparison
+/// but the last need): two small sections of nine.
+pub(crate) fn read_summary(path: &Path, identity: &str, work: &Work) -> Result<Summary, Bad> {
+    let mut parts = read_parts(path, identity, work, &[0, 2])?.into_iter();
+    let (Some(Some(Part::Meta(meta))), Some(None), Some(Some(Part::Members(ids, sizes)))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("sections out of order".into());
+    };
+    let (summary, _) = summary_of(*meta, ids, sizes)?;
+    Ok(summary)
+}
+
+/// The sections `wanted` of the index at `path`, decoded (`None` for the others), after the
+/// header checks.
+fn read_parts(
+    path: &Path,
+    identity: &str,
+    work: &Work,
+    wanted: &[usize],
+) -> Result<Vec<Option<Part>>, Bad> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = vec![0u8; (64 * 1024).min(file_len as usize)];
+    file.read_exact(&mut head).map_err(|e| e.to_string())?;
+    let mut dec = Dec::new(&head);
+    if dec.bytes(MAGIC.len())? != MAGIC {
+        return Err("not a heapgate index".into());
+    }
+    let format = dec.u32()?;
+    let version = dec.str()?;
+    if format != FORMAT || version != VERSION {
+        return Err(format!("written by heapgate {version} (format {format})"));
+    }
+    if dec.str()? != identity {
+        return Err("written for another file".into());
+    }
+    if dec.u32()? as usize != SECTIONS {
+        return Err("wrong section count".into());
+    }
+    let mut lengths = Vec::with_capacity(SECTIONS);
+    for _ in 0..SECTIONS {
+        lengths.push((dec.u64()?, dec.u64()?));
+    }
+    let header_len = dec.at as u64;
+    let stored: u64 = lengths.iter().map(|l| l.1).sum();
+    if header_len.checked_add(stored) != Some(file_len) {
+        return Err("truncated or padded".into());
+    }
+    let mut offsets = Vec::with_capacity(SECTIONS);
+    let mut at = header_len;
+    for &(raw, len) in &lengths {
+        offsets.push((at, len, raw));
+        at += len;
+    }
+    let parts = on_workers(work, Stage::ReadingIndex, wanted, |i| {
+        let (offset, len, raw) = offsets[i];
+        read_section(path, offset, len, raw).and_then(|bytes| decode(i, &bytes))
+    });
+    if work.is_cancelled() {
+        return Err("cancelled".into());
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Some(part) => part.map(Some),
+            None if wanted.contains(&i) => Err("a section was not read".into()),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 fn read_section(path: &Path, offset: u64, len: u64, raw: u64) -> Result<Vec<u8>, Bad> {
@@ -364,7 +402,7 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
         2 => {
             let members = summary.groups.iter().flat_map(|g| &g.members);
             let ids: Vec<u32> = members.clone().map(|m| m.id).collect();
-            e.u32s(&ids);
+            e.u32s_delta(&ids);
             drop(ids);
             let sizes: Vec<u32> = members.map(|m| m.size).collect();
             e.u32s(&sizes);
@@ -372,8 +410,8 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
         3 => {
             e.u8s(&heap.node_type);
             e.u32s(&heap.node_name);
-            e.u32s(&heap.node_id);
-            e.u32s(&heap.first_edge);
+            e.u32s_delta(&heap.node_id);
+            e.u32s_delta(&heap.first_edge);
         }
         4 => {
             e.u32s(&s.node_group);
@@ -386,7 +424,7 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
             e.u32s(&heap.edge_name);
         }
         7 => {
-            e.u32s(&graph.first_retainer);
+            e.u32s_delta(&graph.first_retainer);
             e.u32s(&graph.retainer_edge);
         }
         _ => {
@@ -511,12 +549,12 @@ fn decode(section: usize, bytes: &[u8]) -> Result<Part, Bad> {
             text: d.str()?,
             ends: d.u32s()?,
         }),
-        2 => Part::Members(d.u32s()?, d.u32s()?),
-        3 => Part::Nodes(d.u8s()?, d.u32s()?, d.u32s()?, d.u32s()?),
+        2 => Part::Members(d.u32s_delta()?, d.u32s()?),
+        3 => Part::Nodes(d.u8s()?, d.u32s()?, d.u32s_delta()?, d.u32s_delta()?),
         4 => Part::Groups(d.u32s()?, d.u8s()?),
         5 => Part::Edges(d.u32s()?),
         6 => Part::EdgeNames(d.u8s()?, d.u32s()?),
-        7 => Part::Retainers(d.u32s()?, d.u32s()?),
+        7 => Part::Retainers(d.u32s_delta()?, d.u32s()?),
         _ => Part::Graph(
             d.u64s()?,
             d.u32s()?.into_iter().map(|d| d as i32).collect(),
@@ -543,7 +581,10 @@ fn assemble(
     (retained, distance, dominator): (Vec<u64>, Vec<i32>, Vec<u32>),
 ) -> Result<Snapshot, Bad> {
     let n = node_id.len();
-    let e = edges.len();
+    let e = edge_type.len();
+    if !edges.is_empty() && edges.len() != e {
+        return Err("inconsistent: edge targets".into());
+    }
     let bad = |what: &str| Err(format!("inconsistent: {what}"));
     // Node columns.
     if n == 0
@@ -599,6 +640,65 @@ fn assemble(
     {
         return bad("strings");
     }
+    if node_group
+        .iter()
+        .any(|&g| g != NONE && g as usize >= meta.groups.len())
+        || meta.closure_locations.iter().any(|&(o, _)| o as usize >= n)
+    {
+        return bad("groups");
+    }
+    let (summary, meta) = summary_of(meta, ids, sizes)?;
+    let heap = Heap {
+        layout: meta.layout,
+        node_type,
+        node_name,
+        node_id,
+        node_size: Vec::new(),
+        node_detachedness: Vec::new(),
+        first_edge,
+        edges,
+        edge_type,
+        edge_name,
+        locations: Vec::new(),
+        closure_locations: meta.closure_locations,
+        strings,
+        name_hashes: Default::default(),
+        sample: meta.sample,
+    };
+    let graph = Graph {
+        first_retainer,
+        retainer_edge,
+        retained,
+        distance,
+        dominator,
+    };
+    Ok(Snapshot {
+        summary,
+        heap,
+        graph,
+        node_group,
+        detached: detached.into_iter().map(|d| d != 0).collect(),
+        group_key: meta.group_key,
+        keys: meta.keys,
+        root: meta.root as usize,
+        kept: None,
+        origin: Default::default(),
+    })
+}
+
+/// What of [`Meta`] a snapshot needs beyond its summary.
+struct MetaRest {
+    layout: Layout,
+    closure_locations: Vec<(u32, Location)>,
+    sample: SampleRate,
+    keys: Vec<(String, Option<Location>)>,
+    group_key: Vec<u32>,
+    root: u64,
+}
+
+/// The summary of `meta` and the members' `ids` and `sizes`, checked.
+fn summary_of(meta: Meta, ids: Vec<u32>, sizes: Vec<u32>) -> Result<(Summary, MetaRest), Bad> {
+    let bad = |what: &str| Err(format!("inconsistent: {what}"));
     // Groups and classes.
     let groups_n = meta.groups.len();
     if meta.group_retained.len() != groups_n
@@ -607,10 +707,6 @@ fn assemble(
             .group_key
             .iter()
             .any(|&k| k as usize >= meta.keys.len())
-        || node_group
-            .iter()
-            .any(|&g| g != NONE && g as usize >= groups_n)
-        || meta.closure_locations.iter().any(|&(o, _)| o as usize >= n)
         || meta
             .shapes
             .iter()
@@ -659,42 +755,17 @@ fn assemble(
         group_retained: meta.group_retained,
         scripts: meta.scripts,
     };
-    let heap = Heap {
-        layout: meta.layout,
-        node_type,
-        node_name,
-        node_id,
-        node_size: Vec::new(),
-        node_detachedness: Vec::new(),
-        first_edge,
-        edges,
-        edge_type,
-        edge_name,
-        locations: Vec::new(),
-        closure_locations: meta.closure_locations,
-        strings,
-        name_hashes: Default::default(),
-        sample: meta.sample,
-    };
-    let graph = Graph {
-        first_retainer,
-        retainer_edge,
-        retained,
-        distance,
-        dominator,
-    };
-    Ok(Snapshot {
+    Ok((
         summary,
-        heap,
-        graph,
-        node_group,
-        detached: detached.into_iter().map(|d| d != 0).collect(),
-        group_key: meta.group_key,
-        keys: meta.keys,
-        root: meta.root as usize,
-        kept: None,
-        origin: Default::default(),
-    })
+        MetaRest {
+            layout: meta.layout,
+            closure_locations: meta.closure_locations,
+            sample: meta.sample,
+            keys: meta.keys,
+            group_key: meta.group_key,
+            root: meta.root,
+        },
+    ))
 }
 
 /// Little-endian encoder.
@@ -730,6 +801,18 @@ impl Enc {
         self.0.reserve(v.len() * 4);
         for x in v {
             self.0.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    /// Differences from the previous value (wrapping): sorted and near-sorted columns (ids,
+    /// offsets) become runs of small numbers, which compress several times better.
+    fn u32s_delta(&mut self, v: &[u32]) {
+        self.u64(v.len() as u64);
+        self.0.reserve(v.len() * 4);
+        let mut previous = 0u32;
+        for &x in v {
+            self.0
+                .extend_from_slice(&x.wrapping_sub(previous).to_le_bytes());
+            previous = x;
         }
     }
     fn u64s(&mut self, v: &[u64]) {
@@ -811,6 +894,15 @@ impl<'a> Dec<'a> {
         Ok(b.chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
+    }
+    fn u32s_delta(&mut self) -> Result<Vec<u32>, Bad> {
+        let mut values = self.u32s()?;
+        let mut previous = 0u32;
+        for v in &mut values {
+            previous = previous.wrapping_add(*v);
+            *v = previous;
+        }
+        Ok(values)
     }
     fn u64s(&mut self) -> Result<Vec<u64>, Bad> {
         let n = self.len()?;

@@ -23,9 +23,10 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::analysis::Snapshot;
+use crate::analysis::{Snapshot, Subjects};
 use crate::error::SnapshotError;
 use crate::load::{Keep, build, open, read_heap};
+use crate::summary::Summary;
 use crate::work::Work;
 
 /// The cache directory's size cap unless configured: room for the indexes of a few ~2 GB
@@ -161,18 +162,55 @@ impl Cache {
         work: &Work,
         warnings: &mut Vec<String>,
     ) -> Result<Option<Snapshot>, SnapshotError> {
+        self.load_with(identity, work, warnings, |path, text| {
+            format::read(path, text, work, true)
+        })
+    }
+
+    /// Only the [`Summary`] indexed for `identity` (a fraction of the index), as
+    /// [`Cache::load`] otherwise.
+    pub fn load_summary(
+        &self,
+        identity: &SourceIdentity,
+        work: &Work,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Summary>, SnapshotError> {
+        self.load_with(identity, work, warnings, |path, text| {
+            format::read_summary(path, text, work)
+        })
+    }
+
+    /// [`Cache::load`] without the edges' targets (what a comparison's last file needs).
+    pub(crate) fn load_for_compare(
+        &self,
+        identity: &SourceIdentity,
+        work: &Work,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        self.load_with(identity, work, warnings, |path, text| {
+            format::read(path, text, work, false)
+        })
+    }
+
+    fn load_with<T>(
+        &self,
+        identity: &SourceIdentity,
+        work: &Work,
+        warnings: &mut Vec<String>,
+        read: impl FnOnce(&Path, &str) -> Result<T, String>,
+    ) -> Result<Option<T>, SnapshotError> {
         let path = self.path_of(identity);
         if !path.is_file() {
             return Ok(None);
         }
-        match format::read(&path, &identity.text, work) {
-            Ok(snapshot) => {
+        match read(&path, &identity.text) {
+            Ok(found) => {
                 // Recently used: evicted last.
                 let _ = File::options()
                     .append(true)
                     .open(&path)
                     .and_then(|f| f.set_modified(SystemTime::now()));
-                Ok(Some(snapshot))
+                Ok(Some(found))
             }
             Err(_) if work.is_cancelled() => Err(SnapshotError::Cancelled),
             Err(why) => {
@@ -363,5 +401,89 @@ impl Snapshot {
             index,
             warnings,
         })
+    }
+}
+
+/// A summary opened by [`Summary::open_with`].
+pub struct OpenedSummary {
+    /// The summary.
+    pub summary: Summary,
+    /// Whether it came from an index.
+    pub index: IndexUse,
+    /// One-line warnings, as [`Opened::warnings`].
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// [`Snapshot::open_with`] for a summary only: from an index, only the summary's part of it
+    /// is read; else the file is analysed and its whole index written for later questions.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<OpenedSummary, SnapshotError> {
+        let path = path.as_ref();
+        let mut warnings = Vec::new();
+        if let Some((cache, identity)) = options.source(path)? {
+            if let Some(summary) = cache.load_summary(&identity, &options.work, &mut warnings)? {
+                return Ok(OpenedSummary {
+                    summary,
+                    index: IndexUse::Loaded,
+                    warnings,
+                });
+            }
+        }
+        let mut opened = Snapshot::open_with(path, options)?;
+        warnings.append(&mut opened.warnings);
+        Ok(OpenedSummary {
+            summary: opened.snapshot.into_summary(),
+            index: opened.index,
+            warnings,
+        })
+    }
+}
+
+impl Snapshot {
+    /// What [`crate::compare_with`] needs of its last file: from its index without the edges'
+    /// targets, else [`Snapshot::open_with`]; then the class sums of `subjects`.
+    pub(crate) fn open_for_compare_with(
+        path: &Path,
+        options: &OpenOptions,
+        subjects: Subjects<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let found = match options.source(path)? {
+            Some((cache, identity)) => {
+                cache.load_for_compare(&identity, &options.work, warnings)?
+            }
+            None => None,
+        };
+        let mut snapshot = match found {
+            Some(snapshot) => snapshot,
+            None => {
+                let mut opened = Snapshot::open_with(path, options)?;
+                warnings.append(&mut opened.warnings);
+                opened.snapshot
+            }
+        };
+        snapshot.origin = path.to_owned();
+        snapshot.set_subjects(subjects);
+        Ok(snapshot)
+    }
+}
+
+impl OpenOptions {
+    /// The cache and the source's identity, when both are known.
+    fn source(&self, path: &Path) -> Result<Option<(&Cache, SourceIdentity)>, SnapshotError> {
+        let Some(cache) = &self.cache else {
+            return Ok(None);
+        };
+        let identity = match &self.identity {
+            Some(identity) => Some(identity.clone()),
+            None => SourceIdentity::of_file(path).map_err(|source| SnapshotError::Io {
+                path: path.to_owned(),
+                source,
+            })?,
+        };
+        Ok(identity.map(|i| (cache, i)))
     }
 }
