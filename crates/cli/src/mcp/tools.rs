@@ -692,28 +692,26 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
         return Ok(page);
     }
     let what = format!("diff of {} files", files.len());
-    let cache = call.config().cache.clone();
     let (verdict, head, items) = call
-        .heavy(&what, move |work| {
+        .heavy(&what, move |_work| {
             let paths: Vec<PathBuf> = files.iter().map(Allowed::path).collect();
             let shown: Vec<String> = files.iter().map(Allowed::display).collect();
             if crate::profiles::are_profiles(&paths).map_err(|e| e.to_string())? {
                 return diff_profiles(&paths, shown);
             }
-            let identities =
-                crate::cache::identities(&paths, cache.as_ref()).map_err(|e| e.to_string())?;
             let inputs = crate::stored::inputs(&paths).map_err(|e| e.to_string())?;
             let options = CompareOptions {
                 sort: None,
                 retainer_classes: retainers,
                 groups_per_class: 3,
             };
-            let open = OpenOptions::new().cache(cache).work(work);
-            let (comparison, cache_warnings) =
-                heapgate_snapshot::compare_with(&inputs.paths, &identities, &options, &open)
-                    .map_err(|e| engine_error(&e))?;
-            let mut warnings = crate::diff::warnings(&paths, &comparison.checks);
-            warnings.extend(cache_warnings);
+            // The first question of a hunt: the streaming comparison (one graph in memory at a
+            // time, no index written), half the memory of opening every file for drill-down.
+            // The engine cannot be stopped mid-way here: a cancelled diff runs to its end in
+            // the background, holding the heavy-work permit.
+            let comparison =
+                heapgate_snapshot::compare(&inputs.paths, &options).map_err(|e| engine_error(&e))?;
+            let warnings = crate::diff::warnings(&paths, &comparison.checks);
             let newest = &comparison.newest;
             let item = |c: &ClassDiff| DiffItem {
                 name: c.name.clone(),
