@@ -269,13 +269,13 @@ pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
 pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
     let location =
         StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
-    if let StoreLocation::Dir(dir) = &location {
-        if !dir.is_dir() {
-            return Err(Error::Failed(format!(
-                "{}: no such directory",
-                dir.display()
-            )));
-        }
+    if let StoreLocation::Dir(dir) = &location
+        && !dir.is_dir()
+    {
+        return Err(Error::Failed(format!(
+            "{}: no such directory",
+            dir.display()
+        )));
     }
     let store = Store::open(&location).map_err(Error::Failed)?;
     let series = runtime()?

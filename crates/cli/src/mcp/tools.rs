@@ -296,9 +296,7 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
         Some(store) => {
             let allowed = roots.resolve(store)?;
             vec![match allowed {
-                Allowed::Local(dir) if dir.is_dir() => {
-                    heapgate_store::StoreLocation::Dir(dir)
-                }
+                Allowed::Local(dir) if dir.is_dir() => heapgate_store::StoreLocation::Dir(dir),
                 Allowed::Local(file) => {
                     return Err(format!(
                         "{} is a file, not a folder; pass it to summary or diff",
@@ -709,8 +707,8 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
             // time, no index written), half the memory of opening every file for drill-down.
             // The engine cannot be stopped mid-way here: a cancelled diff runs to its end in
             // the background, holding the heavy-work permit.
-            let comparison =
-                heapgate_snapshot::compare(&inputs.paths, &options).map_err(|e| engine_error(&e))?;
+            let comparison = heapgate_snapshot::compare(&inputs.paths, &options)
+                .map_err(|e| engine_error(&e))?;
             let warnings = crate::diff::warnings(&paths, &comparison.checks);
             let newest = &comparison.newest;
             let item = |c: &ClassDiff| DiffItem {

@@ -937,16 +937,16 @@ impl Actor {
         } else {
             return false;
         }
-        if let (Some((used, total)), Some(read)) = (probe.usage, probe.rss) {
-            if let Some(probe) = self.probe.take() {
-                let _ = probe.reply.send(Ok(HeapUsage {
-                    used,
-                    total,
-                    rss: read.rss,
-                    max_rss: read.max_rss,
-                    pid: read.pid,
-                }));
-            }
+        if let (Some((used, total)), Some(read)) = (probe.usage, probe.rss)
+            && let Some(probe) = self.probe.take()
+        {
+            let _ = probe.reply.send(Ok(HeapUsage {
+                used,
+                total,
+                rss: read.rss,
+                max_rss: read.max_rss,
+                pid: read.pid,
+            }));
         }
         true
     }

@@ -372,15 +372,15 @@ impl Snapshot {
                 })?
             }
         };
-        if let (Some(cache), Some(identity)) = (&options.cache, &identity) {
-            if let Some(mut snapshot) = cache.load(identity, work, &mut warnings)? {
-                snapshot.origin = path.to_owned();
-                return Ok(Opened {
-                    snapshot,
-                    index: IndexUse::Loaded,
-                    warnings,
-                });
-            }
+        if let (Some(cache), Some(identity)) = (&options.cache, &identity)
+            && let Some(mut snapshot) = cache.load(identity, work, &mut warnings)?
+        {
+            snapshot.origin = path.to_owned();
+            return Ok(Opened {
+                snapshot,
+                index: IndexUse::Loaded,
+                warnings,
+            });
         }
         let heap = read_heap(open(path, work)?, path, work)?;
         let mut snapshot = build(heap, Keep::Everything, None, work)?;
@@ -423,14 +423,14 @@ impl Summary {
     ) -> Result<OpenedSummary, SnapshotError> {
         let path = path.as_ref();
         let mut warnings = Vec::new();
-        if let Some((cache, identity)) = options.source(path)? {
-            if let Some(summary) = cache.load_summary(&identity, &options.work, &mut warnings)? {
-                return Ok(OpenedSummary {
-                    summary,
-                    index: IndexUse::Loaded,
-                    warnings,
-                });
-            }
+        if let Some((cache, identity)) = options.source(path)?
+            && let Some(summary) = cache.load_summary(&identity, &options.work, &mut warnings)?
+        {
+            return Ok(OpenedSummary {
+                summary,
+                index: IndexUse::Loaded,
+                warnings,
+            });
         }
         let mut opened = Snapshot::open_with(path, options)?;
         warnings.append(&mut opened.warnings);
