@@ -84,7 +84,7 @@ pub enum Command {
     /// objects new in B that are still alive in C: what was freed again drops out, what stays is
     /// the leak. Rows then rank by the kept objects' retained size.
     ///
-    /// All files should come from the same process (the same X-Heapgate-Series); otherwise
+    /// All files should come from the same process (the same X-Heapgate-Session); otherwise
     /// every object looks new, and a warning says so.
     ///
     /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`

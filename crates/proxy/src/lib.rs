@@ -23,7 +23,7 @@
 //! Inside, layers read top to bottom: [`launch`](Proxy) wires a validated config into a running
 //! server; `app` assembles the public router; `handlers` answer the snapshot path (taking a
 //! snapshot, or as a gateway routing it to a chosen task); `passthrough` forwards the rest;
-//! `body` shapes a snapshot's stream (redaction, keep-alive, compression); `source` produces
+//! `body` shapes a snapshot's stream (redaction, heartbeat, compression); `source` produces
 //! it (the inspector, or the app's own endpoint).
 
 mod admin;
@@ -31,6 +31,7 @@ mod app;
 mod body;
 mod config;
 mod conn_pool;
+mod ecs;
 mod gate;
 mod guard;
 mod handlers;
