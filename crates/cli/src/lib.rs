@@ -6,6 +6,7 @@
 
 mod args;
 mod cache;
+#[cfg(feature = "demo")]
 mod demo;
 mod diff;
 mod error;
@@ -72,6 +73,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Summary(args) => summary::run(args, io),
         args::Command::Inspect(args) => inspect::run(args, io),
         args::Command::List(args) => stored::list(&args.store, io.stdout),
+        #[cfg(feature = "demo")]
         args::Command::Demo(args) => demo::run(args, args::DEFAULT_VALUE, io),
     }
 }
