@@ -131,7 +131,7 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The outcome of [`comparability`], with the numbers behind it.
+/// The outcome of [`crate::comparability`], with the numbers behind it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparability {
     /// The conclusion.
