@@ -3,7 +3,8 @@
 
 use heapgate_snapshot::{
     ClassInstances, Holders, ObjectOptions, ObjectRef, ObjectView, Page, Paging, Query,
-    QueryAnswer, Strings, render_holders, render_largest, render_object, render_query,
+    QueryAnswer, SnapshotError, Strings, render_holders, render_largest, render_object,
+    render_query,
 };
 use serde::Serialize;
 
@@ -39,9 +40,17 @@ pub(crate) fn run(args: &InspectArgs, io: &mut Io<'_>) -> Result<(), Error> {
         offset: args.offset,
         limit: args.limit,
     };
-    let failed = |e: heapgate_snapshot::SnapshotError| {
-        // The engine names the file it read (a pipe for s3://); the user named the argument.
-        Error::Failed(e.to_string())
+    // The engine names the file it read (a pipe, for s3://); the user named the argument.
+    let failed = |e: SnapshotError| {
+        Error::Failed(match e {
+            SnapshotError::NoSuchObject { id, .. } => {
+                format!("no object @{id} in {}", args.file.display())
+            }
+            SnapshotError::NoSuchClass { name, .. } => {
+                format!("no class {name:?} in {}", args.file.display())
+            }
+            e => e.to_string(),
+        })
     };
     let mut answer = Answer {
         file: args.file.display().to_string(),

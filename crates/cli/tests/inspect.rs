@@ -311,6 +311,11 @@ fn s3_objects_are_indexed_by_their_identity() {
     assert_eq!(ok(&second), expected);
     assert_eq!(indexes(), 1);
     assert_eq!(inode(), written, "answered from the index");
+    let unknown = heapgate(&["inspect", url, "@99999"], &on);
+    assert_eq!(
+        stderr(&unknown),
+        format!("heapgate: no object @99999 in {url}\n")
+    );
     let summary = heapgate(&["summary", url, "--json"], &on);
     assert_eq!(
         ok(&summary),

@@ -14,7 +14,7 @@ use crate::fxhash::{FastMap, FastSet};
 use crate::graph;
 use crate::holder::{self, Holder};
 use crate::layout::NodeKind;
-use crate::model::Location;
+use crate::model::{Location, PathStep};
 use crate::parse::Heap;
 use crate::summary::Summary;
 
@@ -27,31 +27,6 @@ const MAX_PATH_STEPS: usize = 64;
 
 /// Per class key (name, location): an object count and their retained size.
 pub(crate) type ClassCounts = HashMap<(String, Option<Location>), (u64, u64)>;
-
-/// One step of a retainer path, from the root side towards the object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct PathStep {
-    /// The node's class, as in the Summary view (`Map`, `system / Context`, `Function`…).
-    pub node: String,
-    /// The name of the edge that holds this node, from the previous step (empty on the first
-    /// step). Element indexes are collapsed to `[]` so that entries of one collection group.
-    pub edge: String,
-    /// The type of that edge: `property`, `element`, `context`, `internal`, `shortcut`,
-    /// `hidden`… (empty on the first step).
-    pub edge_type: String,
-    /// A function's name, for closures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Where the function or constructor is defined: `file:line:column` (1-based), or
-    /// `script N:line:column` when the snapshot does not name the script.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Set when the edge into this step is a collapsed key (see [`MIN_KEYS`]): how many distinct
-    /// keys the group's objects are held by here. `edge` then reads `<N keys>`; the keys
-    /// themselves are data and are never shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keys: Option<u64>,
-}
 
 /// The key rule. Paths that run through the same containers and differ only in the names of
 /// the edges out of one container object are one group: when the objects being grouped leave

@@ -86,17 +86,19 @@ mod spill;
 mod summary;
 mod work;
 
-pub use analysis::{MIN_KEYS, PathStep, RetainerGroup, Snapshot};
+pub use analysis::{MIN_KEYS, RetainerGroup, Snapshot};
 pub use decode::{Encoding, decoded};
-pub use diff::{ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, diff};
+pub use diff::{
+    ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, comparability, diff,
+};
 pub use error::SnapshotError;
 pub use holder::Holder;
-pub use identity::{Comparability, Verdict, comparability};
+pub use identity::{Comparability, Verdict};
 pub use index::{
     Cache, DEFAULT_MAX_BYTES, IndexUse, OpenOptions, Opened, OpenedSummary, SourceIdentity,
 };
 pub use load::load;
-pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
+pub use model::{ClassSummary, InterfaceDefinition, Location, PathStep, SnapshotInfo};
 pub use object::{
     EdgeView, HIDDEN_KEY, ObjectOptions, ObjectRef, ObjectView, Page, Paging, Strings,
 };

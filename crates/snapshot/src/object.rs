@@ -12,10 +12,11 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{NONE, PathStep, RetainerGroup, Snapshot, Walk};
+use crate::analysis::{NONE, RetainerGroup, Snapshot, Walk};
 use crate::dominators::EdgeTypes;
 use crate::error::SnapshotError;
 use crate::holder;
+use crate::model::PathStep;
 use crate::parse::EDGE_TARGET_MASK;
 
 /// Whether names that may be data (property keys) leave the engine as they are.

@@ -8,9 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::PathStep;
 use crate::diff::{ClassDiff, Diff};
 use crate::holder;
+use crate::model::PathStep;
 use crate::model::{ClassSummary, Location};
 
 /// Widest class column, in characters.

@@ -17,9 +17,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::analysis::{Snapshot, Subjects};
-use crate::diff::{Diff, SortBy, diff};
+use crate::diff::{Diff, SortBy, comparability, diff};
 use crate::error::SnapshotError;
-use crate::identity::{Comparability, comparability};
+use crate::identity::Comparability;
 use crate::index::{OpenOptions, SourceIdentity};
 use crate::load::load;
 use crate::model::{ClassSummary, Location, SnapshotInfo};

@@ -41,7 +41,7 @@ pub(crate) struct Group {
     pub(crate) members: Vec<Member>,
 }
 
-/// A loaded snapshot, ready to be compared. See [`crate::load`].
+/// A loaded snapshot, ready to be compared. See `load`.
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub(crate) info: SnapshotInfo,

@@ -532,6 +532,7 @@ fn object_views_are_devtools_own_and_survive_the_index() {
             Err(heapgate_snapshot::SnapshotError::NoSuchObject { .. })
         ));
     }
+    eprintln!("object views: {compared} objects, {retainers_compared} retainers, as DevTools");
     assert!(compared >= 60, "only {compared} objects compared");
     assert!(
         retainers_compared >= 60,
