@@ -725,6 +725,19 @@ fn every_subcommand_help_lists_exactly_its_flags() {
         ("list", &[]),
         ("redact", &["--plain"]),
         ("demo", &["--leak", "--keep", "--html", "--serve"]),
+        (
+            "mcp",
+            &[
+                "--root",
+                "--allow-strings",
+                "--capture",
+                "--capture-dir",
+                "--max-bytes",
+                "--cache-dir",
+                "--cache-max",
+                "--no-cache",
+            ],
+        ),
         ("completions", &[]),
         ("man", &["--dir"]),
     ];
