@@ -48,7 +48,9 @@ fn console_blocks_print_what_they_show() {
     let cases = trycmd::TestCases::new();
     cases
         .register_bin("heapgate", Path::new(env!("CARGO_BIN_EXE_heapgate")))
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Samples must not write indexes into the developer's ~/.cache.
+        .env("HEAPGATE_NO_CACHE", "true");
     for doc in &docs() {
         // trycmd skips, without failing, a command whose program it does not know.
         let text = std::fs::read_to_string(repo().join(doc)).unwrap();
@@ -339,8 +341,8 @@ fn subcommands() -> Vec<String> {
 /// The long flags a help text defines (the lines that start with `-`), without help and version.
 fn defined_flags(help: &str) -> Vec<String> {
     help.lines()
-        // Flags are indented at most 6 columns, their descriptions 10.
-        .filter(|line| line.len() - line.trim_start().len() <= 6)
+        // Flags are indented 2 to 6 columns, their descriptions 10 (and the about text 0).
+        .filter(|line| (2..=6).contains(&(line.len() - line.trim_start().len())))
         .map(str::trim_start)
         .filter(|line| line.starts_with('-'))
         .flat_map(|line| {

@@ -515,10 +515,13 @@ fn help_and_the_docs_name_the_same_flags_and_variables() {
     // (flag, env) as --help defines them: a line `      --flag <V>`, later `[env: NAME=]`.
     let mut defined: Vec<(String, Option<String>)> = Vec::new();
     for line in help.lines() {
-        // Flags are indented at most 6 columns, their descriptions 10.
+        // Flags are indented 2 to 6 columns, their descriptions 10 (and the about text 0).
         let indent = line.len() - line.trim_start().len();
         let line = line.trim_start();
-        if let Some(rest) = line.strip_prefix("--").filter(|_| indent <= 6) {
+        if let Some(rest) = line
+            .strip_prefix("--")
+            .filter(|_| (2..=6).contains(&indent))
+        {
             let name = rest.split([' ', '=']).next().unwrap_or(rest);
             if name != "help" && name != "version" {
                 defined.push((format!("--{name}"), None));
