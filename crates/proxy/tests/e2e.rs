@@ -580,7 +580,7 @@ fn metrics_and_the_docs_name_the_same_families() {
         &[("HEAPGATE_SECRET", SECRET)],
     );
     let metrics = http_get(proxy.admin, "/metrics").unwrap().text();
-    let mut served: Vec<String> = metrics
+    let served: Vec<String> = metrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .map(|rest| {
@@ -603,7 +603,7 @@ fn metrics_and_the_docs_name_the_same_families() {
         .and_then(|rest| rest.split("\n## ").next())
         .expect("an `## Admin endpoints and metrics` section in docs/sidecar.md");
     // A row's first cell names one or more families: `| `a`, `b` | labels | meaning |`.
-    let mut documented: Vec<String> = table
+    let documented: Vec<String> = table
         .lines()
         .filter(|l| l.starts_with("| `heapgate_"))
         .flat_map(|row| {
