@@ -16,9 +16,9 @@ use heapgate_token::{Keys, Window};
 use heapgate_protocol::{DEFAULT_ATTEMPTS, TaskId};
 
 use crate::body::encoding::Coding;
+use crate::forward::upstream::UpstreamUrl;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::{GatewayConfig, Targets};
-use crate::passthrough::UpstreamUrl;
 
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
 /// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.
@@ -235,6 +235,17 @@ pub struct Args {
     #[arg(long, env = "HEAPGATE_THREADS", value_name = "N")]
     threads: Option<usize>,
 
+    /// The plain-request lane: ordinary HTTP/1.1 requests passed by hand (fast). Off, every
+    /// request takes the general path (hyper), with the same rules and answers: a kill switch if
+    /// the lane is ever suspected.
+    #[arg(
+        long,
+        env = "HEAPGATE_LANE",
+        value_name = "on|off",
+        default_value = "on"
+    )]
+    lane: LaneArg,
+
     /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
     /// streams are never cut.
     #[arg(
@@ -397,6 +408,12 @@ pub(crate) enum SourceKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LaneArg {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RedactArg {
     Off,
     Strings,
@@ -513,6 +530,8 @@ pub struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// Worker threads for the public listener (1..=1024).
     pub(crate) threads: usize,
+    /// `--lane`: whether plain requests take the lane.
+    pub(crate) lane: bool,
     pub(crate) limits: Limits,
     pub(crate) log_format: LogFormat,
     pub(crate) watch: WatchConfig,
@@ -598,6 +617,7 @@ impl Config {
             allow_upgrade: args.allow_upgrade,
             shutdown_timeout: *args.shutdown_timeout,
             threads: args.threads,
+            lane: args.lane == LaneArg::On,
             request_timeout: *args.request_timeout,
             header_timeout: *args.header_timeout,
             send_timeout: *args.send_timeout,
@@ -651,6 +671,7 @@ impl Config {
             allow_upgrade: Vec::new(),
             shutdown_timeout: Duration::from_secs(25),
             threads: None,
+            lane: true,
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(60),
@@ -717,6 +738,7 @@ pub struct ConfigBuilder {
     allow_upgrade: Vec<String>,
     shutdown_timeout: Duration,
     threads: Option<usize>,
+    lane: bool,
     request_timeout: Duration,
     header_timeout: Duration,
     send_timeout: Duration,
@@ -859,6 +881,12 @@ impl ConfigBuilder {
     /// `--threads` (default: the CPUs this process may use).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// `--lane off`: every request takes the general path.
+    pub fn lane(mut self, on: bool) -> Self {
+        self.lane = on;
         self
     }
 
@@ -1013,6 +1041,7 @@ impl ConfigBuilder {
             source,
             shutdown_timeout: self.shutdown_timeout,
             threads,
+            lane: self.lane,
             limits: Limits {
                 max_connections: self.max_connections,
                 max_header_bytes: self.max_header_bytes,

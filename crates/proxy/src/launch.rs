@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminState, admin_app};
-use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
+use crate::forward::Forwarding;
+use crate::forward::rules::OwnPaths;
+use crate::forward::upstream::Upstream;
 use crate::gate::SnapshotGate;
 use crate::handlers::gateway::{Gateway, Routing};
 use crate::handlers::profile::Profiles;
@@ -22,7 +24,6 @@ use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
 use crate::headroom::{SnapshotRule, limit};
 use crate::metrics::{Metrics, Route};
-use crate::passthrough::Upstream;
 use crate::server::{ConnLimits, serve};
 use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
@@ -31,7 +32,7 @@ use crate::task::{self, TaskIdError};
 use crate::watch::store::Store;
 use crate::watch::trigger::TriggerConfig;
 use crate::watch::{SeriesConfig, Watch};
-use crate::workers::{self, Workers};
+use crate::workers::{self, Public, Workers};
 use heapgate_protocol::Instrument;
 
 /// Why the proxy could not start.
@@ -131,12 +132,6 @@ impl Proxy {
         .await?;
         let (task_id, origin) = (identity.id.clone(), identity.origin);
         let metrics = Arc::new(Metrics::new());
-        let upstream = Upstream::new(
-            &config.upstream,
-            Some(config.limits.request_timeout),
-            metrics.upstream_oversent(),
-        )
-        .allowing_upgrades(&config.upgrades);
         tracing::info!(
             task = %task_id,
             task_origin = ?origin,
@@ -192,7 +187,6 @@ impl Proxy {
         let routes = Routes::new(
             &config,
             &task_id,
-            upstream,
             Arc::clone(&gate),
             &metrics,
             chrono::Utc::now,
@@ -202,17 +196,9 @@ impl Proxy {
                 rule,
             },
         );
-        let mut own_routes = Router::new().route_service(&config.snapshot.path, routes.snapshot);
-        let profile_path = routes.profile.as_ref().map(|_| config.profile.path.clone());
-        if let Some(profile) = routes.profile {
-            own_routes = own_routes.route_service(&config.profile.path, profile);
-        }
         let serving = Serving {
             public: Workers {
-                snapshot_path: config.snapshot.path.clone(),
-                profile_path,
-                snapshot_routes: own_routes,
-                passing: routes.passing,
+                public: Arc::new(routes.into_public(&config)),
                 limits: ConnLimits {
                     max_header_bytes: config.limits.max_header_bytes,
                     header_timeout: config.limits.header_timeout,
@@ -355,7 +341,7 @@ async fn watch(
 pub(crate) struct Routes {
     pub(crate) snapshot: MethodRouter,
     pub(crate) profile: Option<MethodRouter>,
-    pub(crate) passing: Arc<Passing>,
+    pub(crate) forwarding: Arc<Forwarding>,
 }
 
 /// The inspector pieces the routes share with the leak watch (none in other modes, or in tests
@@ -372,7 +358,6 @@ impl Routes {
     pub(crate) fn new(
         config: &Config,
         task: &heapgate_protocol::TaskId,
-        upstream: Upstream,
         gate: Arc<SnapshotGate>,
         metrics: &Arc<Metrics>,
         now: fn() -> chrono::DateTime<chrono::Utc>,
@@ -442,24 +427,39 @@ impl Routes {
                 }))
             }
         };
-        let passing = Arc::new(Passing {
+        let upstream = Upstream::new(
+            &config.upstream,
+            Some(config.limits.request_timeout),
+            metrics.upstream_oversent(),
+        )
+        .allowing_upgrades(&config.upgrades);
+        let forwarding = Arc::new(Forwarding {
             upstream,
-            guarded_paths: snapshot.guarded_paths.clone(),
-            health_paths: snapshot.health_paths.clone(),
-            gate,
+            own: OwnPaths {
+                snapshot: snapshot.path.clone(),
+                profile: profile.as_ref().map(|_| config.profile.path.clone()),
+                guarded: snapshot.guarded_paths.clone(),
+                health: snapshot.health_paths.clone(),
+                gate,
+            },
             metrics: Arc::clone(metrics),
+            lane: config.lane,
         });
         Routes {
             snapshot: handler,
             profile,
-            passing,
+            forwarding,
         }
     }
 
-    /// As one axum router (the in-process tests drive it with `oneshot`).
-    pub(crate) fn into_router(self, path: &str, profile_path: &str) -> Router {
-        let profile = self.profile.map(|profile| (profile_path, profile));
-        app(path, self.snapshot, profile, self.passing)
+    /// The public service: the snapshot and profile paths' router and forwarding. Must be
+    /// called inside the home runtime.
+    pub(crate) fn into_public(self, config: &Config) -> Public {
+        let mut own_routes = Router::new().route_service(&config.snapshot.path, self.snapshot);
+        if let Some(profile) = self.profile {
+            own_routes = own_routes.route_service(&config.profile.path, profile);
+        }
+        Public::new(self.forwarding, own_routes)
     }
 }
 
