@@ -510,6 +510,7 @@ fn help_names_every_flag_and_its_environment_variable() {
         ("--max-attempts", "HEAPGATE_MAX_ATTEMPTS"),
         ("--compression", "HEAPGATE_COMPRESSION"),
         ("--redact", "HEAPGATE_REDACT"),
+        ("--lane", "HEAPGATE_LANE"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");

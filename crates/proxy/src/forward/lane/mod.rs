@@ -209,7 +209,9 @@ impl Lane<'_> {
             .await;
             match waited {
                 Wait::Read(Ok(Read::Bytes)) | Wait::Closing => {}
-                Wait::Read(Ok(Read::Full)) => return general(Reason::LargeHead),
+                // Not reached in practice: a head over the limit is malformed (above) before the buffer,
+                // which also holds a buffered body, is full.
+                Wait::Read(Ok(Read::Full)) => return general(Reason::MalformedHead),
                 Wait::Read(Ok(Read::Eof) | Err(_)) => return Arrival::Closed,
                 // The head came in time and its body is slow: hyper streams a body with no
                 // timeout of its own, so the general path takes it from here.

@@ -55,8 +55,6 @@ pub(crate) enum Reason {
     SlowBody,
     /// A head httparse refuses, or one over the header limit (the general path answers it).
     MalformedHead,
-    /// More unread bytes than the head limit and a buffered body.
-    LargeHead,
     /// A later request on a connection the general path already serves.
     Later,
 }
@@ -103,7 +101,6 @@ impl Split {
             Reason::LargeBody => "large_body",
             Reason::SlowBody => "slow_body",
             Reason::MalformedHead => "malformed_head",
-            Reason::LargeHead => "large_head",
             Reason::Later => "later",
         }
     }
