@@ -453,23 +453,23 @@ pub fn object_ids(snapshot: &serde_json::Value, class: &str) -> std::collections
         .collect()
 }
 
-/// The proxy's two forwarding paths, as a test parameter: the plain-request lane (the default)
+/// The proxy's two pass-through paths, as a test parameter: the plain-request lane (the default)
 /// or the general path (`--lane off`). Every proxy a test starts through [`ProxyProc::launch`]
-/// takes the path its test runs on ([`Forwarding::run`], or [`on_both_paths!`]), so one table
+/// takes the path its test runs on ([`PassthroughPath::run`], or [`on_both_paths!`]), so one table
 /// of cases covers both paths without crafting requests the lane happens to leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forwarding {
+pub enum PassthroughPath {
     Lane,
     General,
 }
 
 thread_local! {
-    static FORWARDING: std::cell::Cell<Forwarding> = const { std::cell::Cell::new(Forwarding::Lane) };
+    static FORWARDING: std::cell::Cell<PassthroughPath> = const { std::cell::Cell::new(PassthroughPath::Lane) };
 }
 
-impl Forwarding {
+impl PassthroughPath {
     /// The path this test runs on.
-    pub fn current() -> Forwarding {
+    pub fn current() -> PassthroughPath {
         FORWARDING.with(std::cell::Cell::get)
     }
 
@@ -482,27 +482,27 @@ impl Forwarding {
     /// The flags that choose this path.
     pub fn args(self) -> &'static [&'static str] {
         match self {
-            Forwarding::Lane => &["--lane", "on"],
-            Forwarding::General => &["--lane", "off"],
+            PassthroughPath::Lane => &["--lane", "on"],
+            PassthroughPath::General => &["--lane", "off"],
         }
     }
 }
 
 /// `on_both_paths!(a, b, …)`: the test functions `a`, `b`, … (no `#[test]` of their own), each
-/// run once per forwarding path, as `lane::a` and `general::a` (see [`Forwarding`]).
+/// run once per pass-through path, as `lane::a` and `general::a` (see [`PassthroughPath`]).
 #[macro_export]
 macro_rules! on_both_paths {
     ($($name:ident),* $(,)?) => {
         mod lane {
             $(#[test]
             fn $name() {
-                $crate::Forwarding::Lane.run(super::$name);
+                $crate::PassthroughPath::Lane.run(super::$name);
             })*
         }
         mod general {
             $(#[test]
             fn $name() {
-                $crate::Forwarding::General.run(super::$name);
+                $crate::PassthroughPath::General.run(super::$name);
             })*
         }
     };
@@ -562,19 +562,19 @@ impl ProxyProc {
         }
     }
 
-    /// [`ProxyProc::passing_to`] on the forwarding path `path`, whatever the test's.
-    pub fn passing_on(path: Forwarding, upstream: &str, extra: &[&str]) -> ProxyProc {
+    /// [`ProxyProc::passing_to`] on the pass-through path `path`, whatever the test's.
+    pub fn passing_on(path: PassthroughPath, upstream: &str, extra: &[&str]) -> ProxyProc {
         let mut args = path.args().to_vec();
         args.extend_from_slice(extra);
         ProxyProc::passing_to(upstream, &args)
     }
 
     /// Starts this workspace's `heapgate-proxy` as [`ProxyProc::start`] does, on the test's
-    /// forwarding path ([`Forwarding::current`]) unless `args` choose one.
+    /// pass-through path ([`PassthroughPath::current`]) unless `args` choose one.
     pub fn launch(args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
         let mut args = args.to_vec();
         if !args.contains(&"--lane") {
-            args.extend_from_slice(Forwarding::current().args());
+            args.extend_from_slice(PassthroughPath::current().args());
         }
         ProxyProc::start(&workspace_binary("heapgate-proxy"), &args, env)
     }

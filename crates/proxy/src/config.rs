@@ -16,9 +16,9 @@ use heapgate_token::{Keys, Window};
 use heapgate_protocol::{DEFAULT_ATTEMPTS, TaskId};
 
 use crate::body::encoding::Coding;
-use crate::forward::upstream::UpstreamUrl;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::{GatewayConfig, Targets};
+use crate::passthrough::upstream::UpstreamUrl;
 
 /// Sidecar in front of a Node.js service: passes all traffic through to --upstream and serves
 /// token-guarded heap snapshots on --path, taken from the Node inspector on loopback.

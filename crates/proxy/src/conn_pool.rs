@@ -9,9 +9,9 @@
 //! another thread than the one that returned it.
 //!
 //! Two kinds are kept apart: hyper's client connections (the general path,
-//! [`crate::forward::general`]) and bare sockets (the plain-request lane, [`crate::forward::lane`]).
+//! [`crate::passthrough::general`]) and bare sockets (the plain-request lane, [`crate::passthrough::lane`]).
 //!
-//! Entries are keyed by the [`crate::forward::upstream::Upstream`] they belong to (a process may have
+//! Entries are keyed by the [`crate::passthrough::upstream::Upstream`] they belong to (a process may have
 //! several), and expire after the idle timeout: an expired one is never handed out, and
 //! [`sweep`] (run every second by each worker) closes them even when no traffic comes.
 //!

@@ -14,9 +14,6 @@ use tokio::sync::oneshot;
 
 use crate::admin::{AdminState, admin_app};
 use crate::config::{Config, SourceConfig};
-use crate::forward::Forwarding;
-use crate::forward::rules::OwnPaths;
-use crate::forward::upstream::Upstream;
 use crate::gate::SnapshotGate;
 use crate::handlers::gateway::{Gateway, Routing};
 use crate::handlers::profile::Profiles;
@@ -24,6 +21,9 @@ use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
 use crate::headroom::{SnapshotRule, limit};
 use crate::metrics::{Metrics, Route};
+use crate::passthrough::Passthrough;
+use crate::passthrough::rules::OwnPaths;
+use crate::passthrough::upstream::Upstream;
 use crate::server::{ConnLimits, serve};
 use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
@@ -341,7 +341,7 @@ async fn watch(
 pub(crate) struct Routes {
     pub(crate) snapshot: MethodRouter,
     pub(crate) profile: Option<MethodRouter>,
-    pub(crate) forwarding: Arc<Forwarding>,
+    pub(crate) passthrough: Arc<Passthrough>,
 }
 
 /// The inspector pieces the routes share with the leak watch (none in other modes, or in tests
@@ -433,7 +433,7 @@ impl Routes {
             metrics.upstream_oversent(),
         )
         .allowing_upgrades(&config.upgrades);
-        let forwarding = Arc::new(Forwarding {
+        let passthrough = Arc::new(Passthrough {
             upstream,
             own: OwnPaths {
                 snapshot: snapshot.path.clone(),
@@ -448,18 +448,18 @@ impl Routes {
         Routes {
             snapshot: handler,
             profile,
-            forwarding,
+            passthrough,
         }
     }
 
-    /// The public service: the snapshot and profile paths' router and forwarding. Must be
+    /// The public service: the snapshot and profile paths' router and passthrough. Must be
     /// called inside the home runtime.
     pub(crate) fn into_public(self, config: &Config) -> Public {
         let mut own_routes = Router::new().route_service(&config.snapshot.path, self.snapshot);
         if let Some(profile) = self.profile {
             own_routes = own_routes.route_service(&config.profile.path, profile);
         }
-        Public::new(self.forwarding, own_routes)
+        Public::new(self.passthrough, own_routes)
     }
 }
 

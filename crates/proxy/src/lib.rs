@@ -23,7 +23,7 @@
 //! Inside, layers read top to bottom: [`launch`](Proxy) wires a validated config into a running
 //! server; `workers` serve the public listener, one service per connection; `handlers` answer
 //! the snapshot path (taking a snapshot, or as a gateway routing it to a chosen task);
-//! `forward` passes the rest to the app (the lane, the general path, one rulebook); `body`
+//! `passthrough` passes the rest to the app (the lane, the general path, one rulebook); `body`
 //! shapes a snapshot's stream (redaction, keep-alive, compression); `source` produces it (the
 //! inspector, or the app's own endpoint).
 
@@ -31,7 +31,6 @@ mod admin;
 mod body;
 mod config;
 mod conn_pool;
-mod forward;
 mod gate;
 mod guard;
 mod handlers;
@@ -39,6 +38,7 @@ mod headroom;
 mod launch;
 mod log_text;
 mod metrics;
+mod passthrough;
 mod server;
 mod shutdown;
 mod source;

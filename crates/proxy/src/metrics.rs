@@ -275,7 +275,7 @@ impl Metrics {
         );
         let split = Family::<SplitLabels, Counter>::default();
         registry.register(
-            "forwarding_split",
+            "passthrough_split",
             "Forwarded requests by path: each request the lane took (reason plain), each \
              connection the lane handed to the general path (by reason), and each later request \
              the general path served on such a connection (reason later)",
@@ -321,7 +321,7 @@ impl Metrics {
         }
     }
 
-    /// Counts one decision of the lane's split (see `forward::lane::Split`), by its labels.
+    /// Counts one decision of the lane's split (see `passthrough::lane::Split`), by its labels.
     pub(crate) fn split(&self, path: &'static str, reason: &'static str) {
         if path == "lane" {
             self.split_lane.inc();

@@ -8,7 +8,7 @@
 //! per request, no lock on the way. The kernel wakes the threads waiting on the socket, and the
 //! one that is least busy tends to accept first.
 //!
-//! Each connection starts in the plain-request lane ([`crate::forward::lane`]), which passes
+//! Each connection starts in the plain-request lane ([`crate::passthrough::lane`]), which passes
 //! ordinary requests by hand; the first request it leaves, and everything after it on that
 //! connection, goes to hyper's server and [`Connection::handle`]: the one public service, which
 //! the in-process tests drive too ([`InProcess`]).
@@ -42,12 +42,12 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::conn_pool;
-use crate::forward::Forwarding;
-use crate::forward::general::{self, UpstreamBody};
-use crate::forward::lane::{Ending, Lane, Reason, Split};
-use crate::forward::rules::{Addressed, check_host, text_answer};
-use crate::forward::upstream::Peer;
 use crate::metrics::{InFlight, Route};
+use crate::passthrough::Passthrough;
+use crate::passthrough::general::{self, UpstreamBody};
+use crate::passthrough::lane::{Ending, Lane, Reason, Split};
+use crate::passthrough::rules::{Addressed, check_host, text_answer};
+use crate::passthrough::upstream::Peer;
 use crate::server::{ConnLimits, Prefixed, SendTimeout, accept};
 
 /// Threads to serve on when `--threads` is not given: the CPUs this process may use.
@@ -146,7 +146,7 @@ pub(crate) async fn serve(
 
 /// The public service, as every connection on every worker shares it.
 pub(crate) struct Public {
-    forwarding: Arc<Forwarding>,
+    passthrough: Arc<Passthrough>,
     /// The router of the snapshot and profile paths (the mode's handlers).
     own_routes: Router,
     /// The runtime the snapshot path runs on.
@@ -155,9 +155,9 @@ pub(crate) struct Public {
 
 impl Public {
     /// Must be called inside the home runtime.
-    pub(crate) fn new(forwarding: Arc<Forwarding>, own_routes: Router) -> Public {
+    pub(crate) fn new(passthrough: Arc<Passthrough>, own_routes: Router) -> Public {
         Public {
-            forwarding,
+            passthrough,
             own_routes,
             home: Handle::current(),
         }
@@ -278,10 +278,10 @@ async fn serve_connection<T>(
 ) {
     let peer = Peer::new(remote);
     let mut socket = SendTimeout::new(stream, limits.send_timeout);
-    let forwarding = &shared.forwarding;
-    let ending = if forwarding.lane {
+    let passthrough = &shared.passthrough;
+    let ending = if passthrough.lane {
         let lane = Lane {
-            forwarding,
+            passthrough,
             peer: &peer,
             limits,
         };
@@ -292,7 +292,7 @@ async fn serve_connection<T>(
     let unread = match ending {
         Ending::Done => return,
         Ending::General(unread, reason) => {
-            Split::General(reason).count(&forwarding.metrics);
+            Split::General(reason).count(&passthrough.metrics);
             unread
         }
     };
@@ -356,9 +356,9 @@ impl Connection {
     {
         // Counted from here until the answer's body is sent or dropped, or this future is
         // (hyper drops it when the client leaves before the answer).
-        let in_flight = InFlight::start(&self.shared.forwarding.metrics);
-        let forwarding = &self.shared.forwarding;
-        let metrics = &forwarding.metrics;
+        let in_flight = InFlight::start(&self.shared.passthrough.metrics);
+        let passthrough = &self.shared.passthrough;
+        let metrics = &passthrough.metrics;
         if self
             .begun
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -372,14 +372,14 @@ impl Connection {
             return counted(response.map(Either::Right), in_flight);
         }
         let path = request.uri().path();
-        let (route, response) = match forwarding.own.classify(path) {
+        let (route, response) = match passthrough.own.classify(path) {
             Addressed::Route => {
                 let response = self.snapshot(request).await;
                 return counted(response.map(Either::Right), in_flight);
             }
             Addressed::App => {
                 let response =
-                    general::forward(&forwarding.upstream, request, Some(&self.peer)).await;
+                    general::forward(&passthrough.upstream, request, Some(&self.peer)).await;
                 metrics.request(Route::Passthrough, response.status());
                 return counted(response, in_flight);
             }

@@ -2,7 +2,7 @@
 //! answers decoded and re-chunked, slow bodies handed to the general path, the client watched
 //! while the app works, shutdown's `Connection: close` and lingering close, `Connection`
 //! listings, and the in-flight gauge. The real `heapgate-proxy` binary over raw TCP, in front
-//! of the harness's stub app. Most tests run on both forwarding paths (`on_both_paths!` at the
+//! of the harness's stub app. Most tests run on both pass-through paths (`on_both_paths!` at the
 //! end); where the lane must behave as the general path does, a proxy with `--lane off` is
 //! asked the same request first, as the reference.
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use heapgate_tests::http::{Conn, kept};
 use heapgate_tests::{
-    Answer, Body, Forwarding, HttpResponse, Part, ProxyProc, Release, StubApp, WAIT,
+    Answer, Body, HttpResponse, Part, PassthroughPath, ProxyProc, Release, StubApp, WAIT,
 };
 
 fn open(proxy: &ProxyProc, timeout: Duration) -> Conn {
@@ -83,8 +83,8 @@ fn a_pipelining_client_that_half_closes_gets_every_answer() {
     // `mid_message_detect_eof` does; `next_request` then serves the buffered request and sees
     // the EOF after it.
     let app = slow_app();
-    let general = ProxyProc::passing_on(Forwarding::General, &app.url(), &[]);
-    let proxy = ProxyProc::passing_on(Forwarding::Lane, &app.url(), &[]);
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
     let reference = pipeline_then_half_close(&general, &app, &kept("GET", "/slow", ""));
     // hyper answers the request in flight at least (what it does with the pipelined one
     // after the EOF is its own business).
@@ -250,7 +250,7 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
     // `closing` fires; a plain drop is only safe when the client was never answered or has
     // sent its EOF.
     // The general path is the reference: it closes cleanly.
-    let run = |path: Forwarding, first: &[u8]| {
+    let run = |path: PassthroughPath, first: &[u8]| {
         const LEN: usize = 8 << 20;
         let release = Release::new();
         let parts = {
@@ -293,8 +293,8 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
             other => panic!("{path:?}: the answer in flight at shutdown was destroyed: {other:?}"),
         }
     };
-    run(Forwarding::General, &kept("GET", "/long", ""));
-    run(Forwarding::Lane, &kept("GET", "/long", ""));
+    run(PassthroughPath::General, &kept("GET", "/long", ""));
+    run(PassthroughPath::Lane, &kept("GET", "/long", ""));
 }
 
 fn shutdown_closes_idle_connections_at_once_and_exits_in_time() {
@@ -442,8 +442,8 @@ fn an_answer_whose_connection_names_date_still_has_a_date() {
              Content-Length: 2\r\n\r\nok",
         )
     });
-    let general = ProxyProc::passing_on(Forwarding::General, &app.url(), &[]);
-    let proxy = ProxyProc::passing_on(Forwarding::Lane, &app.url(), &[]);
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
     let mut conn = open(&general, Duration::from_secs(3));
     conn.send(&kept("GET", "/general", "")).unwrap();
     let reference = answer(&mut conn, "general");
@@ -515,8 +515,8 @@ fn answer_headers_follow_one_policy_on_both_paths() {
             .map_or_else(String::new, |(_, raw)| raw.clone());
         Answer::raw(raw)
     });
-    let general = ProxyProc::passing_on(Forwarding::General, &app.url(), &[]);
-    let proxy = ProxyProc::passing_on(Forwarding::Lane, &app.url(), &[]);
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
     // Header lines a client sees, Date aside (it changes by the second), names lowercased.
     let headers = |answer: &HttpResponse| {
         let mut lines: Vec<(String, String)> = answer
@@ -565,13 +565,17 @@ fn answer_headers_follow_one_policy_on_both_paths() {
 // ---------------------------------------------------------------------------------------------
 // The split, named and counted
 
-/// `heapgate_forwarding_split_total{path,reason}` counts every decision of the split: each
+/// `heapgate_passthrough_split_total{path,reason}` counts every decision of the split: each
 /// request the lane takes, each connection it hands to the general path (one per reason), the
 /// later requests the general path serves there, and `--lane off`.
 #[test]
 fn the_split_metric_counts_each_reason() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
-    let proxy = ProxyProc::passing_on(Forwarding::Lane, &app.url(), &["--header-timeout", "1s"]);
+    let proxy = ProxyProc::passing_on(
+        PassthroughPath::Lane,
+        &app.url(),
+        &["--header-timeout", "1s"],
+    );
     let head = |extra: &str| kept("POST", "/x", extra);
     let mut chunked = head("Transfer-Encoding: chunked\r\n");
     chunked.extend_from_slice(b"0\r\n\r\n");
@@ -614,7 +618,7 @@ fn the_split_metric_counts_each_reason() {
         let _ = conn.response(false);
         drop(conn);
         let line =
-            format!("heapgate_forwarding_split_total{{path=\"general\",reason=\"{reason}\"}} 1");
+            format!("heapgate_passthrough_split_total{{path=\"general\",reason=\"{reason}\"}} 1");
         if let Err(metrics) = proxy.metric_reaches(&line, Duration::from_secs(3)) {
             panic!("{reason}: no `{line}`:\n{metrics}");
         }
@@ -635,25 +639,25 @@ fn the_split_metric_counts_each_reason() {
         assert_eq!(answer(&mut plain, "plain").text(), "/plain");
     }
     for line in [
-        "heapgate_forwarding_split_total{path=\"general\",reason=\"slow_body\"} 1",
-        "heapgate_forwarding_split_total{path=\"general\",reason=\"later\"} 1",
-        "heapgate_forwarding_split_total{path=\"lane\",reason=\"plain\"} 2",
+        "heapgate_passthrough_split_total{path=\"general\",reason=\"slow_body\"} 1",
+        "heapgate_passthrough_split_total{path=\"general\",reason=\"later\"} 1",
+        "heapgate_passthrough_split_total{path=\"lane\",reason=\"plain\"} 2",
     ] {
         if let Err(metrics) = proxy.metric_reaches(line, Duration::from_secs(3)) {
             panic!("no `{line}`:\n{metrics}");
         }
     }
     // Off, every connection is the general path's, from its first request.
-    let off = ProxyProc::passing_on(Forwarding::General, &app.url(), &[]);
+    let off = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
     let mut conn = open(&off, Duration::from_secs(3));
     for _ in 0..3 {
         conn.send(&kept("GET", "/off", "")).unwrap();
         assert_eq!(answer(&mut conn, "off").text(), "/off");
     }
     for line in [
-        "heapgate_forwarding_split_total{path=\"general\",reason=\"lane_off\"} 1",
-        "heapgate_forwarding_split_total{path=\"general\",reason=\"later\"} 2",
-        "heapgate_forwarding_split_total{path=\"lane\",reason=\"plain\"} 0",
+        "heapgate_passthrough_split_total{path=\"general\",reason=\"lane_off\"} 1",
+        "heapgate_passthrough_split_total{path=\"general\",reason=\"later\"} 2",
+        "heapgate_passthrough_split_total{path=\"lane\",reason=\"plain\"} 0",
     ] {
         if let Err(metrics) = off.metric_reaches(line, Duration::from_secs(3)) {
             panic!("--lane off: no `{line}`:\n{metrics}");

@@ -170,10 +170,10 @@ fn the_cycle_check_reads_crate_and_super_paths() {
         "app",
         "handlers",
         "handlers::snapshot",
-        "forward",
-        "forward::lane",
-        "forward::lane::buffers",
-        "forward::rules",
+        "passthrough",
+        "passthrough::lane",
+        "passthrough::lane::buffers",
+        "passthrough::rules",
     ]
     .map(str::to_owned)
     .into();
@@ -195,16 +195,20 @@ fn the_cycle_check_reads_crate_and_super_paths() {
     // `super::super::` one level further up.
     assert_eq!(
         references(
-            "forward::lane::request",
+            "passthrough::lane::request",
             "use super::buffers::Spare;\nuse super::super::rules::X;\nuse super::Lane;\n\
              mod tests {\n    use super::*;\n}\n",
             &modules
         ),
-        of(&["forward::lane::buffers", "forward::rules", "forward::lane"])
+        of(&[
+            "passthrough::lane::buffers",
+            "passthrough::rules",
+            "passthrough::lane"
+        ])
     );
     let inline = "mod tests {\n    use super::buffers::X;\n}\n";
     assert_eq!(
-        references("forward::lane", inline, &modules),
-        of(&["forward::lane::buffers"])
+        references("passthrough::lane", inline, &modules),
+        of(&["passthrough::lane::buffers"])
     );
 }

@@ -1358,7 +1358,7 @@ fn late_bytes_from_the_app_never_answer_the_next_client() {
     });
     let proxy = ProxyProc::passing_to(&format!("http://127.0.0.1:{port}"), &["--threads", "1"]);
     let request = |target: &str| kept("GET", target, "");
-    let name = format!("{:?}", heapgate_tests::Forwarding::current());
+    let name = format!("{:?}", heapgate_tests::PassthroughPath::current());
     {
         for round in 0..3 {
             let late = one_answer(&proxy, &request("/late"));

@@ -16,7 +16,7 @@ use super::chunked::{Chunks, hex8};
 use super::request::PlainRequest;
 use super::{Client, MAX_HEADERS};
 use crate::conn_pool::RawConn;
-use crate::forward::rules::{
+use crate::passthrough::rules::{
     AnswerFraming, ForwardError, Listed, Name, classify, connection_tokens, date_line, header_line,
     is_reserved, unavailable,
 };

@@ -8,13 +8,13 @@ use http::Method;
 
 use super::buffers::{Spare, take_spare};
 use super::{Lane, MAX_BUFFERED_BODY, MAX_HEADERS};
-use crate::forward::rules::{
+use crate::metrics::Metrics;
+use crate::passthrough::rules::{
     Addressed, Listed, Name, RawHead, add_forwarded, classify, connection_tokens, header_line,
     is_host, parse_length,
 };
-use crate::metrics::Metrics;
 
-/// Which path serves a request, and why: counted in `heapgate_forwarding_split_total`.
+/// Which path serves a request, and why: counted in `heapgate_passthrough_split_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Split {
     /// A plain request: the lane passes it by hand.
@@ -60,7 +60,7 @@ pub(crate) enum Reason {
 }
 
 impl Split {
-    /// Counts this decision in `heapgate_forwarding_split_total`; a handover to the general path
+    /// Counts this decision in `heapgate_passthrough_split_total`; a handover to the general path
     /// is also logged at debug.
     pub(crate) fn count(self, metrics: &Metrics) {
         metrics.split(self.path(), self.reason());
@@ -162,7 +162,7 @@ impl Lane<'_> {
             return Err(Reason::Target);
         }
         let path = target.split_once('?').map_or(target, |(path, _)| path);
-        if self.forwarding.own.classify(path) != Addressed::App {
+        if self.passthrough.own.classify(path) != Addressed::App {
             return Err(Reason::OwnPath);
         }
         let mut host = None;
@@ -244,7 +244,7 @@ impl Lane<'_> {
         }
         out.extend_from_slice(method.as_bytes());
         out.push(b' ');
-        if let Some(prefix) = self.forwarding.upstream.prefix() {
+        if let Some(prefix) = self.passthrough.upstream.prefix() {
             out.extend_from_slice(prefix.as_bytes());
         }
         out.extend_from_slice(target.as_bytes());

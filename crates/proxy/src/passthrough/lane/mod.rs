@@ -46,10 +46,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::conn_pool::{self, RawConn, Unread};
-use crate::forward::Forwarding;
-use crate::forward::rules::{ForwardError, log_failure, unavailable};
-use crate::forward::upstream::Peer;
 use crate::metrics::{InFlight, Route};
+use crate::passthrough::Passthrough;
+use crate::passthrough::rules::{ForwardError, log_failure, unavailable};
+use crate::passthrough::upstream::Peer;
 use crate::server::{ConnLimits, SendTimeout};
 
 mod answer;
@@ -87,7 +87,7 @@ pub(crate) enum Ending {
 
 /// The lane for one client connection.
 pub(crate) struct Lane<'a> {
-    pub(crate) forwarding: &'a Forwarding,
+    pub(crate) passthrough: &'a Passthrough,
     pub(crate) peer: &'a Peer,
     pub(crate) limits: ConnLimits,
 }
@@ -117,7 +117,7 @@ impl Lane<'_> {
         loop {
             let request = match self.next_request(client, &mut buffers, &mut closing).await {
                 Arrival::Request(request) => {
-                    Split::Lane.count(&self.forwarding.metrics);
+                    Split::Lane.count(&self.passthrough.metrics);
                     request
                 }
                 Arrival::General(reason) => {
@@ -233,7 +233,7 @@ impl Lane<'_> {
         request: &PlainRequest,
         closing: &mut Closing<'_>,
     ) -> bool {
-        let metrics = &self.forwarding.metrics;
+        let metrics = &self.passthrough.metrics;
         let _in_flight = InFlight::start(metrics);
         let now = Instant::now();
         let answered = self
@@ -257,7 +257,7 @@ impl Lane<'_> {
             }
         };
         metrics.request(Route::Passthrough, head.status);
-        let upstream = &self.forwarding.upstream;
+        let upstream = &self.passthrough.upstream;
         match relay_body(client, conn, buffers, &head).await {
             Ok(Relayed::Reusable(conn)) => {
                 conn_pool::checkin(
@@ -290,7 +290,7 @@ impl Lane<'_> {
         closing: &mut Closing<'_>,
         now: Instant,
     ) -> Result<(RawConn, AnswerHead), Failure> {
-        let upstream = &self.forwarding.upstream;
+        let upstream = &self.passthrough.upstream;
         match upstream.head_timeout() {
             Some(limit) => buffers.answer_wait.set(now + limit),
             None => buffers.answer_wait.clear(),

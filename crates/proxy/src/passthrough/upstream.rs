@@ -1,4 +1,4 @@
-//! The app behind the sidecar, as both forwarding paths reach it: its base URL (checked once,
+//! The app behind the sidecar, as both pass-through paths reach it: its base URL (checked once,
 //! with the configuration), the connections to it, and the client as `X-Forwarded-For` names it.
 //!
 //! # Upstream URL
@@ -28,7 +28,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 
-use crate::forward::rules::ForwardError;
+use crate::passthrough::rules::ForwardError;
 
 /// How long an idle upstream connection stays in the pool. Below Node's default
 /// `server.keepAliveTimeout` (5 s) so the sidecar, not Node, closes idle connections.

@@ -1,8 +1,8 @@
 //! The general path: forwarding through hyper's server and client, for every request the
-//! plain-request lane ([`crate::forward::lane`]) leaves (see [`crate::forward::lane::Split`] for
+//! plain-request lane ([`crate::passthrough::lane`]) leaves (see [`crate::passthrough::lane::Split`] for
 //! which, and why), and for the rest of that connection.
 //!
-//! It follows the rulebook ([`crate::forward::rules`]) on hyper's header maps:
+//! It follows the rulebook ([`crate::passthrough::rules`]) on hyper's header maps:
 //!
 //! - **Unchanged requests.** Method, path, query, headers (including `Host` and
 //!   `Proxy-Authorization`) and body go through as received, less the hop-by-hop headers, plus
@@ -50,11 +50,11 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::conn_pool::{self, UpstreamConn, Watch, Watched};
-use crate::forward::rules::{
+use crate::passthrough::rules::{
     AnswerFraming, ErrorChain, ForwardError, add_forwarded, connection_tokens, log_failure,
     strip_hop_by_hop, strip_reserved,
 };
-use crate::forward::upstream::{Peer, Upstream, with_prefix};
+use crate::passthrough::upstream::{Peer, Upstream, with_prefix};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
