@@ -434,7 +434,7 @@ impl Connection {
 }
 
 /// An in-process client connection to the public service, for tests: each request goes through
-/// [`Connection::handle`], as on a worker after the lane (which needs a socket) has handed the
+/// `Connection::handle`, as on a worker after the lane (which needs a socket) has handed the
 /// connection over.
 #[derive(Clone)]
 pub struct InProcess(Arc<Connection>);

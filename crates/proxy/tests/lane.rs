@@ -617,11 +617,7 @@ fn the_split_metric_counts_each_reason() {
         conn.send(bytes).unwrap();
         let _ = conn.response(false);
         drop(conn);
-        let line =
-            format!("heapgate_passthrough_split_total{{path=\"general\",reason=\"{reason}\"}} 1");
-        if let Err(metrics) = proxy.metric_reaches(&line, Duration::from_secs(3)) {
-            panic!("{reason}: no `{line}`:\n{metrics}");
-        }
+        split_counts(&proxy, &[("general", reason, 1)]);
     }
     // A body slower than the header timeout: the general path streams it.
     let mut conn = open(&proxy, Duration::from_secs(5));
@@ -638,15 +634,14 @@ fn the_split_metric_counts_each_reason() {
         plain.send(&kept("GET", "/plain", "")).unwrap();
         assert_eq!(answer(&mut plain, "plain").text(), "/plain");
     }
-    for line in [
-        "heapgate_passthrough_split_total{path=\"general\",reason=\"slow_body\"} 1",
-        "heapgate_passthrough_split_total{path=\"general\",reason=\"later\"} 1",
-        "heapgate_passthrough_split_total{path=\"lane\",reason=\"plain\"} 2",
-    ] {
-        if let Err(metrics) = proxy.metric_reaches(line, Duration::from_secs(3)) {
-            panic!("no `{line}`:\n{metrics}");
-        }
-    }
+    split_counts(
+        &proxy,
+        &[
+            ("general", "slow_body", 1),
+            ("general", "later", 1),
+            ("lane", "plain", 2),
+        ],
+    );
     // Off, every connection is the general path's, from its first request.
     let off = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
     let mut conn = open(&off, Duration::from_secs(3));
@@ -654,13 +649,23 @@ fn the_split_metric_counts_each_reason() {
         conn.send(&kept("GET", "/off", "")).unwrap();
         assert_eq!(answer(&mut conn, "off").text(), "/off");
     }
-    for line in [
-        "heapgate_passthrough_split_total{path=\"general\",reason=\"lane_off\"} 1",
-        "heapgate_passthrough_split_total{path=\"general\",reason=\"later\"} 2",
-        "heapgate_passthrough_split_total{path=\"lane\",reason=\"plain\"} 0",
-    ] {
-        if let Err(metrics) = off.metric_reaches(line, Duration::from_secs(3)) {
-            panic!("--lane off: no `{line}`:\n{metrics}");
+    split_counts(
+        &off,
+        &[
+            ("general", "lane_off", 1),
+            ("general", "later", 2),
+            ("lane", "plain", 0),
+        ],
+    );
+}
+
+/// Waits until `proxy` counts each `(path, reason, n)` in `heapgate_passthrough_split_total`.
+fn split_counts(proxy: &ProxyProc, counts: &[(&str, &str, u64)]) {
+    for (path, reason, n) in counts {
+        let line =
+            format!("heapgate_passthrough_split_total{{path=\"{path}\",reason=\"{reason}\"}} {n}");
+        if let Err(metrics) = proxy.metric_reaches(&line, Duration::from_secs(3)) {
+            panic!("no `{line}`:\n{metrics}");
         }
     }
 }

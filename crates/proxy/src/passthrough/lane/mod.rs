@@ -2,7 +2,7 @@
 //!
 //! Most of a service's traffic is plain: `GET /x HTTP/1.1`, one `Host`, perhaps a small body
 //! with `Content-Length`, answered with `Content-Length` or chunked. For those, the general path
-//! (hyper's server and client, [`crate::passthrough`]) costs more than the work itself: header
+//! (hyper's server and client, [`crate::passthrough::general`]) costs more than the work itself: header
 //! maps built and rebuilt, two protocol state machines, a timer armed per request. This lane does
 //! what nginx does instead: it parses the head in place (with httparse, as hyper does), writes the
 //! upstream request straight from the received bytes, and copies the answer back with its framing
@@ -10,14 +10,16 @@
 //! against nginx by `bench/passthrough`.
 //!
 //! Anything the lane is not sure of goes to the general path, which then serves the rest of the
-//! connection, starting with the bytes already read: HTTP/1.0, `Transfer-Encoding` or `Expect`
+//! connection, starting with the bytes already read; the split names why ([`Reason`], counted
+//! in `heapgate_passthrough_split_total`, logged at debug): HTTP/1.0, `Transfer-Encoding` or `Expect`
 //! on a request, upgrades, absolute-form or unusual targets, the snapshot path and every spelling
 //! of it, health paths during a snapshot, malformed or oversized heads (hyper answers those with
 //! its 400 or 431), bodies over [`MAX_BUFFERED_BODY`], and a body still incomplete when the
 //! header timeout passes (hyper streams it, with no timeout of its own). So every refusal, and
 //! every rare case, keeps exactly the general path's behaviour.
 //!
-//! What the lane does follows the general path's rules: hop-by-hop headers are dropped both ways
+//! What the lane does follows the rulebook both paths share ([`crate::passthrough::rules`]):
+//! hop-by-hop headers are dropped both ways
 //! (`Connection` and the headers it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`), `X-Forwarded-*` are added, `X-Heapgate-*` from the app are
 //! dropped, failures get the same 502/504 and short bodies, and the same timeouts apply. Header
@@ -25,8 +27,7 @@
 //! whole before they are sent, like nginx's `proxy_request_buffering`; answers stream, with their
 //! framing checked so a confused app can never desynchronise the client's connection (chunked
 //! answers are decoded and chunked again: the app's chunk extensions and trailer fields stay
-//! behind, as on the general path). `Host` and `Content-Length` are never dropped because
-//! `Connection` names them. An idle pooled connection the app has closed is never used; a
+//! behind, as on the general path). An idle pooled connection the app has closed is never used; a
 //! request whose connection fails before any answer is retried on a new one when that is safe
 //! (idempotent methods, as nginx does). While the app works, the client's socket is watched:
 //! a client that leaves ends the exchange (recorded as 499, nginx's "client closed request"),
@@ -34,6 +35,10 @@
 //! At shutdown, a request already in is finished and answered with `Connection: close`, and
 //! every connection ends with a lingering close (a FIN, then what the client still sends is
 //! read and dropped for up to [`LINGER`]), never a reset.
+//!
+//! By job: [`request`] (the split and the upstream request), [`answer`] (the app's head and the
+//! body relayed), [`chunked`] (the chunked framing's state machine), [`buffers`] (buffers and
+//! timers).
 
 use std::future::poll_fn;
 use std::task::Poll;
