@@ -310,18 +310,21 @@ fn lowercase(header: Forwarded) -> &'static str {
 pub(crate) struct RawHead<'h, 'o> {
     pub(crate) headers: &'h [httparse::Header<'h>],
     pub(crate) listed: &'o Listed<'h>,
+    /// Which `X-Forwarded-*` the head holds (found while it was copied), so that an absent one
+    /// costs no look-up: `[For, Proto, Host]`.
+    pub(crate) present: [bool; 3],
     pub(crate) host: &'h [u8],
     pub(crate) out: &'o mut Vec<u8>,
 }
 
 impl ForwardedHead for RawHead<'_, '_> {
     fn received(&self, header: Forwarded) -> impl Iterator<Item = &[u8]> {
-        let class = match header {
-            Forwarded::For => Name::XForwardedFor,
-            Forwarded::Proto => Name::XForwardedProto,
-            Forwarded::Host => Name::XForwardedHost,
+        let (class, present) = match header {
+            Forwarded::For => (Name::XForwardedFor, self.present[0]),
+            Forwarded::Proto => (Name::XForwardedProto, self.present[1]),
+            Forwarded::Host => (Name::XForwardedHost, self.present[2]),
         };
-        self.headers
+        self.headers[..if present { self.headers.len() } else { 0 }]
             .iter()
             .filter(move |h| {
                 classify(h.name) == class && !self.listed.drops(h, class, self.headers)
@@ -692,6 +695,7 @@ mod tests {
         let mut raw = RawHead {
             headers: &received,
             listed: &listed,
+            present: [true, true, false],
             host: b"app.example",
             out: &mut out,
         };

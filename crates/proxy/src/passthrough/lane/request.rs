@@ -249,20 +249,29 @@ impl Lane<'_> {
         }
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut present = [false; 3];
         for header in headers {
             let name = classify(header.name);
-            // `X-Forwarded-For` is written below, folded with the client appended.
-            let dropped = name.is_hop_by_hop()
-                || name == Name::XForwardedFor
-                || plain.listed.drops(header, name, headers);
-            if !dropped {
-                header_line(out, header.name.as_bytes(), header.value);
+            if name.is_hop_by_hop() || plain.listed.drops(header, name, headers) {
+                continue;
             }
+            match name {
+                // Written below, folded with the client appended.
+                Name::XForwardedFor => {
+                    present[0] = true;
+                    continue;
+                }
+                Name::XForwardedProto => present[1] = true,
+                Name::XForwardedHost => present[2] = true,
+                _ => {}
+            }
+            header_line(out, header.name.as_bytes(), header.value);
         }
         add_forwarded(
             &mut RawHead {
                 headers,
                 listed: &plain.listed,
+                present,
                 host: plain.host,
                 out,
             },
