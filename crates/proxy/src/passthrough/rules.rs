@@ -239,10 +239,10 @@ impl Forwarded {
 pub(crate) trait ForwardedHead {
     /// The received values of `header`, in order.
     fn received(&self, header: Forwarded) -> impl Iterator<Item = &[u8]>;
-    /// The received `Host`, if any.
-    fn host(&self) -> Option<&[u8]>;
     /// Sets `header` to the concatenation of `parts`, in place of the received lines.
     fn set(&mut self, header: Forwarded, parts: &[&[u8]]);
+    /// Sets `X-Forwarded-Host` to the received `Host`, if there is one.
+    fn forward_host(&mut self);
 }
 
 /// Adds the `X-Forwarded-*` headers (see the module docs for the rules). `peer` is `None` when
@@ -268,9 +268,7 @@ pub(crate) fn add_forwarded(head: &mut impl ForwardedHead, peer: Option<&[u8]>) 
         head.set(Forwarded::Proto, &[b"http"]);
     }
     if head.received(Forwarded::Host).next().is_none() {
-        if let Some(host) = head.host().map(<[u8]>::to_vec) {
-            head.set(Forwarded::Host, &[&host]);
-        }
+        head.forward_host();
     }
 }
 
@@ -281,10 +279,6 @@ impl ForwardedHead for HeaderMap {
             .map(HeaderValue::as_bytes)
     }
 
-    fn host(&self) -> Option<&[u8]> {
-        self.get(HOST).map(HeaderValue::as_bytes)
-    }
-
     fn set(&mut self, header: Forwarded, parts: &[&[u8]]) {
         let value = match parts {
             [one] => HeaderValue::from_bytes(one),
@@ -292,6 +286,12 @@ impl ForwardedHead for HeaderMap {
         };
         if let Ok(value) = value {
             self.insert(HeaderName::from_static(lowercase(header)), value);
+        }
+    }
+
+    fn forward_host(&mut self) {
+        if let Some(host) = self.get(HOST).cloned() {
+            self.insert(HeaderName::from_static(lowercase(Forwarded::Host)), host);
         }
     }
 }
@@ -332,10 +332,6 @@ impl ForwardedHead for RawHead<'_, '_> {
             .map(|h| h.value)
     }
 
-    fn host(&self) -> Option<&[u8]> {
-        Some(self.host)
-    }
-
     fn set(&mut self, header: Forwarded, parts: &[&[u8]]) {
         let out = &mut *self.out;
         out.extend_from_slice(header.name().as_bytes());
@@ -344,6 +340,11 @@ impl ForwardedHead for RawHead<'_, '_> {
             out.extend_from_slice(part);
         }
         out.extend_from_slice(b"\r\n");
+    }
+
+    fn forward_host(&mut self) {
+        let host = self.host;
+        self.set(Forwarded::Host, &[host]);
     }
 }
 
