@@ -209,6 +209,7 @@ impl Answer {
     /// Adds the headers only heapgate may send, as an app trying to speak for it would.
     pub fn forged_heapgate_headers(self) -> Answer {
         self.header("X-Heapgate-Task", "forged")
+            .header("X-Heapgate-Session", "forged")
             .header("X-Heapgate-Series", "forged")
             .header("X-HEAPGATE-Redacted", "forged")
     }

@@ -153,8 +153,8 @@ fn gateway_pins_a_task_when_none_is_named() {
         "pinned to one task"
     );
     assert_eq!(
-        first.header("x-heapgate-series"),
-        second.header("x-heapgate-series")
+        first.header("x-heapgate-session"),
+        second.header("x-heapgate-session")
     );
     let (a, b) = (
         object_ids(&parse(&first), LEAKED_CLASS),

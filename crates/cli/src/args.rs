@@ -84,7 +84,7 @@ pub enum Command {
     /// objects new in B that are still alive in C: what was freed again drops out, what stays is
     /// the leak. Rows then rank by the kept objects' retained size.
     ///
-    /// All files should come from the same process (the same X-Heapgate-Series); otherwise
+    /// All files should come from the same process (the same X-Heapgate-Session); otherwise
     /// every object looks new, and a warning says so.
     ///
     /// Sampling heap profiles (.heapprofile or pprof, told apart by content; `fetch --profile`
@@ -110,6 +110,7 @@ pub enum Command {
     Redact(RedactArgs),
     /// Watch heapgate find a leak: a leaky Node.js app, heapgate-proxy in front of it, two
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Print a shell completion script: `heapgate completions bash > /etc/bash_completion.d/heapgate`.
     Completions {
@@ -372,6 +373,7 @@ pub struct RedactArgs {
     pub plain: bool,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Objects the demo app leaks between the two snapshots.

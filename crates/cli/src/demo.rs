@@ -15,7 +15,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use heapgate_protocol::TaskId;
-use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy, Signals};
+use heapgate_proxy::{Config as ProxyConfig, Environment, Proxy};
+use heapgate_signals::Signals;
 use heapgate_snapshot::{
     CompareOptions, Comparison, PathStep, compare, render_retainers, render_table,
 };

@@ -5,6 +5,7 @@
 //! with values it can trust and every configuration error exits with status 2.
 
 mod args;
+#[cfg(feature = "demo")]
 mod demo;
 mod diff;
 mod error;
@@ -68,6 +69,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
         args::Command::Redact(args) => redact::run(args, io),
         args::Command::Summary(args) => summary::run(args, io),
         args::Command::List(args) => stored::list(&args.store, io.stdout),
+        #[cfg(feature = "demo")]
         args::Command::Demo(args) => demo::run(args, args::DEFAULT_VALUE, io),
     }
 }

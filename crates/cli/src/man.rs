@@ -59,6 +59,7 @@ fn pages() -> Vec<clap_mangen::Man> {
         })
         .collect();
     pages.insert(0, clap_mangen::Man::new(root));
+    #[cfg(feature = "demo")]
     pages.push(clap_mangen::Man::new(heapgate_proxy::Args::command()));
     pages
 }

@@ -6,12 +6,11 @@
 //! a file. Credentials and endpoint come from the standard AWS environment (`AWS_ENDPOINT_URL`
 //! for another S3-compatible server), as for `heapgate-proxy --store`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
-use heapgate_proxy::storage::{MANIFEST, Manifest, Store, StoreLocation};
+use heapgate_store::{Store, StoreLocation};
 use object_store::path::Path as ObjectPath;
 
 use crate::Error;
@@ -152,60 +151,19 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
         }
     }
     let store = Store::open(&location).map_err(Error::Failed)?;
-    let runtime = runtime()?;
-    let series = runtime.block_on(async {
-        let mut by_series: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
-        let mut listing = store.objects().list(Some(store.prefix()));
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
-            let path = meta.location;
-            let Some((folder, _)) = path.as_ref().rsplit_once('/') else {
-                continue;
-            };
-            by_series.entry(folder.to_owned()).or_default().push(path);
-        }
-        let mut found = Vec::new();
-        for (folder, objects) in by_series {
-            let manifest_path = ObjectPath::from(format!("{folder}/{MANIFEST}"));
-            if !objects.contains(&manifest_path) {
-                continue;
-            }
-            let manifest = match store.objects().get(&manifest_path).await {
-                Ok(got) => got
-                    .bytes()
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()),
-                Err(_) => None,
-            };
-            // In the order they were taken (their names start with a UTC stamp), whatever
-            // order the store lists them in.
-            let mut snapshots: Vec<String> = objects
-                .iter()
-                .filter(|p| {
-                    let name = p.as_ref();
-                    name.ends_with(".heapsnapshot.zst") || name.ends_with(".heapprofile")
-                })
-                .map(|p| store.display(p))
-                .collect();
-            snapshots.sort();
-            found.push((
-                store.display(&ObjectPath::from(folder.as_str())),
-                manifest,
-                snapshots,
-            ));
-        }
-        Ok::<_, Error>(found)
-    })?;
+    let series = runtime()?
+        .block_on(store.series())
+        .map_err(|e| Error::Failed(format!("listing {location}: {e}")))?;
     let w = |out: &mut dyn Write, text: String| {
         writeln!(out, "{text}").map_err(|e| crate::output_error(&e))
     };
     if series.is_empty() {
         return w(out, format!("no stored series in {location}"));
     }
-    for (folder, manifest, snapshots) in series {
-        match manifest {
-            Some(m) => {
+    for series in series {
+        let folder = store.display(&series.folder);
+        match series.manifest {
+            Ok(m) => {
                 let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
                 let growth = m
                     .trigger
@@ -241,10 +199,10 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
                     ),
                 )?;
             }
-            None => w(out, format!("{folder}\n  (unreadable manifest)"))?,
+            Err(e) => w(out, format!("{folder}\n  (unreadable manifest: {e})"))?,
         }
-        for snapshot in snapshots {
-            w(out, format!("  {snapshot}"))?;
+        for object in &series.evidence {
+            w(out, format!("  {}", store.display(object)))?;
         }
     }
     Ok(())

@@ -624,3 +624,103 @@ fn a_closed_stdout_is_not_an_error_message() {
     assert!(stderr.is_empty(), "{stderr}");
     assert!(matches!(status.code(), Some(0 | 141)), "{status:?}");
 }
+
+/// The flags `heapgate SUB --help` lists (its option lines, not its prose).
+fn help_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|line| {
+            let indent = line.len() - line.trim_start().len();
+            let option = line.trim_start();
+            if !(2..=6).contains(&indent) || !option.starts_with('-') {
+                return None;
+            }
+            // `--name <VALUE>  prose` or `-h, --help  prose`: the first long name.
+            let long = option.split_once("--").map_or("", |(_, long)| long);
+            let name: String = long
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            (!name.is_empty()).then(|| format!("--{name}"))
+        })
+        .collect()
+}
+
+/// Every subcommand's `--help` lists exactly the flags that subcommand uses, and every
+/// subcommand has a row here (a new one fails until its flags are written down).
+#[test]
+fn every_subcommand_help_lists_exactly_its_flags() {
+    const TOKEN: [&str; 3] = ["--secret-file", "--secret", "--value"];
+    const ALWAYS: [&str; 2] = ["--help", "--version"];
+    let table: &[(&str, &[&str])] = &[
+        (
+            "mint",
+            &["--at", "--for", "--url", "--path", "--task", "--json"],
+        ),
+        (
+            "verify",
+            &["--for", "--at", "--grace", "--skew", "--explain"],
+        ),
+        (
+            "fetch",
+            &[
+                "--task",
+                "--count",
+                "--interval",
+                "--out",
+                "--path",
+                "--profile",
+                "--format",
+                "--max-attempts",
+                "--keep-compressed",
+                "--no-compression",
+                "--html",
+            ],
+        ),
+        (
+            "diff",
+            &[
+                "--top",
+                "--sort",
+                "--retainers",
+                "--full-paths",
+                "--fail-on-growth",
+                "--json",
+                "--html",
+            ],
+        ),
+        ("summary", &["--top", "--json", "--html"]),
+        ("list", &[]),
+        ("redact", &["--plain"]),
+        ("demo", &["--leak", "--keep", "--html", "--serve"]),
+        ("completions", &[]),
+        ("man", &["--dir"]),
+    ];
+    let top = heapgate(&["--help"], &[]).stdout;
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    let rows: Vec<&str> = table.iter().map(|(sub, _)| *sub).collect();
+    assert_eq!(
+        commands, rows,
+        "a subcommand without a row, or a row too many"
+    );
+    for (sub, own) in table {
+        let help = heapgate(&[sub, "--help"], &[]).stdout;
+        let mut listed = help_flags(&help);
+        listed.sort();
+        listed.dedup();
+        let mut expected: Vec<String> = own.iter().map(|f| (*f).to_owned()).collect();
+        if ["mint", "verify", "fetch"].contains(sub) {
+            expected.extend(TOKEN.map(str::to_owned));
+        }
+        expected.extend(ALWAYS.map(str::to_owned));
+        expected.sort();
+        assert_eq!(listed, expected, "heapgate {sub} --help:\n{help}");
+    }
+}

@@ -711,7 +711,7 @@ fn a_series_change_is_warned_about() {
     );
     assert!(
         run.stderr.contains(
-            "heapgate: warning: snapshots 1 and 2 are not comparable: series s-a became s-b"
+            "heapgate: warning: snapshots 1 and 2 are not comparable: inspector session s-a became s-b"
         ),
         "{}",
         run.stderr

@@ -1,9 +1,9 @@
 //! The HTTP contract between heapgate's clients (`heapgate fetch`, a gateway) and its sidecars,
 //! written once so both ends agree:
 //!
-//! - the header names a sidecar answers with ([`TASK_HEADER`], [`SERIES_HEADER`],
+//! - the header names a sidecar answers with ([`TASK_HEADER`], [`SESSION_HEADER`],
 //!   [`REDACTED_HEADER`]);
-//! - [`TaskId`], the syntax of task and series ids;
+//! - [`TaskId`], the syntax of task and session ids;
 //! - [`Instrument`], what a token opens (snapshot or sampling heap profile), and the value each
 //!   signs; [`ProfileFormat`], the encodings the profile path serves;
 //! - [`SnapshotQuery`], the snapshot and profile paths' query, parsed strictly and written back;
@@ -41,10 +41,31 @@ pub use task::{InvalidTaskId, MAX_ID_LEN, TaskId, is_id_text};
 /// The task that answered, on the snapshot and profile paths' answers (200, 204, 421, 429, 502,
 /// 507).
 pub const TASK_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-task");
-/// The inspector session a snapshot came from: equal values mean comparable object ids.
-pub const SERIES_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-series");
+/// The inspector session a snapshot or profile came from: equal values mean comparable object
+/// ids. Set with [`set_session`], read with [`session_of`].
+pub const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-session");
+/// [`SESSION_HEADER`]'s name until 0.1, when "series" also named a leak-watch batch. Deprecated:
+/// sidecars send it too, with the same value, for one more release (clients written against it
+/// keep working), and clients read it when an older sidecar answers.
+pub const LEGACY_SESSION_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-heapgate-series");
 /// What the sidecar redacted from the snapshot (`strings`); absent when nothing was.
 pub const REDACTED_HEADER: http::HeaderName = http::HeaderName::from_static("x-heapgate-redacted");
+/// Names the session `id` on an answer: [`SESSION_HEADER`], and [`LEGACY_SESSION_HEADER`] for this
+/// release.
+pub fn set_session(headers: &mut http::HeaderMap, id: http::HeaderValue) {
+    headers.insert(LEGACY_SESSION_HEADER, id.clone());
+    headers.insert(SESSION_HEADER, id);
+}
+
+/// The session an answer names: [`SESSION_HEADER`], else (an older sidecar)
+/// [`LEGACY_SESSION_HEADER`].
+pub fn session_of(headers: &http::HeaderMap) -> Option<&http::HeaderValue> {
+    headers
+        .get(SESSION_HEADER)
+        .or_else(|| headers.get(LEGACY_SESSION_HEADER))
+}
+
 /// Every header a sidecar may set starts with this; a sidecar strips such headers from its app's
 /// answers so they cannot be forged.
 pub const RESERVED_HEADER_PREFIX: &str = "x-heapgate-";

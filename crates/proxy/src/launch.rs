@@ -14,12 +14,13 @@ use tokio::sync::oneshot;
 
 use crate::admin::{AdminState, admin_app};
 use crate::config::{Config, SourceConfig};
+use crate::ecs::EcsTask;
 use crate::gate::SnapshotGate;
 use crate::handlers::gateway::{Gateway, Routing};
 use crate::handlers::profile::Profiles;
 use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
-use crate::headroom::{SnapshotRule, limit};
+use crate::headroom::SnapshotRule;
 use crate::metrics::{Metrics, Route};
 use crate::passthrough::Passthrough;
 use crate::passthrough::rules::OwnPaths;
@@ -29,9 +30,7 @@ use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
-use crate::watch::store::Store;
-use crate::watch::trigger::TriggerConfig;
-use crate::watch::{SeriesConfig, Watch};
+use crate::watch::Watch;
 use crate::workers::{self, Public, Workers};
 use heapgate_protocol::Instrument;
 
@@ -124,12 +123,8 @@ impl Proxy {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let identity = task::discover(
-            &config.task_id,
-            environment.ecs_metadata_uri.as_deref(),
-            environment.hostname,
-        )
-        .await?;
+        let ecs = read_ecs_task(&config, environment.ecs_metadata_uri.as_deref()).await;
+        let identity = task::discover(&config.task_id, ecs.as_ref(), environment.hostname)?;
         let (task_id, origin) = (identity.id.clone(), identity.origin);
         let metrics = Arc::new(Metrics::new());
         tracing::info!(
@@ -154,9 +149,10 @@ impl Proxy {
         };
         let rule = match &inspector {
             Some(inspector) => {
-                let fixed =
-                    fixed_memory_limit(&config, &identity, environment.ecs_metadata_uri.as_deref())
-                        .await;
+                let fixed = fixed_memory_limit(&config, ecs.as_ref());
+                if let Some((limit, from)) = &fixed {
+                    tracing::info!(limit, from = %from, "headroom rule: the app's memory limit");
+                }
                 if config.headroom.unsafe_override {
                     tracing::warn!(
                         "--unsafe-snapshot-without-headroom: snapshots are taken even when they are expected not to fit; the kernel may kill the app"
@@ -171,17 +167,19 @@ impl Proxy {
             None => None,
         };
         let watcher = match (&inspector, &rule) {
-            (Some(inspector), Some(rule)) => {
-                watch(
-                    &config,
-                    &task_id,
-                    Arc::clone(inspector),
-                    Arc::clone(rule),
-                    &gate,
-                    &metrics,
-                )
-                .await?
-            }
+            (Some(inspector), Some(rule)) => Watch::new(
+                &config.watch,
+                config.snapshot.redact_strings,
+                crate::watch::Shared {
+                    inspector: Arc::clone(inspector),
+                    rule: Arc::clone(rule),
+                    gate: Arc::clone(&gate),
+                    metrics: Arc::clone(&metrics),
+                    task: task_id.clone(),
+                },
+                chrono::Utc::now,
+            )
+            .map_err(StartError::Store)?,
             _ => None,
         };
         let routes = Routes::new(
@@ -231,13 +229,13 @@ impl Proxy {
 const SESSION_RETRY: Duration = Duration::from_secs(5);
 
 /// Opens the inspector session at start and again whenever it is gone, so the sampling heap
-/// profiler always runs (a probe opens it; between snapshots it costs the app one
+/// profiler always runs (a heap sample opens it; between snapshots it costs the app one
 /// `Runtime.evaluate`).
 async fn keep_session(inspector: Arc<InspectorSource>) {
     let mut told = false;
     loop {
-        if inspector.series().is_none() {
-            match inspector.probe().await {
+        if inspector.session().is_none() {
+            match inspector.sample_heap().await {
                 Ok(_) => told = false,
                 Err(e) if !told => {
                     tracing::warn!(error = %e, "cannot open the inspector session for sampling yet; retrying");
@@ -259,81 +257,34 @@ fn inspector_source(config: &Config, addr: SocketAddr) -> InspectorSource {
     }
 }
 
-/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's (read with
-/// the task id when that came from the metadata). Without either, the headroom rule looks for
-/// the app's cgroup at each snapshot.
-async fn fixed_memory_limit(
-    config: &Config,
-    identity: &task::Identity,
-    ecs_metadata_uri: Option<&str>,
-) -> Option<(u64, String)> {
-    const ECS: &str = "the ECS task's memory";
+/// The ECS task metadata, read once, when on ECS (`ecs_metadata_uri`) and something needs it:
+/// the task id, or the app's memory limit for the inspector's headroom rule.
+async fn read_ecs_task(config: &Config, ecs_metadata_uri: Option<&str>) -> Option<EcsTask> {
+    let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
+    let for_id = matches!(config.task_id, crate::config::TaskIdSource::Discover);
+    let for_limit = matches!(config.source, SourceConfig::Inspector { .. })
+        && config.headroom.app_memory_limit.is_none();
+    if !(for_id || for_limit) {
+        return None;
+    }
+    Some(EcsTask::read(base).await)
+}
+
+/// The app's memory limit known at start: `--app-memory-limit`, else the ECS task's. Without
+/// either, the headroom rule looks for the app's cgroup at each snapshot.
+fn fixed_memory_limit(config: &Config, ecs: Option<&EcsTask>) -> Option<(u64, String)> {
     if let Some(limit) = config.headroom.app_memory_limit {
         return Some((limit, "--app-memory-limit".to_owned()));
     }
-    if identity.origin == task::TaskIdOrigin::EcsMetadata {
-        return identity.ecs_memory.map(|limit| (limit, ECS.to_owned()));
-    }
-    let base = ecs_metadata_uri.filter(|u| !u.is_empty())?;
-    match limit::ecs_task_memory(base).await {
-        Ok(found) => found.map(|limit| (limit, ECS.to_owned())),
+    match &ecs?.read {
+        Ok(task) => task
+            .memory
+            .map(|limit| (limit, "the ECS task's memory".to_owned())),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the task's memory limit from the ECS metadata; the headroom rule falls back to the app's cgroup");
             None
         }
     }
-}
-
-/// The leak watch for `config`, if polling is on: the store opened.
-async fn watch(
-    config: &Config,
-    task: &heapgate_protocol::TaskId,
-    inspector: Arc<InspectorSource>,
-    rule: Arc<SnapshotRule>,
-    gate: &Arc<SnapshotGate>,
-    metrics: &Arc<Metrics>,
-) -> Result<Option<Watch>, StartError> {
-    let Some(every) = config.watch.every else {
-        return Ok(None);
-    };
-    let leak = match &config.watch.leak {
-        None => None,
-        Some(leak) => {
-            let store = Store::open(&leak.store).map_err(StartError::Store)?;
-            tracing::info!(
-                store = %leak.store,
-                growth = leak.growth,
-                window_s = leak.window.as_secs(),
-                count = leak.count,
-                interval_s = leak.interval.as_secs(),
-                cooldown_s = leak.cooldown.as_secs(),
-                "leak watch on"
-            );
-            Some((
-                TriggerConfig {
-                    growth: leak.growth,
-                    window: leak.window,
-                    cooldown: leak.cooldown,
-                },
-                SeriesConfig {
-                    count: leak.count,
-                    interval: leak.interval,
-                },
-                store,
-            ))
-        }
-    };
-    Ok(Some(Watch {
-        inspector,
-        rule,
-        gate: Arc::clone(gate),
-        metrics: Arc::clone(metrics),
-        task: task.clone(),
-        every,
-        leak,
-        redact_strings: config.snapshot.redact_strings,
-        now: chrono::Utc::now,
-    }))
 }
 
 /// What the public listener serves for `config`: the mode's snapshot handler, the profile
@@ -384,7 +335,7 @@ impl Routes {
                 metrics: Arc::clone(metrics),
                 compression: snapshot.compression.clone(),
                 redact_strings: snapshot.redact_strings,
-                keepalive: snapshot.keepalive,
+                heartbeat: snapshot.heartbeat,
                 headroom: own.rule.clone(),
                 profile_path: config.profile.path.clone(),
             }))

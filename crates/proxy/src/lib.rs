@@ -24,13 +24,14 @@
 //! server; `workers` serve the public listener, one service per connection; `handlers` answer
 //! the snapshot path (taking a snapshot, or as a gateway routing it to a chosen task);
 //! `passthrough` passes the rest to the app (the lane, the general path, one rulebook); `body`
-//! shapes a snapshot's stream (redaction, keep-alive, compression); `source` produces it (the
+//! shapes a snapshot's stream (redaction, heartbeat, compression); `source` produces it (the
 //! inspector, or the app's own endpoint).
 
 mod admin;
 mod body;
 mod config;
 mod conn_pool;
+mod ecs;
 mod gate;
 mod guard;
 mod handlers;
@@ -40,23 +41,14 @@ mod log_text;
 mod metrics;
 mod passthrough;
 mod server;
-mod shutdown;
 mod source;
 mod task;
 mod watch;
 mod workers;
 
 pub use config::{Args, Config, ConfigBuilder, ConfigError, LogFormat, TaskIdSource};
+pub use heapgate_signals::Signals;
 pub use launch::{Environment, Proxy, StartError};
-pub use shutdown::Signals;
-
-/// Where the leak watch stores its series, and what each series' `manifest.json` says; for
-/// `heapgate list` and the readers of stored snapshots.
-pub mod storage {
-    pub use crate::watch::store::{
-        CaptureRecord, EndRecord, Evidence, MANIFEST, Manifest, Store, StoreLocation, TriggerRecord,
-    };
-}
 
 /// What the integration tests and the fuzzers drive directly; not a stable API.
 #[doc(hidden)]

@@ -128,7 +128,7 @@ pub struct Metrics {
     app_heap_used: Gauge,
     app_heap_total: Gauge,
     app_rss: Gauge,
-    watch_probes: Family<OutcomeLabels, Counter>,
+    watch_samples: Family<OutcomeLabels, Counter>,
     watch_held: Family<ReasonLabels, Counter>,
     watch_series: Family<ReasonLabels, Counter>,
     watch_uploads: Family<OutcomeLabels, Counter>,
@@ -215,7 +215,7 @@ impl Metrics {
         let app_heap_used = Gauge::default();
         let app_heap_total = Gauge::default();
         let app_rss = Gauge::default();
-        let watch_probes = Family::<OutcomeLabels, Counter>::default();
+        let watch_samples = Family::<OutcomeLabels, Counter>::default();
         let watch_held = Family::<ReasonLabels, Counter>::default();
         let watch_series = Family::<ReasonLabels, Counter>::default();
         let watch_uploads = Family::<OutcomeLabels, Counter>::default();
@@ -246,7 +246,7 @@ impl Metrics {
         registry.register(
             "watch_samples",
             "Heap samples over the inspector, by outcome (skipped: a snapshot was running)",
-            watch_probes.clone(),
+            watch_samples.clone(),
         );
         registry.register(
             "watch_held",
@@ -309,7 +309,7 @@ impl Metrics {
             app_heap_used,
             app_heap_total,
             app_rss,
-            watch_probes,
+            watch_samples,
             watch_held,
             watch_series,
             watch_uploads,
@@ -347,8 +347,8 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn watch_probe(&self, outcome: &'static str) {
-        self.watch_probes
+    pub(crate) fn watch_sample(&self, outcome: &'static str) {
+        self.watch_samples
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

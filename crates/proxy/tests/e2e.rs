@@ -108,12 +108,20 @@ fn snapshot_through_the_proxy_is_a_complete_heapsnapshot() {
         "{disposition}"
     );
     assert!(disposition.ends_with("Z.heapsnapshot\""), "{disposition}");
-    assert_eq!(response.header("x-heapgate-series").map(str::len), Some(16));
+    assert_eq!(
+        response.header("x-heapgate-session").map(str::len),
+        Some(16)
+    );
+    assert_eq!(
+        response.header("x-heapgate-series"),
+        response.header("x-heapgate-session"),
+        "the legacy name carries the same session for one release"
+    );
 }
 
 #[test]
-fn two_snapshots_share_the_series_and_the_leaked_objects_ids() {
-    let Some(node) = node("two_snapshots_share_the_series") else {
+fn two_snapshots_share_the_session_and_the_leaked_objects_ids() {
+    let Some(node) = node("two_snapshots_share_the_session") else {
         return;
     };
     let app = NodeApp::start(&node, &[]);
@@ -122,8 +130,8 @@ fn two_snapshots_share_the_series_and_the_leaked_objects_ids() {
     assert!(app.get("/leak?n=25").contains("\"leaked\":125"));
     let second = http_get(proxy.listen, &snapshot_target("")).unwrap();
     assert_eq!(
-        first.header("x-heapgate-series"),
-        second.header("x-heapgate-series")
+        first.header("x-heapgate-session"),
+        second.header("x-heapgate-session")
     );
     let before = object_ids(&parse(&first), LEAKED_CLASS);
     let after = object_ids(&parse(&second), LEAKED_CLASS);
@@ -250,13 +258,14 @@ fn normal_traffic_and_uploads_pass_through() {
     assert!(echoed.body == upload, "upload echoed back byte for byte");
 }
 
-/// A stand-in for the ECS task metadata endpoint v4: the task document at `/v4/abc/task`.
+/// A stand-in for the ECS task metadata endpoint v4: the task document at `/v4/abc/task`, a
+/// 512 MiB task.
 fn ecs_metadata_stub() -> StubApp {
     StubApp::start(|request| {
         if request.method == "GET" && request.target == "/v4/abc/task" {
             Answer::new(
                 200,
-                r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665"}"#,
+                r#"{"Cluster":"default","TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/8f03e41243824aea923aca126495f665","Limits":{"CPU":0.25,"Memory":512}}"#,
             )
         } else {
             Answer::status(404)
@@ -289,12 +298,32 @@ fn task_id_comes_from_ecs_metadata() {
     assert_eq!(
         metadata.hits_where(|r| r.target == "/v4/abc/task"),
         1,
-        "the task id was asked for once"
+        "the task id and the memory limit were asked for once"
     );
+    let logs = proxy.proc.output();
     assert!(
-        proxy.proc.output().contains("EcsMetadata"),
+        logs.contains("EcsMetadata"),
         "the origin of the id is logged"
     );
+    assert!(
+        logs.contains(r#""limit":536870912,"from":"the ECS task's memory""#),
+        "the task's memory limit is the headroom rule's, and logged:\n{logs}"
+    );
+
+    // With --task-id the document is still read once, for the memory limit alone.
+    let metadata = ecs_metadata_stub();
+    let uri = format!("{}/v4/abc", metadata.url());
+    let proxy = ProxyProc::launch(
+        &["--upstream", &upstream, "--task-id", "given"],
+        &[
+            ("HEAPGATE_SECRET", SECRET),
+            ("ECS_CONTAINER_METADATA_URI_V4", &uri),
+        ],
+    );
+    let probe = http_get(proxy.listen, &snapshot_target("&probe=1")).unwrap();
+    assert_eq!(probe.header("x-heapgate-task"), Some("given"));
+    assert_eq!(metadata.hits_where(|r| r.target == "/v4/abc/task"), 1);
+    assert!(proxy.proc.output().contains("the ECS task's memory"));
 }
 
 #[test]

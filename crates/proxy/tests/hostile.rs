@@ -453,11 +453,13 @@ fn assert_snapshot(case: &str, answer: &HttpResponse) {
         [TASK],
         "{case}: only the proxy names the task"
     );
-    assert_eq!(
-        answer.header("x-heapgate-series"),
-        None,
-        "{case}: the app's X-Heapgate-Series is not the proxy's word"
-    );
+    for name in ["x-heapgate-session", "x-heapgate-series"] {
+        assert_eq!(
+            answer.header(name),
+            None,
+            "{case}: the app's {name} is not the proxy's word"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

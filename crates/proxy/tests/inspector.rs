@@ -34,8 +34,10 @@ async fn take_full(source: &InspectorSource) -> (String, Value) {
     let snapshot = source.take().await.expect("take");
     let bytes = collect(snapshot.body).await.expect("complete body");
     let json = serde_json::from_slice(&bytes).expect("snapshot is JSON");
-    let series = snapshot.series.expect("an inspector snapshot has a series");
-    (series, json)
+    let session = snapshot
+        .session
+        .expect("an inspector snapshot has a session");
+    (session, json)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,23 +45,23 @@ async fn full_snapshot_is_complete_json() {
     let Some(node) = node() else { return };
     let app = NodeApp::start(&node, &[]);
     let source = source_for(&app);
-    assert_eq!(source.series(), None);
-    let (series, snapshot) = take_full(&source).await;
+    assert_eq!(source.session(), None);
+    let (session, snapshot) = take_full(&source).await;
     assert_valid_snapshot(&snapshot);
-    assert_eq!(series.len(), 16);
-    assert_eq!(source.series(), Some(series));
+    assert_eq!(session.len(), 16);
+    assert_eq!(source.session(), Some(session));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_in_one_session_share_series_and_object_ids() {
+async fn snapshots_in_one_session_share_session_and_object_ids() {
     let Some(node) = node() else { return };
     let app = NodeApp::start(&node, &[]);
     let source = source_for(&app);
-    let (first_series, first) = take_full(&source).await;
+    let (first_session, first) = take_full(&source).await;
     assert!(app.get("/leak?n=50").contains("\"leaked\":150"));
-    let (second_series, second) = take_full(&source).await;
+    let (second_session, second) = take_full(&source).await;
 
-    assert_eq!(first_series, second_series);
+    assert_eq!(first_session, second_session);
     let before = object_ids(&first, LEAKED_CLASS);
     let after = object_ids(&second, LEAKED_CLASS);
     assert_eq!(before.len(), 100, "leaked at startup");
@@ -106,8 +108,8 @@ async fn dropped_body_leaves_session_usable() {
         .expect("a first chunk")
         .expect("ok chunk");
     drop(abandoned.body);
-    let (series, snapshot) = take_full(&source).await;
-    assert_eq!(Some(series), abandoned.series);
+    let (session, snapshot) = take_full(&source).await;
+    assert_eq!(Some(session), abandoned.session);
     assert_valid_snapshot(&snapshot);
 }
 
@@ -123,15 +125,15 @@ async fn concurrent_takes_are_queued_not_mixed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_app_gets_a_new_series() {
+async fn restarted_app_gets_a_new_session() {
     let Some(node) = node() else { return };
     let mut app = NodeApp::start(&node, &[]);
     let inspect_port = app.inspector.port();
     let source = source_for(&app);
-    let (first_series, _) = take_full(&source).await;
+    let (first_session, _) = take_full(&source).await;
     app.proc.kill();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while source.series().is_some() {
+    while source.session().is_some() {
         assert!(
             Instant::now() < deadline,
             "the dropped session went unnoticed"
@@ -144,8 +146,8 @@ async fn restarted_app_gets_a_new_series() {
     ));
 
     let _restarted = NodeApp::start_on(&node, inspect_port, &[]);
-    let (second_series, snapshot) = take_full(&source).await;
-    assert_ne!(first_series, second_series);
+    let (second_session, snapshot) = take_full(&source).await;
+    assert_ne!(first_session, second_session);
     assert_valid_snapshot(&snapshot);
 }
 

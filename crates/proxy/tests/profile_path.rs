@@ -112,7 +112,7 @@ fn the_profile_path_keeps_the_snapshot_paths_contract_with_its_own_tokens() {
     assert_eq!(answer.header("x-heapgate-profile-restarts"), Some("0"));
     assert!(
         answer
-            .header("x-heapgate-series")
+            .header("x-heapgate-session")
             .is_some_and(|s| s.len() == 16)
     );
     assert!(

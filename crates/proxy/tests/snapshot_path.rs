@@ -67,7 +67,7 @@ impl Source for Stub {
                 });
                 return async {
                     Ok(Capture {
-                        series: Some("s1".into()),
+                        session: Some("s1".into()),
                         body: body.boxed(),
                         content_encoding: None,
                     })
@@ -87,7 +87,7 @@ impl Source for Stub {
         };
         async move {
             Ok(Capture {
-                series: Some("s1".into()),
+                session: Some("s1".into()),
                 body: futures_util::stream::iter(chunks).boxed(),
                 content_encoding: None,
             })
@@ -114,7 +114,7 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
     // Nothing listens on port 1: pass-through answers 502.
     let config = Config::builder("http://127.0.0.1:1", keys)
         .min_interval(min_interval)
-        .keepalive(Duration::from_millis(20))
+        .heartbeat(Duration::from_millis(20))
         .health_path("/health")
         .build()
         .unwrap();
@@ -288,6 +288,8 @@ async fn valid_token_streams_the_snapshot() {
         Some("attachment; filename=\"task-a-20210601T101500Z.heapsnapshot\"")
     );
     assert_eq!(header(&response, "x-heapgate-task"), Some("task-a"));
+    assert_eq!(header(&response, "x-heapgate-session"), Some("s1"));
+    // The header's name until 0.1, sent too for one release.
     assert_eq!(header(&response, "x-heapgate-series"), Some("s1"));
     assert_eq!(text(response).await, "{\"snapshot\":{}}");
     assert_eq!(h.takes(), 1);
@@ -327,7 +329,7 @@ async fn one_at_a_time_then_min_interval() {
 }
 
 #[tokio::test]
-async fn keepalive_spaces_precede_a_late_first_chunk() {
+async fn heartbeat_spaces_precede_a_late_first_chunk() {
     let mut h = harness(Behaviour::Fed, Duration::ZERO);
     let response = h.get(&format!("/heapdump?hash={}", token())).await;
     let feed = h.feed.take().unwrap();
@@ -472,10 +474,10 @@ async fn accept_encoding_picks_the_coding_and_no_header_gets_plain_json() {
     }
 }
 
-/// The keep-alive spaces before V8's first byte must reach the client as compressed bytes it
+/// The heartbeat spaces before V8's first byte must reach the client as compressed bytes it
 /// can read at once, not sit in the encoder.
 #[tokio::test]
-async fn compressed_keepalive_flows_before_the_first_chunk() {
+async fn compressed_heartbeat_flows_before_the_first_chunk() {
     for coding in ["zstd", "gzip"] {
         let mut h = harness(Behaviour::Fed, Duration::ZERO);
         let response = h
@@ -484,11 +486,11 @@ async fn compressed_keepalive_flows_before_the_first_chunk() {
         assert_eq!(header(&response, "content-encoding"), Some(coding));
         let mut body = response.into_body();
         let mut early = Vec::new();
-        // Nothing fed yet: whatever arrives now is keep-alive (20 ms ticks).
+        // Nothing fed yet: whatever arrives now is heartbeat (20 ms ticks).
         while early.len() < 3 {
             let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
                 .await
-                .expect("a compressed keep-alive block within 5 s")
+                .expect("a compressed heartbeat block within 5 s")
                 .unwrap()
                 .unwrap();
             early.push(frame.into_data().unwrap());

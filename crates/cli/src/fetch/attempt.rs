@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::io::{self, Write};
 
-use heapgate_protocol::{Head, REDACTED_HEADER, SERIES_HEADER, TASK_HEADER, TaskId, names_task};
+use heapgate_protocol::{Head, REDACTED_HEADER, TASK_HEADER, TaskId, names_task, session_of};
 use heapgate_snapshot::Encoding;
 use reqwest::header::{
     ACCEPT_ENCODING, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName,
@@ -73,8 +73,8 @@ pub(crate) async fn send(
 /// What the response head says, beyond the decision.
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
-    /// `X-Heapgate-Series`.
-    pub(crate) series: Option<String>,
+    /// `X-Heapgate-Session` (or, from an older sidecar, `X-Heapgate-Series`).
+    pub(crate) session: Option<String>,
     /// The `Content-Disposition` filename, unsanitised.
     pub(crate) filename: Option<String>,
     /// `X-Heapgate-Redacted` (what the proxy redacted), on a snapshot answer.
@@ -109,7 +109,7 @@ pub(crate) fn head_of(response: &Response) -> (Head, Meta) {
         });
     let head = Head::new(status, task, header(RETRY_AFTER));
     let meta = Meta {
-        series: header(SERIES_HEADER),
+        session: session_of(response.headers()).and_then(|v| v.to_str().ok().map(str::to_owned)),
         filename,
         redacted: header(REDACTED_HEADER)
             .filter(|_| status == 200)
@@ -197,12 +197,12 @@ pub(crate) fn encoding_of(response: &Response) -> Result<Encoding, Failure> {
 pub(crate) struct Downloaded {
     /// Body bytes received (compressed, when it was).
     pub(crate) wire: u64,
-    /// Bytes of snapshot JSON, leading keep-alive whitespace left out.
+    /// Bytes of snapshot JSON, leading heartbeat whitespace left out.
     pub(crate) plain: u64,
 }
 
 /// Checks the snapshot JSON as it streams past, leaving out leading whitespace (the proxy's
-/// keep-alive while the snapshot builds) and writing the rest to `part` unless the compressed
+/// heartbeat while the snapshot builds) and writing the rest to `part` unless the compressed
 /// bytes are kept instead.
 struct PlainSink<'a> {
     part: Option<&'a mut Part>,

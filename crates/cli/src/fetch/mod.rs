@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use heapgate_protocol::{Answer, Landing, MAX_RETRY_AFTER, SnapshotQuery, Step, TaskId};
-use heapgate_proxy::Signals;
+use heapgate_signals::Signals;
 use heapgate_snapshot::Encoding;
 use heapgate_token::Keys;
 use indicatif::HumanBytes;
@@ -103,7 +103,8 @@ struct Fetcher<'a, 'io> {
 /// A snapshot on disk.
 struct Saved {
     path: PathBuf,
-    series: Option<String>,
+    /// The inspector session it came from.
+    session: Option<String>,
     /// When the request that got it was sent: `--interval` counts from here, so time spent
     /// waiting for a busy task before it never shortens the gap to the next snapshot.
     started: Instant,
@@ -142,12 +143,12 @@ impl Fetcher<'_, '_> {
                 .and_then(|()| self.stdout.flush())
                 .map_err(|e| output_error(&e))?;
             if let (Some(before), Some(now)) = (
-                previous.as_ref().and_then(|p| p.series.as_deref()),
-                saved.series.as_deref(),
+                previous.as_ref().and_then(|p| p.session.as_deref()),
+                saved.session.as_deref(),
             ) {
                 if before != now {
                     let message = format!(
-                        "{noun}s {} and {n} are not comparable: series {before} became {now} \
+                        "{noun}s {} and {n} are not comparable: inspector session {before} became {now} \
                          (the app restarted or the proxy reopened its inspector session)",
                         n - 1
                     );
@@ -368,7 +369,7 @@ impl Fetcher<'_, '_> {
         ));
         Ok(Saved {
             path,
-            series: meta.series.clone(),
+            session: meta.session.clone(),
             started: sent,
         })
     }

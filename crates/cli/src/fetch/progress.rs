@@ -63,7 +63,7 @@ impl<'a> Progress<'a> {
         }
     }
 
-    /// The first byte of the snapshot itself (not keep-alive whitespace) arrived.
+    /// The first byte of the snapshot itself (not heartbeat whitespace) arrived.
     pub(crate) fn receiving(&mut self, compressed: bool) {
         self.compressed = compressed;
         let template = if compressed {

@@ -1,10 +1,10 @@
 //! Compressed snapshot responses: `Accept-Encoding` negotiation and a compressing body.
 //!
 //! Snapshot JSON compresses about 10× with zstd at level 1, far faster than V8 writes it, so the
-//! proxy compresses as the bytes arrive. A pump task pulls the source (keep-alive included)
+//! proxy compresses as the bytes arrive. A pump task pulls the source (heartbeat included)
 //! through the encoder into a spill queue ([`crate::source::spill`]), so a slow client makes the proxy
 //! hold *compressed* bytes, and the source is drained at source speed. The encoder is flushed
-//! after every input chunk: a keep-alive space then reaches the client as a small compressed block
+//! after every input chunk: a heartbeat space then reaches the client as a small compressed block
 //! at once, which is what keeps a balancer's idle timer from firing before V8's first byte.
 
 use std::io::{self, Write};

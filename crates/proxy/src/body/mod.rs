@@ -2,5 +2,5 @@
 //! whitespace sent while the snapshot is being built, compression with a spill queue behind it.
 
 pub(crate) mod encoding;
-pub(crate) mod keepalive;
+pub(crate) mod heartbeat;
 pub(crate) mod redaction;

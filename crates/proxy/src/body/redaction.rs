@@ -1,7 +1,7 @@
 //! `--redact strings`: the snapshot's string values replaced while it streams (the rules and
 //! what survives are in `heapgate_snapshot::Redactor`'s docs).
 //!
-//! Applied to the plain JSON before keep-alive and compression. A stream the redactor cannot
+//! Applied to the plain JSON before the heartbeat and compression. A stream the redactor cannot
 //! follow (not V8's layout or order) fails the transfer, before the `strings` table is sent.
 
 use bytes::Bytes;

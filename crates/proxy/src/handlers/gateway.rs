@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use heapgate_protocol::{
-    Answer, Head, Landing, NotReached, REDACTED_HEADER, SERIES_HEADER, SnapshotQuery, Step,
-    TASK_HEADER, TaskId, is_id_text, names_task,
+    Answer, Head, Landing, NotReached, REDACTED_HEADER, SnapshotQuery, Step, TASK_HEADER, TaskId,
+    is_id_text, names_task,
 };
 use http::{Request, Uri};
 use http_body_util::Empty;
@@ -351,12 +351,10 @@ fn pass_back(response: http::Response<hyper::body::Incoming>) -> Response {
     if let Some(task) = task_of(parts.status, &parts.headers) {
         out.headers_mut().insert(TASK_HEADER, task.header_value());
     }
-    let series = parts
-        .headers
-        .get(SERIES_HEADER)
-        .filter(|v| is_id_text(v.as_bytes()));
-    if let Some(series) = series {
-        out.headers_mut().insert(SERIES_HEADER, series.clone());
+    let session =
+        heapgate_protocol::session_of(&parts.headers).filter(|v| is_id_text(v.as_bytes()));
+    if let Some(session) = session {
+        heapgate_protocol::set_session(out.headers_mut(), session.clone());
     }
     if parts
         .headers

@@ -2,7 +2,7 @@
 //! snapshots use.
 //!
 //! Same contract as the snapshot path — token first (a *profile* token, [`Instrument::Profile`]),
-//! then `task` (421), `probe` (204), with `X-Heapgate-Task` and `X-Heapgate-Series` on the answer,
+//! then `task` (421), `probe` (204), with `X-Heapgate-Task` and `X-Heapgate-Session` on the answer,
 //! compressed as the client accepts — but no snapshot gate and no headroom rule: a profile costs
 //! the app one `getSamplingProfile` (tens of milliseconds) and no extra memory. A rate limit
 //! (`--profile-min-interval`) still keeps a client in a loop from taxing the app's event loop, and a
@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use heapgate_protocol::{ProfileFormat, SERIES_HEADER, TaskId};
+use heapgate_protocol::{ProfileFormat, TaskId, set_session};
 use tokio::time::Instant;
 
 use super::{Authorizer, Refusal, finish_on, with_task};
@@ -102,7 +102,7 @@ async fn take(
     state.metrics.profile(Outcome::Ok, plain_bytes);
     tracing::info!(
         task = %task,
-        series = %profile.series,
+        session = %profile.session,
         format = format.as_str(),
         bytes = plain_bytes,
         restarts = profile.restarts,
@@ -139,8 +139,8 @@ async fn take(
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&profile.series) {
-        headers.insert(SERIES_HEADER, value);
+    if let Ok(value) = HeaderValue::from_str(&profile.session) {
+        set_session(headers, value);
     }
     headers.insert(RESTARTS_HEADER, HeaderValue::from(profile.restarts));
     with_task(&mut response, task);

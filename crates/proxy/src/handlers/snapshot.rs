@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
-use heapgate_protocol::{REDACTED_HEADER, SERIES_HEADER, TaskId};
+use heapgate_protocol::{REDACTED_HEADER, TaskId, set_session};
 use tokio::time::Instant;
 
 use super::{Authorizer, Refusal, finish, with_task};
 use crate::body::encoding::{self, Coding};
-use crate::body::keepalive::KeepAlive;
+use crate::body::heartbeat::Heartbeat;
 use crate::body::redaction;
 use crate::gate::{SnapshotGate, SnapshotPermit};
 use crate::headroom::{Admitted, SnapshotRule};
@@ -35,7 +35,7 @@ pub(crate) struct Snapshots {
     pub(crate) compression: Vec<Coding>,
     pub(crate) redact_strings: bool,
     /// Whitespace sent this often while the snapshot is being built and no bytes flow.
-    pub(crate) keepalive: Duration,
+    pub(crate) heartbeat: Duration,
     /// The headroom rule, where the app's memory can be read (the inspector source).
     pub(crate) headroom: Option<Arc<SnapshotRule>>,
     /// The profile path, named in a 507's body.
@@ -108,7 +108,7 @@ async fn take(
             SourceError::Failed("the app's snapshot answer is encoded; cannot redact it".into()),
         ));
     }
-    tracing::info!(task = %task, series = capture.series.as_deref(), redact, "snapshot started");
+    tracing::info!(task = %task, session = capture.session.as_deref(), redact, "snapshot started");
 
     let filename = format!(
         "{task}-{}.heapsnapshot",
@@ -124,7 +124,7 @@ async fn take(
     } else {
         capture.body
     };
-    let plain = KeepAlive::new(body, state.keepalive);
+    let plain = Heartbeat::new(body, state.heartbeat);
     let wire: ChunkStream = match coding {
         Some(coding) => Box::pin(encoding::compress(plain, coding, spill::DEFAULT_MEM_LIMIT)),
         None => Box::pin(plain),
@@ -149,8 +149,8 @@ async fn take(
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    if let Some(Ok(value)) = capture.series.as_deref().map(HeaderValue::from_str) {
-        headers.insert(SERIES_HEADER, value);
+    if let Some(Ok(value)) = capture.session.as_deref().map(HeaderValue::from_str) {
+        set_session(headers, value);
     }
     with_task(&mut response, task);
     Ok(response)

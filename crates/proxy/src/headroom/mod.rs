@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::source::inspector::{HeapUsage, InspectorSource, Probe};
+use crate::source::inspector::{HeapSample, HeapUsage, InspectorSource};
 
 /// Extra memory a first snapshot is expected to cost, per byte of heap used: 15×, above the
 /// 13.9× measured on Node 20 with small objects, the worst case seen.
@@ -143,15 +143,15 @@ impl Headroom {
         Headroom::default()
     }
 
-    /// The prediction for a snapshot of the app read as `usage` on session `series`, under
+    /// The prediction for a snapshot of the app read as `usage` on session `session`, under
     /// `limit` (bytes, with where it comes from).
     pub(crate) fn check(
         &self,
         usage: &HeapUsage,
-        series: &str,
+        session: &str,
         limit: (u64, String),
     ) -> Prediction {
-        let learned = self.learned_for(series);
+        let learned = self.learned_for(session);
         let (need, factor) = predict(usage, learned.as_ref());
         Prediction {
             need,
@@ -164,16 +164,16 @@ impl Headroom {
         }
     }
 
-    /// Records what a snapshot on `series` cost. A cost learned on another session (the app
+    /// Records what a snapshot on session `session` cost. A cost learned on another session (the app
     /// restarted) keeps its factor but not its baseline: the RSS before is the new process's.
-    pub(crate) fn record(&self, series: &str, learned: Learned) {
-        *self.lock() = Some((series.to_owned(), learned));
+    pub(crate) fn record(&self, session: &str, learned: Learned) {
+        *self.lock() = Some((session.to_owned(), learned));
     }
 
-    fn learned_for(&self, series: &str) -> Option<Learned> {
+    fn learned_for(&self, session: &str) -> Option<Learned> {
         let guard = self.lock();
         let (on, learned) = guard.as_ref()?;
-        if on == series {
+        if on == session {
             return Some(*learned);
         }
         // Another process: its own RSS is the baseline, the cost per byte carries over.
@@ -202,7 +202,7 @@ pub(crate) struct SnapshotRule {
 /// A snapshot the rule let through: what the app looked like just before.
 #[derive(Debug)]
 pub(crate) struct Admitted {
-    before: Option<Probe>,
+    before: Option<HeapSample>,
 }
 
 /// Why the rule refused a snapshot: the text of the answer.
@@ -245,8 +245,8 @@ impl SnapshotRule {
 
     /// Whether a snapshot may start now. With the override, a refusal is logged and ignored.
     pub(crate) async fn admit(&self) -> Result<Admitted, Refused> {
-        let probe = match self.inspector.probe().await {
-            Ok(probe) => probe,
+        let sample = match self.inspector.sample_heap().await {
+            Ok(sample) => sample,
             // Fail closed: the limit may be near, and the snapshot would read the same inspector.
             Err(e) if !self.unsafe_override => {
                 return Err(Refused::Unreadable { why: e.to_string() });
@@ -257,18 +257,18 @@ impl SnapshotRule {
             }
         };
         let limit = self.fixed_limit.clone().or_else(|| {
-            probe
+            sample
                 .usage
                 .pid
-                .and_then(|pid| limit::cgroup_memory_limit(Path::new("/"), pid, probe.usage.rss))
+                .and_then(|pid| limit::cgroup_memory_limit(Path::new("/"), pid, sample.usage.rss))
         });
         let Some(limit) = limit else {
             tracing::debug!("no memory limit known for the app; the headroom rule cannot refuse");
             return Ok(Admitted {
-                before: Some(probe),
+                before: Some(sample),
             });
         };
-        let prediction = self.headroom.check(&probe.usage, &probe.series, limit);
+        let prediction = self.headroom.check(&sample.usage, &sample.session, limit);
         if prediction.fits() {
             tracing::info!(
                 %prediction,
@@ -279,13 +279,13 @@ impl SnapshotRule {
                 "headroom rule: the snapshot fits"
             );
             return Ok(Admitted {
-                before: Some(probe),
+                before: Some(sample),
             });
         }
         if self.unsafe_override {
             tracing::warn!(%prediction, "headroom rule: the snapshot would not fit; taken anyway (--unsafe-snapshot-without-headroom)");
             return Ok(Admitted {
-                before: Some(probe),
+                before: Some(sample),
             });
         }
         Err(Refused::TooBig(prediction))
@@ -296,8 +296,8 @@ impl SnapshotRule {
         let Some(before) = admitted.before else {
             return;
         };
-        let after = match self.inspector.probe().await {
-            Ok(after) if after.series == before.series => after,
+        let after = match self.inspector.sample_heap().await {
+            Ok(after) if after.session == before.session => after,
             Ok(_) => return,
             Err(e) => {
                 tracing::debug!(error = %e, "headroom rule: cannot read the app's memory after the snapshot");
@@ -313,7 +313,7 @@ impl SnapshotRule {
                 rss_after = after.usage.rss,
                 "headroom rule: learned what a snapshot costs this app"
             );
-            self.headroom.record(&before.series, learned);
+            self.headroom.record(&before.session, learned);
         }
     }
 }

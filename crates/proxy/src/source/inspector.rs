@@ -6,9 +6,9 @@
 //! snapshots by that id. `HeapProfiler.disable` — and closing the session, which disables —
 //! clears the ids, so two snapshots taken over two sessions look like thousands of "new"
 //! objects. So this source connects once, enables the heap profiler once, never disables it and
-//! never closes the session between snapshots. Each session gets a random *series* id; snapshots
-//! with the same series can be compared. If the session drops (app restarted), the next snapshot
-//! opens a new session with a new series.
+//! never closes the session between snapshots. Each session gets a random id; snapshots
+//! of the same session can be compared. If the session drops (app restarted), the next snapshot
+//! opens a new session with a new id.
 //!
 //! Why an actor: a background task owns the WebSocket and reads it all the time, also between
 //! snapshots (to notice a dropped session and answer pings). During a snapshot it must read as
@@ -70,8 +70,8 @@ const MAX_TARGET_LIST_BYTES: usize = 1 << 20;
 /// Snapshot requests that may wait for the actor while one is running.
 const REQUEST_QUEUE: usize = 4;
 
-/// Time allowed for a heap-usage probe's two answers. The app's main thread answers them.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for a heap sample's two answers. The app's main thread answers them.
+const HEAP_SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the app reads for its memory: a constant expression (no client input ever reaches
 /// `Runtime.evaluate`), no allocation to speak of, nothing kept (`returnByValue`).
@@ -123,7 +123,7 @@ pub struct SampledProfile {
     /// DevTools' `.heapprofile` JSON (`HeapProfiler.SamplingHeapProfile`).
     pub json: Bytes,
     /// The session it came from.
-    pub series: String,
+    pub session: String,
     /// Times sampling was restarted on this session (each forgets the older samples).
     pub restarts: u64,
     /// The sampling interval, bytes.
@@ -145,11 +145,11 @@ pub struct HeapUsage {
     pub pid: Option<u32>,
 }
 
-/// A heap-usage probe read: the usage, and the session (series) it was read on.
+/// A heap sample read: the usage, and the session it was read on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
+pub struct HeapSample {
     pub usage: HeapUsage,
-    pub series: String,
+    pub session: String,
 }
 
 /// A source of heap snapshots from the Node inspector at one address.
@@ -223,7 +223,7 @@ impl InspectorSource {
             })??;
         Ok(SampledProfile {
             json,
-            series: session.series,
+            session: session.id,
             restarts,
             interval: sampling.interval,
         })
@@ -234,36 +234,38 @@ impl InspectorSource {
         self.addr
     }
 
-    /// The series of the live session, if one is open.
-    pub fn series(&self) -> Option<String> {
-        self.live_session().map(|session| session.series)
+    /// The id of the live session, if one is open.
+    pub fn session(&self) -> Option<String> {
+        self.live_session().map(|session| session.id)
     }
 
     /// Reads the app's heap usage and RSS over the session (opening one if none is live):
     /// `Runtime.getHeapUsage` and `Runtime.evaluate` of [`RSS_EXPRESSION`]. Never touches the
-    /// heap profiler. Waits while a snapshot or another probe is in flight, up to
-    /// [`PROBE_TIMEOUT`] in all.
-    pub async fn probe(&self) -> Result<Probe, SourceError> {
+    /// heap profiler. Waits while a snapshot or another heap sample is in flight, up to
+    /// [`HEAP_SAMPLE_TIMEOUT`] in all.
+    pub async fn sample_heap(&self) -> Result<HeapSample, SourceError> {
         let (session, _) = self.live_or_connect().await?;
         let (reply, answer) = oneshot::channel();
-        // Probes wait their turn (the headroom rule must never go unread because the leak watch
-        // was polling), but not longer than PROBE_TIMEOUT in all.
+        // Heap samples wait their turn (the headroom rule must never go unread because the leak watch
+        // was polling), but not longer than HEAP_SAMPLE_TIMEOUT in all.
         let asked = async {
             session
-                .probes
-                .send(ProbeRequest { reply })
+                .heap_samples
+                .send(HeapSampleRequest { reply })
                 .await
                 .map_err(|_| SourceError::Failed("inspector session closed".into()))?;
             answer.await.map_err(|_| {
-                SourceError::Failed("inspector session closed during a probe".into())
+                SourceError::Failed("inspector session closed during a heap sample".into())
             })?
         };
-        let usage = timeout(PROBE_TIMEOUT, asked).await.map_err(|_| {
-            SourceError::Failed(format!("no probe answer within {PROBE_TIMEOUT:?}"))
+        let usage = timeout(HEAP_SAMPLE_TIMEOUT, asked).await.map_err(|_| {
+            SourceError::Failed(format!(
+                "no heap sample answer within {HEAP_SAMPLE_TIMEOUT:?}"
+            ))
         })??;
-        Ok(Probe {
+        Ok(HeapSample {
             usage,
-            series: session.series,
+            session: session.id,
         })
     }
 
@@ -290,7 +292,7 @@ impl InspectorSource {
     async fn start_on(&self, session: &SessionHandle) -> Result<Capture, BeginError> {
         let body = session.start_snapshot(self.spill_mem_limit).await?;
         Ok(Capture {
-            series: Some(session.series.clone()),
+            session: Some(session.id.clone()),
             body: Box::pin(body),
             content_encoding: None,
         })
@@ -318,12 +320,12 @@ impl InspectorSource {
     }
 }
 
-/// The caller's end of a session: its series and the way to its actor.
+/// The caller's end of a session: its id and the way to its actor.
 #[derive(Clone)]
 struct SessionHandle {
-    series: String,
+    id: String,
     requests: mpsc::Sender<SnapshotRequest>,
-    probes: mpsc::Sender<ProbeRequest>,
+    heap_samples: mpsc::Sender<HeapSampleRequest>,
     profiles: mpsc::Sender<ProfileRequest>,
 }
 
@@ -379,7 +381,7 @@ struct MemoryRead {
 }
 
 /// Asks the actor for the app's heap usage, between snapshots.
-struct ProbeRequest {
+struct HeapSampleRequest {
     reply: oneshot::Sender<Result<HeapUsage, SourceError>>,
 }
 
@@ -401,8 +403,8 @@ struct Sampling {
     restarts: u64,
 }
 
-/// A probe whose two commands are out.
-struct ProbeInFlight {
+/// A heap sample whose two commands are out.
+struct HeapSampleInFlight {
     usage_id: u64,
     rss_id: u64,
     usage: Option<(u64, u64)>,
@@ -417,8 +419,8 @@ async fn connect(
 ) -> Result<SessionHandle, SourceError> {
     let target = find_node_target(addr).await?;
     let ws = open_websocket(addr, &target).await?;
-    let series = new_series()?;
-    let mut actor = Actor::new(ws, series.clone());
+    let session = new_session_id()?;
+    let mut actor = Actor::new(ws, session.clone());
     actor.enable_heap_profiler().await?;
     if let Some(config) = sampling {
         match actor.start_sampling(config.interval).await {
@@ -430,29 +432,29 @@ async fn connect(
             }
             // The snapshot path still works: only /heapprofile answers 502.
             Err(e) => {
-                tracing::warn!(series = %series, error = %Escaped(&e), "the sampling heap profiler could not be started; /heapprofile answers 502 on this session");
+                tracing::warn!(session = %session, error = %Escaped(&e), "the sampling heap profiler could not be started; /heapprofile answers 502 on this session");
             }
         }
     }
     let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
-    // One probe (and one profile) at a time: a second while one is out is refused, not queued.
-    let (probes, probes_rx) = mpsc::channel(1);
+    // One heap sample (and one profile) at a time: a second while one is out is refused, not queued.
+    let (heap_samples, heap_samples_rx) = mpsc::channel(1);
     let (profiles, profiles_rx) = mpsc::channel(1);
-    tracing::info!(%addr, target = %target, series = %series, sampling_interval = sampling.map(|s| s.interval), "inspector session opened");
-    tokio::spawn(actor.run(requests_rx, probes_rx, profiles_rx));
+    tracing::info!(%addr, target = %target, session = %session, sampling_interval = sampling.map(|s| s.interval), "inspector session opened");
+    tokio::spawn(actor.run(requests_rx, heap_samples_rx, profiles_rx));
     Ok(SessionHandle {
-        series,
+        id: session,
         requests,
-        probes,
+        heap_samples,
         profiles,
     })
 }
 
 /// A random id, unique across sessions and proxy restarts.
-fn new_series() -> Result<String, SourceError> {
+fn new_session_id() -> Result<String, SourceError> {
     getrandom::u64()
         .map(|n| format!("{n:016x}"))
-        .map_err(|e| SourceError::Failed(format!("no randomness for a series id: {e}")))
+        .map_err(|e| SourceError::Failed(format!("no randomness for a session id: {e}")))
 }
 
 /// Asks `/json/list` for the id of the first target of type `node`.
@@ -580,9 +582,10 @@ const CHUNK_EVENT: &str = "HeapProfiler.addHeapSnapshotChunk";
 /// Owns the WebSocket of one session and reads it until the session ends.
 struct Actor {
     ws: Ws,
-    series: String,
+    /// The session's id, for the logs.
+    session: String,
     next_id: u64,
-    probe: Option<ProbeInFlight>,
+    heap_sample: Option<HeapSampleInFlight>,
     sampling: Option<Sampling>,
     profile: Option<ProfileInFlight>,
 }
@@ -603,12 +606,12 @@ enum Flow {
 }
 
 impl Actor {
-    fn new(ws: Ws, series: String) -> Self {
+    fn new(ws: Ws, session: String) -> Self {
         Self {
             ws,
-            series,
+            session,
             next_id: 1,
-            probe: None,
+            heap_sample: None,
             sampling: None,
             profile: None,
         }
@@ -682,7 +685,7 @@ impl Actor {
     async fn run(
         mut self,
         mut requests: mpsc::Receiver<SnapshotRequest>,
-        mut probes: mpsc::Receiver<ProbeRequest>,
+        mut heap_samples: mpsc::Receiver<HeapSampleRequest>,
         mut profiles: mpsc::Receiver<ProfileRequest>,
     ) {
         let mut active: Option<Active> = None;
@@ -701,8 +704,8 @@ impl Actor {
                         break reason;
                     }
                 }
-                Some(probe) = probes.recv(), if active.is_none() && self.probe.is_none() => {
-                    if let Err(reason) = self.start_probe(probe).await {
+                Some(request) = heap_samples.recv(), if active.is_none() && self.heap_sample.is_none() => {
+                    if let Err(reason) = self.start_heap_sample(request).await {
                         break reason;
                     }
                 }
@@ -728,11 +731,11 @@ impl Actor {
                 }
             }
         };
-        tracing::warn!(series = %self.series, %reason, "inspector session lost");
-        if let Some(probe) = self.probe.take() {
-            let _ = probe
-                .reply
-                .send(Err(SourceError::Failed(format!("{reason} during a probe"))));
+        tracing::warn!(session = %self.session, %reason, "inspector session lost");
+        if let Some(sample) = self.heap_sample.take() {
+            let _ = sample.reply.send(Err(SourceError::Failed(format!(
+                "{reason} during a heap sample"
+            ))));
         }
         if let Some(reply) = self.profile.take().and_then(|p| p.reply) {
             let _ = reply.send(Err(SourceError::Failed(format!(
@@ -789,7 +792,7 @@ impl Actor {
             (None, Some(mut result)) => result.get_mut("profile").map(serde_json::Value::take),
             (Some(error), _) => {
                 let err = error.into_source("HeapProfiler.getSamplingProfile");
-                tracing::warn!(series = %self.series, error = %err, "sampling profile refused; starting sampling again");
+                tracing::warn!(session = %self.session, error = %err, "sampling profile refused; starting sampling again");
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(err));
                 }
@@ -825,7 +828,7 @@ impl Actor {
         }
         let (nodes, samples) = profile_size(&profile);
         if nodes <= SamplingConfig::max_nodes(samples) {
-            tracing::debug!(series = %self.series, nodes, samples, "sampling profiler bookkeeping checked");
+            tracing::debug!(session = %self.session, nodes, samples, "sampling profiler bookkeeping checked");
             return Ok(());
         }
         let Some(sampling) = &mut self.sampling else {
@@ -833,7 +836,7 @@ impl Actor {
         };
         sampling.restarts += 1;
         let interval = sampling.config.interval;
-        tracing::warn!(series = %self.series, nodes, samples, restarts = sampling.restarts, "restarting the sampling heap profiler: its stack nodes outgrew the live samples; objects allocated before now leave the profile");
+        tracing::warn!(session = %self.session, nodes, samples, restarts = sampling.restarts, "restarting the sampling heap profiler: its stack nodes outgrew the live samples; objects allocated before now leave the profile");
         let sent = async {
             self.send_command("HeapProfiler.stopSampling", serde_json::json!({}))
                 .await?;
@@ -848,9 +851,9 @@ impl Actor {
             .map_err(|e| format!("restarting sampling: {e}"))
     }
 
-    /// Sends the probe's two commands; their answers are matched in `on_text`.
-    async fn start_probe(&mut self, probe: ProbeRequest) -> Result<(), String> {
-        if probe.reply.is_closed() {
+    /// Sends the heap sample's two commands; their answers are matched in `on_text`.
+    async fn start_heap_sample(&mut self, sample: HeapSampleRequest) -> Result<(), String> {
+        if sample.reply.is_closed() {
             return Ok(());
         }
         let sent = async {
@@ -867,30 +870,30 @@ impl Actor {
         };
         match sent.await {
             Ok((usage_id, rss_id)) => {
-                self.probe = Some(ProbeInFlight {
+                self.heap_sample = Some(HeapSampleInFlight {
                     usage_id,
                     rss_id,
                     usage: None,
                     rss: None,
-                    reply: probe.reply,
+                    reply: sample.reply,
                 });
                 Ok(())
             }
             Err(e) => {
-                let reason = format!("sending a heap-usage probe: {e}");
-                let _ = probe.reply.send(Err(SourceError::Failed(reason.clone())));
+                let reason = format!("sending a heap sample: {e}");
+                let _ = sample.reply.send(Err(SourceError::Failed(reason.clone())));
                 Err(reason)
             }
         }
     }
 
-    /// Takes a probe command's answer; replies once both are in.
-    fn on_probe_answer(&mut self, message: &Incoming) -> bool {
-        let Some(probe) = &mut self.probe else {
+    /// Takes a heap sample command's answer; replies once both are in.
+    fn on_heap_sample_answer(&mut self, message: &Incoming) -> bool {
+        let Some(sample) = &mut self.heap_sample else {
             return false;
         };
         let Some(id) = message.id else { return false };
-        if id == probe.usage_id {
+        if id == sample.usage_id {
             let read = |key: &str| {
                 message
                     .result
@@ -900,21 +903,21 @@ impl Actor {
                     .map(|n| n as u64)
             };
             match (&message.error, read("usedSize"), read("totalSize")) {
-                (None, Some(used), Some(total)) => probe.usage = Some((used, total)),
+                (None, Some(used), Some(total)) => sample.usage = Some((used, total)),
                 _ => {
                     let why = message
                         .error
                         .as_ref()
                         .map_or_else(|| "no usedSize/totalSize".to_owned(), |e| e.message.clone());
-                    if let Some(probe) = self.probe.take() {
-                        let _ = probe.reply.send(Err(SourceError::Failed(format!(
+                    if let Some(sample) = self.heap_sample.take() {
+                        let _ = sample.reply.send(Err(SourceError::Failed(format!(
                             "Runtime.getHeapUsage: {why}"
                         ))));
                     }
                     return true;
                 }
             }
-        } else if id == probe.rss_id {
+        } else if id == sample.rss_id {
             // `{result: {type: "object", value: [rss, maxRSS, pid]}}`; an exception (an old Node)
             // leaves them unread.
             let value = message
@@ -929,7 +932,7 @@ impl Actor {
                     .filter(|n| n.is_finite() && *n >= 0.0)
                     .map(|n| n as u64)
             };
-            probe.rss = Some(MemoryRead {
+            sample.rss = Some(MemoryRead {
                 rss: number(0),
                 max_rss: number(1),
                 pid: number(2).and_then(|n| u32::try_from(n).ok()),
@@ -937,9 +940,9 @@ impl Actor {
         } else {
             return false;
         }
-        if let (Some((used, total)), Some(read)) = (probe.usage, probe.rss) {
-            if let Some(probe) = self.probe.take() {
-                let _ = probe.reply.send(Ok(HeapUsage {
+        if let (Some((used, total)), Some(read)) = (sample.usage, sample.rss) {
+            if let Some(sample) = self.heap_sample.take() {
+                let _ = sample.reply.send(Ok(HeapUsage {
                     used,
                     total,
                     rss: read.rss,
@@ -962,7 +965,7 @@ impl Actor {
         let params = serde_json::json!({ "reportProgress": false });
         match self.send_command(TAKE, params).await {
             Ok(id) => {
-                tracing::info!(series = %self.series, "heap snapshot started");
+                tracing::info!(session = %self.session, "heap snapshot started");
                 let _ = request.started.send(Ok(()));
                 Ok(Some(Active::new(id, request.sink)))
             }
@@ -997,21 +1000,21 @@ impl Actor {
         let message: Incoming = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(e) => {
-                tracing::warn!(series = %self.series, error = %e, "unreadable CDP message");
+                tracing::warn!(session = %self.session, error = %e, "unreadable CDP message");
                 if let Some(active) = active {
                     active.fail(SourceError::Failed(format!("unreadable CDP message: {e}")));
                 }
                 return Ok(());
             }
         };
-        if self.on_probe_answer(&message) {
+        if self.on_heap_sample_answer(&message) {
             return Ok(());
         }
         if message.id.is_some() && self.profile.as_ref().map(|p| p.id) == message.id {
             return self.on_profile_answer(message).await;
         }
         let Some(current) = active else {
-            tracing::debug!(series = %self.series, method = ?message.method, "CDP message between snapshots");
+            tracing::debug!(session = %self.session, method = ?message.method, "CDP message between snapshots");
             return Ok(());
         };
         if message.method.as_deref() == Some(CHUNK_EVENT) {
@@ -1029,14 +1032,14 @@ impl Actor {
     fn complete(&self, mut done: Active, error: Option<CdpError>) {
         let elapsed_ms = done.started_at.elapsed().as_millis();
         let Some(sink) = done.sink.take() else {
-            tracing::info!(series = %self.series, elapsed_ms, "failed heap snapshot drained");
+            tracing::info!(session = %self.session, elapsed_ms, "failed heap snapshot drained");
             return;
         };
         let stats = sink.stats();
         match error {
             None => {
                 tracing::info!(
-                    series = %self.series,
+                    session = %self.session,
                     elapsed_ms,
                     chunks = done.chunks,
                     bytes = stats.total_bytes,
@@ -1048,14 +1051,14 @@ impl Actor {
             }
             Some(error) => {
                 let err = error.into_source("HeapProfiler.takeHeapSnapshot");
-                tracing::warn!(series = %self.series, elapsed_ms, error = %err, "heap snapshot failed");
+                tracing::warn!(session = %self.session, elapsed_ms, error = %err, "heap snapshot failed");
                 sink.fail(err);
             }
         }
     }
 
     async fn close(&mut self) {
-        tracing::info!(series = %self.series, "closing inspector session");
+        tracing::info!(session = %self.session, "closing inspector session");
         let _ = timeout(Duration::from_secs(1), self.ws.close(None)).await;
     }
 }
@@ -1132,9 +1135,9 @@ mod tests {
     }
 
     #[test]
-    fn series_ids_are_16_hex_and_differ() {
-        let a = new_series().unwrap();
-        let b = new_series().unwrap();
+    fn session_ids_are_16_hex_and_differ() {
+        let a = new_session_id().unwrap();
+        let b = new_session_id().unwrap();
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);

@@ -19,12 +19,12 @@ use futures_util::future::BoxFuture;
 /// cleanly.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
 
-/// A heap snapshot being taken: the series it belongs to and its bytes as they come.
+/// A heap snapshot being taken: the inspector session it comes from and its bytes as they come.
 pub struct Capture {
     /// The session the snapshot came from, when the source knows it. Snapshots with the same
-    /// series share V8's object ids, so DevTools' Comparison (and `heapgate diff`) can match
+    /// session share V8's object ids, so DevTools' Comparison (and `heapgate diff`) can match
     /// objects between them.
-    pub series: Option<String>,
+    pub session: Option<String>,
     /// The `.heapsnapshot` JSON, or, when `content_encoding` is set, that JSON as the app
     /// encoded it.
     pub body: ChunkStream,

@@ -4,7 +4,7 @@
 //! The verified request's query is forwarded unchanged, since such an endpoint checks the token
 //! itself. Such endpoints usually write the whole file before answering, so the response head can
 //! take as long as the snapshot; the source waits briefly for it and otherwise lets the handler
-//! commit to a 200 (and keep-alive bytes) while it keeps waiting — an error that arrives later
+//! commit to a 200 (and heartbeat bytes) while it keeps waiting — an error that arrives later
 //! aborts the transfer.
 //!
 //! The app is asked for `identity` (the proxy compresses for the client). An app that encodes its
@@ -64,7 +64,7 @@ impl UpstreamSource {
             Ok(Ok(response)) => {
                 let content_encoding = encoded(&response).cloned();
                 Ok(Capture {
-                    series: None,
+                    session: None,
                     body: body_stream(response).map_err(SourceError::Unreachable)?,
                     content_encoding,
                 })
@@ -72,7 +72,7 @@ impl UpstreamSource {
             Ok(Err(e)) => Err(SourceError::Unreachable(e.to_string())),
             // Still building: commit now, and abort later if the app then fails.
             Err(_) => Ok(Capture {
-                series: None,
+                session: None,
                 body: pending
                     .map(|result| {
                         result

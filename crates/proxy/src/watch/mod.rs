@@ -4,15 +4,14 @@
 //! ([`crate::headroom`]) says it fits; the manifest records which evidence each capture holds
 //! and why a snapshot was held back.
 //!
-//! Polling rides the proxy's one inspector session ([`InspectorSource::probe`]):
+//! Polling rides the proxy's one inspector session ([`InspectorSource::sample_heap`]):
 //! `Runtime.getHeapUsage` and one `Runtime.evaluate` of `process.memoryUsage.rss()`, never
 //! touching the heap profiler. A sample is skipped while a snapshot runs (the app's loop is
 //! blocked then, and the gate says so). The [`trigger`] decides; a series takes its snapshots
 //! through the same gate as requests (waiting while it is busy), so a manual request still
 //! works in between, and streams each one compressed (and redacted if configured) into a
-//! multipart upload ([`store`]).
+//! multipart upload (`heapgate_store` says where).
 
-pub(crate) mod store;
 pub(crate) mod trigger;
 
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use heapgate_protocol::TaskId;
+use heapgate_store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord, layout};
 use object_store::path::Path;
 use object_store::{PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
@@ -28,12 +28,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::body::encoding::{Coding, Encoder};
 use crate::body::redaction;
+use crate::config::{SeriesConfig, WatchConfig};
 use crate::gate::{SnapshotGate, SnapshotPermit};
 use crate::headroom::SnapshotRule;
 use crate::metrics::Metrics;
-use crate::source::inspector::{InspectorSource, Probe};
+use crate::source::inspector::{HeapSample, InspectorSource};
 use crate::source::{ChunkStream, SourceError};
-use store::{CaptureRecord, EndRecord, MANIFEST, Manifest, Store, TriggerRecord};
 use trigger::{Decision, Growth, Guard, Trigger, TriggerConfig};
 
 /// Size of each uploaded part (S3 wants at least 5 MiB but the last).
@@ -45,26 +45,30 @@ const BEGIN_ATTEMPTS: u32 = 4;
 /// Longest wait for the gate before a series gives a snapshot up.
 const GATE_WAIT: Duration = Duration::from_secs(600);
 
-/// The series settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SeriesConfig {
-    pub(crate) count: u32,
-    pub(crate) interval: Duration,
-}
-
-/// Everything the watcher needs.
-pub(crate) struct Watch {
+/// What the watch shares with the rest of the proxy.
+pub(crate) struct Shared {
+    /// The proxy's one inspector session.
     pub(crate) inspector: Arc<InspectorSource>,
     /// The headroom rule, shared with the snapshot path (it learns from both).
     pub(crate) rule: Arc<SnapshotRule>,
+    /// The snapshot gate: the watch's snapshots and requested ones never overlap.
     pub(crate) gate: Arc<SnapshotGate>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) task: TaskId,
-    pub(crate) every: Duration,
+}
+
+/// The leak watch, ready to [`run`](Watch::run).
+pub(crate) struct Watch {
+    inspector: Arc<InspectorSource>,
+    rule: Arc<SnapshotRule>,
+    gate: Arc<SnapshotGate>,
+    metrics: Arc<Metrics>,
+    task: TaskId,
+    every: Duration,
     /// The trigger, series and store; `None`: metrics only.
-    pub(crate) leak: Option<(TriggerConfig, SeriesConfig, Store)>,
-    pub(crate) redact_strings: bool,
-    pub(crate) now: fn() -> DateTime<Utc>,
+    leak: Option<(TriggerConfig, SeriesConfig, Store)>,
+    redact_strings: bool,
+    now: fn() -> DateTime<Utc>,
 }
 
 /// Why a series ended.
@@ -99,6 +103,53 @@ impl End {
 }
 
 impl Watch {
+    /// The watch `config` asks for, its store opened (the error says why it cannot be); `None`
+    /// when polling is off.
+    pub(crate) fn new(
+        config: &WatchConfig,
+        redact_strings: bool,
+        shared: Shared,
+        now: fn() -> DateTime<Utc>,
+    ) -> Result<Option<Watch>, String> {
+        let Some(every) = config.every else {
+            return Ok(None);
+        };
+        let leak = match &config.leak {
+            None => None,
+            Some(leak) => {
+                let store = Store::open(&leak.store)?;
+                tracing::info!(
+                    store = %leak.store,
+                    growth = leak.trigger.growth,
+                    window_s = leak.trigger.window.as_secs(),
+                    count = leak.series.count,
+                    interval_s = leak.series.interval.as_secs(),
+                    cooldown_s = leak.trigger.cooldown.as_secs(),
+                    "leak watch on"
+                );
+                Some((leak.trigger, leak.series, store))
+            }
+        };
+        let Shared {
+            inspector,
+            rule,
+            gate,
+            metrics,
+            task,
+        } = shared;
+        Ok(Some(Watch {
+            inspector,
+            rule,
+            gate,
+            metrics,
+            task,
+            every,
+            leak,
+            redact_strings,
+            now,
+        }))
+    }
+
     /// Polls until the task is dropped (the proxy stops).
     pub(crate) async fn run(self) {
         let watch = Arc::new(self);
@@ -124,14 +175,14 @@ impl Watch {
                 }
             }
             if watch.gate.is_running() {
-                watch.metrics.watch_probe("skipped");
+                watch.metrics.watch_sample("skipped");
                 tracing::debug!("heap sample skipped: a snapshot is running");
                 continue;
             }
-            let probe = match watch.inspector.probe().await {
-                Ok(probe) => probe,
+            let sample = match watch.inspector.sample_heap().await {
+                Ok(sample) => sample,
                 Err(e) => {
-                    watch.metrics.watch_probe("failed");
+                    watch.metrics.watch_sample("failed");
                     if !failing {
                         tracing::warn!(error = %e, "cannot read the app's heap usage");
                     }
@@ -140,17 +191,17 @@ impl Watch {
                 }
             };
             failing = false;
-            watch.metrics.watch_probe("ok");
-            watch.metrics.app_memory(probe.usage);
+            watch.metrics.watch_sample("ok");
+            watch.metrics.app_memory(sample.usage);
             let Some(trigger) = &mut trigger else {
                 continue;
             };
-            if session.as_deref() != Some(probe.series.as_str()) {
+            if session.as_deref() != Some(sample.session.as_str()) {
                 // A new inspector session: the app restarted (or this is the first sample).
                 trigger.reset();
-                session = Some(probe.series.clone());
+                session = Some(sample.session.clone());
             }
-            match trigger.observe(Instant::now(), probe.usage) {
+            match trigger.observe(Instant::now(), sample.usage) {
                 Decision::Quiet => {}
                 Decision::Held(guard, growth) => {
                     watch.metrics.watch_held(guard.label());
@@ -191,7 +242,7 @@ impl Watch {
                     let watch = Arc::clone(&watch);
                     let ended = ended_tx.clone();
                     tokio::spawn(async move {
-                        let end = watch.series(growth, &probe).await;
+                        let end = watch.series(growth, &sample).await;
                         let _ = ended.send(end).await;
                     });
                 }
@@ -200,16 +251,16 @@ impl Watch {
     }
 
     /// Takes and stores one series; logs and counts how it ended.
-    async fn series(&self, growth: Growth, first: &Probe) -> End {
+    async fn series(&self, growth: Growth, first: &HeapSample) -> End {
         let Some((trigger, series, store)) = &self.leak else {
             return End::Complete;
         };
         let started = (self.now)();
-        let id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), first.series);
+        let id = layout::series_id(started, &first.session);
         let mut manifest = Manifest {
             task: self.task.to_string(),
             series: id.clone(),
-            session: first.series.clone(),
+            session: first.session.clone(),
             heapgate_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: started.to_rfc3339(),
             trigger: TriggerRecord {
@@ -226,13 +277,13 @@ impl Watch {
             captures: Vec::new(),
             ended: None,
         };
-        let folder = format!("{}/{id}", self.task);
+        let folder = layout::series_folder(self.task.as_str(), &id);
         let mut end = End::Complete;
         for n in 0..series.count {
             if n > 0 {
                 tokio::time::sleep(series.interval).await;
             }
-            match self.capture(store, &folder, &first.series).await {
+            match self.capture(store, &folder, &first.session).await {
                 Ok(record) => {
                     tracing::info!(series = %id, profile = record.profile.as_deref(), snapshot = record.file.as_deref(), held_back = record.snapshot_held_back.as_deref(), stored_bytes = record.stored_bytes, "leak watch: capture stored");
                     manifest.captures.push(record);
@@ -273,32 +324,31 @@ impl Watch {
         session: &str,
     ) -> Result<CaptureRecord, End> {
         let permit = self.wait_for_gate().await?;
-        let probe = match self.inspector.probe().await {
-            Ok(probe) => probe,
+        let sample = match self.inspector.sample_heap().await {
+            Ok(sample) => sample,
             Err(e) => {
                 permit.release_uncharged();
                 return Err(End::AppRestarted(format!("inspector: {e}")));
             }
         };
-        self.metrics.app_memory(probe.usage);
-        if probe.series != session {
+        self.metrics.app_memory(sample.usage);
+        if sample.session != session {
             permit.release_uncharged();
             return Err(restarted(session));
         }
         let at = (self.now)();
-        let stamp = at.format("%Y%m%dT%H%M%SZ").to_string();
         let mut record = CaptureRecord {
             file: None,
             profile: None,
             snapshot_held_back: None,
             at: at.to_rfc3339(),
-            heap_used_bytes: probe.usage.used,
-            heap_total_bytes: probe.usage.total,
-            rss_bytes: probe.usage.rss,
+            heap_used_bytes: sample.usage.used,
+            heap_total_bytes: sample.usage.total,
+            rss_bytes: sample.usage.rss,
             stored_bytes: 0,
         };
         if self.inspector.samples() {
-            match self.store_profile(store, folder, session, &stamp).await {
+            match self.store_profile(store, folder, session, at).await {
                 Ok((name, bytes)) => {
                     record.profile = Some(name);
                     record.stored_bytes += bytes;
@@ -327,7 +377,7 @@ impl Watch {
                 return Ok(record);
             }
         };
-        let file = format!("{stamp}.heapsnapshot.zst");
+        let file = layout::snapshot_name(at);
         let path = store.path(&format!("{folder}/{file}"));
         let writer = match self.begin(store, &path).await {
             Ok(writer) => writer,
@@ -344,7 +394,7 @@ impl Watch {
                 return Err(End::AppRestarted(format!("inspector: {e}")));
             }
         };
-        if capture.series.as_deref() != Some(session) {
+        if capture.session.as_deref() != Some(session) {
             abort(writer, &path).await;
             return Err(restarted(session));
         }
@@ -368,7 +418,7 @@ impl Watch {
             Err(Failure::Source(e)) => {
                 self.metrics.watch_upload("aborted");
                 tracing::warn!(object = %store.display(&path), error = %e, "leak watch: snapshot failed; upload aborted");
-                if self.inspector.series().as_deref() != Some(session) {
+                if self.inspector.session().as_deref() != Some(session) {
                     return Err(restarted(session));
                 }
                 Err(End::SnapshotFailed(e.to_string()))
@@ -381,23 +431,23 @@ impl Watch {
         }
     }
 
-    /// Reads the sampling heap profile and stores it as `<stamp>.heapprofile`: its name and size.
+    /// Reads the sampling heap profile and stores it: its name and size.
     async fn store_profile(
         &self,
         store: &Store,
         folder: &str,
         session: &str,
-        stamp: &str,
+        at: DateTime<Utc>,
     ) -> Result<(String, u64), End> {
         let profile = self
             .inspector
             .profile()
             .await
             .map_err(|e| End::SnapshotFailed(format!("sampling heap profile: {e}")))?;
-        if profile.series != session {
+        if profile.session != session {
             return Err(restarted(session));
         }
-        let name = format!("{stamp}.heapprofile");
+        let name = layout::profile_name(at);
         let path = store.path(&format!("{folder}/{name}"));
         let bytes = profile.json.len() as u64;
         match store

@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM, the one way heapgate's programs learn they should stop.
+//! SIGINT and SIGTERM, the one way heapgate's programs learn they should stop: the sidecar drains
+//! its connections, `heapgate fetch` removes its partial file, `heapgate demo` cleans up.
 
 use std::io;
 

@@ -1,4 +1,5 @@
-//! Leading-whitespace keep-alive for snapshot streams.
+//! The heartbeat of snapshot streams: leading whitespace while V8 builds the snapshot (set with
+//! `--keepalive`; not HTTP keep-alive, which is about reusing connections).
 //!
 //! V8 spends about 70% of a snapshot building it before the first byte exists: ~20 s of silence
 //! at 200 MiB of heap, minutes for larger heaps, while load balancers cut idle connections (AWS
@@ -16,23 +17,23 @@ use tokio::time::{Interval, MissedTickBehavior};
 use crate::source::{ChunkStream, SourceError};
 
 /// Wraps `inner`, emitting `b" "` every `every` until `inner` yields its first item.
-pub(crate) struct KeepAlive {
+pub(crate) struct Heartbeat {
     inner: ChunkStream,
     ticker: Option<Interval>,
 }
 
-impl KeepAlive {
-    pub(crate) fn new(inner: ChunkStream, every: Duration) -> KeepAlive {
+impl Heartbeat {
+    pub(crate) fn new(inner: ChunkStream, every: Duration) -> Heartbeat {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        KeepAlive {
+        Heartbeat {
             inner,
             ticker: Some(ticker),
         }
     }
 }
 
-impl Stream for KeepAlive {
+impl Stream for Heartbeat {
     type Item = Result<Bytes, SourceError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -61,7 +62,7 @@ mod tests {
         let inner = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        let mut stream = KeepAlive::new(Box::pin(inner), Duration::from_secs(15));
+        let mut stream = Heartbeat::new(Box::pin(inner), Duration::from_secs(15));
         let producer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(40)).await;
             tx.send(Ok(Bytes::from_static(b"{\"snapshot\":1}")))

@@ -1,6 +1,6 @@
-//! The keep-alive before V8's first byte, through a real balancer with a short idle timeout, on a
+//! The heartbeat before V8's first byte, through a real balancer with a short idle timeout, on a
 //! compressed answer: nginx cuts a response whose bytes pause for 2 s, the snapshot takes longer
-//! than that to start, and only the proxy's compressed keep-alive blocks keep it alive.
+//! than that to start, and only the proxy's compressed heartbeat blocks keep it alive.
 //!
 //! Without node or nginx these tests print a loud SKIPPED notice; under CI=true they fail.
 
@@ -9,21 +9,21 @@ use heapgate_tests::{
     node_or_skip,
 };
 
-const SECRET: &str = "keepalive-secret-0123456789abcdef";
+const SECRET: &str = "heartbeat-secret-0123456789abcdef";
 
 #[test]
-fn compressed_keepalive_outlasts_a_balancer_idle_timeout() {
-    let test = "keepalive::compressed_keepalive_outlasts_a_balancer_idle_timeout";
+fn compressed_heartbeat_outlasts_a_balancer_idle_timeout() {
+    let test = "heartbeat::compressed_heartbeat_outlasts_a_balancer_idle_timeout";
     let (Some(node), Some(nginx)) = (node_or_skip(test), nginx_or_skip(test)) else {
         return;
     };
     // Big enough that V8 builds for several seconds before its first byte.
     let app = NodeApp::start(&node, &[("LEAK_AT_START", "700000")]);
-    let take = |keepalive: &str| {
+    let take = |heartbeat: &str| {
         let proxy = ProxyProc::in_front_of(
             &app,
             SECRET,
-            &["--min-interval", "0s", "--keepalive", keepalive],
+            &["--min-interval", "0s", "--keepalive", heartbeat],
         );
         let balancer = Nginx::start_with_read_timeout(&nginx, &[proxy.listen], "2s");
         let options = RequestOptions {
@@ -38,24 +38,24 @@ fn compressed_keepalive_outlasts_a_balancer_idle_timeout() {
 
     let (response, took) = take("500ms");
     eprintln!(
-        "keep-alive 500ms: status {} complete={} after {took:?}",
+        "heartbeat 500ms: status {} complete={} after {took:?}",
         response.status, response.complete
     );
     assert_eq!(response.status, 200);
-    assert!(response.complete, "cut despite the compressed keep-alive");
+    assert!(response.complete, "cut despite the compressed heartbeat");
     assert_eq!(response.header("content-encoding"), Some("zstd"));
     let plain = zstd::decode_all(&response.body[..]).unwrap();
     assert!(
         plain.starts_with(b" "),
-        "keep-alive spaces lead the decoded JSON"
+        "heartbeat spaces lead the decoded JSON"
     );
     assert_valid_snapshot(&serde_json::from_slice(&plain).unwrap());
 
-    // Control (after the first snapshot ended: V8 takes one at a time): keep-alive slower than
+    // Control (after the first snapshot ended: V8 takes one at a time): heartbeat slower than
     // the idle timeout, and nginx cuts the same answer.
     let (cut, took) = take("60s");
     eprintln!(
-        "keep-alive 60s: status {} complete={} after {took:?}",
+        "heartbeat 60s: status {} complete={} after {took:?}",
         cut.status, cut.complete
     );
     assert_eq!(cut.status, 200, "the head is sent at once");
