@@ -1166,6 +1166,10 @@ fn dribble_cost(proxy: &ProxyProc, header_bytes: usize, body: usize) -> u64 {
     cpu_ticks(proxy.proc.pid()) - before
 }
 
+/// The lane's promise (it parses a head once while the body trickles in); on the general path
+/// the head sits in hyper's buffer and the CPU comparison measures hyper, noisily, so this runs
+/// on the lane only.
+#[test]
 fn a_body_sent_a_byte_at_a_time_does_not_reparse_the_head() {
     // The same 10 000-byte body, one byte a segment, behind a 100-byte head and a 240 KiB one.
     // Without re-parsing, the head's size does not matter; with it, the big head costs the
@@ -1505,7 +1509,6 @@ heapgate_tests::on_both_paths!(
     an_answer_with_an_impossible_status_is_502,
     a_slow_small_request_body_is_not_cut_by_the_header_timeout,
     shutdown_closes_a_kept_connection_with_a_partial_head_at_once,
-    a_body_sent_a_byte_at_a_time_does_not_reparse_the_head,
     shutdown_mid_request_answers_with_connection_close,
     a_300_kib_answer_head_passes,
     in_flight_returns_to_zero_when_a_client_leaves_a_slow_answer,

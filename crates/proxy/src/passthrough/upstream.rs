@@ -286,3 +286,28 @@ pub(crate) fn with_prefix(
     joined.push_str(original);
     PathAndQuery::try_from(joined).map_err(|err| ForwardError::BadTarget(err.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rules() {
+        assert_eq!(path_prefix(""), None);
+        assert_eq!(path_prefix("/"), None);
+        assert_eq!(path_prefix("/app/").as_deref(), Some("/app"));
+        let joined = with_prefix("/app", &PathAndQuery::from_static("/a?b=1")).expect("valid");
+        assert_eq!(joined.as_str(), "/app/a?b=1");
+        let star = with_prefix("/app", &PathAndQuery::from_static("*")).expect("valid");
+        assert_eq!(star.as_str(), "*");
+    }
+
+    #[test]
+    fn peers_are_written_as_plain_ips() {
+        let mapped_v4: IpAddr = "::ffff:10.0.0.9".parse().expect("literal");
+        assert_eq!(
+            Peer::from_ip(mapped_v4.to_canonical()).as_bytes(),
+            b"10.0.0.9"
+        );
+    }
+}
