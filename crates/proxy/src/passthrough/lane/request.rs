@@ -64,13 +64,13 @@ impl Split {
     /// is also logged at debug.
     pub(crate) fn count(self, metrics: &Metrics) {
         metrics.split(self.path(), self.reason());
-        if let Split::General(reason) = self {
-            if reason != Reason::Later {
-                tracing::debug!(
-                    reason = self.reason(),
-                    "the general path serves the connection"
-                );
-            }
+        if let Split::General(reason) = self
+            && reason != Reason::Later
+        {
+            tracing::debug!(
+                reason = self.reason(),
+                "the general path serves the connection"
+            );
         }
     }
 
