@@ -190,6 +190,39 @@ function retainerChain(DT, snapshot, nodeIndex, depth) {
   return steps.reverse();
 }
 
+// What heapgate's object view shows of one object, from DevTools: every retainer in the
+// Retainers pane's order (its own provider: weak and invisible edges and the root left out,
+// sorted by distance, then name) and every outgoing edge in the snapshot's order (the raw edge
+// iterator), each with the other end's id, distance and retained size.
+function objectDetail(DT, snapshot, nodeIndex) {
+  const {ComparatorConfig} = DT.HeapSnapshotModel;
+  const provider = snapshot.createRetainingEdgesProvider(nodeIndex);
+  provider.sortAndRewind(new ComparatorConfig('!edgeDistance', true, 'name', true));
+  const retainers = provider.serializeItemsRange(0, 1e9).items.map(e => ({
+    id: e.node.id,
+    class: snapshot.createNode(e.node.nodeIndex).className(),
+    edge: e.name,
+    edge_type: e.type,
+    distance: e.node.distance,
+    retained: e.node.retainedSize,
+  }));
+  const edges = [];
+  const node = snapshot.createNode(nodeIndex);
+  for (let it = node.edges(); it.hasNext(); it.next()) {
+    const edge = it.item();
+    const target = edge.node();
+    edges.push({
+      id: target.id(),
+      edge: edge.name(),
+      edge_type: edge.type(),
+      class: target.className(),
+      distance: target.distance(),
+      retained: target.retainedSize(),
+    });
+  }
+  return {retainers, edges};
+}
+
 function mustBeFile(file) {
   let stat;
   try {
@@ -282,10 +315,12 @@ async function main() {
 
   const retainers = {};
   const paths = {};
+  const objects = {};
   for (const [id, index] of idToIndex) {
     const chain = retainerChain(DT, snapshot, index, args.depth);
     retainers[id] = chain;
     paths[id] = asPath(snapshot, chain, index);
+    objects[id] = objectDetail(DT, snapshot, index);
   }
 
   const root = snapshot.rootNode();
@@ -303,6 +338,7 @@ async function main() {
     class_ids: classIds,
     retainers,
     paths,
+    objects,
   };
   await writeOut(render(result));
 }

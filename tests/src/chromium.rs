@@ -82,10 +82,10 @@ impl Browser {
         let (port, path) = loop {
             let text = std::fs::read_to_string(&active).unwrap_or_default();
             let mut lines = text.lines();
-            if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
-                if let Ok(port) = port.trim().parse::<u16>() {
-                    break (port, path.trim().to_owned());
-                }
+            if let (Some(port), Some(path)) = (lines.next(), lines.next())
+                && let Ok(port) = port.trim().parse::<u16>()
+            {
+                break (port, path.trim().to_owned());
             }
             assert!(
                 Instant::now() < deadline,

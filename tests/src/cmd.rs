@@ -28,6 +28,9 @@ impl Cmd {
                 command.env(name, value);
             }
         }
+        // No index cache unless a test asks for one (`HEAPGATE_NO_CACHE=false` and a
+        // `--cache-dir`): a test must not write into the developer's ~/.cache.
+        command.env("HEAPGATE_NO_CACHE", "true");
         command.stdin(Stdio::null());
         Cmd { command }
     }

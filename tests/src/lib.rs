@@ -350,12 +350,18 @@ impl NodeApp {
     }
 
     fn spawn(mut command: Command, env: &[(&str, &str)]) -> NodeApp {
-        let proc = Proc::spawn(
+        NodeApp::from_command(
             command
                 .arg(data("leaky-app.js"))
                 .env("PORT", "0")
                 .envs(env.iter().copied()),
-        );
+        )
+    }
+
+    /// Starts any app that prints `listening PORT` and runs with `--inspect=127.0.0.1:0`, and
+    /// waits for both ports.
+    pub fn from_command(command: &mut Command) -> NodeApp {
+        let proc = Proc::spawn(command);
         let (mut port, mut inspector) = (None, None);
         let (port, inspector) = proc.wait_for("the app's ports", |line| {
             if let Some(rest) = line.strip_prefix("err Debugger listening on ws://") {

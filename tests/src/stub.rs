@@ -491,20 +491,20 @@ fn write_answer(
     let out = reader.get_mut();
     out.write_all(head.as_bytes())?;
     out.flush()?;
-    if let Some(greeting) = &answer.upgrade_greeting {
-        if status == 101 {
-            out.write_all(greeting)?;
-            out.flush()?;
-            let mut buf = [0u8; 4096];
-            loop {
-                // Bytes the client sent along with the upgrade request are already buffered.
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                reader.get_mut().write_all(&buf[..n])?;
-                reader.get_mut().flush()?;
+    if let Some(greeting) = &answer.upgrade_greeting
+        && status == 101
+    {
+        out.write_all(greeting)?;
+        out.flush()?;
+        let mut buf = [0u8; 4096];
+        loop {
+            // Bytes the client sent along with the upgrade request are already buffered.
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(false);
             }
+            reader.get_mut().write_all(&buf[..n])?;
+            reader.get_mut().flush()?;
         }
     }
     if no_body || head_request {

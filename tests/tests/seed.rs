@@ -7,33 +7,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use heapgate_tests::{Cmd, NodeApp, Proc, ProxyProc, http_get, node_or_skip, npm_data_or_skip};
+use heapgate_tests::{Cmd, NodeApp, ProxyProc, http_get, node_or_skip, npm_data_or_skip};
 
 const SECRET: &str = "seed-secret-0123456789abcdef0123456789";
 
 /// The corpus app (`tests/data/caches/app.js serve KIND`) under Node with its inspector on a
 /// free loopback port.
 fn start_app(node: &PathBuf, dir: &PathBuf, kind: &str) -> NodeApp {
-    let proc = Proc::spawn(
+    NodeApp::from_command(
         Command::new(node)
             .current_dir(dir)
             .arg("--inspect=127.0.0.1:0")
             .args(["app.js", "serve", kind]),
-    );
-    let (mut port, mut inspector) = (None, None);
-    let (port, inspector) = proc.wait_for("the app's ports", |line| {
-        if let Some(rest) = line.strip_prefix("err Debugger listening on ws://") {
-            inspector = rest.split('/').next().and_then(|a| a.parse().ok());
-        } else if let Some(p) = line.strip_prefix("out listening ") {
-            port = p.trim().parse().ok();
-        }
-        port.zip(inspector)
-    });
-    NodeApp {
-        proc,
-        port,
-        inspector,
-    }
+    )
 }
 
 /// One snapshot through the proxy with `heapgate fetch`; its path.

@@ -540,7 +540,7 @@ impl Plan {
                     (p, len)
                 })
                 .collect();
-            let num_fields = if (r >> 4) % 2 == 0 {
+            let num_fields = if (r >> 4).is_multiple_of(2) {
                 vec![st.intern("score")]
             } else {
                 Vec::new()
@@ -558,11 +558,11 @@ impl Plan {
                 },
                 str_fields,
                 num_fields,
-                nested: (r >> 24) % 2 == 0,
-                array: (r >> 25) % 4 == 0,
-                closure: (r >> 27) % 5 == 0,
-                cons: (r >> 30) % 6 == 0,
-                tree: (r >> 33) % 3 == 0,
+                nested: (r >> 24).is_multiple_of(2),
+                array: (r >> 25).is_multiple_of(4),
+                closure: (r >> 27).is_multiple_of(5),
+                cons: (r >> 30).is_multiple_of(6),
+                tree: (r >> 33).is_multiple_of(3),
                 methods,
                 count: 0,
                 script: c % SCRIPTS,

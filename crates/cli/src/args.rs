@@ -97,6 +97,19 @@ pub enum Command {
     /// largest retained size first. For a heap profile: live bytes and objects by allocation
     /// site and by caller.
     Summary(SummaryArgs),
+    /// Drill into one snapshot: one object by id (`@12345`, as DevTools shows it), the objects
+    /// of a class or with a property, or the largest objects of the largest classes.
+    ///
+    /// `inspect FILE @ID`: the object's class, location, self and retained size, distance, its
+    /// edges and its retainers (paged with --offset/--limit) and its retainer paths, grouped.
+    /// `inspect FILE --class NAME`: who holds that class (grouped retainer paths, as `diff`
+    /// shows them) and its largest objects. `--property NAME` and `--min-retained SIZE` filter
+    /// objects; with no filter, the largest objects of the --top classes. The numbers are
+    /// DevTools' own.
+    ///
+    /// The first question about a file analyses it and keeps an index in the cache directory;
+    /// later questions (and `summary`/`diff` of the same file) load the index instead.
+    Inspect(InspectArgs),
     /// List the series the leak watch stored (`heapgate-proxy --store`): task, when, heap
     /// growth, how it ended, which evidence it holds (sampling heap profiles, snapshots, and
     /// snapshots the headroom rule held back), and the files (which `diff` and `summary` read as
@@ -112,6 +125,14 @@ pub enum Command {
     /// snapshots through the proxy, and the diff. Needs only Node.js; cleans up after itself.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// Serve heapgate's analyses to AI agents over the Model Context Protocol (stdio).
+    ///
+    /// Tools: list_evidence, summary, diff, holders, object, query (and take_snapshot with
+    /// --capture). Answers start with a one-sentence verdict, carry structured content with an
+    /// output schema, stay under --max-bytes (cursors page the rest) and never contain string
+    /// values from the heap unless --allow-strings. Files are read only under --root. See
+    /// docs/mcp.md for client configuration.
+    Mcp(McpArgs),
     /// Print a shell completion script: `heapgate completions bash > /etc/bash_completion.d/heapgate`.
     Completions {
         /// The shell to complete for.
@@ -121,6 +142,36 @@ pub enum Command {
     /// Print a manual page (roff): `heapgate man | man -l -`, `heapgate man fetch | man -l -`;
     /// or write every page to a directory: `heapgate man --dir /usr/local/share/man/man1`.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// A directory or s3://bucket/prefix the tools may read (repeat for more). Any other path,
+    /// and anything a symlink leads out of a root to, is refused.
+    #[arg(long = "root", value_name = "DIR|URL", required = true)]
+    pub roots: Vec<String>,
+
+    /// Let string values from the heap appear in answers (object details). Off by default:
+    /// snapshots hold users' data and secrets, and an agent's transcript is not a safe place.
+    #[arg(long)]
+    pub allow_strings: bool,
+
+    /// Enable the take_snapshot tool for this sidecar (http(s)://host[:port][/prefix]; repeat
+    /// for more). Needs HEAPGATE_SECRET or HEAPGATE_SECRET_FILE in the environment; files land
+    /// in --capture-dir as `heapgate fetch` saves them.
+    #[arg(long = "capture", value_name = "BASE_URL")]
+    pub capture: Vec<String>,
+
+    /// Where take_snapshot saves; must be under a local --root [default: the first local root].
+    #[arg(long, value_name = "DIR", requires = "capture")]
+    pub capture_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Most bytes of text per answer; longer lists are paged with cursors.
+    #[arg(long, value_name = "BYTES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +353,9 @@ pub struct DiffArgs {
     /// values from the heap.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl FetchArgs {
@@ -356,6 +410,90 @@ pub struct SummaryArgs {
     /// Also write the Summary as one self-contained HTML page to FILE (replaced if it exists).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// The index cache, on the commands that analyse snapshots (`summary`, `diff`, `inspect`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Index cache")]
+pub struct CacheArgs {
+    /// Keep the index of each analysed snapshot in DIR, so that the next question about the
+    /// same file loads it instead [default: $XDG_CACHE_HOME/heapgate or ~/.cache/heapgate].
+    #[arg(long, value_name = "DIR", env = "HEAPGATE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// At most SIZE of indexes in the cache directory; the least recently used go first.
+    #[arg(long, value_name = "SIZE", env = "HEAPGATE_CACHE_MAX", default_value = "8GiB", value_parser = parse_size)]
+    pub cache_max: u64,
+
+    /// Neither read nor write indexes.
+    #[arg(long, env = "HEAPGATE_NO_CACHE")]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The snapshot (a file or an s3:// URL).
+    #[arg(value_name = "SNAPSHOT")]
+    pub file: PathBuf,
+
+    /// One object, by the id DevTools shows after `@` (`@12345` or `12345`).
+    #[arg(value_name = "@ID", value_parser = parse_object_id)]
+    pub object: Option<u32>,
+
+    /// Objects of this class (as `summary` names it); also shows who holds the class.
+    #[arg(long, value_name = "NAME", conflicts_with = "object")]
+    pub class: Option<String>,
+
+    /// With --class: only the class defined where the location contains TEXT (`app.js:12`).
+    #[arg(long, value_name = "TEXT", requires = "class")]
+    pub location: Option<String>,
+
+    /// Objects with a property (or any named edge) called NAME.
+    #[arg(long, value_name = "NAME", conflicts_with = "object")]
+    pub property: Option<String>,
+
+    /// Objects that retain at least SIZE (1MiB, 500kB, 2000000).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "object")]
+    pub min_retained: Option<u64>,
+
+    /// Items per list (objects, edges, retainers).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Skip this many items of each list (the `next: --offset N` a page ends with).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: usize,
+
+    /// Without filters: how many of the largest classes to list (with --limit objects each).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// How many retainer path groups to show; 0 turns them off.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub paths: usize,
+
+    /// Show every step of the retainer paths.
+    #[arg(long)]
+    pub full_paths: bool,
+
+    /// Show property names that look like data (dictionary keys such as e-mail addresses or
+    /// tokens) as they are; by default they read `<key>`. String values are never shown.
+    #[arg(long)]
+    pub show_keys: bool,
+
+    /// Print the answer as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the answer as one self-contained HTML page to FILE (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +530,14 @@ pub struct DemoArgs {
     /// sidecar's recipes on them. Prints `proxy URL`, `app URL` and `secret-file PATH` on stdout.
     #[arg(long, conflicts_with_all = ["keep", "html", "leak"])]
     pub serve: bool,
+}
+
+/// `@12345` or `12345`: a snapshot node id.
+fn parse_object_id(text: &str) -> Result<u32, String> {
+    text.strip_prefix('@')
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("{text:?} is not an object id; expected @ and a number, e.g. @12345"))
 }
 
 /// `1MiB`, `500kB`, `1.5 GB`, `2000000` (bytes).

@@ -24,7 +24,10 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 
-const SCRIPT: &str = include_str!("html/report.js");
+const SCRIPT: &str = concat!(
+    include_str!("html/common.js"),
+    include_str!("html/report.js")
+);
 pub(crate) const STYLE: &str = include_str!("html/report.css");
 
 /// Rows the page carries at most (the largest first; the totals cover all). Keeps the page
@@ -375,6 +378,45 @@ pub(crate) fn csp_hash(source: &str) -> String {
     )
 }
 
+/// The top of a report page, the same for every kind: the CSP that admits exactly this page's
+/// script and style, the title, and one line on what the page shows.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub title: &'a str,
+    pub what: &'a str,
+    pub note: &'a str,
+    pub style: &'a str,
+    pub script: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+pub(crate) fn head(h: &mut String, head: Head<'_>) {
+    let csp = format!(
+        "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; form-action 'none'",
+        csp_hash(head.script),
+        csp_hash(head.style)
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
+         <meta name=\"referrer\" content=\"no-referrer\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"generator\" content=\"heapgate {version}\">\n\
+         <title>{title}</title>\n<style>{style}</style>\n</head>\n<body>\n<header>\n\
+         <h1>{title}</h1>\n<p class=\"sub\">{what}. Generated <time datetime=\"{now}\">{now_h}</time> \
+         by heapgate {version}. {note}</p>\n",
+        csp = text(&csp),
+        version = text(env!("HEAPGATE_VERSION")),
+        title = text(head.title),
+        style = head.style,
+        what = text(head.what),
+        now = text(&head.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        now_h = text(&head.now.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        note = text(head.note),
+    );
+}
+
 fn page(
     data: &Data<'_>,
     infos: &[&SnapshotInfo],
@@ -396,32 +438,16 @@ fn page(
         (false, _) => format!("heapgate diff: {} snapshots", metas.len()),
     };
     let mut h = String::with_capacity(json.len() + SCRIPT.len() + STYLE.len() + 8192);
-    let csp = format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; form-action 'none'",
-        csp_hash(SCRIPT),
-        csp_hash(STYLE)
-    );
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"heapgate {version}\">\n\
-         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header>\n\
-         <h1>{title}</h1>\n<p class=\"sub\">{what}. Generated <time datetime=\"{now}\">{now_h}</time> \
-         by heapgate {version}. Only class, property and edge names appear here, never string \
-         values from the heap.</p>\n",
-        csp = text(&csp),
-        version = text(env!("HEAPGATE_VERSION")),
-        title = text(&title),
-        what = text(what),
-        now = text(
-            &context
-                .now
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
-        now_h = text(&context.now.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+    head(
+        &mut h,
+        Head {
+            title: &title,
+            what,
+            note: "Only class, property and edge names appear here, never string values from the heap.",
+            style: STYLE,
+            script: SCRIPT,
+            now: context.now,
+        },
     );
     h.push_str(
         "<table class=\"files\">\n<thead><tr><th></th><th>File</th><th>Task</th><th>Taken</th>\

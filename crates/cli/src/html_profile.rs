@@ -17,9 +17,12 @@ use heapgate_profile::{Site, TreeNode};
 use serde::Serialize;
 
 use crate::Error;
-use crate::html::{STYLE, csp_hash, json_for_script, text};
+use crate::html::{Head, STYLE, head, json_for_script, text};
 
-const SCRIPT: &str = include_str!("html/profile.js");
+const SCRIPT: &str = concat!(
+    include_str!("html/common.js"),
+    include_str!("html/profile.js")
+);
 const EXTRA_STYLE: &str = include_str!("html/profile.css");
 
 /// Sites the page lists at most, and frames the graph draws at most.
@@ -155,34 +158,22 @@ fn page(
 ) -> Result<String, Error> {
     let json = json_for_script(data)?;
     let style = format!("{STYLE}{EXTRA_STYLE}");
-    let csp = format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; form-action 'none'",
-        csp_hash(SCRIPT),
-        csp_hash(&style)
-    );
     let title = if data.kind == "diff" {
         format!("heapgate diff: {} heap profiles", files.len())
     } else {
         "heapgate summary: heap profile".to_owned()
     };
     let mut h = String::with_capacity(json.len() + SCRIPT.len() + style.len() + 4096);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"heapgate {version}\">\n\
-         <title>{title}</title>\n<style>{style}</style>\n</head>\n<body>\n<header>\n\
-         <h1>{title}</h1>\n<p class=\"sub\">{what}. Generated <time datetime=\"{now}\">{now_h}</time> \
-         by heapgate {version}. Line:column is where the allocating function starts (V8 \
-         records functions, not statements).</p>\n",
-        csp = text(&csp),
-        version = text(env!("HEAPGATE_VERSION")),
-        title = text(&title),
-        what = text(what),
-        now = text(&now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        now_h = text(&now.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+    head(
+        &mut h,
+        Head {
+            title: &title,
+            what,
+            note: "Line:column is where the allocating function starts (V8 records functions, not statements).",
+            style: &style,
+            script: SCRIPT,
+            now,
+        },
     );
     h.push_str(
         "<table class=\"files\">\n<thead><tr><th></th><th>File</th><th>Live bytes</th>\

@@ -5,14 +5,18 @@
 //! with values it can trust and every configuration error exits with status 2.
 
 mod args;
+mod cache;
 #[cfg(feature = "demo")]
 mod demo;
 mod diff;
 mod error;
 mod fetch;
 mod html;
+mod html_inspect;
 mod html_profile;
+mod inspect;
 mod man;
+mod mcp;
 mod mint;
 mod mode;
 mod profiles;
@@ -65,9 +69,11 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), Error> {
             Ok(())
         }
         args::Command::Man(args) => man::run(args, io),
+        args::Command::Mcp(args) => mcp::run(args, io),
         args::Command::Diff(args) => diff::run(args, io),
         args::Command::Redact(args) => redact::run(args, io),
         args::Command::Summary(args) => summary::run(args, io),
+        args::Command::Inspect(args) => inspect::run(args, io),
         args::Command::List(args) => stored::list(&args.store, io.stdout),
         #[cfg(feature = "demo")]
         args::Command::Demo(args) => demo::run(args, args::DEFAULT_VALUE, io),

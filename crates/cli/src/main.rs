@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version exit 0, as clap does.
     let cli = Cli::parse();
     let env = |name: &str| std::env::var_os(name);
-    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr());
+    // Not locked: `heapgate mcp` writes its protocol through tokio's stdout from other threads.
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let mut io = Io {
         now: &chrono::Utc::now,
         env: &env,

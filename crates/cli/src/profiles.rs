@@ -56,7 +56,7 @@ pub(crate) fn are_profiles(files: &[PathBuf]) -> Result<bool, Error> {
 }
 
 /// Reads one profile, local or `s3://`; errors name the file.
-fn read(file: &Path) -> Result<Profile, Error> {
+pub(crate) fn read(file: &Path) -> Result<Profile, Error> {
     let named =
         |e: heapgate_profile::ProfileError| Error::Failed(format!("{}: {e}", file.display()));
     match s3_url(file) {

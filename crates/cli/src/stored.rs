@@ -6,11 +6,12 @@
 //! a file. Credentials and endpoint come from the standard AWS environment (`AWS_ENDPOINT_URL`
 //! for another S3-compatible server), as for `heapgate-proxy --store`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
-use heapgate_store::{Store, StoreLocation};
+use heapgate_store::{Manifest, Store, StoreLocation};
 use object_store::path::Path as ObjectPath;
 
 use crate::Error;
@@ -20,6 +21,23 @@ use crate::Error;
 pub(crate) struct Inputs {
     pub(crate) paths: Vec<PathBuf>,
     _dir: Option<tempfile::TempDir>,
+    /// The pipes, to release their writers if nobody read them (an index answered instead).
+    pipes: Vec<PathBuf>,
+}
+
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        /// Linux's `O_NONBLOCK`: opening a FIFO's read end this way never waits.
+        const O_NONBLOCK: i32 = 0o4000;
+        for pipe in &self.pipes {
+            // A writer still waiting for a reader gets one, then a broken pipe, and ends.
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(O_NONBLOCK)
+                .open(pipe);
+        }
+    }
 }
 
 /// Opens each of `files` as a path the analysis can read: local files as they are, `s3://`
@@ -27,6 +45,7 @@ pub(crate) struct Inputs {
 pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
     let mut dir = None;
     let mut paths = Vec::with_capacity(files.len());
+    let mut pipes = Vec::new();
     for (n, file) in files.iter().enumerate() {
         let Some(url) = file.to_str().filter(|f| f.starts_with("s3://")) else {
             paths.push(file.clone());
@@ -57,9 +76,30 @@ pub(crate) fn inputs(files: &[PathBuf]) -> Result<Inputs, Error> {
                 eprintln!("heapgate: {url}: {e}");
             }
         });
+        pipes.push(pipe.clone());
         paths.push(pipe);
     }
-    Ok(Inputs { paths, _dir: dir })
+    Ok(Inputs {
+        paths,
+        _dir: dir,
+        pipes,
+    })
+}
+
+/// The identity of the object at `url` for the index cache: its URL, size, ETag and
+/// modification time as the store reports them.
+pub(crate) fn identity(url: &str) -> Result<heapgate_snapshot::SourceIdentity, Error> {
+    let (store, key) = open_url(url)?;
+    let runtime = runtime()?;
+    let meta = runtime
+        .block_on(store.objects().head(&key))
+        .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+    Ok(heapgate_snapshot::SourceIdentity::of_object(
+        url,
+        meta.size,
+        meta.e_tag.as_deref(),
+        Some(&meta.last_modified.to_rfc3339()),
+    ))
 }
 
 /// The first `limit` bytes of the object at `url` (all of it when `limit` is `None`): enough to
@@ -138,17 +178,104 @@ fn open_url(url: &str) -> Result<(Store, ObjectPath), Error> {
     Ok((store, ObjectPath::from(prefix.as_str())))
 }
 
+/// One folder of a store that holds evidence files (`heapgate mcp`'s `list_evidence`).
+pub(crate) struct Folder {
+    /// How a user names the folder (a path or an `s3://` URL).
+    pub(crate) name: String,
+    /// Set when the folder is a series the leak watch stored: its manifest, or why it cannot
+    /// be read.
+    pub(crate) manifest: Option<Result<Manifest, String>>,
+    /// Its evidence files, in name order (the watch's names start with a UTC stamp).
+    pub(crate) files: Vec<StoredFile>,
+}
+
+/// One evidence file in a store.
+pub(crate) struct StoredFile {
+    /// How a user names it (a path or an `s3://` URL).
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `name` is a snapshot or profile file, plain or compressed, however it got there
+/// (the watch's names, `heapgate fetch --out`, a copy).
+pub(crate) fn is_evidence_file(name: &str) -> bool {
+    [
+        ".heapsnapshot",
+        ".heapsnapshot.zst",
+        ".heapsnapshot.gz",
+        ".heapprofile",
+        ".pb.gz",
+    ]
+    .iter()
+    .any(|suffix| name.ends_with(suffix))
+}
+
+/// Every folder under `location` that holds evidence files, with the series' manifests
+/// ([`Store::series`]) where the leak watch stored one.
+pub(crate) fn folders(location: &StoreLocation) -> Result<Vec<Folder>, Error> {
+    if let StoreLocation::Dir(dir) = location
+        && !dir.is_dir()
+    {
+        return Err(Error::Failed(format!(
+            "{}: no such directory",
+            dir.display()
+        )));
+    }
+    let store = Store::open(location).map_err(Error::Failed)?;
+    let failed = |e: object_store::Error| Error::Failed(format!("listing {location}: {e}"));
+    runtime()?.block_on(async {
+        let mut manifests: HashMap<String, Result<Manifest, String>> = store
+            .series()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|s| (s.folder.to_string(), s.manifest))
+            .collect();
+        let mut by_folder: BTreeMap<String, Vec<StoredFile>> = BTreeMap::new();
+        let mut listing = store.objects().list(Some(store.prefix()));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(failed)?;
+            if !is_evidence_file(meta.location.as_ref()) {
+                continue;
+            }
+            let folder = meta
+                .location
+                .as_ref()
+                .rsplit_once('/')
+                .map_or("", |(folder, _)| folder)
+                .to_owned();
+            by_folder.entry(folder).or_default().push(StoredFile {
+                name: store.display(&meta.location),
+                size: meta.size,
+                modified: meta.last_modified,
+            });
+        }
+        Ok(by_folder
+            .into_iter()
+            .map(|(folder, mut files)| {
+                files.sort_by(|a, b| a.name.cmp(&b.name));
+                Folder {
+                    name: store.display(&ObjectPath::from(folder.as_str())),
+                    manifest: manifests.remove(&folder),
+                    files,
+                }
+            })
+            .collect())
+    })
+}
+
 /// `heapgate list DIR|s3://bucket/prefix`: one block per stored series.
 pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
     let location =
         StoreLocation::parse(store).map_err(|e| Error::Config(format!("{store}: {e}")))?;
-    if let StoreLocation::Dir(dir) = &location {
-        if !dir.is_dir() {
-            return Err(Error::Failed(format!(
-                "{}: no such directory",
-                dir.display()
-            )));
-        }
+    if let StoreLocation::Dir(dir) = &location
+        && !dir.is_dir()
+    {
+        return Err(Error::Failed(format!(
+            "{}: no such directory",
+            dir.display()
+        )));
     }
     let store = Store::open(&location).map_err(Error::Failed)?;
     let series = runtime()?
@@ -210,7 +337,7 @@ pub(crate) fn list(store: &str, out: &mut dyn Write) -> Result<(), Error> {
 
 /// `2026-12-03T03:15:00Z`: a manifest's RFC 3339 time in UTC to the second, as `list` shows every
 /// time; a time that does not parse is shown as stored.
-fn utc_seconds(stored: &str) -> String {
+pub(crate) fn utc_seconds(stored: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(stored).map_or_else(
         |_| stored.to_owned(),
         |t| {

@@ -14,8 +14,13 @@ pub(crate) fn run(args: &SummaryArgs, io: &mut Io<'_>) -> Result<(), Error> {
     if let Some(out) = &args.html {
         html::check_target(out, std::slice::from_ref(&args.file))?;
     }
-    let inputs = crate::stored::inputs(std::slice::from_ref(&args.file))?;
-    let summary = load(&inputs.paths[0]).map_err(|e| Error::Failed(e.to_string()))?;
+    let summary = if crate::cache::cache(&args.cache, io).is_some() {
+        // Through the index: the first summary of a file writes it, later ones load it.
+        crate::cache::open_summary(&args.file, &args.cache, io)?
+    } else {
+        let inputs = crate::stored::inputs(std::slice::from_ref(&args.file))?;
+        load(&inputs.paths[0]).map_err(|e| Error::Failed(e.to_string()))?
+    };
     let classes = summary.classes();
     let text = if args.json {
         let mut json = serde_json::to_string_pretty(&serde_json::json!({

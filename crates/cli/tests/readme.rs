@@ -48,7 +48,9 @@ fn console_blocks_print_what_they_show() {
     let cases = trycmd::TestCases::new();
     cases
         .register_bin("heapgate", Path::new(env!("CARGO_BIN_EXE_heapgate")))
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Samples must not write indexes into the developer's ~/.cache.
+        .env("HEAPGATE_NO_CACHE", "true");
     for doc in &docs() {
         // trycmd skips, without failing, a command whose program it does not know.
         let text = std::fs::read_to_string(repo().join(doc)).unwrap();

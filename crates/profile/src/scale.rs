@@ -31,7 +31,7 @@ pub(crate) fn object_size(scaled: u64, interval: u64) -> Option<u64> {
     let mut best: Option<u64> = None;
     let mut d = 1u64;
     while d * d <= scaled {
-        if scaled % d == 0 {
+        if scaled.is_multiple_of(d) {
             for size in [d, scaled / d] {
                 if fits(size) && best.is_none_or(|b| size < b) {
                     best = Some(size);

@@ -244,10 +244,11 @@ impl Landing {
         // A named task other than ours: whatever it says about itself (busy, broken, or a
         // snapshot it took despite `task=`), ours may be one connection away. Token problems
         // are not per-task, so 400 and 403 still stop below.
-        if let (Some(target), Some(task)) = (&self.target, task) {
-            if task != target && (matches!(status, 200..=299 | 421 | 429) || status >= 500) {
-                return self.elsewhere(Some(task.clone()));
-            }
+        if let (Some(target), Some(task)) = (&self.target, task)
+            && task != target
+            && (matches!(status, 200..=299 | 421 | 429) || status >= 500)
+        {
+            return self.elsewhere(Some(task.clone()));
         }
         match status {
             // The target's snapshot; or, with none chosen, the first task's (a server that

@@ -207,13 +207,13 @@ impl UpstreamConn {
     /// Makes progress on the connection's reads and writes, registering the current task for
     /// its socket. Returns `false` once the connection has ended.
     pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(driver) = self.driver.as_mut() {
-            if let Poll::Ready(result) = driver.as_mut().poll(cx) {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
-                }
-                self.driver = None;
+        if let Some(driver) = self.driver.as_mut()
+            && let Poll::Ready(result) = driver.as_mut().poll(cx)
+        {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
             }
+            self.driver = None;
         }
         self.driver.is_some()
     }

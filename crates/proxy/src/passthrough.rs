@@ -983,10 +983,10 @@ fn add_forwarded_headers(headers: &mut HeaderMap, peer: Option<&Peer>) {
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, PROTO_HTTP);
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(host) = headers.get(HOST).cloned() {
-            headers.insert(&X_FORWARDED_HOST, host);
-        }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = headers.get(HOST).cloned()
+    {
+        headers.insert(&X_FORWARDED_HOST, host);
     }
 }
 

@@ -4,23 +4,22 @@
 //! costs a few times more than a summary; the comparison commands hold at most one at a time
 //! and turn it into a [`Summary`] (which keeps 8 bytes per counted object) when done.
 
-use std::{collections::HashMap, io::BufRead, path::Path, path::PathBuf};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::classify;
 use crate::dominators::{self, BASE_UNREACHABLE_DISTANCE, EdgeTypes, Graph};
-use crate::error::SnapshotError;
 use crate::fxhash::{FastMap, FastSet};
 use crate::graph;
 use crate::holder::{self, Holder};
 use crate::layout::NodeKind;
-use crate::model::Location;
-use crate::parse::{EDGE_TARGET_MASK, Heap};
-use crate::summary::{self, Summary};
+use crate::model::{Location, PathStep};
+use crate::parse::Heap;
+use crate::summary::Summary;
 
 /// `node_group` value of nodes that are not counted (self size 0 after folding).
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// How far up a retainer chain is followed (DevTools expands 20 levels; a chain is kept whole
 /// up to this many steps so the holder shows).
@@ -28,31 +27,6 @@ const MAX_PATH_STEPS: usize = 64;
 
 /// Per class key (name, location): an object count and their retained size.
 pub(crate) type ClassCounts = HashMap<(String, Option<Location>), (u64, u64)>;
-
-/// One step of a retainer path, from the root side towards the object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct PathStep {
-    /// The node's class, as in the Summary view (`Map`, `system / Context`, `Function`…).
-    pub node: String,
-    /// The name of the edge that holds this node, from the previous step (empty on the first
-    /// step). Element indexes are collapsed to `[]` so that entries of one collection group.
-    pub edge: String,
-    /// The type of that edge: `property`, `element`, `context`, `internal`, `shortcut`,
-    /// `hidden`… (empty on the first step).
-    pub edge_type: String,
-    /// A function's name, for closures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Where the function or constructor is defined: `file:line:column` (1-based), or
-    /// `script N:line:column` when the snapshot does not name the script.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Set when the edge into this step is a collapsed key (see [`MIN_KEYS`]): how many distinct
-    /// keys the group's objects are held by here. `edge` then reads `<N keys>`; the keys
-    /// themselves are data and are never shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keys: Option<u64>,
-}
 
 /// The key rule. Paths that run through the same containers and differ only in the names of
 /// the edges out of one container object are one group: when the objects being grouped leave
@@ -91,58 +65,45 @@ pub(crate) enum Subjects<'a> {
 
 /// Caches for walking many retainer chains.
 #[derive(Default)]
-struct Walk {
+pub(crate) struct Walk {
     /// The first retainer `(node, edge)` of nodes already walked.
-    first: FastMap<u32, Option<(u32, u32)>>,
+    pub(crate) first: FastMap<u32, Option<(u32, u32)>>,
     /// Whether a WeakMap value is followed up through its key rather than the WeakMap's table
     /// (DevTools lists the table first; but a WeakMap keeps a value only as long as its key, so
     /// who holds the key holds the value). Off for the chains compared with DevTools.
-    through_keys: bool,
+    pub(crate) through_keys: bool,
 }
 
 /// A loaded snapshot whose graph is still in memory. See the module documentation.
 pub struct Snapshot {
-    summary: Summary,
-    heap: Heap,
-    graph: Graph,
+    pub(crate) summary: Summary,
+    pub(crate) heap: Heap,
+    pub(crate) graph: Graph,
     /// Group (index into the summary's groups) of every counted node, else [`NONE`].
-    node_group: Vec<u32>,
-    detached: Vec<bool>,
+    pub(crate) node_group: Vec<u32>,
+    pub(crate) detached: Vec<bool>,
     /// Class key index of every group.
-    group_key: Vec<u32>,
+    pub(crate) group_key: Vec<u32>,
     /// Class keys (name, location) with this snapshot's own interface definitions.
-    keys: Vec<(String, Option<Location>)>,
-    root: usize,
+    pub(crate) keys: Vec<(String, Option<Location>)>,
+    pub(crate) root: usize,
     /// See [`Snapshot::kept`].
-    kept: Option<ClassCounts>,
+    pub(crate) kept: Option<ClassCounts>,
+    /// The file, for errors.
+    pub(crate) origin: std::path::PathBuf,
 }
 
 impl Snapshot {
-    /// Loads the snapshot at `path`, streaming it from disk.
-    pub fn open(path: impl AsRef<Path>) -> Result<Snapshot, SnapshotError> {
-        let path = path.as_ref();
-        Snapshot::from_reader(summary::open(path)?, path)
-    }
-
-    /// Loads a snapshot read from `reader`; `origin` names it in errors.
-    pub fn from_reader(
-        reader: impl BufRead,
-        origin: impl Into<PathBuf>,
-    ) -> Result<Snapshot, SnapshotError> {
-        let path = origin.into();
-        let heap = summary::read_heap(reader, &path)?;
-        summary::built(summary::build(heap, true, None))
-    }
-
-    /// What [`crate::compare`] needs of its last file: [`Snapshot::open`] with the class sums
-    /// of the `subjects` (see [`Snapshot::kept`]) worked out while the dominator tree is there,
-    /// which is then dropped.
-    pub(crate) fn open_for_compare(
-        path: &Path,
-        subjects: Subjects<'_>,
-    ) -> Result<Snapshot, SnapshotError> {
-        let heap = summary::read_heap(summary::open(path)?, path)?;
-        summary::built(summary::build(heap, true, Some(subjects)))
+    /// Works out [`Snapshot::kept`] for `subjects` (needs the dominator tree).
+    pub(crate) fn set_subjects(&mut self, subjects: Subjects<'_>) {
+        self.kept = match subjects {
+            Subjects::Ids(ids) => Some(self.retained_of_marked(&self.mark(ids))),
+            Subjects::NotIn(ids) => {
+                let mut marked = self.mark(ids);
+                marked.iter_mut().for_each(|m| *m = !*m);
+                Some(self.retained_of_marked(&marked))
+            }
+        };
     }
 
     /// [`Snapshot::retained_of`] the subjects given to [`Snapshot::open_for_compare`].
@@ -185,6 +146,7 @@ impl Snapshot {
             keys,
             root,
             kept: None,
+            origin: std::path::PathBuf::new(),
         };
         let retained = snapshot.class_retained(|_| true);
         snapshot.summary.retained = snapshot.keys.iter().cloned().zip(retained).collect();
@@ -199,14 +161,7 @@ impl Snapshot {
             |_| true,
         );
         if let Some(subjects) = compare {
-            snapshot.kept = match subjects {
-                Subjects::Ids(ids) => Some(snapshot.retained_of_marked(&snapshot.mark(ids))),
-                Subjects::NotIn(ids) => {
-                    let mut marked = snapshot.mark(ids);
-                    marked.iter_mut().for_each(|m| *m = !*m);
-                    Some(snapshot.retained_of_marked(&marked))
-                }
-            };
+            snapshot.set_subjects(subjects);
             // Nothing a comparison asks later needs the tree.
             snapshot.graph.dominator = Vec::new();
         }
@@ -228,7 +183,7 @@ impl Snapshot {
         self.summary
     }
 
-    fn key_of(&self, ordinal: usize) -> Option<u32> {
+    pub(crate) fn key_of(&self, ordinal: usize) -> Option<u32> {
         match self.node_group[ordinal] {
             NONE => None,
             group => Some(self.group_key[group as usize]),
@@ -342,7 +297,7 @@ impl Snapshot {
     }
 
     /// The ordinal of the node with id `id`.
-    fn ordinal_of(&self, id: u32) -> Option<usize> {
+    pub(crate) fn ordinal_of(&self, id: u32) -> Option<usize> {
         self.heap.node_id.iter().position(|&i| i == id)
     }
 
@@ -359,7 +314,11 @@ impl Snapshot {
     /// The retainer DevTools' Retainers pane lists first for `target`: retainers sorted by
     /// distance, then node name, then their order in DevTools' retainer list; invisible and weak
     /// edges and the root left out. Returns `(retainer, edge ordinal)`.
-    fn first_retainer(&self, target: usize, through_keys: bool) -> Option<(usize, usize)> {
+    pub(crate) fn first_retainer(
+        &self,
+        target: usize,
+        through_keys: bool,
+    ) -> Option<(usize, usize)> {
         let g = &self.graph;
         let types = EdgeTypes::of(&self.heap);
         let (start, end) = (
@@ -404,13 +363,13 @@ impl Snapshot {
     }
 
     /// The node whose edge range holds edge `e`.
-    fn source_of(&self, e: usize) -> usize {
+    pub(crate) fn source_of(&self, e: usize) -> usize {
         let first_edge = &self.heap.first_edge;
         first_edge[..first_edge.len() - 1].partition_point(|&f| f as usize <= e) - 1
     }
 
     /// A node's `name()` in DevTools: plain objects are named by their properties.
-    fn js_name(&self, ordinal: usize) -> String {
+    pub(crate) fn js_name(&self, ordinal: usize) -> String {
         let raw = self.heap.raw_name(ordinal);
         if self.heap.kind(ordinal) == NodeKind::Object && raw == "Object" {
             return plain_object_name(&self.heap, ordinal);
@@ -421,7 +380,7 @@ impl Snapshot {
     /// The chain DevTools expands first in the Retainers pane, from the object up: each
     /// `(retainer, edge)` until a retainer at distance 1 or less (a user root such as `global`)
     /// or unreachable, or one without retainers.
-    fn retainer_chain(&self, ordinal: usize, walk: &mut Walk) -> Vec<(usize, usize)> {
+    pub(crate) fn retainer_chain(&self, ordinal: usize, walk: &mut Walk) -> Vec<(usize, usize)> {
         let mut chain = Vec::new();
         let mut at = ordinal;
         while chain.len() < MAX_PATH_STEPS {
@@ -451,7 +410,7 @@ impl Snapshot {
     }
 
     /// The class label of a node in a path.
-    fn label(&self, ordinal: usize) -> String {
+    pub(crate) fn label(&self, ordinal: usize) -> String {
         match self.key_of(ordinal) {
             Some(key) => self.keys[key as usize].0.clone(),
             None => classify::class_name(&self.heap, ordinal, self.detached[ordinal])
@@ -459,7 +418,7 @@ impl Snapshot {
         }
     }
 
-    fn step(&self, ordinal: usize, edge: Option<usize>) -> PathStep {
+    pub(crate) fn step(&self, ordinal: usize, edge: Option<usize>) -> PathStep {
         let types = EdgeTypes::of(&self.heap);
         let (edge, edge_type) = match edge {
             None => (String::new(), String::new()),
@@ -518,7 +477,7 @@ impl Snapshot {
 
     /// The steps of `chain` (the object at `ordinal` and its retainers), root side first: step
     /// `k > 0` is held by `chain[chain.len() - k]`.
-    fn steps(&self, ordinal: usize, chain: &[(usize, usize)]) -> Vec<PathStep> {
+    pub(crate) fn steps(&self, ordinal: usize, chain: &[(usize, usize)]) -> Vec<PathStep> {
         let mut steps = Vec::with_capacity(chain.len() + 1);
         // Walk down: each node is held by the edge of the next chain entry below it.
         for i in (0..chain.len()).rev() {
@@ -571,13 +530,21 @@ impl Snapshot {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
+        let objects: Vec<usize> = (0..self.heap.node_count())
+            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
+            .collect();
+        self.retainer_groups_of(&objects, limit)
+    }
+
+    /// [`Snapshot::retainer_groups`] of the objects at `objects` (ordinals, ascending).
+    pub(crate) fn retainer_groups_of(&self, objects: &[usize], limit: usize) -> Vec<RetainerGroup> {
+        if limit == 0 || objects.is_empty() {
+            return Vec::new();
+        }
         let mut walk = Walk {
             through_keys: true,
             ..Walk::default()
         };
-        let objects: Vec<usize> = (0..self.heap.node_count())
-            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
-            .collect();
         let types = EdgeTypes::of(&self.heap);
         let names = &self.heap.layout.edges.type_names;
         let keyable = |e: usize| {
@@ -587,7 +554,7 @@ impl Snapshot {
         };
         // Pass 1: which containers the objects leave by many names (up to MIN_KEYS counted).
         let mut fans: FastMap<u32, ([u32; MIN_KEYS], usize)> = FastMap::default();
-        for &o in &objects {
+        for &o in objects {
             for (source, e) in self.retainer_chain(o, &mut walk) {
                 if !keyable(e) {
                     continue;
@@ -610,7 +577,7 @@ impl Snapshot {
             keys: FastSet<(u32, u32)>,
         }
         let mut groups: HashMap<Vec<PathStep>, Acc> = HashMap::new();
-        for &o in &objects {
+        for &o in objects {
             let chain = self.retainer_chain(o, &mut walk);
             let mut path = self.steps(o, &chain);
             let mut collapsed: Vec<(u32, u32)> = Vec::new();
@@ -767,7 +734,7 @@ fn plain_object_name(heap: &Heap, ordinal: usize) -> String {
 }
 
 /// An edge's name for a path: element indexes and numbered names collapsed.
-fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
+pub(crate) fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
     let ty = heap.edge_type[e];
     if !types.has_string_name(ty) {
         return "[]".to_owned();
@@ -780,34 +747,4 @@ fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
         return "part of key -> value pair in WeakMap".to_owned();
     }
     name.to_owned()
-}
-
-/// Script names by script id: a located closure's `shared` function info points to its script
-/// (`script_or_debug_info` or `script`), a node named by the script's name.
-pub(crate) fn script_names(heap: &Heap) -> HashMap<u32, String> {
-    let mut out = HashMap::new();
-    let edge_to = |node: usize, names: &[&str]| {
-        (heap.first_edge[node] as usize..heap.first_edge[node + 1] as usize)
-            .find(|&e| {
-                EdgeTypes::of(heap).has_string_name(heap.edge_type[e])
-                    && names.contains(&heap.string(heap.edge_name[e]))
-            })
-            .map(|e| (heap.edges[e] & EDGE_TARGET_MASK) as usize)
-    };
-    for &(closure, location) in &heap.closure_locations {
-        if out.contains_key(&location.script_id) {
-            continue;
-        }
-        let Some(shared) = edge_to(closure as usize, &["shared"]) else {
-            continue;
-        };
-        let Some(script) = edge_to(shared, &["script_or_debug_info", "script"]) else {
-            continue;
-        };
-        let name = heap.raw_name(script);
-        if !name.is_empty() && heap.kind(script) == NodeKind::Code {
-            out.insert(location.script_id, name.to_owned());
-        }
-    }
-    out
 }

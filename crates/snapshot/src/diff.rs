@@ -9,10 +9,10 @@ use std::{cmp::Ordering, collections::HashSet, fmt, str::FromStr};
 
 use serde::Serialize;
 
-use crate::Summary;
 use crate::analysis::RetainerGroup;
+use crate::identity::{self, Comparability};
 use crate::model::Location;
-use crate::summary::Member;
+use crate::summary::{Member, Summary};
 
 /// One row of the Comparison view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -283,4 +283,13 @@ fn compare_class(
         script: None,
         retainers: Vec::new(),
     }
+}
+
+/// Whether `base` and `new` look like two snapshots of the same process, `base` first (see
+/// the `identity` module for how that is told).
+pub fn comparability(base: &Summary, new: &Summary) -> Comparability {
+    identity::compare_samples(
+        (&base.identity, base.info.max_js_id),
+        (&new.identity, new.info.max_js_id),
+    )
 }

@@ -51,4 +51,23 @@ pub enum SnapshotError {
         /// Column where the input ran out.
         column: usize,
     },
+    /// The caller cancelled the operation (see [`crate::Work::cancel_when`]).
+    #[error("cancelled")]
+    Cancelled,
+    /// The object id is not in this snapshot (an id from another snapshot, or a typo).
+    #[error("no object @{id} in {}", path.display())]
+    NoSuchObject {
+        /// The snapshot.
+        path: PathBuf,
+        /// The id asked for.
+        id: u32,
+    },
+    /// The class is not in this snapshot.
+    #[error("no class {name:?} in {}", path.display())]
+    NoSuchClass {
+        /// The snapshot.
+        path: PathBuf,
+        /// The class asked for.
+        name: String,
+    },
 }

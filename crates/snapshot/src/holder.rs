@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::analysis::PathStep;
+use crate::model::PathStep;
 
 /// The edge types whose names a program chooses.
 const NAMED_EDGES: [&str; 2] = ["property", "context"];

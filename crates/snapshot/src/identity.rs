@@ -30,8 +30,6 @@
 
 use serde::Serialize;
 
-use crate::Summary;
-
 /// The least share of shared ids whose type, name and size agree, for the same process.
 const MIN_AGREEMENT: f64 = 0.98;
 /// The least share of BASE's objects still in NEW, for the same process.
@@ -56,6 +54,16 @@ impl SampleRate {
                 SAMPLE_SHIFT
             },
         }
+    }
+
+    /// The rate as stored in an index.
+    pub(crate) fn shift(self) -> u32 {
+        self.shift
+    }
+
+    /// A rate read back from an index; `None` if out of range.
+    pub(crate) fn from_shift(shift: u32) -> Option<SampleRate> {
+        (shift < 32).then_some(SampleRate { shift })
     }
 
     pub(crate) fn includes(self, id: u32) -> bool {
@@ -123,7 +131,7 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The outcome of [`comparability`], with the numbers behind it.
+/// The outcome of [`crate::comparability`], with the numbers behind it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparability {
     /// The conclusion.
@@ -151,14 +159,17 @@ impl Comparability {
     }
 }
 
-/// Whether `base` and `new` look like two snapshots of the same process, `base` first.
-pub fn comparability(base: &Summary, new: &Summary) -> Comparability {
-    let rate = base.identity.rate.sparser(new.identity.rate);
+/// Whether two snapshots, `base` first, look like snapshots of the same process, from their
+/// samples and highest JavaScript object ids (see [`crate::comparability`]).
+pub(crate) fn compare_samples(
+    (base, base_max_js_id): (&IdentitySample, u32),
+    (new, new_max_js_id): (&IdentitySample, u32),
+) -> Comparability {
+    let rate = base.rate.sparser(new.rate);
     // A redacted file's strings all read `<redacted>`: compare them by type and size only.
-    let redacted = base.identity.redacted || new.identity.redacted;
-    let pick = |s: &Summary| -> Vec<(u32, u64)> {
-        s.identity
-            .entries
+    let redacted = base.redacted || new.redacted;
+    let pick = |s: &IdentitySample| -> Vec<(u32, u64)> {
+        s.entries
             .iter()
             .filter(|&&(id, _)| rate.includes(id))
             .map(|&(id, fp)| {
@@ -221,7 +232,7 @@ pub fn comparability(base: &Summary, new: &Summary) -> Comparability {
                 pct(survival)
             ),
         )
-    } else if new.info.max_js_id < base.info.max_js_id {
+    } else if new_max_js_id < base_max_js_id {
         (
             Verdict::Reversed,
             "same process, but NEW was taken before BASE (its newest object id is lower): swap \

@@ -5,7 +5,7 @@
 //! shape` and `wasm object` later). So nothing here hard-codes a position: like DevTools, every
 //! offset is looked up by field name, and node and edge types are recognised by their names.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `snapshot` as written by V8; only what the comparison needs.
@@ -29,7 +29,7 @@ struct Meta {
 }
 
 /// What a node type means to the classification rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum NodeKind {
     Hidden,
     Array,
@@ -44,7 +44,7 @@ pub(crate) enum NodeKind {
 }
 
 /// What an edge type means to the graph passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum EdgeKind {
     /// Retains nothing; ignored when sizes are folded into owners.
     Weak,
@@ -56,7 +56,7 @@ pub(crate) enum EdgeKind {
 }
 
 /// Where a node's fields sit in the flat `nodes` array.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NodeLayout {
     pub(crate) field_count: usize,
     pub(crate) type_offset: usize,
@@ -71,7 +71,7 @@ pub(crate) struct NodeLayout {
 }
 
 /// Where an edge's fields sit in the flat `edges` array.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct EdgeLayout {
     pub(crate) field_count: usize,
     pub(crate) type_offset: usize,
@@ -85,7 +85,7 @@ pub(crate) struct EdgeLayout {
 }
 
 /// Where a location record's fields sit in the flat `locations` array.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct LocationLayout {
     pub(crate) field_count: usize,
     pub(crate) object_index: usize,
@@ -95,7 +95,7 @@ pub(crate) struct LocationLayout {
 }
 
 /// Everything the parser and the passes need to know from `snapshot`.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Layout {
     pub(crate) nodes: NodeLayout,
     pub(crate) edges: EdgeLayout,

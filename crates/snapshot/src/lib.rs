@@ -34,6 +34,16 @@
 //! third) holding one graph at a time. [`testing`] exposes per-node numbers for tests that
 //! compare heapgate with DevTools' own code.
 //!
+//! **Drill-down.** [`Snapshot::open_with`] opens one file for any question, from its index in a
+//! [`Cache`] when one is there (the first analysis writes it; see [`Cache`] for how it is keyed
+//! and why a damaged or foreign index is never trusted), reporting [`Progress`] and honouring
+//! cancellation through a [`Work`]. Objects are named by their node id (`@12345`):
+//! [`Snapshot::object`] (class, sizes, distance, edges, retainers, grouped retainer paths),
+//! [`Snapshot::query`] (by class, location, edge name, minimum retained size; paged),
+//! [`Snapshot::largest`] and [`Snapshot::holders`] (who holds one class). Answers are plain
+//! serializable structs; string contents are never read, and names that may be data are
+//! hidden unless [`Strings::Shown`].
+//!
 //! ```no_run
 //! use heapgate_snapshot::{SortBy, comparability, diff, load, render_table};
 //!
@@ -60,29 +70,47 @@ mod fxhash;
 mod graph;
 mod holder;
 mod identity;
+mod index;
 mod input;
 mod layout;
+mod load;
 mod model;
+mod object;
 mod parse;
+mod query;
 mod redact;
 mod render;
+mod render_drill;
 mod report;
 mod spill;
 mod summary;
+mod work;
 
-pub use analysis::{MIN_KEYS, PathStep, RetainerGroup, Snapshot};
+pub use analysis::{MIN_KEYS, RetainerGroup, Snapshot};
 pub use decode::{Encoding, decoded};
-pub use diff::{ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, diff};
+pub use diff::{
+    ClassDiff, Diff, ENGINE_CLASSES, SortBy, Totals, UnknownSortBy, comparability, diff,
+};
 pub use error::SnapshotError;
 pub use holder::Holder;
-pub use identity::{Comparability, Verdict, comparability};
-pub use model::{ClassSummary, InterfaceDefinition, Location, SnapshotInfo};
+pub use identity::{Comparability, Verdict};
+pub use index::{
+    Cache, DEFAULT_MAX_BYTES, IndexUse, OpenOptions, Opened, OpenedSummary, SourceIdentity,
+};
+pub use load::load;
+pub use model::{ClassSummary, InterfaceDefinition, Location, PathStep, SnapshotInfo};
+pub use object::{
+    EdgeView, HIDDEN_KEY, ObjectOptions, ObjectRef, ObjectView, Page, Paging, Strings,
+};
+pub use query::{ClassInstances, Holders, Query, QueryAnswer};
 pub use redact::{PLACEHOLDER, RedactError, RedactStats, Redactor, redact};
 pub use render::{
     MAX_NAME_WIDTH, SHOWN_STEPS, render_answer, render_retainers, render_summary, render_table,
 };
-pub use report::{CompareOptions, Comparison, FileClasses, compare};
-pub use summary::{Summary, load};
+pub use render_drill::{render_holders, render_largest, render_object, render_query};
+pub use report::{CompareOptions, Comparison, FileClasses, compare, compare_with};
+pub use summary::Summary;
+pub use work::{Progress, Stage, Work};
 
 /// Per-node numbers for tests that compare heapgate with DevTools' own `HeapSnapshot.ts` (the
 /// oracle in `tests/devtools-oracle`). Not a stable API.

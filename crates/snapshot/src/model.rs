@@ -83,3 +83,28 @@ pub struct ClassSummary {
     /// The script of `location`, when the snapshot names it.
     pub script: Option<String>,
 }
+
+/// One step of a retainer path, from the root side towards the object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct PathStep {
+    /// The node's class, as in the Summary view (`Map`, `system / Context`, `Function`…).
+    pub node: String,
+    /// The name of the edge that holds this node, from the previous step (empty on the first
+    /// step). Element indexes are collapsed to `[]` so that entries of one collection group.
+    pub edge: String,
+    /// The type of that edge: `property`, `element`, `context`, `internal`, `shortcut`,
+    /// `hidden`… (empty on the first step).
+    pub edge_type: String,
+    /// A function's name, for closures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the function or constructor is defined: `file:line:column` (1-based), or
+    /// `script N:line:column` when the snapshot does not name the script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Set when the edge into this step is a collapsed key (see [`crate::MIN_KEYS`]): how many distinct
+    /// keys the group's objects are held by here. `edge` then reads `<N keys>`; the keys
+    /// themselves are data and are never shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
+}

@@ -116,8 +116,8 @@ impl Heap {
 /// edges `0`, `1`, … as strings).
 #[derive(Default)]
 pub(crate) struct StringTable {
-    text: String,
-    ends: Vec<u32>,
+    pub(crate) text: String,
+    pub(crate) ends: Vec<u32>,
 }
 
 impl StringTable {

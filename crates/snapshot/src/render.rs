@@ -8,9 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::PathStep;
 use crate::diff::{ClassDiff, Diff};
 use crate::holder;
+use crate::model::PathStep;
 use crate::model::{ClassSummary, Location};
 
 /// Widest class column, in characters.
@@ -165,51 +165,7 @@ pub fn render_retainers(diff: &Diff, full_paths: bool) -> String {
             "\n{}: {count} {what} objects, held by:",
             class_label(&c.name, c.location, c.script.as_deref())
         );
-        for group in &c.retainers {
-            let _ = write!(
-                out,
-                "  {} objects, {} bytes retained",
-                group.count, group.retained_size
-            );
-            match &group.holder {
-                Some(h) => {
-                    let _ = writeln!(out, ", held by {}:", h.describe());
-                }
-                None => out.push_str(":\n"),
-            }
-            let from = if full_paths {
-                0
-            } else {
-                holder::shown_from(&group.path, group.holder.as_ref(), SHOWN_STEPS)
-            };
-            if from > 0 {
-                let owners = holder::owners(&group.path[1..from]);
-                let _ = writeln!(
-                    out,
-                    "    {} ─ … {from} steps{} … (--full-paths shows them)",
-                    node_label(&group.path[0]),
-                    if owners.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" through {}", owners.join(", "))
-                    }
-                );
-            }
-            for (i, step) in group.path.iter().enumerate().skip(from) {
-                if i == from {
-                    let _ = writeln!(out, "    {}", node_label(step));
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "    {}─ {} ({}) → {}",
-                        " ".repeat(2 * (i - from - 1)),
-                        shorten(&step.edge),
-                        step.edge_type,
-                        node_label(step)
-                    );
-                }
-            }
-        }
+        render_groups(&mut out, &c.retainers, "objects", full_paths);
     }
     out
 }
@@ -303,5 +259,60 @@ fn signed(n: i64) -> String {
         format!("+{n}")
     } else {
         n.to_string()
+    }
+}
+
+/// Writes retainer `groups` as [`render_retainers`] does: a header line per group (`count`
+/// `unit`, bytes retained, the holder) and its path, shortened unless `full_paths`.
+pub(crate) fn render_groups(
+    out: &mut String,
+    groups: &[crate::RetainerGroup],
+    unit: &str,
+    full_paths: bool,
+) {
+    for group in groups {
+        let _ = write!(
+            out,
+            "  {} {unit}, {} bytes retained",
+            group.count, group.retained_size
+        );
+        match &group.holder {
+            Some(h) => {
+                let _ = writeln!(out, ", held by {}:", h.describe());
+            }
+            None => out.push_str(":\n"),
+        }
+        let from = if full_paths {
+            0
+        } else {
+            holder::shown_from(&group.path, group.holder.as_ref(), SHOWN_STEPS)
+        };
+        if from > 0 {
+            let owners = holder::owners(&group.path[1..from]);
+            let _ = writeln!(
+                out,
+                "    {} ─ … {from} steps{} … (--full-paths shows them)",
+                node_label(&group.path[0]),
+                if owners.is_empty() {
+                    String::new()
+                } else {
+                    format!(" through {}", owners.join(", "))
+                }
+            );
+        }
+        for (i, step) in group.path.iter().enumerate().skip(from) {
+            if i == from {
+                let _ = writeln!(out, "    {}", node_label(step));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    {}─ {} ({}) → {}",
+                    " ".repeat(2 * (i - from - 1)),
+                    shorten(&step.edge),
+                    step.edge_type,
+                    node_label(step)
+                );
+            }
+        }
     }
 }

@@ -17,11 +17,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::analysis::{Snapshot, Subjects};
-use crate::diff::{Diff, SortBy, diff};
+use crate::diff::{Diff, SortBy, comparability, diff};
 use crate::error::SnapshotError;
-use crate::identity::{Comparability, comparability};
+use crate::identity::Comparability;
+use crate::index::{OpenOptions, SourceIdentity};
+use crate::load::load;
 use crate::model::{ClassSummary, Location, SnapshotInfo};
-use crate::summary::{Summary, load};
+use crate::summary::Summary;
 
 /// What [`compare`] adds beyond the Comparison rows.
 #[derive(Clone, Copy, Debug)]
@@ -131,12 +133,81 @@ pub fn compare(
         files.len() == 2 || files.len() == 3,
         "compare takes two or three files"
     );
-    let first = load(&files[0])?;
+    let last = files.len() - 1;
+    compare_by(
+        files.len(),
+        options,
+        |i| load(&files[i]),
+        |subjects| Snapshot::open_for_compare(files[last].as_ref(), subjects),
+    )
+}
+
+/// [`compare`] with each file opened by [`Snapshot::open_with`]: from its index when the cache
+/// has one (else the index is written), with `open`'s progress and cancellation. `identities`
+/// names the sources whose paths cannot (pipes fed from `s3://`); it may be shorter than
+/// `files`. Returns the comparison and the cache's one-line warnings.
+///
+/// # Panics
+/// When `files` does not hold two or three paths, as [`compare`].
+pub fn compare_with(
+    files: &[impl AsRef<Path>],
+    identities: &[Option<SourceIdentity>],
+    options: &CompareOptions,
+    open: &OpenOptions,
+) -> Result<(Comparison, Vec<String>), SnapshotError> {
+    assert!(
+        files.len() == 2 || files.len() == 3,
+        "compare takes two or three files"
+    );
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let open_options = |i: usize| match identities.get(i) {
+        Some(Some(identity)) => open.clone().identity(identity.clone()),
+        _ => open.clone(),
+    };
+    let last = files.len() - 1;
+    let comparison = compare_by(
+        files.len(),
+        options,
+        options_summary(&open_options, files, &warnings),
+        |subjects| {
+            Snapshot::open_for_compare_with(
+                files[last].as_ref(),
+                &open_options(last),
+                subjects,
+                &mut warnings.borrow_mut(),
+            )
+        },
+    )?;
+    Ok((comparison, warnings.into_inner()))
+}
+
+/// How [`compare_with`] summarises file `i`: from the summary's part of its index, if any.
+fn options_summary<'a, P: AsRef<Path>>(
+    options: &'a impl Fn(usize) -> OpenOptions,
+    files: &'a [P],
+    warnings: &'a std::cell::RefCell<Vec<String>>,
+) -> impl FnMut(usize) -> Result<Summary, SnapshotError> + 'a {
+    move |i| {
+        let opened = Summary::open_with(files[i].as_ref(), &options(i))?;
+        warnings.borrow_mut().extend(opened.warnings);
+        Ok(opened.summary)
+    }
+}
+
+/// The comparison of `files` (2 or 3) files, given how to summarise file `i` and how to open
+/// the last one with its subjects' class sums.
+fn compare_by(
+    files: usize,
+    options: &CompareOptions,
+    mut summary: impl FnMut(usize) -> Result<Summary, SnapshotError>,
+    last: impl FnOnce(Subjects<'_>) -> Result<Snapshot, SnapshotError>,
+) -> Result<Comparison, SnapshotError> {
+    let first = summary(0)?;
     let mut checks = Vec::new();
     // With three files, everything A is needed for is worked out before C is read, so that A
     // is gone when C's graph (the peak) is built.
-    let before_last = if files.len() == 3 {
-        let middle = load(&files[1])?;
+    let before_last = if files == 3 {
+        let middle = summary(1)?;
         checks.push(comparability(&first, &middle));
         let rows = diff(&first, &middle);
         // Retained sizes are named with the definitions the rows use (B's).
@@ -166,7 +237,7 @@ pub fn compare(
         BeforeLast::Three { new_ids, .. } => Subjects::Ids(new_ids),
         BeforeLast::Two(_) => Subjects::NotIn(&base_ids),
     };
-    let last = Snapshot::open_for_compare(files[files.len() - 1].as_ref(), subjects)?;
+    let last = last(subjects)?;
 
     let (mut rows, middle_new, subjects, files) = match before_last {
         BeforeLast::Three {

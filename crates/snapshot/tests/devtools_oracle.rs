@@ -325,3 +325,217 @@ fn kept_is_devtools_objects_allocated_between_a_and_b_on_c() {
         "DevTools keeps all 400 KeptRecord"
     );
 }
+
+/// `heapgate inspect FILE @ID` against DevTools: for objects of the classes a leak hunt looks
+/// at and a sample of every kind of node (holders with many retainers among them), the object's
+/// retained size, distance, folded self size and dominator, every retainer in the Retainers
+/// pane's order (with its edge, distance and retained size) and every outgoing edge (with its
+/// target's class, distance and retained size) must be DevTools' own. The same answers must
+/// come back from the index, and an id from another snapshot must be refused.
+#[test]
+fn object_views_are_devtools_own_and_survive_the_index() {
+    if !oracle_available("object_views_are_devtools_own_and_survive_the_index") {
+        return;
+    }
+    use heapgate_snapshot::{Cache, IndexUse, ObjectOptions, OpenOptions, Paging, Strings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let leaky = dir.path().join("leaky.heapsnapshot");
+    let varied = dir.path().join("varied.heapsnapshot");
+    node("fixtures/leaky.cjs", &[leaky.to_str().unwrap(), "1000"]);
+    node("fixtures/varied.cjs", &[varied.to_str().unwrap(), "300"]);
+    let all = ObjectOptions {
+        edges: Paging::first(usize::MAX),
+        retainers: Paging::first(usize::MAX),
+        paths: 0,
+        strings: Strings::Shown,
+    };
+    let options = OpenOptions::new().cache(Some(Cache::new(dir.path().join("cache"))));
+    let mut compared = 0;
+    let mut retainers_compared = 0;
+    for (file, classes) in [
+        (&leaky, &["CachedEntry", "Map", "Timeout"][..]),
+        (
+            &varied,
+            &["Item", "WeakRef", "Promise", "{url, method}"][..],
+        ),
+    ] {
+        // A sample of nodes first (their ids), then the objects in detail.
+        let sample = oracle(file, &["--nodes", "40"]);
+        let mut ids: Vec<String> = sample["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| num(&n["id"]).to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let joined = ids.join(",");
+        let mut args = vec!["--nodes", "0", "--per-class", "3", "--ids", &joined];
+        for class in classes {
+            args.extend_from_slice(&["--class", class]);
+        }
+        let expected = oracle(file, &args);
+        let nodes: HashMap<i64, &Value> = expected["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| (num(&n["id"]), n))
+            .collect();
+        let fresh = Snapshot::open_with(file, &options).unwrap();
+        assert_eq!(fresh.index, IndexUse::Written);
+        let indexed = Snapshot::open_with(file, &options).unwrap();
+        assert_eq!(indexed.index, IndexUse::Loaded);
+        for (id, detail) in expected["objects"].as_object().expect("objects") {
+            let id: u32 = id.parse().expect("numeric id");
+            let view = fresh.snapshot.object(id, &all).unwrap();
+            assert_eq!(
+                indexed.snapshot.object(id, &all).unwrap(),
+                view,
+                "@{id} from the index"
+            );
+            let n = nodes[&i64::from(id)];
+            let o = &view.object;
+            assert_eq!(
+                (
+                    o.retained_size as i64,
+                    i64::from(o.distance),
+                    o.self_size as i64,
+                    view.dominator
+                        .as_ref()
+                        .map_or(i64::from(id), |d| i64::from(d.id)),
+                ),
+                (
+                    num(&n["retained"]),
+                    num(&n["distance"]),
+                    num(&n["self"]),
+                    num(&n["dominator_id"])
+                ),
+                "{}: @{id} {} (retained, distance, self, dominator)",
+                file.display(),
+                text(&n["name"])
+            );
+            let devtools: Vec<(i64, String, String, i64, i64)> = detail["retainers"]
+                .as_array()
+                .expect("retainers")
+                .iter()
+                .map(|r| {
+                    (
+                        num(&r["id"]),
+                        text(&r["edge"]).to_owned(),
+                        text(&r["edge_type"]).to_owned(),
+                        num(&r["distance"]),
+                        num(&r["retained"]),
+                    )
+                })
+                .collect();
+            let ours: Vec<(i64, String, String, i64, i64)> = view
+                .retainers
+                .items
+                .iter()
+                .map(|r| {
+                    (
+                        i64::from(r.node.id),
+                        r.name.clone(),
+                        r.edge_type.clone(),
+                        i64::from(r.node.distance),
+                        r.node.retained_size as i64,
+                    )
+                })
+                .collect();
+            // DevTools orders retainers at the same distance by their names; a string's name
+            // is its contents, which heapgate never reads. Where a string is among them, that
+            // run of retainers is compared as a set.
+            let strings: Vec<i64> = detail["retainers"]
+                .as_array()
+                .expect("retainers")
+                .iter()
+                .filter(|r| text(&r["class"]).contains("string"))
+                .map(|r| num(&r["distance"]))
+                .collect();
+            let order = |list: &[(i64, String, String, i64, i64)]| {
+                let mut list = list.to_vec();
+                list.sort_by(|a, b| {
+                    a.3.cmp(&b.3).then_with(|| {
+                        if strings.contains(&a.3) {
+                            a.cmp(b)
+                        } else {
+                            std::cmp::Ordering::Equal
+                        }
+                    })
+                });
+                list
+            };
+            assert_eq!(
+                order(&ours),
+                order(&devtools),
+                "{}: retainers of @{id}",
+                file.display()
+            );
+            retainers_compared += ours.len();
+            let devtools: Vec<(i64, String, String, String, i64, i64)> = detail["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| {
+                    let class = text(&e["class"]);
+                    (
+                        num(&e["id"]),
+                        // heapgate does not keep the names of weak edges.
+                        if text(&e["edge_type"]) == "weak" {
+                            String::new()
+                        } else {
+                            text(&e["edge"]).to_owned()
+                        },
+                        text(&e["edge_type"]).to_owned(),
+                        class.to_owned(),
+                        num(&e["distance"]),
+                        num(&e["retained"]),
+                    )
+                })
+                .collect();
+            let ours: Vec<(i64, String, String, String, i64, i64)> = view
+                .edges
+                .items
+                .iter()
+                .zip(&devtools)
+                .map(|(e, d)| {
+                    (
+                        i64::from(e.node.id),
+                        if e.edge_type == "weak" {
+                            String::new()
+                        } else {
+                            e.name.clone()
+                        },
+                        e.edge_type.clone(),
+                        // A synthetic node is labelled by its name where DevTools' class is
+                        // "(synthetic)".
+                        if d.3 == "(synthetic)" {
+                            d.3.clone()
+                        } else {
+                            e.node.class.clone()
+                        },
+                        i64::from(e.node.distance),
+                        e.node.retained_size as i64,
+                    )
+                })
+                .collect();
+            assert_eq!(view.edges.total, devtools.len(), "edges of @{id}");
+            assert_eq!(ours, devtools, "{}: edges of @{id}", file.display());
+            compared += 1;
+        }
+        // An id this snapshot does not have (the other fixture's objects are elsewhere).
+        let max = nodes.keys().max().copied().unwrap_or_default();
+        let foreign = u32::try_from(max + 1_000_001).unwrap();
+        assert!(matches!(
+            fresh.snapshot.object(foreign, &all),
+            Err(heapgate_snapshot::SnapshotError::NoSuchObject { .. })
+        ));
+    }
+    eprintln!("object views: {compared} objects, {retainers_compared} retainers, as DevTools");
+    assert!(compared >= 60, "only {compared} objects compared");
+    assert!(
+        retainers_compared >= 60,
+        "only {retainers_compared} retainers compared"
+    );
+}

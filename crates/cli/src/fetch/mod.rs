@@ -12,6 +12,8 @@ mod save;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,12 +32,32 @@ use crate::args::FetchArgs;
 use crate::url::snapshot_url;
 use crate::{Error, Io, output_error};
 
+pub(crate) use self::save::task_from_filename;
+
 pub(crate) fn run(
     args: &FetchArgs,
     keys: &Keys,
     value: &str,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
+    take(args, keys, value, io, &Stop::Signals).map(|_| ())
+}
+
+/// What ends a series early, leaving no partial file: SIGINT or SIGTERM for the command; for
+/// a server that embeds fetch (`heapgate mcp`), a flag its client's cancellation sets.
+pub(crate) enum Stop {
+    Signals,
+    Flag(Arc<AtomicBool>),
+}
+
+/// Takes the series `args` asks for and returns the saved paths (also printed on stdout).
+pub(crate) fn take(
+    args: &FetchArgs,
+    keys: &Keys,
+    value: &str,
+    io: &mut Io<'_>,
+    stop: &Stop,
+) -> Result<Vec<PathBuf>, Error> {
     // Configuration errors exit 2 before anything is sent.
     snapshot_url(&args.base_url, args.path(), &SnapshotQuery::default())?;
     let target = match args.task.as_deref() {
@@ -55,8 +77,24 @@ pub(crate) fn run(
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
     let (saved, task, warnings) = runtime.block_on(async {
         // Handlers first: from here on, a signal never leaves a .part behind.
-        let mut signals =
-            Signals::new().map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))?;
+        let mut signals = match stop {
+            Stop::Signals => Some(
+                Signals::new().map_err(|e| Error::Failed(format!("cannot handle signals: {e}")))?,
+            ),
+            Stop::Flag(_) => None,
+        };
+        let stopped = async {
+            match (&mut signals, stop) {
+                (Some(signals), _) => signals.recv().await,
+                (None, Stop::Flag(flag)) => {
+                    while !flag.load(Ordering::Relaxed) {
+                        sleep(Duration::from_millis(100)).await;
+                    }
+                    "cancellation"
+                }
+                (None, Stop::Signals) => std::future::pending().await,
+            }
+        };
         let mut fetcher = Fetcher {
             args,
             keys,
@@ -70,20 +108,20 @@ pub(crate) fn run(
         };
         tokio::select! {
             result = fetcher.series() => result.map(|saved| (saved, fetcher.target, fetcher.warnings)),
-            signal = signals.recv() => Err(Error::Interrupted(signal)),
+            signal = stopped => Err(Error::Interrupted(signal)),
         }
     })?;
-    match &args.html {
-        Some(out) => report::write(
+    if let Some(out) = &args.html {
+        report::write(
             args,
             out,
             &saved,
             task.as_ref().map(TaskId::as_str),
             &warnings,
             io,
-        ),
-        None => Ok(()),
+        )?;
     }
+    Ok(saved)
 }
 
 struct Fetcher<'a, 'io> {
@@ -145,16 +183,15 @@ impl Fetcher<'_, '_> {
             if let (Some(before), Some(now)) = (
                 previous.as_ref().and_then(|p| p.session.as_deref()),
                 saved.session.as_deref(),
-            ) {
-                if before != now {
-                    let message = format!(
-                        "{noun}s {} and {n} are not comparable: inspector session {before} became {now} \
-                         (the app restarted or the proxy reopened its inspector session)",
-                        n - 1
-                    );
-                    self.progress.warn(&message);
-                    self.warnings.push(message);
-                }
+            ) && before != now
+            {
+                let message = format!(
+                    "{noun}s {} and {n} are not comparable: inspector session {before} became {now} \
+                     (the app restarted or the proxy reopened its inspector session)",
+                    n - 1
+                );
+                self.progress.warn(&message);
+                self.warnings.push(message);
             }
             saved_paths.push(saved.path.clone());
             previous = Some(saved);
@@ -380,7 +417,7 @@ fn human(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
-    } else if ms < 10_000 && ms % 1000 != 0 {
+    } else if ms < 10_000 && !ms.is_multiple_of(1000) {
         format!("{:.1} s", duration.as_secs_f64())
     } else if ms < 60_000 {
         format!("{} s", duration.as_secs())

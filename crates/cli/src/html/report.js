@@ -1,30 +1,6 @@
-"use strict";
 // heapgate's report page. Everything from the snapshots arrives as JSON in #heapgate-data and is
 // put on the page with textContent and DOM properties only: never parsed as markup.
 (function () {
-  const D = JSON.parse(document.getElementById("heapgate-data").textContent);
-  const SVG = "http://www.w3.org/2000/svg";
-
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  function svg(tag, attrs) {
-    const e = document.createElementNS(SVG, tag);
-    for (const k in attrs) e.setAttribute(k, String(attrs[k]));
-    return e;
-  }
-  const group = new Intl.NumberFormat("en-US");
-  function bytes(n) {
-    const a = Math.abs(n);
-    if (a < 1000) return n + " B";
-    const units = ["kB", "MB", "GB", "TB"];
-    let v = n / 1000, i = 0;
-    while (Math.abs(v) >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-    return v.toFixed(Math.abs(v) < 10 ? 2 : 1) + " " + units[i];
-  }
   function signed(s, n) { return n > 0 ? "+" + s : s; }
   function where(c) {
     if (!c.location) return "";
@@ -34,7 +10,6 @@
   }
 
   // ---- columns ----
-  const isDiff = D.kind === "diff";
   const rows = isDiff ? D.rows : D.classes;
   const cols = isDiff ? [
     ["name", "Class"], ["new_count", "# New"], ["deleted_count", "# Deleted"],

@@ -55,10 +55,10 @@ pub(crate) fn negotiate(headers: &HeaderMap, offered: &[Coding]) -> Option<Codin
             }
             let mut q = 1000;
             for param in parts {
-                if let Some((key, value)) = param.split_once('=') {
-                    if key.trim().eq_ignore_ascii_case("q") {
-                        q = parse_q(value.trim()).unwrap_or(0);
-                    }
+                if let Some((key, value)) = param.split_once('=')
+                    && key.trim().eq_ignore_ascii_case("q")
+                {
+                    q = parse_q(value.trim()).unwrap_or(0);
                 }
             }
             let name = if name == "x-gzip" {

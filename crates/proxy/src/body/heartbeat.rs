@@ -41,10 +41,10 @@ impl Stream for Heartbeat {
             self.ticker = None;
             return Poll::Ready(item);
         }
-        if let Some(ticker) = self.ticker.as_mut() {
-            if ticker.poll_tick(cx).is_ready() {
-                return Poll::Ready(Some(Ok(Bytes::from_static(b" "))));
-            }
+        if let Some(ticker) = self.ticker.as_mut()
+            && ticker.poll_tick(cx).is_ready()
+        {
+            return Poll::Ready(Some(Ok(Bytes::from_static(b" "))));
         }
         Poll::Pending
     }

@@ -204,10 +204,10 @@ impl Tracked {
             }
             drop(permit);
             // What V8 built is now sent (or discarded): the app's peak is behind it.
-            if let (Outcome::Ok, Some((rule, admitted))) = (outcome, self.admitted.take()) {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move { rule.learn(admitted).await });
-                }
+            if let (Outcome::Ok, Some((rule, admitted))) = (outcome, self.admitted.take())
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                runtime.spawn(async move { rule.learn(admitted).await });
             }
         }
     }

@@ -50,10 +50,12 @@ pub(crate) fn cgroup_memory_limit(
             if let Some(found) = lowest_limit(&base.join("memory"), path, "memory.limit_in_bytes") {
                 return Some(found);
             }
-        } else if id == "0" && controllers.is_empty() && base.join("cgroup.controllers").exists() {
-            if let Some(found) = lowest_limit(&base, path, "memory.max") {
-                return Some(found);
-            }
+        } else if id == "0"
+            && controllers.is_empty()
+            && base.join("cgroup.controllers").exists()
+            && let Some(found) = lowest_limit(&base, path, "memory.max")
+        {
+            return Some(found);
         }
     }
     None
@@ -69,12 +71,12 @@ fn lowest_limit(mount: &Path, path: &str, file: &str) -> Option<(u64, String)> {
     let mut best: Option<(u64, String)> = None;
     loop {
         let at = dir.join(file);
-        if let Ok(text) = std::fs::read_to_string(&at) {
-            if let Ok(value) = text.trim().parse::<u64>() {
-                if value < UNLIMITED && best.as_ref().is_none_or(|(b, _)| value < *b) {
-                    best = Some((value, format!("cgroup {}", at.display())));
-                }
-            }
+        if let Ok(text) = std::fs::read_to_string(&at)
+            && let Ok(value) = text.trim().parse::<u64>()
+            && value < UNLIMITED
+            && best.as_ref().is_none_or(|(b, _)| value < *b)
+        {
+            best = Some((value, format!("cgroup {}", at.display())));
         }
         if dir == mount || !dir.pop() || !dir.starts_with(mount) {
             break;

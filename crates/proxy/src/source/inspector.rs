@@ -940,16 +940,16 @@ impl Actor {
         } else {
             return false;
         }
-        if let (Some((used, total)), Some(read)) = (sample.usage, sample.rss) {
-            if let Some(sample) = self.heap_sample.take() {
-                let _ = sample.reply.send(Ok(HeapUsage {
-                    used,
-                    total,
-                    rss: read.rss,
-                    max_rss: read.max_rss,
-                    pid: read.pid,
-                }));
-            }
+        if let (Some((used, total)), Some(read)) = (sample.usage, sample.rss)
+            && let Some(sample) = self.heap_sample.take()
+        {
+            let _ = sample.reply.send(Ok(HeapUsage {
+                used,
+                total,
+                rss: read.rss,
+                max_rss: read.max_rss,
+                pid: read.pid,
+            }));
         }
         true
     }
