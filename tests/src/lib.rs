@@ -459,6 +459,61 @@ pub fn object_ids(snapshot: &serde_json::Value, class: &str) -> std::collections
         .collect()
 }
 
+/// The proxy's two pass-through paths, as a test parameter: the plain-request lane (the default)
+/// or the general path (`--lane off`). Every proxy a test starts through [`ProxyProc::launch`]
+/// takes the path its test runs on ([`PassthroughPath::run`], or [`on_both_paths!`]), so one table
+/// of cases covers both paths without crafting requests the lane happens to leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassthroughPath {
+    Lane,
+    General,
+}
+
+thread_local! {
+    static FORWARDING: std::cell::Cell<PassthroughPath> = const { std::cell::Cell::new(PassthroughPath::Lane) };
+}
+
+impl PassthroughPath {
+    /// The path this test runs on.
+    pub fn current() -> PassthroughPath {
+        FORWARDING.with(std::cell::Cell::get)
+    }
+
+    /// Runs `test` with every proxy it starts (on this thread) on this path.
+    pub fn run(self, test: impl FnOnce()) {
+        FORWARDING.with(|path| path.set(self));
+        test();
+    }
+
+    /// The flags that choose this path.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            PassthroughPath::Lane => &["--lane", "on"],
+            PassthroughPath::General => &["--lane", "off"],
+        }
+    }
+}
+
+/// `on_both_paths!(a, b, …)`: the test functions `a`, `b`, … (no `#[test]` of their own), each
+/// run once per pass-through path, as `lane::a` and `general::a` (see [`PassthroughPath`]).
+#[macro_export]
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod lane {
+            $(#[test]
+            fn $name() {
+                $crate::PassthroughPath::Lane.run(super::$name);
+            })*
+        }
+        mod general {
+            $(#[test]
+            fn $name() {
+                $crate::PassthroughPath::General.run(super::$name);
+            })*
+        }
+    };
+}
+
 /// The secret of [`ProxyProc::passing_to`].
 pub const PASSING_SECRET: &str = "passing-secret-0123456789abcdef0123";
 
@@ -513,9 +568,21 @@ impl ProxyProc {
         }
     }
 
-    /// Starts this workspace's `heapgate-proxy` as [`ProxyProc::start`] does.
+    /// [`ProxyProc::passing_to`] on the pass-through path `path`, whatever the test's.
+    pub fn passing_on(path: PassthroughPath, upstream: &str, extra: &[&str]) -> ProxyProc {
+        let mut args = path.args().to_vec();
+        args.extend_from_slice(extra);
+        ProxyProc::passing_to(upstream, &args)
+    }
+
+    /// Starts this workspace's `heapgate-proxy` as [`ProxyProc::start`] does, on the test's
+    /// pass-through path ([`PassthroughPath::current`]) unless `args` choose one.
     pub fn launch(args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
-        ProxyProc::start(&workspace_binary("heapgate-proxy"), args, env)
+        let mut args = args.to_vec();
+        if !args.contains(&"--lane") {
+            args.extend_from_slice(PassthroughPath::current().args());
+        }
+        ProxyProc::start(&workspace_binary("heapgate-proxy"), &args, env)
     }
 
     /// Starts `binary` (with a clean environment: see [`Cmd`]) with `--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0` and (unless `args`

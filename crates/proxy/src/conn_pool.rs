@@ -9,9 +9,9 @@
 //! another thread than the one that returned it.
 //!
 //! Two kinds are kept apart: hyper's client connections (the general path,
-//! [`crate::passthrough`]) and bare sockets (the plain-request lane, [`crate::lane`]).
+//! [`crate::passthrough::general`]) and bare sockets (the plain-request lane, [`crate::passthrough::lane`]).
 //!
-//! Entries are keyed by the [`crate::passthrough::Upstream`] they belong to (a process may have
+//! Entries are keyed by the [`crate::passthrough::upstream::Upstream`] they belong to (a process may have
 //! several), and expire after the idle timeout: an expired one is never handed out, and
 //! [`sweep`] (run every second by each worker) closes them even when no traffic comes.
 //!
@@ -22,7 +22,7 @@
 //! request is written to it: bytes there are the app's, sent outside any answer, and the
 //! connection is retired (never used again) and counted in `heapgate_upstream_oversent_total`.
 //! Bytes that arrive after the next request has gone out cannot be told from its answer (nginx
-//! and HAProxy share this limit; see the README). A look right after the write would not settle
+//! and HAProxy share this limit; see docs/sidecar.md). A look right after the write would not settle
 //! it either: a proxy thread descheduled between its write and its look sees the real answer
 //! there, and would retire a good connection and re-send or fail the request.
 

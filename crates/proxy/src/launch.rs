@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminState, admin_app};
-use crate::app::{Passing, app};
 use crate::config::{Config, SourceConfig};
 use crate::ecs::EcsTask;
 use crate::gate::SnapshotGate;
@@ -23,14 +22,16 @@ use crate::handlers::snapshot::Snapshots;
 use crate::handlers::{self, Authorizer};
 use crate::headroom::SnapshotRule;
 use crate::metrics::{Metrics, Route};
-use crate::passthrough::Upstream;
+use crate::passthrough::Passthrough;
+use crate::passthrough::rules::OwnPaths;
+use crate::passthrough::upstream::Upstream;
 use crate::server::{ConnLimits, serve};
 use crate::source::Source;
 use crate::source::inspector::{DEFAULT_SPILL_MEM_LIMIT, InspectorSource};
 use crate::source::upstream::UpstreamSource;
 use crate::task::{self, TaskIdError};
 use crate::watch::Watch;
-use crate::workers::{self, Workers};
+use crate::workers::{self, Public, Workers};
 use heapgate_protocol::Instrument;
 
 /// Why the proxy could not start.
@@ -126,12 +127,6 @@ impl Proxy {
         let identity = task::discover(&config.task_id, ecs.as_ref(), environment.hostname)?;
         let (task_id, origin) = (identity.id.clone(), identity.origin);
         let metrics = Arc::new(Metrics::new());
-        let upstream = Upstream::new(
-            &config.upstream,
-            Some(config.limits.request_timeout),
-            metrics.upstream_oversent(),
-        )
-        .allowing_upgrades(&config.upgrades);
         tracing::info!(
             task = %task_id,
             task_origin = ?origin,
@@ -190,7 +185,6 @@ impl Proxy {
         let routes = Routes::new(
             &config,
             &task_id,
-            upstream,
             Arc::clone(&gate),
             &metrics,
             chrono::Utc::now,
@@ -200,17 +194,9 @@ impl Proxy {
                 rule,
             },
         );
-        let mut own_routes = Router::new().route_service(&config.snapshot.path, routes.snapshot);
-        let profile_path = routes.profile.as_ref().map(|_| config.profile.path.clone());
-        if let Some(profile) = routes.profile {
-            own_routes = own_routes.route_service(&config.profile.path, profile);
-        }
         let serving = Serving {
             public: Workers {
-                snapshot_path: config.snapshot.path.clone(),
-                profile_path,
-                snapshot_routes: own_routes,
-                passing: routes.passing,
+                public: Arc::new(routes.into_public(&config)),
                 limits: ConnLimits {
                     max_header_bytes: config.limits.max_header_bytes,
                     header_timeout: config.limits.header_timeout,
@@ -306,7 +292,7 @@ fn fixed_memory_limit(config: &Config, ecs: Option<&EcsTask>) -> Option<(u64, St
 pub(crate) struct Routes {
     pub(crate) snapshot: MethodRouter,
     pub(crate) profile: Option<MethodRouter>,
-    pub(crate) passing: Arc<Passing>,
+    pub(crate) passthrough: Arc<Passthrough>,
 }
 
 /// The inspector pieces the routes share with the leak watch (none in other modes, or in tests
@@ -323,7 +309,6 @@ impl Routes {
     pub(crate) fn new(
         config: &Config,
         task: &heapgate_protocol::TaskId,
-        upstream: Upstream,
         gate: Arc<SnapshotGate>,
         metrics: &Arc<Metrics>,
         now: fn() -> chrono::DateTime<chrono::Utc>,
@@ -393,24 +378,39 @@ impl Routes {
                 }))
             }
         };
-        let passing = Arc::new(Passing {
+        let upstream = Upstream::new(
+            &config.upstream,
+            Some(config.limits.request_timeout),
+            metrics.upstream_oversent(),
+        )
+        .allowing_upgrades(&config.upgrades);
+        let passthrough = Arc::new(Passthrough {
             upstream,
-            guarded_paths: snapshot.guarded_paths.clone(),
-            health_paths: snapshot.health_paths.clone(),
-            gate,
+            own: OwnPaths {
+                snapshot: snapshot.path.clone(),
+                profile: profile.as_ref().map(|_| config.profile.path.clone()),
+                guarded: snapshot.guarded_paths.clone(),
+                health: snapshot.health_paths.clone(),
+                gate,
+            },
             metrics: Arc::clone(metrics),
+            lane: config.lane,
         });
         Routes {
             snapshot: handler,
             profile,
-            passing,
+            passthrough,
         }
     }
 
-    /// As one axum router (the in-process tests drive it with `oneshot`).
-    pub(crate) fn into_router(self, path: &str, profile_path: &str) -> Router {
-        let profile = self.profile.map(|profile| (profile_path, profile));
-        app(path, self.snapshot, profile, self.passing)
+    /// The public service: the snapshot and profile paths' router and passthrough. Must be
+    /// called inside the home runtime.
+    pub(crate) fn into_public(self, config: &Config) -> Public {
+        let mut own_routes = Router::new().route_service(&config.snapshot.path, self.snapshot);
+        if let Some(profile) = self.profile {
+            own_routes = own_routes.route_service(&config.profile.path, profile);
+        }
+        Public::new(self.passthrough, own_routes)
     }
 }
 

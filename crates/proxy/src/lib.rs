@@ -21,13 +21,13 @@
 //! ```
 //!
 //! Inside, layers read top to bottom: [`launch`](Proxy) wires a validated config into a running
-//! server; `app` assembles the public router; `handlers` answer the snapshot path (taking a
-//! snapshot, or as a gateway routing it to a chosen task); `passthrough` forwards the rest;
-//! `body` shapes a snapshot's stream (redaction, heartbeat, compression); `source` produces
-//! it (the inspector, or the app's own endpoint).
+//! server; `workers` serve the public listener, one service per connection; `handlers` answer
+//! the snapshot path (taking a snapshot, or as a gateway routing it to a chosen task);
+//! `passthrough` passes the rest to the app (the lane, the general path, one rulebook); `body`
+//! shapes a snapshot's stream (redaction, heartbeat, compression); `source` produces it (the
+//! inspector, or the app's own endpoint).
 
 mod admin;
-mod app;
 mod body;
 mod config;
 mod conn_pool;
@@ -36,7 +36,6 @@ mod gate;
 mod guard;
 mod handlers;
 mod headroom;
-mod lane;
 mod launch;
 mod log_text;
 mod metrics;
@@ -67,32 +66,30 @@ pub mod testing {
     };
     pub use crate::source::{Capture, ChunkStream, Source, SourceError};
 
-    /// The public router `config` gives, with `source` as its snapshot source and `now` as its
-    /// clock, for `oneshot` tests; with the metrics it records.
+    pub use crate::workers::InProcess;
+
+    /// An in-process connection to the public service `config` gives — the one the workers run
+    /// — with `source` as its snapshot source and `now` as its clock; with the metrics it
+    /// records. Must be called inside a Tokio runtime (the snapshot path runs on it).
     pub fn app(
         config: &crate::Config,
         task: &TaskId,
         source: Arc<dyn Source>,
         now: fn() -> DateTime<Utc>,
-    ) -> (axum::Router, Arc<Metrics>) {
+    ) -> (InProcess, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
-        let upstream =
-            crate::passthrough::Upstream::new(&config.upstream, None, metrics.upstream_oversent())
-                .allowing_upgrades(&config.upgrades);
         let gate = crate::gate::SnapshotGate::new(config.snapshot.min_interval);
         let routes = crate::launch::Routes::new(
             config,
             task,
-            upstream,
             gate,
             &metrics,
             now,
             Some(source),
             &crate::launch::Own::default(),
         );
-        (
-            routes.into_router(&config.snapshot.path, &config.profile.path),
-            metrics,
-        )
+        let public = Arc::new(routes.into_public(config));
+        let client = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+        (InProcess::new(public, client), metrics)
     }
 }

@@ -1,4 +1,4 @@
-//! `heapgate-proxy`: see `heapgate-proxy --help` and the README. Glue only: parse, log, run.
+//! `heapgate-proxy`: see `heapgate-proxy --help` and docs/sidecar.md. Glue only: parse, log, run.
 
 use std::process::ExitCode;
 

@@ -98,6 +98,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SplitLabels {
+    path: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -129,6 +135,10 @@ pub struct Metrics {
     watch_upload_retries: Counter,
     watch_stored_bytes: Counter,
     upstream_oversent: Counter,
+    split: Family<SplitLabels, Counter>,
+    /// `split{path="lane",reason="plain"}`, counted once per lane request: without the family's
+    /// lock and hash lookup.
+    split_lane: Counter,
 }
 
 impl Default for Metrics {
@@ -263,6 +273,20 @@ impl Metrics {
             "Compressed snapshot bytes stored by the leak watch",
             watch_stored_bytes.clone(),
         );
+        let split = Family::<SplitLabels, Counter>::default();
+        registry.register(
+            "passthrough_split",
+            "Forwarded requests by path: each request the lane took (reason plain), each \
+             connection the lane handed to the general path (by reason), and each later request \
+             the general path served on such a connection (reason later)",
+            split.clone(),
+        );
+        let split_lane = split
+            .get_or_create(&SplitLabels {
+                path: "lane",
+                reason: "plain",
+            })
+            .clone();
         let passthrough_ok = requests
             .get_or_create(&RequestLabels {
                 route: Route::Passthrough.label(),
@@ -292,7 +316,20 @@ impl Metrics {
             watch_upload_retries,
             watch_stored_bytes,
             upstream_oversent,
+            split,
+            split_lane,
         }
+    }
+
+    /// Counts one decision of the lane's split (see `passthrough::lane::Split`), by its labels.
+    pub(crate) fn split(&self, path: &'static str, reason: &'static str) {
+        if path == "lane" {
+            self.split_lane.inc();
+            return;
+        }
+        self.split
+            .get_or_create(&SplitLabels { path, reason })
+            .inc();
     }
 
     /// `heapgate_upstream_oversent_total`, for the connection pools to count in.

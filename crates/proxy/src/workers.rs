@@ -8,9 +8,10 @@
 //! per request, no lock on the way. The kernel wakes the threads waiting on the socket, and the
 //! one that is least busy tends to accept first.
 //!
-//! Each connection starts in the plain-request lane ([`crate::lane`]), which passes ordinary
-//! requests by hand; the first request it leaves, and everything after it on that connection,
-//! goes to hyper's server with the same routes as [`app::app`].
+//! Each connection starts in the plain-request lane ([`crate::passthrough::lane`]), which passes
+//! ordinary requests by hand; the first request it leaves, and everything after it on that
+//! connection, goes to hyper's server and [`Connection::handle`]: the one public service, which
+//! the in-process tests drive too ([`InProcess`]).
 //!
 //! The snapshot path is rare and heavy: its requests are handed to the runtime the proxy was
 //! started on (the "home" runtime, which also serves the admin listener), so the inspector
@@ -30,10 +31,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use http_body::{Frame, SizeHint};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -41,11 +41,13 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::app::{self, Passing};
 use crate::conn_pool;
-use crate::lane::{Ending, Lane};
 use crate::metrics::{InFlight, Route};
-use crate::passthrough::{Peer, UpstreamBody};
+use crate::passthrough::Passthrough;
+use crate::passthrough::general::{self, UpstreamBody};
+use crate::passthrough::lane::{Ending, Lane, Reason, Split};
+use crate::passthrough::rules::{Addressed, check_host, text_answer};
+use crate::passthrough::upstream::Peer;
 use crate::server::{ConnLimits, Prefixed, SendTimeout, accept};
 
 /// Threads to serve on when `--threads` is not given: the CPUs this process may use.
@@ -60,13 +62,7 @@ pub(crate) fn default_threads() -> usize {
 
 /// How the workers serve connections.
 pub(crate) struct Workers {
-    /// Pass-through's state.
-    pub(crate) passing: Arc<Passing>,
-    /// The snapshot path, the profile path (when served), and the router that answers them
-    /// (the mode's handlers).
-    pub(crate) snapshot_path: String,
-    pub(crate) profile_path: Option<String>,
-    pub(crate) snapshot_routes: Router,
+    pub(crate) public: Arc<Public>,
     pub(crate) limits: ConnLimits,
     pub(crate) threads: usize,
     /// Client connections open at once, over all workers (`--max-connections`).
@@ -82,7 +78,6 @@ pub(crate) async fn serve(
     workers: Workers,
     shutdown: impl Future<Output = ()>,
 ) -> usize {
-    let home = Handle::current();
     let (stop, stopped) = watch::channel(false);
     // Every open connection, on any worker, holds a clone.
     let connections = Arc::new(());
@@ -102,13 +97,7 @@ pub(crate) async fn serve(
         };
         let worker = Worker {
             listener,
-            shared: Arc::new(Shared {
-                state: Arc::clone(&workers.passing),
-                snapshot_path: workers.snapshot_path.clone(),
-                profile_path: workers.profile_path.clone(),
-                snapshot_routes: workers.snapshot_routes.clone(),
-                home: home.clone(),
-            }),
+            shared: Arc::clone(&workers.public),
             limits: workers.limits,
             stopped: stopped.clone(),
             connections: Arc::clone(&connections),
@@ -155,18 +144,29 @@ pub(crate) async fn serve(
     left
 }
 
-/// What every connection of a worker needs.
-struct Shared {
-    state: Arc<Passing>,
-    snapshot_path: String,
-    profile_path: Option<String>,
-    snapshot_routes: Router,
+/// The public service, as every connection on every worker shares it.
+pub(crate) struct Public {
+    passthrough: Arc<Passthrough>,
+    /// The router of the snapshot and profile paths (the mode's handlers).
+    own_routes: Router,
+    /// The runtime the snapshot path runs on.
     home: Handle,
+}
+
+impl Public {
+    /// Must be called inside the home runtime.
+    pub(crate) fn new(passthrough: Arc<Passthrough>, own_routes: Router) -> Public {
+        Public {
+            passthrough,
+            own_routes,
+            home: Handle::current(),
+        }
+    }
 }
 
 struct Worker {
     listener: std::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Public>,
     limits: ConnLimits,
     stopped: watch::Receiver<bool>,
     connections: Arc<()>,
@@ -269,7 +269,7 @@ impl Worker {
 /// One client connection: the plain-request lane first, hyper's general path from the first
 /// request the lane leaves to it.
 async fn serve_connection<T>(
-    shared: Arc<Shared>,
+    shared: Arc<Public>,
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
     limits: ConnLimits,
@@ -278,21 +278,25 @@ async fn serve_connection<T>(
 ) {
     let peer = Peer::new(remote);
     let mut socket = SendTimeout::new(stream, limits.send_timeout);
-    let lane = Lane {
-        passing: &shared.state,
-        snapshot_path: &shared.snapshot_path,
-        peer: &peer,
-        limits,
+    let passthrough = &shared.passthrough;
+    let ending = if passthrough.lane {
+        let lane = Lane {
+            passthrough,
+            peer: &peer,
+            limits,
+        };
+        lane.serve(&mut socket, &mut closing).await
+    } else {
+        Ending::General(Vec::new(), Reason::LaneOff)
     };
-    let unread = match lane.serve(&mut socket, &mut closing).await {
+    let unread = match ending {
         Ending::Done => return,
-        Ending::General(unread) => unread,
+        Ending::General(unread, reason) => {
+            Split::General(reason).count(&passthrough.metrics);
+            unread
+        }
     };
-    let connection = Arc::new(Connection {
-        shared: Arc::clone(&shared),
-        peer,
-        remote,
-    });
+    let connection = Arc::new(Connection::new(Arc::clone(&shared), remote));
     let service = hyper::service::service_fn(move |request| {
         let connection = Arc::clone(&connection);
         async move { Ok::<_, Infallible>(connection.handle(request).await) }
@@ -321,54 +325,129 @@ async fn serve_connection<T>(
 
 /// One client connection on a worker.
 struct Connection {
-    shared: Arc<Shared>,
+    shared: Arc<Public>,
     /// The client as written into `X-Forwarded-For`.
     peer: Peer,
     remote: SocketAddr,
+    /// Requests this connection's general path has begun: the first is the one the lane
+    /// handed over (counted then), the rest are counted as `later`.
+    begun: std::sync::atomic::AtomicU64,
 }
 
 /// A response on the public listener.
 type PublicResponse = http::Response<Counted>;
 
 impl Connection {
-    /// The public route for one request: the same layers as [`app::app`] (requests in flight,
-    /// `Host` checks), then the snapshot route or pass-through.
-    async fn handle(self: Arc<Self>, mut request: http::Request<Incoming>) -> PublicResponse {
+    fn new(shared: Arc<Public>, remote: SocketAddr) -> Connection {
+        Connection {
+            shared,
+            peer: Peer::new(remote),
+            remote,
+            begun: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The public service for one request: counted in flight, the `Host` rules, then whoever
+    /// answers its path (the snapshot route, the proxy itself, or the app).
+    async fn handle<B>(self: Arc<Self>, mut request: http::Request<B>) -> PublicResponse
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // Counted from here until the answer's body is sent or dropped, or this future is
         // (hyper drops it when the client leaves before the answer).
-        let in_flight = InFlight::start(&self.shared.state.metrics);
-        let state = &self.shared.state;
-        if let Err(why) = app::check_host(&mut request) {
-            state
-                .metrics
-                .request(Route::Passthrough, StatusCode::BAD_REQUEST);
-            let response = text(StatusCode::BAD_REQUEST, why);
+        let in_flight = InFlight::start(&self.shared.passthrough.metrics);
+        let passthrough = &self.shared.passthrough;
+        let metrics = &passthrough.metrics;
+        if self
+            .begun
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            > 0
+        {
+            Split::General(Reason::Later).count(metrics);
+        }
+        if let Err(why) = check_host(&mut request) {
+            metrics.request(Route::Passthrough, StatusCode::BAD_REQUEST);
+            let response = text_answer(StatusCode::BAD_REQUEST, why);
             return counted(response.map(Either::Right), in_flight);
         }
         let path = request.uri().path();
-        if path == self.shared.snapshot_path || self.shared.profile_path.as_deref() == Some(path) {
-            let response = self.snapshot(request).await;
-            return counted(response.map(Either::Right), in_flight);
-        }
-        let response = app::pass_through(state, request, &self.peer).await;
-        counted(response, in_flight)
+        let (route, response) = match passthrough.own.classify(path) {
+            Addressed::Route => {
+                let response = self.snapshot(request).await;
+                return counted(response.map(Either::Right), in_flight);
+            }
+            Addressed::App => {
+                let response =
+                    general::forward(&passthrough.upstream, request, Some(&self.peer)).await;
+                metrics.request(Route::Passthrough, response.status());
+                return counted(response, in_flight);
+            }
+            Addressed::Guarded => {
+                // `path` is recorded as a string field: escaped in text and JSON logs alike.
+                tracing::warn!(
+                    path,
+                    "refused a spelling of a snapshot path on the pass-through route"
+                );
+                (
+                    Route::Snapshot,
+                    text_answer(StatusCode::NOT_FOUND, "not found\n"),
+                )
+            }
+            Addressed::Refused(why) => {
+                tracing::debug!(
+                    path,
+                    status = why.status().as_u16(),
+                    "refused a request path"
+                );
+                (Route::Passthrough, text_answer(why.status(), why.body()))
+            }
+            Addressed::Health => (
+                Route::Health,
+                text_answer(StatusCode::OK, "ok: snapshot in progress\n"),
+            ),
+        };
+        metrics.request(route, response.status());
+        counted(response.map(Either::Right), in_flight)
     }
 
     /// Runs the snapshot route on the home runtime; the body streams back through this
     /// connection. Dropping the answer (the client left) cancels the handler, as it would if it
     /// ran here.
-    async fn snapshot(&self, mut request: http::Request<Incoming>) -> axum::response::Response {
+    async fn snapshot<B>(&self, mut request: http::Request<B>) -> axum::response::Response
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         request.extensions_mut().insert(ConnectInfo(self.remote));
-        let routes = self.shared.snapshot_routes.clone();
+        let routes = self.shared.own_routes.clone();
         let mut handler = AbortOnDrop(self.shared.home.spawn(routes.oneshot(request)));
         match (&mut handler.0).await {
             Ok(Ok(response)) => response,
             Ok(Err(infallible)) => match infallible {},
             Err(e) => {
                 tracing::error!(error = %e, "the snapshot handler failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                text_answer(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
             }
         }
+    }
+}
+
+/// An in-process client connection to the public service, for tests: each request goes through
+/// `Connection::handle`, as on a worker after the lane (which needs a socket) has handed the
+/// connection over.
+#[derive(Clone)]
+pub struct InProcess(Arc<Connection>);
+
+impl InProcess {
+    /// A connection from `remote`. Must be called inside the runtime the snapshot path runs on.
+    pub(crate) fn new(public: Arc<Public>, remote: SocketAddr) -> InProcess {
+        InProcess(Arc::new(Connection::new(public, remote)))
+    }
+
+    /// One request and its answer.
+    pub async fn send(&self, request: http::Request<Body>) -> axum::response::Response {
+        Arc::clone(&self.0).handle(request).await.map(Body::new)
     }
 }
 
@@ -381,16 +460,6 @@ fn counted(
         body,
         _in_flight: in_flight,
     })
-}
-
-fn text(status: StatusCode, body: &'static str) -> axum::response::Response {
-    let mut response = axum::response::Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 struct AbortOnDrop<T>(JoinHandle<T>);

@@ -465,7 +465,6 @@ fn assert_snapshot(case: &str, answer: &HttpResponse) {
 // ---------------------------------------------------------------------------------------------
 // The tables
 
-#[test]
 fn malformed_hashes_are_400_and_never_reach_the_app() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -564,7 +563,6 @@ fn malformed_hashes_are_400_and_never_reach_the_app() {
     h.finish("malformed_hashes");
 }
 
-#[test]
 fn valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -710,7 +708,6 @@ fn valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403() {
     h.finish("valid_tokens_in_any_spelling");
 }
 
-#[test]
 fn hostile_task_values_are_refused_without_header_injection() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -778,7 +775,6 @@ fn hostile_task_values_are_refused_without_header_injection() {
 
 /// A client that meant to probe (or to repin) must never cost the app a snapshot: anything but
 /// `1` or `true`, once, is a 400.
-#[test]
 fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -865,7 +861,6 @@ fn unclear_probe_and_repin_values_are_400_and_take_no_snapshot() {
 /// Spellings of the snapshot paths that a router could resolve to them (dot segments, `%2e`,
 /// backslashes, escapes, parameters, absolute form) are refused before they reach the app, with
 /// or without a token; the exact spelling keeps working.
-#[test]
 fn dot_segment_and_backslash_spellings_never_reach_the_app() {
     let t = token();
     // --path /heapdump and --upstream-path /heapdump: the app has its own /heapdump.
@@ -928,8 +923,7 @@ fn dot_segment_and_backslash_spellings_never_reach_the_app() {
 /// decodeURIComponent(req.url), base)`) reads a decoded `?` or `#` as the end of the path and
 /// trims decoded spaces and controls. Those spellings are refused (404), and any path whose
 /// decoded form holds a C0 control or DEL is refused outright (400); on the lane (a plain GET)
-/// and on the general path (the same request with a chunked body) alike.
-#[test]
+/// on both pass-through paths (the whole file runs on each).
 fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
     let t = token();
     let mut h = Hostile::start(&[("/heapdump", Endpoint::Tiny)], "/heapdump", &[]);
@@ -985,15 +979,7 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         for spelling in spellings {
             for query in [String::new(), format!("?hash={t}")] {
                 let target = format!("{spelling}{query}");
-                cases.push(get_case(format!("lane {target}"), &target, expect));
-                cases.push(case(
-                    format!("general {target}"),
-                    with_body(
-                        request("GET", &target, "Transfer-Encoding: chunked\r\n"),
-                        b"0\r\n\r\n",
-                    ),
-                    expect,
-                ));
+                cases.push(get_case(target.clone(), &target, expect));
             }
         }
     }
@@ -1003,7 +989,7 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
         "/files/a%20b.txt",
         "/go/https%3A%2F%2Fx.example%2Fa%3Fb",
     ] {
-        cases.push(get_case(format!("lane {target}"), target, Expect::Passed));
+        cases.push(get_case(target, target, Expect::Passed));
     }
     h.run(&cases);
     h.finish("decode_first_spellings");
@@ -1011,7 +997,6 @@ fn decode_first_spellings_and_decoded_controls_never_reach_the_app() {
 
 /// Issue 21, item 7: the guard's work is bounded. A path that needs resolving and is longer
 /// than the guard resolves is refused with 414 on both paths; a long plain path still passes.
-#[test]
 fn long_paths_that_need_resolving_are_414_on_both_paths() {
     let mut h = Hostile::tiny();
     let slashes = "/".repeat(60_000);
@@ -1019,15 +1004,7 @@ fn long_paths_that_need_resolving_are_414_on_both_paths() {
     let plain = format!("/{}", "pass/".repeat(8_000));
     let mut cases = Vec::new();
     for (name, target) in [("slashes", &slashes), ("escapes", &escapes)] {
-        cases.push(get_case(format!("lane {name}"), target, status(&[414])));
-        cases.push(case(
-            format!("general {name}"),
-            with_body(
-                request("GET", target, "Transfer-Encoding: chunked\r\n"),
-                b"0\r\n\r\n",
-            ),
-            status(&[414]),
-        ));
+        cases.push(get_case(name, target, status(&[414])));
     }
     h.run(&cases);
     let before = h.counts();
@@ -1038,7 +1015,6 @@ fn long_paths_that_need_resolving_are_414_on_both_paths() {
 }
 
 /// Two `Host` headers are ambiguous (RFC 9112 §3.2): 400 on every route, nothing forwarded.
-#[test]
 fn two_host_headers_are_400() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -1062,7 +1038,6 @@ fn two_host_headers_are_400() {
     h.finish("two_host_headers");
 }
 
-#[test]
 fn methods_other_than_get_are_405_with_allow_get() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -1096,7 +1071,6 @@ fn methods_other_than_get_are_405_with_allow_get() {
     h.finish("methods_other_than_get");
 }
 
-#[test]
 fn malformed_http_and_oversized_heads_are_refused() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -1277,7 +1251,6 @@ fn head_of_size(target: &str, size: usize) -> Vec<u8> {
 
 /// `--max-header-bytes` is "the largest request head accepted"; a head over it must be refused
 /// however its bytes arrive, also when they arrive in one write.
-#[test]
 fn the_head_limit_is_exact() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -1306,7 +1279,6 @@ fn the_head_limit_is_exact() {
 
 /// `Host` must be one plain `host[:port]` (RFC 9112 §3.2): an app that builds its URL from
 /// `Host` must not be steerable to its snapshot route, and HTTP/1.1 needs a `Host`.
-#[test]
 fn unclear_hosts_are_400() {
     let mut h = Hostile::tiny();
     let row = |name: &str, head: &str, expect| case(name, closing(head), expect);
@@ -1375,7 +1347,6 @@ fn unclear_hosts_are_400() {
 /// the token itself, so a token holder could make it take snapshots back to back or at once).
 /// The stub routes like Express by default (case-insensitive, optional trailing slash), which is
 /// what makes the path variants reach it.
-#[test]
 fn the_apps_snapshot_endpoint_is_not_reachable_around_the_gate() {
     let t = token();
     let mut failures = Vec::new();
@@ -1436,7 +1407,6 @@ fn the_apps_snapshot_endpoint_is_not_reachable_around_the_gate() {
 /// the sidecar or the gateway: client text is escaped, and a task that is no task id is refused
 /// before anything logs it. A table: request → an answer, and the log properties (no forged
 /// line; in JSON, one object a line; the refusals logged).
-#[test]
 fn client_text_cannot_forge_a_log_line() {
     let t = token();
     let stub = stub_app(&[("/heapdump", Endpoint::Tiny)]);
@@ -1514,7 +1484,6 @@ fn client_text_cannot_forge_a_log_line() {
 // ---------------------------------------------------------------------------------------------
 // Scenarios a table cannot hold: several requests on one connection, and connections over time
 
-#[test]
 fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     let mut h = Hostile::tiny();
     let t = token();
@@ -1627,7 +1596,6 @@ fn pipelined_requests_are_answered_in_order_and_bodies_are_not_requests() {
     h.finish("pipelined_requests");
 }
 
-#[test]
 fn a_connection_listed_content_length_cannot_smuggle_a_request() {
     // `Connection` may name any header as hop-by-hop; naming `Content-Length` must never leave
     // the app with a body and no framing, where the body's bytes would be the next request.
@@ -1701,7 +1669,6 @@ fn closed_within_wait(mut conn: Conn) -> std::thread::JoinHandle<bool> {
     std::thread::spawn(move || conn.closed_by_server())
 }
 
-#[test]
 fn slowloris_and_idle_connections_are_cut_by_the_header_timeout() {
     let h = Hostile::start(
         &[(SNAPSHOT_ENDPOINT, Endpoint::Tiny)],
@@ -1772,6 +1739,8 @@ fn slowloris_and_idle_connections_are_cut_by_the_header_timeout() {
 /// arrives and gives it back when it waits for the next), so 1,000 idle sockets, before and after
 /// a request each, cost the proxy little next to its baseline RSS measured in the same run.
 /// Before: ~28 KiB per connection from its first moment, never given back.
+/// The lane's promise (it takes buffers only while a request is in): with `--lane off` every
+/// connection is hyper's, which keeps a read buffer per connection, so this runs on the lane only.
 #[test]
 fn idle_connections_hold_no_buffers() {
     const SOCKETS: usize = 1000;
@@ -1833,7 +1802,6 @@ fn idle_connections_hold_no_buffers() {
 
 /// Issue 21, item 4: `--max-connections` (here from `HEAPGATE_MAX_CONNECTIONS`) caps the open
 /// client connections: past it a new connection waits, unserved, until one closes.
-#[test]
 fn max_connections_caps_open_connections() {
     let stub = stub_app(&[(SNAPSHOT_ENDPOINT, Endpoint::Tiny)]);
     let upstream = stub.url();
@@ -1880,7 +1848,6 @@ fn max_connections_caps_open_connections() {
     drop(second);
 }
 
-#[test]
 fn a_client_that_never_reads_does_not_grow_the_proxy() {
     let mut h = Hostile::start(&[(BIG_ENDPOINT, Endpoint::Big)], BIG_ENDPOINT, &[]);
     let t = token();
@@ -1969,7 +1936,6 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
 
 /// With a send timeout, a client that stops reading loses its snapshot by itself: the gate
 /// reopens and the snapshot is counted as abandoned while the client still holds the connection.
-#[test]
 fn a_stalled_snapshot_client_is_cut_after_the_send_timeout() {
     let mut h = Hostile::start(
         &[(BIG_ENDPOINT, Endpoint::Big)],
@@ -2009,3 +1975,27 @@ fn a_stalled_snapshot_client_is_cut_after_the_send_timeout() {
     drop(stuck);
     h.finish("stalled_client_cut");
 }
+
+// Every test above, once on the lane and once on the general path (`--lane off`).
+heapgate_tests::on_both_paths!(
+    malformed_hashes_are_400_and_never_reach_the_app,
+    valid_tokens_in_any_spelling_are_one_token_and_invalid_ones_403,
+    hostile_task_values_are_refused_without_header_injection,
+    unclear_probe_and_repin_values_are_400_and_take_no_snapshot,
+    dot_segment_and_backslash_spellings_never_reach_the_app,
+    decode_first_spellings_and_decoded_controls_never_reach_the_app,
+    long_paths_that_need_resolving_are_414_on_both_paths,
+    two_host_headers_are_400,
+    methods_other_than_get_are_405_with_allow_get,
+    malformed_http_and_oversized_heads_are_refused,
+    the_head_limit_is_exact,
+    unclear_hosts_are_400,
+    the_apps_snapshot_endpoint_is_not_reachable_around_the_gate,
+    client_text_cannot_forge_a_log_line,
+    pipelined_requests_are_answered_in_order_and_bodies_are_not_requests,
+    a_connection_listed_content_length_cannot_smuggle_a_request,
+    slowloris_and_idle_connections_are_cut_by_the_header_timeout,
+    max_connections_caps_open_connections,
+    a_client_that_never_reads_does_not_grow_the_proxy,
+    a_stalled_snapshot_client_is_cut_after_the_send_timeout,
+);

@@ -2,21 +2,17 @@
 //! answers decoded and re-chunked, slow bodies handed to the general path, the client watched
 //! while the app works, shutdown's `Connection: close` and lingering close, `Connection`
 //! listings, and the in-flight gauge. The real `heapgate-proxy` binary over raw TCP, in front
-//! of the harness's stub app. Where the lane must behave as the general path does, the general
-//! path (reached with a chunked request body) is asked first, as the reference.
+//! of the harness's stub app. Most tests run on both pass-through paths (`on_both_paths!` at the
+//! end); where the lane must behave as the general path does, a proxy with `--lane off` is
+//! asked the same request first, as the reference.
 
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use heapgate_tests::http::{Conn, kept};
-use heapgate_tests::{Answer, Body, HttpResponse, Part, ProxyProc, Release, StubApp, WAIT};
-
-/// The same request with an empty chunked body: it takes the general path (the reference).
-fn general(method: &str, target: &str) -> Vec<u8> {
-    let mut bytes = kept(method, target, "Transfer-Encoding: chunked\r\n");
-    bytes.extend_from_slice(b"0\r\n\r\n");
-    bytes
-}
+use heapgate_tests::{
+    Answer, Body, HttpResponse, Part, PassthroughPath, ProxyProc, Release, StubApp, WAIT,
+};
 
 fn open(proxy: &ProxyProc, timeout: Duration) -> Conn {
     Conn::open(proxy.listen, timeout).unwrap_or_else(|e| panic!("connect: {e}"))
@@ -87,8 +83,9 @@ fn a_pipelining_client_that_half_closes_gets_every_answer() {
     // `mid_message_detect_eof` does; `next_request` then serves the buffered request and sees
     // the EOF after it.
     let app = slow_app();
-    let proxy = ProxyProc::passing_to(&app.url(), &[]);
-    let reference = pipeline_then_half_close(&proxy, &app, &general("POST", "/slow"));
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
+    let reference = pipeline_then_half_close(&general, &app, &kept("GET", "/slow", ""));
     // hyper answers the request in flight at least (what it does with the pipelined one
     // after the EOF is its own business).
     assert_eq!(
@@ -107,7 +104,6 @@ fn a_pipelining_client_that_half_closes_gets_every_answer() {
     in_flight_back_to_zero(&proxy);
 }
 
-#[test]
 fn a_client_pipelining_while_the_app_works_gets_both_answers_in_order() {
     let app = slow_app();
     let proxy = ProxyProc::passing_to(&app.url(), &[]);
@@ -128,7 +124,6 @@ fn a_client_pipelining_while_the_app_works_gets_both_answers_in_order() {
     in_flight_back_to_zero(&proxy);
 }
 
-#[test]
 fn a_client_sending_over_64_kib_while_the_app_works_is_served_in_order() {
     // 100 KiB of the next request's body while the first is pending: the lane stops reading at
     // its limit, and the rest goes on (the general path, the body being over 64 KiB).
@@ -162,7 +157,6 @@ fn a_client_sending_over_64_kib_while_the_app_works_is_served_in_order() {
 // ---------------------------------------------------------------------------------------------
 // Slow bodies handed to the general path
 
-#[test]
 fn a_slow_body_handed_over_mid_way_arrives_once_and_the_pipeline_behind_it_follows() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
     let proxy = ProxyProc::passing_to(&app.url(), &["--header-timeout", "300ms"]);
@@ -201,7 +195,6 @@ fn a_slow_body_handed_over_mid_way_arrives_once_and_the_pipeline_behind_it_follo
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 
-#[test]
 fn shutdown_during_a_small_upload_still_answers_it() {
     // hyper closes at shutdown only connections that are idle (no head read); once a head is
     // in, the request is served. The lane's `next_request` returns `Next::Close` whenever the
@@ -256,8 +249,8 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
     // connection, end with `Next::Close` (shutdown + `linger`) rather than `Next::Closed` when
     // `closing` fires; a plain drop is only safe when the client was never answered or has
     // sent its EOF.
-    // The general path (a chunked request) is the reference: it closes cleanly.
-    let run = |path: &str, first: &[u8]| {
+    // The general path is the reference: it closes cleanly.
+    let run = |path: PassthroughPath, first: &[u8]| {
         const LEN: usize = 8 << 20;
         let release = Release::new();
         let parts = {
@@ -275,7 +268,7 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
                 Answer::ok("next")
             }
         });
-        let proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "4s"]);
+        let proxy = ProxyProc::passing_on(path, &app.url(), &["--shutdown-timeout", "4s"]);
         let mut conn = open(&proxy, Duration::from_secs(4));
         conn.send(first).unwrap();
         wait_for_hits(&app, "/long", 1);
@@ -292,19 +285,18 @@ fn shutdown_during_a_long_answer_with_a_pipelined_request_does_not_reset_it() {
             Ok(Some(got)) => {
                 assert!(
                     got.complete,
-                    "{path}: the answer was cut: {} bytes",
+                    "{path:?}: the answer was cut: {} bytes",
                     got.body.len()
                 );
                 assert_eq!(got.body.len(), LEN);
             }
-            other => panic!("{path}: the answer in flight at shutdown was destroyed: {other:?}"),
+            other => panic!("{path:?}: the answer in flight at shutdown was destroyed: {other:?}"),
         }
     };
-    run("the general path", &general("POST", "/long"));
-    run("the lane", &kept("GET", "/long", ""));
+    run(PassthroughPath::General, &kept("GET", "/long", ""));
+    run(PassthroughPath::Lane, &kept("GET", "/long", ""));
 }
 
-#[test]
 fn shutdown_closes_idle_connections_at_once_and_exits_in_time() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
     let mut proxy = ProxyProc::passing_to(&app.url(), &["--shutdown-timeout", "2s"]);
@@ -334,7 +326,6 @@ fn shutdown_closes_idle_connections_at_once_and_exits_in_time() {
 
 /// Chunked answers cut at awkward places: an empty read between chunks, the last chunk split
 /// across writes, a huge chunk, CRLF alone.
-#[test]
 fn re_chunked_answers_survive_awkward_boundaries() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     type Case = (&'static str, Vec<Vec<u8>>, Vec<u8>);
@@ -414,7 +405,6 @@ fn re_chunked_answers_survive_awkward_boundaries() {
 // ---------------------------------------------------------------------------------------------
 // `Connection` listings
 
-#[test]
 fn connection_listing_forwarding_headers_and_framing_is_handled_like_the_general_path() {
     let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
     let proxy = ProxyProc::passing_to(&app.url(), &[]);
@@ -452,9 +442,10 @@ fn an_answer_whose_connection_names_date_still_has_a_date() {
              Content-Length: 2\r\n\r\nok",
         )
     });
-    let proxy = ProxyProc::passing_to(&app.url(), &[]);
-    let mut conn = open(&proxy, Duration::from_secs(3));
-    conn.send(&general("POST", "/general")).unwrap();
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
+    let mut conn = open(&general, Duration::from_secs(3));
+    conn.send(&kept("GET", "/general", "")).unwrap();
     let reference = answer(&mut conn, "general");
     assert_eq!(reference.text(), "ok");
     assert_eq!(reference.header_values("date").len(), 1, "the general path");
@@ -524,7 +515,8 @@ fn answer_headers_follow_one_policy_on_both_paths() {
             .map_or_else(String::new, |(_, raw)| raw.clone());
         Answer::raw(raw)
     });
-    let proxy = ProxyProc::passing_to(&app.url(), &[]);
+    let general = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let proxy = ProxyProc::passing_on(PassthroughPath::Lane, &app.url(), &[]);
     // Header lines a client sees, Date aside (it changes by the second), names lowercased.
     let headers = |answer: &HttpResponse| {
         let mut lines: Vec<(String, String)> = answer
@@ -537,8 +529,8 @@ fn answer_headers_follow_one_policy_on_both_paths() {
         lines
     };
     for (path, _) in answers {
-        let mut conn = open(&proxy, Duration::from_secs(3));
-        conn.send(&general("GET", path)).unwrap();
+        let mut conn = open(&general, Duration::from_secs(3));
+        conn.send(&kept("GET", path, "")).unwrap();
         let reference = answer(&mut conn, &format!("general {path}"));
         let mut conn = open(&proxy, Duration::from_secs(3));
         conn.send(&kept("GET", path, "")).unwrap();
@@ -569,3 +561,122 @@ fn answer_headers_follow_one_policy_on_both_paths() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The split, named and counted
+
+/// `heapgate_passthrough_split_total{path,reason}` counts every decision of the split: each
+/// request the lane takes, each connection it hands to the general path (one per reason), the
+/// later requests the general path serves there, and `--lane off`.
+#[test]
+fn the_split_metric_counts_each_reason() {
+    let app = StubApp::start(|request| Answer::ok(request.path().to_owned()));
+    let proxy = ProxyProc::passing_on(
+        PassthroughPath::Lane,
+        &app.url(),
+        &["--header-timeout", "1s"],
+    );
+    let head = |extra: &str| kept("POST", "/x", extra);
+    let mut chunked = head("Transfer-Encoding: chunked\r\n");
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let mut large = head("Content-Length: 70000\r\n");
+    large.extend_from_slice(&[b'a'; 70_000]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "version",
+            b"GET /x HTTP/1.0\r\nHost: app.example\r\n\r\n".to_vec(),
+        ),
+        (
+            "connect",
+            b"CONNECT app.example:80 HTTP/1.1\r\nHost: app.example:80\r\n\r\n".to_vec(),
+        ),
+        ("target", kept("GET", "/q?x[]=1", "")),
+        ("own_path", kept("GET", "/heapdump", "")),
+        (
+            "host",
+            b"GET /x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n".to_vec(),
+        ),
+        ("content_length", head("Content-Length: 1, 1\r\n")),
+        ("transfer_encoding", chunked.clone()),
+        (
+            "expect",
+            head("Expect: 100-continue\r\nContent-Length: 0\r\n"),
+        ),
+        (
+            "upgrade",
+            kept("GET", "/x", "Connection: upgrade\r\nUpgrade: websocket\r\n"),
+        ),
+        ("large_body", large),
+        (
+            "malformed_head",
+            b"GET /x HTTP/1.1\r\nHost: app.example\r\nno colon\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (reason, bytes) in &cases {
+        let mut conn = open(&proxy, Duration::from_secs(3));
+        conn.send(bytes).unwrap();
+        let _ = conn.response(false);
+        drop(conn);
+        split_counts(&proxy, &[("general", reason, 1)]);
+    }
+    // A body slower than the header timeout: the general path streams it.
+    let mut conn = open(&proxy, Duration::from_secs(5));
+    conn.send(&head("Content-Length: 4\r\n")).unwrap();
+    conn.send(b"ab").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    conn.send(b"cd").unwrap();
+    assert_eq!(answer(&mut conn, "slow body").text(), "/x");
+    // A later request on a connection the general path serves; then two plain ones.
+    conn.send(&kept("GET", "/later", "")).unwrap();
+    assert_eq!(answer(&mut conn, "later").text(), "/later");
+    let mut plain = open(&proxy, Duration::from_secs(3));
+    for _ in 0..2 {
+        plain.send(&kept("GET", "/plain", "")).unwrap();
+        assert_eq!(answer(&mut plain, "plain").text(), "/plain");
+    }
+    split_counts(
+        &proxy,
+        &[
+            ("general", "slow_body", 1),
+            ("general", "later", 1),
+            ("lane", "plain", 2),
+        ],
+    );
+    // Off, every connection is the general path's, from its first request.
+    let off = ProxyProc::passing_on(PassthroughPath::General, &app.url(), &[]);
+    let mut conn = open(&off, Duration::from_secs(3));
+    for _ in 0..3 {
+        conn.send(&kept("GET", "/off", "")).unwrap();
+        assert_eq!(answer(&mut conn, "off").text(), "/off");
+    }
+    split_counts(
+        &off,
+        &[
+            ("general", "lane_off", 1),
+            ("general", "later", 2),
+            ("lane", "plain", 0),
+        ],
+    );
+}
+
+/// Waits until `proxy` counts each `(path, reason, n)` in `heapgate_passthrough_split_total`.
+fn split_counts(proxy: &ProxyProc, counts: &[(&str, &str, u64)]) {
+    for (path, reason, n) in counts {
+        let line =
+            format!("heapgate_passthrough_split_total{{path=\"{path}\",reason=\"{reason}\"}} {n}");
+        if let Err(metrics) = proxy.metric_reaches(&line, Duration::from_secs(3)) {
+            panic!("no `{line}`:\n{metrics}");
+        }
+    }
+}
+
+// The tests above without `#[test]`, once on the lane and once on the general path.
+heapgate_tests::on_both_paths!(
+    a_client_pipelining_while_the_app_works_gets_both_answers_in_order,
+    a_client_sending_over_64_kib_while_the_app_works_is_served_in_order,
+    a_slow_body_handed_over_mid_way_arrives_once_and_the_pipeline_behind_it_follows,
+    shutdown_during_a_small_upload_still_answers_it,
+    shutdown_closes_idle_connections_at_once_and_exits_in_time,
+    re_chunked_answers_survive_awkward_boundaries,
+    connection_listing_forwarding_headers_and_framing_is_handled_like_the_general_path,
+);

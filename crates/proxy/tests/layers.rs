@@ -1,5 +1,5 @@
 //! The proxy's modules import each other in one direction only: no module reaches, through any
-//! chain of `crate::` paths in its code (doc links aside), back to itself. (`lib.rs`, the façade that re-exports the API, and
+//! chain of `crate::` or `super::` paths in its code (doc links aside), back to itself. (`lib.rs`, the façade that re-exports the API, and
 //! `main.rs`, the binary, are outside the graph.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,21 +25,66 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Every `crate::a::b…` in the code of `text` (comments and doc links aside), resolved to the
-/// longest known module it names.
-fn references(text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
-    let code: String = text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
+/// Every `crate::a::b…` and `super::…` in the code of `text`, the file of module `module`
+/// (comments and doc links aside), resolved to the longest known module it names. A `super::`
+/// inside an inline module (`mod tests { use super::*; }`) names the file's own module.
+fn references(module: &str, text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+    let parent = |module: &str| module.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
     let mut found = BTreeSet::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
-        let path: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-            .collect();
+    let mut inline = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        // An inline module at the file's top level, until its closing brace.
+        if !line.starts_with(' ') && trimmed.contains("mod ") && trimmed.ends_with('{') {
+            inline = true;
+        } else if line == "}" {
+            inline = false;
+        }
+        for (keyword, start) in [
+            ("crate::", String::new()),
+            ("super::", String::from("super")),
+        ] {
+            for (at, _) in line.match_indices(keyword) {
+                // `crate::` inside `super::crate::`-like text, or an identifier ending in it.
+                let before = line[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let rest = &line[at + keyword.len()..];
+                let mut path: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if !start.is_empty() {
+                    // `super::super::x`: one level up per `super`.
+                    let mut base = if inline {
+                        module.to_owned()
+                    } else {
+                        parent(module)
+                    };
+                    while let Some(more) = path.strip_prefix("super::") {
+                        base = parent(&base);
+                        path = more.to_owned();
+                    }
+                    path = if base.is_empty() {
+                        path
+                    } else {
+                        format!("{base}::{path}")
+                    };
+                }
+                found.extend(longest_module(&path, modules));
+            }
+        }
+    }
+    found
+}
+
+/// The longest module of `modules` that `path` (`a::b::Item`) starts with.
+fn longest_module(path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    {
         let mut best = None;
         let mut prefix = String::new();
         for segment in path.split("::").filter(|s| !s.is_empty()) {
@@ -51,9 +96,8 @@ fn references(text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
                 best = Some(prefix.clone());
             }
         }
-        found.extend(best);
+        best
     }
-    found
 }
 
 #[test]
@@ -77,7 +121,7 @@ fn proxy_modules_have_no_import_cycles() {
     let graph: BTreeMap<&str, BTreeSet<String>> = sources
         .iter()
         .map(|(module, text)| {
-            let mut targets = references(text, &modules);
+            let mut targets = references(module, text, &modules);
             targets.remove(module);
             (module.as_str(), targets)
         })
@@ -121,15 +165,50 @@ fn proxy_modules_have_no_import_cycles() {
 }
 
 #[test]
-fn the_cycle_check_finds_a_cycle() {
-    let modules: BTreeSet<String> = ["app", "handlers", "handlers::snapshot"]
-        .map(str::to_owned)
-        .into();
+fn the_cycle_check_reads_crate_and_super_paths() {
+    let modules: BTreeSet<String> = [
+        "app",
+        "handlers",
+        "handlers::snapshot",
+        "passthrough",
+        "passthrough::lane",
+        "passthrough::lane::buffers",
+        "passthrough::rules",
+    ]
+    .map(str::to_owned)
+    .into();
+    let of = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(
         references(
+            "handlers",
             "use crate::handlers::snapshot::{self, X};\nuse crate::app::Y; crate::Proxy\n/// [`crate::gate`]",
             &modules
         ),
-        ["app", "handlers::snapshot"].map(str::to_owned).into()
+        of(&["app", "handlers::snapshot"])
+    );
+    // `super::` from a file module names a sibling; from an inline module, the file's module;
+    // `super::super::` one level further up.
+    assert_eq!(
+        references(
+            "passthrough::lane::request",
+            "use super::buffers::Spare;\nuse super::super::rules::X;\nuse super::Lane;\n\
+             mod tests {\n    use super::*;\n}\n",
+            &modules
+        ),
+        of(&[
+            "passthrough::lane::buffers",
+            "passthrough::rules",
+            "passthrough::lane"
+        ])
+    );
+    let inline = "mod tests {\n    use super::buffers::X;\n}\n";
+    assert_eq!(
+        references("passthrough::lane", inline, &modules),
+        of(&["passthrough::lane::buffers"])
     );
 }

@@ -246,7 +246,10 @@ fn a_sampler_stopped_behind_the_proxys_back_is_a_502_then_restarted() {
     assert_eq!(refused.status, 502, "{}", refused.text());
     assert_eq!(refused.text(), "sampling heap profile unavailable\n");
     assert_eq!(refused.header("x-heapgate-task"), Some("p1"));
-    assert!(ours.proc.output().contains("sampling profile refused"));
+    // Logged before the 502 is sent, but read from the proxy's stderr on another thread: wait.
+    ours.proc.wait_for("the refusal logged", |l| {
+        l.contains("sampling profile refused").then_some(())
+    });
     std::thread::sleep(Duration::from_millis(500));
     let served = get(&ours, &format!("/heapprofile?hash={token}"));
     assert_eq!(served.status, 200, "{}", served.text());

@@ -1,5 +1,5 @@
-//! Every answer of the public router, through `Router` + `oneshot`, with a stub snapshot source
-//! that counts how often it is asked.
+//! Every answer of the public service — the one the workers run, `Connection::handle` — driven
+//! in-process, with a stub snapshot source that counts how often it is asked.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,10 +15,9 @@ use futures_util::{FutureExt, StreamExt};
 use heapgate_token::{Key, Keys, mint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
-use tower::ServiceExt;
 
 mod internals;
-use internals::{Capture, Config, Metrics, Source, SourceError, TaskId, app};
+use internals::{Capture, Config, InProcess, Metrics, Source, SourceError, TaskId, app};
 
 const SECRET: &[u8] = b"stub-secret-0123456789";
 
@@ -98,7 +97,7 @@ impl Source for Stub {
 }
 
 struct Harness {
-    router: axum::Router,
+    public: InProcess,
     metrics: Arc<Metrics>,
     stub: Arc<Stub>,
     feed: Option<mpsc::Sender<Result<Bytes, SourceError>>>,
@@ -119,14 +118,14 @@ fn harness(behaviour: Behaviour, min_interval: Duration) -> Harness {
         .health_path("/health")
         .build()
         .unwrap();
-    let (router, metrics) = app(
+    let (public, metrics) = app(
         &config,
         &TaskId::new("task-a").unwrap(),
         stub.clone(),
         fixed_now,
     );
     Harness {
-        router,
+        public,
         metrics,
         stub,
         feed: Some(tx),
@@ -142,7 +141,7 @@ impl Harness {
             .header("host", "heapgate")
             .body(Body::empty())
             .unwrap();
-        self.router.clone().oneshot(request).await.unwrap()
+        self.public.send(request).await
     }
 
     async fn get(&self, uri: &str) -> Response {
@@ -433,7 +432,7 @@ impl Harness {
             .header("accept-encoding", accept_encoding)
             .body(Body::empty())
             .unwrap();
-        self.router.clone().oneshot(request).await.unwrap()
+        self.public.send(request).await
     }
 }
 

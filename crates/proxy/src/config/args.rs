@@ -270,6 +270,17 @@ pub struct Args {
     #[arg(long, env = "HEAPGATE_THREADS", value_name = "N")]
     pub(super) threads: Option<usize>,
 
+    /// The plain-request lane: ordinary HTTP/1.1 requests passed by hand (fast). Off, every
+    /// request takes the general path (hyper), with the same rules and answers: a kill switch if
+    /// the lane is ever suspected.
+    #[arg(
+        long,
+        env = "HEAPGATE_LANE",
+        value_name = "on|off",
+        default_value = "on"
+    )]
+    pub(super) lane: LaneArg,
+
     /// For normal traffic: longest wait for the app's response head (504 after). Snapshot
     /// streams are never cut.
     #[arg(
@@ -432,6 +443,12 @@ pub(crate) enum SourceKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LaneArg {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RedactArg {
     Off,
     Strings,
@@ -491,6 +508,7 @@ impl Args {
             allow_upgrade: args.allow_upgrade,
             shutdown_timeout: *args.shutdown_timeout,
             threads: args.threads,
+            lane: args.lane == LaneArg::On,
             request_timeout: *args.request_timeout,
             header_timeout: *args.header_timeout,
             send_timeout: *args.send_timeout,

@@ -16,7 +16,7 @@ use super::{
 use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::{GatewayConfig, Targets};
-use crate::passthrough::UpstreamUrl;
+use crate::passthrough::upstream::UpstreamUrl;
 use crate::watch::trigger::TriggerConfig;
 
 impl ConfigBuilder {
@@ -159,6 +159,7 @@ impl ConfigBuilder {
             source,
             shutdown_timeout: self.shutdown_timeout,
             threads,
+            lane: self.lane,
             limits: Limits {
                 max_connections: self.max_connections,
                 max_header_bytes: self.max_header_bytes,

@@ -46,6 +46,7 @@ pub struct ConfigBuilder {
     pub(super) allow_upgrade: Vec<String>,
     pub(super) shutdown_timeout: Duration,
     pub(super) threads: Option<usize>,
+    pub(super) lane: bool,
     pub(super) request_timeout: Duration,
     pub(super) header_timeout: Duration,
     pub(super) send_timeout: Duration,
@@ -97,6 +98,7 @@ impl ConfigBuilder {
             allow_upgrade: Vec::new(),
             shutdown_timeout: duration(defaults::SHUTDOWN_TIMEOUT),
             threads: None,
+            lane: true,
             request_timeout: duration(defaults::REQUEST_TIMEOUT),
             header_timeout: duration(defaults::HEADER_TIMEOUT),
             send_timeout: duration(defaults::SEND_TIMEOUT),
@@ -248,6 +250,12 @@ impl ConfigBuilder {
     /// `--threads` (default: the CPUs this process may use).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// `--lane off`: every request takes the general path.
+    pub fn lane(mut self, on: bool) -> Self {
+        self.lane = on;
         self
     }
 

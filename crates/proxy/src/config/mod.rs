@@ -24,7 +24,7 @@ pub use builder::ConfigBuilder;
 use crate::body::encoding::Coding;
 use crate::guard::GuardedPaths;
 use crate::handlers::gateway::GatewayConfig;
-use crate::passthrough::UpstreamUrl;
+use crate::passthrough::upstream::UpstreamUrl;
 use crate::watch::trigger::TriggerConfig;
 
 /// Where snapshots come from, validated.
@@ -129,6 +129,8 @@ pub struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// Worker threads for the public listener (1..=1024).
     pub(crate) threads: usize,
+    /// `--lane`: whether plain requests take the lane.
+    pub(crate) lane: bool,
     pub(crate) limits: Limits,
     pub(crate) log_format: LogFormat,
     pub(crate) watch: WatchConfig,
