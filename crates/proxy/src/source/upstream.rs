@@ -26,8 +26,11 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::source::{Capture, ChunkStream, Source, SourceError};
 
-/// How long `take` waits for the app's response head before answering 200 regardless.
-const HEAD_WAIT: Duration = Duration::from_secs(2);
+/// How long `take` waits for the app's response head before answering 200 regardless: long
+/// enough that an app which writes its snapshot before its head (most do) is passed through as
+/// it answers, encoding included, on a busy box too; well under a balancer's idle timeout (ALB:
+/// 60 s), after which the heartbeat keeps the connection open.
+const HEAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Snapshots from `GET <upstream><path>?<query>`.
 #[derive(Debug, Clone)]
