@@ -15,7 +15,7 @@ use rmcp::model::CallToolResult;
 
 use super::Call;
 use super::roots::{Allowed, Roots, quoted};
-use super::tools::{CaptureHead, CaptureInput, EvidenceItem, capture_answer, page_of};
+use super::tools::{CaptureHead, CaptureInput, EvidenceItem, capture_answer};
 use crate::Error;
 use crate::args::{FetchArgs, McpArgs};
 
@@ -208,5 +208,5 @@ pub(crate) async fn take(call: &Call, input: CaptureInput) -> Result<CallToolRes
     let head = CaptureHead {
         folder: capture.dir.display().to_string(),
     };
-    Ok(page_of(call, capture_answer(verdict, head, items)))
+    Ok(capture_answer(call, verdict, head, items))
 }

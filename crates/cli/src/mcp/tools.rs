@@ -173,7 +173,21 @@ fn parse<T: DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, String>
 }
 
 /// The first page of `answer`, reusing an identical earlier answer when there is one.
-fn first_page(call: &Call, answer: Answer) -> CallToolResult {
+/// The first page of an answer: its verdict, its head fields, its paged items, and (when later
+/// calls may reuse it) its key.
+fn reply(
+    call: &Call,
+    verdict: String,
+    head: impl Serialize,
+    items: Vec<Value>,
+    key: Option<String>,
+) -> CallToolResult {
+    let answer = Answer {
+        verdict,
+        head: to_map(head),
+        items,
+        key,
+    };
     call.answers().first_page(answer, call.config().max_bytes)
 }
 
@@ -385,14 +399,12 @@ async fn list_evidence(call: &Call, input: ListInput) -> Result<CallToolResult, 
                 .len()
         )
     };
-    Ok(first_page(
+    Ok(reply(
         call,
-        Answer {
-            verdict,
-            head: to_map(ListHead { roots: listed }),
-            items: to_values(items),
-            key: None,
-        },
+        verdict,
+        ListHead { roots: listed },
+        to_values(items),
+        None,
     ))
 }
 
@@ -529,15 +541,7 @@ async fn summary(call: &Call, input: SummaryInput) -> Result<CallToolResult, Str
         })
         .await?;
     let (verdict, head, items) = answer;
-    Ok(first_page(
-        call,
-        Answer {
-            verdict,
-            head: to_map(head),
-            items,
-            key: Some(key),
-        },
-    ))
+    Ok(reply(call, verdict, head, items, Some(key)))
 }
 
 /// `file:line:column` of a profile frame, when it has a place.
@@ -739,15 +743,7 @@ async fn diff(call: &Call, input: DiffInput) -> Result<CallToolResult, String> {
             ))
         })
         .await?;
-    Ok(first_page(
-        call,
-        Answer {
-            verdict,
-            head: to_map(head),
-            items,
-            key: Some(key),
-        },
-    ))
+    Ok(reply(call, verdict, head, items, Some(key)))
 }
 
 fn diff_profiles(
@@ -927,15 +923,7 @@ async fn holders(call: &Call, input: HoldersInput) -> Result<CallToolResult, Str
             Ok((verdict, head, to_values(items)))
         })
         .await?;
-    Ok(first_page(
-        call,
-        Answer {
-            verdict,
-            head: to_map(head),
-            items,
-            key: Some(key),
-        },
-    ))
+    Ok(reply(call, verdict, head, items, Some(key)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -1041,15 +1029,7 @@ async fn query(call: &Call, input: QueryInput) -> Result<CallToolResult, String>
             Ok((verdict, head, to_values(page.items.iter().map(object_item))))
         })
         .await?;
-    Ok(first_page(
-        call,
-        Answer {
-            verdict,
-            head: to_map(head),
-            items,
-            key: None,
-        },
-    ))
+    Ok(reply(call, verdict, head, items, None))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -1180,15 +1160,7 @@ async fn object(call: &Call, input: ObjectInput) -> Result<CallToolResult, Strin
             Ok((verdict, head, to_values(items)))
         })
         .await?;
-    Ok(first_page(
-        call,
-        Answer {
-            verdict,
-            head: to_map(head),
-            items,
-            key: None,
-        },
-    ))
+    Ok(reply(call, verdict, head, items, None))
 }
 
 // ---- take_snapshot (inputs and head; the work is in `capture`) ----
@@ -1218,19 +1190,12 @@ pub(crate) struct CaptureHead {
     pub(crate) folder: String,
 }
 
+/// `take_snapshot`'s answer (the work is in `capture`).
 pub(crate) fn capture_answer(
+    call: &Call,
     verdict: String,
     head: CaptureHead,
     items: Vec<EvidenceItem>,
-) -> Answer {
-    Answer {
-        verdict,
-        head: to_map(head),
-        items: to_values(items),
-        key: None,
-    }
-}
-
-pub(crate) fn page_of(call: &Call, answer: Answer) -> CallToolResult {
-    first_page(call, answer)
+) -> CallToolResult {
+    reply(call, verdict, head, to_values(items), None)
 }
