@@ -222,6 +222,24 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The landing step both local paths take once the token is good: a request meant for another
+/// task is 421 (the client tries again, and lands elsewhere); a probe that landed here is 204
+/// naming this task; anything else goes on (`None`).
+fn land(task: &TaskId, wanted: Option<TaskId>, probe: bool) -> Result<Option<Response>, Refusal> {
+    if let Some(wanted) = wanted.filter(|wanted| wanted != task) {
+        return Err(Refusal::Misdirected {
+            here: task.clone(),
+            wanted,
+        });
+    }
+    if !probe {
+        return Ok(None);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    with_task(&mut response, task);
+    Ok(Some(response))
+}
+
 /// Says which task answered.
 fn with_task(response: &mut Response, task: &TaskId) {
     response

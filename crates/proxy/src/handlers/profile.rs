@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::Response;
 use bytes::Bytes;
 use heapgate_protocol::{ProfileFormat, TaskId, set_session};
 use tokio::time::Instant;
 
-use super::{Authorizer, Refusal, finish_on, with_task};
+use super::{Authorizer, Refusal, finish_on, land, with_task};
 use crate::body::encoding::{self, Coding};
 use crate::gate::SnapshotGate;
 use crate::metrics::{Metrics, Outcome, Route};
@@ -67,16 +67,8 @@ async fn take(
 ) -> Result<Response, Refusal> {
     let request = state.authorizer.check(method, uri)?;
     let task = &state.task;
-    if let Some(wanted) = request.query.task.filter(|wanted| wanted != task) {
-        return Err(Refusal::Misdirected {
-            here: task.clone(),
-            wanted,
-        });
-    }
-    if request.query.probe {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        with_task(&mut response, task);
-        return Ok(response);
+    if let Some(probed) = land(task, request.query.task, request.query.probe)? {
+        return Ok(probed);
     }
     let format = request.query.format.unwrap_or_default();
     if state.snapshots.is_running() {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
 use heapgate_protocol::{REDACTED_HEADER, TaskId, set_session};
 use tokio::time::Instant;
 
-use super::{Authorizer, Refusal, finish, with_task};
+use super::{Authorizer, Refusal, finish, land, with_task};
 use crate::body::encoding::{self, Coding};
 use crate::body::heartbeat::Heartbeat;
 use crate::body::redaction;
@@ -63,16 +63,8 @@ async fn take(
         return Err(Refusal::FormatOnSnapshot);
     }
     let task = &state.task;
-    if let Some(wanted) = request.query.task.filter(|wanted| wanted != task) {
-        return Err(Refusal::Misdirected {
-            here: task.clone(),
-            wanted,
-        });
-    }
-    if request.query.probe {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        with_task(&mut response, task);
-        return Ok(response);
+    if let Some(probed) = land(task, request.query.task, request.query.probe)? {
+        return Ok(probed);
     }
     let permit = state
         .gate
