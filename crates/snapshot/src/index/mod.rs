@@ -360,20 +360,10 @@ impl Snapshot {
         options: &OpenOptions,
     ) -> Result<Opened, SnapshotError> {
         let path = path.as_ref();
-        let work = &options.work;
+        let source = options.source(path)?;
         let mut warnings = Vec::new();
-        let identity = match (&options.cache, &options.identity) {
-            (None, _) => None,
-            (Some(_), Some(identity)) => Some(identity.clone()),
-            (Some(_), None) => {
-                SourceIdentity::of_file(path).map_err(|source| SnapshotError::Io {
-                    path: path.to_owned(),
-                    source,
-                })?
-            }
-        };
-        if let (Some(cache), Some(identity)) = (&options.cache, &identity)
-            && let Some(mut snapshot) = cache.load(identity, work, &mut warnings)?
+        if let Some((cache, identity)) = &source
+            && let Some(mut snapshot) = cache.load(identity, &options.work, &mut warnings)?
         {
             snapshot.origin = path.to_owned();
             return Ok(Opened {
@@ -382,11 +372,28 @@ impl Snapshot {
                 warnings,
             });
         }
+        Snapshot::read_and_index(
+            path,
+            options,
+            source.as_ref().map(|(c, i)| (*c, i)),
+            warnings,
+        )
+    }
+
+    /// Reads the file and keeps its index under `source` (the cache and the file's identity,
+    /// computed once by the caller whose index read missed).
+    fn read_and_index(
+        path: &Path,
+        options: &OpenOptions,
+        source: Option<(&Cache, &SourceIdentity)>,
+        mut warnings: Vec<String>,
+    ) -> Result<Opened, SnapshotError> {
+        let work = &options.work;
         let heap = read_heap(open(path, work)?, path, work)?;
         let mut snapshot = build(heap, Keep::Everything, None, work)?;
         snapshot.origin = path.to_owned();
-        let index = match (&options.cache, &identity) {
-            (Some(cache), Some(identity)) => match cache.store(identity, &snapshot, work) {
+        let index = match source {
+            Some((cache, identity)) => match cache.store(identity, &snapshot, work) {
                 Ok(_) => IndexUse::Written,
                 Err(_) if work.is_cancelled() => return Err(SnapshotError::Cancelled),
                 Err(warning) => {
@@ -394,7 +401,7 @@ impl Snapshot {
                     IndexUse::Failed
                 }
             },
-            _ => IndexUse::Off,
+            None => IndexUse::Off,
         };
         Ok(Opened {
             snapshot,
@@ -423,8 +430,9 @@ impl Summary {
     ) -> Result<OpenedSummary, SnapshotError> {
         let path = path.as_ref();
         let mut warnings = Vec::new();
-        if let Some((cache, identity)) = options.source(path)?
-            && let Some(summary) = cache.load_summary(&identity, &options.work, &mut warnings)?
+        let source = options.source(path)?;
+        if let Some((cache, identity)) = &source
+            && let Some(summary) = cache.load_summary(identity, &options.work, &mut warnings)?
         {
             return Ok(OpenedSummary {
                 summary,
@@ -432,12 +440,16 @@ impl Summary {
                 warnings,
             });
         }
-        let mut opened = Snapshot::open_with(path, options)?;
-        warnings.append(&mut opened.warnings);
+        let opened = Snapshot::read_and_index(
+            path,
+            options,
+            source.as_ref().map(|(c, i)| (*c, i)),
+            warnings,
+        )?;
         Ok(OpenedSummary {
             summary: opened.snapshot.into_summary(),
             index: opened.index,
-            warnings,
+            warnings: opened.warnings,
         })
     }
 }
@@ -451,16 +463,20 @@ impl Snapshot {
         subjects: Subjects<'_>,
         warnings: &mut Vec<String>,
     ) -> Result<Snapshot, SnapshotError> {
-        let found = match options.source(path)? {
-            Some((cache, identity)) => {
-                cache.load_for_compare(&identity, &options.work, warnings)?
-            }
+        let source = options.source(path)?;
+        let found = match &source {
+            Some((cache, identity)) => cache.load_for_compare(identity, &options.work, warnings)?,
             None => None,
         };
         let mut snapshot = match found {
             Some(snapshot) => snapshot,
             None => {
-                let mut opened = Snapshot::open_with(path, options)?;
+                let mut opened = Snapshot::read_and_index(
+                    path,
+                    options,
+                    source.as_ref().map(|(c, i)| (*c, i)),
+                    Vec::new(),
+                )?;
                 warnings.append(&mut opened.warnings);
                 opened.snapshot
             }
