@@ -581,25 +581,11 @@ mod tests {
     #[test]
     fn decoded_scheme_relative_targets_are_guarded() {
         let guarded = GuardedPaths::new(["/heapdump"]);
-        let mut checked = 0;
-        for path in [
-            "/%2fx/heapdump",
-            "/%2F%2Fx/heapdump",
-            "/%2F/x/heapdump",
-            "/%2f127.0.0.1/heapdump",
-            "/%5cx/heapdump",
-            "/%5c%5cx/heapdump",
-            "/%2fuser@x/heapdump",
-            "/%2fx:80/heapdump",
-            "/%2fx/x/../heapdump",
-        ] {
-            for suffix in ["", "%3f", "%3fx", "%23", "%23x", "%20", "%3f/../x"] {
-                let path = format!("{path}{suffix}");
-                assert_ne!(guarded.check(&path), Verdict::Pass, "{path}");
-                checked += 1;
-            }
+        let spellings = crate::testing::decoded_scheme_relative_spellings();
+        assert_eq!(spellings.len(), 63);
+        for path in spellings {
+            assert_ne!(guarded.check(&path), Verdict::Pass, "{path}");
         }
-        assert_eq!(checked, 63);
     }
 
     /// Issue 21: the guard's work is bounded. A path that needs resolving is refused past

@@ -68,6 +68,29 @@ pub mod testing {
 
     pub use crate::workers::InProcess;
 
+    /// Spellings of `/heapdump` that a decode-first app reads as a scheme-relative target (an
+    /// escaped slash or backslash after the first `/`, `/%2fx/heapdump` → `//x/heapdump`), each also
+    /// with a decoded `?`, `#` or space after it: 63 paths the guard must never pass. Shared by the
+    /// guard's unit test and the end-to-end hostile table.
+    pub fn decoded_scheme_relative_spellings() -> Vec<String> {
+        const PATHS: [&str; 9] = [
+            "/%2fx/heapdump",
+            "/%2F%2Fx/heapdump",
+            "/%2F/x/heapdump",
+            "/%2f127.0.0.1/heapdump",
+            "/%5cx/heapdump",
+            "/%5c%5cx/heapdump",
+            "/%2fuser@x/heapdump",
+            "/%2fx:80/heapdump",
+            "/%2fx/x/../heapdump",
+        ];
+        const SUFFIXES: [&str; 7] = ["", "%3f", "%3fx", "%23", "%23x", "%20", "%3f/../x"];
+        PATHS
+            .iter()
+            .flat_map(|path| SUFFIXES.map(|suffix| format!("{path}{suffix}")))
+            .collect()
+    }
+
     /// An in-process connection to the public service `config` gives — the one the workers run
     /// — with `source` as its snapshot source and `now` as its clock; with the metrics it
     /// records. Must be called inside a Tokio runtime (the snapshot path runs on it).
