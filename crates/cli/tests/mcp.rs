@@ -118,6 +118,37 @@ fn s(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// Runs the client `name` in tests/data/mcp (written there from `inline` for this run when
+/// given) with `config` as its argument; its stdout, once it exited 0.
+fn run_client(
+    node: &Path,
+    clients: &Path,
+    name: &str,
+    inline: Option<&str>,
+    config: &Value,
+) -> String {
+    let path = clients.join(name);
+    if let Some(script) = inline {
+        std::fs::write(&path, script).unwrap();
+    }
+    let out = Command::new(node)
+        .current_dir(clients)
+        .arg(&path)
+        .arg(config.to_string())
+        .output()
+        .unwrap();
+    if inline.is_some() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
     let test = "mcp::sdk_client";
@@ -157,18 +188,7 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
         ],
         "maxBytes": 8192,
     });
-    let out = Command::new(node)
-        .current_dir(&clients)
-        .arg("agent.mjs")
-        .arg(config.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "agent.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client(&node, &clients, "agent.mjs", None, &config);
     let report: Value = stdout
         .lines()
         .find_map(|l| l.strip_prefix("report "))
@@ -251,26 +271,12 @@ for (const [name, args] of calls) {
 await client.close();
 console.log(all.includes("customer-secret-") ? "LEAKED" : "CLEAN", all.length);
 "#;
-    let path = clients.join(".strings-check.mjs");
-    std::fs::write(&path, script).unwrap();
     let config = json!({
         "command": heapgate(),
         "args": ["mcp", "--root", s(&series.root), "--cache-dir", s(&series.cache)],
         "series": series.files.iter().map(|f| s(f)).collect::<Vec<_>>(),
     });
-    let out = Command::new(node)
-        .current_dir(&clients)
-        .arg(&path)
-        .arg(config.to_string())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client(&node, &clients, ".strings-check.mjs", Some(script), &config);
     assert!(stdout.starts_with("CLEAN"), "{stdout}");
 }
 
@@ -429,8 +435,6 @@ assert.equal(diff.structuredContent.kind, "profiles");
 await client.close();
 console.log(JSON.stringify({ files, verdict: took.structuredContent.verdict, diff: diff.structuredContent.verdict }));
 "#;
-    let path = clients.join(".capture-check.mjs");
-    std::fs::write(&path, script).unwrap();
     let root_arg = s(&root);
     let cache = s(&root.join(".cache"));
     let config = json!({
@@ -439,19 +443,7 @@ console.log(JSON.stringify({ files, verdict: took.structuredContent.verdict, dif
         "capture": ["mcp", "--root", root_arg, "--cache-dir", cache, "--capture", base],
         "secret": secret,
     });
-    let out = Command::new(node)
-        .current_dir(&clients)
-        .arg(&path)
-        .arg(config.to_string())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client(&node, &clients, ".capture-check.mjs", Some(script), &config);
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     for file in report["files"].as_array().unwrap() {
         let file = Path::new(file.as_str().unwrap());
