@@ -553,12 +553,19 @@ impl ProxyProc {
     /// `/metrics` from the admin port once it has the line `line`, waiting up to `within`; on
     /// time out, `Err` with the last metrics seen.
     pub fn metric_reaches(&self, line: &str, within: Duration) -> Result<String, String> {
+        self.metrics_reach(&[line], within)
+    }
+
+    /// `/metrics` from the admin port once one rendering has every line of `lines`. Wait for
+    /// all related lines together: a rendering is not atomic, so a gauge can already show the
+    /// end of a step whose counters the same rendering read before they moved.
+    pub fn metrics_reach(&self, lines: &[&str], within: Duration) -> Result<String, String> {
         let deadline = Instant::now() + within;
         loop {
             let metrics = http_get(self.admin, "/metrics")
                 .map_err(|e| format!("GET /metrics: {e}"))?
                 .text();
-            if metrics.lines().any(|l| l == line) {
+            if lines.iter().all(|line| metrics.lines().any(|l| l == *line)) {
                 return Ok(metrics);
             }
             if Instant::now() >= deadline {
