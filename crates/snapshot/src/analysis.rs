@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::classify;
+use crate::column::Column;
 use crate::dominators::{self, BASE_UNREACHABLE_DISTANCE, EdgeTypes, Graph};
 use crate::fxhash::{FastMap, FastSet};
 use crate::graph;
@@ -80,8 +81,8 @@ pub struct Snapshot {
     pub(crate) heap: Heap,
     pub(crate) graph: Graph,
     /// Group (index into the summary's groups) of every counted node, else [`NONE`].
-    pub(crate) node_group: Vec<u32>,
-    pub(crate) detached: Vec<bool>,
+    pub(crate) node_group: Column<u32>,
+    pub(crate) detached: Column<bool>,
     /// Class key index of every group.
     pub(crate) group_key: Vec<u32>,
     /// Class keys (name, location) with this snapshot's own interface definitions.
@@ -140,8 +141,8 @@ impl Snapshot {
             summary,
             heap,
             graph,
-            node_group,
-            detached,
+            node_group: node_group.into(),
+            detached: detached.into(),
             group_key,
             keys,
             root,
@@ -163,7 +164,7 @@ impl Snapshot {
         if let Some(subjects) = compare {
             snapshot.set_subjects(subjects);
             // Nothing a comparison asks later needs the tree.
-            snapshot.graph.dominator = Vec::new();
+            snapshot.graph.dominator = Vec::new().into();
         }
         // The per-class sums need only the dominator tree: the columns paths need come back
         // after them.
@@ -298,7 +299,7 @@ impl Snapshot {
 
     /// The ordinal of the node with id `id`.
     pub(crate) fn ordinal_of(&self, id: u32) -> Option<usize> {
-        self.heap.node_id.iter().position(|&i| i == id)
+        self.heap.node_id.position(id)
     }
 
     /// The retained size of the node with id `id`.
@@ -364,8 +365,8 @@ impl Snapshot {
 
     /// The node whose edge range holds edge `e`.
     pub(crate) fn source_of(&self, e: usize) -> usize {
-        let first_edge = &self.heap.first_edge;
-        first_edge[..first_edge.len() - 1].partition_point(|&f| f as usize <= e) - 1
+        // The last offset is the edge count, above any edge: the point is the same without it.
+        self.heap.first_edge.partition_point(|f| f as usize <= e) - 1
     }
 
     /// A node's `name()` in DevTools: plain objects are named by their properties.

@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 
+use crate::column::Column;
 use crate::fxhash::{FastMap, FastSet};
 use crate::layout::NodeKind;
 use crate::parse::{EDGE_TARGET_MASK, Heap};
@@ -74,14 +75,14 @@ impl EdgeTypes {
 /// The graph facts the leak views need, per node ordinal.
 pub(crate) struct Graph {
     /// Retainer entries of node `o`: `first_retainer[o]..first_retainer[o + 1]`.
-    pub(crate) first_retainer: Vec<u32>,
+    pub(crate) first_retainer: Column<u32>,
     /// The edge of each entry, in DevTools' order (reverse edge order); its source is the node
     /// whose edge range holds it.
-    pub(crate) retainer_edge: Vec<u32>,
-    pub(crate) retained: Vec<u64>,
-    pub(crate) distance: Vec<i32>,
+    pub(crate) retainer_edge: Column<u32>,
+    pub(crate) retained: Column<u64>,
+    pub(crate) distance: Column<i32>,
     /// The immediate dominator of every node (the root's is itself).
-    pub(crate) dominator: Vec<u32>,
+    pub(crate) dominator: Column<u32>,
 }
 
 impl Graph {
@@ -147,11 +148,11 @@ pub(crate) fn analyse(
     drop(essential);
     retainer_sources_to_edges(heap, &mut first_retainer, &mut retainer_edge);
     Graph {
-        first_retainer,
-        retainer_edge,
-        retained,
-        distance,
-        dominator,
+        first_retainer: first_retainer.into(),
+        retainer_edge: retainer_edge.into(),
+        retained: retained.into(),
+        distance: distance.into(),
+        dominator: dominator.into(),
     }
 }
 

@@ -62,6 +62,7 @@
 
 mod analysis;
 mod classify;
+mod column;
 mod decode;
 mod diff;
 mod dominators;

@@ -254,7 +254,7 @@ pub(crate) fn build(
     identity_entries.sort_unstable_by_key(|&(id, _)| id);
 
     let renamed = graph::detached_names(&heap);
-    heap.node_detachedness = Vec::new();
+    heap.node_detachedness = Vec::new().into();
     let mut sizes = std::mem::take(&mut heap.node_size);
     info.sizes_folded = graph::fold_owned_sizes(&heap, &renamed, &mut sizes);
 
@@ -412,10 +412,10 @@ pub(crate) fn build(
     } else {
         // Only retainer paths need them (the caller keeps the summary alone, which holds its
         // own names); the dominator pass needs the memory.
-        heap.edge_name = Vec::new();
-        heap.edge_type = Vec::new();
-        heap.node_name = Vec::new();
-        heap.node_type = Vec::new();
+        heap.edge_name = Vec::new().into();
+        heap.edge_type = Vec::new().into();
+        heap.node_name = Vec::new().into();
+        heap.node_type = Vec::new().into();
         heap.closure_locations = Vec::new();
         heap.strings = StringTable::default();
         renamed = Vec::new();
@@ -439,7 +439,7 @@ pub(crate) fn build(
     work.stage(Stage::Analysing, 3, Some(4));
     if keep != Keep::Everything {
         // Retainer lists name edges: their targets are not read again.
-        heap.edges = Vec::new();
+        heap.edges = Vec::new().into();
     }
 
     let summary = Summary {

@@ -29,6 +29,7 @@ use std::{
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
+use crate::column::Column;
 use crate::fxhash::FastMap;
 use crate::input::{Input, InputError};
 use crate::layout::{EdgeKind, Header, Layout, NodeKind};
@@ -45,22 +46,22 @@ pub(crate) const EDGE_HIDDEN: u32 = 2 << 30;
 pub(crate) struct Heap {
     pub(crate) layout: Layout,
     /// Node type, an index into `layout.nodes.type_names`.
-    pub(crate) node_type: Vec<u8>,
+    pub(crate) node_type: Column<u8>,
     /// Node name, an index into `strings`.
-    pub(crate) node_name: Vec<u32>,
-    pub(crate) node_id: Vec<u32>,
+    pub(crate) node_name: Column<u32>,
+    pub(crate) node_id: Column<u32>,
     /// Self size in bytes (saturated at `u32::MAX`, as DevTools keeps 32 bits too).
-    pub(crate) node_size: Vec<u32>,
+    pub(crate) node_size: Column<u32>,
     /// `detachedness` (0 unknown, 1 attached, 2 detached); empty if the snapshot has no such field.
-    pub(crate) node_detachedness: Vec<u8>,
+    pub(crate) node_detachedness: Column<u8>,
     /// Edge ordinal of each node's first edge; one more entry than nodes.
-    pub(crate) first_edge: Vec<u32>,
+    pub(crate) first_edge: Column<u32>,
     /// Target ordinal | [`EDGE_WEAK`] or [`EDGE_HIDDEN`].
-    pub(crate) edges: Vec<u32>,
+    pub(crate) edges: Column<u32>,
     /// Each edge's type, an index into `layout.edges.type_names`.
-    pub(crate) edge_type: Vec<u8>,
+    pub(crate) edge_type: Column<u8>,
     /// Each edge's `name_or_index`: a string index for named types, else an index.
-    pub(crate) edge_name: Vec<u32>,
+    pub(crate) edge_name: Column<u32>,
     /// Source locations of `object` nodes: `(ordinal, location)`, sorted by ordinal.
     pub(crate) locations: Vec<(u32, Location)>,
     /// Source locations of `closure` nodes, sorted by ordinal.
@@ -371,15 +372,15 @@ impl State {
         let (object_locations, closure_locations) = self.locations.unwrap_or_default();
         Ok(Heap {
             layout,
-            node_type: nodes.node_type,
-            node_name: nodes.node_name,
-            node_id: nodes.node_id,
-            node_size: nodes.node_size,
-            node_detachedness: nodes.node_detachedness,
-            first_edge: nodes.first_edge,
-            edges: edges.edges,
-            edge_type: edges.edge_type,
-            edge_name: edges.edge_name,
+            node_type: nodes.node_type.into(),
+            node_name: nodes.node_name.into(),
+            node_id: nodes.node_id.into(),
+            node_size: nodes.node_size.into(),
+            node_detachedness: nodes.node_detachedness.into(),
+            first_edge: nodes.first_edge.into(),
+            edges: edges.edges.into(),
+            edge_type: edges.edge_type.into(),
+            edge_name: edges.edge_name.into(),
             locations: object_locations,
             closure_locations,
             strings: strings.kept,

@@ -98,10 +98,14 @@ impl Snapshot {
                     && self.heap.string(self.heap.edge_name[e]) == name
             })
         };
-        let mut found: Vec<(u64, u32, usize)> = (0..self.heap.node_count())
+        // From an index, only the blocks of nodes that may retain enough are read.
+        let mut found: Vec<(u64, u32, usize)> = (self.graph.retained)
+            .ranges_reaching(query.min_retained_size)
+            .into_iter()
+            .flatten()
             .filter(|&o| {
-                self.node_group[o] != NONE
-                    && self.graph.retained[o] >= query.min_retained_size
+                self.graph.retained[o] >= query.min_retained_size
+                    && self.node_group[o] != NONE
                     && self.key_of(o).is_some_and(|k| keys[k as usize])
                     && query.edge.as_deref().is_none_or(|name| has_edge(o, name))
             })

@@ -52,10 +52,10 @@ impl Spilled {
             node_type: heap.node_type.len(),
             renamed: renamed.len(),
         };
-        heap.edge_name = Vec::new();
-        heap.edge_type = Vec::new();
-        heap.node_name = Vec::new();
-        heap.node_type = Vec::new();
+        heap.edge_name = Vec::new().into();
+        heap.edge_type = Vec::new().into();
+        heap.node_name = Vec::new().into();
+        heap.node_type = Vec::new().into();
         *renamed = Vec::new();
         Some(spilled)
     }
@@ -64,10 +64,10 @@ impl Spilled {
     pub(crate) fn restore(mut self, heap: &mut Heap, renamed: &mut Vec<bool>) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(0))?;
         let mut reader = BufReader::with_capacity(CHUNK * 4, self.file);
-        heap.edge_name = read_u32s(&mut reader, self.edge_name)?;
-        heap.edge_type = read_bytes(&mut reader, self.edge_type)?;
-        heap.node_name = read_u32s(&mut reader, self.node_name)?;
-        heap.node_type = read_bytes(&mut reader, self.node_type)?;
+        heap.edge_name = read_u32s(&mut reader, self.edge_name)?.into();
+        heap.edge_type = read_bytes(&mut reader, self.edge_type)?.into();
+        heap.node_name = read_u32s(&mut reader, self.node_name)?.into();
+        heap.node_type = read_bytes(&mut reader, self.node_type)?.into();
         *renamed = read_bytes(&mut reader, self.renamed)?
             .into_iter()
             .map(|b| b != 0)

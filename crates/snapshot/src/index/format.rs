@@ -1,24 +1,39 @@
 //! The index file: a loaded [`Snapshot`] with everything drill-down needs, in flat columns.
 //!
 //! ```text
-//! MAGIC  format:u32  version:str  identity:str  sections:u32  (raw_len:u64 stored_len:u64)*
-//! section*   (each one zstd frame with its content checksum)
+//! MAGIC  format:u32  header_len:u64  version:str  identity:str
+//! (raw_len:u64 stored_len:u64 crc:u32)*3                      small sections
+//! (len:u64 delta:u8 crc:u32 blocks:u32 (stored:u32 first:u64 min:u64 max:u64)*)*14   columns
+//! header_crc:u32
+//! small section*   (each one zstd frame)
+//! column block*    (each one zstd frame of 64 Ki values)
 //! ```
 //!
+//! The small sections (the summary, the strings, the layout) are read whole. The graph's
+//! columns stay in the file and are read block by block as a question touches them, so that
+//! finding one object reads a few blocks, not the whole index (see `column`).
+//!
 //! Nothing read back is trusted: the header must name this heapgate version and the same
-//! source, the section lengths must add up to the file's, every frame's checksum must hold, and
-//! the columns must agree with each other (lengths, and every index inside its table) before a
-//! [`Snapshot`] is made of them. Any failure is a reason to rebuild, never a panic.
+//! source and hold its own checksum, the lengths must add up to the file's, every section's and
+//! column's CRC-32 is checked before anything is used, the columns must agree with each other
+//! (lengths, offsets rising from 0 to the end of what they index), and each block's values are
+//! checked against the tables they index when it is read. Any failure found on opening is a
+//! reason to rebuild, never a panic.
 
 use std::{
     collections::HashMap,
     fs::File,
-    io::{self, Read, Seek, SeekFrom, Write},
+    io::{self, Read, Write},
+    os::unix::fs::FileExt,
     path::Path,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
-use crate::analysis::{NONE, Snapshot};
+use crate::analysis::Snapshot;
+use crate::column::{BLOCK, BlockAt, Cell, Check, Column, IndexFile, Stored, blocks_of};
 use crate::dominators::Graph;
 use crate::identity::{Fingerprint, IdentitySample, SampleRate};
 use crate::layout::Layout;
@@ -30,13 +45,18 @@ use crate::work::{Stage, Work};
 /// The first bytes of every index file.
 const MAGIC: &[u8; 8] = b"HGINDEX\n";
 /// Bumped whenever the layout below changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// This build's version: an index written by another is rebuilt.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// zstd level: fast, and still about 3× on these columns.
 const LEVEL: i32 = 1;
-/// Sections in an index.
-const SECTIONS: usize = 9;
+/// The small sections, each one zstd frame: 0 the summary's tables and the layout, 1 the
+/// strings, 2 the summary's members.
+const SMALL: usize = 3;
+/// The graph's columns, in file order: see [`column_blocks`].
+const COLUMNS: usize = 14;
+/// A header larger than this is damage, not an index.
+const MAX_HEADER: u64 = 256 << 20;
 
 /// Why an index was not used (a warning's text; the index is rebuilt).
 pub(crate) type Bad = String;
@@ -48,39 +68,119 @@ pub(crate) fn write(
     out: &mut impl Write,
     work: &Work,
 ) -> io::Result<u64> {
-    let all: Vec<usize> = (0..SECTIONS).collect();
-    let stored = on_workers(work, Stage::WritingIndex, &all, |i| {
-        let raw = encode(snapshot, i);
-        compress(&raw).map(|c| (raw.len() as u64, c))
+    // Small sections and columns are independent jobs: 0..SMALL, then the columns.
+    let jobs: Vec<usize> = (0..SMALL + COLUMNS).collect();
+    let done = on_workers(work, Stage::WritingIndex, &jobs, |i| {
+        if i < SMALL {
+            let raw = encode(snapshot, i);
+            compress(&raw).map(|c| Written::Small(raw.len() as u64, c))
+        } else {
+            column_blocks(snapshot, i - SMALL).map(Written::Column)
+        }
     });
     if work.is_cancelled() {
         return Err(io::Error::other("cancelled"));
     }
-    let mut sections = Vec::with_capacity(SECTIONS);
-    for s in stored {
-        sections.push(s.ok_or_else(|| io::Error::other("an index section was not written"))??);
+    let mut parts = Vec::with_capacity(jobs.len());
+    for part in done {
+        parts.push(part.ok_or_else(|| io::Error::other("an index section was not written"))??);
     }
     let mut head = Enc::default();
     head.0.extend_from_slice(MAGIC);
     head.u32(FORMAT);
+    head.u64(0); // the header's length, filled in below
     head.str(VERSION);
     head.str(identity);
-    head.u32(SECTIONS as u32);
-    for (raw, stored) in &sections {
-        head.u64(*raw);
-        head.u64(stored.len() as u64);
+    for part in &parts {
+        match part {
+            Written::Small(raw, stored) => {
+                head.u64(*raw);
+                head.u64(stored.len() as u64);
+                head.u32(crc32fast::hash(stored));
+            }
+            Written::Column(c) => {
+                head.u64(c.len);
+                head.u8(u8::from(c.delta));
+                let mut crc = crc32fast::Hasher::new();
+                c.blocks.iter().for_each(|(b, _)| crc.update(b));
+                head.u32(crc.finalize());
+                head.u32(c.blocks.len() as u32);
+                for (_, at) in &c.blocks {
+                    head.u32(at.stored);
+                    head.u64(at.first);
+                    head.u64(at.min);
+                    head.u64(at.max);
+                }
+            }
+        }
     }
+    let header_len = head.0.len() as u64 + 4;
+    head.0[12..20].copy_from_slice(&header_len.to_le_bytes());
+    let crc = crc32fast::hash(&head.0);
+    head.u32(crc);
     out.write_all(&head.0)?;
-    let mut total = head.0.len() as u64;
-    for (_, stored) in &sections {
-        out.write_all(stored)?;
-        total += stored.len() as u64;
+    let mut total = header_len;
+    for part in &parts {
+        match part {
+            Written::Small(_, stored) => {
+                out.write_all(stored)?;
+                total += stored.len() as u64;
+            }
+            Written::Column(c) => {
+                for (stored, _) in &c.blocks {
+                    out.write_all(stored)?;
+                    total += stored.len() as u64;
+                }
+            }
+        }
     }
     Ok(total)
 }
 
-/// `job(i)` for every section `i` of `jobs`, on a few threads (sections are independent); `None` for the
-/// sections not done because `work` was cancelled.
+/// A written section or column.
+enum Written {
+    /// Raw length and the zstd frame.
+    Small(u64, Vec<u8>),
+    Column(ColumnBlocks),
+}
+
+struct ColumnBlocks {
+    len: u64,
+    delta: bool,
+    blocks: Vec<(Vec<u8>, BlockAt)>,
+}
+
+/// Column `c` of `s`, compressed in blocks. Ids and offsets are delta-coded (near-sorted: runs
+/// of small numbers compress several times better).
+fn column_blocks(s: &Snapshot, c: usize) -> io::Result<ColumnBlocks> {
+    fn of<T: Cell>(values: &[T], delta: bool) -> io::Result<ColumnBlocks> {
+        Ok(ColumnBlocks {
+            len: values.len() as u64,
+            delta,
+            blocks: blocks_of(values, delta, LEVEL)?,
+        })
+    }
+    let (heap, graph) = (&s.heap, &s.graph);
+    match c {
+        0 => of(&heap.node_type, false),
+        1 => of(&heap.node_name, false),
+        2 => of(&heap.node_id, true),
+        3 => of(&heap.first_edge, true),
+        4 => of(&s.node_group, false),
+        5 => of(&s.detached, false),
+        6 => of(&heap.edges, false),
+        7 => of(&heap.edge_type, false),
+        8 => of(&heap.edge_name, false),
+        9 => of(&graph.first_retainer, true),
+        10 => of(&graph.retainer_edge, false),
+        11 => of(&graph.retained, false),
+        12 => of(&graph.distance, false),
+        _ => of(&graph.dominator, false),
+    }
+}
+
+/// `job(i)` for every `i` of `jobs`, on a few threads (jobs are independent), in the order of
+/// `jobs`; `None` for the jobs not done because `work` was cancelled.
 fn on_workers<T: Send>(
     work: &Work,
     stage: Stage,
@@ -92,7 +192,7 @@ fn on_workers<T: Send>(
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .clamp(1, 4);
-    let mut out: Vec<Option<T>> = (0..SECTIONS).map(|_| None).collect();
+    let mut out: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -103,20 +203,19 @@ fn on_workers<T: Send>(
                         if k >= jobs.len() || work.is_cancelled() {
                             break;
                         }
-                        let i = jobs[k];
-                        let result = job(i);
+                        let result = job(jobs[k]);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         work.stage(stage, n as u64, Some(jobs.len() as u64));
-                        mine.push((i, result));
+                        mine.push((k, result));
                     }
                     mine
                 })
             })
             .collect();
         for handle in handles {
-            // A worker that panicked leaves its sections `None`: an error, not a crash.
-            for (i, result) in handle.join().unwrap_or_default() {
-                out[i] = Some(result);
+            // A worker that panicked leaves its jobs `None`: an error, not a crash.
+            for (k, result) in handle.join().unwrap_or_default() {
+                out[k] = Some(result);
             }
         }
     });
@@ -130,140 +229,157 @@ fn compress(raw: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Reads the index at `path` if it was written by this version for `identity`; without
-/// `edges`, the edges' targets are left out (a comparison's last file does not need them).
-pub(crate) fn read(path: &Path, identity: &str, work: &Work, edges: bool) -> Result<Snapshot, Bad> {
-    let wanted: Vec<usize> = (0..SECTIONS).filter(|&i| edges || i != 5).collect();
-    let mut parts = read_parts(path, identity, work, &wanted)?.into_iter();
-    let mut take = || match parts.next() {
-        Some(Some(part)) => Ok(part),
-        // Left out on purpose: an empty column.
-        Some(None) => Ok(Part::Edges(Vec::new())),
-        None => Err(Bad::from("missing section")),
-    };
-    let (
-        Part::Meta(meta),
-        Part::Strings(strings),
-        Part::Members(ids, sizes),
-        Part::Nodes(node_type, node_name, node_id, first_edge),
-        Part::Groups(node_group, detached),
-        Part::Edges(edges),
-        Part::EdgeNames(edge_type, edge_name),
-        Part::Retainers(first_retainer, retainer_edge),
-        Part::Graph(retained, distance, dominator),
-    ) = (
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-        take()?,
-    )
-    else {
-        return Err("sections out of order".into());
-    };
-    assemble(
-        *meta,
-        strings,
-        (ids, sizes),
-        (node_type, node_name, node_id, first_edge),
-        (node_group, detached),
-        edges,
-        (edge_type, edge_name),
-        (first_retainer, retainer_edge),
-        (retained, distance, dominator),
-    )
+/// An index file's header, checked: where everything is.
+struct Header {
+    file: Arc<IndexFile>,
+    /// Offset, stored length, raw length and checksum of each small section.
+    small: Vec<(u64, u64, u64, u32)>,
+    columns: Vec<ColumnAt>,
 }
 
-/// Only the [`Summary`] of the index at `path` (what `summary` and the files of a comparison
-/// but the last need): two small sections of nine.
-pub(crate) fn read_summary(path: &Path, identity: &str, work: &Work) -> Result<Summary, Bad> {
-    let mut parts = read_parts(path, identity, work, &[0, 2])?.into_iter();
-    let (Some(Some(Part::Meta(meta))), Some(None), Some(Some(Part::Members(ids, sizes)))) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err("sections out of order".into());
-    };
-    let (summary, _) = summary_of(*meta, ids, sizes)?;
-    Ok(summary)
+struct ColumnAt {
+    len: usize,
+    delta: bool,
+    crc: u32,
+    blocks: Vec<BlockAt>,
 }
 
-/// The sections `wanted` of the index at `path`, decoded (`None` for the others), after the
-/// header checks.
-fn read_parts(
-    path: &Path,
-    identity: &str,
-    work: &Work,
-    wanted: &[usize],
-) -> Result<Vec<Option<Part>>, Bad> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+impl ColumnAt {
+    /// Where the column's blocks are in the file.
+    fn span(&self) -> (u64, u64) {
+        let start = self.blocks.first().map_or(0, |b| b.offset);
+        let len = self.blocks.iter().map(|b| u64::from(b.stored)).sum();
+        (start, len)
+    }
+}
+
+/// Reads and checks the header of the index at `path`: this version, this source, a whole file.
+fn header(path: &Path, identity: &str) -> Result<Header, Bad> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut head = vec![0u8; (64 * 1024).min(file_len as usize)];
-    file.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let mut dec = Dec::new(&head);
+    let mut start = [0u8; 20];
+    file.read_exact_at(&mut start, 0)
+        .map_err(|_| Bad::from("not a heapgate index"))?;
+    let mut dec = Dec::new(&start);
     if dec.bytes(MAGIC.len())? != MAGIC {
         return Err("not a heapgate index".into());
     }
     let format = dec.u32()?;
+    let header_len = dec.u64()?;
+    if format != FORMAT {
+        return Err(format!("written in another format ({format})"));
+    }
+    if header_len < 24 || header_len > file_len.min(MAX_HEADER) {
+        return Err("truncated or damaged header".into());
+    }
+    let mut head = vec![0u8; header_len as usize];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| e.to_string())?;
+    let (body, crc) = head.split_at(head.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("damaged: the header's checksum".into());
+    }
+    let mut dec = Dec::new(body);
+    dec.bytes(20)?;
     let version = dec.str()?;
-    if format != FORMAT || version != VERSION {
-        return Err(format!("written by heapgate {version} (format {format})"));
+    if version != VERSION {
+        return Err(format!("written by heapgate {version}"));
     }
     if dec.str()? != identity {
         return Err("written for another file".into());
     }
-    if dec.u32()? as usize != SECTIONS {
-        return Err("wrong section count".into());
+    let mut at = header_len;
+    let mut small = Vec::with_capacity(SMALL);
+    for _ in 0..SMALL {
+        let (raw, stored, crc) = (dec.u64()?, dec.u64()?, dec.u32()?);
+        small.push((at, stored, raw, crc));
+        at = at.checked_add(stored).ok_or("bad length")?;
     }
-    let mut lengths = Vec::with_capacity(SECTIONS);
-    for _ in 0..SECTIONS {
-        lengths.push((dec.u64()?, dec.u64()?));
+    let mut columns = Vec::with_capacity(COLUMNS);
+    for _ in 0..COLUMNS {
+        let len = dec.u64()?;
+        let delta = dec.u8()? != 0;
+        let crc = dec.u32()?;
+        let n = dec.u32()? as usize;
+        if len.div_ceil(BLOCK as u64) != n as u64 {
+            return Err("damaged: a column's blocks".into());
+        }
+        let mut blocks = Vec::with_capacity(n.min(body.len() / 28));
+        for _ in 0..n {
+            let stored = dec.u32()?;
+            blocks.push(BlockAt {
+                offset: at,
+                stored,
+                first: dec.u64()?,
+                min: dec.u64()?,
+                max: dec.u64()?,
+            });
+            at = at.checked_add(u64::from(stored)).ok_or("bad length")?;
+        }
+        columns.push(ColumnAt {
+            len: len as usize,
+            delta,
+            crc,
+            blocks,
+        });
     }
-    let header_len = dec.at as u64;
-    let stored: u64 = lengths.iter().map(|l| l.1).sum();
-    if header_len.checked_add(stored) != Some(file_len) {
+    if dec.at != body.len() {
+        return Err("damaged: the header's length".into());
+    }
+    if at != file_len {
         return Err("truncated or padded".into());
     }
-    let mut offsets = Vec::with_capacity(SECTIONS);
-    let mut at = header_len;
-    for &(raw, len) in &lengths {
-        offsets.push((at, len, raw));
-        at += len;
-    }
-    let parts = on_workers(work, Stage::ReadingIndex, wanted, |i| {
-        let (offset, len, raw) = offsets[i];
-        read_section(path, offset, len, raw).and_then(|bytes| decode(i, &bytes))
+    Ok(Header {
+        file: Arc::new(IndexFile {
+            file,
+            path: path.to_owned(),
+        }),
+        small,
+        columns,
+    })
+}
+
+/// Checks the checksums of the regions `(offset, len, crc)` of `file`, on a few threads.
+fn verify(file: &IndexFile, regions: &[(u64, u64, u32)], work: &Work) -> Result<(), Bad> {
+    let jobs: Vec<usize> = (0..regions.len()).collect();
+    let results = on_workers(work, Stage::ReadingIndex, &jobs, |i| {
+        let (offset, len, crc) = regions[i];
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; (4 << 20).min(len as usize)];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(buf.len() as u64) as usize;
+            file.file
+                .read_exact_at(&mut buf[..n], offset + done)
+                .map_err(|e| e.to_string())?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+        }
+        if hasher.finalize() == crc {
+            Ok(())
+        } else {
+            Err(Bad::from("damaged: a checksum does not match"))
+        }
     });
     if work.is_cancelled() {
         return Err("cancelled".into());
     }
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| match p {
-            Some(part) => part.map(Some),
-            None if wanted.contains(&i) => Err("a section was not read".into()),
-            None => Ok(None),
-        })
-        .collect()
+    for result in results {
+        result.ok_or_else(|| Bad::from("a section was not read"))??;
+    }
+    Ok(())
 }
 
-fn read_section(path: &Path, offset: u64, len: u64, raw: u64) -> Result<Vec<u8>, Bad> {
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    file.seek(SeekFrom::Start(offset))
+/// Small section `i`, checked and decoded.
+fn small_part(header: &Header, i: usize) -> Result<Part, Bad> {
+    let (offset, len, raw, _) = header.small[i];
+    let mut stored = vec![0u8; len as usize];
+    header
+        .file
+        .file
+        .read_exact_at(&mut stored, offset)
         .map_err(|e| e.to_string())?;
-    let mut stored = Vec::new();
-    (&mut file)
-        .take(len)
-        .read_to_end(&mut stored)
-        .map_err(|e| e.to_string())?;
-    if stored.len() as u64 != len {
-        return Err("truncated".into());
-    }
-    // Grows as it goes: a wrong `raw` in a damaged header allocates nothing up front.
+    // Grows as it goes: a wrong `raw` allocates nothing up front.
     let mut out = Vec::new();
     let mut decoder = zstd::stream::Decoder::new(stored.as_slice()).map_err(|e| e.to_string())?;
     (&mut decoder)
@@ -273,20 +389,65 @@ fn read_section(path: &Path, offset: u64, len: u64, raw: u64) -> Result<Vec<u8>,
     if out.len() as u64 != raw {
         return Err("damaged: a section has the wrong length".into());
     }
-    Ok(out)
+    decode(i, &out)
 }
 
-/// One decoded section.
+/// Reads the index at `path` if it was written by this version for `identity`. The small
+/// sections are read whole; the graph's columns stay in the file, read block by block as
+/// questions need them (every byte's checksum is checked first).
+pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot, Bad> {
+    let header = header(path, identity)?;
+    let mut regions: Vec<(u64, u64, u32)> = header
+        .small
+        .iter()
+        .map(|&(offset, len, _, crc)| (offset, len, crc))
+        .collect();
+    regions.extend(header.columns.iter().map(|c| {
+        let (offset, len) = c.span();
+        (offset, len, c.crc)
+    }));
+    verify(&header.file, &regions, work)?;
+    let jobs: Vec<usize> = (0..SMALL).collect();
+    let mut parts = on_workers(work, Stage::ReadingIndex, &jobs, |i| small_part(&header, i))
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|| Err("cancelled".into())));
+    let (
+        Some(Ok(Part::Meta(meta))),
+        Some(Ok(Part::Strings(strings))),
+        Some(Ok(Part::Members(ids, sizes))),
+    ) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("damaged: a small section".into());
+    };
+    assemble(header, *meta, strings, ids, sizes)
+}
+
+/// Only the [`Summary`] of the index at `path` (what `summary` and the files of a comparison
+/// but the last need): two small sections.
+pub(crate) fn read_summary(path: &Path, identity: &str, work: &Work) -> Result<Summary, Bad> {
+    let header = header(path, identity)?;
+    let regions: Vec<(u64, u64, u32)> = [0, 2]
+        .iter()
+        .map(|&i| {
+            let (offset, len, _, crc) = header.small[i];
+            (offset, len, crc)
+        })
+        .collect();
+    verify(&header.file, &regions, work)?;
+    let (Part::Meta(meta), Part::Members(ids, sizes)) =
+        (small_part(&header, 0)?, small_part(&header, 2)?)
+    else {
+        return Err("sections out of order".into());
+    };
+    let (summary, _) = summary_of(*meta, ids, sizes)?;
+    Ok(summary)
+}
+
+/// One decoded small section.
 enum Part {
     Meta(Box<Meta>),
     Strings(StringTable),
     Members(Vec<u32>, Vec<u32>),
-    Nodes(Vec<u8>, Vec<u32>, Vec<u32>, Vec<u32>),
-    Groups(Vec<u32>, Vec<u8>),
-    Edges(Vec<u32>),
-    EdgeNames(Vec<u8>, Vec<u32>),
-    Retainers(Vec<u32>, Vec<u32>),
-    Graph(Vec<u64>, Vec<i32>, Vec<u32>),
 }
 
 /// The small parts.
@@ -312,7 +473,7 @@ struct Meta {
 
 fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
     let mut e = Enc::default();
-    let (summary, heap, graph) = (&s.summary, &s.heap, &s.graph);
+    let (summary, heap) = (&s.summary, &s.heap);
     match section {
         0 => {
             let info = &summary.info;
@@ -399,39 +560,13 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
             e.str(&heap.strings.text);
             e.u32s(&heap.strings.ends);
         }
-        2 => {
+        _ => {
             let members = summary.groups.iter().flat_map(|g| &g.members);
             let ids: Vec<u32> = members.clone().map(|m| m.id).collect();
             e.u32s_delta(&ids);
             drop(ids);
             let sizes: Vec<u32> = members.map(|m| m.size).collect();
             e.u32s(&sizes);
-        }
-        3 => {
-            e.u8s(&heap.node_type);
-            e.u32s(&heap.node_name);
-            e.u32s_delta(&heap.node_id);
-            e.u32s_delta(&heap.first_edge);
-        }
-        4 => {
-            e.u32s(&s.node_group);
-            let detached: Vec<u8> = s.detached.iter().map(|&d| u8::from(d)).collect();
-            e.u8s(&detached);
-        }
-        5 => e.u32s(&heap.edges),
-        6 => {
-            e.u8s(&heap.edge_type);
-            e.u32s(&heap.edge_name);
-        }
-        7 => {
-            e.u32s_delta(&graph.first_retainer);
-            e.u32s(&graph.retainer_edge);
-        }
-        _ => {
-            e.u64s(&graph.retained);
-            let distance: Vec<u32> = graph.distance.iter().map(|&d| d as u32).collect();
-            e.u32s(&distance);
-            e.u32s(&graph.dominator);
         }
     }
     e.0
@@ -549,17 +684,7 @@ fn decode(section: usize, bytes: &[u8]) -> Result<Part, Bad> {
             text: d.str()?,
             ends: d.u32s()?,
         }),
-        2 => Part::Members(d.u32s_delta()?, d.u32s()?),
-        3 => Part::Nodes(d.u8s()?, d.u32s()?, d.u32s_delta()?, d.u32s_delta()?),
-        4 => Part::Groups(d.u32s()?, d.u8s()?),
-        5 => Part::Edges(d.u32s()?),
-        6 => Part::EdgeNames(d.u8s()?, d.u32s()?),
-        7 => Part::Retainers(d.u32s_delta()?, d.u32s()?),
-        _ => Part::Graph(
-            d.u64s()?,
-            d.u32s()?.into_iter().map(|d| d as i32).collect(),
-            d.u32s()?,
-        ),
+        _ => Part::Members(d.u32s_delta()?, d.u32s()?),
     };
     if d.at != bytes.len() {
         return Err("a section has trailing bytes".into());
@@ -567,70 +692,46 @@ fn decode(section: usize, bytes: &[u8]) -> Result<Part, Bad> {
     Ok(part)
 }
 
-/// Checks that the columns agree with each other and makes the snapshot.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+/// Checks that the columns agree with each other and with the small sections, and makes the
+/// snapshot. What the header declares is checked here; each block's values are checked against
+/// it when the block is read (see [`Check`]).
 fn assemble(
+    header: Header,
     meta: Meta,
     strings: StringTable,
-    (ids, sizes): (Vec<u32>, Vec<u32>),
-    (node_type, node_name, node_id, first_edge): (Vec<u8>, Vec<u32>, Vec<u32>, Vec<u32>),
-    (node_group, detached): (Vec<u32>, Vec<u8>),
-    edges: Vec<u32>,
-    (edge_type, edge_name): (Vec<u8>, Vec<u32>),
-    (first_retainer, retainer_edge): (Vec<u32>, Vec<u32>),
-    (retained, distance, dominator): (Vec<u64>, Vec<i32>, Vec<u32>),
+    ids: Vec<u32>,
+    sizes: Vec<u32>,
 ) -> Result<Snapshot, Bad> {
-    let n = node_id.len();
-    let e = edge_type.len();
-    if !edges.is_empty() && edges.len() != e {
-        return Err("inconsistent: edge targets".into());
-    }
     let bad = |what: &str| Err(format!("inconsistent: {what}"));
-    // Node columns.
-    if n == 0
-        || [
-            node_name.len(),
-            node_group.len(),
-            detached.len(),
-            node_type.len(),
-        ]
-        .iter()
-        .any(|&l| l != n)
-        || [retained.len(), distance.len(), dominator.len()]
-            .iter()
-            .any(|&l| l != n)
-    {
-        return bad("node columns");
-    }
-    if n > EDGE_TARGET_MASK as usize || meta.root as usize >= n {
+    let lens: Vec<usize> = header.columns.iter().map(|c| c.len).collect();
+    let (n, e, r) = (lens[2], lens[7], lens[10]);
+    if n == 0 || n > EDGE_TARGET_MASK as usize || meta.root as usize >= n {
         return bad("node count");
     }
-    let monotone = |v: &[u32], end: usize| {
-        v.len() == n + 1
-            && v.first() == Some(&0)
-            && v.last().map(|&l| l as usize) == Some(end)
-            && v.windows(2).all(|w| w[0] <= w[1])
-    };
-    if edge_type.len() != e || edge_name.len() != e || !monotone(&first_edge, e) {
-        return bad("edges");
+    let node_columns = [0, 1, 2, 4, 5, 11, 12, 13];
+    if node_columns.iter().any(|&c| lens[c] != n)
+        || [6, 7, 8].iter().any(|&c| lens[c] != e)
+        || lens[3] != n + 1
+        || lens[9] != n + 1
+    {
+        return bad("column lengths");
     }
-    if edges.iter().any(|&t| (t & EDGE_TARGET_MASK) as usize >= n) {
-        return bad("edge targets");
+    // Offsets rise from 0 to the end of what they index, block after block.
+    let rising = |c: &ColumnAt, end: usize| {
+        c.blocks.first().is_some_and(|b| b.first == 0)
+            && c.blocks.last().is_some_and(|b| b.max == end as u64)
+            && c.blocks
+                .iter()
+                .all(|b| b.min == b.first && b.first <= b.max)
+            && c.blocks.windows(2).all(|w| w[0].max <= w[1].first)
+    };
+    if !rising(&header.columns[3], e) || !rising(&header.columns[9], r) {
+        return bad("offsets");
     }
     let node_types = meta.layout.nodes.type_names.len();
     let edge_types = meta.layout.edges.type_names.len();
-    if meta.layout.nodes.kinds.len() != node_types
-        || meta.layout.edges.kinds.len() != edge_types
-        || node_type.iter().any(|&t| usize::from(t) >= node_types)
-        || edge_type.iter().any(|&t| usize::from(t) >= edge_types)
-    {
+    if meta.layout.nodes.kinds.len() != node_types || meta.layout.edges.kinds.len() != edge_types {
         return bad("types");
-    }
-    if !monotone(&first_retainer, retainer_edge.len())
-        || retainer_edge.iter().any(|&r| r as usize >= e)
-        || dominator.iter().any(|&d| d as usize >= n)
-    {
-        return bad("retainers");
     }
     if strings.ends.windows(2).any(|w| w[0] > w[1])
         || strings
@@ -640,49 +741,81 @@ fn assemble(
     {
         return bad("strings");
     }
-    if node_group
-        .iter()
-        .any(|&g| g != NONE && g as usize >= meta.groups.len())
-        || meta.closure_locations.iter().any(|&(o, _)| o as usize >= n)
-    {
+    if meta.closure_locations.iter().any(|&(o, _)| o as usize >= n) {
         return bad("groups");
     }
+    let groups = meta.groups.len() as u64;
     let (summary, meta) = summary_of(meta, ids, sizes)?;
+    let file = header.file;
+    let mut columns = header.columns.into_iter();
+    let mut next = || {
+        columns
+            .next()
+            .unwrap_or_else(|| unreachable!("{COLUMNS} columns read"))
+    };
+    let (n, e, r) = (n as u64, e as u64, r as u64);
+    let heap_columns = (
+        stored(&file, next(), Check::Below(node_types as u64)),
+        stored(&file, next(), Check::Any),
+        stored(&file, next(), Check::Any),
+        stored(&file, next(), Check::Rising(e)),
+    );
+    let node_group = stored(&file, next(), Check::BelowOrNone(groups));
+    let detached = stored(&file, next(), Check::Any);
+    let edge_columns = (
+        stored(&file, next(), Check::Masked(EDGE_TARGET_MASK.into(), n)),
+        stored(&file, next(), Check::Below(edge_types as u64)),
+        stored(&file, next(), Check::Any),
+    );
+    let graph = Graph {
+        first_retainer: stored(&file, next(), Check::Rising(r)),
+        retainer_edge: stored(&file, next(), Check::Below(e)),
+        retained: stored(&file, next(), Check::Any),
+        distance: stored(&file, next(), Check::Any),
+        dominator: stored(&file, next(), Check::Below(n)),
+    };
     let heap = Heap {
         layout: meta.layout,
-        node_type,
-        node_name,
-        node_id,
-        node_size: Vec::new(),
-        node_detachedness: Vec::new(),
-        first_edge,
-        edges,
-        edge_type,
-        edge_name,
+        node_type: heap_columns.0,
+        node_name: heap_columns.1,
+        node_id: heap_columns.2,
+        node_size: Column::default(),
+        node_detachedness: Column::default(),
+        first_edge: heap_columns.3,
+        edges: edge_columns.0,
+        edge_type: edge_columns.1,
+        edge_name: edge_columns.2,
         locations: Vec::new(),
         closure_locations: meta.closure_locations,
         strings,
         name_hashes: Default::default(),
         sample: meta.sample,
     };
-    let graph = Graph {
-        first_retainer,
-        retainer_edge,
-        retained,
-        distance,
-        dominator,
-    };
     Ok(Snapshot {
         summary,
         heap,
         graph,
         node_group,
-        detached: detached.into_iter().map(|d| d != 0).collect(),
+        detached,
         group_key: meta.group_key,
         keys: meta.keys,
         root: meta.root as usize,
         kept: None,
         origin: Default::default(),
+    })
+}
+
+/// A column left in the index file `file`, its values checked by `check` as they are read.
+fn stored<T: Cell>(file: &Arc<IndexFile>, at: ColumnAt, check: Check) -> Column<T> {
+    let loaded = at.blocks.iter().map(|_| OnceLock::new()).collect();
+    Column::Stored(Stored {
+        len: at.len,
+        file: Arc::clone(file),
+        blocks: at.blocks.into_boxed_slice(),
+        delta: at.delta,
+        check,
+        loaded,
+        all: OnceLock::new(),
     })
 }
 
@@ -792,10 +925,6 @@ impl Enc {
             self.str(s);
         }
     }
-    fn u8s(&mut self, v: &[u8]) {
-        self.u64(v.len() as u64);
-        self.0.extend_from_slice(v);
-    }
     fn u32s(&mut self, v: &[u32]) {
         self.u64(v.len() as u64);
         self.0.reserve(v.len() * 4);
@@ -883,10 +1012,6 @@ impl<'a> Dec<'a> {
     fn strs(&mut self) -> Result<Vec<String>, Bad> {
         let n = self.len()?;
         (0..n).map(|_| self.str()).collect()
-    }
-    fn u8s(&mut self) -> Result<Vec<u8>, Bad> {
-        let n = self.len()?;
-        Ok(self.bytes(n)?.to_vec())
     }
     fn u32s(&mut self) -> Result<Vec<u32>, Bad> {
         let n = self.len()?;

@@ -163,7 +163,7 @@ impl Cache {
         warnings: &mut Vec<String>,
     ) -> Result<Option<Snapshot>, SnapshotError> {
         self.load_with(identity, work, warnings, |path, text| {
-            format::read(path, text, work, true)
+            format::read(path, text, work)
         })
     }
 
@@ -177,18 +177,6 @@ impl Cache {
     ) -> Result<Option<Summary>, SnapshotError> {
         self.load_with(identity, work, warnings, |path, text| {
             format::read_summary(path, text, work)
-        })
-    }
-
-    /// [`Cache::load`] without the edges' targets (what a comparison's last file needs).
-    pub(crate) fn load_for_compare(
-        &self,
-        identity: &SourceIdentity,
-        work: &Work,
-        warnings: &mut Vec<String>,
-    ) -> Result<Option<Snapshot>, SnapshotError> {
-        self.load_with(identity, work, warnings, |path, text| {
-            format::read(path, text, work, false)
         })
     }
 
@@ -455,8 +443,8 @@ impl Summary {
 }
 
 impl Snapshot {
-    /// What [`crate::compare_with`] needs of its last file: from its index without the edges'
-    /// targets, else [`Snapshot::open_with`]; then the class sums of `subjects`.
+    /// What [`crate::compare_with`] needs of its last file: from its index (its columns read as
+    /// the comparison touches them), else [`Snapshot::open_with`]; then the class sums of `subjects`.
     pub(crate) fn open_for_compare_with(
         path: &Path,
         options: &OpenOptions,
@@ -465,7 +453,7 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let source = options.source(path)?;
         let found = match &source {
-            Some((cache, identity)) => cache.load_for_compare(identity, &options.work, warnings)?,
+            Some((cache, identity)) => cache.load(identity, &options.work, warnings)?,
             None => None,
         };
         let mut snapshot = match found {
