@@ -407,19 +407,58 @@ pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot,
         (offset, len, c.crc)
     }));
     verify(&header.file, &regions, work)?;
-    let jobs: Vec<usize> = (0..SMALL).collect();
-    let mut parts = on_workers(work, Stage::ReadingIndex, &jobs, |i| small_part(&header, i))
-        .into_iter()
-        .map(|p| p.unwrap_or_else(|| Err("cancelled".into())));
-    let (
-        Some(Ok(Part::Meta(meta))),
-        Some(Ok(Part::Strings(strings))),
-        Some(Ok(Part::Members(ids, sizes))),
-    ) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err("damaged: a small section".into());
+    let Part::Meta(meta) = small_part(&header, 0)? else {
+        return Err("sections out of order".into());
     };
-    assemble(header, *meta, strings, ids, sizes)
+    let (strings, members) = std::thread::scope(|scope| {
+        let strings = scope.spawn(|| small_part(&header, 1));
+        let members = read_members(&header, &meta);
+        (strings.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), members)
+    });
+    let Part::Strings(strings) = strings? else {
+        return Err("sections out of order".into());
+    };
+    assemble(header, *meta, strings, members?)
+}
+
+/// The summary's members, group by group, decoded as they are decompressed (one copy of them
+/// in memory, each group's list allocated once).
+fn read_members(header: &Header, meta: &Meta) -> Result<Vec<Vec<Member>>, Bad> {
+    let (offset, len, raw, _) = header.small[2];
+    let total: u64 = meta.groups.iter().map(|g| g.2).sum();
+    if total.checked_mul(8) != Some(raw) {
+        return Err("inconsistent: members".into());
+    }
+    let mut stored = vec![0u8; len as usize];
+    header
+        .file
+        .file
+        .read_exact_at(&mut stored, offset)
+        .map_err(|e| e.to_string())?;
+    let mut decoder = zstd::stream::Decoder::new(stored.as_slice()).map_err(|e| e.to_string())?;
+    let damaged = |e: io::Error| format!("damaged: {e}");
+    let mut buf = vec![0u8; 64 << 10];
+    let mut previous = 0u32;
+    let mut groups = Vec::with_capacity(meta.groups.len());
+    for &(_, _, count) in &meta.groups {
+        let mut members = Vec::with_capacity(count as usize);
+        let mut left = count as usize;
+        while left > 0 {
+            let n = left.min(buf.len() / 8);
+            decoder.read_exact(&mut buf[..n * 8]).map_err(damaged)?;
+            for m in buf[..n * 8].chunks_exact(8) {
+                previous = previous.wrapping_add(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+                let size = u32::from_le_bytes([m[4], m[5], m[6], m[7]]);
+                members.push(Member { id: previous, size });
+            }
+            left -= n;
+        }
+        groups.push(members);
+    }
+    if decoder.read(&mut buf).map_err(damaged)? != 0 {
+        return Err("damaged: a section has the wrong length".into());
+    }
+    Ok(groups)
 }
 
 /// Only the [`Summary`] of the index at `path` (what `summary` and the files of a comparison
@@ -434,12 +473,11 @@ pub(crate) fn read_summary(path: &Path, identity: &str, work: &Work) -> Result<S
         })
         .collect();
     verify(&header.file, &regions, work)?;
-    let (Part::Meta(meta), Part::Members(ids, sizes)) =
-        (small_part(&header, 0)?, small_part(&header, 2)?)
-    else {
+    let Part::Meta(meta) = small_part(&header, 0)? else {
         return Err("sections out of order".into());
     };
-    let (summary, _) = summary_of(*meta, ids, sizes)?;
+    let members = read_members(&header, &meta)?;
+    let (summary, _) = summary_of(*meta, members)?;
     Ok(summary)
 }
 
@@ -447,7 +485,6 @@ pub(crate) fn read_summary(path: &Path, identity: &str, work: &Work) -> Result<S
 enum Part {
     Meta(Box<Meta>),
     Strings(StringTable),
-    Members(Vec<u32>, Vec<u32>),
 }
 
 /// The small parts.
@@ -561,12 +598,14 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
             e.u32s(&heap.strings.ends);
         }
         _ => {
-            let members = summary.groups.iter().flat_map(|g| &g.members);
-            let ids: Vec<u32> = members.clone().map(|m| m.id).collect();
-            e.u32s_delta(&ids);
-            drop(ids);
-            let sizes: Vec<u32> = members.map(|m| m.size).collect();
-            e.u32s(&sizes);
+            // (id − previous id, size) per member: read back in one pass (`read_members`).
+            let mut previous = 0u32;
+            e.0.reserve(summary.info.counted_nodes * 8);
+            for m in summary.groups.iter().flat_map(|g| &g.members) {
+                e.u32(m.id.wrapping_sub(previous));
+                e.u32(m.size);
+                previous = m.id;
+            }
         }
     }
     e.0
@@ -684,7 +723,7 @@ fn decode(section: usize, bytes: &[u8]) -> Result<Part, Bad> {
             text: d.str()?,
             ends: d.u32s()?,
         }),
-        _ => Part::Members(d.u32s_delta()?, d.u32s()?),
+        _ => return Err("not a section to decode whole".into()),
     };
     if d.at != bytes.len() {
         return Err("a section has trailing bytes".into());
@@ -699,8 +738,7 @@ fn assemble(
     header: Header,
     meta: Meta,
     strings: StringTable,
-    ids: Vec<u32>,
-    sizes: Vec<u32>,
+    members: Vec<Vec<Member>>,
 ) -> Result<Snapshot, Bad> {
     let bad = |what: &str| Err(format!("inconsistent: {what}"));
     let lens: Vec<usize> = header.columns.iter().map(|c| c.len).collect();
@@ -745,7 +783,7 @@ fn assemble(
         return bad("groups");
     }
     let groups = meta.groups.len() as u64;
-    let (summary, meta) = summary_of(meta, ids, sizes)?;
+    let (summary, meta) = summary_of(meta, members)?;
     let file = header.file;
     let mut columns = header.columns.into_iter();
     let mut next = || {
@@ -829,8 +867,8 @@ struct MetaRest {
     root: u64,
 }
 
-/// The summary of `meta` and the members' `ids` and `sizes`, checked.
-fn summary_of(meta: Meta, ids: Vec<u32>, sizes: Vec<u32>) -> Result<(Summary, MetaRest), Bad> {
+/// The summary of `meta` and its groups' `members`, checked.
+fn summary_of(meta: Meta, members: Vec<Vec<Member>>) -> Result<(Summary, MetaRest), Bad> {
     let bad = |what: &str| Err(format!("inconsistent: {what}"));
     // Groups and classes.
     let groups_n = meta.groups.len();
@@ -847,24 +885,21 @@ fn summary_of(meta: Meta, ids: Vec<u32>, sizes: Vec<u32>) -> Result<(Summary, Me
     {
         return bad("groups");
     }
-    let members_n: u64 = meta.groups.iter().map(|g| g.2).sum();
-    if members_n != ids.len() as u64 || sizes.len() != ids.len() {
+    if members.len() != groups_n
+        || members
+            .iter()
+            .zip(&meta.groups)
+            .any(|(m, g)| m.len() as u64 != g.2)
+    {
         return bad("members");
     }
     let mut groups = Vec::with_capacity(groups_n);
-    let mut at = 0usize;
-    for &(class, location, count) in &meta.groups {
+    for (&(class, location, _), members) in meta.groups.iter().zip(members) {
         match class {
             ClassRef::Named(i) if i as usize >= meta.class_names.len() => return bad("class"),
             ClassRef::Plain(i) if i as usize >= meta.shapes.len() => return bad("shape"),
             _ => {}
         }
-        let end = at + count as usize;
-        let members: Vec<Member> = ids[at..end]
-            .iter()
-            .zip(&sizes[at..end])
-            .map(|(&id, &size)| Member { id, size })
-            .collect();
         if members.windows(2).any(|w| w[0].id > w[1].id) {
             return bad("member order");
         }
@@ -873,9 +908,7 @@ fn summary_of(meta: Meta, ids: Vec<u32>, sizes: Vec<u32>) -> Result<(Summary, Me
             location,
             members,
         });
-        at = end;
     }
-    drop((ids, sizes));
     let summary = Summary {
         info: meta.info,
         class_names: meta.class_names,
@@ -930,18 +963,6 @@ impl Enc {
         self.0.reserve(v.len() * 4);
         for x in v {
             self.0.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    /// Differences from the previous value (wrapping): sorted and near-sorted columns (ids,
-    /// offsets) become runs of small numbers, which compress several times better.
-    fn u32s_delta(&mut self, v: &[u32]) {
-        self.u64(v.len() as u64);
-        self.0.reserve(v.len() * 4);
-        let mut previous = 0u32;
-        for &x in v {
-            self.0
-                .extend_from_slice(&x.wrapping_sub(previous).to_le_bytes());
-            previous = x;
         }
     }
     fn u64s(&mut self, v: &[u64]) {
@@ -1019,15 +1040,6 @@ impl<'a> Dec<'a> {
         Ok(b.chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
-    }
-    fn u32s_delta(&mut self) -> Result<Vec<u32>, Bad> {
-        let mut values = self.u32s()?;
-        let mut previous = 0u32;
-        for v in &mut values {
-            previous = previous.wrapping_add(*v);
-            *v = previous;
-        }
-        Ok(values)
     }
     fn u64s(&mut self) -> Result<Vec<u64>, Bad> {
         let n = self.len()?;
