@@ -42,6 +42,9 @@ pub const MIN_KEYS: usize = 3;
 /// The `edge` of a collapsed step until the group's key count is known.
 const KEY_EDGE: &str = "<keys>";
 
+/// A collapsed edge in the numbers that group chains (no edge identity has all bits set).
+const KEYS_MARK: u64 = u64::MAX;
+
 /// Objects that share a retainer path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RetainerGroup {
@@ -88,6 +91,8 @@ pub struct Snapshot {
     /// Class keys (name, location) with this snapshot's own interface definitions.
     pub(crate) keys: Vec<(String, Option<Location>)>,
     pub(crate) root: usize,
+    /// The edge types DevTools looks up by name, looked up once.
+    pub(crate) types: EdgeTypes,
     /// See [`Snapshot::kept`].
     pub(crate) kept: Option<ClassCounts>,
     /// The file, for errors.
@@ -137,6 +142,7 @@ impl Snapshot {
             })
             .collect();
         let root = graph::root(&heap);
+        let types = EdgeTypes::of(&heap);
         let mut snapshot = Snapshot {
             summary,
             heap,
@@ -146,6 +152,7 @@ impl Snapshot {
             group_key,
             keys,
             root,
+            types,
             kept: None,
             origin: std::path::PathBuf::new(),
         };
@@ -321,7 +328,7 @@ impl Snapshot {
         through_keys: bool,
     ) -> Option<(usize, usize)> {
         let g = &self.graph;
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let (start, end) = (
             g.first_retainer[target] as usize,
             g.first_retainer[target + 1] as usize,
@@ -382,22 +389,27 @@ impl Snapshot {
     /// `(retainer, edge)` until a retainer at distance 1 or less (a user root such as `global`)
     /// or unreachable, or one without retainers.
     pub(crate) fn retainer_chain(&self, ordinal: usize, walk: &mut Walk) -> Vec<(usize, usize)> {
+        let first = self.first_link(ordinal, walk.through_keys);
+        self.chain_from(ordinal, first, walk)
+    }
+
+    /// The first link of `ordinal`'s chain (see [`Snapshot::retainer_chain`]).
+    fn first_link(&self, ordinal: usize, through_keys: bool) -> Option<(u32, u32)> {
+        self.first_retainer(ordinal, through_keys)
+            .map(|(s, e)| (s as u32, e as u32))
+    }
+
+    /// [`Snapshot::retainer_chain`] given its first link. The links above are cached in
+    /// `walk`: the objects themselves are walked once each, their holders many times.
+    fn chain_from(
+        &self,
+        ordinal: usize,
+        first: Option<(u32, u32)>,
+        walk: &mut Walk,
+    ) -> Vec<(usize, usize)> {
         let mut chain = Vec::new();
-        let mut at = ordinal;
+        let mut next = first;
         while chain.len() < MAX_PATH_STEPS {
-            let next = match walk.first.get(&(at as u32)) {
-                Some(&next) => next,
-                None => {
-                    let next = self
-                        .first_retainer(at, walk.through_keys)
-                        .map(|(s, e)| (s as u32, e as u32));
-                    // The objects themselves are walked once each; their holders many times.
-                    if at != ordinal {
-                        walk.first.insert(at as u32, next);
-                    }
-                    next
-                }
-            };
             let Some((source, edge)) = next else { break };
             let (source, edge) = (source as usize, edge as usize);
             chain.push((source, edge));
@@ -405,9 +417,41 @@ impl Snapshot {
             if d <= 1 || d >= BASE_UNREACHABLE_DISTANCE || chain.iter().any(|c| c.0 == ordinal) {
                 break;
             }
-            at = source;
+            next = match walk.first.get(&(source as u32)) {
+                Some(&next) => next,
+                None => {
+                    let next = self.first_link(source, walk.through_keys);
+                    walk.first.insert(source as u32, next);
+                    next
+                }
+            };
         }
         chain
+    }
+
+    /// A number for what an edge contributes to a path step (its type and label): equal
+    /// numbers, equal steps.
+    fn edge_identity(&self, e: usize) -> u64 {
+        let label = match label_of(&self.heap, self.types, e) {
+            Label::Index => 1 << 33,
+            Label::WeakMapPair => 1 << 34,
+            Label::Name(i) => u64::from(i),
+        };
+        (u64::from(self.heap.edge_type[e]) << 40) | label
+    }
+
+    /// A number for what a node contributes to the last step of its path: its class key, type
+    /// and raw name when those decide the step, else the node itself. Equal numbers, equal
+    /// steps.
+    fn node_identity(&self, o: usize) -> u64 {
+        match self.key_of(o) {
+            Some(key) if self.heap.kind(o) != NodeKind::Closure => {
+                let name = u64::from(self.heap.node_name[o]);
+                let ty = u64::from(self.heap.node_type[o]);
+                (1 << 63) | (ty << 56) | (u64::from(key) << 32) | name
+            }
+            _ => o as u64,
+        }
     }
 
     /// The class label of a node in a path.
@@ -420,7 +464,7 @@ impl Snapshot {
     }
 
     pub(crate) fn step(&self, ordinal: usize, edge: Option<usize>) -> PathStep {
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let (edge, edge_type) = match edge {
             None => (String::new(), String::new()),
             Some(e) => {
@@ -497,7 +541,7 @@ impl Snapshot {
     /// retainer's id with the raw name (or index) and type of its edge.
     pub(crate) fn first_retainer_ids(&self, id: u32) -> Option<Vec<(u32, String, String)>> {
         let ordinal = self.ordinal_of(id)?;
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let chain = self.retainer_chain(ordinal, &mut Walk::default());
         Some(
             chain
@@ -546,17 +590,20 @@ impl Snapshot {
             through_keys: true,
             ..Walk::default()
         };
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let names = &self.heap.layout.edges.type_names;
         let keyable = |e: usize| {
             let ty = self.heap.edge_type[e];
             matches!(names[usize::from(ty)].as_str(), "property" | "context")
-                && edge_label(&self.heap, types, e) != "[]"
+                && label_of(&self.heap, types, e) != Label::Index
         };
         // Pass 1: which containers the objects leave by many names (up to MIN_KEYS counted).
+        let mut firsts = Vec::with_capacity(objects.len());
         let mut fans: FastMap<u32, ([u32; MIN_KEYS], usize)> = FastMap::default();
         for &o in objects {
-            for (source, e) in self.retainer_chain(o, &mut walk) {
+            let first = self.first_link(o, walk.through_keys);
+            firsts.push(first);
+            for (source, e) in self.chain_from(o, first, &mut walk) {
                 if !keyable(e) {
                     continue;
                 }
@@ -568,38 +615,78 @@ impl Snapshot {
             }
         }
         let keyed = |source: usize| fans.get(&(source as u32)).is_some_and(|f| f.1 >= MIN_KEYS);
-        // Pass 2: the paths with keys collapsed. Per group: count, retained size, order of
-        // first appearance (ties are broken by node order, so the same file always gives the
-        // same groups) and the distinct key edges per collapsed step.
+        // Pass 2: objects whose chains run through the same nodes by edges of the same label,
+        // with keys collapsed, and that are of the same class have the same path: group them
+        // by those numbers first and spell each such group's path once. Per group: count,
+        // retained size, first object (ties are broken by node order, so the same file always
+        // gives the same groups) and the distinct key edges per collapsed step.
         struct Acc {
             count: u64,
             retained: u64,
             first: usize,
             keys: FastSet<(u32, u32)>,
         }
-        let mut groups: HashMap<Vec<PathStep>, Acc> = HashMap::new();
-        for &o in objects {
-            let chain = self.retainer_chain(o, &mut walk);
-            let mut path = self.steps(o, &chain);
+        let mut by_chain: FastMap<Vec<u64>, Acc> = FastMap::default();
+        let mut key: Vec<u64> = Vec::new();
+        for (i, &o) in objects.iter().enumerate() {
+            let chain = self.chain_from(o, firsts[i], &mut walk);
+            key.clear();
             let mut collapsed: Vec<(u32, u32)> = Vec::new();
+            for k in 1..=chain.len() {
+                let (source, e) = chain[chain.len() - k];
+                key.push(source as u64);
+                if keyed(source) && keyable(e) {
+                    key.push(KEYS_MARK);
+                    collapsed.push((k as u32, e as u32));
+                } else {
+                    key.push(self.edge_identity(e));
+                }
+            }
+            key.push(self.node_identity(o));
+            let retained = self.graph.retained[o];
+            match by_chain.get_mut(key.as_slice()) {
+                Some(acc) => {
+                    acc.count += 1;
+                    acc.retained += retained;
+                    acc.keys.extend(collapsed);
+                }
+                None => {
+                    by_chain.insert(
+                        key.clone(),
+                        Acc {
+                            count: 1,
+                            retained,
+                            first: i,
+                            keys: collapsed.into_iter().collect(),
+                        },
+                    );
+                }
+            }
+        }
+        let mut chains: Vec<Acc> = by_chain.into_values().collect();
+        chains.sort_unstable_by_key(|acc| acc.first);
+        let mut groups: HashMap<Vec<PathStep>, Acc> = HashMap::new();
+        for acc in chains {
+            let o = objects[acc.first];
+            let chain = self.chain_from(o, firsts[acc.first], &mut walk);
+            let mut path = self.steps(o, &chain);
             for (k, step) in path.iter_mut().enumerate().skip(1) {
                 let (source, e) = chain[chain.len() - k];
                 if keyed(source) && keyable(e) {
                     step.edge = KEY_EDGE.to_owned();
                     step.keys = Some(0);
-                    collapsed.push((k as u32, e as u32));
                 }
             }
-            let seen = groups.len();
-            let entry = groups.entry(path).or_insert_with(|| Acc {
-                count: 0,
-                retained: 0,
-                first: seen,
-                keys: FastSet::default(),
-            });
-            entry.count += 1;
-            entry.retained += self.graph.retained[o];
-            entry.keys.extend(collapsed);
+            match groups.get_mut(&path) {
+                Some(group) => {
+                    group.count += acc.count;
+                    group.retained += acc.retained;
+                    group.keys.extend(acc.keys);
+                }
+                None => {
+                    groups.insert(path, acc);
+                }
+            }
         }
         let mut out: Vec<(usize, RetainerGroup)> = groups
             .into_iter()
@@ -736,16 +823,34 @@ fn plain_object_name(heap: &Heap, ordinal: usize) -> String {
 
 /// An edge's name for a path: element indexes and numbered names collapsed.
 pub(crate) fn edge_label(heap: &Heap, types: EdgeTypes, e: usize) -> String {
+    match label_of(heap, types, e) {
+        Label::Index => "[]".to_owned(),
+        Label::WeakMapPair => "part of key -> value pair in WeakMap".to_owned(),
+        Label::Name(i) => heap.string(i).to_owned(),
+    }
+}
+
+/// What [`edge_label`] spells, without spelling it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Label {
+    /// `[]`: an index, or a name that is one.
+    Index,
+    WeakMapPair,
+    /// The edge's name (a string index).
+    Name(u32),
+}
+
+fn label_of(heap: &Heap, types: EdgeTypes, e: usize) -> Label {
     let ty = heap.edge_type[e];
     if !types.has_string_name(ty) {
-        return "[]".to_owned();
+        return Label::Index;
     }
     let name = heap.string(heap.edge_name[e]);
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-        return "[]".to_owned();
+        return Label::Index;
     }
     if dominators::weak_map_edge(name).is_some() {
-        return "part of key -> value pair in WeakMap".to_owned();
+        return Label::WeakMapPair;
     }
-    name.to_owned()
+    Label::Name(heap.edge_name[e])
 }

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{NONE, RetainerGroup, Snapshot, Walk};
-use crate::dominators::EdgeTypes;
 use crate::error::SnapshotError;
 use crate::holder;
 use crate::model::PathStep;
@@ -197,7 +196,7 @@ impl Snapshot {
                 id,
             })?;
         let strings = options.strings;
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let type_names = &self.heap.layout.edges.type_names;
         let edge_name = |e: usize| {
             let ty = self.heap.edge_type[e];
@@ -315,7 +314,7 @@ impl Snapshot {
     /// retainer's name, then in retainer-list order. `(retainer, edge)` each.
     fn retainers_of(&self, ordinal: usize) -> Vec<(usize, usize)> {
         let g = &self.graph;
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let (start, end) = (
             g.first_retainer[ordinal] as usize,
             g.first_retainer[ordinal + 1] as usize,
@@ -351,7 +350,7 @@ impl Snapshot {
     ) -> Vec<RetainerGroup> {
         /// Retainers followed at most: a string shared by a million objects has as many.
         const MAX_RETAINERS: usize = 1000;
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let mut walk = Walk {
             through_keys: true,
             ..Walk::default()

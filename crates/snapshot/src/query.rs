@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{NONE, RetainerGroup, Snapshot};
-use crate::dominators::EdgeTypes;
 use crate::error::SnapshotError;
 use crate::model::ClassSummary;
 use crate::object::{ObjectRef, Page, Paging, Strings};
@@ -91,7 +90,7 @@ impl Snapshot {
                 name: name.clone(),
             });
         }
-        let types = EdgeTypes::of(&self.heap);
+        let types = self.types;
         let has_edge = |o: usize, name: &str| {
             (self.heap.first_edge[o] as usize..self.heap.first_edge[o + 1] as usize).any(|e| {
                 types.has_string_name(self.heap.edge_type[e])

@@ -34,7 +34,7 @@ use std::{
 
 use crate::analysis::Snapshot;
 use crate::column::{BLOCK, BlockAt, Cell, Check, Column, IndexFile, Stored, blocks_of};
-use crate::dominators::Graph;
+use crate::dominators::{EdgeTypes, Graph};
 use crate::identity::{Fingerprint, IdentitySample, SampleRate};
 use crate::layout::Layout;
 use crate::model::{InterfaceDefinition, Location, SnapshotInfo};
@@ -831,6 +831,7 @@ fn assemble(
     };
     Ok(Snapshot {
         summary,
+        types: EdgeTypes::of(&heap),
         heap,
         graph,
         node_group,
