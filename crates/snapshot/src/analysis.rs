@@ -67,6 +67,39 @@ pub(crate) enum Subjects<'a> {
     NotIn(&'a [u32]),
 }
 
+/// A set of node ids (given sorted) asked about once per node: a bitmap over the ids when that
+/// is small (ids are dense: about twice the node count), else a binary search. Millions of
+/// binary searches over millions of ids were most of a comparison's time.
+enum IdSet<'a> {
+    Bits(Vec<u64>),
+    Sorted(&'a [u32]),
+}
+
+impl<'a> IdSet<'a> {
+    fn new(ids: &'a [u32]) -> IdSet<'a> {
+        let max = ids.last().map_or(0, |&m| u64::from(m));
+        // At most 16 bytes per id, or 64 MiB, whichever is larger.
+        let words = max / 64 + 1;
+        if words * 8 > (ids.len() as u64 * 16).max(64 << 20) {
+            return IdSet::Sorted(ids);
+        }
+        let mut bits = vec![0u64; words as usize];
+        for &id in ids {
+            bits[id as usize / 64] |= 1 << (id % 64);
+        }
+        IdSet::Bits(bits)
+    }
+
+    fn has(&self, id: u32) -> bool {
+        match self {
+            IdSet::Bits(bits) => bits
+                .get(id as usize / 64)
+                .is_some_and(|w| w & (1 << (id % 64)) != 0),
+            IdSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+}
+
 /// Caches for walking many retainer chains.
 #[derive(Default)]
 pub(crate) struct Walk {
@@ -250,11 +283,8 @@ impl Snapshot {
 
     /// Ordinals of the nodes whose id is in `ids` (sorted).
     fn mark(&self, ids: &[u32]) -> Vec<bool> {
-        self.heap
-            .node_id
-            .iter()
-            .map(|id| ids.binary_search(id).is_ok())
-            .collect()
+        let set = IdSet::new(ids);
+        self.heap.node_id.iter().map(|&id| set.has(id)).collect()
     }
 
     /// Per class key, how many counted objects have an id in `ids` (sorted), and their
@@ -295,10 +325,11 @@ impl Snapshot {
         else {
             return Vec::new();
         };
+        let set = ids.map(IdSet::new);
         let mut out: Vec<u32> = (0..self.heap.node_count())
             .filter(|&o| self.key_of(o) == Some(key as u32))
             .map(|o| self.heap.node_id[o])
-            .filter(|id| ids.is_none_or(|ids| ids.binary_search(id).is_ok()))
+            .filter(|&id| set.as_ref().is_none_or(|set| set.has(id)))
             .collect();
         out.sort_unstable();
         out
@@ -575,8 +606,10 @@ impl Snapshot {
         if limit == 0 || ids.is_empty() {
             return Vec::new();
         }
-        let objects: Vec<usize> = (0..self.heap.node_count())
-            .filter(|&o| ids.binary_search(&self.heap.node_id[o]).is_ok())
+        let set = IdSet::new(ids);
+        let node_id = &*self.heap.node_id;
+        let objects: Vec<usize> = (0..node_id.len())
+            .filter(|&o| set.has(node_id[o]))
             .collect();
         self.retainer_groups_of(&objects, limit)
     }

@@ -436,31 +436,36 @@ pub(crate) fn blocks_of<T: Cell>(
     delta: bool,
     level: i32,
 ) -> std::io::Result<Vec<(Vec<u8>, BlockAt)>> {
-    values
-        .chunks(BLOCK)
-        .map(|chunk| {
-            let mut raw = Vec::with_capacity(chunk.len() * T::BYTES);
-            let mut previous = T::default();
-            let (first, min, max) = facts(chunk);
-            for &v in chunk {
-                if delta {
-                    v.minus(previous).put(&mut raw);
-                    previous = v;
-                } else {
-                    v.put(&mut raw);
-                }
+    // One raw and one output buffer for all the blocks: fresh pages for each block cost more
+    // than compressing it.
+    let mut compressor = zstd::bulk::Compressor::new(level)?;
+    let mut raw = Vec::with_capacity(BLOCK * T::BYTES);
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(BLOCK * T::BYTES));
+    let mut blocks = Vec::with_capacity(values.len().div_ceil(BLOCK));
+    for chunk in values.chunks(BLOCK) {
+        raw.clear();
+        let mut previous = T::default();
+        for &v in chunk {
+            if delta {
+                v.minus(previous).put(&mut raw);
+                previous = v;
+            } else {
+                v.put(&mut raw);
             }
-            let stored = zstd::bulk::compress(&raw, level)?;
-            let at = BlockAt {
-                offset: 0,
-                stored: stored.len() as u32,
-                first,
-                min,
-                max,
-            };
-            Ok((stored, at))
-        })
-        .collect()
+        }
+        out.clear();
+        compressor.compress_to_buffer(&raw, &mut out)?;
+        let (first, min, max) = facts(chunk);
+        let at = BlockAt {
+            offset: 0,
+            stored: out.len() as u32,
+            first,
+            min,
+            max,
+        };
+        blocks.push((out.clone(), at));
+    }
+    Ok(blocks)
 }
 
 #[cfg(test)]
