@@ -70,13 +70,13 @@ pub(crate) enum Subjects<'a> {
 /// A set of node ids (given sorted) asked about once per node: a bitmap over the ids when that
 /// is small (ids are dense: about twice the node count), else a binary search. Millions of
 /// binary searches over millions of ids were most of a comparison's time.
-enum IdSet<'a> {
+pub(crate) enum IdSet<'a> {
     Bits(Vec<u64>),
     Sorted(&'a [u32]),
 }
 
 impl<'a> IdSet<'a> {
-    fn new(ids: &'a [u32]) -> IdSet<'a> {
+    pub(crate) fn new(ids: &'a [u32]) -> IdSet<'a> {
         let max = ids.last().map_or(0, |&m| u64::from(m));
         // At most 16 bytes per id, or 64 MiB, whichever is larger.
         let words = max / 64 + 1;
@@ -90,7 +90,7 @@ impl<'a> IdSet<'a> {
         IdSet::Bits(bits)
     }
 
-    fn has(&self, id: u32) -> bool {
+    pub(crate) fn has(&self, id: u32) -> bool {
         match self {
             IdSet::Bits(bits) => bits
                 .get(id as usize / 64)

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::analysis::{Snapshot, Subjects};
+use crate::analysis::{IdSet, Snapshot, Subjects};
 use crate::diff::{Diff, SortBy, comparability, diff};
 use crate::error::SnapshotError;
 use crate::identity::Comparability;
@@ -109,11 +109,12 @@ fn all_ids(summary: &Summary) -> Vec<u32> {
 /// The ids counted in `summary` and not in `before` (sorted), sorted: the new objects, without
 /// a sorted copy of every id of `summary`.
 fn new_ids(summary: &Summary, before: &[u32]) -> Vec<u32> {
+    let before = IdSet::new(before);
     let mut ids: Vec<u32> = summary
         .groups
         .iter()
         .flat_map(|g| g.members.iter().map(|m| m.id))
-        .filter(|id| before.binary_search(id).is_err())
+        .filter(|&id| !before.has(id))
         .collect();
     ids.sort_unstable();
     ids.dedup();
