@@ -1,7 +1,8 @@
-//! One snapshot with its graph still in memory: what "who holds it" needs beyond a [`Summary`].
+//! One snapshot with its graph still at hand: what "who holds it" needs beyond a [`Summary`].
 //!
-//! A [`Snapshot`] keeps the node columns, the edges, the retainers and the dominator tree, so it
-//! costs a few times more than a summary; the comparison commands hold at most one at a time
+//! A [`Snapshot`] keeps the node columns, the edges, the retainers and the dominator tree (in
+//! memory, or in an index file read block by block: see `column`), so it costs a few times more
+//! than a summary; the comparison commands hold at most one at a time
 //! and turn it into a [`Summary`] (which keeps 8 bytes per counted object) when done.
 
 use std::collections::HashMap;

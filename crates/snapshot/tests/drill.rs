@@ -332,7 +332,11 @@ fn a_large_index_answers_the_same_from_every_block() {
     fs::write(&index, &bytes).unwrap();
     let opened = Snapshot::open_with(&file, &options).unwrap();
     assert_eq!(opened.index, IndexUse::Written, "a damaged block: rebuilt");
-    assert!(opened.warnings[0].contains("damaged"), "{:?}", opened.warnings);
+    assert!(
+        opened.warnings[0].contains("damaged"),
+        "{:?}",
+        opened.warnings
+    );
     assert_eq!(view(&opened.snapshot), expected);
 }
 

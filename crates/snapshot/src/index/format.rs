@@ -413,7 +413,12 @@ pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot,
     let (strings, members) = std::thread::scope(|scope| {
         let strings = scope.spawn(|| small_part(&header, 1));
         let members = read_members(&header, &meta);
-        (strings.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), members)
+        (
+            strings
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            members,
+        )
     });
     let Part::Strings(strings) = strings? else {
         return Err("sections out of order".into());
