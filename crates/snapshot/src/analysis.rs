@@ -156,7 +156,7 @@ impl Snapshot {
         heap: Heap,
         graph: Graph,
         node_group: Vec<u32>,
-        detached: Vec<bool>,
+        detached: Column<bool>,
         spilled: Option<crate::spill::Spilled>,
         compare: Option<Subjects<'_>>,
     ) -> std::io::Result<Snapshot> {
@@ -182,7 +182,7 @@ impl Snapshot {
             heap,
             graph,
             node_group: node_group.into(),
-            detached: detached.into(),
+            detached,
             group_key,
             keys,
             root,

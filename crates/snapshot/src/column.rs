@@ -10,6 +10,7 @@
 
 use std::{
     fs::File,
+    io,
     ops::{Deref, DerefMut, Index, Range},
     os::unix::fs::FileExt,
     path::PathBuf,
@@ -306,6 +307,7 @@ fn facts<T: Cell>(values: &[T]) -> (u64, u64, u64) {
 }
 
 /// Where a stored column's blocks are, and what the index declared about them.
+#[derive(Clone, Debug)]
 pub(crate) struct BlockAt {
     /// Offset of the compressed block in the index file, and its length.
     pub(crate) offset: u64,
@@ -429,13 +431,12 @@ impl<T: Cell> Stored<T> {
     }
 }
 
+/// Compressed blocks and their facts.
+type Blocks = Vec<(Vec<u8>, BlockAt)>;
+
 /// Compresses `values` into blocks for [`Stored`]: each block's bytes and its facts (offsets
 /// are filled in by the writer).
-pub(crate) fn blocks_of<T: Cell>(
-    values: &[T],
-    delta: bool,
-    level: i32,
-) -> std::io::Result<Vec<(Vec<u8>, BlockAt)>> {
+pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool, level: i32) -> io::Result<Blocks> {
     // One raw and one output buffer for all the blocks: fresh pages for each block cost more
     // than compressing it.
     let mut compressor = zstd::bulk::Compressor::new(level)?;
@@ -466,6 +467,147 @@ pub(crate) fn blocks_of<T: Cell>(
         blocks.push((out.clone(), at));
     }
     Ok(blocks)
+}
+
+/// The graph's columns in an index, in the index's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    NodeType,
+    NodeName,
+    NodeId,
+    FirstEdge,
+    NodeGroup,
+    Detached,
+    Edges,
+    EdgeType,
+    EdgeName,
+    FirstRetainer,
+    RetainerEdge,
+    Retained,
+    Distance,
+    Dominator,
+}
+
+impl Slot {
+    pub(crate) const ALL: [Slot; 14] = [
+        Slot::NodeType,
+        Slot::NodeName,
+        Slot::NodeId,
+        Slot::FirstEdge,
+        Slot::NodeGroup,
+        Slot::Detached,
+        Slot::Edges,
+        Slot::EdgeType,
+        Slot::EdgeName,
+        Slot::FirstRetainer,
+        Slot::RetainerEdge,
+        Slot::Retained,
+        Slot::Distance,
+        Slot::Dominator,
+    ];
+
+    /// Ids and offsets are stored as differences (near-sorted: runs of small numbers compress
+    /// several times better).
+    pub(crate) fn delta(self) -> bool {
+        matches!(self, Slot::NodeId | Slot::FirstEdge | Slot::FirstRetainer)
+    }
+}
+
+/// A column as written: its length, blocks and checksum.
+pub(crate) struct Placed {
+    pub(crate) len: usize,
+    pub(crate) delta: bool,
+    pub(crate) crc: u32,
+    pub(crate) blocks: Vec<BlockAt>,
+}
+
+/// An index file being written: the graph's columns are appended as they become final (some
+/// while the snapshot is still being analysed, instead of holding them in memory), then what
+/// describes them. A column written can be read back at once ([`ColumnWriter::stored`]).
+pub(crate) struct ColumnWriter {
+    file: Arc<IndexFile>,
+    end: u64,
+    placed: Vec<Option<Placed>>,
+}
+
+impl ColumnWriter {
+    /// Writes into `file` (opened for reading and writing) from offset `start`.
+    pub(crate) fn new(file: File, path: PathBuf, start: u64) -> ColumnWriter {
+        ColumnWriter {
+            file: Arc::new(IndexFile { file, path }),
+            end: start,
+            placed: Slot::ALL.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Appends `bytes`; returns where they start.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
+        let at = self.end;
+        self.file.file.write_all_at(bytes, at)?;
+        self.end += bytes.len() as u64;
+        Ok(at)
+    }
+
+    /// Whether column `slot` is written.
+    pub(crate) fn has(&self, slot: Slot) -> bool {
+        self.placed[slot as usize].is_some()
+    }
+
+    /// Compresses `values` in blocks (on a few threads) and appends them as column `slot`.
+    pub(crate) fn put<T: Cell>(&mut self, slot: Slot, values: &[T], level: i32) -> io::Result<()> {
+        let delta = slot.delta();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, 4);
+        // Whole blocks per worker, so that each block is compressed alone.
+        let per = values.len().div_ceil(BLOCK).div_ceil(workers).max(1) * BLOCK;
+        let parts: Vec<io::Result<Blocks>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = values
+                .chunks(per)
+                .map(|chunk| scope.spawn(move || blocks_of(chunk, delta, level)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut crc = crc32fast::Hasher::new();
+        let mut blocks = Vec::with_capacity(values.len().div_ceil(BLOCK));
+        for part in parts {
+            for (bytes, mut at) in part? {
+                at.offset = self.append(&bytes)?;
+                crc.update(&bytes);
+                blocks.push(at);
+            }
+        }
+        self.placed[slot as usize] = Some(Placed {
+            len: values.len(),
+            delta,
+            crc: crc.finalize(),
+            blocks,
+        });
+        Ok(())
+    }
+
+    /// Column `slot` as written, read back from the file block by block (`None` if not
+    /// written). Its values were checked when they were computed.
+    pub(crate) fn stored<T: Cell>(&self, slot: Slot) -> Option<Column<T>> {
+        let placed = self.placed[slot as usize].as_ref()?;
+        Some(Column::Stored(Stored {
+            len: placed.len,
+            file: Arc::clone(&self.file),
+            blocks: placed.blocks.iter().map(BlockAt::clone).collect(),
+            delta: placed.delta,
+            check: Check::Any,
+            loaded: placed.blocks.iter().map(|_| OnceLock::new()).collect(),
+            all: OnceLock::new(),
+        }))
+    }
+
+    /// The columns' places (by slot) and where the file ends.
+    pub(crate) fn placed(&self) -> (&[Option<Placed>], u64) {
+        (&self.placed, self.end)
+    }
 }
 
 #[cfg(test)]

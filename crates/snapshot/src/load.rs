@@ -14,6 +14,7 @@ use std::{
 
 use crate::analysis::{Snapshot, Subjects};
 use crate::classify;
+use crate::column::ColumnWriter;
 use crate::dominators::{self, EdgeTypes};
 use crate::error::SnapshotError;
 use crate::fxhash::FastMap;
@@ -47,7 +48,7 @@ pub(crate) enum Keep {
 pub fn load(path: impl AsRef<Path>) -> Result<Summary, SnapshotError> {
     let path = path.as_ref();
     let heap = read_heap(open(path, &Work::default())?, path, &Work::default())?;
-    Ok(build(heap, Keep::Summary, None, &Work::default())?.into_summary())
+    Ok(build(heap, Keep::Summary, None, &Work::default(), None)?.into_summary())
 }
 
 /// Opens `path` for reading with a large buffer, decoding zstd or gzip (told by their first
@@ -84,7 +85,7 @@ impl Snapshot {
         let path = path.as_ref();
         let work = Work::default();
         let heap = read_heap(open(path, &work)?, path, &work)?;
-        let mut snapshot = build(heap, Keep::Everything, None, &work)?;
+        let mut snapshot = build(heap, Keep::Everything, None, &work, None)?;
         snapshot.origin = path.to_owned();
         Ok(snapshot)
     }
@@ -97,7 +98,7 @@ impl Snapshot {
         let path = origin.into();
         let work = Work::default();
         let heap = read_heap(reader, &path, &work)?;
-        let mut snapshot = build(heap, Keep::Everything, None, &work)?;
+        let mut snapshot = build(heap, Keep::Everything, None, &work, None)?;
         snapshot.origin = path;
         Ok(snapshot)
     }
@@ -111,7 +112,7 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let work = Work::default();
         let heap = read_heap(open(path, &work)?, path, &work)?;
-        build(heap, Keep::Paths, Some(subjects), &work)
+        build(heap, Keep::Paths, Some(subjects), &work, None)
     }
 }
 
@@ -124,7 +125,7 @@ impl Summary {
         let path = origin.into();
         let work = Work::default();
         let heap = read_heap(reader, &path, &work)?;
-        Ok(build(heap, Keep::Summary, None, &work)?.into_summary())
+        Ok(build(heap, Keep::Summary, None, &work, None)?.into_summary())
     }
 }
 
@@ -201,6 +202,7 @@ pub(crate) fn build(
     keep: Keep,
     compare: Option<Subjects<'_>>,
     work: &Work,
+    index: Option<&mut ColumnWriter>,
 ) -> Result<Snapshot, SnapshotError> {
     let paths = keep != Keep::Summary;
     work.stage(Stage::Analysing, 0, Some(4));
@@ -407,8 +409,17 @@ pub(crate) fn build(
     } else {
         Vec::new()
     };
+    // While the dominator pass runs, names and types wait in the index being written (for
+    // good: the snapshot reads them from there), else in a temporary file.
+    let mut detached = None;
     let spilled = if paths {
-        crate::spill::Spilled::out(&mut heap, &mut renamed)
+        match index.and_then(|w| crate::spill::into_index(&mut heap, &mut renamed, w).ok()) {
+            Some(column) => {
+                detached = Some(column);
+                None
+            }
+            None => crate::spill::Spilled::out(&mut heap, &mut renamed),
+        }
     } else {
         // Only retainer paths need them (the caller keeps the summary alone, which holds its
         // own names); the dominator pass needs the memory.
@@ -458,8 +469,11 @@ pub(crate) fn build(
         group_retained: Vec::new(),
         scripts,
     };
-    let snapshot = Snapshot::new(summary, heap, analysis, class_of, renamed, spilled, compare)
-        .map_err(temp_error)?;
+    let detached = detached.unwrap_or_else(|| renamed.into());
+    let snapshot = Snapshot::new(
+        summary, heap, analysis, class_of, detached, spilled, compare,
+    )
+    .map_err(temp_error)?;
     work.stage(Stage::Analysing, 4, Some(4));
     Ok(snapshot)
 }

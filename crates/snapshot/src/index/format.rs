@@ -1,20 +1,25 @@
 //! The index file: a loaded [`Snapshot`] with everything drill-down needs, in flat columns.
 //!
 //! ```text
-//! MAGIC  format:u32  header_len:u64  version:str  identity:str
-//! (raw_len:u64 stored_len:u64 crc:u32)*3                      small sections
-//! (len:u64 delta:u8 crc:u32 blocks:u32 (stored:u32 first:u64 min:u64 max:u64)*)*14   columns
-//! header_crc:u32
-//! small section*   (each one zstd frame)
-//! column block*    (each one zstd frame of 64 Ki values)
+//! MAGIC  format:u32
+//! column block*      (each one zstd frame of 64 Ki values; a column's blocks in a row)
+//! small section*     (each one zstd frame)
+//! footer: version:str  identity:str
+//!         (offset:u64 raw_len:u64 stored_len:u64 crc:u32)*3                       small sections
+//!         (len:u64 delta:u8 crc:u32 blocks:u32 (offset:u64 stored:u32 first:u64 min:u64 max:u64)*)*14
+//!         footer_crc:u32
+//! footer_len:u64  MAGIC
 //! ```
+//!
+//! The footer comes last so that columns can be written while the snapshot is still being
+//! analysed (see `load::build`), as soon as they are final, instead of being held in memory.
 //!
 //! The small sections (the summary, the strings, the layout) are read whole. The graph's
 //! columns stay in the file and are read block by block as a question touches them, so that
 //! finding one object reads a few blocks, not the whole index (see `column`).
 //!
-//! Nothing read back is trusted: the header must name this heapgate version and the same
-//! source and hold its own checksum, the lengths must add up to the file's, every section's and
+//! Nothing read back is trusted: the footer must name this heapgate version and the same
+//! source and hold its own checksum, every part must lie inside the file, every section's and
 //! column's CRC-32 is checked before anything is used, the columns must agree with each other
 //! (lengths, offsets rising from 0 to the end of what they index), and each block's values are
 //! checked against the tables they index when it is read. Any failure found on opening is a
@@ -33,7 +38,7 @@ use std::{
 };
 
 use crate::analysis::Snapshot;
-use crate::column::{BLOCK, BlockAt, Cell, Check, Column, IndexFile, Stored, blocks_of};
+use crate::column::{BLOCK, BlockAt, Cell, Check, Column, ColumnWriter, IndexFile, Slot, Stored};
 use crate::dominators::{EdgeTypes, Graph};
 use crate::identity::{Fingerprint, IdentitySample, SampleRate};
 use crate::layout::Layout;
@@ -45,7 +50,7 @@ use crate::work::{Stage, Work};
 /// The first bytes of every index file.
 const MAGIC: &[u8; 8] = b"HGINDEX\n";
 /// Bumped whenever the layout below changes.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 /// This build's version: an index written by another is rebuilt.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// zstd level: fast, and still about 3× on these columns.
@@ -53,129 +58,114 @@ const LEVEL: i32 = 1;
 /// The small sections, each one zstd frame: 0 the summary's tables and the layout, 1 the
 /// strings, 2 the summary's members.
 const SMALL: usize = 3;
-/// The graph's columns, in file order: see [`column_blocks`].
-const COLUMNS: usize = 14;
-/// A header larger than this is damage, not an index.
-const MAX_HEADER: u64 = 256 << 20;
+/// The graph's columns: see [`Slot`].
+const COLUMNS: usize = Slot::ALL.len();
+/// A footer larger than this is damage, not an index.
+const MAX_FOOTER: u64 = 256 << 20;
+/// `MAGIC format:u32` at the start of the file.
+const HEAD: u64 = 12;
+/// `footer_len:u64 MAGIC` at the end of the file.
+const TAIL: u64 = 16;
 
 /// Why an index was not used (a warning's text; the index is rebuilt).
 pub(crate) type Bad = String;
 
-/// Writes `snapshot` as an index of the source named `identity` to `out`.
-pub(crate) fn write(
-    snapshot: &Snapshot,
-    identity: &str,
-    out: &mut impl Write,
-    work: &Work,
-) -> io::Result<u64> {
-    // Small sections and columns are independent jobs: 0..SMALL, then the columns.
-    let jobs: Vec<usize> = (0..SMALL + COLUMNS).collect();
-    let done = on_workers(work, Stage::WritingIndex, &jobs, |i| {
-        if i < SMALL {
-            let raw = encode(snapshot, i);
-            compress(&raw).map(|c| Written::Small(raw.len() as u64, c))
-        } else {
-            column_blocks(snapshot, i - SMALL).map(Written::Column)
-        }
-    });
-    if work.is_cancelled() {
-        return Err(io::Error::other("cancelled"));
-    }
-    let mut parts = Vec::with_capacity(jobs.len());
-    for part in done {
-        parts.push(part.ok_or_else(|| io::Error::other("an index section was not written"))??);
-    }
+/// Starts an index in `file` (empty, opened for reading and writing; `path` names it in
+/// messages): the analysis may put columns into the writer as soon as they are final, and
+/// [`finish`] writes the rest.
+pub(crate) fn begin(file: File, path: &Path) -> io::Result<ColumnWriter> {
+    let mut writer = ColumnWriter::new(file, path.to_owned(), 0);
     let mut head = Enc::default();
     head.0.extend_from_slice(MAGIC);
     head.u32(FORMAT);
-    head.u64(0); // the header's length, filled in below
-    head.str(VERSION);
-    head.str(identity);
-    for part in &parts {
-        match part {
-            Written::Small(raw, stored) => {
-                head.u64(*raw);
-                head.u64(stored.len() as u64);
-                head.u32(crc32fast::hash(stored));
-            }
-            Written::Column(c) => {
-                head.u64(c.len);
-                head.u8(u8::from(c.delta));
-                let mut crc = crc32fast::Hasher::new();
-                c.blocks.iter().for_each(|(b, _)| crc.update(b));
-                head.u32(crc.finalize());
-                head.u32(c.blocks.len() as u32);
-                for (_, at) in &c.blocks {
-                    head.u32(at.stored);
-                    head.u64(at.first);
-                    head.u64(at.min);
-                    head.u64(at.max);
-                }
-            }
+    writer.append(&head.0)?;
+    Ok(writer)
+}
+
+/// Writes what `writer` does not have yet of `snapshot` — the remaining columns, the small
+/// sections — and the footer that describes them, for the source named `identity`. Returns the
+/// index's size.
+pub(crate) fn finish(
+    snapshot: &Snapshot,
+    identity: &str,
+    writer: &mut ColumnWriter,
+    work: &Work,
+) -> io::Result<u64> {
+    let cancelled = || io::Error::other("cancelled");
+    let steps = (COLUMNS + SMALL) as u64;
+    for (k, slot) in Slot::ALL.into_iter().enumerate() {
+        if work.is_cancelled() {
+            return Err(cancelled());
+        }
+        if !writer.has(slot) {
+            put(snapshot, slot, writer)?;
+        }
+        work.stage(Stage::WritingIndex, k as u64 + 1, Some(steps));
+    }
+    let jobs: Vec<usize> = (0..SMALL).collect();
+    let small = on_workers(work, Stage::WritingIndex, &jobs, |i| {
+        let raw = encode(snapshot, i);
+        compress(&raw).map(|c| (raw.len() as u64, c))
+    });
+    if work.is_cancelled() {
+        return Err(cancelled());
+    }
+    let mut foot = Enc::default();
+    foot.str(VERSION);
+    foot.str(identity);
+    for part in small {
+        let (raw, stored) =
+            part.ok_or_else(|| io::Error::other("an index section was not written"))??;
+        let at = writer.append(&stored)?;
+        foot.u64(at);
+        foot.u64(raw);
+        foot.u64(stored.len() as u64);
+        foot.u32(crc32fast::hash(&stored));
+    }
+    let (placed, _) = writer.placed();
+    for placed in placed {
+        let placed = placed
+            .as_ref()
+            .ok_or_else(|| io::Error::other("a column was not written"))?;
+        foot.u64(placed.len as u64);
+        foot.u8(u8::from(placed.delta));
+        foot.u32(placed.crc);
+        foot.u32(placed.blocks.len() as u32);
+        for at in &placed.blocks {
+            foot.u64(at.offset);
+            foot.u32(at.stored);
+            foot.u64(at.first);
+            foot.u64(at.min);
+            foot.u64(at.max);
         }
     }
-    let header_len = head.0.len() as u64 + 4;
-    head.0[12..20].copy_from_slice(&header_len.to_le_bytes());
-    let crc = crc32fast::hash(&head.0);
-    head.u32(crc);
-    out.write_all(&head.0)?;
-    let mut total = header_len;
-    for part in &parts {
-        match part {
-            Written::Small(_, stored) => {
-                out.write_all(stored)?;
-                total += stored.len() as u64;
-            }
-            Written::Column(c) => {
-                for (stored, _) in &c.blocks {
-                    out.write_all(stored)?;
-                    total += stored.len() as u64;
-                }
-            }
-        }
-    }
-    Ok(total)
+    let crc = crc32fast::hash(&foot.0);
+    foot.u32(crc);
+    let len = foot.0.len() as u64;
+    foot.u64(len);
+    foot.0.extend_from_slice(MAGIC);
+    writer.append(&foot.0)?;
+    Ok(writer.placed().1)
 }
 
-/// A written section or column.
-enum Written {
-    /// Raw length and the zstd frame.
-    Small(u64, Vec<u8>),
-    Column(ColumnBlocks),
-}
-
-struct ColumnBlocks {
-    len: u64,
-    delta: bool,
-    blocks: Vec<(Vec<u8>, BlockAt)>,
-}
-
-/// Column `c` of `s`, compressed in blocks. Ids and offsets are delta-coded (near-sorted: runs
-/// of small numbers compress several times better).
-fn column_blocks(s: &Snapshot, c: usize) -> io::Result<ColumnBlocks> {
-    fn of<T: Cell>(values: &[T], delta: bool) -> io::Result<ColumnBlocks> {
-        Ok(ColumnBlocks {
-            len: values.len() as u64,
-            delta,
-            blocks: blocks_of(values, delta, LEVEL)?,
-        })
-    }
+/// Column `slot` of `s`, into `writer`.
+fn put(s: &Snapshot, slot: Slot, writer: &mut ColumnWriter) -> io::Result<()> {
     let (heap, graph) = (&s.heap, &s.graph);
-    match c {
-        0 => of(&heap.node_type, false),
-        1 => of(&heap.node_name, false),
-        2 => of(&heap.node_id, true),
-        3 => of(&heap.first_edge, true),
-        4 => of(&s.node_group, false),
-        5 => of(&s.detached, false),
-        6 => of(&heap.edges, false),
-        7 => of(&heap.edge_type, false),
-        8 => of(&heap.edge_name, false),
-        9 => of(&graph.first_retainer, true),
-        10 => of(&graph.retainer_edge, false),
-        11 => of(&graph.retained, false),
-        12 => of(&graph.distance, false),
-        _ => of(&graph.dominator, false),
+    match slot {
+        Slot::NodeType => writer.put(slot, &heap.node_type, LEVEL),
+        Slot::NodeName => writer.put(slot, &heap.node_name, LEVEL),
+        Slot::NodeId => writer.put(slot, &heap.node_id, LEVEL),
+        Slot::FirstEdge => writer.put(slot, &heap.first_edge, LEVEL),
+        Slot::NodeGroup => writer.put(slot, &s.node_group, LEVEL),
+        Slot::Detached => writer.put(slot, &s.detached, LEVEL),
+        Slot::Edges => writer.put(slot, &heap.edges, LEVEL),
+        Slot::EdgeType => writer.put(slot, &heap.edge_type, LEVEL),
+        Slot::EdgeName => writer.put(slot, &heap.edge_name, LEVEL),
+        Slot::FirstRetainer => writer.put(slot, &graph.first_retainer, LEVEL),
+        Slot::RetainerEdge => writer.put(slot, &graph.retainer_edge, LEVEL),
+        Slot::Retained => writer.put(slot, &graph.retained, LEVEL),
+        Slot::Distance => writer.put(slot, &graph.distance, LEVEL),
+        Slot::Dominator => writer.put(slot, &graph.dominator, LEVEL),
     }
 }
 
@@ -229,7 +219,7 @@ fn compress(raw: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// An index file's header, checked: where everything is.
+/// An index file's footer, checked: where everything is.
 struct Header {
     file: Arc<IndexFile>,
     /// Offset, stored length, raw length and checksum of each small section.
@@ -245,42 +235,55 @@ struct ColumnAt {
 }
 
 impl ColumnAt {
-    /// Where the column's blocks are in the file.
+    /// Where the column's blocks are in the file (one after the other).
     fn span(&self) -> (u64, u64) {
-        let start = self.blocks.first().map_or(0, |b| b.offset);
+        let start = self.blocks.first().map_or(HEAD, |b| b.offset);
         let len = self.blocks.iter().map(|b| u64::from(b.stored)).sum();
         (start, len)
     }
 }
 
-/// Reads and checks the header of the index at `path`: this version, this source, a whole file.
+/// Reads and checks the footer of the index at `path`: this version, this source, a whole
+/// file, every part inside it.
 fn header(path: &Path, identity: &str) -> Result<Header, Bad> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut start = [0u8; 20];
-    file.read_exact_at(&mut start, 0)
+    let mut head = [0u8; HEAD as usize];
+    file.read_exact_at(&mut head, 0)
         .map_err(|_| Bad::from("not a heapgate index"))?;
-    let mut dec = Dec::new(&start);
+    let mut dec = Dec::new(&head);
     if dec.bytes(MAGIC.len())? != MAGIC {
         return Err("not a heapgate index".into());
     }
     let format = dec.u32()?;
-    let header_len = dec.u64()?;
     if format != FORMAT {
         return Err(format!("written in another format ({format})"));
     }
-    if header_len < 24 || header_len > file_len.min(MAX_HEADER) {
-        return Err("truncated or damaged header".into());
+    let mut tail = [0u8; TAIL as usize];
+    if file_len < HEAD + TAIL {
+        return Err("truncated".into());
     }
-    let mut head = vec![0u8; header_len as usize];
-    file.read_exact_at(&mut head, 0)
+    file.read_exact_at(&mut tail, file_len - TAIL)
         .map_err(|e| e.to_string())?;
-    let (body, crc) = head.split_at(head.len() - 4);
-    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err("damaged: the header's checksum".into());
+    let mut dec = Dec::new(&tail);
+    let footer_len = dec.u64()?;
+    if dec.bytes(MAGIC.len())? != MAGIC {
+        return Err("truncated or padded".into());
     }
+    if !(4..=MAX_FOOTER.min(file_len - HEAD - TAIL)).contains(&footer_len) {
+        return Err("damaged: the footer's length".into());
+    }
+    let footer_at = file_len - TAIL - footer_len;
+    let mut foot = vec![0u8; footer_len as usize];
+    file.read_exact_at(&mut foot, footer_at)
+        .map_err(|e| e.to_string())?;
+    let (body, crc) = foot.split_at(foot.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("damaged: the footer's checksum".into());
+    }
+    let inside =
+        |at: u64, len: u64| at >= HEAD && at.checked_add(len).is_some_and(|e| e <= footer_at);
     let mut dec = Dec::new(body);
-    dec.bytes(20)?;
     let version = dec.str()?;
     if version != VERSION {
         return Err(format!("written by heapgate {version}"));
@@ -288,12 +291,13 @@ fn header(path: &Path, identity: &str) -> Result<Header, Bad> {
     if dec.str()? != identity {
         return Err("written for another file".into());
     }
-    let mut at = header_len;
     let mut small = Vec::with_capacity(SMALL);
     for _ in 0..SMALL {
-        let (raw, stored, crc) = (dec.u64()?, dec.u64()?, dec.u32()?);
+        let (at, raw, stored, crc) = (dec.u64()?, dec.u64()?, dec.u64()?, dec.u32()?);
+        if !inside(at, stored) {
+            return Err("damaged: a section's place".into());
+        }
         small.push((at, stored, raw, crc));
-        at = at.checked_add(stored).ok_or("bad length")?;
     }
     let mut columns = Vec::with_capacity(COLUMNS);
     for _ in 0..COLUMNS {
@@ -304,17 +308,22 @@ fn header(path: &Path, identity: &str) -> Result<Header, Bad> {
         if len.div_ceil(BLOCK as u64) != n as u64 {
             return Err("damaged: a column's blocks".into());
         }
-        let mut blocks = Vec::with_capacity(n.min(body.len() / 28));
+        let mut blocks: Vec<BlockAt> = Vec::with_capacity(n.min(body.len() / 36));
         for _ in 0..n {
-            let stored = dec.u32()?;
-            blocks.push(BlockAt {
-                offset: at,
-                stored,
+            let at = BlockAt {
+                offset: dec.u64()?,
+                stored: dec.u32()?,
                 first: dec.u64()?,
                 min: dec.u64()?,
                 max: dec.u64()?,
-            });
-            at = at.checked_add(u64::from(stored)).ok_or("bad length")?;
+            };
+            let follows = blocks
+                .last()
+                .is_none_or(|b| b.offset + u64::from(b.stored) == at.offset);
+            if !follows || !inside(at.offset, u64::from(at.stored)) {
+                return Err("damaged: a block's place".into());
+            }
+            blocks.push(at);
         }
         columns.push(ColumnAt {
             len: len as usize,
@@ -324,10 +333,7 @@ fn header(path: &Path, identity: &str) -> Result<Header, Bad> {
         });
     }
     if dec.at != body.len() {
-        return Err("damaged: the header's length".into());
-    }
-    if at != file_len {
-        return Err("truncated or padded".into());
+        return Err("damaged: the footer's length".into());
     }
     Ok(Header {
         file: Arc::new(IndexFile {

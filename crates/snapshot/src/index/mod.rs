@@ -18,12 +18,13 @@ mod format;
 use std::{
     ffi::OsString,
     fs::{self, File},
-    io::{self, BufWriter, Read, Seek, SeekFrom, Write},
+    io::{self, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::analysis::{Snapshot, Subjects};
+use crate::column::ColumnWriter;
 use crate::error::SnapshotError;
 use crate::load::{Keep, build, open, read_heap};
 use crate::summary::Summary;
@@ -212,43 +213,56 @@ impl Cache {
         }
     }
 
-    /// Writes `snapshot`'s index for `identity`, then evicts the least recently used indexes
-    /// over the cap. Returns the index's size; an error is a warning's text.
-    pub fn store(
+    /// Starts writing the index for `identity`: a temporary file in the directory, which the
+    /// analysis may put columns into as soon as they are final. An error is a warning's text.
+    pub(crate) fn begin(&self) -> Result<Writing, String> {
+        fs::create_dir_all(&self.dir).map_err(|e| self.cannot("create", &e))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".writing-")
+            .suffix(SUFFIX)
+            .tempfile_in(&self.dir)
+            .map_err(|e| self.cannot("write", &e))?;
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(|e| self.cannot("write", &e))?;
+        let columns = format::begin(file, temp.path()).map_err(|e| self.cannot("write", &e))?;
+        Ok(Writing { temp, columns })
+    }
+
+    /// Finishes the index `writing` of `snapshot` for `identity` and puts it in place, then
+    /// evicts the least recently used indexes over the cap. Returns the index's size; an error
+    /// is a warning's text. The snapshot's columns already written stay readable either way.
+    fn finish(
         &self,
+        mut writing: Writing,
         identity: &SourceIdentity,
         snapshot: &Snapshot,
         work: &Work,
     ) -> Result<u64, String> {
-        let dir = &self.dir;
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            format!(
-                "cannot keep an index in {}: {what}: {e}; working without it",
-                dir.display()
-            )
-        };
-        fs::create_dir_all(dir).map_err(|e| failed("create", &e))?;
-        let target = self.path_of(identity);
-        let temp = tempfile::Builder::new()
-            .prefix(".writing-")
-            .suffix(SUFFIX)
-            .tempfile_in(dir)
-            .map_err(|e| failed("write", &e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, temp);
-        let size = format::write(snapshot, &identity.text, &mut out, work)
-            .and_then(|size| out.flush().map(|()| size))
-            .map_err(|e| failed("write", &e))?;
+        let size = format::finish(snapshot, &identity.text, &mut writing.columns, work)
+            .map_err(|e| self.cannot("write", &e))?;
         if size > self.max_bytes {
             return Err(format!(
                 "the index ({size} bytes) is larger than the cache's cap ({} bytes); not kept",
                 self.max_bytes
             ));
         }
-        let temp = out.into_inner().map_err(|e| failed("write", &e.error()))?;
-        temp.persist(&target)
-            .map_err(|e| failed("write", &e.error))?;
+        let target = self.path_of(identity);
+        writing
+            .temp
+            .persist(&target)
+            .map_err(|e| self.cannot("write", &e.error))?;
         self.evict(&target);
         Ok(size)
+    }
+
+    /// A warning: the cache cannot be used.
+    fn cannot(&self, what: &str, e: &dyn std::fmt::Display) -> String {
+        format!(
+            "cannot keep an index in {}: {what}: {e}; working without it",
+            self.dir.display()
+        )
     }
 
     /// Deletes the least recently used indexes until the directory is under the cap, never
@@ -280,6 +294,12 @@ impl Cache {
             }
         }
     }
+}
+
+/// An index being written: its temporary file (deleted unless finished) and the columns in it.
+pub(crate) struct Writing {
+    temp: tempfile::NamedTempFile,
+    columns: ColumnWriter,
 }
 
 /// How [`Snapshot::open_with`] opens a file.
@@ -377,19 +397,33 @@ impl Snapshot {
         mut warnings: Vec<String>,
     ) -> Result<Opened, SnapshotError> {
         let work = &options.work;
-        let heap = read_heap(open(path, work)?, path, work)?;
-        let mut snapshot = build(heap, Keep::Everything, None, work)?;
-        snapshot.origin = path.to_owned();
-        let index = match source {
-            Some((cache, identity)) => match cache.store(identity, &snapshot, work) {
-                Ok(_) => IndexUse::Written,
-                Err(_) if work.is_cancelled() => return Err(SnapshotError::Cancelled),
+        let mut writing = match source {
+            Some((cache, _)) => match cache.begin() {
+                Ok(writing) => Some(writing),
                 Err(warning) => {
                     warnings.push(warning);
-                    IndexUse::Failed
+                    None
                 }
             },
-            None => IndexUse::Off,
+            None => None,
+        };
+        let heap = read_heap(open(path, work)?, path, work)?;
+        let columns = writing.as_mut().map(|w| &mut w.columns);
+        let mut snapshot = build(heap, Keep::Everything, None, work, columns)?;
+        snapshot.origin = path.to_owned();
+        let index = match (source, writing) {
+            (Some((cache, identity)), Some(writing)) => {
+                match cache.finish(writing, identity, &snapshot, work) {
+                    Ok(_) => IndexUse::Written,
+                    Err(_) if work.is_cancelled() => return Err(SnapshotError::Cancelled),
+                    Err(warning) => {
+                        warnings.push(warning);
+                        IndexUse::Failed
+                    }
+                }
+            }
+            (Some(_), None) => IndexUse::Failed,
+            (None, _) => IndexUse::Off,
         };
         Ok(Opened {
             snapshot,
