@@ -20,6 +20,10 @@ use std::{
 /// Values per block: 256 KiB of `u32`, a fraction of a millisecond to decompress.
 pub(crate) const BLOCK: usize = 1 << 16;
 
+/// zstd level of the blocks: a fast negative level (no entropy coding of literals) — writing
+/// the index is part of a file's first question, and these columns still shrink about 5×.
+pub(crate) const LEVEL: i32 = -3;
+
 /// A value a column can hold, stored little-endian.
 pub(crate) trait Cell: Copy + Default + Send + Sync + 'static {
     /// Bytes per value.
@@ -554,7 +558,7 @@ impl ColumnWriter {
     }
 
     /// Compresses `values` in blocks (on a few threads) and appends them as column `slot`.
-    pub(crate) fn put<T: Cell>(&mut self, slot: Slot, values: &[T], level: i32) -> io::Result<()> {
+    pub(crate) fn put<T: Cell>(&mut self, slot: Slot, values: &[T]) -> io::Result<()> {
         let delta = slot.delta();
         let workers = std::thread::available_parallelism()
             .map_or(1, std::num::NonZero::get)
@@ -564,7 +568,7 @@ impl ColumnWriter {
         let parts: Vec<io::Result<Blocks>> = std::thread::scope(|scope| {
             let handles: Vec<_> = values
                 .chunks(per)
-                .map(|chunk| scope.spawn(move || blocks_of(chunk, delta, level)))
+                .map(|chunk| scope.spawn(move || blocks_of(chunk, delta, LEVEL)))
                 .collect();
             handles
                 .into_iter()

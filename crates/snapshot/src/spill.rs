@@ -14,9 +14,6 @@ use std::{
 use crate::column::{Column, ColumnWriter, Slot};
 use crate::parse::Heap;
 
-/// zstd level for the columns set aside in an index (as the index's own).
-const LEVEL: i32 = 1;
-
 /// Moves the columns [`Spilled`] would spill into the index being written, for good: `heap`
 /// then reads them from there, block by block. Returns the detached flags' column. On an error
 /// nothing of `heap` has changed (columns already written are written again at the end).
@@ -25,11 +22,11 @@ pub(crate) fn into_index(
     renamed: &mut Vec<bool>,
     index: &mut ColumnWriter,
 ) -> io::Result<Column<bool>> {
-    index.put(Slot::EdgeName, &heap.edge_name, LEVEL)?;
-    index.put(Slot::EdgeType, &heap.edge_type, LEVEL)?;
-    index.put(Slot::NodeName, &heap.node_name, LEVEL)?;
-    index.put(Slot::NodeType, &heap.node_type, LEVEL)?;
-    index.put(Slot::Detached, renamed, LEVEL)?;
+    index.put(Slot::EdgeName, &heap.edge_name)?;
+    index.put(Slot::EdgeType, &heap.edge_type)?;
+    index.put(Slot::NodeName, &heap.node_name)?;
+    index.put(Slot::NodeType, &heap.node_type)?;
+    index.put(Slot::Detached, renamed)?;
     let missing = || io::Error::other("a column just written is missing");
     heap.edge_name = index.stored(Slot::EdgeName).ok_or_else(missing)?;
     heap.edge_type = index.stored(Slot::EdgeType).ok_or_else(missing)?;

@@ -53,7 +53,7 @@ const MAGIC: &[u8; 8] = b"HGINDEX\n";
 const FORMAT: u32 = 4;
 /// This build's version: an index written by another is rebuilt.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// zstd level: fast, and still about 3× on these columns.
+/// zstd level of the small sections: fast, and still about 3× on these tables.
 const LEVEL: i32 = 1;
 /// The small sections, each one zstd frame: 0 the summary's tables and the layout, 1 the
 /// strings, 2 the summary's members.
@@ -152,20 +152,20 @@ pub(crate) fn finish(
 fn put(s: &Snapshot, slot: Slot, writer: &mut ColumnWriter) -> io::Result<()> {
     let (heap, graph) = (&s.heap, &s.graph);
     match slot {
-        Slot::NodeType => writer.put(slot, &heap.node_type, LEVEL),
-        Slot::NodeName => writer.put(slot, &heap.node_name, LEVEL),
-        Slot::NodeId => writer.put(slot, &heap.node_id, LEVEL),
-        Slot::FirstEdge => writer.put(slot, &heap.first_edge, LEVEL),
-        Slot::NodeGroup => writer.put(slot, &s.node_group, LEVEL),
-        Slot::Detached => writer.put(slot, &s.detached, LEVEL),
-        Slot::Edges => writer.put(slot, &heap.edges, LEVEL),
-        Slot::EdgeType => writer.put(slot, &heap.edge_type, LEVEL),
-        Slot::EdgeName => writer.put(slot, &heap.edge_name, LEVEL),
-        Slot::FirstRetainer => writer.put(slot, &graph.first_retainer, LEVEL),
-        Slot::RetainerEdge => writer.put(slot, &graph.retainer_edge, LEVEL),
-        Slot::Retained => writer.put(slot, &graph.retained, LEVEL),
-        Slot::Distance => writer.put(slot, &graph.distance, LEVEL),
-        Slot::Dominator => writer.put(slot, &graph.dominator, LEVEL),
+        Slot::NodeType => writer.put(slot, &heap.node_type),
+        Slot::NodeName => writer.put(slot, &heap.node_name),
+        Slot::NodeId => writer.put(slot, &heap.node_id),
+        Slot::FirstEdge => writer.put(slot, &heap.first_edge),
+        Slot::NodeGroup => writer.put(slot, &s.node_group),
+        Slot::Detached => writer.put(slot, &s.detached),
+        Slot::Edges => writer.put(slot, &heap.edges),
+        Slot::EdgeType => writer.put(slot, &heap.edge_type),
+        Slot::EdgeName => writer.put(slot, &heap.edge_name),
+        Slot::FirstRetainer => writer.put(slot, &graph.first_retainer),
+        Slot::RetainerEdge => writer.put(slot, &graph.retainer_edge),
+        Slot::Retained => writer.put(slot, &graph.retained),
+        Slot::Distance => writer.put(slot, &graph.distance),
+        Slot::Dominator => writer.put(slot, &graph.dominator),
     }
 }
 
