@@ -28,7 +28,8 @@ pub(crate) const LEVEL: i32 = -3;
 pub(crate) trait Cell: Copy + Default + Send + Sync + 'static {
     /// Bytes per value.
     const BYTES: usize;
-    fn put(self, out: &mut Vec<u8>);
+    /// Writes the value into `out` (exactly [`Cell::BYTES`] long).
+    fn put(self, out: &mut [u8]);
     fn take(bytes: &[u8]) -> Self;
     /// The value as a number, for the blocks' minimum and maximum, and back.
     fn number(self) -> u64;
@@ -42,8 +43,8 @@ macro_rules! cell {
     ($t:ty, $n:expr, $number:expr) => {
         impl Cell for $t {
             const BYTES: usize = $n;
-            fn put(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
+            fn put(self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_le_bytes());
             }
             fn take(bytes: &[u8]) -> Self {
                 let mut a = [0u8; $n];
@@ -74,8 +75,8 @@ cell!(i32, 4, |v: i32| u64::from(v as u32));
 
 impl Cell for bool {
     const BYTES: usize = 1;
-    fn put(self, out: &mut Vec<u8>) {
-        out.push(u8::from(self));
+    fn put(self, out: &mut [u8]) {
+        out[0] = u8::from(self);
     }
     fn take(bytes: &[u8]) -> Self {
         bytes[0] != 0
@@ -206,7 +207,8 @@ impl<T: Cell> Index<usize> for Column<T> {
 
 impl<T: Cell> Index<Range<usize>> for Column<T> {
     type Output = [T];
-    /// A range inside one block reads that block only (one node's edges or retainers).
+    /// A range inside one block reads that block only (one node's edges or retainers); a
+    /// range across blocks reads the whole column (index by index to avoid that).
     fn index(&self, range: Range<usize>) -> &[T] {
         match self {
             Column::Stored(s) if s.all.get().is_none() && range.start < range.end => {
@@ -368,7 +370,12 @@ impl<T: Cell> Stored<T> {
             .map_err(|e| e.to_string())?;
         let range = self.range(b);
         let raw_len = range.len() * T::BYTES;
-        let raw = zstd::bulk::decompress(&stored, raw_len).map_err(|e| e.to_string())?;
+        // A block that did not compress is stored as it is: as long as its raw bytes.
+        let raw = if stored.len() == raw_len {
+            stored
+        } else {
+            zstd::bulk::decompress(&stored, raw_len).map_err(|e| e.to_string())?
+        };
         if raw.len() != raw_len {
             return Err("a block has the wrong length".into());
         }
@@ -447,28 +454,46 @@ pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool, level: i32) -> io::R
     let mut raw = Vec::with_capacity(BLOCK * T::BYTES);
     let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(BLOCK * T::BYTES));
     let mut blocks = Vec::with_capacity(values.len().div_ceil(BLOCK));
-    for chunk in values.chunks(BLOCK) {
+    // Columns that barely compress (an edge list's targets, in an order of their own) are
+    // stored as they are, judged by their first block: compressing them costs more than it saves.
+    let mut as_is = false;
+    for (b, chunk) in values.chunks(BLOCK).enumerate() {
         raw.clear();
-        let mut previous = T::default();
-        for &v in chunk {
-            if delta {
-                v.minus(previous).put(&mut raw);
+        raw.resize(chunk.len() * T::BYTES, 0);
+        let cells = raw.chunks_exact_mut(T::BYTES).zip(chunk);
+        if delta {
+            let mut previous = T::default();
+            for (out, &v) in cells {
+                v.minus(previous).put(out);
                 previous = v;
-            } else {
-                v.put(&mut raw);
+            }
+        } else {
+            for (out, &v) in cells {
+                v.put(out);
             }
         }
-        out.clear();
-        compressor.compress_to_buffer(&raw, &mut out)?;
+        let stored = if as_is {
+            raw.clone()
+        } else {
+            out.clear();
+            compressor.compress_to_buffer(&raw, &mut out)?;
+            // Under 1/5 saved: not worth reading through zstd.
+            if out.len() * 5 >= raw.len() * 4 {
+                as_is |= b == 0;
+                raw.clone()
+            } else {
+                out.clone()
+            }
+        };
         let (first, min, max) = facts(chunk);
         let at = BlockAt {
             offset: 0,
-            stored: out.len() as u32,
+            stored: stored.len() as u32,
             first,
             min,
             max,
         };
-        blocks.push((out.clone(), at));
+        blocks.push((stored, at));
     }
     Ok(blocks)
 }
@@ -618,12 +643,10 @@ impl ColumnWriter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_stored_column_reads_what_was_written_block_by_block() {
-        let values: Vec<u32> = (0..(BLOCK as u32 * 2 + 77)).map(|i| i * 3 + 1).collect();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c");
-        let blocks = blocks_of(&values, true, 1).unwrap();
+    /// `values` written as one column (delta-coded if `delta`) and opened as a stored column.
+    fn stored(values: &[u32], delta: bool, dir: &std::path::Path) -> Column<u32> {
+        let path = dir.join("c");
+        let blocks = blocks_of(values, delta, LEVEL).unwrap();
         let mut bytes = Vec::new();
         let mut at = Vec::new();
         for (stored, mut facts) in blocks {
@@ -633,18 +656,25 @@ mod tests {
         }
         std::fs::write(&path, &bytes).unwrap();
         let n = at.len();
-        let column: Column<u32> = Column::Stored(Stored {
+        Column::Stored(Stored {
             len: values.len(),
             file: Arc::new(IndexFile {
                 file: File::open(&path).unwrap(),
                 path,
             }),
             blocks: at.into(),
-            delta: true,
-            check: Check::Rising(u64::MAX),
+            delta,
+            check: Check::Any,
             loaded: (0..n).map(|_| OnceLock::new()).collect(),
             all: OnceLock::new(),
-        });
+        })
+    }
+
+    #[test]
+    fn a_stored_column_reads_what_was_written_block_by_block() {
+        let values: Vec<u32> = (0..(BLOCK as u32 * 2 + 77)).map(|i| i * 3 + 1).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let column = stored(&values, true, dir.path());
         assert_eq!(column.len(), values.len());
         assert_eq!(column[BLOCK + 5], values[BLOCK + 5]);
         assert_eq!(column.get(values.len()), None);
@@ -661,6 +691,31 @@ mod tests {
             column.ranges_reaching(u64::from(values[BLOCK * 2])),
             vec![2 * BLOCK..values.len()]
         );
+        assert_eq!(*column, values);
+    }
+
+    #[test]
+    fn a_column_that_does_not_compress_is_stored_as_it_is() {
+        // xorshift: no two values alike, nothing for zstd to find.
+        let mut x = 0x9E37_79B9u32;
+        let values: Vec<u32> = (0..BLOCK + 100)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            })
+            .collect();
+        let blocks = blocks_of(&values, false, LEVEL).unwrap();
+        assert!(
+            blocks
+                .iter()
+                .all(|(bytes, at)| bytes.len() == at.stored as usize)
+        );
+        assert_eq!(blocks[0].0.len(), BLOCK * 4, "stored as it is");
+        let dir = tempfile::tempdir().unwrap();
+        let column = stored(&values, false, dir.path());
+        assert_eq!(column[BLOCK + 99], values[BLOCK + 99]);
         assert_eq!(*column, values);
     }
 }

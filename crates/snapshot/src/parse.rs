@@ -100,11 +100,10 @@ impl Heap {
     pub(crate) fn property_names(&self, ordinal: usize) -> impl Iterator<Item = u32> + Clone + '_ {
         let range = self.first_edge[ordinal] as usize..self.first_edge[ordinal + 1] as usize;
         let kinds = &self.layout.edges.kinds;
-        self.edge_type[range.clone()]
-            .iter()
-            .zip(&self.edge_name[range])
-            .filter(move |&(&ty, _)| kinds[usize::from(ty)] == EdgeKind::Property)
-            .map(|(_, &name)| name)
+        // By index, not by slice: from an index, a range across two blocks reads those two.
+        range
+            .filter(move |&e| kinds[usize::from(self.edge_type[e])] == EdgeKind::Property)
+            .map(|e| self.edge_name[e])
     }
 
     pub(crate) fn string(&self, index: u32) -> &str {
