@@ -443,25 +443,47 @@ impl<T: Cell> Stored<T> {
 }
 
 /// Compressed blocks and their facts.
+#[cfg(test)]
 type Blocks = Vec<(Vec<u8>, BlockAt)>;
 
 /// Compresses `values` into blocks for [`Stored`]: each block's bytes and its facts (offsets
 /// are filled in by the writer).
-pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool, level: i32) -> io::Result<Blocks> {
-    // One raw and one output buffer for all the blocks: fresh pages for each block cost more
-    // than compressing it.
-    let mut compressor = zstd::bulk::Compressor::new(level)?;
-    let mut raw = Vec::with_capacity(BLOCK * T::BYTES);
-    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(BLOCK * T::BYTES));
-    let mut blocks = Vec::with_capacity(values.len().div_ceil(BLOCK));
-    // Columns that barely compress (an edge list's targets, in an order of their own) are
-    // stored as they are, judged by their first block: compressing them costs more than it saves.
-    let mut as_is = false;
-    for (b, chunk) in values.chunks(BLOCK).enumerate() {
+#[cfg(test)]
+pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool) -> io::Result<Blocks> {
+    let mut encoder = BlockEncoder::new(delta)?;
+    values.chunks(BLOCK).map(|c| encoder.encode(c)).collect()
+}
+
+/// Turns blocks of values into stored blocks, through one raw and one output buffer (fresh
+/// pages for each block cost more than compressing it).
+struct BlockEncoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    out: Vec<u8>,
+    delta: bool,
+    /// Columns that barely compress (an edge list's targets, in an order of their own) are
+    /// stored as they are, judged by their first block: compressing them costs more than it
+    /// saves.
+    as_is: Option<bool>,
+}
+
+impl BlockEncoder {
+    fn new(delta: bool) -> io::Result<BlockEncoder> {
+        Ok(BlockEncoder {
+            compressor: zstd::bulk::Compressor::new(LEVEL)?,
+            raw: Vec::new(),
+            out: Vec::new(),
+            delta,
+            as_is: None,
+        })
+    }
+
+    fn encode<T: Cell>(&mut self, chunk: &[T]) -> io::Result<(Vec<u8>, BlockAt)> {
+        let raw = &mut self.raw;
         raw.clear();
         raw.resize(chunk.len() * T::BYTES, 0);
         let cells = raw.chunks_exact_mut(T::BYTES).zip(chunk);
-        if delta {
+        if self.delta {
             let mut previous = T::default();
             for (out, &v) in cells {
                 v.minus(previous).put(out);
@@ -472,18 +494,16 @@ pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool, level: i32) -> io::R
                 v.put(out);
             }
         }
-        let stored = if as_is {
+        let stored = if self.as_is == Some(true) {
             raw.clone()
         } else {
-            out.clear();
-            compressor.compress_to_buffer(&raw, &mut out)?;
+            self.out.clear();
+            self.out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+            self.compressor.compress_to_buffer(raw, &mut self.out)?;
             // Under 1/5 saved: not worth reading through zstd.
-            if out.len() * 5 >= raw.len() * 4 {
-                as_is |= b == 0;
-                raw.clone()
-            } else {
-                out.clone()
-            }
+            let poor = self.out.len() * 5 >= raw.len() * 4;
+            self.as_is.get_or_insert(poor);
+            if poor { raw.clone() } else { self.out.clone() }
         };
         let (first, min, max) = facts(chunk);
         let at = BlockAt {
@@ -493,9 +513,8 @@ pub(crate) fn blocks_of<T: Cell>(values: &[T], delta: bool, level: i32) -> io::R
             min,
             max,
         };
-        blocks.push((stored, at));
+        Ok((stored, at))
     }
-    Ok(blocks)
 }
 
 /// The graph's columns in an index, in the index's order.
@@ -585,30 +604,44 @@ impl ColumnWriter {
     /// Compresses `values` in blocks (on a few threads) and appends them as column `slot`.
     pub(crate) fn put<T: Cell>(&mut self, slot: Slot, values: &[T]) -> io::Result<()> {
         let delta = slot.delta();
+        let n = values.len().div_ceil(BLOCK);
         let workers = std::thread::available_parallelism()
             .map_or(1, std::num::NonZero::get)
-            .clamp(1, 4);
-        // Whole blocks per worker, so that each block is compressed alone.
-        let per = values.len().div_ceil(BLOCK).div_ceil(workers).max(1) * BLOCK;
-        let parts: Vec<io::Result<Blocks>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = values
-                .chunks(per)
-                .map(|chunk| scope.spawn(move || blocks_of(chunk, delta, LEVEL)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
+            .clamp(1, 4)
+            .min(n.max(1));
         let mut crc = crc32fast::Hasher::new();
-        let mut blocks = Vec::with_capacity(values.len().div_ceil(BLOCK));
-        for part in parts {
-            for (bytes, mut at) in part? {
+        let mut blocks = Vec::with_capacity(n);
+        // Worker `w` compresses blocks w, w + workers, …; they are written in order as they
+        // come, a couple in flight per worker: the column is never held compressed.
+        std::thread::scope(|scope| -> io::Result<()> {
+            let mut from = Vec::with_capacity(workers);
+            for w in 0..workers {
+                let (send, receive) = std::sync::mpsc::sync_channel(2);
+                from.push(receive);
+                scope.spawn(move || {
+                    let mut encoder = match BlockEncoder::new(delta) {
+                        Ok(encoder) => encoder,
+                        Err(e) => return drop(send.send(Err(e))),
+                    };
+                    for b in (w..n).step_by(workers) {
+                        let chunk = &values[b * BLOCK..((b + 1) * BLOCK).min(values.len())];
+                        // The writer stopped (an error): so do we.
+                        if send.send(encoder.encode(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            for b in 0..n {
+                let (bytes, mut at) = from[b % workers]
+                    .recv()
+                    .map_err(|_| io::Error::other("a compressing thread stopped"))??;
                 at.offset = self.append(&bytes)?;
                 crc.update(&bytes);
                 blocks.push(at);
             }
-        }
+            Ok(())
+        })?;
         self.placed[slot as usize] = Some(Placed {
             len: values.len(),
             delta,
@@ -646,7 +679,7 @@ mod tests {
     /// `values` written as one column (delta-coded if `delta`) and opened as a stored column.
     fn stored(values: &[u32], delta: bool, dir: &std::path::Path) -> Column<u32> {
         let path = dir.join("c");
-        let blocks = blocks_of(values, delta, LEVEL).unwrap();
+        let blocks = blocks_of(values, delta).unwrap();
         let mut bytes = Vec::new();
         let mut at = Vec::new();
         for (stored, mut facts) in blocks {
@@ -706,7 +739,7 @@ mod tests {
                 x
             })
             .collect();
-        let blocks = blocks_of(&values, false, LEVEL).unwrap();
+        let blocks = blocks_of(&values, false).unwrap();
         assert!(
             blocks
                 .iter()

@@ -86,14 +86,32 @@ pub(crate) fn begin(file: File, path: &Path) -> io::Result<ColumnWriter> {
 /// sections — and the footer that describes them, for the source named `identity`. Returns the
 /// index's size.
 pub(crate) fn finish(
-    snapshot: &Snapshot,
+    snapshot: &mut Snapshot,
     identity: &str,
     writer: &mut ColumnWriter,
     work: &Work,
 ) -> io::Result<u64> {
     let cancelled = || io::Error::other("cancelled");
     let steps = (COLUMNS + SMALL) as u64;
-    for (k, slot) in Slot::ALL.into_iter().enumerate() {
+    // Largest first, each replaced by its copy in the index as soon as it is written: the
+    // snapshot shrinks as the index grows, instead of the two adding up.
+    const ORDER: [Slot; COLUMNS] = [
+        Slot::RetainerEdge,
+        Slot::Edges,
+        Slot::EdgeName,
+        Slot::Retained,
+        Slot::FirstRetainer,
+        Slot::Dominator,
+        Slot::Distance,
+        Slot::NodeId,
+        Slot::FirstEdge,
+        Slot::NodeGroup,
+        Slot::NodeName,
+        Slot::EdgeType,
+        Slot::NodeType,
+        Slot::Detached,
+    ];
+    for (k, slot) in ORDER.into_iter().enumerate() {
         if work.is_cancelled() {
             return Err(cancelled());
         }
@@ -103,7 +121,11 @@ pub(crate) fn finish(
         work.stage(Stage::WritingIndex, k as u64 + 1, Some(steps));
     }
     let jobs: Vec<usize> = (0..SMALL).collect();
+    let snapshot = &*snapshot;
     let small = on_workers(work, Stage::WritingIndex, &jobs, |i| {
+        if i == 2 {
+            return compress_members(&snapshot.summary);
+        }
         let raw = encode(snapshot, i);
         compress(&raw).map(|c| (raw.len() as u64, c))
     });
@@ -148,25 +170,54 @@ pub(crate) fn finish(
     Ok(writer.placed().1)
 }
 
-/// Column `slot` of `s`, into `writer`.
-fn put(s: &Snapshot, slot: Slot, writer: &mut ColumnWriter) -> io::Result<()> {
-    let (heap, graph) = (&s.heap, &s.graph);
-    match slot {
-        Slot::NodeType => writer.put(slot, &heap.node_type),
-        Slot::NodeName => writer.put(slot, &heap.node_name),
-        Slot::NodeId => writer.put(slot, &heap.node_id),
-        Slot::FirstEdge => writer.put(slot, &heap.first_edge),
-        Slot::NodeGroup => writer.put(slot, &s.node_group),
-        Slot::Detached => writer.put(slot, &s.detached),
-        Slot::Edges => writer.put(slot, &heap.edges),
-        Slot::EdgeType => writer.put(slot, &heap.edge_type),
-        Slot::EdgeName => writer.put(slot, &heap.edge_name),
-        Slot::FirstRetainer => writer.put(slot, &graph.first_retainer),
-        Slot::RetainerEdge => writer.put(slot, &graph.retainer_edge),
-        Slot::Retained => writer.put(slot, &graph.retained),
-        Slot::Distance => writer.put(slot, &graph.distance),
-        Slot::Dominator => writer.put(slot, &graph.dominator),
+/// Column `slot` of `s` into `writer`, then `s` reads it from there.
+fn put(s: &mut Snapshot, slot: Slot, writer: &mut ColumnWriter) -> io::Result<()> {
+    fn swap<T: Cell>(column: &mut Column<T>, slot: Slot, w: &mut ColumnWriter) -> io::Result<()> {
+        w.put(slot, column)?;
+        if let Some(stored) = w.stored(slot) {
+            *column = stored;
+        }
+        Ok(())
     }
+    let (heap, graph) = (&mut s.heap, &mut s.graph);
+    match slot {
+        Slot::NodeType => swap(&mut heap.node_type, slot, writer),
+        Slot::NodeName => swap(&mut heap.node_name, slot, writer),
+        Slot::NodeId => swap(&mut heap.node_id, slot, writer),
+        Slot::FirstEdge => swap(&mut heap.first_edge, slot, writer),
+        Slot::NodeGroup => swap(&mut s.node_group, slot, writer),
+        Slot::Detached => swap(&mut s.detached, slot, writer),
+        Slot::Edges => swap(&mut heap.edges, slot, writer),
+        Slot::EdgeType => swap(&mut heap.edge_type, slot, writer),
+        Slot::EdgeName => swap(&mut heap.edge_name, slot, writer),
+        Slot::FirstRetainer => swap(&mut graph.first_retainer, slot, writer),
+        Slot::RetainerEdge => swap(&mut graph.retainer_edge, slot, writer),
+        Slot::Retained => swap(&mut graph.retained, slot, writer),
+        Slot::Distance => swap(&mut graph.distance, slot, writer),
+        Slot::Dominator => swap(&mut graph.dominator, slot, writer),
+    }
+}
+
+/// The summary's members as section 2 — (id − previous id, size) per member, read back in
+/// one pass (`read_members`) — compressed as they are encoded: no raw copy of them in memory.
+fn compress_members(summary: &Summary) -> io::Result<(u64, Vec<u8>)> {
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), LEVEL)?;
+    encoder.include_checksum(true)?;
+    let mut buf = Vec::with_capacity(64 << 10);
+    let (mut previous, mut raw) = (0u32, 0u64);
+    for m in summary.groups.iter().flat_map(|g| &g.members) {
+        buf.extend_from_slice(&m.id.wrapping_sub(previous).to_le_bytes());
+        buf.extend_from_slice(&m.size.to_le_bytes());
+        previous = m.id;
+        if buf.len() >= 64 << 10 {
+            encoder.write_all(&buf)?;
+            raw += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    encoder.write_all(&buf)?;
+    raw += buf.len() as u64;
+    Ok((raw, encoder.finish()?))
 }
 
 /// `job(i)` for every `i` of `jobs`, on a few threads (jobs are independent), in the order of
@@ -604,19 +655,9 @@ fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
             e.u32s(&s.group_key);
             e.u64(s.root as u64);
         }
-        1 => {
+        _ => {
             e.str(&heap.strings.text);
             e.u32s(&heap.strings.ends);
-        }
-        _ => {
-            // (id − previous id, size) per member: read back in one pass (`read_members`).
-            let mut previous = 0u32;
-            e.0.reserve(summary.info.counted_nodes * 8);
-            for m in summary.groups.iter().flat_map(|g| &g.members) {
-                e.u32(m.id.wrapping_sub(previous));
-                e.u32(m.size);
-                previous = m.id;
-            }
         }
     }
     e.0

@@ -232,12 +232,13 @@ impl Cache {
 
     /// Finishes the index `writing` of `snapshot` for `identity` and puts it in place, then
     /// evicts the least recently used indexes over the cap. Returns the index's size; an error
-    /// is a warning's text. The snapshot's columns already written stay readable either way.
+    /// is a warning's text. The snapshot then reads its graph's columns from the index file
+    /// (readable either way: the file stays open).
     fn finish(
         &self,
         mut writing: Writing,
         identity: &SourceIdentity,
-        snapshot: &Snapshot,
+        snapshot: &mut Snapshot,
         work: &Work,
     ) -> Result<u64, String> {
         let size = format::finish(snapshot, &identity.text, &mut writing.columns, work)
@@ -413,7 +414,7 @@ impl Snapshot {
         snapshot.origin = path.to_owned();
         let index = match (source, writing) {
             (Some((cache, identity)), Some(writing)) => {
-                match cache.finish(writing, identity, &snapshot, work) {
+                match cache.finish(writing, identity, &mut snapshot, work) {
                     Ok(_) => IndexUse::Written,
                     Err(_) if work.is_cancelled() => return Err(SnapshotError::Cancelled),
                     Err(warning) => {
