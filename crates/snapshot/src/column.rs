@@ -462,10 +462,15 @@ struct BlockEncoder {
     out: Vec<u8>,
     delta: bool,
     /// Columns that barely compress (an edge list's targets, in an order of their own) are
-    /// stored as they are, judged by their first block: compressing them costs more than it
-    /// saves.
-    as_is: Option<bool>,
+    /// stored as they are: compressing them costs more than it saves. Judged by the last block
+    /// tried; while blocks are stored as they are, every `PROBE`th is tried again.
+    as_is: bool,
+    /// Blocks encoded.
+    seen: usize,
 }
+
+/// See [`BlockEncoder::as_is`].
+const PROBE: usize = 16;
 
 impl BlockEncoder {
     fn new(delta: bool) -> io::Result<BlockEncoder> {
@@ -474,7 +479,8 @@ impl BlockEncoder {
             raw: Vec::new(),
             out: Vec::new(),
             delta,
-            as_is: None,
+            as_is: false,
+            seen: 0,
         })
     }
 
@@ -494,16 +500,21 @@ impl BlockEncoder {
                 v.put(out);
             }
         }
-        let stored = if self.as_is == Some(true) {
-            raw.clone()
-        } else {
+        let try_it = !self.as_is || self.seen.is_multiple_of(PROBE);
+        self.seen += 1;
+        let stored = if try_it {
             self.out.clear();
             self.out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
             self.compressor.compress_to_buffer(raw, &mut self.out)?;
             // Under 1/5 saved: not worth reading through zstd.
-            let poor = self.out.len() * 5 >= raw.len() * 4;
-            self.as_is.get_or_insert(poor);
-            if poor { raw.clone() } else { self.out.clone() }
+            self.as_is = self.out.len() * 5 >= raw.len() * 4;
+            if self.as_is {
+                raw.clone()
+            } else {
+                self.out.clone()
+            }
+        } else {
+            raw.clone()
         };
         let (first, min, max) = facts(chunk);
         let at = BlockAt {
