@@ -45,6 +45,15 @@ fn graph() -> Snap {
     s
 }
 
+/// The one index file in the cache directory `dir`.
+fn index_in(dir: &Path) -> std::path::PathBuf {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hgindex"))
+        .expect("an index file")
+}
+
 fn write(dir: &Path, name: &str, snap: &Snap) -> std::path::PathBuf {
     let path = dir.join(name);
     fs::write(&path, snap.json()).unwrap();
@@ -207,11 +216,7 @@ fn the_index_answers_the_same_and_is_never_trusted_when_damaged() {
     let expected = view(&first.snapshot);
     assert_eq!(view(&second.snapshot), expected);
 
-    let index = fs::read_dir(&cache_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "hgindex"))
-        .expect("an index file");
+    let index = index_in(&cache_dir);
     let good = fs::read(&index).unwrap();
     let version_at = good
         .windows(env!("CARGO_PKG_VERSION").len())
@@ -321,11 +326,7 @@ fn a_large_index_answers_the_same_from_every_block() {
     assert_eq!(second.index, IndexUse::Loaded);
     assert_eq!(view(&second.snapshot), expected);
 
-    let index = fs::read_dir(&cache_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "hgindex"))
-        .expect("an index file");
+    let index = index_in(&cache_dir);
     let mut bytes = fs::read(&index).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;

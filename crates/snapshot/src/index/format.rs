@@ -427,8 +427,8 @@ fn verify(file: &IndexFile, regions: &[(u64, u64, u32)], work: &Work) -> Result<
     Ok(())
 }
 
-/// Small section `i`, checked and decoded.
-fn small_part(header: &Header, i: usize) -> Result<Part, Bad> {
+/// Small section `i` as stored, and its raw length.
+fn small_bytes(header: &Header, i: usize) -> Result<(Vec<u8>, u64), Bad> {
     let (offset, len, raw, _) = header.small[i];
     let mut stored = vec![0u8; len as usize];
     header
@@ -436,6 +436,12 @@ fn small_part(header: &Header, i: usize) -> Result<Part, Bad> {
         .file
         .read_exact_at(&mut stored, offset)
         .map_err(|e| e.to_string())?;
+    Ok((stored, raw))
+}
+
+/// Small section `i`, checked and decoded.
+fn small_part(header: &Header, i: usize) -> Result<Part, Bad> {
+    let (stored, raw) = small_bytes(header, i)?;
     // Grows as it goes: a wrong `raw` allocates nothing up front.
     let mut out = Vec::new();
     let mut decoder = zstd::stream::Decoder::new(stored.as_slice()).map_err(|e| e.to_string())?;
@@ -486,17 +492,11 @@ pub(crate) fn read(path: &Path, identity: &str, work: &Work) -> Result<Snapshot,
 /// The summary's members, group by group, decoded as they are decompressed (one copy of them
 /// in memory, each group's list allocated once).
 fn read_members(header: &Header, meta: &Meta) -> Result<Vec<Vec<Member>>, Bad> {
-    let (offset, len, raw, _) = header.small[2];
     let total: u64 = meta.groups.iter().map(|g| g.2).sum();
-    if total.checked_mul(8) != Some(raw) {
+    if total.checked_mul(8) != Some(header.small[2].2) {
         return Err("inconsistent: members".into());
     }
-    let mut stored = vec![0u8; len as usize];
-    header
-        .file
-        .file
-        .read_exact_at(&mut stored, offset)
-        .map_err(|e| e.to_string())?;
+    let (stored, _) = small_bytes(header, 2)?;
     let mut decoder = zstd::stream::Decoder::new(stored.as_slice()).map_err(|e| e.to_string())?;
     let damaged = |e: io::Error| format!("damaged: {e}");
     let mut buf = vec![0u8; 64 << 10];
