@@ -52,6 +52,11 @@ struct Series {
 }
 
 /// The series, taken once for all tests here; `None` after a loud skip.
+/// The npm clients and the leak series, or `None` (said loudly) when either is missing.
+fn clients_and_series(test: &str) -> Option<(PathBuf, &'static Series)> {
+    Some((npm_data_or_skip(test, "mcp")?, series(test)?))
+}
+
 fn series(test: &str) -> Option<&'static Series> {
     static SERIES: OnceLock<Option<Series>> = OnceLock::new();
     let node = node_or_skip(test)?;
@@ -152,11 +157,8 @@ fn run_client(
 #[test]
 fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
     let test = "mcp::sdk_client";
-    let (Some(node), Some(clients), Some(series)) = (
-        node_or_skip(test),
-        npm_data_or_skip(test, "mcp"),
-        series(test),
-    ) else {
+    let (Some(node), Some((clients, series))) = (node_or_skip(test), clients_and_series(test))
+    else {
         return;
     };
     let relative_escape = format!(
@@ -235,11 +237,8 @@ fn the_sdk_client_goes_from_the_evidence_to_the_biggest_leaked_object() {
 #[test]
 fn answers_carry_no_string_values_from_the_heap() {
     let test = "mcp::no_strings";
-    let (Some(node), Some(clients), Some(series)) = (
-        node_or_skip(test),
-        npm_data_or_skip(test, "mcp"),
-        series(test),
-    ) else {
+    let (Some(node), Some((clients, series))) = (node_or_skip(test), clients_and_series(test))
+    else {
         return;
     };
     let script = r#"
@@ -286,11 +285,8 @@ console.log(all.includes("customer-secret-") ? "LEAKED" : "CLEAN", all.length);
 #[test]
 fn the_inspector_cli_lists_and_calls_the_tools() {
     let test = "mcp::inspector_cli";
-    let (Some(node24), Some(clients), Some(series)) = (
-        node24_or_skip(test),
-        npm_data_or_skip(test, "mcp"),
-        series(test),
-    ) else {
+    let (Some(node24), Some((clients, series))) = (node24_or_skip(test), clients_and_series(test))
+    else {
         return;
     };
     let home = tempfile::tempdir().unwrap();

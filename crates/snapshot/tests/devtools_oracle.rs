@@ -382,13 +382,22 @@ fn object_views_are_devtools_own_and_survive_the_index() {
             .iter()
             .map(|n| (num(&n["id"]), n))
             .collect();
+        // In memory (no cache); as just written (its columns then read from the new index);
+        // and from the index on a later open.
+        let memory = Snapshot::open_with(file, &OpenOptions::new()).unwrap();
+        assert_eq!(memory.index, IndexUse::Off);
         let fresh = Snapshot::open_with(file, &options).unwrap();
         assert_eq!(fresh.index, IndexUse::Written);
         let indexed = Snapshot::open_with(file, &options).unwrap();
         assert_eq!(indexed.index, IndexUse::Loaded);
         for (id, detail) in expected["objects"].as_object().expect("objects") {
             let id: u32 = id.parse().expect("numeric id");
-            let view = fresh.snapshot.object(id, &all).unwrap();
+            let view = memory.snapshot.object(id, &all).unwrap();
+            assert_eq!(
+                fresh.snapshot.object(id, &all).unwrap(),
+                view,
+                "@{id} as the index was written"
+            );
             assert_eq!(
                 indexed.snapshot.object(id, &all).unwrap(),
                 view,

@@ -562,12 +562,7 @@ struct Meta {
     retained: HashMap<(String, Option<Location>), u64>,
     group_retained: Vec<u64>,
     scripts: HashMap<u32, String>,
-    layout: Layout,
-    closure_locations: Vec<(u32, Location)>,
-    sample: SampleRate,
-    keys: Vec<(String, Option<Location>)>,
-    group_key: Vec<u32>,
-    root: u64,
+    rest: MetaRest,
 }
 
 fn encode(s: &Snapshot, section: usize) -> Vec<u8> {
@@ -763,12 +758,14 @@ fn decode(section: usize, bytes: &[u8]) -> Result<Part, Bad> {
                 retained,
                 group_retained,
                 scripts,
-                layout,
-                closure_locations,
-                sample,
-                keys,
-                group_key,
-                root,
+                rest: MetaRest {
+                    layout,
+                    closure_locations,
+                    sample,
+                    keys,
+                    group_key,
+                    root,
+                },
             }))
         }
         1 => Part::Strings(StringTable {
@@ -795,7 +792,7 @@ fn assemble(
     let bad = |what: &str| Err(format!("inconsistent: {what}"));
     let lens: Vec<usize> = header.columns.iter().map(|c| c.len).collect();
     let (n, e, r) = (lens[2], lens[7], lens[10]);
-    if n == 0 || n > EDGE_TARGET_MASK as usize || meta.root as usize >= n {
+    if n == 0 || n > EDGE_TARGET_MASK as usize || meta.rest.root as usize >= n {
         return bad("node count");
     }
     let node_columns = [0, 1, 2, 4, 5, 11, 12, 13];
@@ -818,9 +815,11 @@ fn assemble(
     if !rising(&header.columns[3], e) || !rising(&header.columns[9], r) {
         return bad("offsets");
     }
-    let node_types = meta.layout.nodes.type_names.len();
-    let edge_types = meta.layout.edges.type_names.len();
-    if meta.layout.nodes.kinds.len() != node_types || meta.layout.edges.kinds.len() != edge_types {
+    let node_types = meta.rest.layout.nodes.type_names.len();
+    let edge_types = meta.rest.layout.edges.type_names.len();
+    if meta.rest.layout.nodes.kinds.len() != node_types
+        || meta.rest.layout.edges.kinds.len() != edge_types
+    {
         return bad("types");
     }
     if strings.ends.windows(2).any(|w| w[0] > w[1])
@@ -831,7 +830,12 @@ fn assemble(
     {
         return bad("strings");
     }
-    if meta.closure_locations.iter().any(|&(o, _)| o as usize >= n) {
+    if meta
+        .rest
+        .closure_locations
+        .iter()
+        .any(|&(o, _)| o as usize >= n)
+    {
         return bad("groups");
     }
     let groups = meta.groups.len() as u64;
@@ -910,7 +914,7 @@ fn stored<T: Cell>(file: &Arc<IndexFile>, at: ColumnAt, check: Check) -> Column<
     })
 }
 
-/// What of [`Meta`] a snapshot needs beyond its summary.
+/// What of [`Meta`] a snapshot needs beyond its summary (the layout, the class keys, the root).
 struct MetaRest {
     layout: Layout,
     closure_locations: Vec<(u32, Location)>,
@@ -926,11 +930,12 @@ fn summary_of(meta: Meta, members: Vec<Vec<Member>>) -> Result<(Summary, MetaRes
     // Groups and classes.
     let groups_n = meta.groups.len();
     if meta.group_retained.len() != groups_n
-        || meta.group_key.len() != groups_n
+        || meta.rest.group_key.len() != groups_n
         || meta
+            .rest
             .group_key
             .iter()
-            .any(|&k| k as usize >= meta.keys.len())
+            .any(|&k| k as usize >= meta.rest.keys.len())
         || meta
             .shapes
             .iter()
@@ -974,17 +979,7 @@ fn summary_of(meta: Meta, members: Vec<Vec<Member>>) -> Result<(Summary, MetaRes
         group_retained: meta.group_retained,
         scripts: meta.scripts,
     };
-    Ok((
-        summary,
-        MetaRest {
-            layout: meta.layout,
-            closure_locations: meta.closure_locations,
-            sample: meta.sample,
-            keys: meta.keys,
-            group_key: meta.group_key,
-            root: meta.root,
-        },
-    ))
+    Ok((summary, meta.rest))
 }
 
 /// Little-endian encoder.
